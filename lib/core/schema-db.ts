@@ -1,0 +1,255 @@
+import type pg from 'pg';
+import { InvalidOptionsError } from '../errors.js';
+import { isBrokenConnectionError } from '../pool/connection-errors.js';
+import {
+  acquireClient,
+  ClientQueryRunner,
+  PoolQueryRunner,
+  type QueryParams,
+  type QueryRunner,
+} from './query-runner.js';
+import { SqlTemplate } from './sql-template.js';
+
+/** Isolation levels accepted by {@link SchemaDb.transaction}. */
+export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
+
+/** Options of {@link SchemaDb.transaction}. */
+export interface TransactionOptions {
+  /**
+   * Isolation level of the transaction.
+   * Default: the server's `default_transaction_isolation` (normally `read committed`).
+   */
+  isolationLevel?: IsolationLevel;
+  /** Start a `READ ONLY` transaction. Default: `false`. */
+  readOnly?: boolean;
+  /**
+   * How many times to re-run the whole callback after a serialization failure (SQLSTATE 40001)
+   * or a deadlock (40P01), with jittered exponential backoff. Other errors never retry, so the
+   * callback must be safe to run again (no side effects outside the database).
+   * Default: `0`.
+   */
+  retries?: number;
+}
+
+const ISOLATION_SQL: Record<IsolationLevel, string> = {
+  'read committed': 'READ COMMITTED',
+  'repeatable read': 'REPEATABLE READ',
+  serializable: 'SERIALIZABLE',
+};
+const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
+const BACKOFF_BASE_MS = 5;
+const BACKOFF_CAP_MS = 500;
+
+/**
+ * The manager for one schema over the shared pool. It qualifies table names in SQL templates
+ * (`{{tables.orders}}` becomes `"orders"."orders"`), so a connection never carries schema state
+ * and any pooled connection can serve any schema.
+ *
+ * Inject one with `@InjectSchemaDb('orders')`, or the current tenant's with `@InjectTenantDb()`.
+ *
+ * @example
+ * const order = await db.fetchOne<Order>(
+ *   'INSERT INTO {{tables.orders}} (user_id) VALUES ($1) RETURNING *', [userId]);
+ */
+export class SchemaDb {
+  readonly #runner: QueryRunner;
+  readonly #template: SqlTemplate;
+  readonly #savepoints: { next: number };
+
+  /** @internal Use the module's providers, {@link SchemaDb.create} or `withSchema()`. */
+  constructor(runner: QueryRunner, template: SqlTemplate, savepoints = { next: 1 }) {
+    this.#runner = runner;
+    this.#template = template;
+    this.#savepoints = savepoints;
+  }
+
+  /**
+   * Creates a manager for `schema` (or for unqualified names when `null`) over `pool`.
+   * Opens nothing: it only borrows connections from the pool per query.
+   */
+  static create(pool: pg.Pool, schema: string | null): SchemaDb {
+    return new SchemaDb(new PoolQueryRunner(pool), new SqlTemplate(schema));
+  }
+
+  /** The schema this manager qualifies tables with; `null` for the default manager. */
+  get schema(): string | null {
+    return this.#template.schema;
+  }
+
+  /** `true` when this manager is bound to an open transaction's connection. */
+  get inTransaction(): boolean {
+    return this.#runner.client !== null;
+  }
+
+  /**
+   * A manager for another schema that shares this one's connection source: inside a
+   * transaction, both run on the same connection, so one transaction can span schemas.
+   */
+  withSchema(schema: string | null): SchemaDb {
+    return new SchemaDb(this.#runner, new SqlTemplate(schema), this.#savepoints);
+  }
+
+  /** The quoted, schema-qualified name of `table`, e.g. `"orders"."orders"`. */
+  table(name: string): string {
+    return this.#template.table(name);
+  }
+
+  /** The SQL that would be sent for `sql`, with every placeholder expanded. For debugging. */
+  prepareQuery(sql: string): string {
+    return this.#template.expand(sql);
+  }
+
+  /** Runs `sql` and returns the full `pg` result. */
+  query<T extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: QueryParams,
+  ): Promise<pg.QueryResult<T>> {
+    let text: string;
+    try {
+      text = this.#template.expand(sql);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#runner.query<T>(text, params);
+  }
+
+  /** Runs a statement and returns the number of rows it affected (0 for utility statements). */
+  async execute(sql: string, params?: QueryParams): Promise<number> {
+    return (await this.query(sql, params)).rowCount ?? 0;
+  }
+
+  /** Returns every row. */
+  async fetchAll<T extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: QueryParams,
+  ): Promise<T[]> {
+    return (await this.query<T>(sql, params)).rows;
+  }
+
+  /** Returns the first row, or `null` when there is none. */
+  async fetchOne<T extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: QueryParams,
+  ): Promise<T | null> {
+    return (await this.query<T>(sql, params)).rows[0] ?? null;
+  }
+
+  /** Returns the first column of the first row, or `null` when there is no row. */
+  async fetchValue<T = unknown>(sql: string, params?: QueryParams): Promise<T | null> {
+    const result = await this.query(sql, params);
+    const row = result.rows[0];
+    if (row === undefined) return null;
+    const first = result.fields[0];
+    return first === undefined ? null : ((row[first.name] ?? null) as T | null);
+  }
+
+  /**
+   * Runs `fn` in a transaction on one connection and commits when it resolves, or rolls back
+   * when it throws (the error is rethrown). `fn` receives a manager bound to that connection;
+   * use it, not the outer manager, inside the callback.
+   *
+   * Called on a manager that is already in a transaction, it opens a savepoint instead: a
+   * failure inside rolls back to the savepoint and rethrows, leaving the outer transaction
+   * usable if the caller catches.
+   *
+   * The connection always returns to the pool, and is discarded if the connection broke.
+   *
+   * @example
+   * await db.transaction(async (tx) => {
+   *   await tx.execute('UPDATE {{tables.accounts}} SET balance = balance - $1 WHERE id = $2', [n, a]);
+   *   await tx.execute('UPDATE {{tables.accounts}} SET balance = balance + $1 WHERE id = $2', [n, b]);
+   * }, { isolationLevel: 'serializable', retries: 3 });
+   */
+  async transaction<T>(fn: (tx: SchemaDb) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    const begin = beginStatement(options);
+    const retries = options.retries ?? 0;
+    if (!Number.isInteger(retries) || retries < 0) {
+      throw new InvalidOptionsError(`transaction retries must be a non-negative integer, received ${retries}.`);
+    }
+    if (this.#runner.client !== null) {
+      if (begin !== 'BEGIN' || retries > 0) {
+        throw new InvalidOptionsError(
+          'A nested transaction runs in a savepoint and inherits the outer transaction: isolationLevel, readOnly and retries cannot be set on it.',
+        );
+      }
+      return this.#savepoint(fn);
+    }
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.#transactionOnce(fn, begin);
+      } catch (err) {
+        if (attempt >= retries || !RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '')) {
+          throw err;
+        }
+        await backoff(attempt);
+      }
+    }
+  }
+
+  async #transactionOnce<T>(fn: (tx: SchemaDb) => Promise<T>, begin: string): Promise<T> {
+    const client = await acquireClient(this.#runner.pool);
+    const runner = new ClientQueryRunner(this.#runner.pool, client);
+    let discard: Error | undefined;
+    try {
+      await client.query(begin);
+      try {
+        const result = await fn(new SchemaDb(runner, this.#template, { next: 1 }));
+        runner.close();
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        runner.close();
+        // After a failed COMMIT the server has already ended the transaction and ROLLBACK is a
+        // harmless no-op; if ROLLBACK itself fails, the connection is gone.
+        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+          discard = rollbackErr;
+        });
+        throw err;
+      }
+    } catch (err) {
+      if (!discard && isBrokenConnectionError(err)) discard = err as Error;
+      throw err;
+    } finally {
+      runner.close();
+      client.release(discard);
+    }
+  }
+
+  async #savepoint<T>(fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
+    const client = this.#runner.client!;
+    const name = `pgt_savepoint_${this.#savepoints.next++}`;
+    const runner = new ClientQueryRunner(this.#runner.pool, client);
+    await this.#runner.query(`SAVEPOINT ${name}`);
+    try {
+      const result = await fn(new SchemaDb(runner, this.#template, this.#savepoints));
+      runner.close();
+      await this.#runner.query(`RELEASE SAVEPOINT ${name}`);
+      return result;
+    } catch (err) {
+      runner.close();
+      // If this fails too, the outer transaction is aborted and its own ROLLBACK cleans up.
+      await this.#runner.query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
+      throw err;
+    }
+  }
+}
+
+function beginStatement({ isolationLevel, readOnly }: TransactionOptions): string {
+  let sql = 'BEGIN';
+  if (isolationLevel !== undefined) {
+    const level = ISOLATION_SQL[isolationLevel];
+    if (level === undefined) {
+      throw new InvalidOptionsError(
+        `Unknown isolationLevel ${JSON.stringify(isolationLevel)}: use 'read committed', 'repeatable read' or 'serializable'.`,
+      );
+    }
+    sql += ` ISOLATION LEVEL ${level}`;
+  }
+  if (readOnly) sql += ' READ ONLY';
+  return sql;
+}
+
+function backoff(attempt: number): Promise<void> {
+  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
+  return new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
+}

@@ -1,0 +1,85 @@
+/**
+ * Base class of every error this module throws. Catch it to handle all of them at once;
+ * each subclass names one failure and its message says what to do about it.
+ */
+export class PgTenancyError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * A configuration value is invalid (an option out of range, a malformed schema name, ...).
+ * Thrown while the module is being set up, before any connection is opened.
+ */
+export class InvalidOptionsError extends PgTenancyError {}
+
+/**
+ * A schema, table or other identifier is not acceptable. Identifiers must be 1–63 bytes,
+ * start with a letter or underscore and contain only letters, digits, `_` or `$`.
+ */
+export class InvalidIdentifierError extends PgTenancyError {
+  constructor(
+    /** What the identifier was meant to name, e.g. `'schema'` or `'table'`. */
+    readonly kind: string,
+    /** The rejected value. */
+    readonly value: string,
+    reason: string,
+  ) {
+    super(`Invalid ${kind} name ${JSON.stringify(value)}: ${reason}.`);
+  }
+}
+
+/**
+ * A SQL template holds a placeholder that cannot be expanded: an unknown name such as
+ * `{{table.x}}`, an unterminated `{{tables.x`, or `{{schema}}` on a manager without a schema.
+ * Thrown before any SQL is sent.
+ */
+export class TemplateError extends PgTenancyError {}
+
+/**
+ * No pooled connection became free within `pool.acquireTimeoutMs`. The pool is exhausted:
+ * shorten transactions, raise `pool.max` (within the server's `max_connections`) or shed load.
+ */
+export class PoolAcquireTimeoutError extends PgTenancyError {
+  constructor(
+    /** How long the caller waited, in milliseconds. */
+    readonly timeoutMs: number,
+    /** Pool size limit at the time. */
+    readonly max: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Timed out after ${timeoutMs} ms waiting for a free connection (pool max ${max}). ` +
+        'The pool is exhausted: shorten transactions, raise pool.max, or reduce concurrency.',
+      options,
+    );
+  }
+}
+
+/**
+ * A new connection to PostgreSQL could not be established (server down, wrong host or
+ * credentials, connect timeout). The message names the target without the password.
+ */
+export class DatabaseConnectionError extends PgTenancyError {}
+
+/**
+ * A transaction-bound manager was used after its transaction ended. Keep all work of a
+ * transaction inside the callback passed to `transaction()`, and `await` it there.
+ */
+export class TransactionClosedError extends PgTenancyError {
+  constructor() {
+    super(
+      'This manager belongs to a transaction that has already finished. ' +
+        'Run queries inside the transaction callback and await them before it returns.',
+    );
+  }
+}
+
+/** The pool has been closed (the application is shutting down); no new work is accepted. */
+export class PoolClosedError extends PgTenancyError {
+  constructor() {
+    super('The database pool is closed because the application is shutting down; retry on another instance.');
+  }
+}

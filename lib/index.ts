@@ -1,0 +1,23 @@
+export { SchemaDb, type IsolationLevel, type TransactionOptions } from './core/schema-db.js';
+export type { QueryParams } from './core/query-runner.js';
+export { quoteIdentifier, assertIdentifier, MAX_IDENTIFIER_BYTES } from './core/identifiers.js';
+export { DatabaseModule, type DatabaseFeatureOptions } from './module/database.module.js';
+export { DATABASE_MODULE_OPTIONS } from './module/database.module-definition.js';
+export type {
+  DatabaseModuleExtras,
+  DatabaseModuleOptions,
+  SchemaOptions,
+} from './module/database-options.interface.js';
+export { getPoolToken, getSchemaDbToken } from './module/database.tokens.js';
+export { InjectPool, InjectSchemaDb } from './module/inject.decorators.js';
+export { POOL_DEFAULTS, type ConnectionSettings, type PoolOptions } from './pool/pool-options.js';
+export {
+  DatabaseConnectionError,
+  InvalidIdentifierError,
+  InvalidOptionsError,
+  PgTenancyError,
+  PoolAcquireTimeoutError,
+  PoolClosedError,
+  TemplateError,
+  TransactionClosedError,
+} from './errors.js';

@@ -1,0 +1,21 @@
+import { ConfigurableModuleBuilder } from '@nestjs/common';
+import type { DatabaseModuleExtras, DatabaseModuleOptions } from './database-options.interface.js';
+import { createRootProviders } from './database.providers.js';
+
+export const {
+  ConfigurableModuleClass: ConfigurableDatabaseModule,
+  MODULE_OPTIONS_TOKEN: DATABASE_MODULE_OPTIONS,
+  OPTIONS_TYPE: DATABASE_OPTIONS_TYPE,
+  ASYNC_OPTIONS_TYPE: DATABASE_ASYNC_OPTIONS_TYPE,
+} = new ConfigurableModuleBuilder<DatabaseModuleOptions>({ moduleName: 'Database' })
+  .setClassMethodName('forRoot')
+  .setExtras<DatabaseModuleExtras>({ isGlobal: true, schemas: {} }, (definition, extras) => {
+    const { providers, exports } = createRootProviders(extras.schemas);
+    return {
+      ...definition,
+      global: extras.isGlobal,
+      providers: [...(definition.providers ?? []), ...providers],
+      exports: [...(definition.exports ?? []), ...exports],
+    };
+  })
+  .build();

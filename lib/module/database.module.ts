@@ -1,0 +1,44 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import type { SchemaOptions } from './database-options.interface.js';
+import { ConfigurableDatabaseModule } from './database.module-definition.js';
+import { createSchemaDbProvider } from './database.providers.js';
+import { getSchemaDbToken } from './database.tokens.js';
+
+/** Options of {@link DatabaseModule.forFeature}. */
+export interface DatabaseFeatureOptions extends SchemaOptions {
+  /** The schema this feature module owns; its manager is injected with `@InjectSchemaDb(name)`. */
+  name: string;
+}
+
+/**
+ * Multi-tenant PostgreSQL over one shared `pg` pool.
+ *
+ * - `DatabaseModule.forRoot({ connection, pool, schemas })` once, in the root module.
+ * - `DatabaseModule.forRootAsync({ imports, inject, useFactory, schemas })` when the connection
+ *   settings come from config; `schemas` and `isGlobal` stay outside the factory because they
+ *   decide which providers exist.
+ * - `DatabaseModule.forFeature({ name })` in a feature or library module that owns a schema: it
+ *   gets a manager over the app's pool and never opens a pool of its own.
+ *
+ * @example
+ * DatabaseModule.forRoot({
+ *   connection: process.env.DATABASE_URL,
+ *   pool: { max: 20, acquireTimeoutMs: 5_000 },
+ *   schemas: { users: {}, orders: {} },
+ * })
+ */
+@Module({})
+export class DatabaseModule extends ConfigurableDatabaseModule {
+  /**
+   * Declares a schema owned by a feature module, served by the app's shared pool. The root
+   * `DatabaseModule` must be global (the default).
+   */
+  static forFeature(options: DatabaseFeatureOptions): DynamicModule {
+    const provider = createSchemaDbProvider(options.name);
+    return {
+      module: DatabaseModule,
+      providers: [provider],
+      exports: [getSchemaDbToken(options.name)],
+    };
+  }
+}

@@ -1,0 +1,14 @@
+/**
+ * The injection token of the manager for `schema`, or of the default manager (unqualified
+ * names) when called without one. Use it in `inject: [...]` lists, `moduleRef.get()` and tests.
+ *
+ * @example moduleRef.get<SchemaDb>(getSchemaDbToken('orders'))
+ */
+export function getSchemaDbToken(schema?: string): string {
+  return schema === undefined ? 'DatabaseModule:SchemaDb<default>' : `DatabaseModule:SchemaDb(${schema})`;
+}
+
+/** The injection token of the shared `pg.Pool`. */
+export function getPoolToken(): string {
+  return 'DatabaseModule:Pool';
+}

@@ -1,0 +1,7 @@
+export { createTestDatabase, type TestDatabase, type TestDatabaseOptions } from './test-database.js';
+export {
+  EmbeddedPostgresError,
+  startEmbeddedPostgres,
+  type EmbeddedPostgresOptions,
+  type EmbeddedPostgresServer,
+} from './embedded-server.js';
