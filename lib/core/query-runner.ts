@@ -28,13 +28,13 @@ export class PoolQueryRunner implements QueryRunner {
     text: string,
     params?: QueryParams,
   ): Promise<pg.QueryResult<R>> {
-    const client = await acquireClient(this.pool);
+    const lease = await checkout(this.pool);
     try {
-      const result = await client.query<R>(text, params as unknown[] | undefined);
-      client.release();
+      const result = await lease.client.query<R>(text, params as unknown[] | undefined);
+      lease.release();
       return result;
     } catch (err) {
-      client.release(isBrokenConnectionError(err) ? (err as Error) : undefined);
+      lease.release(isBrokenConnectionError(err) ? (err as Error) : undefined);
       throw err;
     }
   }
@@ -58,11 +58,44 @@ export class ClientQueryRunner implements QueryRunner {
   }
 }
 
-/** `pool.connect()` with this module's typed errors. */
-export async function acquireClient(pool: pg.Pool): Promise<pg.PoolClient> {
+/** A checked-out client and the one way to give it back. */
+export interface Lease {
+  readonly client: pg.PoolClient;
+  /** The connection error seen while checked out, if any: the client must then be discarded. */
+  readonly brokenBy: Error | undefined;
+  /** Returns the client to the pool, or discards it when `err` (or `brokenBy`) is set. Idempotent. */
+  release(err?: Error): void;
+}
+
+/**
+ * `pool.connect()` with this module's typed errors, and an `error` listener for as long as the
+ * client is checked out. The pool listens only to idle clients: without this, a backend killed
+ * between two queries of a transaction (`pg_terminate_backend`, a server restart,
+ * `idle_in_transaction_session_timeout`) emits an unhandled `error` and crashes the process.
+ */
+export async function checkout(pool: pg.Pool): Promise<Lease> {
+  let client: pg.PoolClient;
   try {
-    return await pool.connect();
+    client = await pool.connect();
   } catch (err) {
     throw toAcquireError(err, pool);
   }
+  let brokenBy: Error | undefined;
+  let released = false;
+  const onError = (err: Error) => {
+    brokenBy ??= err;
+  };
+  client.on('error', onError);
+  return {
+    client,
+    get brokenBy() {
+      return brokenBy;
+    },
+    release(err?: Error) {
+      if (released) return;
+      released = true;
+      client.off('error', onError);
+      client.release(err ?? brokenBy);
+    },
+  };
 }

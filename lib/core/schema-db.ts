@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { InvalidOptionsError } from '../errors.js';
 import { isBrokenConnectionError } from '../pool/connection-errors.js';
 import {
-  acquireClient,
+  checkout,
   ClientQueryRunner,
   PoolQueryRunner,
   type QueryParams,
@@ -187,7 +187,8 @@ export class SchemaDb {
   }
 
   async #transactionOnce<T>(fn: (tx: SchemaDb) => Promise<T>, begin: string): Promise<T> {
-    const client = await acquireClient(this.#runner.pool);
+    const lease = await checkout(this.#runner.pool);
+    const { client } = lease;
     const runner = new ClientQueryRunner(this.#runner.pool, client);
     let discard: Error | undefined;
     try {
@@ -201,9 +202,13 @@ export class SchemaDb {
         runner.close();
         // After a failed COMMIT the server has already ended the transaction and ROLLBACK is a
         // harmless no-op; if ROLLBACK itself fails, the connection is gone.
-        await client.query('ROLLBACK').catch((rollbackErr: Error) => {
-          discard = rollbackErr;
-        });
+        if (lease.brokenBy) {
+          discard = lease.brokenBy;
+        } else {
+          await client.query('ROLLBACK').catch((rollbackErr: Error) => {
+            discard = rollbackErr;
+          });
+        }
         throw err;
       }
     } catch (err) {
@@ -211,7 +216,7 @@ export class SchemaDb {
       throw err;
     } finally {
       runner.close();
-      client.release(discard);
+      lease.release(discard);
     }
   }
 
