@@ -6,6 +6,7 @@ export { DATABASE_MODULE_OPTIONS } from './module/database.module-definition.js'
 export type {
   DatabaseModuleExtras,
   DatabaseModuleOptions,
+  DatabaseOptionsFactory,
   SchemaOptions,
 } from './module/database-options.interface.js';
 export { getPoolToken, getSchemaDbToken } from './module/database.tokens.js';

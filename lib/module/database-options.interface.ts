@@ -28,3 +28,11 @@ export interface DatabaseModuleExtras {
    */
   schemas: Record<string, SchemaOptions>;
 }
+
+/**
+ * A class usable with `forRootAsync({ useClass })` or `useExisting`: Nest instantiates it with
+ * its own dependencies and calls `createDatabaseOptions()`.
+ */
+export interface DatabaseOptionsFactory {
+  createDatabaseOptions(): DatabaseModuleOptions | Promise<DatabaseModuleOptions>;
+}

@@ -9,6 +9,7 @@ export const {
   ASYNC_OPTIONS_TYPE: DATABASE_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<DatabaseModuleOptions>({ moduleName: 'Database' })
   .setClassMethodName('forRoot')
+  .setFactoryMethodName('createDatabaseOptions')
   .setExtras<DatabaseModuleExtras>({ isGlobal: true, schemas: {} }, (definition, extras) => {
     const { providers, exports } = createRootProviders(extras.schemas);
     return {

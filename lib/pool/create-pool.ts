@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { describeTarget } from './connection-errors.js';
 import { toPgPoolConfig, type ConnectionSettings } from './pool-options.js';
@@ -12,7 +12,7 @@ import { toPgPoolConfig, type ConnectionSettings } from './pool-options.js';
  * No `connect` hook sets session state: tenancy is carried by qualified names, never by a
  * session, so every connection can serve every schema (and PgBouncer transaction mode works).
  */
-export function createPool(settings: ConnectionSettings, logger = new Logger('DatabaseModule')): pg.Pool {
+export function createPool(settings: ConnectionSettings, logger: LoggerService = new Logger('DatabaseModule')): pg.Pool {
   const config = toPgPoolConfig(settings);
   const pool = new pg.Pool(config);
   const target = describeTarget(config);
