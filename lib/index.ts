@@ -22,3 +22,19 @@ export {
   TemplateError,
   TransactionClosedError,
 } from './errors.js';
+export {
+  MigrationRunner,
+  MIGRATIONS_TABLE,
+  type AppliedMigration,
+  type MigrationResult,
+  type MigrationRunnerOptions,
+  type MigrationStatus,
+  type PlannedMigration,
+} from './migrations/migration-runner.js';
+export type { MigrationFile } from './migrations/migration-files.js';
+export {
+  MigrationChecksumError,
+  MigrationFailedError,
+  MigrationFilesError,
+} from './migrations/migration.errors.js';
+export type { PgTenancyConfig } from './cli/cli-config.js';

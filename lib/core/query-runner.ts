@@ -78,7 +78,7 @@ export async function checkout(pool: pg.Pool): Promise<Lease> {
   try {
     client = await pool.connect();
   } catch (err) {
-    throw toAcquireError(err, pool);
+    throw toAcquireError(err, pool.options);
   }
   let brokenBy: Error | undefined;
   let released = false;

@@ -1,17 +1,33 @@
 import type { ConnectionSettings } from '../pool/pool-options.js';
 
-/**
- * Options of one named schema.
- * (Migrations per schema are configured here once the migrations feature lands.)
- */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
-export interface SchemaOptions {}
+/** Options of one named schema. */
+export interface SchemaOptions {
+  /**
+   * Folder of `NNN_description.sql` migrations for this schema, relative to the working
+   * directory. Default: none (the schema is not migrated).
+   *
+   * @example schemas: { orders: { migrations: 'migrations/orders' } }
+   */
+  migrations?: string;
+}
 
 /**
  * Options of `DatabaseModule.forRoot()`, or what the `useFactory` of `forRootAsync()` returns:
- * where to connect and how big the pool is. See {@link ConnectionSettings}.
+ * where to connect, how big the pool is, and whether to migrate at start-up.
  */
-export type DatabaseModuleOptions = ConnectionSettings;
+export interface DatabaseModuleOptions extends ConnectionSettings {
+  /**
+   * Apply pending migrations of every schema with a `migrations` folder during `onModuleInit`,
+   * before the app serves; a failure stops start-up. Set `false` when a deploy step runs
+   * `npx nestjs-pg-tenancy migrate` instead. Default: `true`.
+   */
+  migrateOnStartup?: boolean;
+  /**
+   * `statement_timeout` for migration statements, on their own connection; `0` means none.
+   * Default: `0`.
+   */
+  migrationStatementTimeoutMs?: number;
+}
 
 /**
  * Options that shape the module graph, so they are given directly to `forRoot()` /

@@ -1,2 +1,8 @@
 /** The record of named schemas given to forRoot/forRootAsync (read by migrations). */
 export const DATABASE_SCHEMAS = 'DatabaseModule:Schemas';
+
+/** The migrator of the root module's named schemas. */
+export const DATABASE_MIGRATOR = 'DatabaseModule:Migrator';
+
+/** The migrator of a schema declared with forFeature. */
+export const featureMigratorToken = (schema: string) => `DatabaseModule:Migrator(${schema})`;

@@ -1,7 +1,8 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { SchemaOptions } from './database-options.interface.js';
 import { ConfigurableDatabaseModule } from './database.module-definition.js';
-import { createSchemaDbProvider } from './database.providers.js';
+import { featureMigratorToken } from './database.internal-constants.js';
+import { createMigratorProvider, createSchemaDbProvider } from './database.providers.js';
 import { getSchemaDbToken } from './database.tokens.js';
 
 /** Options of {@link DatabaseModule.forFeature}. */
@@ -30,14 +31,20 @@ export interface DatabaseFeatureOptions extends SchemaOptions {
 @Module({})
 export class DatabaseModule extends ConfigurableDatabaseModule {
   /**
-   * Declares a schema owned by a feature module, served by the app's shared pool. The root
-   * `DatabaseModule` must be global (the default).
+   * Declares a schema owned by a feature module, served by the app's shared pool, with its own
+   * migrations folder applied at start-up like the root's. The root `DatabaseModule` must be
+   * global (the default).
+   *
+   * @example DatabaseModule.forFeature({ name: 'audit', migrations: 'migrations/audit' })
    */
   static forFeature(options: DatabaseFeatureOptions): DynamicModule {
-    const provider = createSchemaDbProvider(options.name);
+    const { name, ...schemaOptions } = options;
     return {
       module: DatabaseModule,
-      providers: [provider],
+      providers: [
+        createSchemaDbProvider(name),
+        createMigratorProvider(featureMigratorToken(name), { [name]: schemaOptions }),
+      ],
       exports: [getSchemaDbToken(options.name)],
     };
   }

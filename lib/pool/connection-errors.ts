@@ -27,9 +27,9 @@ export function isBrokenConnectionError(err: unknown): boolean {
 }
 
 /** Translates a failure of `pool.connect()` into this module's typed errors. */
-export function toAcquireError(err: unknown, pool: pg.Pool): Error {
+export function toAcquireError(err: unknown, config: pg.PoolConfig): Error {
   const message = err instanceof Error ? err.message : String(err);
-  const { connectionTimeoutMillis = 0, max = 10 } = pool.options;
+  const { connectionTimeoutMillis = 0, max = 10 } = config;
   if (message === 'timeout exceeded when trying to connect') {
     return new PoolAcquireTimeoutError(connectionTimeoutMillis, max, { cause: err });
   }
@@ -40,12 +40,12 @@ export function toAcquireError(err: unknown, pool: pg.Pool): Error {
     // Authentication, unknown database, too many connections: the server said no. Its message
     // never contains the password, so it is safe to repeat.
     return new DatabaseConnectionError(
-      `PostgreSQL at ${describeTarget(pool.options)} refused the connection: ${err.message}`,
+      `PostgreSQL at ${describeTarget(config)} refused the connection: ${err.message}`,
       { cause: err },
     );
   }
   return new DatabaseConnectionError(
-    `Could not connect to PostgreSQL at ${describeTarget(pool.options)}: ${message}. ` +
+    `Could not connect to PostgreSQL at ${describeTarget(config)}: ${message}. ` +
       'Check that the server is running and the connection settings are right.',
     { cause: err },
   );

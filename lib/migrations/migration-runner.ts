@@ -1,0 +1,229 @@
+import { Logger, type LoggerService } from '@nestjs/common';
+import pg from 'pg';
+import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
+import { SqlTemplate } from '../core/sql-template.js';
+import { toAcquireError } from '../pool/connection-errors.js';
+import { loadMigrationFiles, type MigrationFile } from './migration-files.js';
+import { MigrationChecksumError, MigrationFailedError } from './migration.errors.js';
+
+/** Name of the history table created in every migrated schema. */
+export const MIGRATIONS_TABLE = 'schema_migrations';
+
+// Advisory lock namespace ("pgtn"); the second key is hashtext(schema), one lock per schema.
+const LOCK_NAMESPACE = 0x7067746e;
+
+/** A row of a schema's history table. */
+export interface AppliedMigration {
+  readonly version: number;
+  readonly name: string;
+  readonly checksum: string;
+  readonly appliedAt: Date;
+  readonly durationMs: number;
+}
+
+/** Where a schema stands against its migrations folder. */
+export interface MigrationStatus {
+  readonly schema: string;
+  readonly applied: AppliedMigration[];
+  readonly pending: MigrationFile[];
+  /** Names of applied files whose text has changed since (each one is a checksum error). */
+  readonly changed: string[];
+}
+
+/** What one `migrate()` call did. */
+export interface MigrationResult {
+  readonly schema: string;
+  readonly applied: { readonly name: string; readonly durationMs: number }[];
+}
+
+/** A pending file and the SQL that would run for it. */
+export interface PlannedMigration {
+  readonly name: string;
+  readonly transactional: boolean;
+  readonly sql: string;
+}
+
+/** Options of {@link MigrationRunner}. */
+export interface MigrationRunnerOptions {
+  /**
+   * Server-side `statement_timeout` for migration statements; `0` means none, since index builds
+   * and backfills legitimately run long. Also bounds the wait for another instance's lock.
+   * Default: `0`.
+   */
+  statementTimeoutMs?: number;
+  /** Receives one line per applied file. Default: Nest's `Logger('Migrations')`. */
+  logger?: LoggerService;
+}
+
+/**
+ * Applies `NNN_description.sql` files to a schema, each in its own transaction together with its
+ * history row, under a per-schema advisory lock so that any number of instances starting at once
+ * apply each file exactly once.
+ *
+ * Migrations run on a dedicated connection opened with the pool's settings (not a pooled one), so
+ * their relaxed timeout and the session lock never leak into the pool.
+ */
+export class MigrationRunner {
+  readonly #config: pg.ClientConfig;
+  readonly #logger: LoggerService;
+
+  /** @param connection the pool's options (`pool.options`) or any `pg.ClientConfig`. */
+  constructor(connection: pg.ClientConfig, options: MigrationRunnerOptions = {}) {
+    const {
+      statement_timeout: _statementTimeout,
+      lock_timeout: _lockTimeout,
+      ...rest
+    } = connection as pg.ClientConfig & { lock_timeout?: number };
+    const timeout = options.statementTimeoutMs ?? 0;
+    this.#config = { ...rest, ...(timeout > 0 ? { statement_timeout: timeout } : {}) };
+    this.#logger = options.logger ?? new Logger('Migrations');
+  }
+
+  /** Applied, pending and changed migrations of `schema`. Creates nothing. */
+  async status(schema: string, dir: string): Promise<MigrationStatus> {
+    assertIdentifier(schema, 'schema');
+    const files = await loadMigrationFiles(dir);
+    return this.#withClient((client) => this.#status(client, schema, files));
+  }
+
+  /**
+   * The SQL that `migrate()` would run, expanded, without running it. Fails like `migrate()` would
+   * on a checksum mismatch.
+   */
+  async plan(schema: string, dir: string): Promise<PlannedMigration[]> {
+    const status = await this.status(schema, dir);
+    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+    const template = new SqlTemplate(schema);
+    return status.pending.map((file) => ({
+      name: file.name,
+      transactional: file.transactional,
+      sql: template.expand(file.sql),
+    }));
+  }
+
+  /**
+   * Creates the schema and its history table if missing, then applies pending files in order.
+   *
+   * @throws MigrationChecksumError when an applied file was edited (nothing is applied).
+   * @throws MigrationFailedError naming schema, file and line; that file is rolled back and later
+   *   files are not attempted. Files applied before it stay applied.
+   */
+  async migrate(schema: string, dir: string): Promise<MigrationResult> {
+    assertIdentifier(schema, 'schema');
+    const files = await loadMigrationFiles(dir);
+    const template = new SqlTemplate(schema);
+    return this.#withClient(async (client) => {
+      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
+      try {
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
+        await client.query(
+          `CREATE TABLE IF NOT EXISTS ${historyTable(schema)} (
+             version integer PRIMARY KEY,
+             name text NOT NULL,
+             checksum text NOT NULL,
+             applied_at timestamptz NOT NULL DEFAULT now(),
+             duration_ms integer NOT NULL
+           )`,
+        );
+        // Read the history only now, under the lock: another instance may just have applied files.
+        const status = await this.#status(client, schema, files);
+        if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+        const applied: MigrationResult['applied'] = [];
+        for (const file of status.pending) {
+          const durationMs = await this.#apply(client, schema, template, file);
+          applied.push({ name: file.name, durationMs });
+          this.#logger.log(`Applied ${schema}/${file.name} in ${durationMs} ms`);
+        }
+        return { schema, applied };
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
+      }
+    });
+  }
+
+  async #apply(client: pg.Client, schema: string, template: SqlTemplate, file: MigrationFile): Promise<number> {
+    const sql = template.expand(file.sql);
+    const record = `INSERT INTO ${historyTable(schema)} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`;
+    const started = performance.now();
+    try {
+      if (file.transactional) {
+        await client.query('BEGIN');
+        await client.query(sql);
+        const durationMs = Math.round(performance.now() - started);
+        await client.query(record, [file.version, file.name, file.checksum, durationMs]);
+        await client.query('COMMIT');
+        return durationMs;
+      }
+      // Sent as one simple query: a single statement such as CREATE INDEX CONCURRENTLY runs
+      // outside any transaction block, as it must.
+      await client.query(sql);
+      const durationMs = Math.round(performance.now() - started);
+      await client.query(record, [file.version, file.name, file.checksum, durationMs]);
+      return durationMs;
+    } catch (err) {
+      if (file.transactional) await client.query('ROLLBACK').catch(() => undefined);
+      throw new MigrationFailedError(schema, file.name, lineOf(sql, err), err);
+    }
+  }
+
+  async #status(client: pg.Client, schema: string, files: MigrationFile[]): Promise<MigrationStatus> {
+    const exists = await client.query<{ found: string | null }>('SELECT to_regclass($1)::text AS found', [
+      historyTable(schema),
+    ]);
+    const rows =
+      exists.rows[0]?.found == null
+        ? []
+        : (
+            await client.query<{ version: number; name: string; checksum: string; applied_at: Date; duration_ms: number }>(
+              `SELECT version, name, checksum, applied_at, duration_ms FROM ${historyTable(schema)} ORDER BY version`,
+            )
+          ).rows;
+    const applied = rows.map((r) => ({
+      version: r.version,
+      name: r.name,
+      checksum: r.checksum,
+      appliedAt: r.applied_at,
+      durationMs: r.duration_ms,
+    }));
+    const byVersion = new Map(applied.map((a) => [a.version, a]));
+    return {
+      schema,
+      applied,
+      pending: files.filter((f) => !byVersion.has(f.version)),
+      changed: files.filter((f) => {
+        const row = byVersion.get(f.version);
+        return row !== undefined && row.checksum !== f.checksum;
+      }).map((f) => f.name),
+    };
+  }
+
+  async #withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = new pg.Client(this.#config);
+    // A connection error while idle between statements must not crash the process; the next
+    // query on the client fails and reports it.
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+    } catch (err) {
+      throw toAcquireError(err, this.#config);
+    }
+    try {
+      return await fn(client);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+}
+
+function historyTable(schema: string): string {
+  return `${quoteIdentifier(schema)}.${quoteIdentifier(MIGRATIONS_TABLE)}`;
+}
+
+/** 1-based line of PostgreSQL's error position in `sql` (placeholders never span lines). */
+function lineOf(sql: string, err: unknown): number | undefined {
+  const position = Number((err as { position?: string }).position);
+  if (!Number.isInteger(position) || position < 1) return undefined;
+  let line = 1;
+  for (let i = 0; i < position - 1 && i < sql.length; i++) if (sql[i] === '\n') line++;
+  return line;
+}

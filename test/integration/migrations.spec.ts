@@ -1,0 +1,211 @@
+import { Test } from '@nestjs/testing';
+import pg from 'pg';
+import {
+  DatabaseModule,
+  MigrationChecksumError,
+  MigrationFailedError,
+  MigrationRunner,
+} from '../../lib/index.js';
+import { adminPool, useTestDatabase } from '../support/database.js';
+import { RecordingLogger } from '../support/logs.js';
+import { useMigrationFolders, write } from '../support/migrations.js';
+
+const BASE = {
+  '001_create_orders.sql': 'CREATE TABLE {{tables.orders}} (id serial PRIMARY KEY, item text NOT NULL);',
+  '002_create_items.sql':
+    'CREATE TABLE {{tables.items}} (\n  id serial PRIMARY KEY,\n  order_id int REFERENCES {{tables.orders}} (id)\n);',
+  '003_seed.sql': "INSERT INTO {{tables.orders}} (item) VALUES ('first');",
+};
+
+describe('migrations', () => {
+  const database = useTestDatabase();
+  const folder = useMigrationFolders();
+  let admin: pg.Pool;
+  let runner: MigrationRunner;
+  let logger: RecordingLogger;
+  let schemaCounter = 0;
+  const nextSchema = () => `mig_${++schemaCounter}`;
+
+  const history = async (schema: string) =>
+    (await admin.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`)).rows;
+  const tableExists = async (name: string) =>
+    (await admin.query('SELECT to_regclass($1)::text AS t', [name])).rows[0].t !== null;
+
+  beforeAll(() => {
+    admin = adminPool(database.current.url);
+  });
+  beforeEach(() => {
+    logger = new RecordingLogger();
+    runner = new MigrationRunner({ connectionString: database.current.url }, { logger });
+  });
+  afterAll(() => admin.end());
+
+  it('applies every file to a fresh schema and records version, checksum and duration', async () => {
+    const schema = nextSchema();
+    const dir = await folder(BASE);
+    const result = await runner.migrate(schema, dir);
+    expect(result.applied.map((a) => a.name)).toEqual(Object.keys(BASE));
+    const rows = (
+      await admin.query(`SELECT version, name, checksum, applied_at, duration_ms FROM "${schema}".schema_migrations ORDER BY version`)
+    ).rows;
+    expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
+    expect(rows[0].checksum).toMatch(/^[0-9a-f]{64}$/);
+    expect(rows.every((r) => r.applied_at instanceof Date && r.duration_ms >= 0)).toBe(true);
+    expect(await tableExists(`${schema}.items`)).toBe(true);
+    expect(logger.logs).toEqual(Object.keys(BASE).map((name) => expect.stringMatching(new RegExp(`^Applied ${schema}/${name} in \\d+ ms$`))));
+  });
+
+  it('applies nothing on a re-run, and only a new file afterwards', async () => {
+    const schema = nextSchema();
+    const dir = await folder(BASE);
+    await runner.migrate(schema, dir);
+    expect((await runner.migrate(schema, dir)).applied).toEqual([]);
+    await write(dir, { '004_add_note.sql': 'ALTER TABLE {{tables.orders}} ADD COLUMN note text;' });
+    expect((await runner.migrate(schema, dir)).applied.map((a) => a.name)).toEqual(['004_add_note.sql']);
+    expect(await admin.query(`SELECT count(*)::int AS n FROM "${schema}".orders`)).toMatchObject({ rows: [{ n: 1 }] });
+  });
+
+  it('refuses to run when an applied file was edited, and applies nothing else', async () => {
+    const schema = nextSchema();
+    const dir = await folder(BASE);
+    await runner.migrate(schema, dir);
+    await write(dir, {
+      '002_create_items.sql': BASE['002_create_items.sql'] + '\n-- edited',
+      '004_more.sql': 'CREATE TABLE {{tables.more}} (id int);',
+    });
+    const error = await runner.migrate(schema, dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationChecksumError);
+    expect(error).toMatchObject({ schema, file: '002_create_items.sql' });
+    expect((error as Error).message).toMatch(/checksum mismatch/);
+    expect(await tableExists(`${schema}.more`)).toBe(false);
+    const status = await runner.status(schema, dir);
+    expect(status.changed).toEqual(['002_create_items.sql']);
+  });
+
+  it('rolls back a failing file, reports file and line, and stops there', async () => {
+    const schema = nextSchema();
+    const dir = await folder({
+      '001_ok.sql': 'CREATE TABLE {{tables.a}} (id int);',
+      '002_broken.sql': 'CREATE TABLE {{tables.b}} (id int);\nINSERT INTO {{tables.b}} VALUES (1);\nSELECT no_such_column FROM {{tables.b}};\n',
+      '003_never.sql': 'CREATE TABLE {{tables.c}} (id int);',
+    });
+    const error = await runner.migrate(schema, dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationFailedError);
+    expect(error).toMatchObject({ schema, file: '002_broken.sql', line: 3 });
+    expect((error as Error).message).toMatch(
+      new RegExp(`Migration 002_broken.sql \\(line 3\\) failed in schema "${schema}": column "no_such_column" does not exist`),
+    );
+    expect(await history(schema)).toEqual([{ version: 1, name: '001_ok.sql' }]);
+    expect(await tableExists(`${schema}.b`)).toBe(false);
+    expect(await tableExists(`${schema}.c`)).toBe(false);
+  });
+
+  it('runs a -- migrate:no-transaction file outside a transaction (CREATE INDEX CONCURRENTLY)', async () => {
+    const schema = nextSchema();
+    const dir = await folder({
+      '001_table.sql': 'CREATE TABLE {{tables.events}} (id int, kind text);',
+      '002_index.sql': '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS events_kind ON {{tables.events}} (kind);\n',
+    });
+    await runner.migrate(schema, dir);
+    const index = await admin.query(
+      `SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)`,
+      [`${schema}.events_kind`],
+    );
+    expect(index.rows).toEqual([{ indisvalid: true }]);
+    expect(await history(schema)).toHaveLength(2);
+  });
+
+  it('fails CREATE INDEX CONCURRENTLY without the marker, naming the file', async () => {
+    const schema = nextSchema();
+    const dir = await folder({
+      '001_table.sql': 'CREATE TABLE {{tables.events}} (id int);',
+      '002_index.sql': 'CREATE INDEX CONCURRENTLY events_id ON {{tables.events}} (id);',
+    });
+    await expect(runner.migrate(schema, dir)).rejects.toThrow(/002_index\.sql.*cannot run inside a transaction block/);
+  });
+
+  it('reports status and plans pending SQL without creating anything', async () => {
+    const schema = nextSchema();
+    const dir = await folder(BASE);
+    const before = await runner.status(schema, dir);
+    expect(before.applied).toEqual([]);
+    expect(before.pending.map((f) => f.name)).toEqual(Object.keys(BASE));
+    const plan = await runner.plan(schema, dir);
+    expect(plan[0]).toEqual({
+      name: '001_create_orders.sql',
+      transactional: true,
+      sql: `CREATE TABLE "${schema}"."orders" (id serial PRIMARY KEY, item text NOT NULL);`,
+    });
+    expect(await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).toMatchObject({ rowCount: 0 });
+    await runner.migrate(schema, dir);
+    const after = await runner.status(schema, dir);
+    expect(after.applied.map((a) => a.name)).toEqual(Object.keys(BASE));
+    expect(after.pending).toEqual([]);
+  });
+
+  describe('at application start-up', () => {
+    it('applies named schemas in declaration order before the app serves', async () => {
+      const users = await folder({ '001_users.sql': 'CREATE TABLE {{tables.users}} (id int PRIMARY KEY);' });
+      const orders = await folder({
+        // Refers to the users schema: works only if users migrated first.
+        '001_orders.sql': 'CREATE TABLE {{tables.orders}} (user_id int REFERENCES app_users.users (id));',
+      });
+      const app = await Test.createTestingModule({
+        imports: [
+          DatabaseModule.forRoot({
+            connection: database.current.url,
+            schemas: { app_users: { migrations: users }, app_orders: { migrations: orders } },
+          }),
+        ],
+      }).compile();
+      try {
+        expect(await tableExists('app_orders.orders')).toBe(false);
+        await app.init();
+        expect(await tableExists('app_users.users')).toBe(true);
+        expect(await tableExists('app_orders.orders')).toBe(true);
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('applies a feature module schema with the app', async () => {
+      const audit = await folder({ '001_log.sql': 'CREATE TABLE {{tables.log}} (msg text);' });
+      const app = await Test.createTestingModule({
+        imports: [
+          DatabaseModule.forRoot({ connection: database.current.url }),
+          DatabaseModule.forFeature({ name: 'feature_audit', migrations: audit }),
+        ],
+      }).compile();
+      await app.init();
+      await app.close();
+      expect(await tableExists('feature_audit.log')).toBe(true);
+    });
+
+    it('does nothing with migrateOnStartup: false', async () => {
+      const dir = await folder({ '001_t.sql': 'CREATE TABLE {{tables.t}} (id int);' });
+      const app = await Test.createTestingModule({
+        imports: [
+          DatabaseModule.forRoot({
+            connection: database.current.url,
+            migrateOnStartup: false,
+            schemas: { skipped_schema: { migrations: dir } },
+          }),
+        ],
+      }).compile();
+      await app.init();
+      await app.close();
+      expect(await tableExists('skipped_schema.t')).toBe(false);
+    });
+
+    it('fails start-up when a migration fails', async () => {
+      const dir = await folder({ '001_bad.sql': 'CREATE TABLE {{tables.t}} (id nonsense_type);' });
+      const app = await Test.createTestingModule({
+        imports: [
+          DatabaseModule.forRoot({ connection: database.current.url, schemas: { failing: { migrations: dir } } }),
+        ],
+      }).compile();
+      await expect(app.init()).rejects.toBeInstanceOf(MigrationFailedError);
+      await app.close();
+    });
+  });
+});
