@@ -80,6 +80,37 @@ export class TransactionClosedError extends PgTenancyError {
 /** The pool has been closed (the application is shutting down); no new work is accepted. */
 export class PoolClosedError extends PgTenancyError {
   constructor() {
-    super('The database pool is closed because the application is shutting down; retry on another instance.');
+    super(
+      'The database pool is closed because the application is shutting down; retry on another instance.',
+    );
+  }
+}
+
+/**
+ * The transaction was already aborted when it tried to commit, so PostgreSQL rolled it back:
+ * a statement inside failed and the error was caught without rethrowing. Nothing was saved.
+ * Let errors propagate out of the callback, or catch them inside a nested `transaction()`
+ * (a savepoint) so the outer transaction stays usable.
+ */
+export class TransactionAbortedError extends PgTenancyError {
+  constructor() {
+    super(
+      'COMMIT was answered with ROLLBACK: a statement in this transaction failed and its error was caught, so nothing was saved. ' +
+        'Rethrow the error, or wrap the statement that may fail in a nested transaction() (a savepoint).',
+    );
+  }
+}
+
+/**
+ * Two nested transactions (savepoints) were opened side by side on one transaction, e.g. with
+ * `Promise.all`. Savepoints nest but cannot interleave on one connection: run them one after
+ * the other.
+ */
+export class ConcurrentSavepointError extends PgTenancyError {
+  constructor() {
+    super(
+      'A nested transaction is already running on this transaction: savepoints on one connection cannot run concurrently. ' +
+        'Await each nested transaction() before starting the next.',
+    );
   }
 }

@@ -13,6 +13,7 @@ export { getPoolToken, getSchemaDbToken } from './module/database.tokens.js';
 export { InjectPool, InjectSchemaDb } from './module/inject.decorators.js';
 export { POOL_DEFAULTS, type ConnectionSettings, type PoolOptions } from './pool/pool-options.js';
 export {
+  ConcurrentSavepointError,
   DatabaseConnectionError,
   InvalidIdentifierError,
   InvalidOptionsError,
@@ -20,6 +21,7 @@ export {
   PoolAcquireTimeoutError,
   PoolClosedError,
   TemplateError,
+  TransactionAbortedError,
   TransactionClosedError,
 } from './errors.js';
 export {

@@ -25,7 +25,9 @@ export interface PgTenancyConfig extends DatabaseModuleOptions {
 export const DEFAULT_CONFIG_FILES = ['pg-tenancy.config.mjs', 'pg-tenancy.config.js'];
 
 /** Loads a config module. @throws InvalidOptionsError when it is missing or exports nothing usable. */
-export async function loadCliConfig(file?: string): Promise<{ path: string; config: PgTenancyConfig }> {
+export async function loadCliConfig(
+  file?: string,
+): Promise<{ path: string; config: PgTenancyConfig }> {
   const candidates = file ? [file] : DEFAULT_CONFIG_FILES;
   for (const candidate of candidates) {
     const path = resolve(candidate);

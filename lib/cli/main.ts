@@ -24,10 +24,9 @@ const plainLogger = {
 };
 
 function selectSchemas(config: PgTenancyConfig, only: string[] | undefined): [string, string][] {
-  const declared = Object.entries(config.schemas ?? {}).filter(([, o]) => o.migrations !== undefined) as [
-    string,
-    { migrations: string },
-  ][];
+  const declared = Object.entries(config.schemas ?? {}).filter(
+    ([, o]) => o.migrations !== undefined,
+  ) as [string, { migrations: string }][];
   const selected = only?.length ? declared.filter(([name]) => only.includes(name)) : declared;
   const unknown = (only ?? []).filter((name) => !declared.some(([n]) => n === name));
   if (unknown.length > 0) {
@@ -68,7 +67,9 @@ async function migrate(flags: MigrateFlags): Promise<number> {
       const plan = await runner.plan(schema, dir);
       if (plan.length === 0) console.log(`-- ${schema}: up to date`);
       for (const step of plan) {
-        console.log(`-- ${schema}/${step.name}${step.transactional ? '' : ' (no transaction)'}\n${step.sql.trimEnd()}\n`);
+        console.log(
+          `-- ${schema}/${step.name}${step.transactional ? '' : ' (no transaction)'}\n${step.sql.trimEnd()}\n`,
+        );
       }
     }
     return EXIT.ok;
@@ -93,8 +94,16 @@ export function buildProgram(): Command {
   program
     .command('migrate')
     .description('apply pending migrations of the schemas declared in the config file')
-    .option('-c, --config <file>', 'config module exporting the database options (default: pg-tenancy.config.mjs)')
-    .addOption(new Option('--status', 'show applied and pending migrations; exit 1 if an applied file changed').conflicts('dryRun'))
+    .option(
+      '-c, --config <file>',
+      'config module exporting the database options (default: pg-tenancy.config.mjs)',
+    )
+    .addOption(
+      new Option(
+        '--status',
+        'show applied and pending migrations; exit 1 if an applied file changed',
+      ).conflicts('dryRun'),
+    )
     .option('--dry-run', 'print the SQL that would run, without running it')
     .option('-s, --schema <name...>', 'only these schemas (repeatable)')
     .action(async (flags: MigrateFlags) => {

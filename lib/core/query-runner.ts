@@ -10,7 +10,10 @@ export type QueryParams = readonly unknown[];
  * transaction. Internal: user code only sees `SchemaDb`.
  */
 export interface QueryRunner {
-  query<R extends pg.QueryResultRow>(text: string, params?: QueryParams): Promise<pg.QueryResult<R>>;
+  query<R extends pg.QueryResultRow>(
+    text: string,
+    params?: QueryParams,
+  ): Promise<pg.QueryResult<R>>;
   /** The transaction client, or `null` when queries go to the pool. */
   readonly client: pg.PoolClient | null;
   readonly pool: pg.Pool;
@@ -40,16 +43,31 @@ export class PoolQueryRunner implements QueryRunner {
   }
 }
 
-/** Runs every query on one checked-out client, until the transaction that owns it ends. */
+/**
+ * Runs every query on one checked-out client, until the transaction (or savepoint) that owns it
+ * ends. A savepoint's runner has the enclosing one as `parent`, so closing a transaction closes
+ * every manager handed out inside it, however deeply nested.
+ */
 export class ClientQueryRunner implements QueryRunner {
   #open = true;
+  /** Set while a savepoint opened on this runner is running. */
+  savepointActive = false;
+
   constructor(
     readonly pool: pg.Pool,
     readonly client: pg.PoolClient,
+    readonly parent?: ClientQueryRunner,
   ) {}
 
-  query<R extends pg.QueryResultRow>(text: string, params?: QueryParams): Promise<pg.QueryResult<R>> {
-    if (!this.#open) return Promise.reject(new TransactionClosedError());
+  get isOpen(): boolean {
+    return this.#open && (this.parent?.isOpen ?? true);
+  }
+
+  query<R extends pg.QueryResultRow>(
+    text: string,
+    params?: QueryParams,
+  ): Promise<pg.QueryResult<R>> {
+    if (!this.isOpen) return Promise.reject(new TransactionClosedError());
     return this.client.query<R>(text, params as unknown[] | undefined);
   }
 

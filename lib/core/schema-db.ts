@@ -1,5 +1,9 @@
 import type pg from 'pg';
-import { InvalidOptionsError } from '../errors.js';
+import {
+  ConcurrentSavepointError,
+  InvalidOptionsError,
+  TransactionAbortedError,
+} from '../errors.js';
 import { isBrokenConnectionError } from '../pool/connection-errors.js';
 import {
   checkout,
@@ -160,11 +164,16 @@ export class SchemaDb {
    *   await tx.execute('UPDATE {{tables.accounts}} SET balance = balance + $1 WHERE id = $2', [n, b]);
    * }, { isolationLevel: 'serializable', retries: 3 });
    */
-  async transaction<T>(fn: (tx: SchemaDb) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+  async transaction<T>(
+    fn: (tx: SchemaDb) => Promise<T>,
+    options: TransactionOptions = {},
+  ): Promise<T> {
     const begin = beginStatement(options);
     const retries = options.retries ?? 0;
     if (!Number.isInteger(retries) || retries < 0) {
-      throw new InvalidOptionsError(`transaction retries must be a non-negative integer, received ${retries}.`);
+      throw new InvalidOptionsError(
+        `transaction retries must be a non-negative integer, received ${retries}.`,
+      );
     }
     if (this.#runner.client !== null) {
       if (begin !== 'BEGIN' || retries > 0) {
@@ -193,10 +202,17 @@ export class SchemaDb {
     let discard: Error | undefined;
     try {
       await client.query(begin);
+    } catch (err) {
+      lease.release(isBrokenConnectionError(err) ? (err as Error) : undefined);
+      throw err;
+    }
+    try {
       try {
         const result = await fn(new SchemaDb(runner, this.#template, { next: 1 }));
         runner.close();
-        await client.query('COMMIT');
+        const commit = await client.query('COMMIT');
+        // An aborted transaction (an error caught inside fn) "commits" as a ROLLBACK.
+        if (commit.command !== 'COMMIT') throw new TransactionAbortedError();
         return result;
       } catch (err) {
         runner.close();
@@ -211,29 +227,38 @@ export class SchemaDb {
         }
         throw err;
       }
-    } catch (err) {
-      if (!discard && isBrokenConnectionError(err)) discard = err as Error;
-      throw err;
     } finally {
+      // Errors thrown by fn do not condemn the connection: a successful ROLLBACK proves it
+      // healthy. Only a failed ROLLBACK or an error event on the client discards it.
       runner.close();
       lease.release(discard);
     }
   }
 
   async #savepoint<T>(fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
-    const client = this.#runner.client!;
+    const parent = this.#runner as ClientQueryRunner;
+    if (parent.savepointActive) throw new ConcurrentSavepointError();
+    parent.savepointActive = true;
+    try {
+      return await this.#savepointOnce(parent, fn);
+    } finally {
+      parent.savepointActive = false;
+    }
+  }
+
+  async #savepointOnce<T>(parent: ClientQueryRunner, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
     const name = `pgt_savepoint_${this.#savepoints.next++}`;
-    const runner = new ClientQueryRunner(this.#runner.pool, client);
-    await this.#runner.query(`SAVEPOINT ${name}`);
+    const runner = new ClientQueryRunner(parent.pool, parent.client, parent);
+    await parent.query(`SAVEPOINT ${name}`);
     try {
       const result = await fn(new SchemaDb(runner, this.#template, this.#savepoints));
       runner.close();
-      await this.#runner.query(`RELEASE SAVEPOINT ${name}`);
+      await parent.query(`RELEASE SAVEPOINT ${name}`);
       return result;
     } catch (err) {
       runner.close();
       // If this fails too, the outer transaction is aborted and its own ROLLBACK cleans up.
-      await this.#runner.query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
+      await parent.query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
       throw err;
     }
   }

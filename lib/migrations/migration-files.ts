@@ -34,9 +34,12 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
   try {
     entries = await readdir(folder);
   } catch (err) {
-    throw new MigrationFilesError(`Cannot read the migrations folder ${folder}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new MigrationFilesError(
+      `Cannot read the migrations folder ${folder}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   const sqlFiles = entries.filter((entry) => entry.endsWith('.sql')).sort();
   const badNames = sqlFiles.filter((file) => !FILE_NAME.test(file));

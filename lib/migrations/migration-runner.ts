@@ -136,12 +136,20 @@ export class MigrationRunner {
         }
         return { schema, applied };
       } finally {
-        await client.query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
+        // If the connection broke, ending it frees the lock anyway; keep the original error.
+        await client
+          .query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, schema])
+          .catch(() => undefined);
       }
     });
   }
 
-  async #apply(client: pg.Client, schema: string, template: SqlTemplate, file: MigrationFile): Promise<number> {
+  async #apply(
+    client: pg.Client,
+    schema: string,
+    template: SqlTemplate,
+    file: MigrationFile,
+  ): Promise<number> {
     const sql = template.expand(file.sql);
     const record = `INSERT INTO ${historyTable(schema)} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`;
     const started = performance.now();
@@ -166,15 +174,26 @@ export class MigrationRunner {
     }
   }
 
-  async #status(client: pg.Client, schema: string, files: MigrationFile[]): Promise<MigrationStatus> {
-    const exists = await client.query<{ found: string | null }>('SELECT to_regclass($1)::text AS found', [
-      historyTable(schema),
-    ]);
+  async #status(
+    client: pg.Client,
+    schema: string,
+    files: MigrationFile[],
+  ): Promise<MigrationStatus> {
+    const exists = await client.query<{ found: string | null }>(
+      'SELECT to_regclass($1)::text AS found',
+      [historyTable(schema)],
+    );
     const rows =
       exists.rows[0]?.found == null
         ? []
         : (
-            await client.query<{ version: number; name: string; checksum: string; applied_at: Date; duration_ms: number }>(
+            await client.query<{
+              version: number;
+              name: string;
+              checksum: string;
+              applied_at: Date;
+              duration_ms: number;
+            }>(
               `SELECT version, name, checksum, applied_at, duration_ms FROM ${historyTable(schema)} ORDER BY version`,
             )
           ).rows;
@@ -190,10 +209,12 @@ export class MigrationRunner {
       schema,
       applied,
       pending: files.filter((f) => !byVersion.has(f.version)),
-      changed: files.filter((f) => {
-        const row = byVersion.get(f.version);
-        return row !== undefined && row.checksum !== f.checksum;
-      }).map((f) => f.name),
+      changed: files
+        .filter((f) => {
+          const row = byVersion.get(f.version);
+          return row !== undefined && row.checksum !== f.checksum;
+        })
+        .map((f) => f.name),
     };
   }
 

@@ -1,6 +1,6 @@
 import { Logger, type OnModuleInit } from '@nestjs/common';
-import type pg from 'pg';
 import type { DatabaseModuleOptions } from '../module/database-options.interface.js';
+import { toPgPoolConfig } from '../pool/pool-options.js';
 import { MigrationRunner } from './migration-runner.js';
 
 /** A schema and its migrations folder, in the order they are applied. */
@@ -17,14 +17,14 @@ export class SchemaMigrator implements OnModuleInit {
   readonly #logger = new Logger('Migrations');
 
   constructor(
-    private readonly pool: pg.Pool,
     private readonly options: DatabaseModuleOptions,
     private readonly sources: readonly SchemaMigrationSource[],
   ) {}
 
   async onModuleInit(): Promise<void> {
     if (this.options.migrateOnStartup === false || this.sources.length === 0) return;
-    const runner = new MigrationRunner(this.pool.options, {
+    // From the options, not pool.options: pg-pool hides the password there (non-enumerable).
+    const runner = new MigrationRunner(toPgPoolConfig(this.options), {
       statementTimeoutMs: this.options.migrationStatementTimeoutMs,
       logger: this.#logger,
     });

@@ -33,14 +33,17 @@ export function createSchemaDbProvider(schema?: string): Provider {
  * Runs the migrations of `schemas` (those with a `migrations` folder) at start-up, in order.
  * `token` must be unique per module that registers one.
  */
-export function createMigratorProvider(token: string, schemas: Record<string, SchemaOptions>): Provider {
+export function createMigratorProvider(
+  token: string,
+  schemas: Record<string, SchemaOptions>,
+): Provider {
   const sources = Object.entries(schemas)
     .filter(([, options]) => options.migrations !== undefined)
     .map(([schema, options]) => ({ schema, migrations: options.migrations! }));
   return {
     provide: token,
-    useFactory: (pool: pg.Pool, options: DatabaseModuleOptions) => new SchemaMigrator(pool, options, sources),
-    inject: [getPoolToken(), DATABASE_MODULE_OPTIONS],
+    useFactory: (options: DatabaseModuleOptions) => new SchemaMigrator(options, sources),
+    inject: [DATABASE_MODULE_OPTIONS],
   };
 }
 

@@ -5,7 +5,9 @@
  * @example moduleRef.get<SchemaDb>(getSchemaDbToken('orders'))
  */
 export function getSchemaDbToken(schema?: string): string {
-  return schema === undefined ? 'DatabaseModule:SchemaDb<default>' : `DatabaseModule:SchemaDb(${schema})`;
+  return schema === undefined
+    ? 'DatabaseModule:SchemaDb<default>'
+    : `DatabaseModule:SchemaDb(${schema})`;
 }
 
 /** The injection token of the shared `pg.Pool`. */

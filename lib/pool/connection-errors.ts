@@ -12,7 +12,8 @@ const BROKEN_SESSION_SQLSTATE = /^(08|57P)/;
 
 /**
  * Decides whether a client that produced `err` must be discarded rather than returned to the
- * pool. Ordinary SQL errors (constraint violations, syntax errors, statement timeouts) leave the
+ * pool. Ordinary SQL errors (constraint violations, syntax errors, statement timeouts) and
+ * client-side errors raised before anything was sent (a value `pg` cannot serialise) leave the
  * session healthy: throwing those clients away would turn every bad request into a reconnect.
  */
 export function isBrokenConnectionError(err: unknown): boolean {
@@ -21,10 +22,17 @@ export function isBrokenConnectionError(err: unknown): boolean {
     if (err.severity === 'FATAL' || err.severity === 'PANIC') return true;
     return BROKEN_SESSION_SQLSTATE.test(err.code ?? '');
   }
-  // Socket errors, "Connection terminated unexpectedly", client-side query_timeout (the query
-  // may still be running on the server): the session state is unknown, so drop it.
-  return true;
+  if (!(err instanceof Error)) return false;
+  // Socket errors (ECONNRESET, EPIPE, ...), "Connection terminated unexpectedly", a client that
+  // already failed, a client-side query_timeout (the query may still run on the server): the
+  // session state is unknown, so drop it.
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return true;
+  return CONNECTION_FAILURE_MESSAGE.test(err.message);
 }
+
+const CONNECTION_FAILURE_MESSAGE =
+  /Connection terminated|not queryable|Query read timeout|connection timeout|socket|ECONN/i;
 
 /** Translates a failure of `pool.connect()` into this module's typed errors. */
 export function toAcquireError(err: unknown, config: pg.PoolConfig): Error {

@@ -10,9 +10,13 @@ import { toPgPoolConfig, type ConnectionSettings } from './pool-options.js';
  * broken client and opens a fresh one on the next checkout.
  *
  * No `connect` hook sets session state: tenancy is carried by qualified names, never by a
- * session, so every connection can serve every schema (and PgBouncer transaction mode works).
+ * session, so every connection can serve every schema (see the README on PgBouncer for the
+ * startup parameters that carry the server-side timeouts).
  */
-export function createPool(settings: ConnectionSettings, logger: LoggerService = new Logger('DatabaseModule')): pg.Pool {
+export function createPool(
+  settings: ConnectionSettings,
+  logger: LoggerService = new Logger('DatabaseModule'),
+): pg.Pool {
   const config = toPgPoolConfig(settings);
   const pool = new pg.Pool(config);
   const target = describeTarget(config);

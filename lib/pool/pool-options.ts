@@ -84,19 +84,27 @@ export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptio
     }
     if (key === 'applicationName') {
       if (typeof value !== 'string' || value.length > 63) {
-        throw new InvalidOptionsError('pool.applicationName must be a string of at most 63 characters.');
+        throw new InvalidOptionsError(
+          'pool.applicationName must be a string of at most 63 characters.',
+        );
       }
     } else if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new InvalidOptionsError(`pool.${key} must be a non-negative integer, received ${String(value)}.`);
+      throw new InvalidOptionsError(
+        `pool.${key} must be a non-negative integer, received ${String(value)}.`,
+      );
     }
     (resolved as Record<string, unknown>)[key] = value;
   }
   if (resolved.max < 1) throw new InvalidOptionsError('pool.max must be at least 1.');
   if (resolved.min > resolved.max) {
-    throw new InvalidOptionsError(`pool.min (${resolved.min}) cannot exceed pool.max (${resolved.max}).`);
+    throw new InvalidOptionsError(
+      `pool.min (${resolved.min}) cannot exceed pool.max (${resolved.max}).`,
+    );
   }
   if (resolved.acquireTimeoutMs < 1) {
-    throw new InvalidOptionsError('pool.acquireTimeoutMs must be at least 1 ms: an unbounded wait can hang requests forever.');
+    throw new InvalidOptionsError(
+      'pool.acquireTimeoutMs must be at least 1 ms: an unbounded wait can hang requests forever.',
+    );
   }
   return Object.freeze(resolved);
 }
@@ -107,8 +115,14 @@ export function toPgPoolConfig(settings: ConnectionSettings): pg.PoolConfig {
   const connection = settings.connection ?? process.env.DATABASE_URL;
   const base: pg.PoolConfig =
     typeof connection === 'string' ? { connectionString: connection } : { ...(connection ?? {}) };
-  if (connection !== undefined && typeof connection !== 'string' && typeof connection !== 'object') {
-    throw new InvalidOptionsError('connection must be a postgres:// URL or a pg.PoolConfig object.');
+  if (
+    connection !== undefined &&
+    typeof connection !== 'string' &&
+    typeof connection !== 'object'
+  ) {
+    throw new InvalidOptionsError(
+      'connection must be a postgres:// URL or a pg.PoolConfig object.',
+    );
   }
   return {
     ...base,

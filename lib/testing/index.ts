@@ -1,4 +1,8 @@
-export { createTestDatabase, type TestDatabase, type TestDatabaseOptions } from './test-database.js';
+export {
+  createTestDatabase,
+  type TestDatabase,
+  type TestDatabaseOptions,
+} from './test-database.js';
 export {
   EmbeddedPostgresError,
   startEmbeddedPostgres,

@@ -47,7 +47,9 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
   }
   const name = `${options.prefix ?? 'test'}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   try {
-    await withAdminClient(serverUrl, (client) => client.query(`CREATE DATABASE ${quoteIdentifier(name)}`));
+    await withAdminClient(serverUrl, (client) =>
+      client.query(`CREATE DATABASE ${quoteIdentifier(name)}`),
+    );
   } catch (err) {
     await server?.stop();
     throw err;

@@ -15,9 +15,18 @@ interface Run {
 
 function cli(args: string[], cwd?: string): Promise<Run> {
   return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...process.env } }, (error, stdout, stderr) => {
-      done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { cwd, env: { ...process.env } },
+      (error, stdout, stderr) => {
+        done({
+          code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
+          stdout,
+          stderr,
+        });
+      },
+    );
   });
 }
 
@@ -51,7 +60,10 @@ describe('migrate CLI', () => {
 
   it('shows status, prints a dry run without applying, then applies (exit 0 each)', async () => {
     const { root } = await project({
-      cli_a: { '001_t.sql': 'CREATE TABLE {{tables.t}} (id int);', '002_u.sql': 'CREATE TABLE {{tables.u}} (id int);' },
+      cli_a: {
+        '001_t.sql': 'CREATE TABLE {{tables.t}} (id int);',
+        '002_u.sql': 'CREATE TABLE {{tables.u}} (id int);',
+      },
     });
     const status = await cli(['migrate', '--status'], root);
     expect(status).toMatchObject({ code: 0 });
@@ -77,7 +89,9 @@ describe('migrate CLI', () => {
       cli_b2: { '001_t.sql': 'CREATE TABLE {{tables.t}} (id int);' },
     });
     expect((await cli(['migrate', '--config', config, '--schema', 'cli_b2'])).code).toBe(0);
-    const rows = await admin.query("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'cli_b%' ORDER BY 1");
+    const rows = await admin.query(
+      "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'cli_b%' ORDER BY 1",
+    );
     expect(rows.rows).toEqual([{ nspname: 'cli_b2' }]);
     const unknown = await cli(['migrate', '--config', config, '--schema', 'nope']);
     expect(unknown.code).toBe(1);
@@ -90,7 +104,9 @@ describe('migrate CLI', () => {
     });
     const failed = await cli(['migrate', '--config', config]);
     expect(failed.code).toBe(1);
-    expect(failed.stderr).toMatch(/error: Migration 002_bad\.sql \(line 1\) failed in schema "cli_c": syntax error/);
+    expect(failed.stderr).toMatch(
+      /error: Migration 002_bad\.sql \(line 1\) failed in schema "cli_c": syntax error/,
+    );
 
     await write(dirs.cli_c!.migrations, { '001_t.sql': 'CREATE TABLE {{tables.t}} (id bigint);' });
     const status = await cli(['migrate', '--config', config, '--status']);
@@ -133,12 +149,19 @@ describe('migrate CLI', () => {
       ),
     );
     expect(runs.map((r) => r.code)).toEqual(Array(8).fill(0));
-    const applied = await admin.query('SELECT file, count(*)::int AS n FROM cli_race.applied GROUP BY file ORDER BY file');
+    const applied = await admin.query(
+      'SELECT file, count(*)::int AS n FROM cli_race.applied GROUP BY file ORDER BY file',
+    );
     expect(applied.rows).toEqual(['2', '3', '4', '5', '6'].map((file) => ({ file, n: 1 })));
-    const historyRows = await admin.query('SELECT count(*)::int AS n FROM cli_race.schema_migrations');
+    const historyRows = await admin.query(
+      'SELECT count(*)::int AS n FROM cli_race.schema_migrations',
+    );
     expect(historyRows.rows[0].n).toBe(6);
     // Every file was applied by exactly one of the processes.
-    const totalApplied = runs.reduce((sum, r) => sum + (r.stdout.match(/^Applied /gm)?.length ?? 0), 0);
+    const totalApplied = runs.reduce(
+      (sum, r) => sum + (r.stdout.match(/^Applied /gm)?.length ?? 0),
+      0,
+    );
     expect(totalApplied).toBe(6);
   });
 });

@@ -11,7 +11,8 @@ import { RecordingLogger } from '../support/logs.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
 
 const BASE = {
-  '001_create_orders.sql': 'CREATE TABLE {{tables.orders}} (id serial PRIMARY KEY, item text NOT NULL);',
+  '001_create_orders.sql':
+    'CREATE TABLE {{tables.orders}} (id serial PRIMARY KEY, item text NOT NULL);',
   '002_create_items.sql':
     'CREATE TABLE {{tables.items}} (\n  id serial PRIMARY KEY,\n  order_id int REFERENCES {{tables.orders}} (id)\n);',
   '003_seed.sql': "INSERT INTO {{tables.orders}} (item) VALUES ('first');",
@@ -27,7 +28,8 @@ describe('migrations', () => {
   const nextSchema = () => `mig_${++schemaCounter}`;
 
   const history = async (schema: string) =>
-    (await admin.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`)).rows;
+    (await admin.query(`SELECT version, name FROM "${schema}".schema_migrations ORDER BY version`))
+      .rows;
   const tableExists = async (name: string) =>
     (await admin.query('SELECT to_regclass($1)::text AS t', [name])).rows[0].t !== null;
 
@@ -46,13 +48,19 @@ describe('migrations', () => {
     const result = await runner.migrate(schema, dir);
     expect(result.applied.map((a) => a.name)).toEqual(Object.keys(BASE));
     const rows = (
-      await admin.query(`SELECT version, name, checksum, applied_at, duration_ms FROM "${schema}".schema_migrations ORDER BY version`)
+      await admin.query(
+        `SELECT version, name, checksum, applied_at, duration_ms FROM "${schema}".schema_migrations ORDER BY version`,
+      )
     ).rows;
     expect(rows.map((r) => r.version)).toEqual([1, 2, 3]);
     expect(rows[0].checksum).toMatch(/^[0-9a-f]{64}$/);
     expect(rows.every((r) => r.applied_at instanceof Date && r.duration_ms >= 0)).toBe(true);
     expect(await tableExists(`${schema}.items`)).toBe(true);
-    expect(logger.logs).toEqual(Object.keys(BASE).map((name) => expect.stringMatching(new RegExp(`^Applied ${schema}/${name} in \\d+ ms$`))));
+    expect(logger.logs).toEqual(
+      Object.keys(BASE).map((name) =>
+        expect.stringMatching(new RegExp(`^Applied ${schema}/${name} in \\d+ ms$`)),
+      ),
+    );
   });
 
   it('applies nothing on a re-run, and only a new file afterwards', async () => {
@@ -61,8 +69,12 @@ describe('migrations', () => {
     await runner.migrate(schema, dir);
     expect((await runner.migrate(schema, dir)).applied).toEqual([]);
     await write(dir, { '004_add_note.sql': 'ALTER TABLE {{tables.orders}} ADD COLUMN note text;' });
-    expect((await runner.migrate(schema, dir)).applied.map((a) => a.name)).toEqual(['004_add_note.sql']);
-    expect(await admin.query(`SELECT count(*)::int AS n FROM "${schema}".orders`)).toMatchObject({ rows: [{ n: 1 }] });
+    expect((await runner.migrate(schema, dir)).applied.map((a) => a.name)).toEqual([
+      '004_add_note.sql',
+    ]);
+    expect(await admin.query(`SELECT count(*)::int AS n FROM "${schema}".orders`)).toMatchObject({
+      rows: [{ n: 1 }],
+    });
   });
 
   it('refuses to run when an applied file was edited, and applies nothing else', async () => {
@@ -86,14 +98,17 @@ describe('migrations', () => {
     const schema = nextSchema();
     const dir = await folder({
       '001_ok.sql': 'CREATE TABLE {{tables.a}} (id int);',
-      '002_broken.sql': 'CREATE TABLE {{tables.b}} (id int);\nINSERT INTO {{tables.b}} VALUES (1);\nSELECT no_such_column FROM {{tables.b}};\n',
+      '002_broken.sql':
+        'CREATE TABLE {{tables.b}} (id int);\nINSERT INTO {{tables.b}} VALUES (1);\nSELECT no_such_column FROM {{tables.b}};\n',
       '003_never.sql': 'CREATE TABLE {{tables.c}} (id int);',
     });
     const error = await runner.migrate(schema, dir).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(MigrationFailedError);
     expect(error).toMatchObject({ schema, file: '002_broken.sql', line: 3 });
     expect((error as Error).message).toMatch(
-      new RegExp(`Migration 002_broken.sql \\(line 3\\) failed in schema "${schema}": column "no_such_column" does not exist`),
+      new RegExp(
+        `Migration 002_broken.sql \\(line 3\\) failed in schema "${schema}": column "no_such_column" does not exist`,
+      ),
     );
     expect(await history(schema)).toEqual([{ version: 1, name: '001_ok.sql' }]);
     expect(await tableExists(`${schema}.b`)).toBe(false);
@@ -104,7 +119,8 @@ describe('migrations', () => {
     const schema = nextSchema();
     const dir = await folder({
       '001_table.sql': 'CREATE TABLE {{tables.events}} (id int, kind text);',
-      '002_index.sql': '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS events_kind ON {{tables.events}} (kind);\n',
+      '002_index.sql':
+        '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS events_kind ON {{tables.events}} (kind);\n',
     });
     await runner.migrate(schema, dir);
     const index = await admin.query(
@@ -121,7 +137,9 @@ describe('migrations', () => {
       '001_table.sql': 'CREATE TABLE {{tables.events}} (id int);',
       '002_index.sql': 'CREATE INDEX CONCURRENTLY events_id ON {{tables.events}} (id);',
     });
-    await expect(runner.migrate(schema, dir)).rejects.toThrow(/002_index\.sql.*cannot run inside a transaction block/);
+    await expect(runner.migrate(schema, dir)).rejects.toThrow(
+      /002_index\.sql.*cannot run inside a transaction block/,
+    );
   });
 
   it('reports status and plans pending SQL without creating anything', async () => {
@@ -136,7 +154,9 @@ describe('migrations', () => {
       transactional: true,
       sql: `CREATE TABLE "${schema}"."orders" (id serial PRIMARY KEY, item text NOT NULL);`,
     });
-    expect(await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema])).toMatchObject({ rowCount: 0 });
+    expect(
+      await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]),
+    ).toMatchObject({ rowCount: 0 });
     await runner.migrate(schema, dir);
     const after = await runner.status(schema, dir);
     expect(after.applied.map((a) => a.name)).toEqual(Object.keys(BASE));
@@ -145,10 +165,13 @@ describe('migrations', () => {
 
   describe('at application start-up', () => {
     it('applies named schemas in declaration order before the app serves', async () => {
-      const users = await folder({ '001_users.sql': 'CREATE TABLE {{tables.users}} (id int PRIMARY KEY);' });
+      const users = await folder({
+        '001_users.sql': 'CREATE TABLE {{tables.users}} (id int PRIMARY KEY);',
+      });
       const orders = await folder({
         // Refers to the users schema: works only if users migrated first.
-        '001_orders.sql': 'CREATE TABLE {{tables.orders}} (user_id int REFERENCES app_users.users (id));',
+        '001_orders.sql':
+          'CREATE TABLE {{tables.orders}} (user_id int REFERENCES app_users.users (id));',
       });
       const app = await Test.createTestingModule({
         imports: [
@@ -181,6 +204,28 @@ describe('migrations', () => {
       expect(await tableExists('feature_audit.log')).toBe(true);
     });
 
+    it('connects with a pg.PoolConfig object, password included', async () => {
+      const url = new URL(database.current.url);
+      const dir = await folder({ '001_t.sql': 'CREATE TABLE {{tables.t}} (id int);' });
+      const app = await Test.createTestingModule({
+        imports: [
+          DatabaseModule.forRoot({
+            connection: {
+              host: url.hostname,
+              port: Number(url.port),
+              user: decodeURIComponent(url.username),
+              password: decodeURIComponent(url.password),
+              database: url.pathname.slice(1),
+            },
+            schemas: { object_config: { migrations: dir } },
+          }),
+        ],
+      }).compile();
+      await app.init();
+      await app.close();
+      expect(await tableExists('object_config.t')).toBe(true);
+    });
+
     it('does nothing with migrateOnStartup: false', async () => {
       const dir = await folder({ '001_t.sql': 'CREATE TABLE {{tables.t}} (id int);' });
       const app = await Test.createTestingModule({
@@ -201,7 +246,10 @@ describe('migrations', () => {
       const dir = await folder({ '001_bad.sql': 'CREATE TABLE {{tables.t}} (id nonsense_type);' });
       const app = await Test.createTestingModule({
         imports: [
-          DatabaseModule.forRoot({ connection: database.current.url, schemas: { failing: { migrations: dir } } }),
+          DatabaseModule.forRoot({
+            connection: database.current.url,
+            schemas: { failing: { migrations: dir } },
+          }),
         ],
       }).compile();
       await expect(app.init()).rejects.toBeInstanceOf(MigrationFailedError);

@@ -46,20 +46,31 @@ class OrdersService {
 const schemas = { users: {}, orders: {} };
 
 const configurations: Array<[string, () => DynamicModule]> = [
-  ['forRoot', () => DatabaseModule.forRoot({ connection: AppConfig.url, pool: { max: 3 }, schemas })],
+  [
+    'forRoot',
+    () => DatabaseModule.forRoot({ connection: AppConfig.url, pool: { max: 3 }, schemas }),
+  ],
   [
     'forRootAsync with useFactory and inject',
     () =>
       DatabaseModule.forRootAsync({
         imports: [AppConfigModule],
         inject: [AppConfig],
-        useFactory: (config: AppConfig) => ({ connection: config.databaseUrl, pool: { max: config.poolMax } }),
+        useFactory: (config: AppConfig) => ({
+          connection: config.databaseUrl,
+          pool: { max: config.poolMax },
+        }),
         schemas,
       }),
   ],
   [
     'forRootAsync with useClass',
-    () => DatabaseModule.forRootAsync({ imports: [AppConfigModule], useClass: DatabaseConfig, schemas }),
+    () =>
+      DatabaseModule.forRootAsync({
+        imports: [AppConfigModule],
+        useClass: DatabaseConfig,
+        schemas,
+      }),
   ],
   [
     'forRootAsync with useExisting',
@@ -90,7 +101,10 @@ describe('DatabaseModule', () => {
     let service: OrdersService;
 
     beforeAll(async () => {
-      app = await Test.createTestingModule({ imports: [root()], providers: [OrdersService] }).compile();
+      app = await Test.createTestingModule({
+        imports: [root()],
+        providers: [OrdersService],
+      }).compile();
       await app.init();
       service = app.get(OrdersService);
     });
@@ -142,7 +156,12 @@ describe('DatabaseModule', () => {
 
   it('keeps named schemas with the same table apart through injection', async () => {
     const app = await Test.createTestingModule({
-      imports: [DatabaseModule.forRoot({ connection: database.current.url, schemas: { east: {}, west: {} } })],
+      imports: [
+        DatabaseModule.forRoot({
+          connection: database.current.url,
+          schemas: { east: {}, west: {} },
+        }),
+      ],
     }).compile();
     try {
       const east = app.get<SchemaDb>(getSchemaDbToken('east'));
@@ -153,7 +172,9 @@ describe('DatabaseModule', () => {
       }
       await east.execute("INSERT INTO {{tables.customers}} VALUES ('e1')");
       await west.execute("INSERT INTO {{tables.customers}} VALUES ('w1'), ('w2')");
-      expect(await east.fetchAll('SELECT name FROM {{tables.customers}}')).toEqual([{ name: 'e1' }]);
+      expect(await east.fetchAll('SELECT name FROM {{tables.customers}}')).toEqual([
+        { name: 'e1' },
+      ]);
       expect(await west.fetchValue('SELECT count(*)::int FROM {{tables.customers}}')).toBe(2);
     } finally {
       await app.close();
@@ -165,7 +186,11 @@ describe('DatabaseModule', () => {
     class AuditService {
       constructor(@InjectSchemaDb('audit') readonly db: SchemaDb) {}
     }
-    @Module({ imports: [DatabaseModule.forFeature({ name: 'audit' })], providers: [AuditService], exports: [AuditService] })
+    @Module({
+      imports: [DatabaseModule.forFeature({ name: 'audit' })],
+      providers: [AuditService],
+      exports: [AuditService],
+    })
     class AuditModule {}
 
     const app = await Test.createTestingModule({
@@ -183,7 +208,11 @@ describe('DatabaseModule', () => {
   });
 
   it('rejects an invalid schema name while the module is defined', () => {
-    expect(() => DatabaseModule.forRoot({ schemas: { 'bad-name': {} } })).toThrow(InvalidIdentifierError);
-    expect(() => DatabaseModule.forFeature({ name: 'x'.repeat(64) })).toThrow(InvalidIdentifierError);
+    expect(() => DatabaseModule.forRoot({ schemas: { 'bad-name': {} } })).toThrow(
+      InvalidIdentifierError,
+    );
+    expect(() => DatabaseModule.forFeature({ name: 'x'.repeat(64) })).toThrow(
+      InvalidIdentifierError,
+    );
   });
 });

@@ -104,7 +104,12 @@ describe('pool error handling', () => {
   });
 
   it('sets the session limits and application name from the options', async () => {
-    const { db } = open({ statementTimeoutMs: 1234, idleInTransactionTimeoutMs: 5678, lockTimeoutMs: 910, applicationName: 'svc-a' });
+    const { db } = open({
+      statementTimeoutMs: 1234,
+      idleInTransactionTimeoutMs: 5678,
+      lockTimeoutMs: 910,
+      applicationName: 'svc-a',
+    });
     const row = await db.fetchOne(
       `SELECT current_setting('statement_timeout') AS st,
               current_setting('idle_in_transaction_session_timeout') AS iit,
@@ -146,7 +151,9 @@ describe('pool error handling', () => {
     url.password = 'Sekr3t-Passw0rd';
     const pool = createPool({ connection: url.toString(), pool: { max: 1 } });
     opened.push(pool);
-    const error = await SchemaDb.create(pool, null).fetchValue('SELECT 1').catch((e: unknown) => e);
+    const error = await SchemaDb.create(pool, null)
+      .fetchValue('SELECT 1')
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DatabaseConnectionError);
     expect(String((error as Error).message)).not.toContain('Sekr3t-Passw0rd');
     expect((error as Error).message).toMatch(/refused the connection/);
@@ -158,7 +165,9 @@ describe('pool error handling', () => {
       pool: { max: 1, acquireTimeoutMs: 2_000 },
     });
     opened.push(pool);
-    const error = (await SchemaDb.create(pool, null).fetchValue('SELECT 1').catch((e: unknown) => e)) as Error;
+    const error = (await SchemaDb.create(pool, null)
+      .fetchValue('SELECT 1')
+      .catch((e: unknown) => e)) as Error;
     expect(error).toBeInstanceOf(DatabaseConnectionError);
     expect(error.message).toContain('app@127.0.0.1:1/appdb');
     expect(error.message).not.toContain('Sekr3t');

@@ -1,5 +1,10 @@
 import pg from 'pg';
-import { InvalidIdentifierError, quoteIdentifier, SchemaDb, TemplateError } from '../../lib/index.js';
+import {
+  InvalidIdentifierError,
+  quoteIdentifier,
+  SchemaDb,
+  TemplateError,
+} from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 
 describe('SchemaDb queries', () => {
@@ -14,23 +19,35 @@ describe('SchemaDb queries', () => {
     archive = SchemaDb.create(pool, 'archive');
     for (const db of [orders, archive]) {
       await db.execute('CREATE SCHEMA {{schema}}');
-      await db.execute('CREATE TABLE {{tables.orders}} (id serial PRIMARY KEY, item text NOT NULL)');
+      await db.execute(
+        'CREATE TABLE {{tables.orders}} (id serial PRIMARY KEY, item text NOT NULL)',
+      );
     }
   });
   afterAll(() => pool.end());
 
   it('execute returns the affected row count', async () => {
-    expect(await orders.execute("INSERT INTO {{tables.orders}} (item) VALUES ('a'), ('b')")).toBe(2);
+    expect(await orders.execute("INSERT INTO {{tables.orders}} (item) VALUES ('a'), ('b')")).toBe(
+      2,
+    );
     expect(await orders.execute('CREATE TEMP TABLE scratch (x int)')).toBe(0);
   });
 
   it('fetchAll, fetchOne and fetchValue read rows with bind parameters', async () => {
     await orders.execute('TRUNCATE {{tables.orders}}');
-    await orders.execute('INSERT INTO {{tables.orders}} (item) SELECT unnest($1::text[])', [['x', 'y']]);
-    const rows = await orders.fetchAll<{ item: string }>('SELECT item FROM {{tables.orders}} ORDER BY item');
+    await orders.execute('INSERT INTO {{tables.orders}} (item) SELECT unnest($1::text[])', [
+      ['x', 'y'],
+    ]);
+    const rows = await orders.fetchAll<{ item: string }>(
+      'SELECT item FROM {{tables.orders}} ORDER BY item',
+    );
     expect(rows.map((r) => r.item)).toEqual(['x', 'y']);
-    expect(await orders.fetchOne('SELECT item FROM {{tables.orders}} WHERE item = $1', ['y'])).toEqual({ item: 'y' });
-    expect(await orders.fetchOne('SELECT item FROM {{tables.orders}} WHERE item = $1', ['none'])).toBeNull();
+    expect(
+      await orders.fetchOne('SELECT item FROM {{tables.orders}} WHERE item = $1', ['y']),
+    ).toEqual({ item: 'y' });
+    expect(
+      await orders.fetchOne('SELECT item FROM {{tables.orders}} WHERE item = $1', ['none']),
+    ).toBeNull();
     expect(await orders.fetchValue<string>('SELECT count(*)::int FROM {{tables.orders}}')).toBe(2);
     expect(await orders.fetchValue('SELECT item FROM {{tables.orders}} WHERE false')).toBeNull();
     expect(await orders.fetchValue('SELECT NULL::int')).toBeNull();
@@ -60,7 +77,9 @@ describe('SchemaDb queries', () => {
 
   it('reports table() and prepareQuery() as they will be sent', () => {
     expect(orders.table('orders')).toBe('"orders"."orders"');
-    expect(orders.prepareQuery('DELETE FROM {{tables.orders}}')).toBe('DELETE FROM "orders"."orders"');
+    expect(orders.prepareQuery('DELETE FROM {{tables.orders}}')).toBe(
+      'DELETE FROM "orders"."orders"',
+    );
     expect(orders.schema).toBe('orders');
     expect(orders.withSchema('archive').table('orders')).toBe('"archive"."orders"');
   });
@@ -69,7 +88,9 @@ describe('SchemaDb queries', () => {
     const fresh = adminPool(database.current.url, 1);
     const db = SchemaDb.create(fresh, 'orders');
     try {
-      await expect(db.fetchAll('SELECT * FROM {{tables.orders}')).rejects.toBeInstanceOf(TemplateError);
+      await expect(db.fetchAll('SELECT * FROM {{tables.orders}')).rejects.toBeInstanceOf(
+        TemplateError,
+      );
       await expect(db.fetchAll('SELECT * FROM {{tables.bad name}}')).rejects.toBeInstanceOf(
         InvalidIdentifierError,
       );

@@ -1,5 +1,11 @@
 import pg from 'pg';
-import { InvalidOptionsError, SchemaDb, TransactionClosedError } from '../../lib/index.js';
+import {
+  ConcurrentSavepointError,
+  InvalidOptionsError,
+  SchemaDb,
+  TransactionAbortedError,
+  TransactionClosedError,
+} from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 
 describe('SchemaDb.transaction', () => {
@@ -17,7 +23,9 @@ describe('SchemaDb.transaction', () => {
     pool = adminPool(database.current.url, 4);
     db = SchemaDb.create(pool, 'tx');
     await db.execute('CREATE SCHEMA {{schema}}');
-    await db.execute('CREATE TABLE {{tables.items}} (id int PRIMARY KEY, v int NOT NULL DEFAULT 0)');
+    await db.execute(
+      'CREATE TABLE {{tables.items}} (id int PRIMARY KEY, v int NOT NULL DEFAULT 0)',
+    );
     await db.execute(
       `CREATE TABLE {{tables.deferred}} (id int PRIMARY KEY,
          parent int REFERENCES {{tables.items}} (id) DEFERRABLE INITIALLY DEFERRED)`,
@@ -50,7 +58,9 @@ describe('SchemaDb.transaction', () => {
   });
 
   it('rolls back after a SQL error and keeps the connection in the pool', async () => {
-    const pidBefore = await db.transaction((tx) => tx.fetchValue<number>('SELECT pg_backend_pid()'));
+    const pidBefore = await db.transaction((tx) =>
+      tx.fetchValue<number>('SELECT pg_backend_pid()'),
+    );
     await expect(
       db.transaction(async (tx) => {
         await tx.execute('INSERT INTO {{tables.items}} (id) VALUES (1)');
@@ -59,7 +69,11 @@ describe('SchemaDb.transaction', () => {
     ).rejects.toMatchObject({ code: '23505' });
     expect(await count()).toBe(0);
     expectPoolIdle();
-    const pids = await Promise.all([1, 2, 3, 4].map(() => db.transaction((tx) => tx.fetchValue<number>('SELECT pg_backend_pid()'))));
+    const pids = await Promise.all(
+      [1, 2, 3, 4].map(() =>
+        db.transaction((tx) => tx.fetchValue<number>('SELECT pg_backend_pid()')),
+      ),
+    );
     expect(pids).toContain(pidBefore);
   });
 
@@ -84,7 +98,9 @@ describe('SchemaDb.transaction', () => {
       ).rejects.toThrow('inner failure');
       await tx.transaction(async (inner) => {
         await inner.execute('INSERT INTO {{tables.items}} (id) VALUES (3)');
-        await inner.transaction((deeper) => deeper.execute('INSERT INTO {{tables.items}} (id) VALUES (4)'));
+        await inner.transaction((deeper) =>
+          deeper.execute('INSERT INTO {{tables.items}} (id) VALUES (4)'),
+        );
       });
     });
     const ids = await db.fetchAll<{ id: number }>('SELECT id FROM {{tables.items}} ORDER BY id');
@@ -95,7 +111,9 @@ describe('SchemaDb.transaction', () => {
   it('rolls back savepoint work when the outer transaction fails', async () => {
     await expect(
       db.transaction(async (tx) => {
-        await tx.transaction((inner) => inner.execute('INSERT INTO {{tables.items}} (id) VALUES (1)'));
+        await tx.transaction((inner) =>
+          inner.execute('INSERT INTO {{tables.items}} (id) VALUES (1)'),
+        );
         throw new Error('outer');
       }),
     ).rejects.toThrow('outer');
@@ -107,24 +125,33 @@ describe('SchemaDb.transaction', () => {
     ['repeatable read', 'repeatable read'],
     ['serializable', 'serializable'],
   ] as const)('sets isolation level %s', async (level, shown) => {
-    const actual = await db.transaction((tx) => tx.fetchValue<string>('SHOW transaction_isolation'), {
-      isolationLevel: level,
-    });
+    const actual = await db.transaction(
+      (tx) => tx.fetchValue<string>('SHOW transaction_isolation'),
+      {
+        isolationLevel: level,
+      },
+    );
     expect(actual).toBe(shown);
   });
 
   it('starts read-only transactions that refuse writes', async () => {
     await expect(
-      db.transaction((tx) => tx.execute('INSERT INTO {{tables.items}} (id) VALUES (1)'), { readOnly: true }),
+      db.transaction((tx) => tx.execute('INSERT INTO {{tables.items}} (id) VALUES (1)'), {
+        readOnly: true,
+      }),
     ).rejects.toMatchObject({ code: '25006' });
-    expect(await db.transaction((tx) => tx.fetchValue('SHOW transaction_read_only'), { readOnly: true })).toBe('on');
+    expect(
+      await db.transaction((tx) => tx.fetchValue('SHOW transaction_read_only'), { readOnly: true }),
+    ).toBe('on');
   });
 
   it('rejects options that cannot apply', async () => {
     await expect(
       db.transaction(async () => 1, { isolationLevel: 'chaos' as never }),
     ).rejects.toBeInstanceOf(InvalidOptionsError);
-    await expect(db.transaction(async () => 1, { retries: -1 })).rejects.toBeInstanceOf(InvalidOptionsError);
+    await expect(db.transaction(async () => 1, { retries: -1 })).rejects.toBeInstanceOf(
+      InvalidOptionsError,
+    );
     await expect(
       db.transaction((tx) => tx.transaction(async () => 1, { isolationLevel: 'serializable' })),
     ).rejects.toBeInstanceOf(InvalidOptionsError);
@@ -137,6 +164,78 @@ describe('SchemaDb.transaction', () => {
       leaked = tx;
     });
     await expect(leaked!.fetchValue('SELECT 1')).rejects.toBeInstanceOf(TransactionClosedError);
+  });
+
+  it('refuses to report a commit when a caught error had aborted the transaction', async () => {
+    const pid = await db.fetchValue<number>('SELECT pg_backend_pid()');
+    await expect(
+      db.transaction(async (tx) => {
+        await tx.execute('INSERT INTO {{tables.items}} (id) VALUES (1)');
+        await tx.execute('INSERT INTO {{tables.items}} (id) VALUES (1)').catch(() => undefined);
+      }),
+    ).rejects.toBeInstanceOf(TransactionAbortedError);
+    expect(await count()).toBe(0);
+    expectPoolIdle();
+    expect(pool.totalCount).toBeGreaterThanOrEqual(1);
+    const pids = await Promise.all(
+      [1, 2, 3, 4].map(() => db.transaction((tx) => tx.fetchValue('SELECT pg_backend_pid()'))),
+    );
+    expect(pids).toContain(pid);
+  });
+
+  it('keeps the connection when the callback throws an application error', async () => {
+    const before = pool.totalCount;
+    const pids = new Set<number>();
+    for (let i = 0; i < 5; i++) {
+      await db
+        .transaction(async (tx) => {
+          pids.add((await tx.fetchValue<number>('SELECT pg_backend_pid()'))!);
+          throw new TypeError('validation failed');
+        })
+        .catch(() => undefined);
+    }
+    expect(pool.totalCount).toBe(before);
+    expect(pids.size).toBe(1);
+  });
+
+  it('closes savepoint managers when the outer transaction ends', async () => {
+    let inner: SchemaDb | undefined;
+    await db.transaction(async (tx) => {
+      await tx.transaction(async (sp) => {
+        inner = sp;
+      });
+    });
+    await expect(inner!.fetchValue('SELECT 1')).rejects.toBeInstanceOf(TransactionClosedError);
+
+    // A savepoint left running (not awaited) when the outer transaction commits: its later
+    // statements must not reach the connection, which is back in the pool by then.
+    let resume!: () => void;
+    const gate = new Promise<void>((resolve) => (resume = resolve));
+    let orphan: Promise<unknown> | undefined;
+    await db.transaction(async (tx) => {
+      orphan = tx.transaction(async (sp) => {
+        await gate;
+        await sp.execute('INSERT INTO {{tables.items}} (id) VALUES (9)');
+      });
+      orphan.catch(() => undefined);
+    });
+    resume();
+    await expect(orphan).rejects.toBeInstanceOf(TransactionClosedError);
+    expect(await count()).toBe(0);
+    expectPoolIdle();
+  });
+
+  it('rejects savepoints opened side by side on one transaction', async () => {
+    await expect(
+      db.transaction((tx) =>
+        Promise.all([
+          tx.transaction((a) => a.execute('INSERT INTO {{tables.items}} (id) VALUES (1)')),
+          tx.transaction((b) => b.execute('INSERT INTO {{tables.items}} (id) VALUES (2)')),
+        ]),
+      ),
+    ).rejects.toBeInstanceOf(ConcurrentSavepointError);
+    expect(await count()).toBe(0);
+    expectPoolIdle();
   });
 
   it('spans schemas on one connection with withSchema()', async () => {
@@ -165,7 +264,8 @@ describe('SchemaDb.transaction', () => {
         async (tx) => {
           attempts++;
           await tx.fetchValue('SELECT v FROM {{tables.items}} WHERE id = 1');
-          if (attempts === 1) await db.execute('UPDATE {{tables.items}} SET v = v + 100 WHERE id = 1');
+          if (attempts === 1)
+            await db.execute('UPDATE {{tables.items}} SET v = v + 100 WHERE id = 1');
           await tx.execute('UPDATE {{tables.items}} SET v = v + 1 WHERE id = 1');
           return tx.fetchValue<number>('SELECT v FROM {{tables.items}} WHERE id = 1');
         },

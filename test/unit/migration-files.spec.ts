@@ -13,13 +13,37 @@ describe('migration files', () => {
       ...Object.fromEntries([3, 4, 5, 6, 7, 8, 9].map((n) => [`00${n}_n${n}.sql`, `SELECT ${n};`])),
       'README.md': 'ignored: not a .sql file',
     });
-    await import('node:fs/promises').then((fs) => fs.writeFile(`${dir}/004_n4.sql`, '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY x ON y (z);'));
+    await import('node:fs/promises').then((fs) =>
+      fs.writeFile(
+        `${dir}/004_n4.sql`,
+        '-- migrate:no-transaction\nCREATE INDEX CONCURRENTLY x ON y (z);',
+      ),
+    );
     const files = await loadMigrationFiles(dir);
     expect(files.map((f) => f.name)).toEqual([
-      '1_one.sql', '002_two.sql', '003_n3.sql', '004_n4.sql', '005_n5.sql', '006_n6.sql',
-      '007_n7.sql', '008_n8.sql', '009_n9.sql', '010_ten.sql',
+      '1_one.sql',
+      '002_two.sql',
+      '003_n3.sql',
+      '004_n4.sql',
+      '005_n5.sql',
+      '006_n6.sql',
+      '007_n7.sql',
+      '008_n8.sql',
+      '009_n9.sql',
+      '010_ten.sql',
     ]);
-    expect(files.map((f) => f.transactional)).toEqual([true, true, true, false, true, true, true, true, true, true]);
+    expect(files.map((f) => f.transactional)).toEqual([
+      true,
+      true,
+      true,
+      false,
+      true,
+      true,
+      true,
+      true,
+      true,
+      true,
+    ]);
     expect(files[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
   });
 
@@ -30,7 +54,9 @@ describe('migration files', () => {
 
   it('rejects a gap in the numbering, naming the file after it', async () => {
     const dir = await folder({ '001_a.sql': '', '003_c.sql': '' });
-    await expect(loadMigrationFiles(dir)).rejects.toThrow(/expected version 2 but found 003_c\.sql after 001_a\.sql/);
+    await expect(loadMigrationFiles(dir)).rejects.toThrow(
+      /expected version 2 but found 003_c\.sql after 001_a\.sql/,
+    );
   });
 
   it('rejects .sql files that are not named NNN_description.sql', async () => {

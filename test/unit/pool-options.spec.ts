@@ -45,16 +45,21 @@ describe('pool options', () => {
     process.env.DATABASE_URL = 'postgres://env@h/db';
     try {
       expect(toPgPoolConfig({}).connectionString).toBe('postgres://env@h/db');
-      expect(toPgPoolConfig({ connection: { host: 'x', max: 99 } })).toMatchObject({ host: 'x', max: 10 });
+      expect(toPgPoolConfig({ connection: { host: 'x', max: 99 } })).toMatchObject({
+        host: 'x',
+        max: 10,
+      });
     } finally {
       process.env.DATABASE_URL = saved;
     }
   });
 
   it('describes a target without its password', () => {
-    expect(describeTarget({ connectionString: 'postgres://app:s3cret@db.internal:6432/main' })).toBe(
-      'app@db.internal:6432/main',
+    expect(
+      describeTarget({ connectionString: 'postgres://app:s3cret@db.internal:6432/main' }),
+    ).toBe('app@db.internal:6432/main');
+    expect(describeTarget({ host: 'h', port: 1, user: 'u', password: 'pw', database: 'd' })).toBe(
+      'u@h:1/d',
     );
-    expect(describeTarget({ host: 'h', port: 1, user: 'u', password: 'pw', database: 'd' })).toBe('u@h:1/d');
   });
 });

@@ -12,9 +12,9 @@ describe('SqlTemplate', () => {
   });
 
   it('expands {{schema}} and tolerates spaces inside the braces', () => {
-    expect(orders.expand('CREATE SCHEMA IF NOT EXISTS {{schema}}; SELECT 1 FROM {{ tables.items }}')).toBe(
-      'CREATE SCHEMA IF NOT EXISTS "orders"; SELECT 1 FROM "orders"."items"',
-    );
+    expect(
+      orders.expand('CREATE SCHEMA IF NOT EXISTS {{schema}}; SELECT 1 FROM {{ tables.items }}'),
+    ).toBe('CREATE SCHEMA IF NOT EXISTS "orders"; SELECT 1 FROM "orders"."items"');
   });
 
   it('leaves tables unqualified on a manager without a schema', () => {
@@ -31,9 +31,17 @@ describe('SqlTemplate', () => {
   });
 
   it.each([
-    ['an unknown placeholder', 'SELECT * FROM {{table.orders}}', /Unknown placeholder \{\{table\.orders\}\}/],
+    [
+      'an unknown placeholder',
+      'SELECT * FROM {{table.orders}}',
+      /Unknown placeholder \{\{table\.orders\}\}/,
+    ],
     ['an unknown name', 'SELECT {{tenant}}', /Unknown placeholder/],
-    ['an unterminated placeholder', 'SELECT * FROM {{tables.orders WHERE 1=1', /Malformed placeholder/],
+    [
+      'an unterminated placeholder',
+      'SELECT * FROM {{tables.orders WHERE 1=1',
+      /Malformed placeholder/,
+    ],
     ['a single closing brace', 'SELECT * FROM {{tables.orders}', /Malformed placeholder/],
     ['an empty table name', 'SELECT * FROM {{tables.}}', /Invalid table name/],
   ])('rejects %s', (_label, sql, message) => {
