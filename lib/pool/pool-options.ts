@@ -113,8 +113,6 @@ export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptio
 export function toPgPoolConfig(settings: ConnectionSettings): pg.PoolConfig {
   const pool = resolvePoolOptions(settings.pool);
   const connection = settings.connection ?? process.env.DATABASE_URL;
-  const base: pg.PoolConfig =
-    typeof connection === 'string' ? { connectionString: connection } : { ...(connection ?? {}) };
   if (
     connection !== undefined &&
     typeof connection !== 'string' &&
@@ -124,6 +122,8 @@ export function toPgPoolConfig(settings: ConnectionSettings): pg.PoolConfig {
       'connection must be a postgres:// URL or a pg.PoolConfig object.',
     );
   }
+  const base: pg.PoolConfig =
+    typeof connection === 'string' ? { connectionString: connection } : { ...(connection ?? {}) };
   return {
     ...base,
     ...(settings.ssl !== undefined ? { ssl: settings.ssl } : {}),

@@ -1,4 +1,4 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { access, chmod, mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,7 +122,6 @@ export async function startEmbeddedPostgres(
 }
 
 async function isInitialised(dataDir: string): Promise<boolean> {
-  const { access } = await import('node:fs/promises');
   return access(join(dataDir, 'PG_VERSION')).then(
     () => true,
     () => false,
