@@ -40,3 +40,37 @@ export {
   MigrationFilesError,
 } from './migrations/migration.errors.js';
 export type { PgTenancyConfig } from './cli/cli-config.js';
+export { getTenantDbToken } from './module/database.tokens.js';
+export { InjectTenantDb } from './module/inject.decorators.js';
+export type { TenancyOptions } from './tenancy/tenancy-options.js';
+export {
+  fromHeader,
+  fromPathParam,
+  fromQuery,
+  fromSubdomain,
+  type TenantResolver,
+} from './tenancy/tenant-resolvers.js';
+export { NoTenant, NO_TENANT_KEY } from './tenancy/no-tenant.decorator.js';
+export { TenantInterceptor } from './tenancy/tenant.interceptor.js';
+export { TenantMiddleware } from './tenancy/tenant.middleware.js';
+export { TenantContext, type TenantScope } from './tenancy/tenant-context.js';
+export { TenantRegistry, type TenantEntry, type TenantInfo } from './tenancy/tenant-registry.js';
+export {
+  TenantService,
+  type ForEachOptions,
+  type MigrateAllOptions,
+  type TenantMigrationProgress,
+  type TenantMigrationState,
+  type TenantMigrationSummary,
+} from './tenancy/tenant.service.js';
+export {
+  InvalidTenantIdError,
+  TenantAlreadyExistsError,
+  TenantContextMissingError,
+  TenantCreationError,
+  TenantError,
+  TenantMigrationsFailedError,
+  TenantNotFoundError,
+  TenantRequiredError,
+  TenantSuspendedError,
+} from './tenancy/tenant.errors.js';

@@ -79,10 +79,13 @@ export class MigrationRunner {
     this.#logger = options.logger ?? new Logger('Migrations');
   }
 
-  /** Applied, pending and changed migrations of `schema`. Creates nothing. */
-  async status(schema: string, dir: string): Promise<MigrationStatus> {
+  /**
+   * Applied, pending and changed migrations of `schema`. Creates nothing.
+   * `source` is a migrations folder, or files already read with `loadMigrationFiles()`.
+   */
+  async status(schema: string, source: MigrationSource): Promise<MigrationStatus> {
     assertIdentifier(schema, 'schema');
-    const files = await loadMigrationFiles(dir);
+    const files = await filesOf(source);
     return this.#withClient((client) => this.#status(client, schema, files));
   }
 
@@ -90,8 +93,8 @@ export class MigrationRunner {
    * The SQL that `migrate()` would run, expanded, without running it. Fails like `migrate()` would
    * on a checksum mismatch.
    */
-  async plan(schema: string, dir: string): Promise<PlannedMigration[]> {
-    const status = await this.status(schema, dir);
+  async plan(schema: string, source: MigrationSource): Promise<PlannedMigration[]> {
+    const status = await this.status(schema, source);
     if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
     const template = new SqlTemplate(schema);
     return status.pending.map((file) => ({
@@ -108,9 +111,9 @@ export class MigrationRunner {
    * @throws MigrationFailedError naming schema, file and line; that file is rolled back and later
    *   files are not attempted. Files applied before it stay applied.
    */
-  async migrate(schema: string, dir: string): Promise<MigrationResult> {
+  async migrate(schema: string, source: MigrationSource): Promise<MigrationResult> {
     assertIdentifier(schema, 'schema');
-    const files = await loadMigrationFiles(dir);
+    const files = await filesOf(source);
     const template = new SqlTemplate(schema);
     return this.#withClient(async (client) => {
       await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
@@ -177,7 +180,7 @@ export class MigrationRunner {
   async #status(
     client: pg.Client,
     schema: string,
-    files: MigrationFile[],
+    files: readonly MigrationFile[],
   ): Promise<MigrationStatus> {
     const exists = await client.query<{ found: string | null }>(
       'SELECT to_regclass($1)::text AS found',
@@ -234,6 +237,13 @@ export class MigrationRunner {
       await client.end().catch(() => undefined);
     }
   }
+}
+
+/** A migrations folder, or its files already loaded (to read a folder once for many schemas). */
+export type MigrationSource = string | readonly MigrationFile[];
+
+function filesOf(source: MigrationSource): Promise<readonly MigrationFile[]> {
+  return typeof source === 'string' ? loadMigrationFiles(source) : Promise.resolve(source);
 }
 
 function historyTable(schema: string): string {

@@ -10,8 +10,10 @@ export interface SchemaMigrationSource {
 }
 
 /**
- * Applies pending migrations of the given schemas, in order, when the module initialises (before
- * the app listens). A failure rejects `app.init()`, so a half-migrated app never serves.
+ * Applies pending migrations of the given schemas, in order. The root module's migrator is run by
+ * `DatabaseInitializer` (named schemas first, then tenants); a feature module's runs itself in
+ * `onModuleInit`. Either way it happens before the app listens, and a failure rejects
+ * `app.init()`, so a half-migrated app never serves.
  */
 export class SchemaMigrator implements OnModuleInit {
   readonly #logger = new Logger('Migrations');
@@ -19,9 +21,15 @@ export class SchemaMigrator implements OnModuleInit {
   constructor(
     private readonly options: DatabaseModuleOptions,
     private readonly sources: readonly SchemaMigrationSource[],
+    private readonly runsItself: boolean,
   ) {}
 
   async onModuleInit(): Promise<void> {
+    if (this.runsItself) await this.run();
+  }
+
+  /** Applies pending migrations unless `migrateOnStartup` is `false`. */
+  async run(): Promise<void> {
     if (this.options.migrateOnStartup === false || this.sources.length === 0) return;
     // From the options, not pool.options: pg-pool hides the password there (non-enumerable).
     const runner = new MigrationRunner(toPgPoolConfig(this.options), {

@@ -1,23 +1,66 @@
-import { Inject, Injectable, Logger, type OnApplicationShutdown } from '@nestjs/common';
-import pg from 'pg';
-import { getPoolToken } from './database.tokens.js';
+import {
+  Logger,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
+import type pg from 'pg';
+import type { SchemaMigrator } from '../migrations/schema-migrator.js';
+import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
+import type { TenantRegistry } from '../tenancy/tenant-registry.js';
+import { TenantMigrationsFailedError } from '../tenancy/tenant.errors.js';
+import type { TenantService } from '../tenancy/tenant.service.js';
+import type { DatabaseModuleOptions } from './database-options.interface.js';
+
+/** The tenancy parts the lifecycle drives, when tenancy is configured. */
+export interface TenancyParts {
+  readonly options: ResolvedTenancyOptions;
+  readonly registry: TenantRegistry;
+  readonly service: TenantService;
+}
 
 /**
- * Closes the shared pool when the application shuts down (`app.close()`, or a signal with
- * `app.enableShutdownHooks()`). Idempotent, and logs rather than throws: a failing close must
- * not stop the other modules' shutdown hooks.
+ * Start-up and shutdown of the root module, in a fixed order that Nest's concurrent hooks would
+ * not guarantee. Start: named schemas' migrations, then the tenant registry (table, listener,
+ * load), then tenant migrations. Shutdown: the registry's listener, then the pool. Shutdown is
+ * idempotent and logs rather than throws, so other modules' hooks still run.
  */
-@Injectable()
-export class DatabaseLifecycle implements OnApplicationShutdown {
+export class DatabaseLifecycle implements OnModuleInit, OnApplicationShutdown {
   readonly #logger = new Logger('DatabaseModule');
   #closing: Promise<void> | undefined;
 
-  constructor(@Inject(getPoolToken()) private readonly pool: pg.Pool) {}
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly options: DatabaseModuleOptions,
+    private readonly migrator: SchemaMigrator,
+    private readonly tenancy: TenancyParts | undefined,
+  ) {}
+
+  async onModuleInit(): Promise<void> {
+    await this.migrator.run();
+    if (!this.tenancy) return;
+    const { registry, service, options } = this.tenancy;
+    await registry.start();
+    if (this.options.migrateOnStartup === false || !options.migrations) return;
+    const summary = await service.migrateAll();
+    const applied = summary.applied.length;
+    this.#logger.log(
+      `Tenant migrations: ${applied} tenant(s) migrated, ${summary.skipped} up to date, ${summary.failed.length} failed (${summary.durationMs} ms)`,
+    );
+    for (const failure of summary.failed) {
+      this.#logger.error(`Tenant ${failure.tenantId}: ${failure.error}`);
+    }
+    if (summary.failed.length > 0 && options.failOnMigrationError) {
+      throw new TenantMigrationsFailedError(summary.failed);
+    }
+  }
 
   onApplicationShutdown(): Promise<void> {
-    this.#closing ??= this.pool.end().catch((err: Error) => {
-      this.#logger.warn(`Closing the connection pool failed: ${err.message}`);
-    });
+    this.#closing ??= (async () => {
+      await this.tenancy?.registry.close();
+      await this.pool.end().catch((err: Error) => {
+        this.#logger.warn(`Closing the connection pool failed: ${err.message}`);
+      });
+    })();
     return this.#closing;
   }
 }

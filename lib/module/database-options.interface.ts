@@ -1,4 +1,5 @@
 import type { ConnectionSettings } from '../pool/pool-options.js';
+import type { TenancyOptions } from '../tenancy/tenancy-options.js';
 
 /** Options of one named schema. */
 export interface SchemaOptions {
@@ -43,6 +44,13 @@ export interface DatabaseModuleExtras {
    * @example schemas: { users: {}, orders: {} }
    */
   schemas: Record<string, SchemaOptions>;
+  /**
+   * Schema-per-tenant: a tenant registry, `TenantService`, `@InjectTenantDb()` and a global
+   * `TenantInterceptor`. Default: off.
+   *
+   * @example tenancy: { migrations: 'migrations/tenant', resolver: fromHeader('x-tenant-id') }
+   */
+  tenancy?: TenancyOptions;
 }
 
 /**

@@ -6,3 +6,6 @@ export const DATABASE_MIGRATOR = 'DatabaseModule:Migrator';
 
 /** The migrator of a schema declared with forFeature. */
 export const featureMigratorToken = (schema: string) => `DatabaseModule:Migrator(${schema})`;
+
+/** The resolved tenancy options, when tenancy is configured. */
+export const TENANCY_OPTIONS = 'DatabaseModule:TenancyOptions';

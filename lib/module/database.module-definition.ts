@@ -11,7 +11,7 @@ export const {
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createDatabaseOptions')
   .setExtras<DatabaseModuleExtras>({ isGlobal: true, schemas: {} }, (definition, extras) => {
-    const { providers, exports } = createRootProviders(extras.schemas);
+    const { providers, exports } = createRootProviders(extras.schemas, extras.tenancy);
     return {
       ...definition,
       global: extras.isGlobal,

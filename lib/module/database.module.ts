@@ -43,7 +43,7 @@ export class DatabaseModule extends ConfigurableDatabaseModule {
       module: DatabaseModule,
       providers: [
         createSchemaDbProvider(name),
-        createMigratorProvider(featureMigratorToken(name), { [name]: schemaOptions }),
+        createMigratorProvider(featureMigratorToken(name), { [name]: schemaOptions }, true),
       ],
       exports: [getSchemaDbToken(options.name)],
     };

@@ -14,3 +14,8 @@ export function getSchemaDbToken(schema?: string): string {
 export function getPoolToken(): string {
   return 'DatabaseModule:Pool';
 }
+
+/** The injection token of the current tenant's manager (a proxy), as injected by `@InjectTenantDb()`. */
+export function getTenantDbToken(): string {
+  return 'DatabaseModule:TenantDb';
+}

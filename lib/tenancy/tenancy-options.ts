@@ -1,0 +1,89 @@
+import { assertIdentifier, MAX_IDENTIFIER_BYTES } from '../core/identifiers.js';
+import { InvalidOptionsError } from '../errors.js';
+import { fromHeader, type TenantResolver } from './tenant-resolvers.js';
+
+/** Schema-per-tenant configuration (`tenancy` in `DatabaseModule.forRoot`). */
+export interface TenancyOptions {
+  /** Folder of `NNN_description.sql` migrations applied to every tenant schema. Default: none. */
+  migrations?: string;
+  /** A tenant's schema is this prefix plus its id. Default: `'tenant_'`. */
+  schemaPrefix?: string;
+  /** How a request names its tenant. Default: `fromHeader('x-tenant-id')`. */
+  resolver?: TenantResolver;
+  /** Schema holding the `tenants` registry table. Default: `'tenancy'`. */
+  registrySchema?: string;
+  /**
+   * Accepted tenant ids. Anything else is a 400 before any SQL runs. Must not allow characters
+   * outside `[A-Za-z0-9_$]`, since the id becomes part of a schema name.
+   * Default: `/^[a-z0-9][a-z0-9_]{0,39}$/`.
+   */
+  idPattern?: RegExp;
+  /**
+   * Tenants migrated in parallel by `migrateAll()` (each on its own connection; capped at
+   * `pool.max`). Default: `4`.
+   */
+  migrationConcurrency?: number;
+  /** Fail start-up when a tenant's migrations fail (the others are still migrated). Default: `true`. */
+  failOnMigrationError?: boolean;
+  /**
+   * Routes need a tenant unless marked `@NoTenant()`. With `false`, a request without a tenant id
+   * runs without a tenant context. Default: `true`.
+   */
+  required?: boolean;
+  /** Register `TenantInterceptor` globally. Default: `true`. */
+  interceptor?: boolean;
+  /**
+   * How long an unknown id is remembered as unknown, while the change listener is down (while it
+   * is up, the in-memory registry is authoritative and misses cost no query). Default: `5_000` ms.
+   */
+  negativeCacheMs?: number;
+}
+
+/** `TenancyOptions` with defaults filled in. */
+export interface ResolvedTenancyOptions {
+  readonly migrations: string | undefined;
+  readonly schemaPrefix: string;
+  readonly resolver: TenantResolver;
+  readonly registrySchema: string;
+  readonly idPattern: RegExp;
+  readonly migrationConcurrency: number;
+  readonly failOnMigrationError: boolean;
+  readonly required: boolean;
+  readonly interceptor: boolean;
+  readonly negativeCacheMs: number;
+}
+
+/** @throws InvalidOptionsError */
+export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyOptions {
+  const resolved: ResolvedTenancyOptions = {
+    migrations: options.migrations,
+    schemaPrefix: options.schemaPrefix ?? 'tenant_',
+    resolver: options.resolver ?? fromHeader('x-tenant-id'),
+    registrySchema: options.registrySchema ?? 'tenancy',
+    idPattern: options.idPattern ?? /^[a-z0-9][a-z0-9_]{0,39}$/,
+    migrationConcurrency: options.migrationConcurrency ?? 4,
+    failOnMigrationError: options.failOnMigrationError ?? true,
+    required: options.required ?? true,
+    interceptor: options.interceptor ?? true,
+    negativeCacheMs: options.negativeCacheMs ?? 5_000,
+  };
+  assertIdentifier(resolved.registrySchema, 'registry schema');
+  if (resolved.schemaPrefix !== '' && !/^[A-Za-z_][A-Za-z0-9_$]*$/.test(resolved.schemaPrefix)) {
+    throw new InvalidOptionsError(
+      `tenancy.schemaPrefix ${JSON.stringify(resolved.schemaPrefix)} must start with a letter or "_" and contain only letters, digits, "_" or "$".`,
+    );
+  }
+  if (Buffer.byteLength(resolved.schemaPrefix) >= MAX_IDENTIFIER_BYTES) {
+    throw new InvalidOptionsError('tenancy.schemaPrefix leaves no room for the tenant id within 63 bytes.');
+  }
+  if (!(resolved.idPattern instanceof RegExp)) {
+    throw new InvalidOptionsError('tenancy.idPattern must be a RegExp.');
+  }
+  if (typeof resolved.resolver !== 'function') {
+    throw new InvalidOptionsError('tenancy.resolver must be a function, e.g. fromHeader("x-tenant-id").');
+  }
+  if (!Number.isInteger(resolved.migrationConcurrency) || resolved.migrationConcurrency < 1) {
+    throw new InvalidOptionsError('tenancy.migrationConcurrency must be a positive integer.');
+  }
+  return Object.freeze(resolved);
+}

@@ -1,0 +1,69 @@
+import type { ExecutionContext } from '@nestjs/common';
+
+/**
+ * Finds the tenant id of a request. Return `undefined` when the request names none. Runs for
+ * every request, so keep it cheap; it may be async (e.g. reading a verified JWT claim).
+ *
+ * In the middleware mount (`TenantMiddleware`), `ctx.getHandler()` is not available and route
+ * params are not parsed yet.
+ *
+ * @example (ctx) => ctx.switchToHttp().getRequest().user?.tenantId
+ */
+export type TenantResolver = (
+  ctx: ExecutionContext,
+) => string | undefined | null | Promise<string | undefined | null>;
+
+interface HttpRequestLike {
+  headers?: Record<string, string | string[] | undefined>;
+  params?: Record<string, string | undefined>;
+  query?: Record<string, unknown>;
+  hostname?: string;
+}
+
+function request(ctx: ExecutionContext): HttpRequestLike {
+  return ctx.switchToHttp().getRequest<HttpRequestLike>() ?? {};
+}
+
+function single(value: unknown): string | undefined {
+  if (Array.isArray(value)) return single(value[0]);
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+/** Reads the tenant id from a request header. @example fromHeader('x-tenant-id') */
+export function fromHeader(name: string): TenantResolver {
+  const header = name.toLowerCase();
+  const resolver: TenantResolver = (ctx) => single(request(ctx).headers?.[header]);
+  return Object.assign(resolver, { description: `send the "${header}" header` });
+}
+
+/**
+ * Reads the tenant id from the first label of the host name: `acme.example.com` → `acme`.
+ * Hosts with fewer than `minLabels` labels (the bare domain, `localhost`) name no tenant.
+ * Default `minLabels`: 3.
+ */
+export function fromSubdomain(minLabels = 3): TenantResolver {
+  const resolver: TenantResolver = (ctx) => {
+    const req = request(ctx);
+    const host = (req.hostname ?? single(req.headers?.host) ?? '').replace(/:\d+$/, '');
+    const labels = host.split('.');
+    return labels.length >= minLabels ? labels[0] : undefined;
+  };
+  return Object.assign(resolver, { description: 'use the tenant subdomain' });
+}
+
+/** Reads the tenant id from a route parameter, e.g. `/t/:tenant/projects`. Interceptor mount only. */
+export function fromPathParam(name: string): TenantResolver {
+  const resolver: TenantResolver = (ctx) => single(request(ctx).params?.[name]);
+  return Object.assign(resolver, { description: `put the tenant in the ":${name}" path segment` });
+}
+
+/** Reads the tenant id from a query-string parameter: `?tenant=acme`. */
+export function fromQuery(name: string): TenantResolver {
+  const resolver: TenantResolver = (ctx) => single(request(ctx).query?.[name]);
+  return Object.assign(resolver, { description: `pass the "${name}" query parameter` });
+}
+
+/** The hint given in "tenant required" errors. */
+export function describeResolver(resolver: TenantResolver): string {
+  return (resolver as { description?: string }).description ?? 'the request must identify a tenant';
+}

@@ -1,0 +1,89 @@
+import { PgTenancyError } from '../errors.js';
+
+/**
+ * Base of the errors about a request's tenant. `status` is the HTTP answer the interceptor (and
+ * the exception filter) gives: the message is safe to show a client and never echoes raw input.
+ */
+export abstract class TenantError extends PgTenancyError {
+  abstract readonly status: 400 | 403 | 404 | 409;
+}
+
+/** The tenant id does not match `tenancy.idPattern`. No SQL runs for it. HTTP 400. */
+export class InvalidTenantIdError extends TenantError {
+  readonly status = 400;
+  constructor(pattern: RegExp) {
+    super(`The tenant id is malformed: it must match ${pattern.source}.`);
+  }
+}
+
+/** The route needs a tenant and the request names none. HTTP 400. */
+export class TenantRequiredError extends TenantError {
+  readonly status = 400;
+  constructor(hint: string) {
+    super(`This route needs a tenant, and the request names none: ${hint}.`);
+  }
+}
+
+/** No tenant has this id (or it is still being created). HTTP 404. */
+export class TenantNotFoundError extends TenantError {
+  readonly status = 404;
+  constructor(readonly tenantId: string) {
+    // The id has passed validation, so it is safe to repeat.
+    super(`Unknown tenant "${tenantId}".`);
+  }
+}
+
+/** The tenant exists but is suspended. HTTP 403. */
+export class TenantSuspendedError extends TenantError {
+  readonly status = 403;
+  constructor(readonly tenantId: string) {
+    super(`Tenant "${tenantId}" is suspended.`);
+  }
+}
+
+/** `TenantService.create()` for an id that already exists. HTTP 409. */
+export class TenantAlreadyExistsError extends TenantError {
+  readonly status = 409;
+  constructor(readonly tenantId: string) {
+    super(`Tenant "${tenantId}" already exists.`);
+  }
+}
+
+/**
+ * `@InjectTenantDb()` was used outside a tenant context: outside a request that went through the
+ * tenant interceptor or middleware, on a `@NoTenant()` route, or in a job that did not use
+ * `TenantService.run()`.
+ */
+export class TenantContextMissingError extends PgTenancyError {
+  constructor() {
+    super(
+      'No tenant in the current context. Inside requests the TenantInterceptor (or TenantMiddleware) sets it; ' +
+        'in jobs and scripts use tenantService.run(id, fn) or tenantService.db(id).',
+    );
+  }
+}
+
+/** Creating a tenant failed; nothing of it remains (no registry row, no schema). */
+export class TenantCreationError extends PgTenancyError {
+  constructor(
+    readonly tenantId: string,
+    cause: unknown,
+  ) {
+    super(
+      `Creating tenant "${tenantId}" failed and was undone (no registry row, no schema remain): ${cause instanceof Error ? cause.message : String(cause)}`,
+      { cause },
+    );
+  }
+}
+
+/** `migrateAll()` finished with failed tenants and `failOnMigrationError` is on. */
+export class TenantMigrationsFailedError extends PgTenancyError {
+  constructor(readonly failed: readonly { tenantId: string; error: string }[]) {
+    super(
+      `Migrations failed for ${failed.length} tenant(s): ${failed
+        .slice(0, 5)
+        .map((f) => `${f.tenantId} (${f.error})`)
+        .join('; ')}${failed.length > 5 ? '; …' : ''}. The other tenants were migrated.`,
+    );
+  }
+}

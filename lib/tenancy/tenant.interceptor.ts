@@ -1,0 +1,66 @@
+import {
+  Inject,
+  Injectable,
+  type CallHandler,
+  type ExecutionContext,
+  type NestInterceptor,
+} from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { Observable } from 'rxjs';
+import { TENANCY_OPTIONS } from '../module/database.internal-constants.js';
+import { NO_TENANT_KEY } from './no-tenant.decorator.js';
+import type { ResolvedTenancyOptions } from './tenancy-options.js';
+import { TenantContext, type TenantScope } from './tenant-context.js';
+import { toHttpError } from './tenant-http.js';
+import { TenantRegistry } from './tenant-registry.js';
+import { describeResolver } from './tenant-resolvers.js';
+import { TenantRequiredError } from './tenant.errors.js';
+
+/**
+ * Resolves each request's tenant and runs the rest of the request in its context, so
+ * `@InjectTenantDb()` reaches that tenant's pre-built `SchemaDb`. Registered globally when
+ * `tenancy` is configured. Resolution is a resolver call, a pattern test and a Map lookup.
+ *
+ * Interceptors run after guards: guards and middleware do not see the tenant. Mount
+ * `TenantMiddleware` as well when they need it; the interceptor then reuses its context.
+ *
+ * Answers: malformed id 400, missing id 400 (unless `@NoTenant()` or `required: false`),
+ * unknown tenant 404, suspended tenant 403.
+ */
+@Injectable()
+export class TenantInterceptor implements NestInterceptor {
+  constructor(
+    private readonly registry: TenantRegistry,
+    private readonly context: TenantContext,
+    private readonly reflector: Reflector,
+    @Inject(TENANCY_OPTIONS) private readonly options: ResolvedTenancyOptions,
+  ) {}
+
+  intercept(ctx: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
+    if (this.context.current) return next.handle();
+    if (this.reflector.getAllAndOverride<boolean>(NO_TENANT_KEY, [ctx.getHandler(), ctx.getClass()])) {
+      return next.handle();
+    }
+    return this.resolve(ctx).then((scope) => {
+      if (!scope) return next.handle();
+      return new Observable((subscriber) =>
+        this.context.run(scope, () => next.handle().subscribe(subscriber)),
+      );
+    });
+  }
+
+  /** The tenant scope of the request, or `undefined` when it names none and none is required. */
+  async resolve(ctx: ExecutionContext): Promise<TenantScope | undefined> {
+    try {
+      const id = await this.options.resolver(ctx);
+      if (id === undefined || id === null || id === '') {
+        if (this.options.required) throw new TenantRequiredError(describeResolver(this.options.resolver));
+        return undefined;
+      }
+      const entry = await this.registry.require(id);
+      return { tenantId: entry.info.id, db: entry.db };
+    } catch (err) {
+      throw ctx.getType() === 'http' ? toHttpError(err) : err;
+    }
+  }
+}

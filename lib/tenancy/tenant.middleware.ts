@@ -1,0 +1,48 @@
+import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
+import { TENANCY_OPTIONS } from '../module/database.internal-constants.js';
+import type { ResolvedTenancyOptions } from './tenancy-options.js';
+import { TenantContext } from './tenant-context.js';
+import { toHttpError } from './tenant-http.js';
+import { TenantRegistry } from './tenant-registry.js';
+
+/**
+ * The tenant resolved before guards run, for HTTP apps whose guards (or other middleware) need
+ * it. Mount it for the routes that need it:
+ *
+ * ```ts
+ * export class AppModule implements NestModule {
+ *   configure(consumer: MiddlewareConsumer) {
+ *     consumer.apply(TenantMiddleware).forRoutes('*');
+ *   }
+ * }
+ * ```
+ *
+ * A request without a tenant id passes through untouched (the interceptor then decides, honouring
+ * `@NoTenant()`); a malformed, unknown or suspended one is refused here. Route params are not
+ * parsed yet at this stage, so `fromPathParam` works only with the interceptor.
+ */
+@Injectable()
+export class TenantMiddleware implements NestMiddleware {
+  constructor(
+    private readonly registry: TenantRegistry,
+    private readonly context: TenantContext,
+    @Inject(TENANCY_OPTIONS) private readonly options: ResolvedTenancyOptions,
+  ) {}
+
+  async use(req: unknown, res: unknown, next: (err?: unknown) => void): Promise<void> {
+    let id: string | undefined | null;
+    let scope;
+    try {
+      const host = new ExecutionContextHost([req, res, next]);
+      host.setType('http');
+      id = await this.options.resolver(host);
+      if (id === undefined || id === null || id === '') return next();
+      const entry = await this.registry.require(id);
+      scope = { tenantId: entry.info.id, db: entry.db };
+    } catch (err) {
+      throw toHttpError(err);
+    }
+    this.context.run(scope, () => next());
+  }
+}

@@ -1,0 +1,63 @@
+import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
+import { fromHeader, fromPathParam, fromQuery, fromSubdomain, InvalidOptionsError } from '../../lib/index.js';
+import { resolveTenancyOptions } from '../../lib/tenancy/tenancy-options.js';
+
+const http = (req: object) => {
+  const host = new ExecutionContextHost([req, {}, () => undefined]);
+  host.setType('http');
+  return host;
+};
+
+describe('tenant resolvers', () => {
+  it('fromHeader reads a header case-insensitively, first value of a list', () => {
+    expect(fromHeader('X-Tenant-Id')(http({ headers: { 'x-tenant-id': 'acme' } }))).toBe('acme');
+    expect(fromHeader('x-tenant-id')(http({ headers: { 'x-tenant-id': ['a', 'b'] } }))).toBe('a');
+    expect(fromHeader('x-tenant-id')(http({ headers: {} }))).toBeUndefined();
+    expect(fromHeader('x-tenant-id')(http({ headers: { 'x-tenant-id': '' } }))).toBeUndefined();
+  });
+
+  it('fromSubdomain takes the first label of a host with enough labels', () => {
+    expect(fromSubdomain()(http({ hostname: 'acme.app.example' }))).toBe('acme');
+    expect(fromSubdomain()(http({ headers: { host: 'acme.app.example:8080' } }))).toBe('acme');
+    expect(fromSubdomain()(http({ hostname: 'example.com' }))).toBeUndefined();
+    expect(fromSubdomain(2)(http({ hostname: 'acme.localhost' }))).toBe('acme');
+  });
+
+  it('fromPathParam and fromQuery read route and query parameters', () => {
+    expect(fromPathParam('tenant')(http({ params: { tenant: 'acme' } }))).toBe('acme');
+    expect(fromQuery('tenant')(http({ query: { tenant: 'acme' } }))).toBe('acme');
+    expect(fromQuery('tenant')(http({ query: { tenant: { nested: 1 } } }))).toBeUndefined();
+  });
+});
+
+describe('tenancy options', () => {
+  it('fills defaults', () => {
+    const options = resolveTenancyOptions({});
+    expect(options).toMatchObject({
+      schemaPrefix: 'tenant_',
+      registrySchema: 'tenancy',
+      migrationConcurrency: 4,
+      required: true,
+      interceptor: true,
+      failOnMigrationError: true,
+    });
+    expect(options.idPattern.test('acme_2')).toBe(true);
+    expect(options.idPattern.test('Acme')).toBe(false);
+    expect(options.idPattern.test('a'.repeat(41))).toBe(false);
+    expect(options.resolver(http({ headers: { 'x-tenant-id': 't1' } }))).toBe('t1');
+  });
+
+  it.each([
+    [{ schemaPrefix: 'bad-prefix' }, /schemaPrefix/],
+    [{ schemaPrefix: 'p'.repeat(63) }, /no room/],
+    [{ migrationConcurrency: 0 }, /positive integer/],
+    [{ resolver: 'x-tenant-id' }, /resolver must be a function/],
+    [{ registrySchema: 'bad schema' }, /Invalid registry schema name/],
+  ])('rejects %o', (options, message) => {
+    expect(() => resolveTenancyOptions(options as never)).toThrow(message);
+  });
+
+  it('throws typed errors', () => {
+    expect(() => resolveTenancyOptions({ schemaPrefix: '1x' })).toThrow(InvalidOptionsError);
+  });
+});
