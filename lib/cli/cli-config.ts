@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidOptionsError } from '../errors.js';
 import type { DatabaseModuleOptions, SchemaOptions } from '../module/database-options.interface.js';
+import type { TenancyOptions } from '../tenancy/tenancy-options.js';
 
 /**
  * What the CLI reads: the same options the app gives `DatabaseModule.forRoot`, so one file can
@@ -19,6 +20,7 @@ import type { DatabaseModuleOptions, SchemaOptions } from '../module/database-op
  */
 export interface PgTenancyConfig extends DatabaseModuleOptions {
   schemas?: Record<string, SchemaOptions>;
+  tenancy?: TenancyOptions;
 }
 
 /** File names the CLI looks for in the working directory when `--config` is not given. */

@@ -4,6 +4,7 @@ import { PgTenancyError } from '../errors.js';
 import { MigrationRunner, type MigrationStatus } from '../migrations/migration-runner.js';
 import { toPgPoolConfig } from '../pool/pool-options.js';
 import { loadCliConfig, type PgTenancyConfig } from './cli-config.js';
+import { migrateTenants, openTenancy, printTenantList, printTenantStatus } from './tenancy-cli.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -15,6 +16,9 @@ interface MigrateFlags {
   status?: boolean;
   dryRun?: boolean;
   schema?: string[];
+  /** `true` for all tenants, or a list of ids. */
+  tenants?: boolean | string[];
+  all?: boolean;
 }
 
 const plainLogger = {
@@ -46,8 +50,7 @@ function printStatus(status: MigrationStatus): void {
   );
 }
 
-async function migrate(flags: MigrateFlags): Promise<number> {
-  const { config } = await loadCliConfig(flags.config);
+async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Promise<number> {
   const runner = new MigrationRunner(toPgPoolConfig(config), {
     statementTimeoutMs: config.migrationStatementTimeoutMs,
     logger: plainLogger,
@@ -84,40 +87,152 @@ async function migrate(flags: MigrateFlags): Promise<number> {
   return EXIT.ok;
 }
 
-/** Builds the command-line program. Exported for tests; `bin` runs {@link main}. */
-export function buildProgram(): Command {
+async function migrateTenantSchemas(config: PgTenancyConfig, flags: MigrateFlags): Promise<number> {
+  const only = Array.isArray(flags.tenants) ? flags.tenants : undefined;
+  const tenancy = await openTenancy(config);
+  try {
+    if (flags.status || flags.dryRun) {
+      return (await printTenantStatus(tenancy.service, only)) ? EXIT.failure : EXIT.ok;
+    }
+    const summary = await migrateTenants(tenancy.service, only);
+    return summary.failed.length > 0 ? EXIT.failure : EXIT.ok;
+  } finally {
+    await tenancy.end();
+  }
+}
+
+async function migrate(flags: MigrateFlags): Promise<number> {
+  const { config } = await loadCliConfig(flags.config);
+  let code: number = EXIT.ok;
+  if (!flags.tenants || flags.all) code = await migrateSchemas(config, flags);
+  if (code === EXIT.ok && (flags.tenants || flags.all))
+    code = await migrateTenantSchemas(config, flags);
+  return code;
+}
+
+async function withTenants(
+  flags: { config?: string },
+  fn: (service: Awaited<ReturnType<typeof openTenancy>>['service']) => Promise<void>,
+): Promise<number> {
+  const { config } = await loadCliConfig(flags.config);
+  const tenancy = await openTenancy(config);
+  try {
+    await fn(tenancy.service);
+    return EXIT.ok;
+  } finally {
+    await tenancy.end();
+  }
+}
+
+function parseMetadata(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value !== null && typeof value === 'object' && !Array.isArray(value))
+      return value as Record<string, unknown>;
+  } catch {
+    // fall through to the error below
+  }
+  throw new PgTenancyError('--metadata must be a JSON object, e.g. \'{"plan":"pro"}\'.');
+}
+
+/**
+ * Builds the command-line program; actions store their exit code in `result`. Exported for
+ * tests; `bin` runs {@link main}.
+ */
+export function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
   const program = new Command('nestjs-pg-tenancy')
-    .description('Migrations for nestjs-pg-tenancy schemas')
+    .description('Migrations and tenants for nestjs-pg-tenancy')
     .version(version)
     .exitOverride()
     .showHelpAfterError();
-  program
-    .command('migrate')
-    .description('apply pending migrations of the schemas declared in the config file')
-    .option(
+  const configOption = () =>
+    new Option(
       '-c, --config <file>',
       'config module exporting the database options (default: pg-tenancy.config.mjs)',
+    );
+
+  program
+    .command('migrate')
+    .description(
+      'apply pending migrations of the named schemas (default), the tenants (--tenants), or both (--all)',
     )
+    .addOption(configOption())
     .addOption(
       new Option(
         '--status',
-        'show applied and pending migrations; exit 1 if an applied file changed',
+        'show applied and pending migrations; exit 1 if an applied file changed (or a tenant failed)',
       ).conflicts('dryRun'),
     )
-    .option('--dry-run', 'print the SQL that would run, without running it')
-    .option('-s, --schema <name...>', 'only these schemas (repeatable)')
+    .option(
+      '--dry-run',
+      'print the SQL that would run, without running it (with --tenants: the pending counts)',
+    )
+    .option('-s, --schema <name...>', 'only these named schemas')
+    .option('-t, --tenants [id...]', 'tenant schemas instead of named ones: all, or the ids given')
+    .option('--all', 'named schemas, then every tenant')
     .action(async (flags: MigrateFlags) => {
-      process.exitCode = await migrate(flags);
+      result.code = await migrate(flags);
     });
+
+  const tenants = program.command('tenants').description('create, drop and list tenants');
+  tenants
+    .command('create <id>')
+    .description('create a tenant: registry row, schema and migrations, all or nothing')
+    .addOption(configOption())
+    .option('--metadata <json>', 'JSON object stored with the tenant')
+    .action(async (id: string, flags: { config?: string; metadata?: string }) => {
+      const metadata = parseMetadata(flags.metadata);
+      result.code = await withTenants(flags, async (service) => {
+        const tenant = await service.create(id, { metadata });
+        console.log(
+          `Created tenant ${tenant.id} (schema ${tenant.schema}, ${tenant.migratedVersion} migration(s)).`,
+        );
+      });
+    });
+  tenants
+    .command('drop <id>')
+    .description("drop a tenant's schema with all its data, and its registry row")
+    .addOption(configOption())
+    .requiredOption('--yes', 'confirm: the data cannot be recovered')
+    .action(async (id: string, flags: { config?: string }) => {
+      result.code = await withTenants(flags, async (service) => {
+        await service.drop(id);
+        console.log(`Dropped tenant ${id}.`);
+      });
+    });
+  for (const [name, verb] of [
+    ['suspend', 'refuse'],
+    ['resume', 'serve again'],
+  ] as const) {
+    tenants
+      .command(`${name} <id>`)
+      .description(`${verb} a tenant's requests`)
+      .addOption(configOption())
+      .action(async (id: string, flags: { config?: string }) => {
+        result.code = await withTenants(flags, async (service) => {
+          const tenant = await service[name](id);
+          console.log(`Tenant ${tenant.id} is ${tenant.status}.`);
+        });
+      });
+  }
+  tenants
+    .command('list')
+    .description('list tenants')
+    .addOption(configOption())
+    .action(async (flags: { config?: string }) => {
+      result.code = await withTenants(flags, (service) => printTenantList(service));
+    });
+
   return program;
 }
 
 /** Runs the CLI with `argv` and returns the exit code. */
 export async function main(argv = process.argv): Promise<number> {
-  process.exitCode = EXIT.ok;
+  const result = { code: EXIT.ok as number };
   try {
-    await buildProgram().parseAsync(argv);
-    return Number(process.exitCode ?? EXIT.ok);
+    await buildProgram(result).parseAsync(argv);
+    return result.code;
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end with exitCode 0; usage errors were printed by commander.

@@ -6,7 +6,11 @@ import { SchemaDb } from '../core/schema-db.js';
 import { SchemaMigrator } from '../migrations/schema-migrator.js';
 import { createPool } from '../pool/create-pool.js';
 import { toPgPoolConfig } from '../pool/pool-options.js';
-import { resolveTenancyOptions, type ResolvedTenancyOptions, type TenancyOptions } from '../tenancy/tenancy-options.js';
+import {
+  resolveTenancyOptions,
+  type ResolvedTenancyOptions,
+  type TenancyOptions,
+} from '../tenancy/tenancy-options.js';
 import { TenantContext } from '../tenancy/tenant-context.js';
 import { createTenantDbProxy } from '../tenancy/tenant-db.proxy.js';
 import { TenantInterceptor } from '../tenancy/tenant.interceptor.js';
@@ -15,7 +19,11 @@ import { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { TenantService } from '../tenancy/tenant.service.js';
 import { DatabaseLifecycle } from './database-lifecycle.js';
 import type { DatabaseModuleOptions, SchemaOptions } from './database-options.interface.js';
-import { DATABASE_MIGRATOR, DATABASE_SCHEMAS, TENANCY_OPTIONS } from './database.internal-constants.js';
+import {
+  DATABASE_MIGRATOR,
+  DATABASE_SCHEMAS,
+  TENANCY_OPTIONS,
+} from './database.internal-constants.js';
 import { DATABASE_MODULE_OPTIONS } from './database.module-definition.js';
 import { getPoolToken, getSchemaDbToken, getTenantDbToken } from './database.tokens.js';
 
@@ -54,13 +62,17 @@ export function createMigratorProvider(
     .map(([schema, options]) => ({ schema, migrations: options.migrations! }));
   return {
     provide: token,
-    useFactory: (options: DatabaseModuleOptions) => new SchemaMigrator(options, sources, runsItself),
+    useFactory: (options: DatabaseModuleOptions) =>
+      new SchemaMigrator(options, sources, runsItself),
     inject: [DATABASE_MODULE_OPTIONS],
   };
 }
 
 /** Registry, context, service, tenant-db proxy, interceptor and middleware. */
-function createTenancyProviders(tenancy: ResolvedTenancyOptions): { providers: Provider[]; exports: Token[] } {
+function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
+  providers: Provider[];
+  exports: Token[];
+} {
   const providers: Provider[] = [
     { provide: TENANCY_OPTIONS, useValue: tenancy },
     { provide: TenantContext, useFactory: () => new TenantContext() },
@@ -72,8 +84,12 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): { providers: P
     },
     {
       provide: TenantService,
-      useFactory: (pool: pg.Pool, options: DatabaseModuleOptions, registry: TenantRegistry, context: TenantContext) =>
-        new TenantService(pool, toPgPoolConfig(options), tenancy, registry, context),
+      useFactory: (
+        pool: pg.Pool,
+        options: DatabaseModuleOptions,
+        registry: TenantRegistry,
+        context: TenantContext,
+      ) => new TenantService(pool, toPgPoolConfig(options), tenancy, registry, context),
       inject: [getPoolToken(), DATABASE_MODULE_OPTIONS, TenantRegistry, TenantContext],
     },
     {
@@ -84,10 +100,19 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): { providers: P
     TenantInterceptor,
     TenantMiddleware,
   ];
-  if (tenancy.interceptor) providers.push({ provide: APP_INTERCEPTOR, useExisting: TenantInterceptor });
+  if (tenancy.interceptor)
+    providers.push({ provide: APP_INTERCEPTOR, useExisting: TenantInterceptor });
   return {
     providers,
-    exports: [TENANCY_OPTIONS, TenantContext, TenantRegistry, TenantService, getTenantDbToken(), TenantInterceptor, TenantMiddleware],
+    exports: [
+      TENANCY_OPTIONS,
+      TenantContext,
+      TenantRegistry,
+      TenantService,
+      getTenantDbToken(),
+      TenantInterceptor,
+      TenantMiddleware,
+    ],
   };
 }
 
@@ -100,7 +125,9 @@ export function createRootProviders(
   tenancyOptions?: TenancyOptions,
 ): { providers: Provider[]; exports: Token[] } {
   const names = Object.keys(schemas ?? {});
-  const tenancy = tenancyOptions ? createTenancyProviders(resolveTenancyOptions(tenancyOptions)) : undefined;
+  const tenancy = tenancyOptions
+    ? createTenancyProviders(resolveTenancyOptions(tenancyOptions))
+    : undefined;
   return {
     providers: [
       createPoolProvider(),
@@ -123,7 +150,9 @@ export function createRootProviders(
             pool,
             options,
             migrator,
-            tenancyOpts && registry && service ? { options: tenancyOpts, registry, service } : undefined,
+            tenancyOpts && registry && service
+              ? { options: tenancyOpts, registry, service }
+              : undefined,
           ),
         inject: [
           getPoolToken(),

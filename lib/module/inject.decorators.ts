@@ -24,4 +24,5 @@ export const InjectPool = (): ParameterDecorator & PropertyDecorator => Inject(g
  *
  * @example constructor(@InjectTenantDb() private readonly db: SchemaDb) {}
  */
-export const InjectTenantDb = (): ParameterDecorator & PropertyDecorator => Inject(getTenantDbToken());
+export const InjectTenantDb = (): ParameterDecorator & PropertyDecorator =>
+  Inject(getTenantDbToken());

@@ -74,13 +74,17 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     );
   }
   if (Buffer.byteLength(resolved.schemaPrefix) >= MAX_IDENTIFIER_BYTES) {
-    throw new InvalidOptionsError('tenancy.schemaPrefix leaves no room for the tenant id within 63 bytes.');
+    throw new InvalidOptionsError(
+      'tenancy.schemaPrefix leaves no room for the tenant id within 63 bytes.',
+    );
   }
   if (!(resolved.idPattern instanceof RegExp)) {
     throw new InvalidOptionsError('tenancy.idPattern must be a RegExp.');
   }
   if (typeof resolved.resolver !== 'function') {
-    throw new InvalidOptionsError('tenancy.resolver must be a function, e.g. fromHeader("x-tenant-id").');
+    throw new InvalidOptionsError(
+      'tenancy.resolver must be a function, e.g. fromHeader("x-tenant-id").',
+    );
   }
   if (!Number.isInteger(resolved.migrationConcurrency) || resolved.migrationConcurrency < 1) {
     throw new InvalidOptionsError('tenancy.migrationConcurrency must be a positive integer.');

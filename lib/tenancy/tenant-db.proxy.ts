@@ -1,7 +1,14 @@
 import { SchemaDb } from '../core/schema-db.js';
 import type { TenantContext } from './tenant-context.js';
 
-const ASYNC_METHODS = new Set(['query', 'execute', 'fetchAll', 'fetchOne', 'fetchValue', 'transaction']);
+const ASYNC_METHODS = new Set([
+  'query',
+  'execute',
+  'fetchAll',
+  'fetchOne',
+  'fetchValue',
+  'transaction',
+]);
 
 /**
  * A `SchemaDb` stand-in that forwards every call to the current tenant's manager, so services

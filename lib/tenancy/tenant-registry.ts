@@ -3,7 +3,11 @@ import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
 import { SchemaDb } from '../core/schema-db.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
-import { InvalidTenantIdError, TenantNotFoundError, TenantSuspendedError } from './tenant.errors.js';
+import {
+  InvalidTenantIdError,
+  TenantNotFoundError,
+  TenantSuspendedError,
+} from './tenant.errors.js';
 
 /** A tenant as the registry records it. */
 export interface TenantInfo {
@@ -127,7 +131,9 @@ export class TenantRegistry {
         LOCK_NAMESPACE,
         `registry:${this.#options.registrySchema}`,
       ]);
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#options.registrySchema)}`);
+      await client.query(
+        `CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#options.registrySchema)}`,
+      );
       await client.query(
         `CREATE TABLE IF NOT EXISTS ${this.table} (
            id text PRIMARY KEY,
@@ -193,7 +199,10 @@ export class TenantRegistry {
 
   /** Re-reads one tenant (after a change notification or a local change). */
   async refresh(id: string): Promise<TenantEntry | null> {
-    const { rows } = await this.#pool.query<TenantRow>(`SELECT * FROM ${this.table} WHERE id = $1`, [id]);
+    const { rows } = await this.#pool.query<TenantRow>(
+      `SELECT * FROM ${this.table} WHERE id = $1`,
+      [id],
+    );
     const row = rows[0];
     if (!row || row.status === 'provisioning') {
       this.#entries.delete(id);
@@ -276,7 +285,10 @@ export class TenantRegistry {
   }
 
   async #connectListener(): Promise<void> {
-    const client = new pg.Client({ ...this.#connection, application_name: 'nestjs-pg-tenancy:listener' });
+    const client = new pg.Client({
+      ...this.#connection,
+      application_name: 'nestjs-pg-tenancy:listener',
+    });
     const lost = (err?: Error) => {
       if (this.#listener !== client) return;
       this.#listener = undefined;

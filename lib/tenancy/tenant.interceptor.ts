@@ -36,9 +36,14 @@ export class TenantInterceptor implements NestInterceptor {
     @Inject(TENANCY_OPTIONS) private readonly options: ResolvedTenancyOptions,
   ) {}
 
-  intercept(ctx: ExecutionContext, next: CallHandler): Observable<unknown> | Promise<Observable<unknown>> {
+  intercept(
+    ctx: ExecutionContext,
+    next: CallHandler,
+  ): Observable<unknown> | Promise<Observable<unknown>> {
     if (this.context.current) return next.handle();
-    if (this.reflector.getAllAndOverride<boolean>(NO_TENANT_KEY, [ctx.getHandler(), ctx.getClass()])) {
+    if (
+      this.reflector.getAllAndOverride<boolean>(NO_TENANT_KEY, [ctx.getHandler(), ctx.getClass()])
+    ) {
       return next.handle();
     }
     return this.resolve(ctx).then((scope) => {
@@ -54,7 +59,8 @@ export class TenantInterceptor implements NestInterceptor {
     try {
       const id = await this.options.resolver(ctx);
       if (id === undefined || id === null || id === '') {
-        if (this.options.required) throw new TenantRequiredError(describeResolver(this.options.resolver));
+        if (this.options.required)
+          throw new TenantRequiredError(describeResolver(this.options.resolver));
         return undefined;
       }
       const entry = await this.registry.require(id);

@@ -110,7 +110,10 @@ export class TenantService {
    *
    * @throws InvalidTenantIdError, TenantAlreadyExistsError, TenantCreationError
    */
-  async create(id: string, options: { metadata?: Record<string, unknown> } = {}): Promise<TenantInfo> {
+  async create(
+    id: string,
+    options: { metadata?: Record<string, unknown> } = {},
+  ): Promise<TenantInfo> {
     const schema = this.#registry.schemaFor(id);
     const inserted = await this.#pool.query(
       `INSERT INTO ${this.#registry.table} (id, schema_name, metadata) VALUES ($1, $2, $3)
@@ -136,9 +139,13 @@ export class TenantService {
       await this.#pool
         .query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`)
         .catch((cleanupErr: Error) =>
-          this.#logger.error(`Could not drop schema ${schema} of failed tenant ${id}: ${cleanupErr.message}`),
+          this.#logger.error(
+            `Could not drop schema ${schema} of failed tenant ${id}: ${cleanupErr.message}`,
+          ),
         );
-      await this.#pool.query(`DELETE FROM ${this.#registry.table} WHERE id = $1`, [id]).catch(() => undefined);
+      await this.#pool
+        .query(`DELETE FROM ${this.#registry.table} WHERE id = $1`, [id])
+        .catch(() => undefined);
       throw new TenantCreationError(id, err);
     }
     const entry = await this.#registry.refresh(id);
@@ -217,12 +224,17 @@ export class TenantService {
     const errors: Error[] = [];
     await mapLimit(active, options.concurrency ?? 4, async (entry) => {
       try {
-        await this.#context.run({ tenantId: entry.info.id, db: entry.db }, () => fn(entry.db, entry.info));
+        await this.#context.run({ tenantId: entry.info.id, db: entry.db }, () =>
+          fn(entry.db, entry.info),
+        );
       } catch (err) {
-        errors.push(new Error(`Tenant ${entry.info.id}: ${(err as Error).message}`, { cause: err }));
+        errors.push(
+          new Error(`Tenant ${entry.info.id}: ${(err as Error).message}`, { cause: err }),
+        );
       }
     });
-    if (errors.length > 0) throw new AggregateError(errors, `forEach failed for ${errors.length} tenant(s)`);
+    if (errors.length > 0)
+      throw new AggregateError(errors, `forEach failed for ${errors.length} tenant(s)`);
   }
 
   /**
@@ -237,14 +249,19 @@ export class TenantService {
     const files = await this.#files();
     const rows = await this.#rows(options.tenants);
     const current = digest(files, files.length);
-    const stale = rows.filter((r) => r.migrated_version !== files.length || r.migrations_digest !== current);
+    const stale = rows.filter(
+      (r) => r.migrated_version !== files.length || r.migrations_digest !== current,
+    );
     const skipped = rows.length - stale.length;
     const applied: { tenantId: string; files: string[] }[] = [];
     const failed: { tenantId: string; error: string }[] = [];
     let done = skipped;
     const concurrency = Math.max(
       1,
-      Math.min(options.concurrency ?? this.#options.migrationConcurrency, this.#pool.options.max ?? 10),
+      Math.min(
+        options.concurrency ?? this.#options.migrationConcurrency,
+        this.#pool.options.max ?? 10,
+      ),
     );
     await mapLimit(stale, concurrency, async (row) => {
       let outcome: TenantMigrationProgress['outcome'];
@@ -267,7 +284,10 @@ export class TenantService {
         failed.push({ tenantId: row.id, error: message });
         outcome = 'failed';
         await this.#pool
-          .query(`UPDATE ${this.#registry.table} SET last_error = $2 WHERE id = $1`, [row.id, message])
+          .query(`UPDATE ${this.#registry.table} SET last_error = $2 WHERE id = $1`, [
+            row.id,
+            message,
+          ])
           .catch(() => undefined);
       }
       options.onProgress?.({ done: ++done, total: rows.length, tenantId: row.id, outcome });
@@ -324,7 +344,9 @@ export class TenantService {
   }
 
   #files(): Promise<readonly MigrationFile[]> {
-    return this.#options.migrations ? loadMigrationFiles(this.#options.migrations) : Promise.resolve([]);
+    return this.#options.migrations
+      ? loadMigrationFiles(this.#options.migrations)
+      : Promise.resolve([]);
   }
 }
 
@@ -341,7 +363,11 @@ function digest(files: readonly MigrationFile[], version: number): string {
 }
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
-async function mapLimit<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+async function mapLimit<T>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const worker = async () => {
     while (next < items.length) await fn(items[next++]!);

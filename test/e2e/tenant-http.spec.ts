@@ -29,7 +29,9 @@ import { useMigrationFolders } from '../support/migrations.js';
 class NotesService {
   constructor(@InjectTenantDb() private readonly db: SchemaDb) {}
   list() {
-    return this.db.fetchAll<{ tenant: string; body: string }>('SELECT tenant, body FROM {{tables.notes}} ORDER BY id');
+    return this.db.fetchAll<{ tenant: string; body: string }>(
+      'SELECT tenant, body FROM {{tables.notes}} ORDER BY id',
+    );
   }
   /** Reads in a transaction with an await in between, to interleave requests on the pool. */
   listInTransaction() {
@@ -80,7 +82,8 @@ class GuardedController {
 }
 
 const FILES = {
-  '001_notes.sql': 'CREATE TABLE {{tables.notes}} (id serial PRIMARY KEY, tenant text NOT NULL, body text NOT NULL);',
+  '001_notes.sql':
+    'CREATE TABLE {{tables.notes}} (id serial PRIMARY KEY, tenant text NOT NULL, body text NOT NULL);',
 };
 
 describe('tenant routing over HTTP', () => {
@@ -113,7 +116,9 @@ describe('tenant routing over HTTP', () => {
     await app.listen(0, '127.0.0.1');
     const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
     const get = async (path: string, tenant?: string) => {
-      const res = await fetch(`${url}${path}`, { headers: tenant === undefined ? {} : { 'x-tenant-id': tenant } });
+      const res = await fetch(`${url}${path}`, {
+        headers: tenant === undefined ? {} : { 'x-tenant-id': tenant },
+      });
       return { status: res.status, body: (await res.json()) as unknown };
     };
     return { app, get, tenants: app.get(TenantService), registry: app.get(TenantRegistry) };
@@ -128,7 +133,7 @@ describe('tenant routing over HTTP', () => {
       await tenants.create(id);
       const db = await tenants.db(id);
       await db.execute(
-        'INSERT INTO {{tables.notes}} (tenant, body) SELECT $1, $1 || \'-\' || n FROM generate_series(1, 3) n',
+        "INSERT INTO {{tables.notes}} (tenant, body) SELECT $1, $1 || '-' || n FROM generate_series(1, 3) n",
         [id],
       );
     }
@@ -157,7 +162,10 @@ describe('tenant routing over HTTP', () => {
 
     const missing = await get('/notes');
     expect(missing.status).toBe(400);
-    expect(missing.body).toMatchObject({ error: 'TenantRequiredError', message: expect.stringContaining('x-tenant-id') });
+    expect(missing.body).toMatchObject({
+      error: 'TenantRequiredError',
+      message: expect.stringContaining('x-tenant-id'),
+    });
 
     const hostile = '<script>alert(1)</script>';
     const malformed = await get('/notes', hostile);
@@ -167,7 +175,10 @@ describe('tenant routing over HTTP', () => {
 
     // A flood of well-formed but unknown ids: answered from the synced registry.
     for (let i = 0; i < 50; i++) expect((await get('/notes', `nobody${i}`)).status).toBe(404);
-    expect((await get('/notes', 'frozen')).body).toMatchObject({ statusCode: 403, error: 'TenantSuspendedError' });
+    expect((await get('/notes', 'frozen')).body).toMatchObject({
+      statusCode: 403,
+      error: 'TenantSuspendedError',
+    });
     expect(acquired).toBe(0);
   });
 

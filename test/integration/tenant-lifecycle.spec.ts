@@ -19,7 +19,8 @@ import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
 
 const TENANT_FILES = {
-  '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY, name text NOT NULL);',
+  '001_projects.sql':
+    'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY, name text NOT NULL);',
   '002_tasks.sql':
     'CREATE TABLE {{tables.tasks}} (id serial PRIMARY KEY, project_id int REFERENCES {{tables.projects}} (id));',
 };
@@ -38,7 +39,10 @@ describe('tenant lifecycle', () => {
   let admin: pg.Pool;
   const apps: TestingModule[] = [];
 
-  async function boot(tenancy: TenancyOptions, extra: { migrateOnStartup?: boolean; poolMax?: number } = {}) {
+  async function boot(
+    tenancy: TenancyOptions,
+    extra: { migrateOnStartup?: boolean; poolMax?: number } = {},
+  ) {
     const app = await Test.createTestingModule({
       imports: [
         DatabaseModule.forRoot({
@@ -69,7 +73,13 @@ describe('tenant lifecycle', () => {
     const migrations = await folder(TENANT_FILES);
     const { tenants } = await boot({ migrations, registrySchema: 'reg_life' });
     const acme = await tenants.create('acme', { metadata: { plan: 'pro' } });
-    expect(acme).toMatchObject({ id: 'acme', schema: 'tenant_acme', status: 'active', metadata: { plan: 'pro' }, migratedVersion: 2 });
+    expect(acme).toMatchObject({
+      id: 'acme',
+      schema: 'tenant_acme',
+      status: 'active',
+      metadata: { plan: 'pro' },
+      migratedVersion: 2,
+    });
     expect(await schemaExists('tenant_acme')).toBe(true);
     await tenants.create('globex');
     await expect(tenants.create('acme')).rejects.toBeInstanceOf(TenantAlreadyExistsError);
@@ -100,14 +110,20 @@ describe('tenant lifecycle', () => {
   it('creates all or nothing: a failing tenant migration leaves no row and no schema', async () => {
     const migrations = await folder({
       ...TENANT_FILES,
-      '003_broken.sql': 'CREATE TABLE {{tables.broken}} (id int);\nSELECT missing_column FROM {{tables.broken}};',
+      '003_broken.sql':
+        'CREATE TABLE {{tables.broken}} (id int);\nSELECT missing_column FROM {{tables.broken}};',
     });
-    const { tenants } = await boot({ migrations, registrySchema: 'reg_atomic' }, { migrateOnStartup: false });
+    const { tenants } = await boot(
+      { migrations, registrySchema: 'reg_atomic' },
+      { migrateOnStartup: false },
+    );
     const error = await tenants.create('doomed').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TenantCreationError);
     expect((error as Error).message).toMatch(/003_broken\.sql \(line 2\)/);
     expect(await schemaExists('tenant_doomed')).toBe(false);
-    expect((await admin.query('SELECT count(*)::int AS n FROM reg_atomic.tenants')).rows[0].n).toBe(0);
+    expect((await admin.query('SELECT count(*)::int AS n FROM reg_atomic.tenants')).rows[0].n).toBe(
+      0,
+    );
     // The id is free again once the files are fixed.
     await write(migrations, { '003_broken.sql': 'CREATE TABLE {{tables.broken}} (id int);' });
     expect((await tenants.create('doomed')).status).toBe('active');
@@ -118,7 +134,9 @@ describe('tenant lifecycle', () => {
     const { app, tenants } = await boot({ migrations, registrySchema: 'reg_jobs' });
     for (const id of ['t1', 't2', 't3']) {
       await tenants.create(id);
-      await (await tenants.db(id)).execute('INSERT INTO {{tables.projects}} (name) VALUES ($1)', [`${id}-project`]);
+      await (
+        await tenants.db(id)
+      ).execute('INSERT INTO {{tables.projects}} (name) VALUES ($1)', [`${id}-project`]);
     }
     await tenants.suspend('t3');
     const projects = app.get(ProjectsService);
@@ -147,7 +165,11 @@ describe('tenant lifecycle', () => {
 
   it('migrates 200 tenants in parallel, reports a failing one, and a no-op run touches no schema', async () => {
     const migrations = await folder(TENANT_FILES);
-    const { tenants, app } = await boot({ migrations, registrySchema: 'reg_fleet', migrationConcurrency: 4 });
+    const { tenants, app } = await boot({
+      migrations,
+      registrySchema: 'reg_fleet',
+      migrationConcurrency: 4,
+    });
     const ids = Array.from({ length: 200 }, (_, i) => `f${String(i).padStart(3, '0')}`);
     // Register quickly with the first file only, as if they were created before 002 existed.
     const pool = app.get<pg.Pool>('DatabaseModule:Pool');
@@ -160,15 +182,26 @@ describe('tenant lifecycle', () => {
 
     const progress: number[] = [];
     const summary = await tenants.migrateAll({ onProgress: (p) => progress.push(p.done) });
-    expect(summary.failed).toEqual([{ tenantId: 'f013', error: expect.stringMatching(/002_tasks\.sql.*"tasks" already exists/) }]);
+    expect(summary.failed).toEqual([
+      { tenantId: 'f013', error: expect.stringMatching(/002_tasks\.sql.*"tasks" already exists/) },
+    ]);
     expect(summary.applied).toHaveLength(199);
     expect(summary.applied[0]!.files).toEqual(['001_projects.sql', '002_tasks.sql']);
     expect(progress).toHaveLength(200);
     expect(Math.max(...progress)).toBe(200);
 
     const fleet = await tenants.migrationStatus();
-    expect(fleet.find((t) => t.tenantId === 'f013')).toMatchObject({ version: 0, pending: 2, lastError: expect.stringContaining('already exists') });
-    expect(fleet.find((t) => t.tenantId === 'f000')).toMatchObject({ version: 2, pending: 0, changed: false, lastError: null });
+    expect(fleet.find((t) => t.tenantId === 'f013')).toMatchObject({
+      version: 0,
+      pending: 2,
+      lastError: expect.stringContaining('already exists'),
+    });
+    expect(fleet.find((t) => t.tenantId === 'f000')).toMatchObject({
+      version: 2,
+      pending: 0,
+      changed: false,
+      lastError: null,
+    });
 
     // Fix the broken tenant; a re-run retries only it.
     await admin.query('DROP TABLE tenant_f013.tasks');
@@ -190,7 +223,9 @@ describe('tenant lifecycle', () => {
     const migrations = await folder(TENANT_FILES);
     const { tenants } = await boot({ migrations, registrySchema: 'reg_edit' });
     await tenants.create('e1');
-    await write(migrations, { '001_projects.sql': TENANT_FILES['001_projects.sql'] + ' -- edited' });
+    await write(migrations, {
+      '001_projects.sql': TENANT_FILES['001_projects.sql'] + ' -- edited',
+    });
     expect((await tenants.migrationStatus())[0]).toMatchObject({ tenantId: 'e1', changed: true });
     const summary = await tenants.migrateAll();
     expect(summary.failed[0]!.error).toMatch(/checksum mismatch/);
@@ -202,9 +237,13 @@ describe('tenant lifecycle', () => {
     await first.tenants.create('ok1');
     await first.tenants.create('bad1');
     await first.app.close();
-    await write(migrations, { '003_more.sql': 'ALTER TABLE {{tables.projects}} ADD COLUMN note text;' });
+    await write(migrations, {
+      '003_more.sql': 'ALTER TABLE {{tables.projects}} ADD COLUMN note text;',
+    });
     await admin.query('ALTER TABLE tenant_bad1.projects ADD COLUMN note text');
-    await expect(boot({ migrations, registrySchema: 'reg_boot' })).rejects.toThrow(/Migrations failed for 1 tenant\(s\): bad1/);
+    await expect(boot({ migrations, registrySchema: 'reg_boot' })).rejects.toThrow(
+      /Migrations failed for 1 tenant\(s\): bad1/,
+    );
     const cols = await admin.query(
       "SELECT 1 FROM information_schema.columns WHERE table_schema = 'tenant_ok1' AND column_name = 'note'",
     );

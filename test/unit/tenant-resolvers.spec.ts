@@ -1,5 +1,11 @@
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
-import { fromHeader, fromPathParam, fromQuery, fromSubdomain, InvalidOptionsError } from '../../lib/index.js';
+import {
+  fromHeader,
+  fromPathParam,
+  fromQuery,
+  fromSubdomain,
+  InvalidOptionsError,
+} from '../../lib/index.js';
 import { resolveTenancyOptions } from '../../lib/tenancy/tenancy-options.js';
 
 const http = (req: object) => {
