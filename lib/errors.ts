@@ -114,3 +114,15 @@ export class ConcurrentSavepointError extends PgTenancyError {
     );
   }
 }
+
+/**
+ * The application is shutting down: new work is refused while in-flight work finishes. HTTP 503
+ * (with `Retry-After` through `DatabaseExceptionFilter`): the client should retry, and will reach
+ * another instance.
+ */
+export class DatabaseShuttingDownError extends PgTenancyError {
+  readonly status = 503;
+  constructor() {
+    super('The service is shutting down and accepts no new database work; retry the request.');
+  }
+}

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { TransactionClosedError } from '../errors.js';
 import { isBrokenConnectionError, toAcquireError } from '../pool/connection-errors.js';
+import type { QueryEnvironment } from './query-environment.js';
 
 /** Bind parameters, as `pg` takes them. */
 export type QueryParams = readonly unknown[];
@@ -16,7 +17,7 @@ export interface QueryRunner {
   ): Promise<pg.QueryResult<R>>;
   /** The transaction client, or `null` when queries go to the pool. */
   readonly client: pg.PoolClient | null;
-  readonly pool: pg.Pool;
+  readonly env: QueryEnvironment;
 }
 
 /**
@@ -25,13 +26,13 @@ export interface QueryRunner {
  */
 export class PoolQueryRunner implements QueryRunner {
   readonly client = null;
-  constructor(readonly pool: pg.Pool) {}
+  constructor(readonly env: QueryEnvironment) {}
 
   async query<R extends pg.QueryResultRow>(
     text: string,
     params?: QueryParams,
   ): Promise<pg.QueryResult<R>> {
-    const lease = await checkout(this.pool);
+    const lease = await checkout(this.env);
     try {
       const result = await lease.client.query<R>(text, params as unknown[] | undefined);
       lease.release();
@@ -54,7 +55,7 @@ export class ClientQueryRunner implements QueryRunner {
   savepointActive = false;
 
   constructor(
-    readonly pool: pg.Pool,
+    readonly env: QueryEnvironment,
     readonly client: pg.PoolClient,
     readonly parent?: ClientQueryRunner,
   ) {}
@@ -91,7 +92,9 @@ export interface Lease {
  * between two queries of a transaction (`pg_terminate_backend`, a server restart,
  * `idle_in_transaction_session_timeout`) emits an unhandled `error` and crashes the process.
  */
-export async function checkout(pool: pg.Pool): Promise<Lease> {
+export async function checkout(env: QueryEnvironment): Promise<Lease> {
+  const { pool, drain } = env;
+  drain?.assertCanCheckout();
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
@@ -104,7 +107,7 @@ export async function checkout(pool: pg.Pool): Promise<Lease> {
     brokenBy ??= err;
   };
   client.on('error', onError);
-  return {
+  const lease: Lease = {
     client,
     get brokenBy() {
       return brokenBy;
@@ -114,6 +117,9 @@ export async function checkout(pool: pg.Pool): Promise<Lease> {
       released = true;
       client.off('error', onError);
       client.release(err ?? brokenBy);
+      drain?.untrack(lease);
     },
   };
+  drain?.track(lease);
+  return lease;
 }

@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import pg from 'pg';
 import {
   ConcurrentSavepointError,
   InvalidOptionsError,
@@ -12,6 +12,7 @@ import {
   type QueryParams,
   type QueryRunner,
 } from './query-runner.js';
+import type { QueryEnvironment } from './query-environment.js';
 import { SqlTemplate } from './sql-template.js';
 
 /** Isolation levels accepted by {@link SchemaDb.transaction}. */
@@ -68,11 +69,12 @@ export class SchemaDb {
   }
 
   /**
-   * Creates a manager for `schema` (or for unqualified names when `null`) over `pool`.
-   * Opens nothing: it only borrows connections from the pool per query.
+   * Creates a manager for `schema` (or for unqualified names when `null`) over `pool` (or over
+   * a module's shared environment). Opens nothing: it only borrows connections per query.
    */
-  static create(pool: pg.Pool, schema: string | null): SchemaDb {
-    return new SchemaDb(new PoolQueryRunner(pool), new SqlTemplate(schema));
+  static create(pool: pg.Pool | QueryEnvironment, schema: string | null): SchemaDb {
+    const env = pool instanceof pg.Pool ? { pool } : pool;
+    return new SchemaDb(new PoolQueryRunner(env), new SqlTemplate(schema));
   }
 
   /** The schema this manager qualifies tables with; `null` for the default manager. */
@@ -114,7 +116,36 @@ export class SchemaDb {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#runner.query<T>(text, params);
+    const sink = this.#runner.env.sink;
+    if (!sink) return this.#runner.query<T>(text, params);
+    return this.#observed<T>(sink, text, params);
+  }
+
+  async #observed<T extends pg.QueryResultRow>(
+    sink: NonNullable<QueryEnvironment['sink']>,
+    text: string,
+    params: QueryParams | undefined,
+  ): Promise<pg.QueryResult<T>> {
+    const started = performance.now();
+    const base = { sql: text, params, schema: this.schema, inTransaction: this.inTransaction };
+    try {
+      const result = await this.#runner.query<T>(text, params);
+      sink.record({
+        ...base,
+        durationMs: performance.now() - started,
+        rowCount: result.rowCount,
+        error: undefined,
+      });
+      return result;
+    } catch (err) {
+      sink.record({
+        ...base,
+        durationMs: performance.now() - started,
+        rowCount: null,
+        error: err as Error,
+      });
+      throw err;
+    }
   }
 
   /** Runs a statement and returns the number of rows it affected (0 for utility statements). */
@@ -196,9 +227,9 @@ export class SchemaDb {
   }
 
   async #transactionOnce<T>(fn: (tx: SchemaDb) => Promise<T>, begin: string): Promise<T> {
-    const lease = await checkout(this.#runner.pool);
+    const lease = await checkout(this.#runner.env);
     const { client } = lease;
-    const runner = new ClientQueryRunner(this.#runner.pool, client);
+    const runner = new ClientQueryRunner(this.#runner.env, client);
     let discard: Error | undefined;
     try {
       await client.query(begin);
@@ -248,7 +279,7 @@ export class SchemaDb {
 
   async #savepointOnce<T>(parent: ClientQueryRunner, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
     const name = `pgt_savepoint_${this.#savepoints.next++}`;
-    const runner = new ClientQueryRunner(parent.pool, parent.client, parent);
+    const runner = new ClientQueryRunner(parent.env, parent.client, parent);
     await parent.query(`SAVEPOINT ${name}`);
     try {
       const result = await fn(new SchemaDb(runner, this.#template, this.#savepoints));

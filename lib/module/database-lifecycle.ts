@@ -1,11 +1,16 @@
-import { Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import type pg from 'pg';
+import {
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationShutdown,
+  type OnModuleInit,
+} from '@nestjs/common';
 import type { SchemaMigrator } from '../migrations/schema-migrator.js';
 import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
 import type { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { TenantMigrationsFailedError } from '../tenancy/tenant.errors.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
+import type { DatabaseRuntime } from './database-runtime.js';
 
 /** The tenancy parts the lifecycle drives, when tenancy is configured. */
 export interface TenancyParts {
@@ -17,15 +22,19 @@ export interface TenancyParts {
 /**
  * Start-up and shutdown of the root module, in a fixed order that Nest's concurrent hooks would
  * not guarantee. Start: named schemas' migrations, then the tenant registry (table, listener,
- * load), then tenant migrations. Shutdown: the registry's listener, then the pool. Shutdown is
- * idempotent and logs rather than throws, so other modules' hooks still run.
+ * load), then tenant migrations. Shutdown: first drain (refuse new work, let in-flight work
+ * finish, cancel what outlives `shutdown.drainTimeoutMs`), then the registry's listener, then
+ * the pool. Shutdown is idempotent and logs rather than throws, so other modules' hooks still run.
  */
-export class DatabaseLifecycle implements OnModuleInit, OnApplicationShutdown {
+export class DatabaseLifecycle
+  implements OnModuleInit, BeforeApplicationShutdown, OnApplicationShutdown
+{
   readonly #logger = new Logger('DatabaseModule');
+  #draining: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
 
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly runtime: DatabaseRuntime,
     private readonly options: DatabaseModuleOptions,
     private readonly migrator: SchemaMigrator,
     private readonly tenancy: TenancyParts | undefined,
@@ -50,10 +59,27 @@ export class DatabaseLifecycle implements OnModuleInit, OnApplicationShutdown {
     }
   }
 
+  beforeApplicationShutdown(): Promise<void> {
+    this.#draining ??= (async () => {
+      try {
+        const report = await this.runtime.drain.drain(this.runtime.drainTimeoutMs);
+        if (report.busyAtStart > 0 || report.cancelled > 0) {
+          this.#logger.log(
+            `Shutdown drain: ${report.drained} in-flight unit(s) finished, ${report.cancelled} connection(s) cancelled, in ${report.durationMs} ms`,
+          );
+        }
+      } catch (err) {
+        this.#logger.warn(`Draining database work failed: ${(err as Error).message}`);
+      }
+    })();
+    return this.#draining;
+  }
+
   onApplicationShutdown(): Promise<void> {
     this.#closing ??= (async () => {
+      await this.beforeApplicationShutdown();
       await this.tenancy?.registry.close();
-      await this.pool.end().catch((err: Error) => {
+      await this.runtime.pool.end().catch((err: Error) => {
         this.#logger.warn(`Closing the connection pool failed: ${err.message}`);
       });
     })();

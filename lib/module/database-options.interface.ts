@@ -1,3 +1,7 @@
+import type {
+  ObservabilityOptions,
+  ShutdownOptions,
+} from '../observability/observability-options.js';
 import type { ConnectionSettings } from '../pool/pool-options.js';
 import type { TenancyOptions } from '../tenancy/tenancy-options.js';
 
@@ -16,7 +20,9 @@ export interface SchemaOptions {
  * Options of `DatabaseModule.forRoot()`, or what the `useFactory` of `forRootAsync()` returns:
  * where to connect, how big the pool is, and whether to migrate at start-up.
  */
-export interface DatabaseModuleOptions extends ConnectionSettings {
+export interface DatabaseModuleOptions extends ConnectionSettings, ObservabilityOptions {
+  /** Graceful shutdown. */
+  shutdown?: ShutdownOptions;
   /**
    * Apply pending migrations of every schema with a `migrations` folder during `onModuleInit`,
    * before the app serves; a failure stops start-up. Set `false` when a deploy step runs

@@ -9,3 +9,6 @@ export const featureMigratorToken = (schema: string) => `DatabaseModule:Migrator
 
 /** The resolved tenancy options, when tenancy is configured. */
 export const TENANCY_OPTIONS = 'DatabaseModule:TenancyOptions';
+
+/** The DatabaseRuntime: pool, shutdown gate, observer and monitor of the application. */
+export const DATABASE_RUNTIME = 'DatabaseModule:Runtime';

@@ -1,11 +1,11 @@
 import { Logger, type Provider } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
-import pg from 'pg';
 import { assertIdentifier } from '../core/identifiers.js';
 import { SchemaDb } from '../core/schema-db.js';
+import { DatabaseDrainInterceptor } from '../lifecycle/database-drain.interceptor.js';
+import { DrainController } from '../lifecycle/drain-controller.js';
 import { SchemaMigrator } from '../migrations/schema-migrator.js';
-import { createPool } from '../pool/create-pool.js';
-import { toPgPoolConfig } from '../pool/pool-options.js';
+import { DatabaseMonitor } from '../observability/database-monitor.js';
 import {
   resolveTenancyOptions,
   type ResolvedTenancyOptions,
@@ -13,14 +13,16 @@ import {
 } from '../tenancy/tenancy-options.js';
 import { TenantContext } from '../tenancy/tenant-context.js';
 import { createTenantDbProxy } from '../tenancy/tenant-db.proxy.js';
+import { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { TenantInterceptor } from '../tenancy/tenant.interceptor.js';
 import { TenantMiddleware } from '../tenancy/tenant.middleware.js';
-import { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { TenantService } from '../tenancy/tenant.service.js';
 import { DatabaseLifecycle } from './database-lifecycle.js';
 import type { DatabaseModuleOptions, SchemaOptions } from './database-options.interface.js';
+import { createDatabaseRuntime, type DatabaseRuntime } from './database-runtime.js';
 import {
   DATABASE_MIGRATOR,
+  DATABASE_RUNTIME,
   DATABASE_SCHEMAS,
   TENANCY_OPTIONS,
 } from './database.internal-constants.js';
@@ -29,29 +31,50 @@ import { getPoolToken, getSchemaDbToken, getTenantDbToken } from './database.tok
 
 type Token = string | symbol | (abstract new (...args: never[]) => unknown);
 
-/** The one pool of the application. */
-export function createPoolProvider(): Provider {
-  return {
-    provide: getPoolToken(),
-    useFactory: (options: DatabaseModuleOptions) => createPool(options),
-    inject: [DATABASE_MODULE_OPTIONS],
-  };
+/**
+ * The application's runtime (pool, shutdown gate, query observer, monitor), built once from the
+ * options, and the tokens drawn from it. The drain interceptor is always registered; it admits
+ * requests so shutdown can wait for them.
+ */
+export function createRuntimeProviders(): Provider[] {
+  return [
+    { provide: TenantContext, useFactory: () => new TenantContext() },
+    {
+      provide: DATABASE_RUNTIME,
+      useFactory: (options: DatabaseModuleOptions, context: TenantContext) =>
+        createDatabaseRuntime(options, context),
+      inject: [DATABASE_MODULE_OPTIONS, TenantContext],
+    },
+    {
+      provide: getPoolToken(),
+      useFactory: (rt: DatabaseRuntime) => rt.pool,
+      inject: [DATABASE_RUNTIME],
+    },
+    {
+      provide: DrainController,
+      useFactory: (rt: DatabaseRuntime) => rt.drain,
+      inject: [DATABASE_RUNTIME],
+    },
+    {
+      provide: DatabaseMonitor,
+      useFactory: (rt: DatabaseRuntime) => rt.monitor,
+      inject: [DATABASE_RUNTIME],
+    },
+    DatabaseDrainInterceptor,
+    { provide: APP_INTERCEPTOR, useExisting: DatabaseDrainInterceptor },
+  ];
 }
 
-/** A `SchemaDb` for `schema` (or the default manager) over the shared pool. */
+/** A `SchemaDb` for `schema` (or the default manager) over the shared runtime. */
 export function createSchemaDbProvider(schema?: string): Provider {
   if (schema !== undefined) assertIdentifier(schema, 'schema');
   return {
     provide: getSchemaDbToken(schema),
-    useFactory: (pool: pg.Pool) => SchemaDb.create(pool, schema ?? null),
-    inject: [getPoolToken()],
+    useFactory: (runtime: DatabaseRuntime) => SchemaDb.create(runtime, schema ?? null),
+    inject: [DATABASE_RUNTIME],
   };
 }
 
-/**
- * Runs the migrations of `schemas` (those with a `migrations` folder), in order. `token` must be
- * unique per module that registers one; `runsItself` makes it migrate in its own `onModuleInit`.
- */
 export function createMigratorProvider(
   token: string,
   schemas: Record<string, SchemaOptions>,
@@ -68,29 +91,32 @@ export function createMigratorProvider(
   };
 }
 
-/** Registry, context, service, tenant-db proxy, interceptor and middleware. */
+/** Registry, service, tenant-db proxy, interceptor and middleware. */
 function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
   providers: Provider[];
   exports: Token[];
 } {
   const providers: Provider[] = [
     { provide: TENANCY_OPTIONS, useValue: tenancy },
-    { provide: TenantContext, useFactory: () => new TenantContext() },
     {
       provide: TenantRegistry,
-      useFactory: (pool: pg.Pool, options: DatabaseModuleOptions) =>
-        new TenantRegistry(pool, toPgPoolConfig(options), tenancy, new Logger('Tenancy')),
-      inject: [getPoolToken(), DATABASE_MODULE_OPTIONS],
+      useFactory: (runtime: DatabaseRuntime) =>
+        new TenantRegistry(runtime, runtime.connection, tenancy, new Logger('Tenancy')),
+      inject: [DATABASE_RUNTIME],
     },
     {
       provide: TenantService,
-      useFactory: (
-        pool: pg.Pool,
-        options: DatabaseModuleOptions,
-        registry: TenantRegistry,
-        context: TenantContext,
-      ) => new TenantService(pool, toPgPoolConfig(options), tenancy, registry, context),
-      inject: [getPoolToken(), DATABASE_MODULE_OPTIONS, TenantRegistry, TenantContext],
+      useFactory: (runtime: DatabaseRuntime, registry: TenantRegistry, context: TenantContext) =>
+        new TenantService(
+          runtime.pool,
+          runtime.connection,
+          tenancy,
+          registry,
+          context,
+          new Logger('Tenancy'),
+          runtime.drain,
+        ),
+      inject: [DATABASE_RUNTIME, TenantRegistry, TenantContext],
     },
     {
       provide: getTenantDbToken(),
@@ -100,13 +126,13 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
     TenantInterceptor,
     TenantMiddleware,
   ];
-  if (tenancy.interceptor)
+  if (tenancy.interceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: TenantInterceptor });
+  }
   return {
     providers,
     exports: [
       TENANCY_OPTIONS,
-      TenantContext,
       TenantRegistry,
       TenantService,
       getTenantDbToken(),
@@ -130,7 +156,7 @@ export function createRootProviders(
     : undefined;
   return {
     providers: [
-      createPoolProvider(),
+      ...createRuntimeProviders(),
       createSchemaDbProvider(),
       ...names.map((name) => createSchemaDbProvider(name)),
       { provide: DATABASE_SCHEMAS, useValue: Object.freeze({ ...schemas }) },
@@ -139,7 +165,7 @@ export function createRootProviders(
       {
         provide: DatabaseLifecycle,
         useFactory: (
-          pool: pg.Pool,
+          runtime: DatabaseRuntime,
           options: DatabaseModuleOptions,
           migrator: SchemaMigrator,
           tenancyOpts?: ResolvedTenancyOptions,
@@ -147,7 +173,7 @@ export function createRootProviders(
           service?: TenantService,
         ) =>
           new DatabaseLifecycle(
-            pool,
+            runtime,
             options,
             migrator,
             tenancyOpts && registry && service
@@ -155,7 +181,7 @@ export function createRootProviders(
               : undefined,
           ),
         inject: [
-          getPoolToken(),
+          DATABASE_RUNTIME,
           DATABASE_MODULE_OPTIONS,
           DATABASE_MIGRATOR,
           { token: TENANCY_OPTIONS, optional: true },
@@ -168,6 +194,10 @@ export function createRootProviders(
       getPoolToken(),
       getSchemaDbToken(),
       DATABASE_MODULE_OPTIONS,
+      DATABASE_RUNTIME,
+      TenantContext,
+      DrainController,
+      DatabaseMonitor,
       ...names.map((name) => getSchemaDbToken(name)),
       ...(tenancy?.exports ?? []),
     ],

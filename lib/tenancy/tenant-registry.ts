@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
+import type { QueryEnvironment } from '../core/query-environment.js';
 import { SchemaDb } from '../core/schema-db.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import {
@@ -57,6 +58,7 @@ const RECONNECT_MAX_MS = 5_000;
  * primary-key lookup and unknown ids are remembered for `negativeCacheMs`.
  */
 export class TenantRegistry {
+  readonly #env: QueryEnvironment;
   readonly #pool: pg.Pool;
   readonly #connection: pg.ClientConfig;
   readonly #options: ResolvedTenancyOptions;
@@ -72,16 +74,18 @@ export class TenantRegistry {
   #syncWaiters: Array<() => void> = [];
 
   /**
+   * @param env the pool (and shutdown gate, query observer) the tenants' managers use.
    * @param connection connection settings with the password (not `pool.options`, where pg-pool
    *   hides it), used for the listener's own connection.
    */
   constructor(
-    pool: pg.Pool,
+    env: QueryEnvironment | pg.Pool,
     connection: pg.ClientConfig,
     options: ResolvedTenancyOptions,
     logger: LoggerService,
   ) {
-    this.#pool = pool;
+    this.#env = env instanceof pg.Pool ? { pool: env } : env;
+    this.#pool = this.#env.pool;
     this.#connection = connection;
     this.#options = options;
     this.#logger = logger;
@@ -259,7 +263,7 @@ export class TenantRegistry {
     const db =
       existing && existing.db.schema === row.schema_name
         ? existing.db
-        : SchemaDb.create(this.#pool, row.schema_name);
+        : SchemaDb.create(this.#env, row.schema_name);
     const entry: TenantEntry = {
       info: Object.freeze({
         id: row.id,

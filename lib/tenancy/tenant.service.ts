@@ -3,6 +3,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
 import type { SchemaDb } from '../core/schema-db.js';
+import type { DrainController } from '../lifecycle/drain-controller.js';
 import { loadMigrationFiles, type MigrationFile } from '../migrations/migration-files.js';
 import { MigrationRunner } from '../migrations/migration-runner.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
@@ -86,6 +87,7 @@ export class TenantService {
   readonly #context: TenantContext;
   readonly #runner: MigrationRunner;
   readonly #logger: LoggerService;
+  readonly #drain: DrainController | undefined;
 
   /** @internal Created by `DatabaseModule` (or the CLI). */
   constructor(
@@ -95,7 +97,9 @@ export class TenantService {
     registry: TenantRegistry,
     context: TenantContext,
     logger: LoggerService = new Logger('Tenancy'),
+    drain?: DrainController,
   ) {
+    this.#drain = drain;
     this.#pool = pool;
     this.#options = options;
     this.#registry = registry;
@@ -206,10 +210,14 @@ export class TenantService {
     return (await this.#registry.require(id)).db;
   }
 
-  /** Runs `fn` with tenant `id` as the ambient tenant, so `@InjectTenantDb()` resolves to it. */
+  /**
+   * Runs `fn` with tenant `id` as the ambient tenant, so `@InjectTenantDb()` resolves to it.
+   * During graceful shutdown a job already running finishes; a new one is refused with
+   * `DatabaseShuttingDownError`.
+   */
   async run<T>(id: string, fn: () => T | Promise<T>): Promise<T> {
     const entry = await this.#registry.require(id);
-    return this.#context.run({ tenantId: id, db: entry.db }, fn);
+    return this.#admitted(() => this.#context.run({ tenantId: id, db: entry.db }, fn));
   }
 
   /**
@@ -222,17 +230,19 @@ export class TenantService {
   ): Promise<void> {
     const active = this.#registry.entries().filter((e) => e.info.status === 'active');
     const errors: Error[] = [];
-    await mapLimit(active, options.concurrency ?? 4, async (entry) => {
-      try {
-        await this.#context.run({ tenantId: entry.info.id, db: entry.db }, () =>
-          fn(entry.db, entry.info),
-        );
-      } catch (err) {
-        errors.push(
-          new Error(`Tenant ${entry.info.id}: ${(err as Error).message}`, { cause: err }),
-        );
-      }
-    });
+    await this.#admitted(() =>
+      mapLimit(active, options.concurrency ?? 4, async (entry) => {
+        try {
+          await this.#context.run({ tenantId: entry.info.id, db: entry.db }, () =>
+            fn(entry.db, entry.info),
+          );
+        } catch (err) {
+          errors.push(
+            new Error(`Tenant ${entry.info.id}: ${(err as Error).message}`, { cause: err }),
+          );
+        }
+      }),
+    );
     if (errors.length > 0)
       throw new AggregateError(errors, `forEach failed for ${errors.length} tenant(s)`);
   }
@@ -337,6 +347,10 @@ export class TenantService {
     await this.#notify(id);
     const entry = await this.#registry.refresh(id);
     return entry!.info;
+  }
+
+  async #admitted<T>(fn: () => T | Promise<T>): Promise<T> {
+    return this.#drain ? this.#drain.admit(async () => fn()) : fn();
   }
 
   #notify(id: string): Promise<unknown> {

@@ -1,0 +1,15 @@
+import type pg from 'pg';
+import type { DrainController } from '../lifecycle/drain-controller.js';
+import type { QuerySink } from '../observability/query-event.js';
+
+/**
+ * What every manager of an application shares: the pool, the shutdown gate and the query
+ * observer. Built once by the module; `SchemaDb.create(pool, …)` makes a bare one.
+ */
+export interface QueryEnvironment {
+  readonly pool: pg.Pool;
+  /** Refuses new checkouts during shutdown and tracks busy connections. */
+  readonly drain?: DrainController;
+  /** Hooks, slow-query log and metrics. */
+  readonly sink?: QuerySink;
+}

@@ -1,0 +1,171 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import pg from 'pg';
+import { DatabaseShuttingDownError } from '../errors.js';
+
+/** What a drain did, for the shutdown log line. */
+export interface DrainReport {
+  /** Busy connections and requests when the drain began. */
+  readonly busyAtStart: number;
+  /** Of those, how many finished on their own. */
+  readonly drained: number;
+  /** Connections whose queries were cancelled (and sessions ended) at the timeout. */
+  readonly cancelled: number;
+  readonly durationMs: number;
+}
+
+interface TrackedLease {
+  readonly client: pg.PoolClient;
+}
+
+/**
+ * Graceful shutdown. Once `drain()` begins, new work is refused with `DatabaseShuttingDownError`
+ * while work already admitted (requests in flight, their queries and open transactions) goes on;
+ * whatever is still running at the timeout is cancelled on the server.
+ *
+ * "Admitted" is carried by `AsyncLocalStorage`: a request entered through `enter()`/`run()`
+ * before the drain may still check out connections during it, anything else may not.
+ */
+export class DrainController {
+  readonly #connection: pg.ClientConfig;
+  readonly #admitted = new AsyncLocalStorage<true>();
+  readonly #leases = new Set<TrackedLease>();
+  #requests = 0;
+  #draining = false;
+  #idleWaiters: Array<() => void> = [];
+
+  /** @param connection settings (with the password) for the connection that cancels queries. */
+  constructor(connection: pg.ClientConfig) {
+    this.#connection = connection;
+  }
+
+  /** `true` once shutdown has begun. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Requests admitted and not finished, and connections checked out. */
+  get busy(): { requests: number; connections: number } {
+    return { requests: this.#requests, connections: this.#leases.size };
+  }
+
+  /**
+   * Admits one unit of work (a request): refuses it when draining, otherwise counts it until the
+   * returned `leave` is called. Run the work inside {@link runAdmitted}.
+   *
+   * @throws DatabaseShuttingDownError
+   */
+  enter(): () => void {
+    if (this.#draining) throw new DatabaseShuttingDownError();
+    this.#requests++;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.#requests--;
+      this.#notifyIfIdle();
+    };
+  }
+
+  /** Runs `fn` as admitted work: its connection checkouts are allowed while draining. */
+  runAdmitted<T>(fn: () => T): T {
+    return this.#admitted.run(true, fn);
+  }
+
+  /** Admits a job for its whole duration (enter, run, leave). @throws DatabaseShuttingDownError */
+  async admit<T>(fn: () => Promise<T>): Promise<T> {
+    const leave = this.enter();
+    try {
+      return await this.runAdmitted(fn);
+    } finally {
+      leave();
+    }
+  }
+
+  /** Called before a checkout. @throws DatabaseShuttingDownError for work that was not admitted. */
+  assertCanCheckout(): void {
+    if (this.#draining && !this.#admitted.getStore()) throw new DatabaseShuttingDownError();
+  }
+
+  /** Counts a checked-out connection until `untrack`. */
+  track(lease: TrackedLease): void {
+    this.#leases.add(lease);
+  }
+
+  untrack(lease: TrackedLease): void {
+    if (this.#leases.delete(lease)) this.#notifyIfIdle();
+  }
+
+  /**
+   * Refuses new work, waits up to `timeoutMs` for admitted work to finish, then cancels the
+   * queries still running (`pg_cancel_backend`) and, after `graceMs`, ends those sessions
+   * (`pg_terminate_backend`) so open transactions roll back and their clients come back.
+   */
+  async drain(timeoutMs: number, graceMs = 1_000): Promise<DrainReport> {
+    const started = performance.now();
+    this.#draining = true;
+    const busyAtStart = this.#requests + this.#leases.size;
+    let cancelled = 0;
+    if (!(await this.#waitIdle(timeoutMs))) {
+      const pids = [...this.#leases].map(
+        (l) => (l.client as unknown as { processID: number }).processID,
+      );
+      cancelled = pids.length;
+      await this.#signal('pg_cancel_backend', pids);
+      if (!(await this.#waitIdle(graceMs))) {
+        const remaining = [...this.#leases].map(
+          (l) => (l.client as unknown as { processID: number }).processID,
+        );
+        await this.#signal('pg_terminate_backend', remaining);
+        await this.#waitIdle(graceMs);
+      }
+    }
+    return {
+      busyAtStart,
+      drained: Math.max(0, busyAtStart - cancelled),
+      cancelled,
+      durationMs: Math.round(performance.now() - started),
+    };
+  }
+
+  #isIdle(): boolean {
+    return this.#requests === 0 && this.#leases.size === 0;
+  }
+
+  #notifyIfIdle(): void {
+    if (!this.#isIdle()) return;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves `true` when idle, `false` after `ms`. */
+  #waitIdle(ms: number): Promise<boolean> {
+    if (this.#isIdle()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#idleWaiters = this.#idleWaiters.filter((w) => w !== onIdle);
+        resolve(false);
+      }, ms);
+      const onIdle = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      this.#idleWaiters.push(onIdle);
+    });
+  }
+
+  async #signal(fn: 'pg_cancel_backend' | 'pg_terminate_backend', pids: number[]): Promise<void> {
+    if (pids.length === 0) return;
+    const client = new pg.Client({
+      ...this.#connection,
+      application_name: 'nestjs-pg-tenancy:shutdown',
+    });
+    client.on('error', () => undefined);
+    try {
+      await client.connect();
+      await client.query(`SELECT ${fn}(pid) FROM unnest($1::int[]) AS pid`, [pids]);
+    } catch {
+      // The server may be gone already; the pool's end() will close what is left.
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  }
+}

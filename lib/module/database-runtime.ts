@@ -1,0 +1,91 @@
+import { Logger } from '@nestjs/common';
+import type pg from 'pg';
+import type { QueryEnvironment } from '../core/query-environment.js';
+import { InvalidOptionsError } from '../errors.js';
+import { DrainController } from '../lifecycle/drain-controller.js';
+import { DatabaseMonitor } from '../observability/database-monitor.js';
+import { createMetrics } from '../observability/metrics.js';
+import { QueryObserver } from '../observability/query-observer.js';
+import { createPool } from '../pool/create-pool.js';
+import { toPgPoolConfig } from '../pool/pool-options.js';
+import type { TenantContext } from '../tenancy/tenant-context.js';
+import type { DatabaseModuleOptions } from './database-options.interface.js';
+
+/** Everything one application's managers share, built once from the options. */
+export interface DatabaseRuntime extends QueryEnvironment {
+  readonly pool: pg.Pool;
+  readonly drain: DrainController;
+  readonly observer: QueryObserver;
+  readonly monitor: DatabaseMonitor;
+  /** Connection settings with the password, for connections outside the pool. */
+  readonly connection: pg.ClientConfig;
+  readonly drainTimeoutMs: number;
+}
+
+/** Defaults of the observability and shutdown options. */
+export const RUNTIME_DEFAULTS = Object.freeze({
+  slowQueryMs: 1_000,
+  slowQueryLimit: 100,
+  logQueryParams: false,
+  drainTimeoutMs: 10_000,
+});
+
+function nonNegativeInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new InvalidOptionsError(
+      `${name} must be a non-negative integer, received ${String(value)}.`,
+    );
+  }
+  return value;
+}
+
+/** Builds the pool, shutdown gate, observer (with any metrics exporters) and monitor. */
+export async function createDatabaseRuntime(
+  options: DatabaseModuleOptions,
+  context: TenantContext,
+): Promise<DatabaseRuntime> {
+  const connection = toPgPoolConfig(options);
+  const slowQueryMs = nonNegativeInteger(
+    options.slowQueryMs ?? RUNTIME_DEFAULTS.slowQueryMs,
+    'slowQueryMs',
+  );
+  const slowQueryLimit = nonNegativeInteger(
+    options.slowQueryLimit ?? RUNTIME_DEFAULTS.slowQueryLimit,
+    'slowQueryLimit',
+  );
+  const drainTimeoutMs = nonNegativeInteger(
+    options.shutdown?.drainTimeoutMs ?? RUNTIME_DEFAULTS.drainTimeoutMs,
+    'shutdown.drainTimeoutMs',
+  );
+  const listeners = options.onQuery === undefined ? [] : [options.onQuery].flat();
+  if (listeners.some((l) => typeof l !== 'function')) {
+    throw new InvalidOptionsError('onQuery must be a function or an array of functions.');
+  }
+  const pool = createPool(options);
+  try {
+    const metrics = await createMetrics(options.metrics, pool);
+    const observer = new QueryObserver({
+      listeners,
+      slowQueryMs,
+      slowQueryLimit,
+      logQueryParams: options.logQueryParams ?? RUNTIME_DEFAULTS.logQueryParams,
+      metrics,
+      logger: new Logger('Database'),
+      context,
+    });
+    const drain = new DrainController(connection);
+    const needsSink = listeners.length > 0 || slowQueryMs > 0 || metrics.length > 0;
+    return {
+      pool,
+      drain,
+      observer,
+      ...(needsSink ? { sink: observer } : {}),
+      monitor: new DatabaseMonitor(pool, observer, drain),
+      connection,
+      drainTimeoutMs,
+    };
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,62 @@
+import {
+  Catch,
+  HttpException,
+  Optional,
+  type ArgumentsHost,
+  type ExceptionFilter,
+} from '@nestjs/common';
+import { BaseExceptionFilter, HttpAdapterHost } from '@nestjs/core';
+import {
+  DatabaseShuttingDownError,
+  PgTenancyError,
+  PoolAcquireTimeoutError,
+  PoolClosedError,
+} from '../errors.js';
+import { TenantError } from '../tenancy/tenant.errors.js';
+
+/**
+ * Maps this module's typed errors to HTTP answers (opt-in):
+ * - `PoolAcquireTimeoutError`, `DatabaseShuttingDownError`, `PoolClosedError` → 503 with `Retry-After`
+ * - tenant errors → their status (400, 403, 404, 409)
+ * Anything else goes to Nest's default handling.
+ *
+ * @example app.useGlobalFilters(new DatabaseExceptionFilter(app.get(HttpAdapterHost)));
+ * @example providers: [{ provide: APP_FILTER, useClass: DatabaseExceptionFilter }]
+ */
+@Catch()
+export class DatabaseExceptionFilter extends BaseExceptionFilter implements ExceptionFilter {
+  /** Seconds put in `Retry-After` on 503 answers. Default: `1`. */
+  retryAfterSeconds = 1;
+
+  constructor(@Optional() private readonly adapterHost?: HttpAdapterHost) {
+    super(adapterHost?.httpAdapter);
+  }
+
+  override catch(exception: unknown, host: ArgumentsHost): void {
+    const error =
+      exception instanceof HttpException && exception.cause instanceof PgTenancyError
+        ? exception.cause
+        : exception;
+    const status = statusOf(error);
+    const adapter = this.adapterHost?.httpAdapter;
+    if (host.getType() !== 'http' || status === undefined || !adapter) {
+      return super.catch(exception, host);
+    }
+    const response = host.switchToHttp().getResponse();
+    if (status === 503) adapter.setHeader(response, 'Retry-After', String(this.retryAfterSeconds));
+    const { name, message } = error as Error;
+    adapter.reply(response, { statusCode: status, error: name, message }, status);
+  }
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (error instanceof TenantError) return error.status;
+  if (
+    error instanceof PoolAcquireTimeoutError ||
+    error instanceof DatabaseShuttingDownError ||
+    error instanceof PoolClosedError
+  ) {
+    return 503;
+  }
+  return undefined;
+}

@@ -1,0 +1,85 @@
+import type pg from 'pg';
+import type { DrainController } from '../lifecycle/drain-controller.js';
+import { poolStats, type PoolStats } from './metrics.js';
+import type { QueryObserver, SlowQuery } from './query-observer.js';
+
+/** Result of {@link DatabaseMonitor.ping}. */
+export interface PingResult {
+  readonly ok: boolean;
+  readonly latencyMs: number;
+  /** Why the ping failed (no password or SQL in it). */
+  readonly error?: string;
+}
+
+/**
+ * Pool figures, slow queries and a ping, for dashboards, health checks and debugging. Inject it
+ * anywhere the module is visible.
+ */
+export class DatabaseMonitor {
+  readonly #pool: pg.Pool;
+  readonly #observer: QueryObserver;
+  readonly #drain: DrainController;
+  #highSince: number | undefined;
+
+  /** @internal Created by `DatabaseModule`. */
+  constructor(pool: pg.Pool, observer: QueryObserver, drain: DrainController) {
+    this.#pool = pool;
+    this.#observer = observer;
+    this.#drain = drain;
+  }
+
+  /** Open, idle and waiting connections, `max`, and utilisation (checked out / max). */
+  getPoolStats(): PoolStats {
+    return poolStats(this.#pool);
+  }
+
+  /** The most recent slow queries (see `slowQueryMs`), newest last. */
+  getSlowQueries(): readonly SlowQuery[] {
+    return this.#observer.slowQueries;
+  }
+
+  /** `true` once graceful shutdown has begun. */
+  get shuttingDown(): boolean {
+    return this.#drain.draining;
+  }
+
+  /**
+   * How long utilisation has been at or above `threshold` without a dip, as seen by the calls
+   * to this method (a health check calls it periodically). `0` when below.
+   */
+  highUtilisationFor(threshold: number): number {
+    const now = Date.now();
+    if (this.getPoolStats().utilisation < threshold) {
+      this.#highSince = undefined;
+      return 0;
+    }
+    this.#highSince ??= now;
+    return now - this.#highSince;
+  }
+
+  /**
+   * Runs `SELECT 1` through the pool, failing after `timeoutMs` (waiting for a free connection
+   * counts). Never throws.
+   */
+  async ping(timeoutMs = 1_000): Promise<PingResult> {
+    const started = performance.now();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    const query = this.#pool.query('SELECT 1');
+    query.catch(() => undefined); // settles later if the timeout wins
+    try {
+      await Promise.race([query, timeout]);
+      return { ok: true, latencyMs: Math.round(performance.now() - started) };
+    } catch (err) {
+      return {
+        ok: false,
+        latencyMs: Math.round(performance.now() - started),
+        error: (err as Error).message,
+      };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}

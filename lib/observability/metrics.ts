@@ -1,0 +1,187 @@
+import type pg from 'pg';
+import { InvalidOptionsError } from '../errors.js';
+import type { MetricsOptions } from './observability-options.js';
+import type { QueryEvent } from './query-event.js';
+import type { QueryMetrics } from './query-observer.js';
+
+/** Pool figures shared by the exporters. */
+export interface PoolStats {
+  /** Open connections. */
+  readonly total: number;
+  /** Open connections not checked out. */
+  readonly idle: number;
+  /** Callers waiting for a connection. */
+  readonly waiting: number;
+  /** `pool.max`. */
+  readonly max: number;
+  /** Checked-out connections divided by `max`, 0–1. */
+  readonly utilisation: number;
+}
+
+/** Reads the pool's figures. */
+export function poolStats(pool: pg.Pool): PoolStats {
+  const max = pool.options.max ?? 10;
+  const busy = pool.totalCount - pool.idleCount;
+  return {
+    total: pool.totalCount,
+    idle: pool.idleCount,
+    waiting: pool.waitingCount,
+    max,
+    utilisation: max > 0 ? busy / max : 0,
+  };
+}
+
+/** Caps distinct tenant label values; the rest share `other`. */
+class TenantLabels {
+  readonly #seen = new Set<string>();
+  constructor(private readonly max: number) {}
+  of(tenantId: string | undefined): string {
+    if (tenantId === undefined) return '';
+    if (this.#seen.has(tenantId)) return tenantId;
+    if (this.#seen.size >= this.max) return 'other';
+    this.#seen.add(tenantId);
+    return tenantId;
+  }
+}
+
+function labelsOf(event: QueryEvent, tenants: TenantLabels | undefined): Record<string, string> {
+  return {
+    schema: event.schema ?? '',
+    operation: event.operation,
+    outcome: event.error ? 'error' : 'ok',
+    ...(tenants ? { tenant: tenants.of(event.tenantId) } : {}),
+  };
+}
+
+const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+async function importOptional<T>(name: string): Promise<T> {
+  try {
+    return (await import(name)) as T;
+  } catch (err) {
+    throw new InvalidOptionsError(
+      `metrics need the optional peer dependency "${name}": run \`npm install ${name}\`, or turn that exporter off.`,
+      { cause: err },
+    );
+  }
+}
+
+type PromClient = typeof import('prom-client');
+
+async function prometheus(
+  options: MetricsOptions,
+  pool: pg.Pool,
+  tenants?: TenantLabels,
+): Promise<QueryMetrics> {
+  const prom = await importOptional<PromClient & { default?: PromClient }>('prom-client');
+  const client = (prom.default ?? prom) as PromClient;
+  const config = typeof options.prometheus === 'object' ? options.prometheus : {};
+  const registry =
+    (config.registry as import('prom-client').Registry | undefined) ?? client.register;
+  const labelNames = ['schema', 'operation', 'outcome', ...(tenants ? ['tenant'] : [])];
+  // One application per registry: replace metrics a previous instance (e.g. a test) registered.
+  const fresh = (name: string) => registry.removeSingleMetric(name);
+  fresh('pg_tenancy_queries_total');
+  const queries = new client.Counter({
+    name: 'pg_tenancy_queries_total',
+    help: 'Queries run through nestjs-pg-tenancy managers',
+    labelNames,
+    registers: [registry],
+  });
+  fresh('pg_tenancy_query_duration_seconds');
+  const duration = new client.Histogram({
+    name: 'pg_tenancy_query_duration_seconds',
+    help: 'Query duration in seconds',
+    labelNames,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  });
+  fresh('pg_tenancy_pool_connections');
+  new client.Gauge({
+    name: 'pg_tenancy_pool_connections',
+    help: 'Pool connections by state',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      const stats = poolStats(pool);
+      this.set({ state: 'total' }, stats.total);
+      this.set({ state: 'idle' }, stats.idle);
+      this.set({ state: 'busy' }, stats.total - stats.idle);
+      this.set({ state: 'waiting' }, stats.waiting);
+    },
+  });
+  fresh('pg_tenancy_pool_max');
+  new client.Gauge({
+    name: 'pg_tenancy_pool_max',
+    help: 'Most connections the pool opens',
+    registers: [registry],
+    collect() {
+      this.set(poolStats(pool).max);
+    },
+  });
+  return {
+    record(event) {
+      const labels = labelsOf(event, tenants);
+      queries.inc(labels);
+      duration.observe(labels, event.durationMs / 1000);
+    },
+  };
+}
+
+type OtelApi = typeof import('@opentelemetry/api');
+
+async function openTelemetry(
+  options: MetricsOptions,
+  pool: pg.Pool,
+  tenants?: TenantLabels,
+): Promise<QueryMetrics> {
+  const config = typeof options.openTelemetry === 'object' ? options.openTelemetry : {};
+  let meter = config.meter as import('@opentelemetry/api').Meter | undefined;
+  if (!meter) {
+    const api = await importOptional<OtelApi>('@opentelemetry/api');
+    meter = api.metrics.getMeter('nestjs-pg-tenancy');
+  }
+  const queries = meter.createCounter('pg_tenancy.queries', {
+    description: 'Queries run through nestjs-pg-tenancy managers',
+  });
+  const duration = meter.createHistogram('pg_tenancy.query.duration', {
+    description: 'Query duration',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
+  meter
+    .createObservableGauge('pg_tenancy.pool.connections', {
+      description: 'Pool connections by state',
+    })
+    .addCallback((result) => {
+      const stats = poolStats(pool);
+      result.observe(stats.total, { state: 'total' });
+      result.observe(stats.idle, { state: 'idle' });
+      result.observe(stats.total - stats.idle, { state: 'busy' });
+      result.observe(stats.waiting, { state: 'waiting' });
+    });
+  return {
+    record(event) {
+      const attributes = labelsOf(event, tenants);
+      queries.add(1, attributes);
+      duration.record(event.durationMs / 1000, attributes);
+    },
+  };
+}
+
+/** The exporters `options` enables (none by default); optional packages are imported only then. */
+export async function createMetrics(
+  options: MetricsOptions | undefined,
+  pool: pg.Pool,
+): Promise<QueryMetrics[]> {
+  if (!options) return [];
+  const max = options.maxTenantLabels ?? 100;
+  if (!Number.isInteger(max) || max < 0) {
+    throw new InvalidOptionsError('metrics.maxTenantLabels must be a non-negative integer.');
+  }
+  const tenants = options.tenantLabel ? new TenantLabels(max) : undefined;
+  const exporters: QueryMetrics[] = [];
+  if (options.prometheus) exporters.push(await prometheus(options, pool, tenants));
+  if (options.openTelemetry) exporters.push(await openTelemetry(options, pool, tenants));
+  return exporters;
+}
