@@ -74,3 +74,16 @@ export {
   TenantRequiredError,
   TenantSuspendedError,
 } from './tenancy/tenant.errors.js';
+export { DatabaseShuttingDownError } from './errors.js';
+export { DrainController, type DrainReport } from './lifecycle/drain-controller.js';
+export { DatabaseDrainInterceptor } from './lifecycle/database-drain.interceptor.js';
+export { DatabaseMonitor, type PingResult } from './observability/database-monitor.js';
+export { DatabaseExceptionFilter } from './observability/database-exception.filter.js';
+export type { PoolStats } from './observability/metrics.js';
+export type { SlowQuery } from './observability/query-observer.js';
+export type { QueryEvent, QueryListener } from './observability/query-event.js';
+export type {
+  MetricsOptions,
+  ObservabilityOptions,
+  ShutdownOptions,
+} from './observability/observability-options.js';

@@ -4,9 +4,11 @@ import { DatabaseShuttingDownError } from '../errors.js';
 
 /** What a drain did, for the shutdown log line. */
 export interface DrainReport {
-  /** Busy connections and requests when the drain began. */
-  readonly busyAtStart: number;
-  /** Of those, how many finished on their own. */
+  /** Admitted requests and jobs in flight when the drain began. */
+  readonly requests: number;
+  /** Connections checked out when the drain began. */
+  readonly connections: number;
+  /** Connections that were returned without being cancelled. */
   readonly drained: number;
   /** Connections whose queries were cancelled (and sessions ended) at the timeout. */
   readonly cancelled: number;
@@ -31,6 +33,7 @@ export class DrainController {
   readonly #leases = new Set<TrackedLease>();
   #requests = 0;
   #draining = false;
+  #releasedWhileDraining = 0;
   #idleWaiters: Array<() => void> = [];
 
   /** @param connection settings (with the password) for the connection that cancels queries. */
@@ -92,7 +95,9 @@ export class DrainController {
   }
 
   untrack(lease: TrackedLease): void {
-    if (this.#leases.delete(lease)) this.#notifyIfIdle();
+    if (!this.#leases.delete(lease)) return;
+    if (this.#draining) this.#releasedWhileDraining++;
+    this.#notifyIfIdle();
   }
 
   /**
@@ -103,28 +108,34 @@ export class DrainController {
   async drain(timeoutMs: number, graceMs = 1_000): Promise<DrainReport> {
     const started = performance.now();
     this.#draining = true;
-    const busyAtStart = this.#requests + this.#leases.size;
+    const requests = this.#requests;
+    const connections = this.#leases.size;
+    this.#releasedWhileDraining = 0;
     let cancelled = 0;
-    if (!(await this.#waitIdle(timeoutMs))) {
-      const pids = [...this.#leases].map(
-        (l) => (l.client as unknown as { processID: number }).processID,
-      );
+    let drained: number;
+    if (await this.#waitIdle(timeoutMs)) {
+      drained = this.#releasedWhileDraining;
+    } else {
+      drained = this.#releasedWhileDraining;
+      const pids = this.#pids();
       cancelled = pids.length;
       await this.#signal('pg_cancel_backend', pids);
       if (!(await this.#waitIdle(graceMs))) {
-        const remaining = [...this.#leases].map(
-          (l) => (l.client as unknown as { processID: number }).processID,
-        );
-        await this.#signal('pg_terminate_backend', remaining);
+        await this.#signal('pg_terminate_backend', this.#pids());
         await this.#waitIdle(graceMs);
       }
     }
     return {
-      busyAtStart,
-      drained: Math.max(0, busyAtStart - cancelled),
+      requests,
+      connections,
+      drained,
       cancelled,
       durationMs: Math.round(performance.now() - started),
     };
+  }
+
+  #pids(): number[] {
+    return [...this.#leases].map((l) => (l.client as unknown as { processID: number }).processID);
   }
 
   #isIdle(): boolean {

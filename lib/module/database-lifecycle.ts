@@ -62,10 +62,16 @@ export class DatabaseLifecycle
   beforeApplicationShutdown(): Promise<void> {
     this.#draining ??= (async () => {
       try {
-        const report = await this.runtime.drain.drain(this.runtime.drainTimeoutMs);
-        if (report.busyAtStart > 0 || report.cancelled > 0) {
+        const { requests, connections } = this.runtime.drain.busy;
+        // drain() refuses new work before its first await, so the line below is true when read.
+        const pending = this.runtime.drain.drain(this.runtime.drainTimeoutMs);
+        this.#logger.log(
+          `Shutting down: refusing new database work; waiting up to ${this.runtime.drainTimeoutMs} ms for ${requests} request(s) and ${connections} connection(s) in flight`,
+        );
+        const report = await pending;
+        if (report.requests + report.connections + report.drained + report.cancelled > 0) {
           this.#logger.log(
-            `Shutdown drain: ${report.drained} in-flight unit(s) finished, ${report.cancelled} connection(s) cancelled, in ${report.durationMs} ms`,
+            `Shutdown drain finished in ${report.durationMs} ms: ${report.drained} connection(s) drained, ${report.cancelled} cancelled at the timeout (${report.requests} request(s) were in flight)`,
           );
         }
       } catch (err) {

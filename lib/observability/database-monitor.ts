@@ -45,13 +45,13 @@ export class DatabaseMonitor {
 
   /**
    * How long utilisation has been at or above `threshold` without a dip, as seen by the calls
-   * to this method (a health check calls it periodically). `0` when below.
+   * to this method (a health check calls it periodically); `undefined` while below it.
    */
-  highUtilisationFor(threshold: number): number {
+  highUtilisationFor(threshold: number): number | undefined {
     const now = Date.now();
     if (this.getPoolStats().utilisation < threshold) {
       this.#highSince = undefined;
-      return 0;
+      return undefined;
     }
     this.#highSince ??= now;
     return now - this.#highSince;

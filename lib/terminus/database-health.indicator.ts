@@ -1,0 +1,58 @@
+import { Injectable } from '@nestjs/common';
+import { HealthIndicatorService, type HealthIndicatorResult } from '@nestjs/terminus';
+import { DatabaseMonitor } from '../observability/database-monitor.js';
+
+/** Options of {@link DatabaseHealthIndicator.isHealthy}. */
+export interface DatabaseHealthOptions {
+  /** A ping slower than this (including the wait for a connection) is `down`. Default: `1_000` ms. */
+  timeoutMs?: number;
+  /** Pool utilisation (checked out / max) considered high. Default: `0.9`. */
+  highUtilisation?: number;
+  /** Report `degraded` once utilisation has stayed high this long. Default: `30_000` ms. */
+  degradedAfterMs?: number;
+}
+
+/**
+ * A `@nestjs/terminus` health indicator for the shared pool: `up` when `SELECT 1` answers within
+ * the timeout, `down` when it does not (server unreachable, pool starved), and `degraded` (still
+ * serving, HTTP 200) when pool utilisation has stayed high. Details carry latency and pool figures.
+ *
+ * Import from `nestjs-pg-tenancy/terminus`; `@nestjs/terminus` is an optional peer dependency.
+ *
+ * @example
+ * @Controller('health')
+ * @NoTenant()
+ * export class HealthController {
+ *   constructor(private readonly health: HealthCheckService, private readonly db: DatabaseHealthIndicator) {}
+ *   @Get() @HealthCheck()
+ *   check() { return this.health.check([() => this.db.isHealthy('database')]); }
+ * }
+ */
+@Injectable()
+export class DatabaseHealthIndicator {
+  constructor(
+    private readonly indicators: HealthIndicatorService,
+    private readonly monitor: DatabaseMonitor,
+  ) {}
+
+  async isHealthy<const Key extends string>(
+    key: Key,
+    options: DatabaseHealthOptions = {},
+  ): Promise<HealthIndicatorResult<Key>> {
+    const { timeoutMs = 1_000, highUtilisation = 0.9, degradedAfterMs = 30_000 } = options;
+    const indicator = this.indicators.check(key);
+    const ping = await this.monitor.ping(timeoutMs);
+    const pool = this.monitor.getPoolStats();
+    const details = { latencyMs: ping.latencyMs, pool };
+    if (!ping.ok)
+      return indicator.down({ ...details, message: `Database ping failed: ${ping.error}` });
+    const highFor = this.monitor.highUtilisationFor(highUtilisation);
+    if (highFor !== undefined && highFor >= degradedAfterMs) {
+      return indicator.degraded({
+        ...details,
+        message: `Pool utilisation has been at or above ${Math.round(highUtilisation * 100)}% for ${Math.round(highFor / 1000)} s; raise pool.max or shed load.`,
+      });
+    }
+    return indicator.up(details);
+  }
+}

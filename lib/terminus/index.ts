@@ -1,0 +1,4 @@
+export {
+  DatabaseHealthIndicator,
+  type DatabaseHealthOptions,
+} from './database-health.indicator.js';
