@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { DrainController } from '../lifecycle/drain-controller.js';
 import type { QuerySink } from '../observability/query-event.js';
+import type { TemplateCache } from './sql-template.js';
 
 /**
  * What every manager of an application shares: the pool, the shutdown gate and the query
@@ -12,4 +13,6 @@ export interface QueryEnvironment {
   readonly drain?: DrainController;
   /** Hooks, slow-query log and metrics. */
   readonly sink?: QuerySink;
+  /** Parsed SQL templates shared by all managers (one entry per distinct SQL text). */
+  readonly templates?: TemplateCache;
 }

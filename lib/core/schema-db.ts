@@ -13,7 +13,7 @@ import {
   type QueryRunner,
 } from './query-runner.js';
 import type { QueryEnvironment } from './query-environment.js';
-import { SqlTemplate } from './sql-template.js';
+import { SqlTemplate, TemplateCache } from './sql-template.js';
 
 /** Isolation levels accepted by {@link SchemaDb.transaction}. */
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
@@ -73,8 +73,11 @@ export class SchemaDb {
    * a module's shared environment). Opens nothing: it only borrows connections per query.
    */
   static create(pool: pg.Pool | QueryEnvironment, schema: string | null): SchemaDb {
-    const env = pool instanceof pg.Pool ? { pool } : pool;
-    return new SchemaDb(new PoolQueryRunner(env), new SqlTemplate(schema));
+    const env: QueryEnvironment = pool instanceof pg.Pool ? { pool } : pool;
+    return new SchemaDb(
+      new PoolQueryRunner(env),
+      new SqlTemplate(schema, env.templates ?? new TemplateCache()),
+    );
   }
 
   /** The schema this manager qualifies tables with; `null` for the default manager. */
@@ -92,7 +95,11 @@ export class SchemaDb {
    * transaction, both run on the same connection, so one transaction can span schemas.
    */
   withSchema(schema: string | null): SchemaDb {
-    return new SchemaDb(this.#runner, new SqlTemplate(schema), this.#savepoints);
+    return new SchemaDb(
+      this.#runner,
+      new SqlTemplate(schema, this.#template.cache),
+      this.#savepoints,
+    );
   }
 
   /** The quoted, schema-qualified name of `table`, e.g. `"orders"."orders"`. */

@@ -1,7 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
-import { SqlTemplate } from '../core/sql-template.js';
+import { SqlTemplate, TemplateCache } from '../core/sql-template.js';
 import { toAcquireError } from '../pool/connection-errors.js';
 import { loadMigrationFiles, type MigrationFile } from './migration-files.js';
 import { MigrationChecksumError, MigrationFailedError } from './migration.errors.js';
@@ -66,6 +66,8 @@ export interface MigrationRunnerOptions {
 export class MigrationRunner {
   readonly #config: pg.ClientConfig;
   readonly #logger: LoggerService;
+  // One parse per file however many schemas (tenants) it is applied to.
+  readonly #templates = new TemplateCache();
 
   /** @param connection the pool's options (`pool.options`) or any `pg.ClientConfig`. */
   constructor(connection: pg.ClientConfig, options: MigrationRunnerOptions = {}) {
@@ -96,7 +98,7 @@ export class MigrationRunner {
   async plan(schema: string, source: MigrationSource): Promise<PlannedMigration[]> {
     const status = await this.status(schema, source);
     if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
-    const template = new SqlTemplate(schema);
+    const template = new SqlTemplate(schema, this.#templates);
     return status.pending.map((file) => ({
       name: file.name,
       transactional: file.transactional,
@@ -114,7 +116,7 @@ export class MigrationRunner {
   async migrate(schema: string, source: MigrationSource): Promise<MigrationResult> {
     assertIdentifier(schema, 'schema');
     const files = await filesOf(source);
-    const template = new SqlTemplate(schema);
+    const template = new SqlTemplate(schema, this.#templates);
     return this.#withClient(async (client) => {
       await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
       try {

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
 import type { QueryEnvironment } from '../core/query-environment.js';
+import { TemplateCache } from '../core/sql-template.js';
 import { InvalidOptionsError } from '../errors.js';
 import { DrainController } from '../lifecycle/drain-controller.js';
 import { DatabaseMonitor } from '../observability/database-monitor.js';
@@ -81,6 +82,7 @@ export async function createDatabaseRuntime(
       observer,
       ...(needsSink ? { sink: observer } : {}),
       monitor: new DatabaseMonitor(pool, observer, drain),
+      templates: new TemplateCache(),
       connection,
       drainTimeoutMs,
     };

@@ -58,12 +58,20 @@ export class QueryObserver implements QuerySink {
   }
 
   record(raw: RawQueryEvent): void {
+    const { slowQueryMs, listeners, metrics } = this.#options;
+    // The common case (only the slow-query log on, and the query fast) builds nothing.
+    if (
+      listeners.length === 0 &&
+      metrics.length === 0 &&
+      (slowQueryMs === 0 || raw.durationMs < slowQueryMs)
+    ) {
+      return;
+    }
     const event: QueryEvent = {
       ...raw,
       tenantId: this.#options.context?.current?.tenantId,
       operation: operationOf(raw.sql),
     };
-    const { slowQueryMs } = this.#options;
     if (slowQueryMs > 0 && event.durationMs >= slowQueryMs) this.#recordSlow(event);
     for (const metrics of this.#options.metrics) {
       try {

@@ -1,5 +1,5 @@
 import { InvalidIdentifierError, TemplateError } from '../../lib/index.js';
-import { SqlTemplate } from '../../lib/core/sql-template.js';
+import { SqlTemplate, TemplateCache } from '../../lib/core/sql-template.js';
 
 describe('SqlTemplate', () => {
   const orders = new SqlTemplate('orders');
@@ -70,15 +70,24 @@ describe('SqlTemplate', () => {
     expect(() => new SqlTemplate('x'.repeat(64))).toThrow(/longer than 63 bytes/);
   });
 
-  it('returns the cached expansion for a repeated query', () => {
-    const template = new SqlTemplate('s');
-    const sql = 'SELECT * FROM {{tables.t}}';
-    const first = template.expand(sql);
-    expect(template.expand(sql)).toBe(first);
+  it('parses a query once for every schema that shares the cache', () => {
+    const cache = new TemplateCache();
+    const sql =
+      'SELECT * FROM {{tables.t}} JOIN {{tables.u}} USING (id) WHERE {{schema}} IS NOT NULL';
+    const a = new SqlTemplate('a', cache);
+    const b = new SqlTemplate('b', cache);
+    expect(a.expand(sql)).toBe(
+      'SELECT * FROM "a"."t" JOIN "a"."u" USING (id) WHERE "a" IS NOT NULL',
+    );
+    expect(b.expand(sql)).toBe(
+      'SELECT * FROM "b"."t" JOIN "b"."u" USING (id) WHERE "b" IS NOT NULL',
+    );
+    expect(a.expand(sql)).toBe(a.expand(sql));
+    expect(cache.size).toBe(1);
   });
 
   it('bounds the cache: evicted entries are re-expanded correctly', () => {
-    const template = new SqlTemplate('s', 2);
+    const template = new SqlTemplate('s', new TemplateCache(2));
     const queries = [1, 2, 3].map((n) => `SELECT ${n} FROM {{tables.t${n}}}`);
     const expanded = queries.map((q) => template.expand(q));
     expect(queries.map((q) => template.expand(q))).toEqual(expanded);
