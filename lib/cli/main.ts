@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { createRequire } from 'node:module';
 import { PgTenancyError } from '../errors.js';
 import { MigrationRunner, type MigrationStatus } from '../migrations/migration-runner.js';
-import { toPgPoolConfig } from '../pool/pool-options.js';
+import { toSessionConfig } from '../pool/pool-options.js';
 import { loadCliConfig, type PgTenancyConfig } from './cli-config.js';
 import { migrateTenants, openTenancy, printTenantList, printTenantStatus } from './tenancy-cli.js';
 
@@ -51,7 +51,7 @@ function printStatus(status: MigrationStatus): void {
 }
 
 async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Promise<number> {
-  const runner = new MigrationRunner(toPgPoolConfig(config), {
+  const runner = new MigrationRunner(toSessionConfig(config), {
     statementTimeoutMs: config.migrationStatementTimeoutMs,
     logger: plainLogger,
   });

@@ -3,7 +3,7 @@ import cliProgress from 'cli-progress';
 import type pg from 'pg';
 import { PgTenancyError } from '../errors.js';
 import { createPool } from '../pool/create-pool.js';
-import { toPgPoolConfig } from '../pool/pool-options.js';
+import { toSessionConfig } from '../pool/pool-options.js';
 import { resolveTenancyOptions } from '../tenancy/tenancy-options.js';
 import { TenantContext } from '../tenancy/tenant-context.js';
 import { TenantRegistry } from '../tenancy/tenant-registry.js';
@@ -27,7 +27,7 @@ export async function openTenancy(
   }
   const tenancy = resolveTenancyOptions(config.tenancy);
   const pool: pg.Pool = createPool(config, new Logger('Tenancy'));
-  const connection = toPgPoolConfig(config);
+  const connection = toSessionConfig(config);
   const registry = new TenantRegistry(pool, connection, tenancy, consoleLogger);
   try {
     await registry.ensureTable();

@@ -17,6 +17,7 @@ export interface DrainReport {
 
 interface TrackedLease {
   readonly client: pg.PoolClient;
+  release(err?: Error): void;
 }
 
 /**
@@ -36,7 +37,7 @@ export class DrainController {
   #releasedWhileDraining = 0;
   #idleWaiters: Array<() => void> = [];
 
-  /** @param connection settings (with the password) for the connection that cancels queries. */
+  /** @param connection settings (with the password) for the connections that send cancel requests. */
   constructor(connection: pg.ClientConfig) {
     this.#connection = connection;
   }
@@ -102,8 +103,8 @@ export class DrainController {
 
   /**
    * Refuses new work, waits up to `timeoutMs` for admitted work to finish, then cancels the
-   * queries still running (`pg_cancel_backend`) and, after `graceMs`, ends those sessions
-   * (`pg_terminate_backend`) so open transactions roll back and their clients come back.
+   * queries still running and, after `graceMs`, closes the connections still checked out, so
+   * open transactions roll back and nothing holds the pool open.
    */
   async drain(timeoutMs: number, graceMs = 1_000): Promise<DrainReport> {
     const started = performance.now();
@@ -117,12 +118,12 @@ export class DrainController {
       drained = this.#releasedWhileDraining;
     } else {
       drained = this.#releasedWhileDraining;
-      const pids = this.#pids();
-      cancelled = pids.length;
-      await this.#signal('pg_cancel_backend', pids);
+      cancelled = this.#leases.size;
+      this.#cancelRunningQueries();
       if (!(await this.#waitIdle(graceMs))) {
-        await this.#signal('pg_terminate_backend', this.#pids());
-        await this.#waitIdle(graceMs);
+        // Still checked out (an idle open transaction, or a cancel that did not land): close
+        // those connections; the server rolls their transactions back.
+        for (const lease of [...this.#leases]) lease.release(new DatabaseShuttingDownError());
       }
     }
     return {
@@ -134,8 +135,22 @@ export class DrainController {
     };
   }
 
-  #pids(): number[] {
-    return [...this.#leases].map((l) => (l.client as unknown as { processID: number }).processID);
+  /**
+   * Sends a protocol-level cancel request (process id and secret key) for each running query,
+   * as psql's Ctrl-C does. Unlike `pg_cancel_backend(pid)` this also works through PgBouncer,
+   * which forwards the request to the right server connection.
+   */
+  #cancelRunningQueries(): void {
+    for (const lease of this.#leases) {
+      const client = lease.client as pg.PoolClient & { activeQuery?: unknown };
+      if (!client.activeQuery) continue;
+      // `cancel` is part of pg's Client but missing from @types/pg.
+      const canceller = new pg.Client(this.#connection) as pg.Client & {
+        cancel(target: pg.ClientBase, query: unknown): void;
+      };
+      canceller.on('error', () => undefined);
+      canceller.cancel(client, client.activeQuery);
+    }
   }
 
   #isIdle(): boolean {
@@ -161,22 +176,5 @@ export class DrainController {
       };
       this.#idleWaiters.push(onIdle);
     });
-  }
-
-  async #signal(fn: 'pg_cancel_backend' | 'pg_terminate_backend', pids: number[]): Promise<void> {
-    if (pids.length === 0) return;
-    const client = new pg.Client({
-      ...this.#connection,
-      application_name: 'nestjs-pg-tenancy:shutdown',
-    });
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-      await client.query(`SELECT ${fn}(pid) FROM unnest($1::int[]) AS pid`, [pids]);
-    } catch {
-      // The server may be gone already; the pool's end() will close what is left.
-    } finally {
-      await client.end().catch(() => undefined);
-    }
   }
 }

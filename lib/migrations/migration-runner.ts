@@ -118,8 +118,7 @@ export class MigrationRunner {
     const files = await filesOf(source);
     const template = new SqlTemplate(schema, this.#templates);
     return this.#withClient(async (client) => {
-      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
-      try {
+      await this.#locked(client, schema, async () => {
         await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
         await client.query(
           `CREATE TABLE IF NOT EXISTS ${historyTable(schema)} (
@@ -130,52 +129,101 @@ export class MigrationRunner {
              duration_ms integer NOT NULL
            )`,
         );
-        // Read the history only now, under the lock: another instance may just have applied files.
-        const status = await this.#status(client, schema, files);
-        if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
-        const applied: MigrationResult['applied'] = [];
-        for (const file of status.pending) {
-          const durationMs = await this.#apply(client, schema, template, file);
-          applied.push({ name: file.name, durationMs });
-          this.#logger.log(`Applied ${schema}/${file.name} in ${durationMs} ms`);
-        }
-        return { schema, applied };
+      });
+      const status = await this.#status(client, schema, files);
+      if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+      const applied: MigrationResult['applied'] = [];
+      for (const file of status.pending) {
+        const durationMs = await this.#apply(client, schema, template, file);
+        if (durationMs === undefined) continue; // another instance applied it meanwhile
+        applied.push({ name: file.name, durationMs });
+        this.#logger.log(`Applied ${schema}/${file.name} in ${durationMs} ms`);
+      }
+      return { schema, applied };
+    });
+  }
+
+  /**
+   * Runs `fn` in a transaction holding the schema's advisory lock. The lock is
+   * transaction-scoped, so it is released with the transaction even through a transaction-mode
+   * pooler (where a session lock and its unlock could land on different server connections).
+   */
+  async #locked<T>(client: pg.Client, schema: string, fn: () => Promise<T>): Promise<T> {
+    await client.query('BEGIN');
+    try {
+      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
+        LOCK_NAMESPACE,
+        schema,
+      ]);
+      const result = await fn();
+      await client.query('COMMIT');
+      return result;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /**
+   * Applies one file under the schema's lock, after checking (under the lock) that no other
+   * instance applied it meanwhile: exactly once, however many migrators run. Returns the
+   * duration, or `undefined` when the file was already applied.
+   */
+  async #apply(
+    client: pg.Client,
+    schema: string,
+    template: SqlTemplate,
+    file: MigrationFile,
+  ): Promise<number | undefined> {
+    const sql = template.expand(file.sql);
+    const record = `INSERT INTO ${historyTable(schema)} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`;
+    const alreadyApplied = async () => {
+      const { rows } = await client.query<{ checksum: string }>(
+        `SELECT checksum FROM ${historyTable(schema)} WHERE version = $1`,
+        [file.version],
+      );
+      if (rows[0] && rows[0].checksum !== file.checksum)
+        throw new MigrationChecksumError(schema, file.name);
+      return rows.length > 0;
+    };
+    let started = 0;
+    try {
+      if (file.transactional) {
+        // The file, its history row and the lock share one transaction.
+        return await this.#locked(client, schema, async () => {
+          if (await alreadyApplied()) return undefined;
+          started = performance.now();
+          await client.query(sql);
+          const durationMs = Math.round(performance.now() - started);
+          await client.query(record, [file.version, file.name, file.checksum, durationMs]);
+          return durationMs;
+        });
+      }
+      // Outside a transaction (CREATE INDEX CONCURRENTLY) only a session lock can serialise
+      // migrators: this needs a real session (directConnection when a pooler is in front).
+      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
+      try {
+        if (await alreadyApplied()) return undefined;
+        started = performance.now();
+        // Sent as one simple query: a single statement runs outside any transaction block.
+        await client.query(sql);
+        const durationMs = Math.round(performance.now() - started);
+        await client.query(record, [file.version, file.name, file.checksum, durationMs]);
+        return durationMs;
       } finally {
         // If the connection broke, ending it frees the lock anyway; keep the original error.
         await client
           .query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, schema])
           .catch(() => undefined);
       }
-    });
-  }
-
-  async #apply(
-    client: pg.Client,
-    schema: string,
-    template: SqlTemplate,
-    file: MigrationFile,
-  ): Promise<number> {
-    const sql = template.expand(file.sql);
-    const record = `INSERT INTO ${historyTable(schema)} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`;
-    const started = performance.now();
-    try {
-      if (file.transactional) {
-        await client.query('BEGIN');
-        await client.query(sql);
-        const durationMs = Math.round(performance.now() - started);
-        await client.query(record, [file.version, file.name, file.checksum, durationMs]);
-        await client.query('COMMIT');
-        return durationMs;
-      }
-      // Sent as one simple query: a single statement such as CREATE INDEX CONCURRENTLY runs
-      // outside any transaction block, as it must.
-      await client.query(sql);
-      const durationMs = Math.round(performance.now() - started);
-      await client.query(record, [file.version, file.name, file.checksum, durationMs]);
-      return durationMs;
     } catch (err) {
-      if (file.transactional) await client.query('ROLLBACK').catch(() => undefined);
-      throw new MigrationFailedError(schema, file.name, lineOf(sql, err), err);
+      if (err instanceof MigrationChecksumError) throw err;
+      throw new MigrationFailedError(
+        schema,
+        file.name,
+        started ? lineOf(sql, err) : undefined,
+        err,
+      );
     }
   }
 

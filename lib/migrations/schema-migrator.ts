@@ -1,6 +1,6 @@
 import { Logger, type OnModuleInit } from '@nestjs/common';
 import type { DatabaseModuleOptions } from '../module/database-options.interface.js';
-import { toPgPoolConfig } from '../pool/pool-options.js';
+import { toSessionConfig } from '../pool/pool-options.js';
 import { MigrationRunner } from './migration-runner.js';
 
 /** A schema and its migrations folder, in the order they are applied. */
@@ -32,7 +32,7 @@ export class SchemaMigrator implements OnModuleInit {
   async run(): Promise<void> {
     if (this.options.migrateOnStartup === false || this.sources.length === 0) return;
     // From the options, not pool.options: pg-pool hides the password there (non-enumerable).
-    const runner = new MigrationRunner(toPgPoolConfig(this.options), {
+    const runner = new MigrationRunner(toSessionConfig(this.options), {
       statementTimeoutMs: this.options.migrationStatementTimeoutMs,
       logger: this.#logger,
     });

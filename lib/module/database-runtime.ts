@@ -8,7 +8,7 @@ import { DatabaseMonitor } from '../observability/database-monitor.js';
 import { createMetrics } from '../observability/metrics.js';
 import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../pool/create-pool.js';
-import { toPgPoolConfig } from '../pool/pool-options.js';
+import { toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
 import type { TenantContext } from '../tenancy/tenant-context.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
@@ -18,8 +18,10 @@ export interface DatabaseRuntime extends QueryEnvironment {
   readonly drain: DrainController;
   readonly observer: QueryObserver;
   readonly monitor: DatabaseMonitor;
-  /** Connection settings with the password, for connections outside the pool. */
+  /** The pool's connection settings, with the password (pg-pool hides it in `pool.options`). */
   readonly connection: pg.ClientConfig;
+  /** Settings for sessions of their own (migrations, LISTEN): `directConnection` or the pool's. */
+  readonly sessionConnection: pg.ClientConfig;
   readonly drainTimeoutMs: number;
 }
 
@@ -84,6 +86,7 @@ export async function createDatabaseRuntime(
       monitor: new DatabaseMonitor(pool, observer, drain),
       templates: new TemplateCache(),
       connection,
+      sessionConnection: toSessionConfig(options),
       drainTimeoutMs,
     };
   } catch (err) {

@@ -101,7 +101,7 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
     {
       provide: TenantRegistry,
       useFactory: (runtime: DatabaseRuntime) =>
-        new TenantRegistry(runtime, runtime.connection, tenancy, new Logger('Tenancy')),
+        new TenantRegistry(runtime, runtime.sessionConnection, tenancy, new Logger('Tenancy')),
       inject: [DATABASE_RUNTIME],
     },
     {
@@ -109,7 +109,7 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
       useFactory: (runtime: DatabaseRuntime, registry: TenantRegistry, context: TenantContext) =>
         new TenantService(
           runtime.pool,
-          runtime.connection,
+          runtime.sessionConnection,
           tenancy,
           registry,
           context,

@@ -46,6 +46,12 @@ export interface ConnectionSettings {
    * Pool sizing set here is overridden by `pool`.
    */
   connection?: string | pg.PoolConfig;
+  /**
+   * A connection straight to PostgreSQL, for the work that needs a real session: migrations
+   * (advisory locks) and the tenant change listener (LISTEN). Set it when `connection` goes
+   * through PgBouncer in transaction mode. Default: `connection`.
+   */
+  directConnection?: string | pg.PoolConfig;
   /** Pool sizing and server-side time limits. */
   pool?: PoolOptions;
   /**
@@ -140,4 +146,14 @@ export function toPgPoolConfig(settings: ConnectionSettings): pg.PoolConfig {
       : {}),
     ...(pool.lockTimeoutMs > 0 ? { lock_timeout: pool.lockTimeoutMs } : {}),
   };
+}
+
+/**
+ * Settings for connections that need a session of their own (migrations, LISTEN):
+ * `directConnection` when given, otherwise the pool's.
+ */
+export function toSessionConfig(settings: ConnectionSettings): pg.PoolConfig {
+  return settings.directConnection === undefined
+    ? toPgPoolConfig(settings)
+    : toPgPoolConfig({ ...settings, connection: settings.directConnection });
 }

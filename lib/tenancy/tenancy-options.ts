@@ -37,6 +37,11 @@ export interface TenancyOptions {
    * is up, the in-memory registry is authoritative and misses cost no query). Default: `5_000` ms.
    */
   negativeCacheMs?: number;
+  /**
+   * When change notifications cannot arrive (LISTEN through a transaction-mode pooler, detected
+   * at start-up), the registry is reloaded this often instead. Default: `1_000` ms.
+   */
+  pollIntervalMs?: number;
 }
 
 /** `TenancyOptions` with defaults filled in. */
@@ -51,6 +56,7 @@ export interface ResolvedTenancyOptions {
   readonly required: boolean;
   readonly interceptor: boolean;
   readonly negativeCacheMs: number;
+  readonly pollIntervalMs: number;
 }
 
 /** @throws InvalidOptionsError */
@@ -66,6 +72,7 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     required: options.required ?? true,
     interceptor: options.interceptor ?? true,
     negativeCacheMs: options.negativeCacheMs ?? 5_000,
+    pollIntervalMs: options.pollIntervalMs ?? 1_000,
   };
   assertIdentifier(resolved.registrySchema, 'registry schema');
   if (resolved.schemaPrefix !== '' && !/^[A-Za-z_][A-Za-z0-9_$]*$/.test(resolved.schemaPrefix)) {
@@ -85,6 +92,9 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     throw new InvalidOptionsError(
       'tenancy.resolver must be a function, e.g. fromHeader("x-tenant-id").',
     );
+  }
+  if (!Number.isInteger(resolved.pollIntervalMs) || resolved.pollIntervalMs < 100) {
+    throw new InvalidOptionsError('tenancy.pollIntervalMs must be an integer of at least 100 ms.');
   }
   if (!Number.isInteger(resolved.migrationConcurrency) || resolved.migrationConcurrency < 1) {
     throw new InvalidOptionsError('tenancy.migrationConcurrency must be a positive integer.');

@@ -1,4 +1,5 @@
 import type { LoggerService } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
 import type { QueryEnvironment } from '../core/query-environment.js';
@@ -47,6 +48,8 @@ const LOCK_NAMESPACE = 0x7067746e;
 const NEGATIVE_CACHE_MAX = 10_000;
 const RECONNECT_MIN_MS = 100;
 const RECONNECT_MAX_MS = 5_000;
+const PROBE_PREFIX = '__probe__';
+const PROBE_TIMEOUT_MS = 2_000;
 
 /**
  * The in-memory map of tenants, each with a pre-built `SchemaDb`, kept in step with the
@@ -72,6 +75,8 @@ export class TenantRegistry {
   #reconnectDelay = RECONNECT_MIN_MS;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #syncWaiters: Array<() => void> = [];
+  #probe: { nonce: string; received: () => void } | undefined;
+  #pollTimer: NodeJS.Timeout | undefined;
 
   /**
    * @param env the pool (and shutdown gate, query observer) the tenants' managers use.
@@ -182,6 +187,8 @@ export class TenantRegistry {
     this.#closed = true;
     this.#synced = false;
     clearTimeout(this.#reconnectTimer);
+    clearInterval(this.#pollTimer);
+    this.#pollTimer = undefined;
     const listener = this.#listener;
     this.#listener = undefined;
     await listener?.end().catch(() => undefined);
@@ -308,6 +315,10 @@ export class TenantRegistry {
     client.on('end', () => lost());
     client.on('notification', (message) => {
       if (message.channel !== this.channel || !message.payload) return;
+      if (message.payload.startsWith(PROBE_PREFIX)) {
+        if (this.#probe?.nonce === message.payload) this.#probe.received();
+        return;
+      }
       this.refresh(message.payload).catch((err: Error) => {
         this.#logger.warn(`Could not refresh tenant ${message.payload}: ${err.message}`);
         // Missing a change is worse than a reload: resynchronise through a reconnect.
@@ -328,9 +339,49 @@ export class TenantRegistry {
       await this.close();
       return;
     }
+    if (!(await this.#notificationsArrive())) {
+      // Typically PgBouncer in transaction mode: LISTEN ran on one server connection and
+      // notifications go to a session nobody reads. Trusting the map would serve suspended
+      // tenants forever, so poll the table instead.
+      this.#listener = undefined;
+      await client.end().catch(() => undefined);
+      this.#logger.warn(
+        `Tenant change notifications do not arrive on this connection (a transaction-mode pooler such as PgBouncer?). ` +
+          `Falling back to reloading the registry every ${this.#options.pollIntervalMs} ms; set directConnection to a direct PostgreSQL connection for instant propagation.`,
+      );
+      this.#startPolling();
+      return;
+    }
     this.#synced = true;
     this.#reconnectDelay = RECONNECT_MIN_MS;
     for (const resolve of this.#syncWaiters.splice(0)) resolve();
+  }
+
+  /** Sends a NOTIFY through the pool, as another instance would, and waits for it to arrive. */
+  async #notificationsArrive(): Promise<boolean> {
+    const nonce = `${PROBE_PREFIX}${randomUUID()}`;
+    let timer: NodeJS.Timeout | undefined;
+    const arrived = new Promise<boolean>((resolve) => {
+      timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
+      this.#probe = { nonce, received: () => resolve(true) };
+    });
+    try {
+      await this.#pool.query('SELECT pg_notify($1, $2)', [this.channel, nonce]);
+      return await arrived;
+    } finally {
+      clearTimeout(timer);
+      this.#probe = undefined;
+    }
+  }
+
+  #startPolling(): void {
+    if (this.#pollTimer || this.#closed) return;
+    this.#pollTimer = setInterval(() => {
+      this.reload().catch((err: Error) =>
+        this.#logger.warn(`Reloading the tenant registry failed: ${err.message}`),
+      );
+    }, this.#options.pollIntervalMs);
+    this.#pollTimer.unref();
   }
 
   #scheduleReconnect(): void {
