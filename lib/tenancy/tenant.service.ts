@@ -110,7 +110,8 @@ export class TenantService {
 
   /**
    * Creates a tenant: registry row, schema and every tenant migration — all or nothing. On any
-   * failure the schema is dropped and the row deleted before the error is thrown.
+   * failure the schema is dropped and the row deleted before the error is thrown. A schema that
+   * already exists is never adopted or dropped: creation fails and leaves it as it is.
    *
    * @throws InvalidTenantIdError, TenantAlreadyExistsError, TenantCreationError
    */
@@ -125,13 +126,24 @@ export class TenantService {
       [id, schema, JSON.stringify(options.metadata ?? {})],
     );
     if (inserted.rowCount === 0) throw new TenantAlreadyExistsError(id);
+    // Only a schema this call created may be dropped when undoing it: a schema that already
+    // exists (data from another system, an earlier setup) is refused and left untouched.
+    let createdSchema = false;
     try {
-      const files = await this.#files();
-      if (files.length > 0) {
-        await this.#runner.migrate(schema, files);
-      } else {
+      try {
         await this.#pool.query(`CREATE SCHEMA ${quoteIdentifier(schema)}`);
+        createdSchema = true;
+      } catch (err) {
+        if ((err as { code?: string }).code === '42P06') {
+          throw new Error(
+            `schema "${schema}" already exists and was left untouched; drop or rename it, or choose another id`,
+            { cause: err },
+          );
+        }
+        throw err;
       }
+      const files = await this.#files();
+      if (files.length > 0) await this.#runner.migrate(schema, files);
       await this.#pool.query(
         `UPDATE ${this.#registry.table}
             SET status = 'active', migrated_version = $2, migrations_digest = $3, last_migrated_at = now()
@@ -140,13 +152,15 @@ export class TenantService {
       );
       await this.#notify(id);
     } catch (err) {
-      await this.#pool
-        .query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`)
-        .catch((cleanupErr: Error) =>
-          this.#logger.error(
-            `Could not drop schema ${schema} of failed tenant ${id}: ${cleanupErr.message}`,
-          ),
-        );
+      if (createdSchema) {
+        await this.#pool
+          .query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`)
+          .catch((cleanupErr: Error) =>
+            this.#logger.error(
+              `Could not drop schema ${schema} of failed tenant ${id}: ${cleanupErr.message}`,
+            ),
+          );
+      }
       await this.#pool
         .query(`DELETE FROM ${this.#registry.table} WHERE id = $1`, [id])
         .catch(() => undefined);

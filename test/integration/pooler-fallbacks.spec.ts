@@ -1,5 +1,4 @@
 import { Test, type TestingModule } from '@nestjs/testing';
-import pg from 'pg';
 import {
   DatabaseModule,
   DrainController,
