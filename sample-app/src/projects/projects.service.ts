@@ -1,0 +1,71 @@
+import { ForbiddenException, Injectable, NotFoundException } from '@nestjs/common';
+import { InjectTenantDb, SchemaDb, TenantContext } from 'nestjs-pg-tenancy';
+import { AccountsService } from '../accounts/accounts.service.js';
+import { currentTenantId } from '../common/current-tenant.js';
+
+export interface Project {
+  id: number;
+  name: string;
+  description: string;
+  createdAt: Date;
+}
+
+const PROJECT = 'id, name, description, created_at AS "createdAt"';
+
+@Injectable()
+export class ProjectsService {
+  constructor(
+    @InjectTenantDb() private readonly db: SchemaDb, // the current request's tenant
+    private readonly accounts: AccountsService,
+    private readonly context: TenantContext,
+  ) {}
+
+  list(): Promise<Project[]> {
+    return this.db.fetchAll<Project>(`SELECT ${PROJECT} FROM {{tables.projects}} ORDER BY id`);
+  }
+
+  async get(id: number): Promise<Project> {
+    const project = await this.db.fetchOne<Project>(
+      `SELECT ${PROJECT} FROM {{tables.projects}} WHERE id = $1`,
+      [id],
+    );
+    if (!project) throw new NotFoundException(`No project ${id}.`);
+    return project;
+  }
+
+  /** Creates a project within the limit of the tenant's plan (kept in the shared schema). */
+  async create(input: { name: string; description?: string }): Promise<Project> {
+    const plan = await this.accounts.planOf(currentTenantId(this.context));
+    const project = await this.db.fetchOne<Project>(
+      `INSERT INTO {{tables.projects}} (name, description)
+       SELECT $1, $2
+        WHERE $3::integer IS NULL OR (SELECT count(*) FROM {{tables.projects}}) < $3
+       RETURNING ${PROJECT}`,
+      [input.name, input.description ?? '', plan.maxProjects],
+    );
+    if (!project) {
+      throw new ForbiddenException(
+        `The ${plan.name} plan allows ${plan.maxProjects} projects; delete one or change plans.`,
+      );
+    }
+    return project;
+  }
+
+  async update(id: number, patch: { name?: string; description?: string }): Promise<Project> {
+    const project = await this.db.fetchOne<Project>(
+      `UPDATE {{tables.projects}}
+          SET name = coalesce($2, name), description = coalesce($3, description)
+        WHERE id = $1
+       RETURNING ${PROJECT}`,
+      [id, patch.name ?? null, patch.description ?? null],
+    );
+    if (!project) throw new NotFoundException(`No project ${id}.`);
+    return project;
+  }
+
+  /** Deletes the project and its tasks. */
+  async remove(id: number): Promise<void> {
+    const deleted = await this.db.execute('DELETE FROM {{tables.projects}} WHERE id = $1', [id]);
+    if (deleted === 0) throw new NotFoundException(`No project ${id}.`);
+  }
+}
