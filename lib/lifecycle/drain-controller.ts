@@ -15,6 +15,18 @@ export interface DrainReport {
   readonly durationMs: number;
 }
 
+/** The parts of pg's Client (untyped in @types/pg) a cancel request needs. */
+interface CancellingClient {
+  readonly host: string;
+  readonly port: number;
+  on(event: 'error', listener: () => void): void;
+  readonly connection: {
+    on(event: 'connect' | 'error', listener: () => void): void;
+    connect(portOrPath: number | string, host?: string): void;
+    cancel(processID: number, secretKey: number): void;
+  };
+}
+
 interface TrackedLease {
   readonly client: pg.PoolClient;
   release(err?: Error): void;
@@ -142,16 +154,20 @@ export class DrainController {
    */
   #cancelRunningQueries(): void {
     for (const lease of this.#leases) {
-      const client = lease.client as pg.PoolClient & { activeQuery?: unknown };
-      if (!client.activeQuery) continue;
-      // `cancel` is part of pg's Client but missing from @types/pg.
-      const canceller = new pg.Client(this.#connection) as pg.Client & {
-        cancel(target: pg.ClientBase, query: unknown): void;
-      };
+      const target = lease.client as unknown as { processID: number; secretKey: number };
+      // What pg's Client#cancel does, without its deprecated `activeQuery` check: open a
+      // connection with the same settings (TLS included) and send CancelRequest. An idle
+      // session ignores it, so every checked-out connection gets one.
+      const canceller = new pg.Client(this.#connection) as unknown as CancellingClient;
       canceller.on('error', () => undefined);
-      canceller.cancel(client, client.activeQuery);
+      const { connection, host, port } = canceller;
+      connection.on('error', () => undefined);
+      connection.on('connect', () => connection.cancel(target.processID, target.secretKey));
+      if (host?.startsWith('/')) connection.connect(`${host}/.s.PGSQL.${port}`);
+      else connection.connect(port, host);
     }
   }
+
 
   #isIdle(): boolean {
     return this.#requests === 0 && this.#leases.size === 0;
