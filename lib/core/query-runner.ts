@@ -28,19 +28,44 @@ export class PoolQueryRunner implements QueryRunner {
   readonly client = null;
   constructor(readonly env: QueryEnvironment) {}
 
-  async query<R extends pg.QueryResultRow>(
+  // The hot path: one promise and pg's callback API, the way pool.query() works, but with the
+  // explicit release that keeps healthy clients after SQL errors (pool.query discards them).
+  query<R extends pg.QueryResultRow>(
     text: string,
     params?: QueryParams,
   ): Promise<pg.QueryResult<R>> {
-    const lease = await checkout(this.env);
-    try {
-      const result = await lease.client.query<R>(text, params as unknown[] | undefined);
-      lease.release();
-      return result;
-    } catch (err) {
-      lease.release(isBrokenConnectionError(err) ? (err as Error) : undefined);
-      throw err;
-    }
+    const { pool, drain } = this.env;
+    return new Promise((resolve, reject) => {
+      try {
+        drain?.assertCanCheckout();
+      } catch (err) {
+        reject(err);
+        return;
+      }
+      pool.connect((connectErr, client, done) => {
+        if (connectErr || !client) {
+          reject(toAcquireError(connectErr, pool.options));
+          return;
+        }
+        watch(client);
+        let released = false;
+        const lease = {
+          client,
+          release(err?: Error) {
+            if (released) return;
+            released = true;
+            done(err ?? brokenBy(client));
+            drain?.untrack(lease);
+          },
+        };
+        drain?.track(lease);
+        client.query<R>(text, (params ?? []) as unknown[], (queryErr: Error | null, result) => {
+          lease.release(queryErr && isBrokenConnectionError(queryErr) ? queryErr : undefined);
+          if (queryErr) reject(queryErr);
+          else resolve(result);
+        });
+      });
+    });
   }
 }
 
@@ -86,12 +111,7 @@ export interface Lease {
   release(err?: Error): void;
 }
 
-/**
- * `pool.connect()` with this module's typed errors, and an `error` listener for as long as the
- * client is checked out. The pool listens only to idle clients: without this, a backend killed
- * between two queries of a transaction (`pg_terminate_backend`, a server restart,
- * `idle_in_transaction_session_timeout`) emits an unhandled `error` and crashes the process.
- */
+/** `pool.connect()` with this module's typed errors, a watched client and shutdown tracking. */
 export async function checkout(env: QueryEnvironment): Promise<Lease> {
   const { pool, drain } = env;
   drain?.assertCanCheckout();
@@ -101,25 +121,45 @@ export async function checkout(env: QueryEnvironment): Promise<Lease> {
   } catch (err) {
     throw toAcquireError(err, pool.options);
   }
-  let brokenBy: Error | undefined;
+  watch(client);
   let released = false;
-  const onError = (err: Error) => {
-    brokenBy ??= err;
-  };
-  client.on('error', onError);
   const lease: Lease = {
     client,
     get brokenBy() {
-      return brokenBy;
+      return brokenBy(client);
     },
     release(err?: Error) {
       if (released) return;
       released = true;
-      client.off('error', onError);
-      client.release(err ?? brokenBy);
+      client.release(err ?? brokenBy(client));
       drain?.untrack(lease);
     },
   };
   drain?.track(lease);
   return lease;
+}
+
+const BROKEN_BY = Symbol('nestjs-pg-tenancy:brokenBy');
+const WATCHED = Symbol('nestjs-pg-tenancy:watched');
+
+type WatchedClient = pg.PoolClient & { [BROKEN_BY]?: Error; [WATCHED]?: true };
+
+/**
+ * Gives a client a permanent `error` listener, once per physical connection. pg-pool listens
+ * only to idle clients: without this, a backend killed while the client is checked out (between
+ * two statements of a transaction, by `pg_terminate_backend`, a restart or
+ * `idle_in_transaction_session_timeout`) emits an unhandled `error` and crashes the process.
+ * The error is remembered so the client is discarded, not reused, when it is released.
+ */
+function watch(client: pg.PoolClient): void {
+  const watched = client as WatchedClient;
+  if (watched[WATCHED]) return;
+  watched[WATCHED] = true;
+  client.on('error', (err: Error) => {
+    watched[BROKEN_BY] ??= err;
+  });
+}
+
+function brokenBy(client: pg.PoolClient): Error | undefined {
+  return (client as WatchedClient)[BROKEN_BY];
 }

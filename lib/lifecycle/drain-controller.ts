@@ -168,7 +168,6 @@ export class DrainController {
     }
   }
 
-
   #isIdle(): boolean {
     return this.#requests === 0 && this.#leases.size === 0;
   }
