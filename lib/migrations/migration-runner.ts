@@ -187,29 +187,26 @@ export class MigrationRunner {
       return rows.length > 0;
     };
     let started = 0;
+    /** Runs the file and records it, unless another migrator got there first. */
+    const applyOnce = async (): Promise<number | undefined> => {
+      if (await alreadyApplied()) return undefined;
+      started = performance.now();
+      // Sent as one simple query (no parameters): a multi-statement file runs as written, and
+      // a single statement outside a transaction (CREATE INDEX CONCURRENTLY) runs outside any
+      // transaction block.
+      await client.query(sql);
+      const durationMs = Math.round(performance.now() - started);
+      await client.query(record, [file.version, file.name, file.checksum, durationMs]);
+      return durationMs;
+    };
     try {
-      if (file.transactional) {
-        // The file, its history row and the lock share one transaction.
-        return await this.#locked(client, schema, async () => {
-          if (await alreadyApplied()) return undefined;
-          started = performance.now();
-          await client.query(sql);
-          const durationMs = Math.round(performance.now() - started);
-          await client.query(record, [file.version, file.name, file.checksum, durationMs]);
-          return durationMs;
-        });
-      }
+      // The file, its history row and the lock share one transaction.
+      if (file.transactional) return await this.#locked(client, schema, applyOnce);
       // Outside a transaction (CREATE INDEX CONCURRENTLY) only a session lock can serialise
       // migrators: this needs a real session (directConnection when a pooler is in front).
       await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
       try {
-        if (await alreadyApplied()) return undefined;
-        started = performance.now();
-        // Sent as one simple query: a single statement runs outside any transaction block.
-        await client.query(sql);
-        const durationMs = Math.round(performance.now() - started);
-        await client.query(record, [file.version, file.name, file.checksum, durationMs]);
-        return durationMs;
+        return await applyOnce();
       } finally {
         // If the connection broke, ending it frees the lock anyway; keep the original error.
         await client

@@ -13,6 +13,7 @@ import {
 } from '../../lib/index.js';
 import { DatabaseHealthIndicator } from '../../lib/terminus/index.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from '../../lib/testing/index.js';
+import { holdTransaction } from '../support/hold.js';
 
 @Controller('health')
 class HealthController {
@@ -115,18 +116,9 @@ describe('health and HTTP error mapping', () => {
 
   it('reports degraded while the pool stays highly utilised', async () => {
     const db = app.get(HoldService).db;
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let inside!: () => void;
-    const entered = new Promise<void>((resolve) => (inside = resolve));
-    const holding = db.transaction(async () => {
-      inside();
-      await gate;
-    });
-    await entered;
+    const held = await holdTransaction(db);
     const degraded = await health();
-    release();
-    await holding;
+    await held.release();
     expect(degraded.status).toBe(200);
     expect(degraded.body.details.database).toMatchObject({
       status: 'degraded',

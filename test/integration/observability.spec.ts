@@ -11,6 +11,7 @@ import {
   type QueryEvent,
 } from '../../lib/index.js';
 import { useTestDatabase } from '../support/database.js';
+import { holdTransaction } from '../support/hold.js';
 import { useMigrationFolders } from '../support/migrations.js';
 
 class TestReader extends MetricReader {
@@ -135,15 +136,7 @@ describe('observability', () => {
     const app = await boot({ pool: { max: 4 } });
     const db = app.get<SchemaDb>(getSchemaDbToken());
     const monitor = app.get(DatabaseMonitor);
-    let release!: () => void;
-    const gate = new Promise<void>((resolve) => (release = resolve));
-    let inside!: () => void;
-    const entered = new Promise<void>((resolve) => (inside = resolve));
-    const tx = db.transaction(async () => {
-      inside();
-      await gate;
-    });
-    await entered;
+    const held = await holdTransaction(db);
     expect(monitor.getPoolStats()).toEqual({
       total: 1,
       idle: 0,
@@ -151,8 +144,7 @@ describe('observability', () => {
       max: 4,
       utilisation: 0.25,
     });
-    release();
-    await tx;
+    await held.release();
     expect(monitor.getPoolStats()).toMatchObject({ idle: 1, utilisation: 0 });
     expect(await monitor.ping()).toMatchObject({ ok: true });
   });

@@ -9,6 +9,7 @@ import {
 import { createPool } from '../../lib/pool/create-pool.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { RecordingLogger } from '../support/logs.js';
+import { holdTransaction } from '../support/hold.js';
 
 describe('pool error handling', () => {
   const database = useTestDatabase();
@@ -78,21 +79,12 @@ describe('pool error handling', () => {
 
   it('fails fast with PoolAcquireTimeoutError when the pool is exhausted', async () => {
     const { db } = open({ max: 1, acquireTimeoutMs: 150 });
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let entered!: () => void;
-    const inside = new Promise<void>((resolve) => (entered = resolve));
-    const holder = db.transaction(async () => {
-      entered();
-      await held;
-    });
-    await inside;
+    const held = await holdTransaction(db);
     const error = await db.fetchValue('SELECT 1').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(PoolAcquireTimeoutError);
     expect(error).toMatchObject({ timeoutMs: 150, max: 1 });
     expect((error as Error).message).toMatch(/pool max 1/);
-    release();
-    await holder;
+    await held.release();
     expect(await db.fetchValue('SELECT 1')).toBe(1);
   });
 

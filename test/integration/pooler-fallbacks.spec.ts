@@ -53,14 +53,16 @@ describe('fallbacks for transaction-mode poolers', () => {
     const readerTenants = reader.get(TenantService);
     const deadline = Date.now() + 5_000;
     while (!(await registry.find('polled'))) {
-      if (Date.now() > deadline) throw new Error('the new tenant never reached the polling instance');
+      if (Date.now() > deadline)
+        throw new Error('the new tenant never reached the polling instance');
       await new Promise((r) => setTimeout(r, 20));
     }
     await tenants.suspend('polled');
     for (;;) {
       const error = await readerTenants.db('polled').catch((e: unknown) => e);
       if (error instanceof TenantSuspendedError) break;
-      if (Date.now() > deadline) throw new Error('the suspension never reached the polling instance');
+      if (Date.now() > deadline)
+        throw new Error('the suspension never reached the polling instance');
       await new Promise((r) => setTimeout(r, 20));
     }
   });

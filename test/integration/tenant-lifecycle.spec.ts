@@ -132,12 +132,18 @@ describe('tenant lifecycle', () => {
   it('refuses to create a tenant over an existing schema, and leaves its data alone', async () => {
     const migrations = await folder(TENANT_FILES);
     const { tenants } = await boot({ migrations, registrySchema: 'reg_existing' });
-    await admin.query('CREATE SCHEMA tenant_legacy; CREATE TABLE tenant_legacy.projects (keep text)');
+    await admin.query(
+      'CREATE SCHEMA tenant_legacy; CREATE TABLE tenant_legacy.projects (keep text)',
+    );
     await admin.query("INSERT INTO tenant_legacy.projects VALUES ('precious')");
     const error = await tenants.create('legacy').catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TenantCreationError);
-    expect((error as Error).message).toMatch(/schema "tenant_legacy" already exists and was left untouched/);
-    expect((await admin.query('SELECT keep FROM tenant_legacy.projects')).rows).toEqual([{ keep: 'precious' }]);
+    expect((error as Error).message).toMatch(
+      /schema "tenant_legacy" already exists and was left untouched/,
+    );
+    expect((await admin.query('SELECT keep FROM tenant_legacy.projects')).rows).toEqual([
+      { keep: 'precious' },
+    ]);
     expect(await tenants.get('legacy')).toBeNull();
   });
 
