@@ -114,33 +114,64 @@ export class MigrationRunner {
    *   files are not attempted. Files applied before it stay applied.
    */
   async migrate(schema: string, source: MigrationSource): Promise<MigrationResult> {
+    return this.#withClient((client) => this.#migrateOn(client, schema, source));
+  }
+
+  /**
+   * A connection kept for migrating many schemas one after another (one worker of a fleet
+   * migration), instead of one connection per schema. It connects on first use and again after
+   * any failure; `close()` it when done.
+   */
+  session(): MigrationSession {
+    let client: pg.Client | undefined;
+    return {
+      migrate: async (schema, source) => {
+        client ??= await this.#connect();
+        try {
+          return await this.#migrateOn(client, schema, source);
+        } catch (err) {
+          await client.end().catch(() => undefined);
+          client = undefined;
+          throw err;
+        }
+      },
+      close: async () => {
+        await client?.end().catch(() => undefined);
+        client = undefined;
+      },
+    };
+  }
+
+  async #migrateOn(
+    client: pg.Client,
+    schema: string,
+    source: MigrationSource,
+  ): Promise<MigrationResult> {
     assertIdentifier(schema, 'schema');
     const files = await filesOf(source);
     const template = new SqlTemplate(schema, this.#templates);
-    return this.#withClient(async (client) => {
-      await this.#locked(client, schema, async () => {
-        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
-        await client.query(
-          `CREATE TABLE IF NOT EXISTS ${historyTable(schema)} (
-             version integer PRIMARY KEY,
-             name text NOT NULL,
-             checksum text NOT NULL,
-             applied_at timestamptz NOT NULL DEFAULT now(),
-             duration_ms integer NOT NULL
-           )`,
-        );
-      });
-      const status = await this.#status(client, schema, files);
-      if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
-      const applied: MigrationResult['applied'] = [];
-      for (const file of status.pending) {
-        const durationMs = await this.#apply(client, schema, template, file);
-        if (durationMs === undefined) continue; // another instance applied it meanwhile
-        applied.push({ name: file.name, durationMs });
-        this.#logger.log(`Applied ${schema}/${file.name} in ${durationMs} ms`);
-      }
-      return { schema, applied };
+    await this.#locked(client, schema, async () => {
+      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
+      await client.query(
+        `CREATE TABLE IF NOT EXISTS ${historyTable(schema)} (
+           version integer PRIMARY KEY,
+           name text NOT NULL,
+           checksum text NOT NULL,
+           applied_at timestamptz NOT NULL DEFAULT now(),
+           duration_ms integer NOT NULL
+         )`,
+      );
     });
+    const status = await this.#status(client, schema, files);
+    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+    const applied: MigrationResult['applied'] = [];
+    for (const file of status.pending) {
+      const durationMs = await this.#apply(client, schema, template, file);
+      if (durationMs === undefined) continue; // another instance applied it meanwhile
+      applied.push({ name: file.name, durationMs });
+      this.#logger.log(`Applied ${schema}/${file.name} in ${durationMs} ms`);
+    }
+    return { schema, applied };
   }
 
   /**
@@ -268,7 +299,7 @@ export class MigrationRunner {
     };
   }
 
-  async #withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+  async #connect(): Promise<pg.Client> {
     const client = new pg.Client(this.#config);
     // A connection error while idle between statements must not crash the process; the next
     // query on the client fails and reports it.
@@ -278,12 +309,23 @@ export class MigrationRunner {
     } catch (err) {
       throw toAcquireError(err, this.#config);
     }
+    return client;
+  }
+
+  async #withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
+    const client = await this.#connect();
     try {
       return await fn(client);
     } finally {
       await client.end().catch(() => undefined);
     }
   }
+}
+
+/** One reusable migration connection; see {@link MigrationRunner.session}. */
+export interface MigrationSession {
+  migrate(schema: string, source: MigrationSource): Promise<MigrationResult>;
+  close(): Promise<void>;
 }
 
 /** A migrations folder, or its files already loaded (to read a folder once for many schemas). */

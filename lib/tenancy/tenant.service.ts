@@ -5,7 +5,7 @@ import { quoteIdentifier } from '../core/identifiers.js';
 import type { SchemaDb } from '../core/schema-db.js';
 import type { DrainController } from '../lifecycle/drain-controller.js';
 import { loadMigrationFiles, type MigrationFile } from '../migrations/migration-files.js';
-import { MigrationRunner } from '../migrations/migration-runner.js';
+import { MigrationRunner, type MigrationSession } from '../migrations/migration-runner.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import type { TenantContext } from './tenant-context.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
@@ -287,10 +287,10 @@ export class TenantService {
         this.#pool.options.max ?? 10,
       ),
     );
-    await mapLimit(stale, concurrency, async (row) => {
+    const migrateOne = async (row: RegistryRow, session: MigrationSession) => {
       let outcome: TenantMigrationProgress['outcome'];
       try {
-        const result = await this.#runner.migrate(row.schema_name, files);
+        const result = await session.migrate(row.schema_name, files);
         await this.#pool.query(
           `UPDATE ${this.#registry.table}
               SET migrated_version = $2, migrations_digest = $3, last_migrated_at = now(), last_error = NULL
@@ -315,7 +315,19 @@ export class TenantService {
           .catch(() => undefined);
       }
       options.onProgress?.({ done: ++done, total: rows.length, tenantId: row.id, outcome });
-    });
+    };
+    // Each worker keeps one migration connection for all the tenants it takes: a new connection
+    // per tenant would cost about as much as a small tenant's migrations.
+    let next = 0;
+    const worker = async () => {
+      const session = this.#runner.session();
+      try {
+        while (next < stale.length) await migrateOne(stale[next++]!, session);
+      } finally {
+        await session.close();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, stale.length) }, worker));
     return { applied, skipped, failed, durationMs: Math.round(performance.now() - started) };
   }
 
