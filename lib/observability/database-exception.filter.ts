@@ -6,13 +6,8 @@ import {
   type ExceptionFilter,
 } from '@nestjs/common';
 import { BaseExceptionFilter, HttpAdapterHost } from '@nestjs/core';
-import {
-  DatabaseShuttingDownError,
-  PgTenancyError,
-  PoolAcquireTimeoutError,
-  PoolClosedError,
-} from '../errors.js';
-import { TenantError } from '../tenancy/tenant.errors.js';
+import { PgTenancyError } from '../errors.js';
+import { httpStatusOf } from './http-errors.js';
 
 /**
  * Maps this module's typed errors to HTTP answers (opt-in):
@@ -37,7 +32,7 @@ export class DatabaseExceptionFilter extends BaseExceptionFilter implements Exce
       exception instanceof HttpException && exception.cause instanceof PgTenancyError
         ? exception.cause
         : exception;
-    const status = statusOf(error);
+    const status = httpStatusOf(error);
     const adapter = this.adapterHost?.httpAdapter;
     if (host.getType() !== 'http' || status === undefined || !adapter) {
       return super.catch(exception, host);
@@ -47,16 +42,4 @@ export class DatabaseExceptionFilter extends BaseExceptionFilter implements Exce
     const { name, message } = error as Error;
     adapter.reply(response, { statusCode: status, error: name, message }, status);
   }
-}
-
-function statusOf(error: unknown): number | undefined {
-  if (error instanceof TenantError) return error.status;
-  if (
-    error instanceof PoolAcquireTimeoutError ||
-    error instanceof DatabaseShuttingDownError ||
-    error instanceof PoolClosedError
-  ) {
-    return 503;
-  }
-  return undefined;
 }

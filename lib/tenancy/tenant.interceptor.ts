@@ -11,7 +11,7 @@ import { TENANCY_OPTIONS } from '../module/database.internal-constants.js';
 import { NO_TENANT_KEY } from './no-tenant.decorator.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import { TenantContext, type TenantScope } from './tenant-context.js';
-import { toHttpError } from './tenant-http.js';
+import { toHttpError } from '../observability/http-errors.js';
 import { TenantRegistry } from './tenant-registry.js';
 import { describeResolver } from './tenant-resolvers.js';
 import { TenantRequiredError } from './tenant.errors.js';

@@ -3,7 +3,7 @@ import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-hos
 import { TENANCY_OPTIONS } from '../module/database.internal-constants.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import { TenantContext } from './tenant-context.js';
-import { toHttpError } from './tenant-http.js';
+import { toHttpError } from '../observability/http-errors.js';
 import { TenantRegistry } from './tenant-registry.js';
 
 /**
