@@ -134,24 +134,27 @@ export class SchemaDb {
     params: QueryParams | undefined,
   ): Promise<pg.QueryResult<T>> {
     const started = performance.now();
-    const base = { sql: text, params, schema: this.schema, inTransaction: this.inTransaction };
+    let result: pg.QueryResult<T> | undefined;
+    let error: Error | undefined;
     try {
-      const result = await this.#runner.query<T>(text, params);
-      sink.record({
-        ...base,
-        durationMs: performance.now() - started,
-        rowCount: result.rowCount,
-        error: undefined,
-      });
+      result = await this.#runner.query<T>(text, params);
       return result;
     } catch (err) {
-      sink.record({
-        ...base,
-        durationMs: performance.now() - started,
-        rowCount: null,
-        error: err as Error,
-      });
+      error = err as Error;
       throw err;
+    } finally {
+      const durationMs = performance.now() - started;
+      if (sink.wants(durationMs)) {
+        sink.record({
+          sql: text,
+          params,
+          schema: this.schema,
+          inTransaction: this.inTransaction,
+          durationMs,
+          rowCount: result?.rowCount ?? null,
+          error,
+        });
+      }
     }
   }
 

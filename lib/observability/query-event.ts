@@ -30,5 +30,7 @@ export type RawQueryEvent = Omit<QueryEvent, 'tenantId' | 'operation'>;
 
 /** Receives raw query events from managers. */
 export interface QuerySink {
+  /** Whether a query that took `durationMs` is of interest (so the event is worth building). */
+  wants(durationMs: number): boolean;
   record(event: RawQueryEvent): void;
 }

@@ -57,16 +57,16 @@ export class QueryObserver implements QuerySink {
     return [...this.#slow];
   }
 
-  record(raw: RawQueryEvent): void {
+  /** The common case (only the slow-query log on, and the query fast) needs no event at all. */
+  wants(durationMs: number): boolean {
     const { slowQueryMs, listeners, metrics } = this.#options;
-    // The common case (only the slow-query log on, and the query fast) builds nothing.
-    if (
-      listeners.length === 0 &&
-      metrics.length === 0 &&
-      (slowQueryMs === 0 || raw.durationMs < slowQueryMs)
-    ) {
-      return;
-    }
+    return (
+      listeners.length > 0 || metrics.length > 0 || (slowQueryMs > 0 && durationMs >= slowQueryMs)
+    );
+  }
+
+  record(raw: RawQueryEvent): void {
+    const { slowQueryMs } = this.#options;
     const event: QueryEvent = {
       ...raw,
       tenantId: this.#options.context?.current?.tenantId,
