@@ -116,6 +116,22 @@ export class ConcurrentSavepointError extends PgTenancyError {
 }
 
 /**
+ * A query was sent on a transaction's manager while a nested transaction (savepoint) of it was
+ * open, e.g. `Promise.all([tx.transaction(step), tx.execute(sql)])`. On one connection that
+ * statement would run inside the savepoint, and the savepoint's rollback would silently undo a
+ * write reported as done, so it is refused instead. Await the nested transaction first, or run
+ * the statement through the savepoint's own manager.
+ */
+export class SavepointActiveError extends PgTenancyError {
+  constructor() {
+    super(
+      'A nested transaction (savepoint) is open on this transaction, and this query was sent on the outer manager: it would run inside the savepoint and be undone with it. ' +
+        'Await the nested transaction() before querying the outer manager, or use the manager the nested callback receives.',
+    );
+  }
+}
+
+/**
  * The application is shutting down: new work is refused while in-flight work finishes. HTTP 503
  * (with `Retry-After` through `DatabaseExceptionFilter`): the client should retry, and will reach
  * another instance.

@@ -20,6 +20,7 @@ export {
   PgTenancyError,
   PoolAcquireTimeoutError,
   PoolClosedError,
+  SavepointActiveError,
   TemplateError,
   TransactionAbortedError,
   TransactionClosedError,

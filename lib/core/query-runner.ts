@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { TransactionClosedError } from '../errors.js';
+import { SavepointActiveError, TransactionClosedError } from '../errors.js';
 import { isBrokenConnectionError, toAcquireError } from '../pool/connection-errors.js';
 import type { QueryEnvironment } from './query-environment.js';
 
@@ -90,6 +90,17 @@ export class ClientQueryRunner implements QueryRunner {
   }
 
   query<R extends pg.QueryResultRow>(
+    text: string,
+    params?: QueryParams,
+  ): Promise<pg.QueryResult<R>> {
+    // Refused rather than queued behind the savepoint: queued, a caller that awaits the outer
+    // manager inside the savepoint's callback would wait for itself forever.
+    if (this.savepointActive) return Promise.reject(new SavepointActiveError());
+    return this.control(text, params);
+  }
+
+  /** Sends `text` even while a savepoint is open: the savepoint's own SAVEPOINT/RELEASE/ROLLBACK TO. */
+  control<R extends pg.QueryResultRow>(
     text: string,
     params?: QueryParams,
   ): Promise<pg.QueryResult<R>> {

@@ -290,16 +290,16 @@ export class SchemaDb {
   async #savepointOnce<T>(parent: ClientQueryRunner, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
     const name = `pgt_savepoint_${this.#savepoints.next++}`;
     const runner = new ClientQueryRunner(parent.env, parent.client, parent);
-    await parent.query(`SAVEPOINT ${name}`);
+    await parent.control(`SAVEPOINT ${name}`);
     try {
       const result = await fn(new SchemaDb(runner, this.#template, this.#savepoints));
       runner.close();
-      await parent.query(`RELEASE SAVEPOINT ${name}`);
+      await parent.control(`RELEASE SAVEPOINT ${name}`);
       return result;
     } catch (err) {
       runner.close();
       // If this fails too, the outer transaction is aborted and its own ROLLBACK cleans up.
-      await parent.query(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
+      await parent.control(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
       throw err;
     }
   }

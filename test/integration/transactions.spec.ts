@@ -2,6 +2,7 @@ import pg from 'pg';
 import {
   ConcurrentSavepointError,
   InvalidOptionsError,
+  SavepointActiveError,
   SchemaDb,
   TransactionAbortedError,
   TransactionClosedError,
@@ -236,6 +237,43 @@ describe('SchemaDb.transaction', () => {
     ).rejects.toBeInstanceOf(ConcurrentSavepointError);
     expect(await count()).toBe(0);
     expectPoolIdle();
+  });
+
+  it('refuses an outer query while a savepoint is open, so its rollback cannot undo it', async () => {
+    let outer: PromiseSettledResult<number> | undefined;
+    let step: PromiseSettledResult<void> | undefined;
+    await db.transaction(async (tx) => {
+      [step, outer] = await Promise.allSettled([
+        tx.transaction(async (sp) => {
+          await sp.execute('INSERT INTO {{tables.items}} (id) VALUES (1)');
+          throw new Error('step failed');
+        }),
+        tx.execute('INSERT INTO {{tables.items}} (id) VALUES (2)'),
+        tx.withSchema('tx').execute('INSERT INTO {{tables.items}} (id) VALUES (3)'),
+      ]);
+      // After the savepoint has ended, the outer manager works again.
+      await tx.execute('INSERT INTO {{tables.items}} (id) VALUES (4)');
+    });
+    expect(step?.status).toBe('rejected');
+    expect(outer?.status).toBe('rejected');
+    expect((outer as PromiseRejectedResult).reason).toBeInstanceOf(SavepointActiveError);
+    // Nothing reported as written was lost: the only row is the one written after the savepoint.
+    expect(await db.fetchAll('SELECT id FROM {{tables.items}} ORDER BY id')).toEqual([{ id: 4 }]);
+    expectPoolIdle();
+  });
+
+  it('lets an outer query issued before the savepoint run outside it', async () => {
+    await db.transaction(async (tx) => {
+      const first = tx.execute('INSERT INTO {{tables.items}} (id) VALUES (1)');
+      await expect(
+        tx.transaction(async (sp) => {
+          await sp.execute('INSERT INTO {{tables.items}} (id) VALUES (2)');
+          throw new Error('undo the savepoint only');
+        }),
+      ).rejects.toThrow('undo the savepoint only');
+      expect(await first).toBe(1);
+    });
+    expect(await db.fetchAll('SELECT id FROM {{tables.items}} ORDER BY id')).toEqual([{ id: 1 }]);
   });
 
   it('spans schemas on one connection with withSchema()', async () => {
