@@ -39,6 +39,7 @@ export {
   MigrationChecksumError,
   MigrationFailedError,
   MigrationFilesError,
+  MigrationTransactionControlError,
 } from './migrations/migration.errors.js';
 export type { PgTenancyConfig } from './cli/cli-config.js';
 export { getTenantDbToken } from './module/database.tokens.js';

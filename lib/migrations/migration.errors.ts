@@ -1,7 +1,32 @@
 import { PgTenancyError } from '../errors.js';
 
-/** The migrations folder holds files that cannot be ordered: bad names, duplicates or gaps. */
+/** The migrations folder holds files that cannot be applied safely: bad names, duplicates, gaps. */
 export class MigrationFilesError extends PgTenancyError {}
+
+/**
+ * A transactional migration file controls the transaction itself (`BEGIN`, `COMMIT`, `ROLLBACK`,
+ * `SAVEPOINT`, …) at its top level. Each file already runs in one transaction together with its
+ * history row; its own `COMMIT` would make part of it permanent without a history row (and a
+ * failure after it unrecoverable), and its own `ROLLBACK` would record it as applied with nothing
+ * applied. Found when the folder is read, before anything runs.
+ */
+export class MigrationTransactionControlError extends MigrationFilesError {
+  constructor(
+    readonly file: string,
+    /** 1-based line of the statement in the file. */
+    readonly line: number,
+    /** The statement's keywords, e.g. `COMMIT` or `START TRANSACTION`. */
+    readonly statement: string,
+    folder: string,
+  ) {
+    super(
+      `Migration ${file} (line ${line}) runs ${statement} at its top level, in ${folder}. ` +
+        'Each migration file runs in one transaction with its history row, so it must not begin, commit or roll back itself: ' +
+        'remove the statement, split the work into several files, or (for statements that cannot run in a transaction) ' +
+        'make "-- migrate:no-transaction" the first line.',
+    );
+  }
+}
 
 /**
  * An applied migration's file has changed since it ran. Applied migrations are history: put the

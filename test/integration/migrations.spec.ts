@@ -5,6 +5,7 @@ import {
   MigrationChecksumError,
   MigrationFailedError,
   MigrationRunner,
+  MigrationTransactionControlError,
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { RecordingLogger } from '../support/logs.js';
@@ -113,6 +114,20 @@ describe('migrations', () => {
     expect(await history(schema)).toEqual([{ version: 1, name: '001_ok.sql' }]);
     expect(await tableExists(`${schema}.b`)).toBe(false);
     expect(await tableExists(`${schema}.c`)).toBe(false);
+  });
+
+  it('refuses a file that commits part-way before running any file, so nothing half-applies', async () => {
+    const schema = nextSchema();
+    const dir = await folder({
+      '001_ok.sql': 'CREATE TABLE {{tables.a}} (id int);',
+      '002_commits.sql':
+        'CREATE TABLE {{tables.b}} (id int);\nCOMMIT;\nSELECT no_such_column FROM {{tables.b}};\n',
+    });
+    const error = await runner.migrate(schema, dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationTransactionControlError);
+    expect(error).toMatchObject({ file: '002_commits.sql', line: 2, statement: 'COMMIT' });
+    expect(await tableExists(`${schema}.a`)).toBe(false);
+    expect(await tableExists(`${schema}.b`)).toBe(false);
   });
 
   it('runs a -- migrate:no-transaction file outside a transaction (CREATE INDEX CONCURRENTLY)', async () => {

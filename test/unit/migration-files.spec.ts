@@ -1,5 +1,5 @@
 import { loadMigrationFiles } from '../../lib/migrations/migration-files.js';
-import { MigrationFilesError } from '../../lib/index.js';
+import { MigrationFilesError, MigrationTransactionControlError } from '../../lib/index.js';
 import { useMigrationFolders } from '../support/migrations.js';
 
 describe('migration files', () => {
@@ -70,5 +70,64 @@ describe('migration files', () => {
     await expect(loadMigrationFiles('/nonexistent/migrations')).rejects.toThrow(
       /Cannot read the migrations folder \/nonexistent\/migrations/,
     );
+  });
+
+  describe('transaction control in a transactional file', () => {
+    const refused: [string, string, number, string][] = [
+      ['COMMIT part-way', 'CREATE TABLE a (id int);\nCOMMIT;\nSELECT 1/0;', 2, 'COMMIT'],
+      ['a final ROLLBACK', 'CREATE TABLE a (id int);\n  rollback;\n', 2, 'ROLLBACK'],
+      ['BEGIN', '-- set up\nBEGIN;\nCREATE TABLE a (id int);\nEND;', 2, 'BEGIN'],
+      [
+        'START TRANSACTION',
+        'start transaction isolation level serializable;',
+        1,
+        'START TRANSACTION',
+      ],
+      ['END', 'CREATE TABLE a (id int);\n\nEND;', 3, 'END'],
+      ['SAVEPOINT', 'SELECT 1; SAVEPOINT s1;\nSELECT 2;', 1, 'SAVEPOINT'],
+      ['after a comment', 'SELECT 1; /* a /* nested */ comment */ COMMIT;', 1, 'COMMIT'],
+    ];
+    it.each(refused)(
+      'refuses %s at load time with file and line',
+      async (_, sql, line, statement) => {
+        const dir = await folder({ '001_ok.sql': 'SELECT 1;', '002_bad.sql': sql });
+        const error = await loadMigrationFiles(dir).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(MigrationTransactionControlError);
+        expect(error).toBeInstanceOf(MigrationFilesError);
+        expect(error).toMatchObject({ file: '002_bad.sql', line, statement });
+        expect((error as Error).message).toContain(`002_bad.sql (line ${line}) runs ${statement}`);
+      },
+    );
+
+    it('leaves the same words alone in bodies, literals, identifiers and comments', async () => {
+      const dir = await folder({
+        '001_fn.sql': [
+          'CREATE FUNCTION {{tables.f}}() RETURNS void LANGUAGE plpgsql AS $fn$',
+          'BEGIN',
+          '  COMMIT;',
+          'END;',
+          '$fn$;',
+          'DO $$ BEGIN PERFORM 1; END $$;',
+          "INSERT INTO t VALUES ('x; COMMIT; y', E'it\\'s; ROLLBACK');",
+          'SELECT 1 AS "end; commit";',
+          '-- COMMIT;',
+          '/* ROLLBACK; */',
+          'CREATE PROCEDURE p() LANGUAGE sql BEGIN ATOMIC',
+          '  SELECT CASE WHEN true THEN 1 END;',
+          '  SELECT 2;',
+          'END;',
+          'SELECT begin_date, commit_sha FROM t;',
+        ].join('\n'),
+      });
+      const files = await loadMigrationFiles(dir);
+      expect(files).toHaveLength(1);
+    });
+
+    it('allows transaction control in a -- migrate:no-transaction file', async () => {
+      const dir = await folder({
+        '001_a.sql': '-- migrate:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;',
+      });
+      expect((await loadMigrationFiles(dir))[0]!.transactional).toBe(false);
+    });
   });
 });
