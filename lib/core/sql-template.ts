@@ -1,13 +1,17 @@
 import { TemplateError } from '../errors.js';
 import { assertIdentifier, quoteIdentifier } from './identifiers.js';
+import { scanSql } from './sql-lexer.js';
 
 /**
  * A placeholder is `{{` + optional spaces + a name starting with a letter + `}}`. Content that
- * starts with anything else (`'{{1,2},{3,4}}'` array literals, JSON) is left alone.
+ * starts with anything else (`{{1,2}}` array literals, JSON) is left alone. `\{{` is a literal
+ * `{{` in code (the backslash is dropped).
  */
-const PLACEHOLDER = /\{\{\s*([A-Za-z_][^{}]*?)\s*\}\}/g;
+const PLACEHOLDER = /\\\{\{|\{\{\s*([A-Za-z_][^{}]*?)\s*\}\}/g;
 const LEFTOVER = /\{\{\s*(?:tables\b|schema\b)/;
 const TABLE_PREFIX = 'tables.';
+// Inside a dollar-quoted body, an expanded name must not contain anything that could close it.
+const DOLLAR_TAG_LIKE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
 
 /** Default number of distinct SQL texts a template cache remembers. */
 export const DEFAULT_TEMPLATE_CACHE_SIZE = 2_000;
@@ -19,6 +23,8 @@ export const DEFAULT_TEMPLATE_CACHE_SIZE = 2_000;
 interface CompiledTemplate {
   readonly parts: readonly string[];
   readonly slots: readonly (string | null)[];
+  /** Per slot, `true` when it lies inside a dollar-quoted body (`$fn$ … $fn$`). */
+  readonly inDollarBody: readonly boolean[];
 }
 
 /**
@@ -57,27 +63,54 @@ export class TemplateCache {
   }
 }
 
+/**
+ * Finds placeholders the way PostgreSQL reads SQL: in code and in dollar-quoted bodies (function
+ * bodies are code too), never in string literals, quoted identifiers or comments, which are kept
+ * exactly as written.
+ */
 function compile(sql: string): CompiledTemplate {
-  if (!sql.includes('{{')) return { parts: [sql], slots: [] };
+  if (!sql.includes('{{')) return { parts: [sql], slots: [], inDollarBody: [] };
   const parts: string[] = [];
   const slots: (string | null)[] = [];
-  let last = 0;
-  for (const match of sql.matchAll(PLACEHOLDER)) {
-    parts.push(sql.slice(last, match.index));
-    slots.push(slotOf(match[1]!));
-    last = match.index + match[0].length;
-  }
-  parts.push(sql.slice(last));
-  for (const part of parts) {
-    const leftover = LEFTOVER.exec(part);
-    if (leftover) {
-      const snippet = part.slice(leftover.index, leftover.index + 40);
-      throw new TemplateError(
-        `Malformed placeholder near ${JSON.stringify(snippet)}: write {{tables.name}} or {{schema}}, closed with "}}".`,
-      );
+  const inDollarBody: boolean[] = [];
+  let part = '';
+  for (const segment of scanSql(sql)) {
+    const text = sql.slice(segment.start, segment.end);
+    if ((segment.kind !== 'code' && segment.kind !== 'dollar-body') || !text.includes('{{')) {
+      part += text;
+      continue;
     }
+    let last = 0;
+    for (const match of text.matchAll(PLACEHOLDER)) {
+      const before = text.slice(last, match.index);
+      assertNoLeftover(before);
+      part += before;
+      last = match.index + match[0].length;
+      if (match[1] === undefined) {
+        part += '{{'; // the escape \{{
+        continue;
+      }
+      parts.push(part);
+      part = '';
+      slots.push(slotOf(match[1]));
+      inDollarBody.push(segment.kind === 'dollar-body');
+    }
+    const rest = text.slice(last);
+    assertNoLeftover(rest);
+    part += rest;
   }
-  return { parts, slots };
+  parts.push(part);
+  return { parts, slots, inDollarBody };
+}
+
+function assertNoLeftover(text: string): void {
+  const leftover = LEFTOVER.exec(text);
+  if (leftover) {
+    const snippet = text.slice(leftover.index, leftover.index + 40);
+    throw new TemplateError(
+      `Malformed placeholder near ${JSON.stringify(snippet)}: write {{tables.name}} or {{schema}}, closed with "}}" (or \\{{ for a literal "{{").`,
+    );
+  }
 }
 
 function slotOf(name: string): string | null {
@@ -104,10 +137,13 @@ export class SqlTemplate {
   /** `"schema".` — prepended to table names. */
   readonly #prefix: string;
   readonly #cache: TemplateCache;
+  /** The schema contains `$`, so it needs care inside dollar-quoted bodies. */
+  readonly #dollar: boolean;
 
   constructor(schema: string | null, cache: TemplateCache = new TemplateCache()) {
     if (schema !== null) assertIdentifier(schema, 'schema');
     this.#schema = schema;
+    this.#dollar = schema !== null && DOLLAR_TAG_LIKE.test(schema);
     this.#quotedSchema = schema === null ? null : quoteIdentifier(schema, 'schema');
     this.#prefix = this.#quotedSchema === null ? '' : `${this.#quotedSchema}.`;
     this.#cache = cache;
@@ -130,8 +166,10 @@ export class SqlTemplate {
 
   /** Expands every placeholder in `sql`. @throws TemplateError, InvalidIdentifierError */
   expand(sql: string): string {
-    const { parts, slots } = this.#cache.get(sql);
-    if (slots.length === 0) return sql;
+    const compiled = this.#cache.get(sql);
+    const { parts, slots } = compiled;
+    if (slots.length === 0) return parts[0]!;
+    if (this.#dollar && compiled.inDollarBody.includes(true)) this.#refuseDollar();
     let out = parts[0]!;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
@@ -148,5 +186,12 @@ export class SqlTemplate {
       out += parts[i + 1]!;
     }
     return out;
+  }
+
+  #refuseDollar(): never {
+    throw new TemplateError(
+      `Schema ${JSON.stringify(this.#schema)} contains a dollar-quote tag ("$…$"), so expanding it inside a dollar-quoted body ($fn$ … $fn$) could end that body early. ` +
+        'Use schema names (tenant ids and schemaPrefix) without "$".',
+    );
   }
 }

@@ -75,6 +75,29 @@ describe('SchemaDb queries', () => {
     expect(new Set(paths)).toEqual(new Set(['"$user", public']));
   });
 
+  it('keeps literals and comments as written and expands function bodies', async () => {
+    await orders.execute(
+      'CREATE TABLE {{tables.greetings}} (text text NOT NULL, "{{tables.x}}" int)',
+    );
+    await orders.execute(
+      `INSERT INTO {{tables.greetings}} (text, "{{tables.x}}") -- TODO {{ later }}
+       VALUES ('Hello {{first_name}}', 1), (E'it\\'s {{tables.greetings}}', 2) /* {{x}} */`,
+    );
+    expect(
+      await orders.fetchAll(
+        'SELECT text, "{{tables.x}}" AS n FROM {{tables.greetings}} ORDER BY 2',
+      ),
+    ).toEqual([
+      { text: 'Hello {{first_name}}', n: 1 },
+      { text: "it's {{tables.greetings}}", n: 2 },
+    ]);
+    await orders.execute(
+      `CREATE FUNCTION {{tables.greeting_count}}() RETURNS bigint LANGUAGE plpgsql AS $fn$
+       BEGIN RETURN (SELECT count(*) FROM {{tables.greetings}}); END $fn$`,
+    );
+    expect(await orders.fetchValue('SELECT {{tables.greeting_count}}()')).toBe('2');
+  });
+
   it('reports table() and prepareQuery() as they will be sent', () => {
     expect(orders.table('orders')).toBe('"orders"."orders"');
     expect(orders.prepareQuery('DELETE FROM {{tables.orders}}')).toBe(

@@ -49,7 +49,6 @@ describe('SqlTemplate', () => {
   });
 
   it.each([
-    ['a quote', 'a"b'],
     ['a space', 'my table'],
     ['a leading digit', '1orders'],
     ['a dash', 'order-items'],
@@ -57,6 +56,10 @@ describe('SqlTemplate', () => {
     ['a multibyte name over 63 bytes', 'é'.repeat(32)],
   ])('rejects a table name with %s', (_label, name) => {
     expect(() => orders.expand(`SELECT * FROM {{tables.${name}}}`)).toThrow(InvalidIdentifierError);
+  });
+
+  it('rejects a table name with a quote (the quote starts a quoted identifier)', () => {
+    expect(() => orders.expand('SELECT * FROM {{tables.a"b}}')).toThrow(TemplateError);
   });
 
   it('accepts a 63-byte name and reserved words', () => {
@@ -92,5 +95,74 @@ describe('SqlTemplate', () => {
     const expanded = queries.map((q) => template.expand(q));
     expect(queries.map((q) => template.expand(q))).toEqual(expanded);
     expect(expanded[0]).toBe('SELECT 1 FROM "s"."t1"');
+  });
+
+  describe('follows SQL lexical rules', () => {
+    it.each([
+      ['a string literal', "INSERT INTO t VALUES ('Hello {{first_name}}')"],
+      ['a placeholder-looking literal', "SELECT '{{tables.users}}'"],
+      ['an E string with an escaped quote', "SELECT E'it\\'s {{x}}', E'\\\\', '{{y}}'"],
+      ['doubled quotes', "SELECT 'it''s {{x}}'"],
+      ['a quoted identifier', 'SELECT 1 AS "{{tables.x}}"'],
+      ['a line comment', 'SELECT 1 -- TODO {{ later }}'],
+      ['a block comment', 'SELECT /* {{x}} */ 1'],
+      ['a nested block comment', "SELECT /* a /* {{x}} */ still '{{y}}' */ 1"],
+    ])('leaves %s as written', (_label, sql) => {
+      expect(orders.expand(sql)).toBe(sql);
+    });
+
+    it('expands code around literals and comments', () => {
+      expect(
+        orders.expand(
+          "INSERT INTO {{tables.t}} VALUES ('{{tables.t}}', E'\\'{{x}}') -- {{tables.t}}\n RETURNING {{schema}}",
+        ),
+      ).toBe(
+        'INSERT INTO "orders"."t" VALUES (\'{{tables.t}}\', E\'\\\'{{x}}\') -- {{tables.t}}\n RETURNING "orders"',
+      );
+    });
+
+    it('expands inside dollar-quoted bodies, which are code', () => {
+      const sql =
+        'CREATE FUNCTION {{tables.f}}() RETURNS bigint LANGUAGE sql AS $fn$ SELECT count(*) FROM {{tables.users}} $fn$';
+      expect(orders.expand(sql)).toBe(
+        'CREATE FUNCTION "orders"."f"() RETURNS bigint LANGUAGE sql AS $fn$ SELECT count(*) FROM "orders"."users" $fn$',
+      );
+      expect(orders.expand('DO $$ BEGIN PERFORM 1 FROM {{tables.x}}; END $$')).toBe(
+        'DO $$ BEGIN PERFORM 1 FROM "orders"."x"; END $$',
+      );
+    });
+
+    it('treats $1 as a parameter and a$b$ as a name, not as dollar quotes', () => {
+      expect(orders.expand("SELECT $1, a$b$ FROM {{tables.t}} WHERE x = '{{y}}'")).toBe(
+        'SELECT $1, a$b$ FROM "orders"."t" WHERE x = \'{{y}}\'',
+      );
+    });
+
+    it('writes \\{{ for a literal {{ in code', () => {
+      expect(orders.expand('SELECT \\{{tables.t}} FROM {{tables.t}}')).toBe(
+        'SELECT {{tables.t}} FROM "orders"."t"',
+      );
+      expect(orders.expand('SELECT \\{{ 1')).toBe('SELECT {{ 1');
+    });
+
+    it('still refuses malformed placeholders in code and in bodies', () => {
+      expect(() => orders.expand('SELECT * FROM {{tables.t')).toThrow(/Malformed placeholder/);
+      expect(() => orders.expand('DO $$ SELECT {{tables.t $$')).toThrow(/Malformed placeholder/);
+      expect(() => orders.expand('DO $$ SELECT {{nope}} $$')).toThrow(/Unknown placeholder/);
+    });
+
+    it('refuses a schema whose name could close a dollar-quoted body', () => {
+      const sneaky = new SqlTemplate('tenant_x$fn$');
+      const body =
+        'CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $fn$ SELECT 1 FROM {{tables.t}} $fn$';
+      expect(() => sneaky.expand(body)).toThrow(TemplateError);
+      expect(() => sneaky.expand(body)).toThrow(/dollar-quoted body/);
+      // Outside bodies the quoted name is harmless.
+      expect(sneaky.expand('SELECT * FROM {{tables.t}}')).toBe('SELECT * FROM "tenant_x$fn$"."t"');
+      // One "$" cannot form a tag.
+      expect(new SqlTemplate('a$b').expand('DO $$ SELECT {{schema}} $$')).toBe(
+        'DO $$ SELECT "a$b" $$',
+      );
+    });
   });
 });
