@@ -39,6 +39,7 @@ export {
   MigrationChecksumError,
   MigrationFailedError,
   MigrationFilesError,
+  MigrationFilesMissingError,
   MigrationTransactionControlError,
 } from './migrations/migration.errors.js';
 export type { PgTenancyConfig } from './cli/cli-config.js';

@@ -46,7 +46,8 @@ function printStatus(status: MigrationStatus): void {
   console.log(
     `${status.schema}: ${status.applied.length} applied${last ? ` (last ${last.name})` : ''}, ` +
       `${status.pending.length} pending${status.pending.length ? ` (${status.pending.map((f) => f.name).join(', ')})` : ''}` +
-      (status.changed.length ? `, CHANGED after apply: ${status.changed.join(', ')}` : ''),
+      (status.changed.length ? `, CHANGED after apply: ${status.changed.join(', ')}` : '') +
+      (status.missing.length ? `, MISSING from the folder: ${status.missing.join(', ')}` : ''),
   );
 }
 
@@ -61,7 +62,7 @@ async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Pro
     for (const [schema, dir] of schemas) {
       const status = await runner.status(schema, dir);
       printStatus(status);
-      changed ||= status.changed.length > 0;
+      changed ||= status.changed.length > 0 || status.missing.length > 0;
     }
     return changed ? EXIT.failure : EXIT.ok;
   }

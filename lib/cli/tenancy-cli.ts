@@ -104,12 +104,14 @@ export async function printTenantStatus(
     s.status,
     String(s.version),
     String(s.pending),
-    s.changed ? 'CHANGED' : '',
+    [s.changed ? 'CHANGED' : '', s.missing > 0 ? `${s.missing} MISSING` : '']
+      .filter(Boolean)
+      .join(', '),
     s.lastError ?? '',
   ]);
   printTable(['tenant', 'status', 'version', 'pending', 'files', 'last error'], rows);
   const lagging = states.filter((s) => s.pending > 0).length;
-  const broken = states.filter((s) => s.changed || s.lastError).length;
+  const broken = states.filter((s) => s.changed || s.missing > 0 || s.lastError).length;
   console.log(
     `${states.length} tenant(s): ${lagging} with pending migrations, ${broken} needing attention.`,
   );

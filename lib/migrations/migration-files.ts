@@ -10,10 +10,19 @@ export interface MigrationFile {
   readonly version: number;
   /** The file name, e.g. `003_add_index.sql`. */
   readonly name: string;
-  /** The file's text, before template expansion. */
+  /**
+   * The file's text, before template expansion, with a leading byte-order mark removed and CRLF
+   * line ends read as LF, so a Windows checkout runs (and inserts) exactly what a Unix one does.
+   */
   readonly sql: string;
-  /** SHA-256 of the text, hex. */
+  /** SHA-256 of `sql` (the normalised text), hex. */
   readonly checksum: string;
+  /**
+   * Checksums of the same text with CRLF line ends and/or a byte-order mark, as earlier versions
+   * recorded them (over the raw bytes): a history written from either kind of checkout stays
+   * valid. Default: none.
+   */
+  readonly legacyChecksums?: readonly string[];
   /** `false` when the first line is `-- migrate:no-transaction`. */
   readonly transactional: boolean;
 }
@@ -42,6 +51,13 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
       },
     );
   }
+  const wrongCase = entries.filter((e) => /\.sql$/i.test(e) && !e.endsWith('.sql'));
+  if (wrongCase.length > 0) {
+    throw new MigrationFilesError(
+      `Migration files must end in lower-case ".sql": ${wrongCase.sort().join(', ')} in ${folder}. ` +
+        'Rename them (they would otherwise be skipped on some systems and applied on others).',
+    );
+  }
   const sqlFiles = entries.filter((entry) => entry.endsWith('.sql')).sort();
   const badNames = sqlFiles.filter((file) => !FILE_NAME.test(file));
   if (badNames.length > 0) {
@@ -51,13 +67,15 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
   }
   const files = await Promise.all(
     sqlFiles.map(async (name): Promise<MigrationFile> => {
-      const sql = await readFile(join(folder, name), 'utf8');
+      const raw = await readFile(join(folder, name), 'utf8');
+      const sql = normaliseText(raw);
       const firstLine = sql.split('\n', 1)[0]!.trim();
       return {
         version: Number(FILE_NAME.exec(name)![1]),
         name: basename(name),
         sql,
-        checksum: createHash('sha256').update(sql).digest('hex'),
+        checksum: sha256(sql),
+        legacyChecksums: legacyChecksums(sql),
         transactional: !NO_TRANSACTION_MARKER.test(firstLine),
       };
     }),
@@ -116,4 +134,28 @@ function assertNoTransactionControl(file: MigrationFile, folder: string): void {
     const line = file.sql.slice(0, start.index).split('\n').length;
     throw new MigrationTransactionControlError(file.name, line, statement, folder);
   }
+}
+
+const BOM = '\uFEFF';
+
+/** Drops a leading byte-order mark and reads CRLF line ends as LF. */
+function normaliseText(text: string): string {
+  return (text.startsWith(BOM) ? text.slice(1) : text).replace(/\r\n/g, '\n');
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
+
+/** What earlier versions recorded for this text checked out with CRLF and/or a BOM. */
+function legacyChecksums(sql: string): string[] {
+  const crlf = sql.replace(/\n/g, '\r\n');
+  return [...new Set([crlf, BOM + sql, BOM + crlf])]
+    .filter((variant) => variant !== sql)
+    .map(sha256);
+}
+
+/** Whether `recorded` (a history row's checksum) is this file's text. */
+export function matchesChecksum(file: MigrationFile, recorded: string): boolean {
+  return recorded === file.checksum || (file.legacyChecksums?.includes(recorded) ?? false);
 }

@@ -3,8 +3,12 @@ import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
 import { SqlTemplate, TemplateCache } from '../core/sql-template.js';
 import { toAcquireError } from '../pool/connection-errors.js';
-import { loadMigrationFiles, type MigrationFile } from './migration-files.js';
-import { MigrationChecksumError, MigrationFailedError } from './migration.errors.js';
+import { loadMigrationFiles, matchesChecksum, type MigrationFile } from './migration-files.js';
+import {
+  MigrationChecksumError,
+  MigrationFailedError,
+  MigrationFilesMissingError,
+} from './migration.errors.js';
 
 /** Name of the history table created in every migrated schema. */
 export const MIGRATIONS_TABLE = 'schema_migrations';
@@ -28,12 +32,16 @@ export interface MigrationStatus {
   readonly pending: MigrationFile[];
   /** Names of applied files whose text has changed since (each one is a checksum error). */
   readonly changed: string[];
+  /** Names of applied files that are no longer in the folder (deleted, or an older checkout). */
+  readonly missing: string[];
 }
 
 /** What one `migrate()` call did. */
 export interface MigrationResult {
   readonly schema: string;
   readonly applied: { readonly name: string; readonly durationMs: number }[];
+  /** Applied files no longer in the folder (see {@link MigrationStatus.missing}). */
+  readonly missing: string[];
 }
 
 /** A pending file and the SQL that would run for it. */
@@ -53,6 +61,12 @@ export interface MigrationRunnerOptions {
   statementTimeoutMs?: number;
   /** Receives one line per applied file. Default: Nest's `Logger('Migrations')`. */
   logger?: LoggerService;
+  /**
+   * Throw `MigrationFilesMissingError` from `migrate()`, before applying anything, when applied
+   * files are missing from the folder. Otherwise they are only reported in the result's
+   * `missing`. Default: `false`.
+   */
+  failOnMissingFiles?: boolean;
 }
 
 /**
@@ -66,6 +80,7 @@ export interface MigrationRunnerOptions {
 export class MigrationRunner {
   readonly #config: pg.ClientConfig;
   readonly #logger: LoggerService;
+  readonly #failOnMissing: boolean;
   // One parse per file however many schemas (tenants) it is applied to.
   readonly #templates = new TemplateCache();
 
@@ -79,6 +94,7 @@ export class MigrationRunner {
     const timeout = options.statementTimeoutMs ?? 0;
     this.#config = { ...rest, ...(timeout > 0 ? { statement_timeout: timeout } : {}) };
     this.#logger = options.logger ?? new Logger('Migrations');
+    this.#failOnMissing = options.failOnMissingFiles ?? false;
   }
 
   /**
@@ -164,6 +180,9 @@ export class MigrationRunner {
     });
     const status = await this.#status(client, schema, files);
     if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+    if (this.#failOnMissing && status.missing.length > 0) {
+      throw new MigrationFilesMissingError(schema, status.missing);
+    }
     const applied: MigrationResult['applied'] = [];
     for (const file of status.pending) {
       const durationMs = await this.#apply(client, schema, template, file);
@@ -171,7 +190,7 @@ export class MigrationRunner {
       applied.push({ name: file.name, durationMs });
       this.#logger.log(`Applied ${schema}/${file.name} in ${durationMs} ms`);
     }
-    return { schema, applied };
+    return { schema, applied, missing: status.missing };
   }
 
   /**
@@ -213,7 +232,7 @@ export class MigrationRunner {
         `SELECT checksum FROM ${historyTable(schema)} WHERE version = $1`,
         [file.version],
       );
-      if (rows[0] && rows[0].checksum !== file.checksum)
+      if (rows[0] && !matchesChecksum(file, rows[0].checksum))
         throw new MigrationChecksumError(schema, file.name);
       return rows.length > 0;
     };
@@ -286,6 +305,7 @@ export class MigrationRunner {
       durationMs: r.duration_ms,
     }));
     const byVersion = new Map(applied.map((a) => [a.version, a]));
+    const fileVersions = new Set(files.map((f) => f.version));
     return {
       schema,
       applied,
@@ -293,9 +313,10 @@ export class MigrationRunner {
       changed: files
         .filter((f) => {
           const row = byVersion.get(f.version);
-          return row !== undefined && row.checksum !== f.checksum;
+          return row !== undefined && !matchesChecksum(f, row.checksum);
         })
         .map((f) => f.name),
+      missing: applied.filter((a) => !fileVersions.has(a.version)).map((a) => a.name),
     };
   }
 

@@ -44,6 +44,24 @@ export class MigrationChecksumError extends PgTenancyError {
   }
 }
 
+/**
+ * Applied migrations of a schema have no file any more (deleted, or the folder is an older
+ * checkout), and `missingMigrations: 'fail'` is set. The history, not the folder, says what the
+ * schema holds: restore the files, or deploy the code that has them.
+ */
+export class MigrationFilesMissingError extends PgTenancyError {
+  constructor(
+    readonly schema: string,
+    /** File names recorded in the schema's history that the folder no longer has. */
+    readonly files: readonly string[],
+  ) {
+    super(
+      `Schema "${schema}" has applied migrations whose files are missing from the folder: ${files.join(', ')}. ` +
+        'Restore the files (applied migrations are history), or check that this is the right folder and code version.',
+    );
+  }
+}
+
 /** A migration failed. Its transaction was rolled back and later files were not attempted. */
 export class MigrationFailedError extends PgTenancyError {
   constructor(

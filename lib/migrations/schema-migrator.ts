@@ -35,9 +35,16 @@ export class SchemaMigrator implements OnModuleInit {
     const runner = new MigrationRunner(toSessionConfig(this.options), {
       statementTimeoutMs: this.options.migrationStatementTimeoutMs,
       logger: this.#logger,
+      failOnMissingFiles: this.options.missingMigrations === 'fail',
     });
     for (const { schema, migrations } of this.sources) {
       const result = await runner.migrate(schema, migrations);
+      if (result.missing.length > 0) {
+        this.#logger.warn(
+          `Schema ${schema} has applied migrations whose files are missing from ${migrations}: ${result.missing.join(', ')}. ` +
+            "Restore them, or set missingMigrations: 'fail' to refuse to start in this state.",
+        );
+      }
       if (result.applied.length === 0) this.#logger.log(`Schema ${schema} is up to date`);
     }
   }

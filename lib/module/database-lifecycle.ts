@@ -57,6 +57,31 @@ export class DatabaseLifecycle
     if (summary.failed.length > 0 && options.failOnMigrationError) {
       throw new TenantMigrationsFailedError(summary.failed);
     }
+    await this.#reportMissingTenantFiles();
+  }
+
+  /** Tenants whose history has more files than the folder: one registry query. */
+  async #reportMissingTenantFiles(): Promise<void> {
+    const fleet = await this.tenancy!.service.migrationStatus();
+    const missing = fleet.filter((t) => t.missing > 0);
+    if (missing.length === 0) return;
+    const folder = this.tenancy!.options.migrations;
+    const examples = missing
+      .slice(0, 5)
+      .map((t) => `${t.tenantId} (${t.missing})`)
+      .join(', ');
+    const message = `${missing.length} tenant(s) have applied migrations whose files are missing from ${folder}: ${examples}${missing.length > 5 ? ', …' : ''}`;
+    if (this.options.missingMigrations === 'fail') {
+      throw new TenantMigrationsFailedError(
+        missing.map((t) => ({
+          tenantId: t.tenantId,
+          error: `${t.missing} applied migration file(s) missing from ${folder}`,
+        })),
+      );
+    }
+    this.#logger.warn(
+      `${message}. Restore them, or set missingMigrations: 'fail' to refuse to start in this state.`,
+    );
   }
 
   beforeApplicationShutdown(): Promise<void> {

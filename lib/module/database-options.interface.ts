@@ -34,6 +34,14 @@ export interface DatabaseModuleOptions extends ConnectionSettings, Observability
    * Default: `0`.
    */
   migrationStatementTimeoutMs?: number;
+  /**
+   * What start-up does when a schema's history records migrations whose files are no longer in
+   * its folder (deleted, or an older checkout deployed): `'warn'` logs them and starts, `'fail'`
+   * stops start-up with `MigrationFilesMissingError` (named schemas, before anything is applied)
+   * or `TenantMigrationsFailedError` (tenants). `migrate --status` and the fleet view report them
+   * either way. Default: `'warn'`.
+   */
+  missingMigrations?: 'warn' | 'fail';
 }
 
 /**

@@ -52,6 +52,8 @@ export interface TenantMigrationState {
   readonly pending: number;
   /** Applied files have been edited since (the next run fails with a checksum error). */
   readonly changed: boolean;
+  /** Applied files that are no longer in the folder (deleted, or an older checkout). */
+  readonly missing: number;
   readonly lastMigratedAt: Date | null;
   readonly lastError: string | null;
 }
@@ -295,7 +297,8 @@ export class TenantService {
           `UPDATE ${this.#registry.table}
               SET migrated_version = $2, migrations_digest = $3, last_migrated_at = now(), last_error = NULL
             WHERE id = $1`,
-          [row.id, files.length, current],
+          // Files deleted from the folder stay applied: the version never goes down.
+          [row.id, files.length + result.missing.length, current],
         );
         if (result.applied.length > 0) {
           applied.push({ tenantId: row.id, files: result.applied.map((a) => a.name) });
@@ -340,6 +343,7 @@ export class TenantService {
       status: row.status,
       version: row.migrated_version,
       pending: Math.max(0, files.length - row.migrated_version),
+      missing: Math.max(0, row.migrated_version - files.length),
       changed:
         row.migrated_version > 0 &&
         row.migrated_version <= files.length &&

@@ -1,9 +1,14 @@
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { ConsoleLogger, Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import pg from 'pg';
 import {
   DatabaseModule,
   MigrationChecksumError,
   MigrationFailedError,
+  MigrationFilesMissingError,
   MigrationRunner,
   MigrationTransactionControlError,
 } from '../../lib/index.js';
@@ -157,6 +162,59 @@ describe('migrations', () => {
     );
   });
 
+  it('reports applied files deleted from the folder, and can refuse to migrate past them', async () => {
+    const schema = nextSchema();
+    const dir = await folder(BASE);
+    await runner.migrate(schema, dir);
+    await rm(join(dir, '003_seed.sql'));
+    const status = await runner.status(schema, dir);
+    expect(status.missing).toEqual(['003_seed.sql']);
+    expect(status.pending).toEqual([]);
+    const result = await runner.migrate(schema, dir);
+    expect(result).toMatchObject({ applied: [], missing: ['003_seed.sql'] });
+    const strict = new MigrationRunner(
+      { connectionString: database.current.url },
+      { logger, failOnMissingFiles: true },
+    );
+    const error = await strict.migrate(schema, dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationFilesMissingError);
+    expect(error).toMatchObject({ schema, files: ['003_seed.sql'] });
+  });
+
+  it('accepts a CRLF or BOM checkout of applied files, and histories recorded from one', async () => {
+    const schema = nextSchema();
+    const lf = await folder(BASE);
+    await runner.migrate(schema, lf);
+    // The same files checked out on Windows: CRLF line ends, and a BOM on one of them.
+    const windows = await folder(
+      Object.fromEntries(
+        Object.entries(BASE).map(([name, text], i) => [
+          name,
+          (i === 1 ? '\uFEFF' : '') + text.replace(/\n/g, '\r\n'),
+        ]),
+      ),
+    );
+    const status = await runner.status(schema, windows);
+    expect(status.changed).toEqual([]);
+    await expect(runner.migrate(schema, windows)).resolves.toMatchObject({ applied: [] });
+    // A history an earlier version wrote from the Windows checkout (checksum of the raw bytes)
+    // stays valid on a Unix checkout.
+    const rawCrlf = BASE['002_create_items.sql'].replace(/\n/g, '\r\n');
+    await admin.query(`UPDATE "${schema}".schema_migrations SET checksum = $1 WHERE version = 2`, [
+      createHash('sha256')
+        .update('\uFEFF' + rawCrlf)
+        .digest('hex'),
+    ]);
+    expect((await runner.status(schema, lf)).changed).toEqual([]);
+    await write(lf, { '004_more.sql': 'ALTER TABLE {{tables.orders}} ADD COLUMN note text;\r\n' });
+    await expect(runner.migrate(schema, lf)).resolves.toMatchObject({
+      applied: [{ name: '004_more.sql' }],
+    });
+    // An edit is still an edit.
+    await write(lf, { '001_create_orders.sql': BASE['001_create_orders.sql'] + '\n-- edited' });
+    expect((await runner.status(schema, lf)).changed).toEqual(['001_create_orders.sql']);
+  });
+
   it('reports status and plans pending SQL without creating anything', async () => {
     const schema = nextSchema();
     const dir = await folder(BASE);
@@ -255,6 +313,40 @@ describe('migrations', () => {
       await app.init();
       await app.close();
       expect(await tableExists('skipped_schema.t')).toBe(false);
+    });
+
+    it('warns at start-up about applied files deleted from the folder, or fails when told to', async () => {
+      const dir = await folder({
+        '001_t.sql': 'CREATE TABLE {{tables.t}} (id int);',
+        '002_u.sql': 'CREATE TABLE {{tables.u}} (id int);',
+      });
+      const boot = async (missingMigrations?: 'warn' | 'fail') => {
+        const app = await Test.createTestingModule({
+          imports: [
+            DatabaseModule.forRoot({
+              connection: database.current.url,
+              missingMigrations,
+              schemas: { shrunk: { migrations: dir } },
+            }),
+          ],
+        }).compile();
+        const recorder = new RecordingLogger();
+        app.useLogger(recorder);
+        try {
+          await app.init();
+        } finally {
+          await app.close();
+          Logger.overrideLogger(new ConsoleLogger());
+        }
+        return recorder;
+      };
+      await boot();
+      await rm(join(dir, '002_u.sql'));
+      const recorder = await boot();
+      expect(recorder.warnings.join('\n')).toMatch(
+        /Schema shrunk has applied migrations whose files are missing from .*: 002_u\.sql/,
+      );
+      await expect(boot('fail')).rejects.toBeInstanceOf(MigrationFilesMissingError);
     });
 
     it('fails start-up when a migration fails', async () => {

@@ -1,5 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import pg from 'pg';
 import {
   DatabaseModule,
@@ -247,6 +249,37 @@ describe('tenant lifecycle', () => {
     expect((await tenants.migrationStatus())[0]).toMatchObject({ tenantId: 'e1', changed: true });
     const summary = await tenants.migrateAll();
     expect(summary.failed[0]!.error).toMatch(/checksum mismatch/);
+  });
+
+  it('reports applied tenant files deleted from the folder, never lowering the version', async () => {
+    const migrations = await folder(TENANT_FILES);
+    const { tenants, app } = await boot({ migrations, registrySchema: 'reg_missing' });
+    await tenants.create('m1');
+    await rm(join(migrations, '002_tasks.sql'));
+    expect((await tenants.migrationStatus())[0]).toMatchObject({
+      tenantId: 'm1',
+      version: 2,
+      pending: 0,
+      missing: 1,
+    });
+    await tenants.migrateAll();
+    expect((await tenants.migrationStatus())[0]).toMatchObject({ version: 2, missing: 1 });
+    await app.close();
+    await expect(
+      (async () => {
+        const strict = await Test.createTestingModule({
+          imports: [
+            DatabaseModule.forRoot({
+              connection: database.current.url,
+              missingMigrations: 'fail',
+              tenancy: { interceptor: false, migrations, registrySchema: 'reg_missing' },
+            }),
+          ],
+        }).compile();
+        apps.push(strict);
+        await strict.init();
+      })(),
+    ).rejects.toThrow(/m1 \(1 applied migration file\(s\) missing/);
   });
 
   it('fails start-up when tenant migrations fail, after migrating the others', async () => {

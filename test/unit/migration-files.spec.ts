@@ -66,6 +66,22 @@ describe('migration files', () => {
     expect((error as Error).message).toMatch(/002 b\.sql, seed\.sql/);
   });
 
+  it('refuses .SQL (any case but lower) loudly instead of skipping it', async () => {
+    const dir = await folder({ '001_a.sql': 'SELECT 1;', '002_b.SQL': 'SELECT 2;' });
+    const error = await loadMigrationFiles(dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationFilesError);
+    expect((error as Error).message).toMatch(/must end in lower-case "\.sql": 002_b\.SQL/);
+  });
+
+  it('reads CRLF and a BOM as the same text, with the same checksum', async () => {
+    const unix = await folder({ '001_a.sql': "INSERT INTO t VALUES ('a\nb');\n" });
+    const windows = await folder({ '001_a.sql': "\uFEFFINSERT INTO t VALUES ('a\r\nb');\r\n" });
+    const [a] = await loadMigrationFiles(unix);
+    const [b] = await loadMigrationFiles(windows);
+    expect(b!.sql).toBe(a!.sql);
+    expect(b!.checksum).toBe(a!.checksum);
+  });
+
   it('names a missing folder', async () => {
     await expect(loadMigrationFiles('/nonexistent/migrations')).rejects.toThrow(
       /Cannot read the migrations folder \/nonexistent\/migrations/,
