@@ -5,7 +5,7 @@ import { TemplateCache } from '../core/sql-template.js';
 import { InvalidOptionsError } from '../errors.js';
 import { DrainController } from '../lifecycle/drain-controller.js';
 import { DatabaseMonitor } from '../observability/database-monitor.js';
-import { createMetrics } from '../observability/metrics.js';
+import { createMetrics, SchemaLabels } from '../observability/metrics.js';
 import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../pool/create-pool.js';
 import { toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
@@ -23,6 +23,17 @@ export interface DatabaseRuntime extends QueryEnvironment {
   /** Settings for sessions of their own (migrations, LISTEN): `directConnection` or the pool's. */
   readonly sessionConnection: pg.ClientConfig;
   readonly drainTimeoutMs: number;
+  /**
+   * Names of the schemas served by named managers (root `schemas` and `forFeature`), added as
+   * their providers are built. Metrics label these by name and every other schema as one value.
+   */
+  readonly namedSchemas: Set<string>;
+}
+
+/** What the runtime needs to know about the module's structure. */
+export interface RuntimeStructure {
+  /** `tenancy.schemaPrefix`, when tenancy is configured. */
+  readonly tenantSchemaPrefix?: string;
 }
 
 /** Defaults of the observability and shutdown options. */
@@ -46,6 +57,7 @@ function nonNegativeInteger(value: number, name: string): number {
 export async function createDatabaseRuntime(
   options: DatabaseModuleOptions,
   context: TenantContext,
+  structure: RuntimeStructure = {},
 ): Promise<DatabaseRuntime> {
   const connection = toPgPoolConfig(options);
   const slowQueryMs = nonNegativeInteger(
@@ -66,7 +78,12 @@ export async function createDatabaseRuntime(
   }
   const pool = createPool(options);
   try {
-    const metrics = await createMetrics(options.metrics, pool);
+    const namedSchemas = new Set<string>();
+    const metrics = await createMetrics(
+      options.metrics,
+      pool,
+      new SchemaLabels(namedSchemas, structure.tenantSchemaPrefix),
+    );
     const observer = new QueryObserver({
       listeners,
       slowQueryMs,
@@ -88,6 +105,7 @@ export async function createDatabaseRuntime(
       connection,
       sessionConnection: toSessionConfig(options),
       drainTimeoutMs,
+      namedSchemas,
     };
   } catch (err) {
     await pool.end().catch(() => undefined);

@@ -19,7 +19,11 @@ import { TenantMiddleware } from '../tenancy/tenant.middleware.js';
 import { TenantService } from '../tenancy/tenant.service.js';
 import { DatabaseLifecycle } from './database-lifecycle.js';
 import type { DatabaseModuleOptions, SchemaOptions } from './database-options.interface.js';
-import { createDatabaseRuntime, type DatabaseRuntime } from './database-runtime.js';
+import {
+  createDatabaseRuntime,
+  type DatabaseRuntime,
+  type RuntimeStructure,
+} from './database-runtime.js';
 import {
   DATABASE_MIGRATOR,
   DATABASE_RUNTIME,
@@ -36,13 +40,13 @@ type Token = string | symbol | (abstract new (...args: never[]) => unknown);
  * options, and the tokens drawn from it. The drain interceptor is always registered; it admits
  * requests so shutdown can wait for them.
  */
-export function createRuntimeProviders(): Provider[] {
+export function createRuntimeProviders(structure: RuntimeStructure = {}): Provider[] {
   return [
     { provide: TenantContext, useFactory: () => new TenantContext() },
     {
       provide: DATABASE_RUNTIME,
       useFactory: (options: DatabaseModuleOptions, context: TenantContext) =>
-        createDatabaseRuntime(options, context),
+        createDatabaseRuntime(options, context, structure),
       inject: [DATABASE_MODULE_OPTIONS, TenantContext],
     },
     {
@@ -70,7 +74,10 @@ export function createSchemaDbProvider(schema?: string): Provider {
   if (schema !== undefined) assertIdentifier(schema, 'schema');
   return {
     provide: getSchemaDbToken(schema),
-    useFactory: (runtime: DatabaseRuntime) => SchemaDb.create(runtime, schema ?? null),
+    useFactory: (runtime: DatabaseRuntime) => {
+      if (schema !== undefined) runtime.namedSchemas.add(schema);
+      return SchemaDb.create(runtime, schema ?? null);
+    },
     inject: [DATABASE_RUNTIME],
   };
 }
@@ -151,12 +158,11 @@ export function createRootProviders(
   tenancyOptions?: TenancyOptions,
 ): { providers: Provider[]; exports: Token[] } {
   const names = Object.keys(schemas ?? {});
-  const tenancy = tenancyOptions
-    ? createTenancyProviders(resolveTenancyOptions(tenancyOptions))
-    : undefined;
+  const resolvedTenancy = tenancyOptions ? resolveTenancyOptions(tenancyOptions) : undefined;
+  const tenancy = resolvedTenancy ? createTenancyProviders(resolvedTenancy) : undefined;
   return {
     providers: [
-      ...createRuntimeProviders(),
+      ...createRuntimeProviders({ tenantSchemaPrefix: resolvedTenancy?.schemaPrefix }),
       createSchemaDbProvider(),
       ...names.map((name) => createSchemaDbProvider(name)),
       { provide: DATABASE_SCHEMAS, useValue: Object.freeze({ ...schemas }) },

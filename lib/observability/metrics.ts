@@ -44,9 +44,37 @@ class TenantLabels {
   }
 }
 
-function labelsOf(event: QueryEvent, tenants: TenantLabels | undefined): Record<string, string> {
+/**
+ * Where a query ran, as a bounded label: a named schema by its name, the default manager as `''`,
+ * and every other schema (one per tenant) as one shared value, `tenant_*` (the tenancy prefix and
+ * `*`, which no schema name can contain) or `*`. Tenants are told apart only by the capped
+ * `tenant` label, so the series count is bounded by the named schemas and `maxTenantLabels`,
+ * however many tenants exist.
+ */
+export class SchemaLabels {
+  readonly #tenantValue: string;
+  constructor(
+    /** Names of the named schemas; read at query time, so late registrations count. */
+    private readonly named: ReadonlySet<string>,
+    private readonly tenantSchemaPrefix?: string,
+  ) {
+    this.#tenantValue = `${tenantSchemaPrefix ?? ''}*`;
+  }
+  of(schema: string | null): string {
+    if (schema === null) return '';
+    if (this.named.has(schema)) return schema;
+    const prefix = this.tenantSchemaPrefix;
+    return prefix !== undefined && schema.startsWith(prefix) ? this.#tenantValue : '*';
+  }
+}
+
+function labelsOf(
+  event: QueryEvent,
+  schemas: SchemaLabels,
+  tenants: TenantLabels | undefined,
+): Record<string, string> {
   return {
-    schema: event.schema ?? '',
+    schema: schemas.of(event.schema),
     operation: event.operation,
     outcome: event.error ? 'error' : 'ok',
     ...(tenants ? { tenant: tenants.of(event.tenantId) } : {}),
@@ -71,6 +99,7 @@ type PromClient = typeof import('prom-client');
 async function prometheus(
   options: MetricsOptions,
   pool: pg.Pool,
+  schemas: SchemaLabels,
   tenants?: TenantLabels,
 ): Promise<QueryMetrics> {
   const prom = await importOptional<PromClient & { default?: PromClient }>('prom-client');
@@ -121,7 +150,7 @@ async function prometheus(
   });
   return {
     record(event) {
-      const labels = labelsOf(event, tenants);
+      const labels = labelsOf(event, schemas, tenants);
       queries.inc(labels);
       duration.observe(labels, event.durationMs / 1000);
     },
@@ -133,6 +162,7 @@ type OtelApi = typeof import('@opentelemetry/api');
 async function openTelemetry(
   options: MetricsOptions,
   pool: pg.Pool,
+  schemas: SchemaLabels,
   tenants?: TenantLabels,
 ): Promise<QueryMetrics> {
   const config = typeof options.openTelemetry === 'object' ? options.openTelemetry : {};
@@ -162,7 +192,7 @@ async function openTelemetry(
     });
   return {
     record(event) {
-      const attributes = labelsOf(event, tenants);
+      const attributes = labelsOf(event, schemas, tenants);
       queries.add(1, attributes);
       duration.record(event.durationMs / 1000, attributes);
     },
@@ -173,6 +203,7 @@ async function openTelemetry(
 export async function createMetrics(
   options: MetricsOptions | undefined,
   pool: pg.Pool,
+  schemas: SchemaLabels = new SchemaLabels(new Set()),
 ): Promise<QueryMetrics[]> {
   if (!options) return [];
   const max = options.maxTenantLabels ?? 100;
@@ -181,7 +212,9 @@ export async function createMetrics(
   }
   const tenants = options.tenantLabel ? new TenantLabels(max) : undefined;
   const exporters: QueryMetrics[] = [];
-  if (options.prometheus) exporters.push(await prometheus(options, pool, tenants));
-  if (options.openTelemetry) exporters.push(await openTelemetry(options, pool, tenants));
+  if (options.prometheus) exporters.push(await prometheus(options, pool, schemas, tenants));
+  if (options.openTelemetry) {
+    exporters.push(await openTelemetry(options, pool, schemas, tenants));
+  }
   return exporters;
 }

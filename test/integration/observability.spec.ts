@@ -166,10 +166,10 @@ describe('observability', () => {
     await app.get<SchemaDb>(getSchemaDbToken('obs')).fetchValue('SELECT 1');
     const text = await registry.metrics();
     expect(text).toMatch(
-      /pg_tenancy_queries_total\{schema="tenant_p1",operation="SELECT",outcome="ok",tenant="p1"\} 1/,
+      /pg_tenancy_queries_total\{schema="tenant_\*",operation="SELECT",outcome="ok",tenant="p1"\} 1/,
     );
     expect(text).toMatch(
-      /pg_tenancy_queries_total\{schema="tenant_p3",operation="SELECT",outcome="ok",tenant="other"\} 1/,
+      /pg_tenancy_queries_total\{schema="tenant_\*",operation="SELECT",outcome="ok",tenant="other"\} 1/,
     );
     expect(text).toMatch(
       /pg_tenancy_queries_total\{schema="obs",operation="SELECT",outcome="ok",tenant=""\} 1/,
@@ -178,6 +178,54 @@ describe('observability', () => {
     expect(text).toMatch(/pg_tenancy_pool_connections\{state="idle"\} \d+/);
     expect(text).toMatch(/pg_tenancy_pool_max 10/);
   });
+
+  it('bounds Prometheus series by the tenant-label cap and the named schemas, with 1,000 tenants', async () => {
+    const TENANTS = 1_000;
+    const CAP = 5;
+    const count = async (registry: Registry, metric: string) =>
+      (await registry.metrics()).split('\n').filter((line) => line.startsWith(`${metric}{`)).length;
+    const registries = { labelled: new Registry(), unlabelled: new Registry() };
+    const labelled = await boot(
+      {
+        pool: { max: 8 },
+        metrics: {
+          prometheus: { registry: registries.labelled },
+          tenantLabel: true,
+          maxTenantLabels: CAP,
+        },
+      },
+      { migrations: await folder({}), registrySchema: 'series_reg' },
+    );
+    const tenants = labelled.get(TenantService);
+    const ids = Array.from({ length: TENANTS }, (_, i) => `s${i}`);
+    for (let i = 0; i < ids.length; i += 20) {
+      await Promise.all(ids.slice(i, i + 20).map((id) => tenants.create(id)));
+    }
+    const unlabelled = await boot(
+      { pool: { max: 8 }, metrics: { prometheus: { registry: registries.unlabelled } } },
+      { migrations: await folder({}), registrySchema: 'series_reg' },
+    );
+    for (const app of [labelled, unlabelled]) {
+      const service = app.get(TenantService);
+      // Inside the tenant's context and outside it (a job holding a tenant's manager).
+      await service.forEach((db) => db.fetchValue('SELECT 1').then(() => undefined), {
+        concurrency: 8,
+      });
+      for (const id of ids.slice(0, 50)) await (await service.db(id)).fetchValue('SELECT 1');
+      await app.get<SchemaDb>(getSchemaDbToken('obs')).fetchValue('SELECT 1');
+      await app.get<SchemaDb>(getSchemaDbToken()).fetchValue('SELECT 1');
+    }
+    // Schema values: "obs", "" (default manager), "tenant_*". Tenant values: CAP ids, "other", "".
+    const schemaValues = 3;
+    const labelledSeries = await count(registries.labelled, 'pg_tenancy_queries_total');
+    expect(labelledSeries).toBeGreaterThan(CAP);
+    expect(labelledSeries).toBeLessThanOrEqual(schemaValues * (CAP + 2));
+    expect(await count(registries.unlabelled, 'pg_tenancy_queries_total')).toBeLessThanOrEqual(
+      schemaValues,
+    );
+    const buckets = await count(registries.labelled, 'pg_tenancy_query_duration_seconds_bucket');
+    expect(buckets).toBeLessThanOrEqual(schemaValues * (CAP + 2) * 13);
+  }, 120_000);
 
   it('exports OpenTelemetry metrics to a given meter', async () => {
     const reader = new TestReader();
