@@ -35,6 +35,12 @@ export interface DatabaseModuleOptions extends ConnectionSettings, Observability
    */
   migrationStatementTimeoutMs?: number;
   /**
+   * Longest wait for a schema's migration lock, held by another instance that is migrating the
+   * same schema, before start-up (or the CLI) fails with `MigrationLockTimeoutError` naming the
+   * holder (pid, `application_name`, since when). `0` waits forever. Default: `300_000` (5 min).
+   */
+  migrationLockTimeoutMs?: number;
+  /**
    * What start-up does when a schema's history records migrations whose files are no longer in
    * its folder (deleted, or an older checkout deployed): `'warn'` logs them and starts, `'fail'`
    * stops start-up with `MigrationFilesMissingError` (named schemas, before anything is applied)

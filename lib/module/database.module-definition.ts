@@ -10,13 +10,18 @@ export const {
 } = new ConfigurableModuleBuilder<DatabaseModuleOptions>({ moduleName: 'Database' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createDatabaseOptions')
-  .setExtras<DatabaseModuleExtras>({ isGlobal: true, schemas: {} }, (definition, extras) => {
-    const { providers, exports } = createRootProviders(extras.schemas, extras.tenancy);
-    return {
-      ...definition,
-      global: extras.isGlobal,
-      providers: [...(definition.providers ?? []), ...providers],
-      exports: [...(definition.exports ?? []), ...exports],
-    };
-  })
+  // Every extra is listed (tenancy too, though it has no default) so that Nest keeps all of them
+  // out of the options object: then one found there can only have come from an async factory.
+  .setExtras<DatabaseModuleExtras>(
+    { isGlobal: true, schemas: {}, tenancy: undefined },
+    (definition, extras) => {
+      const { providers, exports } = createRootProviders(extras.schemas, extras.tenancy);
+      return {
+        ...definition,
+        global: extras.isGlobal,
+        providers: [...(definition.providers ?? []), ...providers],
+        exports: [...(definition.exports ?? []), ...exports],
+      };
+    },
+  )
   .build();

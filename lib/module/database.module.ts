@@ -1,6 +1,11 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import type { SchemaOptions } from './database-options.interface.js';
-import { ConfigurableDatabaseModule } from './database.module-definition.js';
+import {
+  ConfigurableDatabaseModule,
+  DATABASE_ASYNC_OPTIONS_TYPE,
+} from './database.module-definition.js';
+import { resolveModuleOptions } from './module-options.js';
+import type { DatabaseModuleOptions } from './database-options.interface.js';
 import { featureMigratorToken } from './database.internal-constants.js';
 import { createMigratorProvider, createSchemaDbProvider } from './database.providers.js';
 import { getSchemaDbToken } from './database.tokens.js';
@@ -30,6 +35,26 @@ export interface DatabaseFeatureOptions extends SchemaOptions {
  */
 @Module({})
 export class DatabaseModule extends ConfigurableDatabaseModule {
+  /**
+   * `forRoot` with options from a factory (`useFactory`/`inject`/`imports`, `useClass` or
+   * `useExisting`). `schemas`, `tenancy` and `isGlobal` go beside the factory, never in what it
+   * returns: they decide which providers exist. What the factory returns is checked as soon as
+   * it returns, so one of them found there fails start-up with a message saying where it goes.
+   */
+  static override forRootAsync(options: typeof DATABASE_ASYNC_OPTIONS_TYPE): DynamicModule {
+    const { useFactory } = options;
+    if (useFactory === undefined) return super.forRootAsync(options);
+    return super.forRootAsync({
+      ...options,
+      useFactory: (...args: unknown[]) => {
+        const result = (useFactory as (...a: unknown[]) => unknown)(...args);
+        return result instanceof Promise
+          ? result.then((value: DatabaseModuleOptions) => resolveModuleOptions(value))
+          : resolveModuleOptions(result as DatabaseModuleOptions);
+      },
+    });
+  }
+
   /**
    * Declares a schema owned by a feature module, served by the app's shared pool, with its own
    * migrations folder applied at start-up like the root's. The root `DatabaseModule` must be

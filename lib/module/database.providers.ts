@@ -31,6 +31,7 @@ import {
   TENANCY_OPTIONS,
 } from './database.internal-constants.js';
 import { DATABASE_MODULE_OPTIONS } from './database.module-definition.js';
+import { resolveModuleOptions } from './module-options.js';
 import { getPoolToken, getSchemaDbToken, getTenantDbToken } from './database.tokens.js';
 
 type Token = string | symbol | (abstract new (...args: never[]) => unknown);
@@ -46,7 +47,7 @@ export function createRuntimeProviders(structure: RuntimeStructure = {}): Provid
     {
       provide: DATABASE_RUNTIME,
       useFactory: (options: DatabaseModuleOptions, context: TenantContext) =>
-        createDatabaseRuntime(options, context, structure),
+        createDatabaseRuntime(resolveModuleOptions(options), context, structure),
       inject: [DATABASE_MODULE_OPTIONS, TenantContext],
     },
     {
@@ -93,7 +94,7 @@ export function createMigratorProvider(
   return {
     provide: token,
     useFactory: (options: DatabaseModuleOptions) =>
-      new SchemaMigrator(options, sources, runsItself),
+      new SchemaMigrator(resolveModuleOptions(options), sources, runsItself),
     inject: [DATABASE_MODULE_OPTIONS],
   };
 }
@@ -180,7 +181,7 @@ export function createRootProviders(
         ) =>
           new DatabaseLifecycle(
             runtime,
-            options,
+            resolveModuleOptions(options),
             migrator,
             tenancyOpts && registry && service
               ? { options: tenancyOpts, registry, service }

@@ -1,5 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
+import { integerOption } from '../core/option-values.js';
 import { InvalidOptionsError } from '../errors.js';
 
 /** Sizing and time limits of the shared pool. Every field is optional. */
@@ -94,12 +96,10 @@ export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptio
           'pool.applicationName must be a string of at most 63 characters.',
         );
       }
-    } else if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-      throw new InvalidOptionsError(
-        `pool.${key} must be a non-negative integer, received ${String(value)}.`,
-      );
+      (resolved as Record<string, unknown>)[key] = value;
+    } else {
+      (resolved as Record<string, unknown>)[key] = integerOption(value, `pool.${key}`);
     }
-    (resolved as Record<string, unknown>)[key] = value;
   }
   if (resolved.max < 1) throw new InvalidOptionsError('pool.max must be at least 1.');
   if (resolved.min > resolved.max) {
@@ -127,6 +127,10 @@ export function toPgPoolConfig(settings: ConnectionSettings): pg.PoolConfig {
     throw new InvalidOptionsError(
       'connection must be a postgres:// URL or a pg.PoolConfig object.',
     );
+  }
+  if (typeof connection === 'string') assertConnectionString(connection, 'connection');
+  else if (typeof connection?.connectionString === 'string') {
+    assertConnectionString(connection.connectionString, 'connection.connectionString');
   }
   const base: pg.PoolConfig =
     typeof connection === 'string' ? { connectionString: connection } : { ...(connection ?? {}) };
@@ -156,4 +160,22 @@ export function toSessionConfig(settings: ConnectionSettings): pg.PoolConfig {
   return settings.directConnection === undefined
     ? toPgPoolConfig(settings)
     : toPgPoolConfig({ ...settings, connection: settings.directConnection });
+}
+
+/**
+ * Parses `url` as `pg` will, at start-up: a malformed URL otherwise surfaces on the first query
+ * as a raw `TypeError` from deep inside `pg`. The message never repeats the URL, which may hold
+ * the password.
+ *
+ * @throws InvalidOptionsError
+ */
+function assertConnectionString(url: string, name: string): void {
+  try {
+    parseConnectionString(url);
+  } catch (err) {
+    throw new InvalidOptionsError(
+      `${name} is not a valid postgres:// URL (${(err as Error).message}); it is not repeated here because it may hold a password. ` +
+        'Check the host and port, and percent-encode special characters in the user name and password (encodeURIComponent).',
+    );
+  }
 }

@@ -1,4 +1,5 @@
 import { assertIdentifier, MAX_IDENTIFIER_BYTES } from '../core/identifiers.js';
+import { booleanOption, describeValue, integerOption } from '../core/option-values.js';
 import { InvalidOptionsError } from '../errors.js';
 import { fromHeader, type TenantResolver } from './tenant-resolvers.js';
 
@@ -59,25 +60,72 @@ export interface ResolvedTenancyOptions {
   readonly pollIntervalMs: number;
 }
 
-/** @throws InvalidOptionsError */
+/** `NOTIFY` channel names are identifiers: at most 63 bytes. */
+const CHANNEL_PREFIX = 'pg_tenancy_';
+
+/**
+ * Fills in defaults and checks every value once, at start-up; numbers and booleans given as
+ * strings (`"4"`, `"false"`) are read as what they say.
+ *
+ * @throws InvalidOptionsError
+ */
 export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyOptions {
+  if (options === null || typeof options !== 'object') {
+    throw new InvalidOptionsError(
+      `tenancy must be an object of options, received ${describeValue(options)}.`,
+    );
+  }
+  const optional = <T>(value: T | undefined, fallback: T, read: (v: unknown) => T): T =>
+    value === undefined ? fallback : read(value);
   const resolved: ResolvedTenancyOptions = {
     migrations: options.migrations,
     schemaPrefix: options.schemaPrefix ?? 'tenant_',
     resolver: options.resolver ?? fromHeader('x-tenant-id'),
     registrySchema: options.registrySchema ?? 'tenancy',
     idPattern: options.idPattern ?? /^[a-z0-9][a-z0-9_]{0,39}$/,
-    migrationConcurrency: options.migrationConcurrency ?? 4,
-    failOnMigrationError: options.failOnMigrationError ?? true,
-    required: options.required ?? true,
-    interceptor: options.interceptor ?? true,
-    negativeCacheMs: options.negativeCacheMs ?? 5_000,
-    pollIntervalMs: options.pollIntervalMs ?? 1_000,
+    migrationConcurrency: optional(options.migrationConcurrency, 4, (v) =>
+      integerOption(v, 'tenancy.migrationConcurrency', 1),
+    ),
+    failOnMigrationError: optional(options.failOnMigrationError, true, (v) =>
+      booleanOption(v, 'tenancy.failOnMigrationError'),
+    ),
+    required: optional(options.required, true, (v) => booleanOption(v, 'tenancy.required')),
+    interceptor: optional(options.interceptor, true, (v) =>
+      booleanOption(v, 'tenancy.interceptor'),
+    ),
+    negativeCacheMs: optional(options.negativeCacheMs, 5_000, (v) =>
+      integerOption(v, 'tenancy.negativeCacheMs'),
+    ),
+    pollIntervalMs: optional(options.pollIntervalMs, 1_000, (v) =>
+      integerOption(v, 'tenancy.pollIntervalMs', 100),
+    ),
   };
   assertIdentifier(resolved.registrySchema, 'registry schema');
+  if (resolved.registrySchema.startsWith('pg_')) {
+    throw new InvalidOptionsError(
+      `tenancy.registrySchema ${JSON.stringify(resolved.registrySchema)} starts with "pg_", which PostgreSQL reserves for system schemas: choose another name.`,
+    );
+  }
+  const channelBytes = Buffer.byteLength(CHANNEL_PREFIX + resolved.registrySchema);
+  if (channelBytes > MAX_IDENTIFIER_BYTES) {
+    throw new InvalidOptionsError(
+      `tenancy.registrySchema ${JSON.stringify(resolved.registrySchema)} is too long: its change notification channel "${CHANNEL_PREFIX}${resolved.registrySchema}" would be ${channelBytes} bytes, and PostgreSQL allows ${MAX_IDENTIFIER_BYTES}. ` +
+        `Use a registry schema name of at most ${MAX_IDENTIFIER_BYTES - CHANNEL_PREFIX.length} bytes.`,
+    );
+  }
+  if (typeof resolved.schemaPrefix !== 'string') {
+    throw new InvalidOptionsError(
+      `tenancy.schemaPrefix must be a string, received ${describeValue(resolved.schemaPrefix)}.`,
+    );
+  }
   if (resolved.schemaPrefix !== '' && !/^[A-Za-z_][A-Za-z0-9_$]*$/.test(resolved.schemaPrefix)) {
     throw new InvalidOptionsError(
       `tenancy.schemaPrefix ${JSON.stringify(resolved.schemaPrefix)} must start with a letter or "_" and contain only letters, digits, "_" or "$".`,
+    );
+  }
+  if (resolved.schemaPrefix.startsWith('pg_')) {
+    throw new InvalidOptionsError(
+      `tenancy.schemaPrefix ${JSON.stringify(resolved.schemaPrefix)} makes every tenant schema start with "pg_", which PostgreSQL reserves for system schemas, so every create() would fail: choose another prefix.`,
     );
   }
   if (Buffer.byteLength(resolved.schemaPrefix) >= MAX_IDENTIFIER_BYTES) {
@@ -86,18 +134,19 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     );
   }
   if (!(resolved.idPattern instanceof RegExp)) {
-    throw new InvalidOptionsError('tenancy.idPattern must be a RegExp.');
+    throw new InvalidOptionsError(
+      `tenancy.idPattern must be a RegExp, received ${describeValue(resolved.idPattern)}.`,
+    );
+  }
+  if (resolved.idPattern.global || resolved.idPattern.sticky) {
+    throw new InvalidOptionsError(
+      `tenancy.idPattern ${String(resolved.idPattern)} has the "g" or "y" flag: such a RegExp remembers where its last match ended (lastIndex), so the same id would be accepted and refused in turn. Remove the flag.`,
+    );
   }
   if (typeof resolved.resolver !== 'function') {
     throw new InvalidOptionsError(
       'tenancy.resolver must be a function, e.g. fromHeader("x-tenant-id").',
     );
-  }
-  if (!Number.isInteger(resolved.pollIntervalMs) || resolved.pollIntervalMs < 100) {
-    throw new InvalidOptionsError('tenancy.pollIntervalMs must be an integer of at least 100 ms.');
-  }
-  if (!Number.isInteger(resolved.migrationConcurrency) || resolved.migrationConcurrency < 1) {
-    throw new InvalidOptionsError('tenancy.migrationConcurrency must be a positive integer.');
   }
   return Object.freeze(resolved);
 }

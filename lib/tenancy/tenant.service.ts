@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { Logger, type LoggerService } from '@nestjs/common';
 import type pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
+import { integerOption } from '../core/option-values.js';
 import type { SchemaDb } from '../core/schema-db.js';
 import type { DrainController } from '../lifecycle/drain-controller.js';
 import { loadMigrationFiles, type MigrationFile } from '../migrations/migration-files.js';
@@ -244,10 +245,11 @@ export class TenantService {
     fn: (db: SchemaDb, tenant: TenantInfo) => Promise<void> | void,
     options: ForEachOptions = {},
   ): Promise<void> {
+    const concurrency = integerOption(options.concurrency ?? 4, 'forEach concurrency', 1);
     const active = this.#registry.entries().filter((e) => e.info.status === 'active');
     const errors: Error[] = [];
     await this.#admitted(() =>
-      mapLimit(active, options.concurrency ?? 4, async (entry) => {
+      mapLimit(active, concurrency, async (entry) => {
         try {
           await this.#context.run({ tenantId: entry.info.id, db: entry.db }, () =>
             fn(entry.db, entry.info),
@@ -271,6 +273,11 @@ export class TenantService {
    * and the registry keeps its error for the fleet view.
    */
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
+    const requested = integerOption(
+      options.concurrency ?? this.#options.migrationConcurrency,
+      'migrateAll concurrency',
+      1,
+    );
     const started = performance.now();
     const files = await this.#files();
     const rows = await this.#rows(options.tenants);
@@ -282,13 +289,7 @@ export class TenantService {
     const applied: { tenantId: string; files: string[] }[] = [];
     const failed: { tenantId: string; error: string }[] = [];
     let done = skipped;
-    const concurrency = Math.max(
-      1,
-      Math.min(
-        options.concurrency ?? this.#options.migrationConcurrency,
-        this.#pool.options.max ?? 10,
-      ),
-    );
+    const concurrency = Math.min(requested, this.#pool.options.max ?? 10);
     const migrateOne = async (row: RegistryRow, session: MigrationSession) => {
       let outcome: TenantMigrationProgress['outcome'];
       try {

@@ -8,6 +8,7 @@ import {
   InjectPool,
   InjectSchemaDb,
   InvalidIdentifierError,
+  InvalidOptionsError,
   SchemaDb,
   type DatabaseModuleOptions,
   type DatabaseOptionsFactory,
@@ -214,5 +215,82 @@ describe('DatabaseModule', () => {
     expect(() => DatabaseModule.forFeature({ name: 'x'.repeat(64) })).toThrow(
       InvalidIdentifierError,
     );
+  });
+
+  describe('options refused or read at start-up', () => {
+    /** Stands in for @nestjs/config: every value is a string, as environment variables are. */
+    const env = () => ({ DATABASE_URL: database.current.url, DB_POOL_MAX: '7', MIGRATE: 'false' });
+    const boot = async (
+      root: DynamicModule,
+      providers: Array<new (...a: never[]) => unknown> = [],
+    ) => {
+      const app = await Test.createTestingModule({ imports: [root], providers }).compile();
+      try {
+        await app.init();
+        return app;
+      } catch (err) {
+        await app.close().catch(() => undefined);
+        throw err;
+      }
+    };
+
+    it('reads numeric and boolean strings from a config service as numbers and booleans', async () => {
+      const app = await boot(
+        DatabaseModule.forRootAsync({
+          useFactory: () => {
+            const config = env();
+            return {
+              connection: config.DATABASE_URL,
+              pool: { max: config.DB_POOL_MAX as unknown as number },
+              migrateOnStartup: config.MIGRATE as unknown as boolean,
+            };
+          },
+          schemas: { env_schema: { migrations: '/nonexistent/never/read' } },
+        }),
+      );
+      try {
+        const pool = app.get<pg.Pool>(getPoolToken());
+        expect(pool.options.max).toBe(7);
+        await app.get<SchemaDb>(getSchemaDbToken('env_schema')).fetchValue('SELECT 1');
+      } finally {
+        await app.close();
+      }
+    });
+
+    it('says that schemas and tenancy returned by the factory belong beside it', async () => {
+      const error = await boot(
+        DatabaseModule.forRootAsync({
+          imports: [AppConfigModule],
+          inject: [AppConfig],
+          useFactory: (config: AppConfig) =>
+            ({ connection: config.databaseUrl, schemas, tenancy: {} }) as never,
+        }),
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect((error as Error).message).toMatch(
+        /"schemas" and "tenancy" came from the forRootAsync factory.*forRootAsync\(\{ imports, inject, useFactory, schemas: …, tenancy: … \}\)/,
+      );
+    });
+
+    it('says so before Nest reports the missing manager, when the factory needs no other module', async () => {
+      // OrdersService injects the schemas the factory tried to declare: without the check, Nest's
+      // "can't resolve dependencies" would be all the user sees.
+      const error = await boot(
+        DatabaseModule.forRootAsync({
+          useFactory: () => ({ connection: database.current.url, schemas }) as never,
+        }),
+        [OrdersService],
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect((error as Error).message).toMatch(/"schemas" came from the forRootAsync factory/);
+    });
+
+    it('refuses a malformed connection URL with a typed error that hides the password', async () => {
+      const error = await boot(
+        DatabaseModule.forRoot({ connection: 'postgres://app:hunter2-secret@db:port/app' }),
+      ).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(String((error as Error).stack)).not.toContain('hunter2');
+    });
   });
 });

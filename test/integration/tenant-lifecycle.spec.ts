@@ -239,6 +239,23 @@ describe('tenant lifecycle', () => {
     expect(connections).toBe(1); // one registry query; no tenant schema was locked or read
   });
 
+  it('refuses a forEach or migrateAll concurrency that would visit nothing', async () => {
+    const { tenants } = await boot({ registrySchema: 'reg_conc' });
+    await tenants.create('c1');
+    const visited: string[] = [];
+    for (const concurrency of [0, -1, NaN, 1.5]) {
+      await expect(
+        tenants.forEach((_db, t) => void visited.push(t.id), { concurrency }),
+      ).rejects.toThrow(/forEach concurrency must be a positive integer/);
+      await expect(tenants.migrateAll({ concurrency })).rejects.toThrow(
+        /migrateAll concurrency must be a positive integer/,
+      );
+    }
+    expect(visited).toEqual([]);
+    await tenants.forEach((_db, t) => void visited.push(t.id), { concurrency: 2 });
+    expect(visited).toEqual(['c1']);
+  });
+
   it('reports edited tenant migrations in the fleet view', async () => {
     const migrations = await folder(TENANT_FILES);
     const { tenants } = await boot({ migrations, registrySchema: 'reg_edit' });

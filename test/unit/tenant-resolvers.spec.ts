@@ -59,8 +59,33 @@ describe('tenancy options', () => {
     [{ migrationConcurrency: 0 }, /positive integer/],
     [{ resolver: 'x-tenant-id' }, /resolver must be a function/],
     [{ registrySchema: 'bad schema' }, /Invalid registry schema name/],
+    [{ idPattern: /^[a-z]+$/g }, /has the "g" or "y" flag/],
+    [{ idPattern: /^[a-z]+$/y }, /has the "g" or "y" flag/],
+    [{ schemaPrefix: 'pg_' }, /reserves for system schemas/],
+    [{ schemaPrefix: 'pg_tenant_' }, /reserves for system schemas/],
+    [{ registrySchema: 'pg_registry' }, /reserves for system schemas/],
+    [{ registrySchema: 'r'.repeat(53) }, /channel .* would be 64 bytes/],
+    [{ migrationConcurrency: 'four' }, /received the string "four"/],
+    [{ pollIntervalMs: '20.5' }, /received the string "20\.5"/],
+    [{ required: 'no' }, /tenancy.required must be true or false, received the string "no"/],
   ])('rejects %o', (options, message) => {
     expect(() => resolveTenancyOptions(options as never)).toThrow(message);
+  });
+
+  it('reads numbers and booleans given as strings, as environment variables give them', () => {
+    const options = resolveTenancyOptions({
+      migrationConcurrency: '8',
+      pollIntervalMs: '250',
+      required: 'false',
+    } as never);
+    expect(options).toMatchObject({
+      migrationConcurrency: 8,
+      pollIntervalMs: 250,
+      required: false,
+    });
+    expect(resolveTenancyOptions({ registrySchema: 'r'.repeat(52) }).registrySchema).toHaveLength(
+      52,
+    );
   });
 
   it('throws typed errors', () => {
