@@ -28,6 +28,7 @@ export {
 export {
   MigrationRunner,
   MIGRATIONS_TABLE,
+  DEFAULT_MIGRATION_LOCK_TIMEOUT_MS,
   type AppliedMigration,
   type MigrationResult,
   type MigrationRunnerOptions,
@@ -40,6 +41,8 @@ export {
   MigrationFailedError,
   MigrationFilesError,
   MigrationFilesMissingError,
+  MigrationLockTimeoutError,
+  type MigrationLockHolder,
   MigrationTransactionControlError,
 } from './migrations/migration.errors.js';
 export type { PgTenancyConfig } from './cli/cli-config.js';

@@ -54,6 +54,7 @@ function printStatus(status: MigrationStatus): void {
 async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Promise<number> {
   const runner = new MigrationRunner(toSessionConfig(config), {
     statementTimeoutMs: config.migrationStatementTimeoutMs,
+    lockTimeoutMs: config.migrationLockTimeoutMs,
     logger: plainLogger,
   });
   const schemas = selectSchemas(config, flags.schema);

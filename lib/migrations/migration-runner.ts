@@ -2,12 +2,15 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
 import { SqlTemplate, TemplateCache } from '../core/sql-template.js';
+import { InvalidOptionsError } from '../errors.js';
 import { toAcquireError } from '../pool/connection-errors.js';
 import { loadMigrationFiles, matchesChecksum, type MigrationFile } from './migration-files.js';
 import {
   MigrationChecksumError,
   MigrationFailedError,
   MigrationFilesMissingError,
+  MigrationLockTimeoutError,
+  type MigrationLockHolder,
 } from './migration.errors.js';
 
 /** Name of the history table created in every migrated schema. */
@@ -15,6 +18,10 @@ export const MIGRATIONS_TABLE = 'schema_migrations';
 
 // Advisory lock namespace ("pgtn"); the second key is hashtext(schema), one lock per schema.
 const LOCK_NAMESPACE = 0x7067746e;
+
+/** Default longest wait for a schema's migration lock: 5 minutes. */
+export const DEFAULT_MIGRATION_LOCK_TIMEOUT_MS = 300_000;
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /** A row of a schema's history table. */
 export interface AppliedMigration {
@@ -62,6 +69,12 @@ export interface MigrationRunnerOptions {
   /** Receives one line per applied file. Default: Nest's `Logger('Migrations')`. */
   logger?: LoggerService;
   /**
+   * Longest wait for the schema's migration lock (held by another migrator) before `migrate()`
+   * fails with `MigrationLockTimeoutError`, which names the holder. `0` waits forever.
+   * Default: `300_000` (5 minutes).
+   */
+  lockTimeoutMs?: number;
+  /**
    * Throw `MigrationFilesMissingError` from `migrate()`, before applying anything, when applied
    * files are missing from the folder. Otherwise they are only reported in the result's
    * `missing`. Default: `false`.
@@ -81,6 +94,7 @@ export class MigrationRunner {
   readonly #config: pg.ClientConfig;
   readonly #logger: LoggerService;
   readonly #failOnMissing: boolean;
+  readonly #lockTimeoutMs: number;
   // One parse per file however many schemas (tenants) it is applied to.
   readonly #templates = new TemplateCache();
 
@@ -95,6 +109,12 @@ export class MigrationRunner {
     this.#config = { ...rest, ...(timeout > 0 ? { statement_timeout: timeout } : {}) };
     this.#logger = options.logger ?? new Logger('Migrations');
     this.#failOnMissing = options.failOnMissingFiles ?? false;
+    this.#lockTimeoutMs = options.lockTimeoutMs ?? DEFAULT_MIGRATION_LOCK_TIMEOUT_MS;
+    if (!Number.isInteger(this.#lockTimeoutMs) || this.#lockTimeoutMs < 0) {
+      throw new InvalidOptionsError(
+        `lockTimeoutMs must be a non-negative integer, received ${String(options.lockTimeoutMs)}.`,
+      );
+    }
   }
 
   /**
@@ -201,10 +221,7 @@ export class MigrationRunner {
   async #locked<T>(client: pg.Client, schema: string, fn: () => Promise<T>): Promise<T> {
     await client.query('BEGIN');
     try {
-      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
-        LOCK_NAMESPACE,
-        schema,
-      ]);
+      await this.#acquire(client, schema, 'SELECT pg_advisory_xact_lock($1, hashtext($2))', true);
       const result = await fn();
       await client.query('COMMIT');
       return result;
@@ -254,7 +271,7 @@ export class MigrationRunner {
       if (file.transactional) return await this.#locked(client, schema, applyOnce);
       // Outside a transaction (CREATE INDEX CONCURRENTLY) only a session lock can serialise
       // migrators: this needs a real session (directConnection when a pooler is in front).
-      await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
+      await this.#acquire(client, schema, 'SELECT pg_advisory_lock($1, hashtext($2))', false);
       try {
         return await applyOnce();
       } finally {
@@ -264,7 +281,9 @@ export class MigrationRunner {
           .catch(() => undefined);
       }
     } catch (err) {
-      if (err instanceof MigrationChecksumError) throw err;
+      if (err instanceof MigrationChecksumError || err instanceof MigrationLockTimeoutError) {
+        throw err;
+      }
       throw new MigrationFailedError(
         schema,
         file.name,
@@ -272,6 +291,59 @@ export class MigrationRunner {
         err,
       );
     }
+  }
+
+  /**
+   * Takes the schema's advisory lock, waiting at most `lockTimeoutMs` (PostgreSQL's
+   * `lock_timeout`, which bounds advisory lock waits too). Only the wait is bounded: the limit is
+   * lifted again before the migration's own statements run.
+   */
+  async #acquire(
+    client: pg.Client,
+    schema: string,
+    lockSql: string,
+    inTransaction: boolean,
+  ): Promise<void> {
+    const timeout = this.#lockTimeoutMs;
+    if (timeout === 0) {
+      await client.query(lockSql, [LOCK_NAMESPACE, schema]);
+      return;
+    }
+    const scope = inTransaction ? 'SET LOCAL' : 'SET';
+    await client.query(`${scope} lock_timeout = ${timeout}`);
+    try {
+      await client.query(lockSql, [LOCK_NAMESPACE, schema]);
+    } catch (err) {
+      if ((err as { code?: string }).code !== LOCK_NOT_AVAILABLE) throw err;
+      // The transaction is aborted; look the holder up outside it.
+      if (inTransaction) await client.query('ROLLBACK');
+      else await client.query('RESET lock_timeout');
+      const holder = await this.#lockHolder(client, schema).catch(() => undefined);
+      throw new MigrationLockTimeoutError(schema, timeout, holder, { cause: err });
+    }
+    await client.query(inTransaction ? 'SET LOCAL lock_timeout TO DEFAULT' : 'RESET lock_timeout');
+  }
+
+  async #lockHolder(client: pg.Client, schema: string): Promise<MigrationLockHolder | undefined> {
+    const { rows } = await client.query<{
+      pid: number;
+      application_name: string;
+      since: Date;
+      state: string | null;
+    }>(
+      `SELECT a.pid, a.application_name, coalesce(a.xact_start, a.backend_start) AS since, a.state
+         FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+        WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+          AND l.classid = $1::bigint::oid
+          AND l.objid = (hashtext($2)::bigint & 4294967295)::oid
+          AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        LIMIT 1`,
+      [LOCK_NAMESPACE, schema],
+    );
+    const row = rows[0];
+    return row
+      ? { pid: row.pid, applicationName: row.application_name, since: row.since, state: row.state }
+      : undefined;
   }
 
   async #status(

@@ -79,3 +79,41 @@ export class MigrationFailedError extends PgTenancyError {
     );
   }
 }
+
+/** The session holding a schema's migration lock, as `pg_stat_activity` shows it. */
+export interface MigrationLockHolder {
+  readonly pid: number;
+  readonly applicationName: string;
+  /** When the holder's current transaction (or, outside one, its session) began. */
+  readonly since: Date;
+  /** `active`, `idle in transaction`, … */
+  readonly state: string | null;
+}
+
+/**
+ * Another session held the schema's migration lock for longer than `migrationLockTimeoutMs`:
+ * another instance is migrating the schema, or is stuck while holding the lock. Nothing was
+ * applied. The holder is named so an operator can look at it, and end it if it is stuck.
+ */
+export class MigrationLockTimeoutError extends PgTenancyError {
+  constructor(
+    readonly schema: string,
+    readonly timeoutMs: number,
+    /** `undefined` when the holder let go just before it could be looked up. */
+    readonly holder: MigrationLockHolder | undefined,
+    options?: { cause?: unknown },
+  ) {
+    const who = holder
+      ? `held by pid ${holder.pid} (application_name ${JSON.stringify(holder.applicationName)}, ${holder.state ?? 'state unknown'}, since ${holder.since.toISOString()})`
+      : 'held by another session';
+    super(
+      `Timed out after ${timeoutMs} ms waiting for the migration lock of schema "${schema}", ${who}. ` +
+        'Another instance is migrating this schema, or is stuck: wait for it and retry' +
+        (holder
+          ? `, or if it is stuck end it with SELECT pg_terminate_backend(${holder.pid})`
+          : '') +
+        ', or raise migrationLockTimeoutMs.',
+      options,
+    );
+  }
+}

@@ -36,6 +36,7 @@ export class SchemaMigrator implements OnModuleInit {
       statementTimeoutMs: this.options.migrationStatementTimeoutMs,
       logger: this.#logger,
       failOnMissingFiles: this.options.missingMigrations === 'fail',
+      lockTimeoutMs: this.options.migrationLockTimeoutMs,
     });
     for (const { schema, migrations } of this.sources) {
       const result = await runner.migrate(schema, migrations);

@@ -9,6 +9,7 @@ import {
   MigrationChecksumError,
   MigrationFailedError,
   MigrationFilesMissingError,
+  MigrationLockTimeoutError,
   MigrationRunner,
   MigrationTransactionControlError,
 } from '../../lib/index.js';
@@ -213,6 +214,47 @@ describe('migrations', () => {
     // An edit is still an edit.
     await write(lf, { '001_create_orders.sql': BASE['001_create_orders.sql'] + '\n-- edited' });
     expect((await runner.status(schema, lf)).changed).toEqual(['001_create_orders.sql']);
+  });
+
+  it('gives up waiting for a held migration lock, naming the holder', async () => {
+    const schema = nextSchema();
+    const dir = await folder(BASE);
+    await runner.migrate(
+      schema,
+      await folder({ '001_create_orders.sql': BASE['001_create_orders.sql'] }),
+    );
+    const stuck = new pg.Client({
+      connectionString: database.current.url,
+      application_name: 'stuck-deployer',
+    });
+    await stuck.connect();
+    try {
+      const { rows } = await stuck.query<{ pid: number }>(
+        "SELECT pg_backend_pid() AS pid, pg_advisory_lock(x'7067746e'::int, hashtext($1))",
+        [schema],
+      );
+      const strict = new MigrationRunner(
+        { connectionString: database.current.url },
+        { logger, lockTimeoutMs: 200 },
+      );
+      const error = await strict.migrate(schema, dir).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MigrationLockTimeoutError);
+      const holder = (error as MigrationLockTimeoutError).holder!;
+      expect(holder).toMatchObject({ pid: rows[0]!.pid, applicationName: 'stuck-deployer' });
+      expect(holder.since).toBeInstanceOf(Date);
+      expect((error as Error).message).toMatch(
+        new RegExp(
+          `Timed out after 200 ms waiting for the migration lock of schema "${schema}", held by pid ${rows[0]!.pid} \\(application_name "stuck-deployer"`,
+        ),
+      );
+      expect(await history(schema)).toEqual([{ version: 1, name: '001_create_orders.sql' }]);
+    } finally {
+      await stuck.end();
+    }
+    // Once the holder is gone, the same runner proceeds; the limit did not stick to the session.
+    await expect(runner.migrate(schema, dir)).resolves.toMatchObject({
+      applied: [{ name: '002_create_items.sql' }, { name: '003_seed.sql' }],
+    });
   });
 
   it('reports status and plans pending SQL without creating anything', async () => {
