@@ -134,6 +134,11 @@ export async function checkout(env: QueryEnvironment): Promise<Lease> {
   }
   watch(client);
   let released = false;
+  // A callback that never settles never releases its lease; once the server has ended the
+  // session (idle_in_transaction_session_timeout, pg_terminate_backend, a restart) the
+  // connection is useless anyway, so give its pool slot back then instead of never.
+  const onGone = (err?: Error) =>
+    lease.release(err ?? brokenBy(client) ?? new Error('The connection was closed'));
   const lease: Lease = {
     client,
     get brokenBy() {
@@ -142,10 +147,14 @@ export async function checkout(env: QueryEnvironment): Promise<Lease> {
     release(err?: Error) {
       if (released) return;
       released = true;
+      client.off('error', onGone);
+      client.off('end', onGone);
       client.release(err ?? brokenBy(client));
       drain?.untrack(lease);
     },
   };
+  client.on('error', onGone);
+  client.on('end', onGone);
   drain?.track(lease);
   return lease;
 }

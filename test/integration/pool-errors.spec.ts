@@ -138,6 +138,35 @@ describe('pool error handling', () => {
     expect(await db.fetchValue("SELECT to_regclass('idle_lock')::text")).toBeNull();
   });
 
+  it('gives a slot back once the server ends the session of a callback that never settles', async () => {
+    const { pool, db } = open({
+      max: 2,
+      idleInTransactionTimeoutMs: 300,
+      acquireTimeoutMs: 15_000,
+    });
+    const stuck: Promise<unknown>[] = [];
+    const started: Promise<void>[] = [];
+    for (let i = 0; i < 2; i++) {
+      let entered!: () => void;
+      started.push(new Promise<void>((resolve) => (entered = resolve)));
+      // Awaits something that never happens: its transaction never commits or rolls back.
+      const never = db.transaction(async (tx) => {
+        await tx.execute('SELECT 1');
+        entered();
+        await new Promise(() => undefined);
+      });
+      never.catch(() => undefined);
+      stuck.push(never);
+    }
+    await Promise.all(started);
+    expect(pool.idleCount).toBe(0);
+    // Both slots are held; the server ends both sessions after 300 ms idle in a transaction,
+    // and that must free them well within the acquire timeout.
+    expect(await db.fetchValue('SELECT 42')).toBe(42);
+    expect(await db.fetchValue('SELECT 43')).toBe(43);
+    expect(pool.totalCount).toBeLessThanOrEqual(2);
+  });
+
   it('never puts the password in connection errors', async () => {
     const url = new URL(database.current.url);
     url.password = 'Sekr3t-Passw0rd';
