@@ -58,6 +58,21 @@ async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Pro
     logger: plainLogger,
   });
   const schemas = selectSchemas(config, flags.schema);
+  if (schemas.length === 0) {
+    // Saying "0 migrations applied" here would hide that nothing was even looked at.
+    const hint = config.tenancy
+      ? flags.all
+        ? ''
+        : ' This config has only tenancy: run "migrate --tenants" for the tenant schemas (or "migrate --all").'
+      : ' Declare schemas: { name: { migrations: "folder" } } in the config.';
+    const message = `No named schemas with migrations are configured.${hint}`;
+    if (flags.all) {
+      console.log(message);
+      return EXIT.ok;
+    }
+    console.error(message);
+    return EXIT.usage;
+  }
   if (flags.status) {
     let changed = false;
     for (const [schema, dir] of schemas) {

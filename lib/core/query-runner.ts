@@ -11,9 +11,11 @@ export type QueryParams = readonly unknown[];
  * transaction. Internal: user code only sees `SchemaDb`.
  */
 export interface QueryRunner {
+  /** `arrayRows`: rows as arrays (`pg`'s `rowMode: 'array'`), so columns are read by position. */
   query<R extends pg.QueryResultRow>(
     text: string,
     params?: QueryParams,
+    arrayRows?: boolean,
   ): Promise<pg.QueryResult<R>>;
   /** The transaction client, or `null` when queries go to the pool. */
   readonly client: pg.PoolClient | null;
@@ -33,6 +35,7 @@ export class PoolQueryRunner implements QueryRunner {
   query<R extends pg.QueryResultRow>(
     text: string,
     params?: QueryParams,
+    arrayRows?: boolean,
   ): Promise<pg.QueryResult<R>> {
     const { pool, drain } = this.env;
     return new Promise((resolve, reject) => {
@@ -59,11 +62,19 @@ export class PoolQueryRunner implements QueryRunner {
           },
         };
         drain?.track(lease);
-        client.query<R>(text, (params ?? []) as unknown[], (queryErr: Error | null, result) => {
+        const settle = (queryErr: Error | null, result: pg.QueryResult<R>) => {
           lease.release(queryErr && isBrokenConnectionError(queryErr) ? queryErr : undefined);
           if (queryErr) reject(queryErr);
           else resolve(result);
-        });
+        };
+        if (arrayRows) {
+          client.query<R>(
+            { text, values: (params ?? []) as unknown[], rowMode: 'array' } as pg.QueryConfig,
+            settle,
+          );
+        } else {
+          client.query<R>(text, (params ?? []) as unknown[], settle);
+        }
       });
     });
   }
@@ -92,10 +103,19 @@ export class ClientQueryRunner implements QueryRunner {
   query<R extends pg.QueryResultRow>(
     text: string,
     params?: QueryParams,
+    arrayRows?: boolean,
   ): Promise<pg.QueryResult<R>> {
     // Refused rather than queued behind the savepoint: queued, a caller that awaits the outer
     // manager inside the savepoint's callback would wait for itself forever.
     if (this.savepointActive) return Promise.reject(new SavepointActiveError());
+    if (arrayRows) {
+      if (!this.isOpen) return Promise.reject(new TransactionClosedError());
+      return this.client.query<R>({
+        text,
+        values: params as unknown[] | undefined,
+        rowMode: 'array',
+      } as pg.QueryConfig);
+    }
     return this.control(text, params);
   }
 

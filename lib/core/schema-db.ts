@@ -117,6 +117,14 @@ export class SchemaDb {
     sql: string,
     params?: QueryParams,
   ): Promise<pg.QueryResult<T>> {
+    return this.#query<T>(sql, params, false);
+  }
+
+  #query<T extends pg.QueryResultRow>(
+    sql: string,
+    params: QueryParams | undefined,
+    arrayRows: boolean,
+  ): Promise<pg.QueryResult<T>> {
     let text: string;
     try {
       text = this.#template.expand(sql);
@@ -124,20 +132,21 @@ export class SchemaDb {
       return Promise.reject(err);
     }
     const sink = this.#runner.env.sink;
-    if (!sink) return this.#runner.query<T>(text, params);
-    return this.#observed<T>(sink, text, params);
+    if (!sink) return this.#runner.query<T>(text, params, arrayRows);
+    return this.#observed<T>(sink, text, params, arrayRows);
   }
 
   async #observed<T extends pg.QueryResultRow>(
     sink: NonNullable<QueryEnvironment['sink']>,
     text: string,
     params: QueryParams | undefined,
+    arrayRows: boolean,
   ): Promise<pg.QueryResult<T>> {
     const started = performance.now();
     let result: pg.QueryResult<T> | undefined;
     let error: Error | undefined;
     try {
-      result = await this.#runner.query<T>(text, params);
+      result = await this.#runner.query<T>(text, params, arrayRows);
       return result;
     } catch (err) {
       error = err as Error;
@@ -179,13 +188,15 @@ export class SchemaDb {
     return (await this.query<T>(sql, params)).rows[0] ?? null;
   }
 
-  /** Returns the first column of the first row, or `null` when there is no row. */
+  /**
+   * Returns the first column of the first row, or `null` when there is no row. The column is
+   * taken by position, so `SELECT 1, 2` gives 1 even though both columns share a name.
+   */
   async fetchValue<T = unknown>(sql: string, params?: QueryParams): Promise<T | null> {
-    const result = await this.query(sql, params);
+    const result = await this.#query<unknown[] & pg.QueryResultRow>(sql, params, true);
     const row = result.rows[0];
-    if (row === undefined) return null;
-    const first = result.fields[0];
-    return first === undefined ? null : ((row[first.name] ?? null) as T | null);
+    if (row === undefined || row.length === 0) return null;
+    return (row[0] ?? null) as T | null;
   }
 
   /**

@@ -38,15 +38,15 @@ export function fromHeader(name: string): TenantResolver {
 
 /**
  * Reads the tenant id from the first label of the host name: `acme.example.com` → `acme`.
- * Hosts with fewer than `minLabels` labels (the bare domain, `localhost`) name no tenant.
- * Default `minLabels`: 3.
+ * Host names are case-insensitive, so `Acme.Example.com` is `acme` too. Hosts with fewer than
+ * `minLabels` labels (the bare domain, `localhost`) name no tenant. Default `minLabels`: 3.
  */
 export function fromSubdomain(minLabels = 3): TenantResolver {
   const resolver: TenantResolver = (ctx) => {
     const req = request(ctx);
     const host = (req.hostname ?? single(req.headers?.host) ?? '').replace(/:\d+$/, '');
     const labels = host.split('.');
-    return labels.length >= minLabels ? labels[0] : undefined;
+    return labels.length >= minLabels ? labels[0]!.toLowerCase() : undefined;
   };
   return Object.assign(resolver, { description: 'use the tenant subdomain' });
 }

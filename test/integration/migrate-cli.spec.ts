@@ -124,6 +124,20 @@ describe('migrate CLI', () => {
     expect(missing.stderr).toMatch(/No config file found: create pg-tenancy\.config\.mjs/);
   });
 
+  it('says that no named schemas are configured instead of "0 migrations applied"', async () => {
+    const root = await folder();
+    await writeFile(
+      join(root, 'pg-tenancy.config.mjs'),
+      `export default ${JSON.stringify({ connection: database.current.url, tenancy: { registrySchema: 'cli_only_tenancy' } })};\n`,
+    );
+    const run = await cli(['migrate'], root);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(
+      /No named schemas with migrations are configured\. This config has only tenancy: run "migrate --tenants"/,
+    );
+    expect(run.stdout).not.toMatch(/Done: 0 migrations applied/);
+  });
+
   it('applies each file exactly once when 8 processes migrate at the same time', async () => {
     const files: Record<string, string> = {
       '001_log.sql': 'CREATE TABLE {{tables.applied}} (file text NOT NULL);',

@@ -53,6 +53,16 @@ describe('SchemaDb queries', () => {
     expect(await orders.fetchValue('SELECT NULL::int')).toBeNull();
   });
 
+  it('fetchValue reads the first column by position, whatever the column names', async () => {
+    expect(await orders.fetchValue('SELECT 1, 2')).toBe(1);
+    expect(await orders.fetchValue('SELECT 1 AS a, 2 AS a')).toBe(1);
+    expect(await orders.fetchValue('SELECT NULL::int, 2')).toBeNull();
+    expect(await orders.fetchValue('SELECT 1 WHERE false')).toBeNull();
+    await orders.transaction(async (tx) => {
+      expect(await tx.fetchValue('SELECT $1::int, 2', [7])).toBe(7);
+    });
+  });
+
   it('query returns the full pg result', async () => {
     const result = await orders.query<{ n: number }>('SELECT 1 AS n');
     expect(result.rows).toEqual([{ n: 1 }]);

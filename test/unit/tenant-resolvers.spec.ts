@@ -15,6 +15,11 @@ const http = (req: object) => {
 };
 
 describe('tenant resolvers', () => {
+  it('fromSubdomain reads the host case-insensitively', () => {
+    expect(fromSubdomain()(http({ hostname: 'Acme.example.com' }))).toBe('acme');
+    expect(fromSubdomain()(http({ headers: { host: 'ACME.Example.COM:3000' } }))).toBe('acme');
+  });
+
   it('fromHeader reads a header case-insensitively, first value of a list', () => {
     expect(fromHeader('X-Tenant-Id')(http({ headers: { 'x-tenant-id': 'acme' } }))).toBe('acme');
     expect(fromHeader('x-tenant-id')(http({ headers: { 'x-tenant-id': ['a', 'b'] } }))).toBe('a');
