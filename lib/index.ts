@@ -48,12 +48,13 @@ export {
 export type { PgTenancyConfig } from './cli/cli-config.js';
 export { getTenantDbToken } from './module/database.tokens.js';
 export { InjectTenantDb } from './module/inject.decorators.js';
-export type { TenancyOptions } from './tenancy/tenancy-options.js';
+export type { TenancyOptions, TenantAuthorizer } from './tenancy/tenancy-options.js';
 export {
   fromHeader,
   fromPathParam,
   fromQuery,
   fromSubdomain,
+  fromUser,
   type TenantResolver,
 } from './tenancy/tenant-resolvers.js';
 export { NoTenant, NO_TENANT_KEY } from './tenancy/no-tenant.decorator.js';
@@ -71,6 +72,7 @@ export {
 } from './tenancy/tenant.service.js';
 export {
   InvalidTenantIdError,
+  TenantAccessDeniedError,
   TenantAlreadyExistsError,
   TenantContextMissingError,
   TenantCreationError,

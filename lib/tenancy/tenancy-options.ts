@@ -1,7 +1,28 @@
 import { assertIdentifier, MAX_IDENTIFIER_BYTES } from '../core/identifiers.js';
 import { booleanOption, describeValue, integerOption } from '../core/option-values.js';
 import { InvalidOptionsError } from '../errors.js';
+import type { ExecutionContext } from '@nestjs/common';
+import type { ModuleRef } from '@nestjs/core';
 import { fromHeader, type TenantResolver } from './tenant-resolvers.js';
+
+/**
+ * Decides whether the caller of a request may enter tenant `tenantId`. Runs for every tenant
+ * request after the id is validated and before the tenant is looked up or any of its SQL runs;
+ * anything but `true` (or a throw) answers 403 with `TenantAccessDeniedError`. A thrown Nest
+ * `HttpException` (say an `UnauthorizedException`) keeps its own status.
+ *
+ * `context` is the request's (the authenticated principal is `request.user`, set by your guard or
+ * passport); `moduleRef` reaches your providers, e.g. a membership service.
+ *
+ * @example
+ * authorize: (tenantId, ctx) =>
+ *   ctx.switchToHttp().getRequest().user?.tenants?.includes(tenantId) === true
+ */
+export type TenantAuthorizer = (
+  tenantId: string,
+  context: ExecutionContext,
+  moduleRef: ModuleRef,
+) => boolean | Promise<boolean>;
 
 /** Schema-per-tenant configuration (`tenancy` in `DatabaseModule.forRoot`). */
 export interface TenancyOptions {
@@ -9,8 +30,18 @@ export interface TenancyOptions {
   migrations?: string;
   /** A tenant's schema is this prefix plus its id. Default: `'tenant_'`. */
   schemaPrefix?: string;
-  /** How a request names its tenant. Default: `fromHeader('x-tenant-id')`. */
+  /**
+   * How a request names its tenant. Default: `fromHeader('x-tenant-id')`, which trusts whatever
+   * the client sends: acceptable only behind a gateway that sets the header itself. Otherwise
+   * take the tenant from the authenticated principal (`fromUser('tenantId')`), or check the
+   * header against it with `authorize`.
+   */
   resolver?: TenantResolver;
+  /**
+   * Who may enter which tenant: see {@link TenantAuthorizer}. Default: none (every caller that
+   * names an existing, active tenant enters it).
+   */
+  authorize?: TenantAuthorizer;
   /** Schema holding the `tenants` registry table. Default: `'tenancy'`. */
   registrySchema?: string;
   /**
@@ -50,6 +81,7 @@ export interface ResolvedTenancyOptions {
   readonly migrations: string | undefined;
   readonly schemaPrefix: string;
   readonly resolver: TenantResolver;
+  readonly authorize: TenantAuthorizer | undefined;
   readonly registrySchema: string;
   readonly idPattern: RegExp;
   readonly migrationConcurrency: number;
@@ -81,6 +113,7 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     migrations: options.migrations,
     schemaPrefix: options.schemaPrefix ?? 'tenant_',
     resolver: options.resolver ?? fromHeader('x-tenant-id'),
+    authorize: options.authorize,
     registrySchema: options.registrySchema ?? 'tenancy',
     idPattern: options.idPattern ?? /^[a-z0-9][a-z0-9_]{0,39}$/,
     migrationConcurrency: optional(options.migrationConcurrency, 4, (v) =>
@@ -146,6 +179,11 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
   if (typeof resolved.resolver !== 'function') {
     throw new InvalidOptionsError(
       'tenancy.resolver must be a function, e.g. fromHeader("x-tenant-id").',
+    );
+  }
+  if (resolved.authorize !== undefined && typeof resolved.authorize !== 'function') {
+    throw new InvalidOptionsError(
+      `tenancy.authorize must be a function (tenantId, context, moduleRef) => boolean, received ${describeValue(resolved.authorize)}.`,
     );
   }
   return Object.freeze(resolved);

@@ -14,6 +14,7 @@ export type TenantResolver = (
 ) => string | undefined | null | Promise<string | undefined | null>;
 
 interface HttpRequestLike {
+  user?: unknown;
   headers?: Record<string, string | string[] | undefined>;
   params?: Record<string, string | undefined>;
   query?: Record<string, unknown>;
@@ -49,6 +50,47 @@ export function fromSubdomain(minLabels = 3): TenantResolver {
     return labels.length >= minLabels ? labels[0]!.toLowerCase() : undefined;
   };
   return Object.assign(resolver, { description: 'use the tenant subdomain' });
+}
+
+/**
+ * Reads the tenant id from the authenticated principal, `request.user`, as your guard or
+ * passport sets it (for a JWT strategy, the verified claims): the secure default for apps whose
+ * users belong to one tenant per session. `path` is a property or a dotted path
+ * (`'org.id'`), or a function of the user. With the interceptor mount, guards have run first, so
+ * the user is there; a request without one names no tenant (400, or 401 from your guard).
+ *
+ * @example fromUser('tenantId')            // request.user.tenantId
+ * @example fromUser('claims.tid')          // a nested claim
+ * @example fromUser((user: Principal) => user.organisation)
+ */
+export function fromUser<U = Record<string, unknown>>(
+  path: string | ((user: U) => string | undefined | null) = 'tenantId',
+): TenantResolver {
+  const read =
+    typeof path === 'function'
+      ? path
+      : (user: U) =>
+          path
+            .split('.')
+            .reduce<unknown>(
+              (value, key) =>
+                value !== null && typeof value === 'object'
+                  ? (value as Record<string, unknown>)[key]
+                  : undefined,
+              user,
+            );
+  const resolver: TenantResolver = (ctx) => {
+    const user = request(ctx).user;
+    if (user === undefined || user === null) return undefined;
+    const value = read(user as U);
+    return typeof value === 'string' && value.length > 0 ? value : undefined;
+  };
+  return Object.assign(resolver, {
+    description:
+      typeof path === 'string'
+        ? `sign in: the tenant comes from the authenticated user's "${path}"`
+        : 'sign in: the tenant comes from the authenticated user',
+  });
 }
 
 /** Reads the tenant id from a route parameter, e.g. `/t/:tenant/projects`. Interceptor mount only. */

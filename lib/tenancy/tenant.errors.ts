@@ -41,6 +41,21 @@ export class TenantSuspendedError extends TenantError {
   }
 }
 
+/**
+ * `tenancy.authorize` refused this request access to the tenant (it returned something other
+ * than `true`, or threw). No tenant SQL ran. HTTP 403.
+ */
+export class TenantAccessDeniedError extends TenantError {
+  readonly status = 403;
+  constructor(
+    readonly tenantId: string,
+    options?: { cause?: unknown },
+  ) {
+    // The id has passed validation, so it is safe to repeat.
+    super(`Access to tenant "${tenantId}" is denied for this request.`, options);
+  }
+}
+
 /** `TenantService.create()` for an id that already exists. HTTP 409. */
 export class TenantAlreadyExistsError extends TenantError {
   readonly status = 409;

@@ -5,13 +5,14 @@ import {
   type ExecutionContext,
   type NestInterceptor,
 } from '@nestjs/common';
-import { Reflector } from '@nestjs/core';
+import { ModuleRef, Reflector } from '@nestjs/core';
 import { Observable } from 'rxjs';
 import { TENANCY_OPTIONS } from '../module/database.internal-constants.js';
 import { NO_TENANT_KEY } from './no-tenant.decorator.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import { TenantContext, type TenantScope } from './tenant-context.js';
 import { toHttpError } from '../observability/http-errors.js';
+import { authorizeTenant } from './tenant-access.js';
 import { TenantRegistry } from './tenant-registry.js';
 import { describeResolver } from './tenant-resolvers.js';
 import { TenantRequiredError } from './tenant.errors.js';
@@ -25,7 +26,8 @@ import { TenantRequiredError } from './tenant.errors.js';
  * `TenantMiddleware` as well when they need it; the interceptor then reuses its context.
  *
  * Answers: malformed id 400, missing id 400 (unless `@NoTenant()` or `required: false`),
- * unknown tenant 404, suspended tenant 403.
+ * refused by `tenancy.authorize` 403 (checked before the tenant is looked up), unknown tenant
+ * 404, suspended tenant 403.
  */
 @Injectable()
 export class TenantInterceptor implements NestInterceptor {
@@ -34,6 +36,7 @@ export class TenantInterceptor implements NestInterceptor {
     private readonly context: TenantContext,
     private readonly reflector: Reflector,
     @Inject(TENANCY_OPTIONS) private readonly options: ResolvedTenancyOptions,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
   intercept(
@@ -63,6 +66,7 @@ export class TenantInterceptor implements NestInterceptor {
           throw new TenantRequiredError(describeResolver(this.options.resolver));
         return undefined;
       }
+      await authorizeTenant(this.options, id, ctx, this.moduleRef);
       const entry = await this.registry.require(id);
       return { tenantId: entry.info.id, db: entry.db };
     } catch (err) {

@@ -1,9 +1,11 @@
 import { Inject, Injectable, type NestMiddleware } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { TENANCY_OPTIONS } from '../module/database.internal-constants.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import { TenantContext } from './tenant-context.js';
 import { toHttpError } from '../observability/http-errors.js';
+import { authorizeTenant } from './tenant-access.js';
 import { TenantRegistry } from './tenant-registry.js';
 
 /**
@@ -19,7 +21,9 @@ import { TenantRegistry } from './tenant-registry.js';
  * ```
  *
  * A request without a tenant id passes through untouched (the interceptor then decides, honouring
- * `@NoTenant()`); a malformed, unknown or suspended one is refused here. Route params are not
+ * `@NoTenant()`); a malformed, unknown or suspended one, or one `tenancy.authorize` refuses, is
+ * refused here. Guards have not run yet: `authorize` and `fromUser` see `request.user` only if
+ * authentication is itself a middleware (passport's, for instance) mounted before this one. Route params are not
  * parsed yet at this stage, so `fromPathParam` works only with the interceptor.
  */
 @Injectable()
@@ -28,6 +32,7 @@ export class TenantMiddleware implements NestMiddleware {
     private readonly registry: TenantRegistry,
     private readonly context: TenantContext,
     @Inject(TENANCY_OPTIONS) private readonly options: ResolvedTenancyOptions,
+    private readonly moduleRef: ModuleRef,
   ) {}
 
   async use(req: unknown, res: unknown, next: (err?: unknown) => void): Promise<void> {
@@ -38,6 +43,7 @@ export class TenantMiddleware implements NestMiddleware {
       host.setType('http');
       id = await this.options.resolver(host);
       if (id === undefined || id === null || id === '') return next();
+      await authorizeTenant(this.options, id, host, this.moduleRef);
       const entry = await this.registry.require(id);
       scope = { tenantId: entry.info.id, db: entry.db };
     } catch (err) {

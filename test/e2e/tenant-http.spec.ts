@@ -8,11 +8,13 @@ import {
   type MiddlewareConsumer,
   type NestModule,
 } from '@nestjs/common';
-import { UseGuards } from '@nestjs/common';
+import { UnauthorizedException, UseGuards, type ExecutionContext } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import pg from 'pg';
 import {
   DatabaseModule,
+  fromUser,
   getPoolToken,
   InjectTenantDb,
   NoTenant,
@@ -21,6 +23,7 @@ import {
   TenantMiddleware,
   TenantRegistry,
   TenantService,
+  type TenancyOptions,
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders } from '../support/migrations.js';
@@ -81,6 +84,19 @@ class GuardedController {
   }
 }
 
+/** Stands in for an app's authentication (passport, a JWT guard): sets request.user. */
+@Injectable()
+class FakeAuthGuard implements CanActivate {
+  canActivate(ctx: ExecutionContext) {
+    const req = ctx
+      .switchToHttp()
+      .getRequest<{ headers: Record<string, string | undefined>; user?: unknown }>();
+    const user = req.headers['x-test-user'];
+    if (user !== undefined) req.user = JSON.parse(user) as unknown;
+    return true;
+  }
+}
+
 const FILES = {
   '001_notes.sql':
     'CREATE TABLE {{tables.notes}} (id serial PRIMARY KEY, tenant text NOT NULL, body text NOT NULL);',
@@ -93,17 +109,17 @@ describe('tenant routing over HTTP', () => {
   let migrations: string;
   const apps: INestApplication[] = [];
 
-  async function start(options: { middleware?: boolean } = {}) {
+  async function start(options: { middleware?: boolean; tenancy?: Partial<TenancyOptions> } = {}) {
     @Module({
       imports: [
         DatabaseModule.forRoot({
           connection: database.current.url,
           pool: { max: 8 },
-          tenancy: { migrations, registrySchema: 'http_reg' },
+          tenancy: { migrations, registrySchema: 'http_reg', ...options.tenancy },
         }),
       ],
       controllers: [NotesController, HealthController, GuardedController],
-      providers: [NotesService, TenantSeenGuard],
+      providers: [NotesService, TenantSeenGuard, { provide: APP_GUARD, useClass: FakeAuthGuard }],
     })
     class AppModule implements NestModule {
       configure(consumer: MiddlewareConsumer) {
@@ -115,10 +131,11 @@ describe('tenant routing over HTTP', () => {
     apps.push(app);
     await app.listen(0, '127.0.0.1');
     const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-    const get = async (path: string, tenant?: string) => {
-      const res = await fetch(`${url}${path}`, {
-        headers: tenant === undefined ? {} : { 'x-tenant-id': tenant },
-      });
+    const get = async (path: string, tenant?: string, user?: unknown) => {
+      const headers: Record<string, string> = {};
+      if (tenant !== undefined) headers['x-tenant-id'] = tenant;
+      if (user !== undefined) headers['x-test-user'] = JSON.stringify(user);
+      const res = await fetch(`${url}${path}`, { headers });
       return { status: res.status, body: (await res.json()) as unknown };
     };
     return { app, get, tenants: app.get(TenantService), registry: app.get(TenantRegistry) };
@@ -180,6 +197,74 @@ describe('tenant routing over HTTP', () => {
       error: 'TenantSuspendedError',
     });
     expect(acquired).toBe(0);
+  });
+
+  describe('who may enter a tenant', () => {
+    it('answers 403 from tenancy.authorize before the tenant is looked up or any SQL runs', async () => {
+      const calls: string[] = [];
+      const { get, app } = await start({
+        tenancy: {
+          authorize: (tenantId, ctx) => {
+            calls.push(tenantId);
+            const user = ctx.switchToHttp().getRequest<{ user?: { tenants: string[] } }>().user;
+            if (tenantId === 'c9') throw new Error('membership service down');
+            if (tenantId === 'c8') throw new UnauthorizedException('sign in again');
+            if (tenantId === 'c7') return 'yes' as unknown as boolean; // only true lets in
+            return user?.tenants.includes(tenantId) === true;
+          },
+        },
+      });
+      const pool = app.get<pg.Pool>(getPoolToken());
+      let acquired = 0;
+      pool.on('acquire', () => acquired++);
+      const member = { tenants: ['c1'] };
+
+      for (const [tenant, user] of [
+        ['c2', member], // another tenant
+        ['c1', undefined], // no principal
+        ['nobody_here', member], // unknown: 403, not 404, so ids cannot be probed
+        ['c9', member], // the hook threw
+        ['c7', member], // a truthy non-boolean
+      ] as const) {
+        const res = await get('/notes', tenant, user);
+        expect({ tenant, status: res.status, body: res.body }).toMatchObject({
+          tenant,
+          status: 403,
+          body: { error: 'TenantAccessDeniedError' },
+        });
+      }
+      expect((await get('/notes', 'c8', member)).status).toBe(401);
+      expect((await get('/notes', 'Not OK!', member)).status).toBe(400);
+      expect(calls).not.toContain('Not OK!');
+      expect(acquired).toBe(0);
+
+      const allowed = await get('/notes', 'c1', member);
+      expect(allowed.status).toBe(200);
+      expect(allowed.body).toEqual([1, 2, 3].map((n) => ({ tenant: 'c1', body: `c1-${n}` })));
+    });
+
+    it('applies tenancy.authorize in the middleware mount too', async () => {
+      const { get } = await start({
+        middleware: true,
+        tenancy: { authorize: (tenantId) => tenantId === 'c1' },
+      });
+      expect((await get('/guarded', 'c2')).body).toMatchObject({
+        error: 'TenantAccessDeniedError',
+      });
+      expect((await get('/guarded', 'c1')).status).toBe(200);
+    });
+
+    it('takes the tenant from the authenticated principal with fromUser(), ignoring the header', async () => {
+      const { get } = await start({ tenancy: { resolver: fromUser('org.tenant') } });
+      const res = await get('/notes', 'c4', { org: { tenant: 'c3' } });
+      expect(res.status).toBe(200);
+      expect(res.body).toEqual([1, 2, 3].map((n) => ({ tenant: 'c3', body: `c3-${n}` })));
+      const anonymous = await get('/notes', 'c4');
+      expect(anonymous).toMatchObject({
+        status: 400,
+        body: { error: 'TenantRequiredError', message: expect.stringContaining('sign in') },
+      });
+    });
   });
 
   it('lets @NoTenant() routes run without a tenant', async () => {
