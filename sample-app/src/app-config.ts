@@ -11,6 +11,11 @@ export class AppConfig {
     readonly adminToken: string,
     /** `true` when `adminToken` was generated rather than read from `ADMIN_TOKEN`. */
     readonly adminTokenGenerated: boolean,
+    /**
+     * `SESSION_SECRET`, the key that signs user session tokens. Default: a random one per start
+     * (sessions then end with the process).
+     */
+    readonly sessionSecret: string = randomBytes(32).toString('base64url'),
   ) {}
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
@@ -22,11 +27,16 @@ export class AppConfig {
     if (token !== undefined && token.length > 0 && token.length < 16) {
       throw new Error('ADMIN_TOKEN must be at least 16 characters long.');
     }
+    const secret = env.SESSION_SECRET?.trim();
+    if (secret !== undefined && secret.length > 0 && secret.length < 32) {
+      throw new Error('SESSION_SECRET must be at least 32 characters long.');
+    }
     return new AppConfig(
       port,
       env.HOST || '127.0.0.1',
       token || randomBytes(24).toString('base64url'),
       !token,
+      secret || randomBytes(32).toString('base64url'),
     );
   }
 }

@@ -1,7 +1,7 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TerminusModule } from '@nestjs/terminus';
-import { DatabaseExceptionFilter, DatabaseModule, fromHeader } from 'nestjs-pg-tenancy';
+import { DatabaseExceptionFilter, DatabaseModule } from 'nestjs-pg-tenancy';
 import { DatabaseHealthIndicator } from 'nestjs-pg-tenancy/terminus';
 import { AccountsService } from './accounts/accounts.service.js';
 import { MembersController } from './accounts/members.controller.js';
@@ -10,6 +10,9 @@ import { TenantStatsService } from './admin/tenant-stats.service.js';
 import { TenantsAdminController } from './admin/tenants-admin.controller.js';
 import { TenantsAdminService } from './admin/tenants-admin.service.js';
 import { AppConfig } from './app-config.js';
+import { SessionTokens } from './auth/session-tokens.js';
+import { memberOfTenant, tenantOfSession } from './auth/tenant-access.js';
+import { UserAuthGuard } from './auth/user-auth.guard.js';
 import { AuditModule } from './audit/audit.module.js';
 import { DemoData } from './demo/demo-data.js';
 import { HealthController } from './health/health.controller.js';
@@ -33,7 +36,10 @@ export class AppModule {
           tenancy: {
             // Applied to each tenant's schema (tenant_acme, tenant_globex, …).
             migrations: migrationsFolder('tenant'),
-            resolver: fromHeader('x-tenant-id'),
+            // The tenant comes from the signed-in user's session, never from a header the
+            // client picks, and the user must still be a member of it.
+            resolver: tenantOfSession,
+            authorize: memberOfTenant,
           },
         }),
         AuditModule,
@@ -53,6 +59,8 @@ export class AppModule {
         { provide: APP_FILTER, useClass: DatabaseExceptionFilter },
         DatabaseHealthIndicator,
         AdminTokenGuard,
+        SessionTokens,
+        UserAuthGuard,
         AccountsService,
         TenantsAdminService,
         TenantStatsService,

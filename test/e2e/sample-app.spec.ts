@@ -1,6 +1,7 @@
 import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pg from 'pg';
 import { createTestDatabase, type TestDatabase } from '../../lib/testing/index.js';
 import {
   alive,
@@ -43,6 +44,24 @@ describe('sample app: a child process over HTTP', () => {
     await database?.drop();
   });
 
+  const sessions = new WeakMap<SampleApp, Map<string, string>>();
+  /** A signed-in user of `tenant` (a session opened through the admin API), for `on`. */
+  async function as(tenant: string, on: SampleApp = app): Promise<{ token: string }> {
+    let byTenant = sessions.get(on);
+    if (!byTenant) sessions.set(on, (byTenant = new Map()));
+    let token = byTenant.get(tenant);
+    if (token === undefined) {
+      const res = await on.request<{ token: string }>('POST', `/admin/tenants/${tenant}/sessions`, {
+        ...admin,
+        body: { email: `e2e@${tenant}.example` },
+      });
+      expect(res.status).toBe(201);
+      token = res.body.token;
+      byTenant.set(tenant, token);
+    }
+    return { token };
+  }
+
   async function createTenant(id: string, plan = 'team') {
     const res = await app.request<Tenant>('POST', '/admin/tenants', {
       ...admin,
@@ -56,24 +75,27 @@ describe('sample app: a child process over HTTP', () => {
       status: 200,
       body: { status: 'ok', details: { database: { status: 'up' } } },
     });
-    const acme = await app.request<Project[]>('GET', '/projects', { tenant: 'acme' });
+    const acme = await app.request<Project[]>('GET', '/projects', await as('acme'));
     expect(acme.status).toBe(200);
     expect(acme.body.map((p) => p.name)).toEqual(['Rocket skates', 'Giant magnet']);
-    const globex = await app.request<Project[]>('GET', '/projects', { tenant: 'globex' });
+    const globex = await app.request<Project[]>('GET', '/projects', await as('globex'));
     expect(globex.body.map((p) => p.name)).toEqual(['Volcano lair', 'Employee handbook']);
-    expect(app.output()).toContain(`curl -H 'x-tenant-id: acme' ${app.url}/projects`);
+    expect(app.output()).toContain(`${app.url}/admin/tenants/acme/sessions`);
+    expect(app.output()).toContain(
+      `curl -H "authorization: Bearer <session token>" ${app.url}/projects`,
+    );
     expect(app.output()).not.toContain(ADMIN_TOKEN);
   });
 
   it('creates a tenant through the admin API and serves it at once', async () => {
     await createTenant('initech', 'enterprise');
     const created = await app.request<Project>('POST', '/projects', {
-      tenant: 'initech',
+      ...(await as('initech')),
       body: { name: 'TPS reports', description: 'New cover sheets' },
     });
     expect(created).toMatchObject({ status: 201, body: { id: 1, name: 'TPS reports' } });
     const task = await app.request('POST', `/projects/${created.body.id}/tasks`, {
-      tenant: 'initech',
+      ...(await as('initech')),
       body: { title: 'Find the stapler' },
     });
     expect(task).toMatchObject({ status: 201, body: { title: 'Find the stapler', done: false } });
@@ -97,40 +119,52 @@ describe('sample app: a child process over HTTP', () => {
       ['iso_b', 'Beta'],
       ['iso_a', 'Alpha 2'],
     ] as const) {
-      expect((await app.request('POST', '/projects', { tenant, body: { name } })).status).toBe(201);
+      expect(
+        (await app.request('POST', '/projects', { ...(await as(tenant)), body: { name } })).status,
+      ).toBe(201);
     }
-    const a = await app.request<Project[]>('GET', '/projects', { tenant: 'iso_a' });
-    const b = await app.request<Project[]>('GET', '/projects', { tenant: 'iso_b' });
+    const a = await app.request<Project[]>('GET', '/projects', await as('iso_a'));
+    const b = await app.request<Project[]>('GET', '/projects', await as('iso_b'));
     expect(a.body.map((p) => p.name)).toEqual(['Alpha', 'Alpha 2']);
     expect(b.body.map((p) => p.name)).toEqual(['Beta']);
     // The same id names a different project in each tenant's schema.
-    expect((await app.request('GET', '/projects/2', { tenant: 'iso_b' })).status).toBe(404);
+    expect((await app.request('GET', '/projects/2', await as('iso_b'))).status).toBe(404);
 
     const member = await app.request<{ id: number }>('POST', '/members', {
-      tenant: 'iso_a',
+      ...(await as('iso_a')),
       body: { email: 'ann@example.com', name: 'Ann' },
     });
     expect(member.status).toBe(201);
-    expect((await app.request('GET', '/members', { tenant: 'iso_b' })).body).toEqual([]);
+    expect((await app.request('GET', '/members', await as('iso_b'))).body).not.toContainEqual(
+      expect.objectContaining({ email: 'ann@example.com' }),
+    );
     const foreign = await app.request<ErrorBody>('POST', '/projects/1/tasks', {
-      tenant: 'iso_b',
+      ...(await as('iso_b')),
       body: { title: 'Steal', assigneeId: member.body.id },
     });
     expect(foreign.status).toBe(400);
     expect(foreign.body.message).toMatch(/not a member of this tenant/);
   });
 
-  it('answers 400 for a missing or malformed tenant id and for bad bodies', async () => {
+  it('answers 401 without a valid session, 400 for a malformed tenant id and for bad bodies', async () => {
     const missing = await app.request<ErrorBody>('GET', '/projects');
-    expect(missing).toMatchObject({ status: 400, body: { error: 'TenantRequiredError' } });
-    expect(missing.body.message).toContain('x-tenant-id');
+    expect(missing).toMatchObject({
+      status: 401,
+      body: { message: expect.stringContaining('Sign in') },
+    });
+    // A header naming a tenant is no way in.
+    expect((await app.request('GET', '/projects', { tenant: 'acme' })).status).toBe(401);
 
-    const malformed = await app.request<ErrorBody>('GET', '/projects', { tenant: 'Not OK!' });
+    const malformed = await app.request<ErrorBody>('POST', '/admin/tenants/Not%20OK!/sessions', {
+      ...admin,
+      body: { email: 'x@example.com' },
+    });
     expect(malformed).toMatchObject({ status: 400, body: { error: 'InvalidTenantIdError' } });
     expect(JSON.stringify(malformed.body)).not.toContain('Not OK!');
 
+    const session = await as('acme');
     const post = (options: { body?: unknown; rawBody?: string; contentType?: string }) =>
-      app.request<ErrorBody>('POST', '/projects', { tenant: 'acme', ...options });
+      app.request<ErrorBody>('POST', '/projects', { ...session, ...options });
     const empty = await post({ body: {} });
     expect(empty.status).toBe(400);
     expect(empty.body.message).toContain('"name" must be a non-empty string');
@@ -146,30 +180,69 @@ describe('sample app: a child process over HTTP', () => {
     const broken = await post({ rawBody: '{"name":', contentType: 'application/json' });
     expect(broken.status).toBe(400);
 
-    expect((await app.request('GET', '/projects/abc', { tenant: 'acme' })).status).toBe(400);
-    expect((await app.request('GET', '/projects/99999999999', { tenant: 'acme' })).status).toBe(
-      400,
-    );
-    const patch = await app.request<ErrorBody>('PATCH', '/tasks/1', { tenant: 'acme', body: {} });
+    expect((await app.request('GET', '/projects/abc', await as('acme'))).status).toBe(400);
+    expect((await app.request('GET', '/projects/99999999999', await as('acme'))).status).toBe(400);
+    const patch = await app.request<ErrorBody>('PATCH', '/tasks/1', {
+      ...(await as('acme')),
+      body: {},
+    });
     expect(patch.status).toBe(400);
     expect(patch.body.message).toContain('at least one of');
     // Nothing was created by the refused requests.
+    expect((await app.request<Project[]>('GET', '/projects', await as('acme'))).body).toHaveLength(
+      2,
+    );
+  });
+
+  it('enters only the tenant of the session, and only while its user is a member', async () => {
+    await createTenant('auth_a');
+    await createTenant('auth_b');
+    await app.request('POST', '/projects', { ...(await as('auth_b')), body: { name: 'Secret' } });
+    const session = await as('auth_a');
+    // The x-tenant-id header cannot move a session to another tenant.
+    const other = await app.request<Project[]>('GET', '/projects', {
+      ...session,
+      tenant: 'auth_b',
+    });
+    expect(other).toMatchObject({ status: 200, body: [] });
+    // Nor can a token whose tenant claim was edited: its signature no longer matches.
+    const [header, payload, signature] = session.token.split('.');
+    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as object;
+    const forged = Buffer.from(JSON.stringify({ ...claims, tenant: 'auth_b' })).toString(
+      'base64url',
+    );
     expect(
-      (await app.request<Project[]>('GET', '/projects', { tenant: 'acme' })).body,
-    ).toHaveLength(2);
+      (await app.request('GET', '/projects', { token: `${header}.${forged}.${signature}` })).status,
+    ).toBe(401);
+    // Membership ends: the still-valid session is refused by tenancy.authorize, before any SQL.
+    const pool = new pg.Pool({ connectionString: database.url, max: 1 });
+    try {
+      await pool.query(
+        `DELETE FROM accounts.memberships m USING accounts.users u
+          WHERE m.user_id = u.id AND m.tenant_id = 'auth_a' AND u.email = 'e2e@auth_a.example'`,
+      );
+    } finally {
+      await pool.end();
+    }
+    const revoked = await app.request<ErrorBody>('GET', '/projects', session);
+    expect(revoked).toMatchObject({ status: 403, body: { error: 'TenantAccessDeniedError' } });
   });
 
   it('answers 403 for a suspended tenant until it is resumed, and 404 for an unknown one', async () => {
     await createTenant('frozen');
+    const session = await as('frozen');
     const suspended = await app.request<Tenant>('POST', '/admin/tenants/frozen/suspend', admin);
     expect(suspended).toMatchObject({ status: 200, body: { status: 'suspended' } });
-    const refused = await app.request<ErrorBody>('GET', '/projects', { tenant: 'frozen' });
+    const refused = await app.request<ErrorBody>('GET', '/projects', session);
     expect(refused).toMatchObject({ status: 403, body: { error: 'TenantSuspendedError' } });
 
     expect((await app.request('POST', '/admin/tenants/frozen/resume', admin)).status).toBe(200);
-    expect((await app.request('GET', '/projects', { tenant: 'frozen' })).status).toBe(200);
+    expect((await app.request('GET', '/projects', session)).status).toBe(200);
 
-    const unknown = await app.request<ErrorBody>('GET', '/projects', { tenant: 'nobody_here' });
+    const unknown = await app.request<ErrorBody>('POST', '/admin/tenants/nobody_here/sessions', {
+      ...admin,
+      body: { email: 'x@example.com' },
+    });
     expect(unknown).toMatchObject({ status: 404, body: { error: 'TenantNotFoundError' } });
     const suspendUnknown = await app.request('POST', '/admin/tenants/nobody_here/suspend', admin);
     expect(suspendUnknown.status).toBe(404);
@@ -185,7 +258,7 @@ describe('sample app: a child process over HTTP', () => {
       body: { id: 'intruder' },
     });
     expect(create.status).toBe(401);
-    expect((await app.request('GET', '/projects', { tenant: 'intruder' })).status).toBe(404);
+    expect((await app.request('GET', '/projects', { token: ADMIN_TOKEN })).status).toBe(401);
   });
 
   it('exits 0 on SIGTERM, and a restart on the same database finds the data', async () => {
@@ -195,16 +268,25 @@ describe('sample app: a child process over HTTP', () => {
       body: { id: 'durable' },
     });
     expect(created.status).toBe(201);
-    await first.request('POST', '/projects', { tenant: 'durable', body: { name: 'Keep me' } });
+    await first.request('POST', '/projects', {
+      ...(await as('durable', first)),
+      body: { name: 'Keep me' },
+    });
 
     expect(await first.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(first.output()).toMatch(/SIGTERM received[\s\S]*Application closed/);
 
     const second = await startSampleApp({ env: { DATABASE_URL: database.url, ADMIN_TOKEN } });
-    const projects = await second.request<Project[]>('GET', '/projects', { tenant: 'durable' });
+    // Sessions were signed with the first process's key: a new one is needed.
+    expect((await second.request('GET', '/projects', await as('durable', first))).status).toBe(401);
+    const projects = await second.request<Project[]>(
+      'GET',
+      '/projects',
+      await as('durable', second),
+    );
     expect(projects.body.map((p) => p.name)).toEqual(['Keep me']);
     // Not a first start any more: no second round of demo data.
-    const acme = await second.request<Project[]>('GET', '/projects', { tenant: 'acme' });
+    const acme = await second.request<Project[]>('GET', '/projects', await as('acme', second));
     expect(acme.body).toHaveLength(2);
     expect(second.output()).not.toContain('Created demo tenants');
     expect(await second.stop('SIGTERM')).toEqual({ code: 0, signal: null });

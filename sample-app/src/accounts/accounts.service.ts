@@ -64,6 +64,16 @@ export class AccountsService {
     );
   }
 
+  /** Whether user `userId` is (still) a member of the tenant. */
+  async isMember(tenantId: string, userId: number): Promise<boolean> {
+    return (
+      (await this.db.fetchValue<boolean>(
+        'SELECT EXISTS (SELECT 1 FROM {{tables.memberships}} WHERE tenant_id = $1 AND user_id = $2)',
+        [tenantId, userId],
+      )) === true
+    );
+  }
+
   members(tenantId: string): Promise<Member[]> {
     return this.db.fetchAll<Member>(
       `SELECT u.id, u.email, u.name, m.role
@@ -72,6 +82,28 @@ export class AccountsService {
         ORDER BY u.id`,
       [tenantId],
     );
+  }
+
+  /** The member with this e-mail address, added to the tenant (as a member) if not one yet. */
+  ensureMember(tenantId: string, input: { email: string; name: string }): Promise<Member> {
+    return this.db.transaction(async (tx) => {
+      const user = await tx.fetchOne<Omit<Member, 'role'>>(
+        `INSERT INTO {{tables.users}} (email, name) VALUES ($1, $2)
+         ON CONFLICT ((lower(email))) DO UPDATE SET email = {{tables.users}}.email
+         RETURNING id, email, name`,
+        [input.email, input.name],
+      );
+      await tx.execute(
+        `INSERT INTO {{tables.memberships}} (tenant_id, user_id) VALUES ($1, $2)
+         ON CONFLICT (tenant_id, user_id) DO NOTHING`,
+        [tenantId, user!.id],
+      );
+      const role = await tx.fetchValue<Member['role']>(
+        'SELECT role FROM {{tables.memberships}} WHERE tenant_id = $1 AND user_id = $2',
+        [tenantId, user!.id],
+      );
+      return { ...user!, role: role! };
+    });
   }
 
   /** Adds a user (created on first sight of the e-mail address) to a tenant, or changes their role. */

@@ -1,8 +1,9 @@
-import { Body, Controller, Get, Post } from '@nestjs/common';
+import { Body, Controller, Get, Post, UseGuards } from '@nestjs/common';
 import { TenantContext } from 'nestjs-pg-tenancy';
 import { currentTenantId } from '../common/current-tenant.js';
 import { email, oneOf, optional, text, ValidBody, type Parsed } from '../common/validation.js';
 import { AccountsService } from './accounts.service.js';
+import { UserAuthGuard } from '../auth/user-auth.guard.js';
 
 const NewMember = {
   email,
@@ -11,6 +12,7 @@ const NewMember = {
 };
 
 /** The current tenant's members: tenant-routed, but the data lives in the shared schema. */
+@UseGuards(UserAuthGuard)
 @Controller('members')
 export class MembersController {
   constructor(

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, HttpCode, Param, Post, UseGuards } from '@nestjs/common';
 import { NoTenant } from 'nestjs-pg-tenancy';
 import { AuditService } from '../audit/audit.service.js';
-import { optional, text, ValidBody, type Parsed } from '../common/validation.js';
+import { email, optional, text, ValidBody, type Parsed } from '../common/validation.js';
 import { AdminTokenGuard } from './admin-token.guard.js';
 import { TenantStatsService } from './tenant-stats.service.js';
 import { TenantsAdminService } from './tenants-admin.service.js';
@@ -11,6 +11,11 @@ const NewTenant = {
   id: text({ max: 40 }),
   name: optional(text({ max: 200 })),
   plan: optional(text({ max: 40 })),
+};
+
+const NewSession = {
+  email,
+  name: optional(text({ max: 200 })),
 };
 
 /** The operator's API: no tenant (`@NoTenant()`), a bearer token instead. */
@@ -44,6 +49,15 @@ export class TenantsAdminController {
   @HttpCode(200)
   resume(@Param('id') id: string) {
     return this.tenants.resume(id);
+  }
+
+  /** A session token for a user of the tenant (a stand-in for your sign-in flow). */
+  @Post('tenants/:id/sessions')
+  openSession(
+    @Param('id') id: string,
+    @Body(new ValidBody(NewSession)) input: Parsed<typeof NewSession>,
+  ) {
+    return this.tenants.openSession(id, input);
   }
 
   @Get('stats')

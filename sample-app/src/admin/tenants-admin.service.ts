@@ -1,7 +1,8 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
-import { TenantService, type TenantInfo } from 'nestjs-pg-tenancy';
+import { TenantNotFoundError, TenantService, type TenantInfo } from 'nestjs-pg-tenancy';
 import { AccountsService } from '../accounts/accounts.service.js';
 import { AuditService } from '../audit/audit.service.js';
+import { SessionTokens } from '../auth/session-tokens.js';
 
 export interface TenantView {
   id: string;
@@ -18,7 +19,34 @@ export class TenantsAdminService {
     private readonly tenants: TenantService,
     private readonly accounts: AccountsService,
     private readonly audit: AuditService,
+    private readonly sessions: SessionTokens,
   ) {}
+
+  /**
+   * Opens a session for a user in a tenant (adding them as a member if they are not one): the
+   * token the tenant routes need. Stands in for a real sign-in flow.
+   */
+  async openSession(
+    tenantId: string,
+    input: { email: string; name?: string },
+  ): Promise<{
+    token: string;
+    expiresAt: Date;
+    user: { id: number; email: string; role: string };
+  }> {
+    if (!(await this.tenants.get(tenantId))) throw new TenantNotFoundError(tenantId);
+    const member = await this.accounts.ensureMember(tenantId, {
+      email: input.email,
+      name: input.name ?? input.email,
+    });
+    await this.audit.record('session.open', tenantId, { user: member.id });
+    const { token, expiresAt } = this.sessions.issue({
+      id: member.id,
+      email: member.email,
+      tenant: tenantId,
+    });
+    return { token, expiresAt, user: { id: member.id, email: member.email, role: member.role } };
+  }
 
   /**
    * Creates the tenant (registry row, schema `tenant_<id>`, every tenant migration) and

@@ -1,6 +1,17 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Patch,
+  Post,
+  UseGuards,
+} from '@nestjs/common';
 import { optional, ParseIdPipe, text, ValidBody, type Parsed } from '../common/validation.js';
 import { ProjectsService } from './projects.service.js';
+import { UserAuthGuard } from '../auth/user-auth.guard.js';
 
 const NewProject = {
   name: text({ max: 200 }),
@@ -11,7 +22,8 @@ const ProjectPatch = {
   description: optional(text({ max: 2000, allowEmpty: true })),
 };
 
-/** Every route here needs a tenant: the `x-tenant-id` header picks whose projects these are. */
+/** Every route here needs a signed-in user; their session's tenant picks whose projects these are. */
+@UseGuards(UserAuthGuard)
 @Controller('projects')
 export class ProjectsController {
   constructor(private readonly projects: ProjectsService) {}

@@ -1,4 +1,14 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post } from '@nestjs/common';
+import {
+  Body,
+  Controller,
+  Delete,
+  Get,
+  HttpCode,
+  Param,
+  Patch,
+  Post,
+  UseGuards,
+} from '@nestjs/common';
 import {
   boolean,
   id,
@@ -10,6 +20,7 @@ import {
   type Parsed,
 } from '../common/validation.js';
 import { TasksService } from './tasks.service.js';
+import { UserAuthGuard } from '../auth/user-auth.guard.js';
 
 const NewTask = {
   title: text({ max: 500 }),
@@ -21,6 +32,7 @@ const TaskPatch = {
   assigneeId: optional(nullable(id)),
 };
 
+@UseGuards(UserAuthGuard)
 @Controller()
 export class TasksController {
   constructor(private readonly tasks: TasksService) {}
