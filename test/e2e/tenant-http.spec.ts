@@ -295,7 +295,7 @@ describe('tenant routing over HTTP', () => {
     await Promise.all(Array.from({ length: concurrency }, worker));
     expect(served).toBe(total);
     expect(leaks).toEqual([]);
-  });
+  }, 120_000);
 
   it('gives guards the tenant with the middleware mount, and not without it', async () => {
     TenantSeenGuard.seen = [];

@@ -177,5 +177,5 @@ describe('migrate CLI', () => {
       0,
     );
     expect(totalApplied).toBe(6);
-  });
+  }, 120_000);
 });

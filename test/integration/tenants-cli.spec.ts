@@ -85,7 +85,7 @@ describe('tenants CLI', () => {
     expect(
       (await admin.query("SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_beta'")).rowCount,
     ).toBe(0);
-  });
+  }, 120_000);
 
   it('shows the fleet, migrates only what is pending, and exits 1 when a tenant fails', async () => {
     await cli(['tenants', 'create', 'gamma', '-c', config]);
