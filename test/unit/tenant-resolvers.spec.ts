@@ -1,18 +1,21 @@
-import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
+import type { ExecutionContext } from '@nestjs/common';
+import { InvalidOptionsError } from '../../lib/errors.js';
+import { resolveTenancyOptions } from '../../lib/tenancy/tenancy-options.js';
 import {
+  describeResolver,
   fromHeader,
   fromPathParam,
   fromQuery,
   fromSubdomain,
-  InvalidOptionsError,
-} from '../../lib/index.js';
-import { resolveTenancyOptions } from '../../lib/tenancy/tenancy-options.js';
+} from '../../lib/tenancy/tenant-resolvers.js';
 
-const http = (req: object) => {
-  const host = new ExecutionContextHost([req, {}, () => undefined]);
-  host.setType('http');
-  return host;
-};
+// The part of an HTTP ExecutionContext a resolver reads (Nest's own ExecutionContextHost would
+// load @nestjs/core into every mutation-testing run).
+const http = (req: object) =>
+  ({
+    getType: () => 'http',
+    switchToHttp: () => ({ getRequest: () => req }),
+  }) as unknown as ExecutionContext;
 
 describe('tenant resolvers', () => {
   it('fromHeader reads a header case-insensitively, first value of a list', () => {
@@ -33,6 +36,18 @@ describe('tenant resolvers', () => {
     expect(fromPathParam('tenant')(http({ params: { tenant: 'acme' } }))).toBe('acme');
     expect(fromQuery('tenant')(http({ query: { tenant: 'acme' } }))).toBe('acme');
     expect(fromQuery('tenant')(http({ query: { tenant: { nested: 1 } } }))).toBeUndefined();
+  });
+});
+
+describe('resolver hints', () => {
+  it('tells a client how to name its tenant', () => {
+    expect(describeResolver(fromHeader('X-Tenant-Id'))).toBe('send the "x-tenant-id" header');
+    expect(describeResolver(fromSubdomain())).toBe('use the tenant subdomain');
+    expect(describeResolver(fromPathParam('tenant'))).toBe(
+      'put the tenant in the ":tenant" path segment',
+    );
+    expect(describeResolver(fromQuery('t'))).toBe('pass the "t" query parameter');
+    expect(describeResolver(() => 'acme')).toBe('the request must identify a tenant');
   });
 });
 
@@ -60,6 +75,29 @@ describe('tenancy options', () => {
     [{ resolver: 'x-tenant-id' }, /resolver must be a function/],
     [{ registrySchema: 'bad schema' }, /Invalid registry schema name/],
   ])('rejects %o', (options, message) => {
+    expect(() => resolveTenancyOptions(options as never)).toThrow(message);
+  });
+
+  it('accepts an empty schemaPrefix (the schema is the tenant id) and the smallest limits', () => {
+    expect(
+      resolveTenancyOptions({ schemaPrefix: '', pollIntervalMs: 100, migrationConcurrency: 1 }),
+    ).toMatchObject({ schemaPrefix: '', pollIntervalMs: 100, migrationConcurrency: 1 });
+  });
+
+  it('fills the cache and polling defaults', () => {
+    expect(resolveTenancyOptions({})).toMatchObject({
+      negativeCacheMs: 5_000,
+      pollIntervalMs: 1_000,
+    });
+  });
+
+  it.each([
+    [{ idPattern: '^[a-z]+$' }, 'tenancy.idPattern must be a RegExp.'],
+    [{ pollIntervalMs: 99 }, 'tenancy.pollIntervalMs must be an integer of at least 100 ms.'],
+    [{ pollIntervalMs: 150.5 }, 'tenancy.pollIntervalMs must be an integer of at least 100 ms.'],
+    [{ migrationConcurrency: 1.5 }, 'tenancy.migrationConcurrency must be a positive integer.'],
+  ])('rejects %o, saying what is expected', (options, message) => {
+    expect(() => resolveTenancyOptions(options as never)).toThrow(InvalidOptionsError);
     expect(() => resolveTenancyOptions(options as never)).toThrow(message);
   });
 
