@@ -83,6 +83,7 @@ describe('connection errors', () => {
         'a server still starting (57P03)',
         serverError('57P03', 'FATAL', 'the database system is starting up'),
       ],
+      ['a server error below FATAL', serverError('08P01', 'ERROR', 'invalid startup packet')],
       ['a refused socket', nodeError('ECONNREFUSED', 'connect ECONNREFUSED 10.0.0.1:6432')],
       ['something that is not an Error', 'boom'],
     ])('reports %s as a failure to connect, with what to check', (_label, cause) => {

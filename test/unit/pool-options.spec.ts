@@ -126,12 +126,18 @@ describe('pool options', () => {
     process.env.DATABASE_URL = 'postgres://env@h/db';
     try {
       expect(toPgPoolConfig({}).connectionString).toBe('postgres://env@h/db');
+      delete process.env.DATABASE_URL;
+      // Nothing given: pg reads PGHOST, PGUSER and the rest itself.
+      const config = toPgPoolConfig({});
+      expect(config).not.toHaveProperty('connectionString');
+      expect(config).toMatchObject({ max: 10, application_name: 'nestjs-pg-tenancy' });
       expect(toPgPoolConfig({ connection: { host: 'x', max: 99 } })).toMatchObject({
         host: 'x',
         max: 10,
       });
     } finally {
-      process.env.DATABASE_URL = saved;
+      if (saved === undefined) delete process.env.DATABASE_URL;
+      else process.env.DATABASE_URL = saved;
     }
   });
 

@@ -30,6 +30,12 @@ describe('tenant resolvers', () => {
     expect(fromSubdomain()(http({ headers: { host: 'acme.app.example:8080' } }))).toBe('acme');
     expect(fromSubdomain()(http({ hostname: 'example.com' }))).toBeUndefined();
     expect(fromSubdomain(2)(http({ hostname: 'acme.localhost' }))).toBe('acme');
+    expect(fromSubdomain(1)(http({ headers: { host: 'acme:3000' } }))).toBe('acme');
+  });
+
+  it('fromSubdomain names no tenant for a missing host or an empty first label', () => {
+    expect(fromSubdomain(1)(http({ headers: {} }))).toBeUndefined();
+    expect(fromSubdomain()(http({ hostname: '.app.example' }))).toBeUndefined();
   });
 
   it('fromPathParam and fromQuery read route and query parameters', () => {
