@@ -47,7 +47,8 @@ export function fromSubdomain(minLabels = 3): TenantResolver {
     const req = request(ctx);
     const host = (req.hostname ?? single(req.headers?.host) ?? '').replace(/:\d+$/, '');
     const labels = host.split('.');
-    return labels.length >= minLabels ? labels[0]!.toLowerCase() : undefined;
+    // single(): an empty first label (no host at all, or ".example.com") names no tenant.
+    return labels.length >= minLabels ? single(labels[0])?.toLowerCase() : undefined;
   };
   return Object.assign(resolver, { description: 'use the tenant subdomain' });
 }

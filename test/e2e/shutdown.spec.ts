@@ -125,6 +125,27 @@ describe('graceful shutdown', () => {
     expect(rows.rows[0].n).toBe(50);
   });
 
+  it('waits for an admitted request paused between two queries while it holds no connection', async () => {
+    const app = await startApp(20_000);
+    const paused = fetch(`${app.url}/pause/100`).then(
+      async (r) => ({ status: r.status, body: await r.json() }),
+      (err: Error) => ({ status: 'failed', body: err.message }),
+    );
+    await app.waitForLine(/PAUSED 100/);
+    app.child.kill('SIGTERM');
+    const shutting = await app.waitForLine(/Shutting down: refusing new database work/);
+    expect(shutting).toMatch(/for 1 request\(s\) and 0 connection\(s\) in flight/);
+    app.child.kill('SIGUSR2');
+    expect(await paused).toEqual({ status: 200, body: { n: 100 } });
+    const { code } = await app.exited;
+    expect(code).toBe(0);
+    expect(app.output()).toMatch(
+      /Shutdown drain finished in \d+ ms: 1 connection\(s\) drained, 0 cancelled at the timeout \(1 request\(s\) were in flight\)/,
+    );
+    const rows = await admin.query('SELECT n FROM shutdown_rows WHERE n IN (100, 101) ORDER BY n');
+    expect(rows.rows).toEqual([{ n: 100 }, { n: 101 }]);
+  });
+
   it('cancels a query that outlives the drain timeout and still exits 0', async () => {
     const app = await startApp(300);
     const slow = fetch(`${app.url}/sleep`).then(

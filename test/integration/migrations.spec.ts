@@ -40,6 +40,17 @@ describe('migrations', () => {
   const tableExists = async (name: string) =>
     (await admin.query('SELECT to_regclass($1)::text AS t', [name])).rows[0].t !== null;
 
+  /** Polls PostgreSQL until `sql` returns `expected` as `n` (a condition, not a sleep). */
+  const until = async (sql: string, expected: number) => {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const n = (await admin.query(sql)).rows[0].n;
+      if (n === expected) return;
+      if (Date.now() > deadline) throw new Error(`${sql} stayed at ${n}, expected ${expected}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+
   beforeAll(() => {
     admin = adminPool(database.current.url);
   });
@@ -134,6 +145,89 @@ describe('migrations', () => {
     expect(error).toMatchObject({ file: '002_commits.sql', line: 2, statement: 'COMMIT' });
     expect(await tableExists(`${schema}.a`)).toBe(false);
     expect(await tableExists(`${schema}.b`)).toBe(false);
+  });
+
+  it("records the history row in the file's own transaction: a failing record rolls the file back", async () => {
+    const schema = nextSchema();
+    const dir = await folder({ '001_ok.sql': 'CREATE TABLE {{tables.a}} (id int);' });
+    await runner.migrate(schema, dir);
+    // A trigger that refuses version 2's history row: the file itself succeeds, only its record fails.
+    await admin.query(`
+      CREATE FUNCTION "${schema}".refuse_v2() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        IF NEW.version = 2 THEN RAISE EXCEPTION 'history row refused'; END IF;
+        RETURN NEW;
+      END $$;
+      CREATE TRIGGER refuse_v2 BEFORE INSERT ON "${schema}".schema_migrations
+        FOR EACH ROW EXECUTE FUNCTION "${schema}".refuse_v2();`);
+    await write(dir, {
+      '002_data.sql':
+        'CREATE TABLE {{tables.b}} (id int);\nINSERT INTO {{tables.a}} VALUES (1);\nALTER TABLE {{tables.a}} ADD COLUMN note text;',
+    });
+    const error = await runner.migrate(schema, dir).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationFailedError);
+    expect((error as Error).message).toMatch(/002_data\.sql.*history row refused/);
+    expect(await history(schema)).toEqual([{ version: 1, name: '001_ok.sql' }]);
+    expect(await tableExists(`${schema}.b`)).toBe(false);
+    expect((await admin.query(`SELECT count(*)::int AS n FROM "${schema}".a`)).rows[0].n).toBe(0);
+    const columns = await admin.query(
+      "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'a'",
+      [schema],
+    );
+    expect(columns.rows.map((r) => r.column_name)).toEqual(['id']);
+
+    // With the trigger gone the same file applies cleanly: nothing of it was left behind.
+    await admin.query(`DROP TRIGGER refuse_v2 ON "${schema}".schema_migrations`);
+    expect((await runner.migrate(schema, dir)).applied.map((a) => a.name)).toEqual([
+      '002_data.sql',
+    ]);
+  });
+
+  it("migrates another schema while one schema's migration is held", async () => {
+    const [held, free] = [nextSchema(), nextSchema()];
+    // The held schema's file waits for an advisory lock the test owns, inside its transaction
+    // (so under that schema's migration lock).
+    const slow = await folder({
+      '001_wait.sql':
+        'CREATE TABLE {{tables.a}} (id int);\nSELECT pg_advisory_xact_lock_shared(90210);',
+    });
+    const quick = await folder(BASE);
+    const gate = await admin.connect();
+    let heldRun: Promise<unknown> | undefined;
+    try {
+      await gate.query('SELECT pg_advisory_lock(90210)');
+      heldRun = runner.migrate(held, slow);
+      heldRun.catch(() => undefined);
+      await until(
+        "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 90210 AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        1,
+      );
+      // Either the free schema finishes, or its migrator is seen queued behind another advisory
+      // lock (the held schema's): a condition in PostgreSQL, not a timeout.
+      let outcome: 'running' | 'finished' | 'failed' = 'running';
+      const freeRun = runner.migrate(free, quick).then(
+        () => (outcome = 'finished'),
+        () => (outcome = 'failed'),
+      );
+      const deadline = Date.now() + 60_000;
+      while (outcome === 'running') {
+        const queued = await admin.query(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objid <> 90210 AND NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        );
+        if (queued.rows[0].n > 0) throw new Error('the free schema waited for the held schema');
+        if (Date.now() > deadline) throw new Error('the free schema did not finish');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await freeRun;
+      expect(outcome).toBe('finished');
+      expect(await history(free)).toHaveLength(3);
+      expect(await tableExists(`${held}.a`)).toBe(false); // still uncommitted
+    } finally {
+      await gate.query('SELECT pg_advisory_unlock(90210)').catch(() => undefined);
+      gate.release();
+    }
+    await heldRun;
+    expect(await history(held)).toEqual([{ version: 1, name: '001_wait.sql' }]);
   });
 
   it('runs a -- migrate:no-transaction file outside a transaction (CREATE INDEX CONCURRENTLY)', async () => {

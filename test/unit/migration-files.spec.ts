@@ -1,5 +1,8 @@
 import { loadMigrationFiles } from '../../lib/migrations/migration-files.js';
-import { MigrationFilesError, MigrationTransactionControlError } from '../../lib/index.js';
+import {
+  MigrationFilesError,
+  MigrationTransactionControlError,
+} from '../../lib/migrations/migration.errors.js';
 import { useMigrationFolders } from '../support/migrations.js';
 
 describe('migration files', () => {
@@ -82,10 +85,40 @@ describe('migration files', () => {
     expect(b!.checksum).toBe(a!.checksum);
   });
 
-  it('names a missing folder', async () => {
-    await expect(loadMigrationFiles('/nonexistent/migrations')).rejects.toThrow(
+  it('names a missing folder, keeping the file system error as the cause', async () => {
+    const error = await loadMigrationFiles('/nonexistent/migrations').catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(MigrationFilesError);
+    expect((error as Error).message).toMatch(
       /Cannot read the migrations folder \/nonexistent\/migrations/,
     );
+    expect((error as Error).cause).toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('rejects names with anything before the number or after ".sql"', async () => {
+    const dir = await folder({ '001_a.sql': '', 'V002_b.sql': '', '003_c.sql.sql': '' });
+    await expect(loadMigrationFiles(dir)).rejects.toThrow(/: 003_c\.sql\.sql, V002_b\.sql in /);
+  });
+
+  it('rejects a first file numbered above 1', async () => {
+    const dir = await folder({ '002_b.sql': '' });
+    const error = await loadMigrationFiles(dir).catch((e: unknown) => e);
+    expect((error as Error).message).toBe(
+      `Migration versions must run 1, 2, 3… without gaps: expected version 1 but found 002_b.sql in ${dir}.`,
+    );
+  });
+
+  it.each([
+    ['the marker alone', '-- migrate:no-transaction\nSELECT 1;', false],
+    ['no space after the dashes', '--migrate:no-transaction\nSELECT 1;', false],
+    ['indented, with trailing spaces', '   -- migrate:no-transaction   \nSELECT 1;', false],
+    ['Windows line endings', '-- migrate:no-transaction\r\nSELECT 1;\r\n', false],
+    ['a longer word', '-- migrate:no-transactional\nSELECT 1;', true],
+    ['the marker after SQL on the first line', 'SELECT 1; -- migrate:no-transaction\n', true],
+    ['the marker on the second line', 'SELECT 1;\n-- migrate:no-transaction\n', true],
+  ])('reads the no-transaction marker: %s', async (_label, sql, transactional) => {
+    const dir = await folder({ '001_a.sql': sql });
+    const [file] = await loadMigrationFiles(dir);
+    expect(file).toMatchObject({ transactional, sql });
   });
 
   describe('transaction control in a transactional file', () => {

@@ -1,4 +1,4 @@
-import { InvalidIdentifierError, TemplateError } from '../../lib/index.js';
+import { InvalidIdentifierError, TemplateError } from '../../lib/errors.js';
 import { SqlTemplate, TemplateCache } from '../../lib/core/sql-template.js';
 
 describe('SqlTemplate', () => {

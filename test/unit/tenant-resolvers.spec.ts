@@ -1,18 +1,21 @@
-import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
+import type { ExecutionContext } from '@nestjs/common';
+import { InvalidOptionsError } from '../../lib/errors.js';
+import { resolveTenancyOptions } from '../../lib/tenancy/tenancy-options.js';
 import {
+  describeResolver,
   fromHeader,
   fromPathParam,
   fromQuery,
   fromSubdomain,
-  InvalidOptionsError,
-} from '../../lib/index.js';
-import { resolveTenancyOptions } from '../../lib/tenancy/tenancy-options.js';
+} from '../../lib/tenancy/tenant-resolvers.js';
 
-const http = (req: object) => {
-  const host = new ExecutionContextHost([req, {}, () => undefined]);
-  host.setType('http');
-  return host;
-};
+// The part of an HTTP ExecutionContext a resolver reads (Nest's own ExecutionContextHost would
+// load @nestjs/core into every mutation-testing run).
+const http = (req: object) =>
+  ({
+    getType: () => 'http',
+    switchToHttp: () => ({ getRequest: () => req }),
+  }) as unknown as ExecutionContext;
 
 describe('tenant resolvers', () => {
   it('fromSubdomain reads the host case-insensitively', () => {
@@ -32,12 +35,30 @@ describe('tenant resolvers', () => {
     expect(fromSubdomain()(http({ headers: { host: 'acme.app.example:8080' } }))).toBe('acme');
     expect(fromSubdomain()(http({ hostname: 'example.com' }))).toBeUndefined();
     expect(fromSubdomain(2)(http({ hostname: 'acme.localhost' }))).toBe('acme');
+    expect(fromSubdomain(1)(http({ headers: { host: 'acme:3000' } }))).toBe('acme');
+  });
+
+  it('fromSubdomain names no tenant for a missing host or an empty first label', () => {
+    expect(fromSubdomain(1)(http({ headers: {} }))).toBeUndefined();
+    expect(fromSubdomain()(http({ hostname: '.app.example' }))).toBeUndefined();
   });
 
   it('fromPathParam and fromQuery read route and query parameters', () => {
     expect(fromPathParam('tenant')(http({ params: { tenant: 'acme' } }))).toBe('acme');
     expect(fromQuery('tenant')(http({ query: { tenant: 'acme' } }))).toBe('acme');
     expect(fromQuery('tenant')(http({ query: { tenant: { nested: 1 } } }))).toBeUndefined();
+  });
+});
+
+describe('resolver hints', () => {
+  it('tells a client how to name its tenant', () => {
+    expect(describeResolver(fromHeader('X-Tenant-Id'))).toBe('send the "x-tenant-id" header');
+    expect(describeResolver(fromSubdomain())).toBe('use the tenant subdomain');
+    expect(describeResolver(fromPathParam('tenant'))).toBe(
+      'put the tenant in the ":tenant" path segment',
+    );
+    expect(describeResolver(fromQuery('t'))).toBe('pass the "t" query parameter');
+    expect(describeResolver(() => 'acme')).toBe('the request must identify a tenant');
   });
 });
 
@@ -91,6 +112,29 @@ describe('tenancy options', () => {
     expect(resolveTenancyOptions({ registrySchema: 'r'.repeat(52) }).registrySchema).toHaveLength(
       52,
     );
+  });
+
+  it('accepts an empty schemaPrefix (the schema is the tenant id) and the smallest limits', () => {
+    expect(
+      resolveTenancyOptions({ schemaPrefix: '', pollIntervalMs: 100, migrationConcurrency: 1 }),
+    ).toMatchObject({ schemaPrefix: '', pollIntervalMs: 100, migrationConcurrency: 1 });
+  });
+
+  it('fills the cache and polling defaults', () => {
+    expect(resolveTenancyOptions({})).toMatchObject({
+      negativeCacheMs: 5_000,
+      pollIntervalMs: 1_000,
+    });
+  });
+
+  it.each([
+    [{ idPattern: '^[a-z]+$' }, 'tenancy.idPattern must be a RegExp.'],
+    [{ pollIntervalMs: 99 }, 'tenancy.pollIntervalMs must be an integer of at least 100 ms.'],
+    [{ pollIntervalMs: 150.5 }, 'tenancy.pollIntervalMs must be an integer of at least 100 ms.'],
+    [{ migrationConcurrency: 1.5 }, 'tenancy.migrationConcurrency must be a positive integer.'],
+  ])('rejects %o, saying what is expected', (options, message) => {
+    expect(() => resolveTenancyOptions(options as never)).toThrow(InvalidOptionsError);
+    expect(() => resolveTenancyOptions(options as never)).toThrow(message);
   });
 
   it('throws typed errors', () => {

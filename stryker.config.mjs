@@ -1,0 +1,27 @@
+// Mutation testing of the pure modules against the unit specs (`npm run mutate`).
+// @ts-check
+/** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
+export default {
+  testRunner: 'jest',
+  // Jest runs in native ESM here, as in `npm test`.
+  testRunnerNodeArgs: ['--experimental-vm-modules', '--no-warnings=ExperimentalWarning'],
+  jest: { projectType: 'custom', configFile: 'jest.unit.config.js' },
+  checkers: ['typescript'],
+  tsconfigFile: 'tsconfig.stryker.json',
+  coverageAnalysis: 'perTest',
+  mutate: [
+    'lib/core/identifiers.ts',
+    'lib/core/sql-template.ts',
+    'lib/pool/pool-options.ts',
+    'lib/pool/connection-errors.ts',
+    'lib/tenancy/tenancy-options.ts',
+    'lib/tenancy/tenant-resolvers.ts',
+    'lib/observability/http-errors.ts',
+    'lib/migrations/migration-files.ts',
+  ],
+  ignorePatterns: ['dist', 'sample-app', 'bench', 'compat', 'coverage', '.data', 'reports'],
+  tempDirName: '.stryker-tmp',
+  reporters: ['clear-text', 'progress', 'html'],
+  htmlReporter: { fileName: 'reports/mutation/index.html' },
+  concurrency: 2,
+};
