@@ -56,7 +56,10 @@ describe('pool options', () => {
 
   it.each([
     [{ applicationName: 42 }, /applicationName must be a string of at most 63 characters/],
-    [{ idleTimeoutMs: '1000' }, /pool.idleTimeoutMs must be a non-negative integer, received 1000/],
+    [
+      { idleTimeoutMs: '10s' },
+      /pool.idleTimeoutMs must be a non-negative integer .*received the string "10s"/,
+    ],
     [{ min: 3, max: 2 }, 'pool.min (3) cannot exceed pool.max (2).'],
   ])('rejects %o with a message that says what to do', (options, message) => {
     expect(() => resolvePoolOptions(options as never)).toThrow(message);

@@ -128,10 +128,22 @@ describe('tenancy options', () => {
   });
 
   it.each([
-    [{ idPattern: '^[a-z]+$' }, 'tenancy.idPattern must be a RegExp.'],
-    [{ pollIntervalMs: 99 }, 'tenancy.pollIntervalMs must be an integer of at least 100 ms.'],
-    [{ pollIntervalMs: 150.5 }, 'tenancy.pollIntervalMs must be an integer of at least 100 ms.'],
-    [{ migrationConcurrency: 1.5 }, 'tenancy.migrationConcurrency must be a positive integer.'],
+    [
+      { idPattern: '^[a-z]+$' },
+      'tenancy.idPattern must be a RegExp, received the string "^[a-z]+$".',
+    ],
+    [
+      { pollIntervalMs: 99 },
+      'tenancy.pollIntervalMs must be an integer of at least 100 (a number, or a string of digits), received 99.',
+    ],
+    [
+      { pollIntervalMs: 150.5 },
+      'tenancy.pollIntervalMs must be an integer of at least 100 (a number, or a string of digits), received 150.5.',
+    ],
+    [
+      { migrationConcurrency: 1.5 },
+      'tenancy.migrationConcurrency must be a positive integer (a number, or a string of digits), received 1.5.',
+    ],
   ])('rejects %o, saying what is expected', (options, message) => {
     expect(() => resolveTenancyOptions(options as never)).toThrow(InvalidOptionsError);
     expect(() => resolveTenancyOptions(options as never)).toThrow(message);
