@@ -33,10 +33,19 @@ export interface TenancyOptions {
   /** Register `TenantInterceptor` globally. Default: `true`. */
   interceptor?: boolean;
   /**
-   * How long an unknown id is remembered as unknown, while the change listener is down (while it
-   * is up, the in-memory registry is authoritative and misses cost no query). Default: `5_000` ms.
+   * How long an unknown id is remembered as unknown while the instance cannot prove its view
+   * current (listener down or silent; while it is current, misses cost no query at all). A tenant
+   * created meanwhile is found at the latest after this. Default: `5_000` ms.
    */
   negativeCacheMs?: number;
+  /**
+   * The staleness bound: a change to the registry (a suspension, a drop, an operator's SQL) takes
+   * effect on every instance within this time, in every failure mode, a silently dead listener
+   * included. Each instance proves its view current with a heartbeat every quarter of it; when it
+   * cannot, a tenant's entry older than this is re-checked against the table (one indexed query)
+   * before it is used. Default: `5_000` ms.
+   */
+  maxStalenessMs?: number;
   /**
    * When change notifications cannot arrive (LISTEN through a transaction-mode pooler, detected
    * at start-up), the registry is reloaded this often instead. Default: `1_000` ms.
@@ -56,8 +65,16 @@ export interface ResolvedTenancyOptions {
   readonly required: boolean;
   readonly interceptor: boolean;
   readonly negativeCacheMs: number;
+  readonly maxStalenessMs: number;
   readonly pollIntervalMs: number;
 }
+
+/** Defaults of the tenancy options that are numbers. */
+export const TENANCY_TIMING_DEFAULTS = Object.freeze({
+  negativeCacheMs: 5_000,
+  maxStalenessMs: 5_000,
+  pollIntervalMs: 1_000,
+});
 
 /** @throws InvalidOptionsError */
 export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyOptions {
@@ -71,8 +88,9 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     failOnMigrationError: options.failOnMigrationError ?? true,
     required: options.required ?? true,
     interceptor: options.interceptor ?? true,
-    negativeCacheMs: options.negativeCacheMs ?? 5_000,
-    pollIntervalMs: options.pollIntervalMs ?? 1_000,
+    negativeCacheMs: options.negativeCacheMs ?? TENANCY_TIMING_DEFAULTS.negativeCacheMs,
+    maxStalenessMs: options.maxStalenessMs ?? TENANCY_TIMING_DEFAULTS.maxStalenessMs,
+    pollIntervalMs: options.pollIntervalMs ?? TENANCY_TIMING_DEFAULTS.pollIntervalMs,
   };
   assertIdentifier(resolved.registrySchema, 'registry schema');
   if (resolved.schemaPrefix !== '' && !/^[A-Za-z_][A-Za-z0-9_$]*$/.test(resolved.schemaPrefix)) {
@@ -95,6 +113,11 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
   }
   if (!Number.isInteger(resolved.pollIntervalMs) || resolved.pollIntervalMs < 100) {
     throw new InvalidOptionsError('tenancy.pollIntervalMs must be an integer of at least 100 ms.');
+  }
+  if (!Number.isInteger(resolved.maxStalenessMs) || resolved.maxStalenessMs < 100) {
+    throw new InvalidOptionsError(
+      'tenancy.maxStalenessMs must be an integer of at least 100 ms (heartbeats go out every quarter of it).',
+    );
   }
   if (!Number.isInteger(resolved.migrationConcurrency) || resolved.migrationConcurrency < 1) {
     throw new InvalidOptionsError('tenancy.migrationConcurrency must be a positive integer.');

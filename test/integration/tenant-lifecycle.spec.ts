@@ -195,8 +195,10 @@ describe('tenant lifecycle', () => {
       `INSERT INTO reg_fleet.tenants (id, schema_name, status) SELECT id, 'tenant_' || id, 'active' FROM unnest($1::text[]) AS id`,
       [ids],
     );
+    // Their schemas exist (migrations never create a tenant's schema), still empty.
+    await admin.query(ids.map((id) => `CREATE SCHEMA tenant_${id};`).join('\n'));
     // One tenant has a table that collides with migration 002.
-    await admin.query('CREATE SCHEMA tenant_f013; CREATE TABLE tenant_f013.tasks (x int)');
+    await admin.query('CREATE TABLE tenant_f013.tasks (x int)');
 
     const progress: number[] = [];
     const summary = await tenants.migrateAll({ onProgress: (p) => progress.push(p.done) });
