@@ -81,6 +81,11 @@ export class RegistrySync {
     return this.#heardAsOf;
   }
 
+  /** Changes are arriving (listening) or being fetched (polling); `false` while reconnecting. */
+  get live(): boolean {
+    return this.#mode === 'listening' || this.#mode === 'polling';
+  }
+
   state(): RegistrySyncState {
     const now = performance.now();
     const lag = Number.isFinite(this.#heardAsOf) ? Math.round(now - this.#heardAsOf) : null;

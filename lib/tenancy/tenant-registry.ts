@@ -219,7 +219,9 @@ export class TenantRegistry {
       if (proven || slot.checkedAt >= horizon) return slot.entry ?? null;
       return this.refresh(id);
     }
-    if (proven) return null;
+    // A miss is authoritative only while changes are arriving: with the listener known lost,
+    // ids are looked up (and remembered as unknown for negativeCacheMs).
+    if (proven && this.#sync.live) return null;
     if (this.#cache.isKnownMissing(id, now)) return null;
     const found = await this.refresh(id);
     if (!found) this.#cache.rememberMissing(id, performance.now() + this.#options.negativeCacheMs);
