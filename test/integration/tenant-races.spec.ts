@@ -1,3 +1,4 @@
+import { Controller, Get, Injectable, Module } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import pg from 'pg';
 import {
@@ -7,6 +8,7 @@ import {
   TenantNotFoundError,
   TenantRegistry,
   TenantService,
+  InjectTenantDb,
   type TenancyOptions,
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
@@ -15,6 +17,27 @@ import { useMigrationFolders, write } from '../support/migrations.js';
 const FILES = {
   '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY, name text);',
 };
+
+/** Lets the test hold a request between resolving its tenant and querying its schema. */
+const gate = { entered: () => undefined as void, open: Promise.resolve() };
+
+@Injectable()
+class SlowProjects {
+  constructor(@InjectTenantDb() private readonly db: SchemaDb) {}
+  async list() {
+    gate.entered();
+    await gate.open;
+    return this.db.fetchAll('SELECT * FROM {{tables.projects}}');
+  }
+}
+
+@Controller('projects')
+class SlowProjectsController {
+  constructor(private readonly projects: SlowProjects) {}
+  @Get() list() {
+    return this.projects.list();
+  }
+}
 
 describe('lifecycle races: migrations, create and drop never leave a schema without a row', () => {
   const database = useTestDatabase();
@@ -178,5 +201,42 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
     });
     expect(await orphans('race_kill', 'tenant_stuck')).toEqual([]);
     expect(await tenants.list()).toEqual([]);
+  });
+
+  it('an HTTP request racing a drop of its tenant is answered 404, not 500', async () => {
+    const migrations = await folder(FILES);
+    @Module({
+      imports: [
+        DatabaseModule.forRoot({
+          connection: database.current.url,
+          pool: { max: 4 },
+          tenancy: { migrations, registrySchema: 'race_http' },
+        }),
+      ],
+      controllers: [SlowProjectsController],
+      providers: [SlowProjects],
+    })
+    class AppModule {}
+    const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+    apps.push(moduleRef);
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.listen(0, '127.0.0.1');
+    try {
+      const tenants = app.get(TenantService);
+      await tenants.create('webby');
+      let open!: () => void;
+      gate.open = new Promise<void>((resolve) => (open = resolve));
+      const entered = new Promise<void>((resolve) => (gate.entered = resolve));
+      const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+      const response = fetch(`${url}/projects`, { headers: { 'x-tenant-id': 'webby' } });
+      await entered;
+      await tenants.drop('webby');
+      open();
+      const res = await response;
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ message: 'Unknown tenant "webby".' });
+    } finally {
+      await app.close();
+    }
   });
 });
