@@ -17,6 +17,11 @@ import {
 export type { TenantEntry, TenantInfo } from './tenant-cache.js';
 export type { RegistrySyncState } from './tenant-registry-sync.js';
 
+/** How long announced changes gather before they are re-read together. */
+const STALE_FLUSH_MS = 5;
+/** Above this many changed ids, one full reload is cheaper than a query per id. */
+const STALE_BATCH_RELOAD = 32;
+
 /** SQLSTATEs of a statement that lost its table or schema. */
 const VANISHED = new Set(['42P01', '3F000']);
 
@@ -46,6 +51,10 @@ export class TenantRegistry {
   readonly #cache: TenantCache;
   readonly #sync: RegistrySync;
   readonly #reads = new Map<string, PendingRead>();
+  /** Ids announced changed and not re-read yet, with the sequence number of the latest notice. */
+  readonly #stale = new Map<string, number>();
+  #staleSeq = 0;
+  #flushTimer: NodeJS.Timeout | undefined;
   #reloading: Promise<number> | undefined;
 
   /**
@@ -142,6 +151,8 @@ export class TenantRegistry {
 
   /** Stops the listener. Idempotent. */
   async close(): Promise<void> {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
     await this.#sync.close();
   }
 
@@ -211,6 +222,12 @@ export class TenantRegistry {
     this.validate(id);
     const pending = this.#reads.size > 0 ? this.#reads.get(id) : undefined;
     if (pending) return pending.done;
+    if (this.#stale.size > 0 && this.#stale.has(id)) {
+      const upTo = this.#staleSeq;
+      const entry = await this.refresh(id);
+      if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
+      return entry;
+    }
     const now = performance.now();
     const horizon = now - this.#options.maxStalenessMs;
     const slot = this.#cache.slot(id);
@@ -270,8 +287,39 @@ export class TenantRegistry {
       notice.version === null || notice.op === 'unknown'
         ? true
         : this.#cache.applyNotice(notice.id, notice.version, notice.op, notice.status, at);
-    if (!reread) return;
-    this.refresh(notice.id).catch((err: Error) => this.#failed(`tenant ${notice.id}`, err));
+    if (reread) this.#markStale(notice.id);
+  }
+
+  /**
+   * Re-reads announced changes in batches: a bulk change (an operator's UPDATE of every row, a
+   * fleet migration recording its progress) costs one reload instead of a query per row. A
+   * lookup of a stale id re-reads it at once.
+   */
+  #markStale(id: string): void {
+    this.#stale.set(id, ++this.#staleSeq);
+    this.#flushTimer ??= setTimeout(() => this.#flush(), STALE_FLUSH_MS);
+  }
+
+  #flush(): void {
+    this.#flushTimer = undefined;
+    const upTo = this.#staleSeq;
+    const ids = [...this.#stale.keys()];
+    const settle = (id: string) => {
+      if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
+    };
+    if (ids.length > STALE_BATCH_RELOAD) {
+      this.#reload().then(
+        () => ids.forEach(settle),
+        (err: Error) => this.#failed('the registry', err),
+      );
+      return;
+    }
+    for (const id of ids) {
+      this.refresh(id).then(
+        () => settle(id),
+        (err: Error) => this.#failed(`tenant ${id}`, err),
+      );
+    }
   }
 
   #failed(what: string, err: Error): void {
