@@ -102,11 +102,9 @@ export class TenantCache {
    */
   applyMissing(id: string, readAt: number): void {
     const slot = this.#slots.get(id);
-    if (!slot) {
-      this.#slots.set(id, { version: 0, entry: undefined, checkedAt: readAt });
-      return;
-    }
-    if (slot.checkedAt > readAt) return;
+    // Nothing is kept for an id never seen: bogus ids must not grow the map (the negative cache,
+    // which is bounded, remembers them).
+    if (!slot || slot.checkedAt > readAt) return;
     slot.entry = undefined;
     slot.checkedAt = readAt;
   }

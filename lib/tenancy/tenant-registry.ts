@@ -17,6 +17,14 @@ import {
 export type { TenantEntry, TenantInfo } from './tenant-cache.js';
 export type { RegistrySyncState } from './tenant-registry-sync.js';
 
+/** The answer a request gets for tenant `id` in the state `entry` records. */
+function admitted(id: string, entry: TenantEntry | null): TenantEntry {
+  const status = entry?.info.status;
+  if (status === 'active') return entry!;
+  if (status === 'suspended') throw new TenantSuspendedError(id);
+  throw new TenantNotFoundError(id);
+}
+
 /** How long announced changes gather before they are re-read together. */
 const STALE_FLUSH_MS = 5;
 /** Above this many changed ids, one full reload is cheaper than a query per id. */
@@ -218,43 +226,61 @@ export class TenantRegistry {
    * The tenant `id` in whatever state, or `null` if there is none. Validates first: a malformed
    * id throws and costs no query.
    */
-  async find(id: string): Promise<TenantEntry | null> {
-    this.validate(id);
-    const pending = this.#reads.size > 0 ? this.#reads.get(id) : undefined;
-    if (pending) return pending.done;
-    if (this.#stale.size > 0 && this.#stale.has(id)) {
-      const upTo = this.#staleSeq;
-      const entry = await this.refresh(id);
-      if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
-      return entry;
+  find(id: string): Promise<TenantEntry | null> {
+    try {
+      const hit = this.#lookupNow(id);
+      return hit === undefined ? this.#lookupSlow(id) : Promise.resolve(hit);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    const now = performance.now();
-    const horizon = now - this.#options.maxStalenessMs;
-    const slot = this.#cache.slot(id);
-    const proven = this.#sync.heardAsOf >= horizon;
-    if (slot) {
-      if (proven || slot.checkedAt >= horizon) return slot.entry ?? null;
-      return this.refresh(id);
-    }
-    // A miss is authoritative only while changes are arriving: with the listener known lost,
-    // ids are looked up (and remembered as unknown for negativeCacheMs).
-    if (proven && this.#sync.live) return null;
-    if (this.#cache.isKnownMissing(id, now)) return null;
-    const found = await this.refresh(id);
-    if (!found) this.#cache.rememberMissing(id, performance.now() + this.#options.negativeCacheMs);
-    return found;
   }
 
   /**
    * The active tenant `id`. Tenants being created or dropped are unknown to requests.
    * @throws InvalidTenantIdError, TenantNotFoundError, TenantSuspendedError
    */
-  async require(id: string): Promise<TenantEntry> {
-    const entry = await this.find(id);
-    const status = entry?.info.status;
-    if (status === 'active') return entry!;
-    if (status === 'suspended') throw new TenantSuspendedError(id);
-    throw new TenantNotFoundError(id);
+  require(id: string): Promise<TenantEntry> {
+    // The hot path of every request: no promise beyond the one returned when the view answers.
+    try {
+      const hit = this.#lookupNow(id);
+      return hit === undefined
+        ? this.#lookupSlow(id).then((entry) => admitted(id, entry))
+        : Promise.resolve(admitted(id, hit));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * What the view says about `id` when it can be trusted now (`null`: no such tenant), or
+   * `undefined` when the table must be asked. Validates first.
+   */
+  #lookupNow(id: string): TenantEntry | null | undefined {
+    this.validate(id);
+    if (this.#reads.size > 0 && this.#reads.has(id)) return undefined;
+    if (this.#stale.size > 0 && this.#stale.has(id)) return undefined;
+    const now = performance.now();
+    const horizon = now - this.#options.maxStalenessMs;
+    const slot = this.#cache.slot(id);
+    const proven = this.#sync.heardAsOf >= horizon;
+    if (slot) return proven || slot.checkedAt >= horizon ? (slot.entry ?? null) : undefined;
+    // A miss is authoritative only while changes are arriving: with the listener known lost,
+    // ids are looked up (and remembered as unknown for negativeCacheMs).
+    if (proven && this.#sync.live) return null;
+    if (this.#cache.isKnownMissing(id, now)) return null;
+    return undefined;
+  }
+
+  /** One indexed read of `id` (shared with concurrent ones), then the view's answer. */
+  async #lookupSlow(id: string): Promise<TenantEntry | null> {
+    const upTo = this.#staleSeq;
+    const known = this.#cache.slot(id) !== undefined;
+    const entry = await this.refresh(id);
+    if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
+    if (!entry && !known) {
+      this.#cache.rememberMissing(id, performance.now() + this.#options.negativeCacheMs);
+    }
+    return entry;
   }
 
   /** Resolves once the view is proven current. For tests and readiness checks. */

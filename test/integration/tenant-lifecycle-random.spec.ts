@@ -63,6 +63,8 @@ describe('randomized lifecycle: two instances, random operations and network fau
             migrations,
             registrySchema: REGISTRY,
             maxStalenessMs: BOUND_MS,
+            // Unknown ids are remembered this long while unsynced: creations then show within it.
+            negativeCacheMs: BOUND_MS,
           },
         }),
       ],
