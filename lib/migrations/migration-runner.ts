@@ -376,10 +376,7 @@ export class MigrationRunner {
   }
 
   #connect(): Promise<Session> {
-    return openSession(this.#config, {
-      tracker: this.#tracker,
-      applicationName: 'nestjs-pg-tenancy:migrations',
-    });
+    return openSession(this.#config, { tracker: this.#tracker });
   }
 
   async #withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {

@@ -52,7 +52,11 @@ export class DatabaseLifecycle
     const summary = await service.migrateAll();
     const applied = summary.applied.length;
     this.#logger.log(
-      `Tenant migrations: ${applied} tenant(s) migrated, ${summary.skipped} up to date, ${summary.failed.length} failed (${summary.durationMs} ms)`,
+      `Tenant migrations: ${applied} tenant(s) migrated, ${summary.skipped} up to date, ${summary.failed.length} failed (${summary.durationMs} ms)` +
+        (summary.gone.length > 0 ? `; ${summary.gone.length} skipped as dropped` : '') +
+        (summary.provisioning.length > 0
+          ? `; ${summary.provisioning.length} still provisioning (see \`tenants repair\`): ${summary.provisioning.slice(0, 5).join(', ')}`
+          : ''),
     );
     for (const failure of summary.failed) {
       this.#logger.error(`Tenant ${failure.tenantId}: ${failure.error}`);

@@ -60,7 +60,6 @@ export class RegistrySync {
   #heardAsOf = Number.NEGATIVE_INFINITY;
   #mode: RegistrySyncState['mode'] = 'stopped';
   #session: Session | undefined;
-  #listeningSince = 0;
   #closed = true;
   #reconnectDelay = RECONNECT_MIN_MS;
   #reconnectTimer: NodeJS.Timeout | undefined;
@@ -70,6 +69,8 @@ export class RegistrySync {
   readonly #sent = new Map<number, number>();
   #waiters: Array<() => void> = [];
   #warnedHeartbeat = false;
+  /** The oldest heartbeat sent (committed) and not heard yet. */
+  #unheard: { sentAt: number; committedAt: number } | undefined;
 
   constructor(options: RegistrySyncOptions, target: RegistrySyncTarget) {
     this.#options = options;
@@ -91,7 +92,7 @@ export class RegistrySync {
     const lag = Number.isFinite(this.#heardAsOf) ? Math.round(now - this.#heardAsOf) : null;
     return {
       mode: this.#mode,
-      synced: this.#mode !== 'stopped' && lag !== null && lag <= this.#options.maxStalenessMs,
+      synced: this.live && lag !== null && lag <= this.#options.maxStalenessMs,
       lagMs: lag,
       maxStalenessMs: this.#options.maxStalenessMs,
     };
@@ -101,6 +102,7 @@ export class RegistrySync {
   heard(asOf: number): void {
     if (asOf <= this.#heardAsOf) return;
     this.#heardAsOf = asOf;
+    if (this.#unheard && this.#unheard.sentAt <= asOf) this.#unheard = undefined;
     if (this.#mode === 'listening' || this.#mode === 'polling') {
       for (const resolve of this.#waiters.splice(0)) resolve();
     }
@@ -182,7 +184,6 @@ export class RegistrySync {
     }
     if (this.#closed) return void (await this.close());
     this.#mode = 'listening';
-    this.#listeningSince = performance.now();
     if (!(await this.#probe())) {
       // Typically PgBouncer in transaction mode: LISTEN ran on one server connection and
       // notifications go to a session nobody reads.
@@ -223,6 +224,7 @@ export class RegistrySync {
         String(nonce),
       ]);
       this.#warnedHeartbeat = false;
+      if (this.#heardAsOf < sentAt) this.#unheard ??= { sentAt, committedAt: performance.now() };
       return sentAt;
     } catch (err) {
       if (!this.#warnedHeartbeat) {
@@ -251,12 +253,16 @@ export class RegistrySync {
     this.#heartbeatTimer = setInterval(() => {
       const session = this.#session;
       if (!session || this.#mode !== 'listening') return;
-      const now = performance.now();
-      const silentFor = now - Math.max(this.#heardAsOf, this.#listeningSince);
-      if (silentFor > this.#options.maxStalenessMs) {
+      // Silent: a heartbeat went out (its NOTIFY committed) and has not come back within the
+      // bound. A heartbeat that could not even be sent (a starved pool) says nothing about the
+      // listener, so it does not count; the view is unsynced meanwhile all the same.
+      const unheard = this.#unheard;
+      if (unheard && performance.now() - unheard.committedAt > this.#options.maxStalenessMs) {
         this.#lost(
           session,
-          new Error(`no heartbeat heard for ${Math.round(silentFor)} ms; the connection is silent`),
+          new Error(
+            `a heartbeat sent ${Math.round(performance.now() - unheard.sentAt)} ms ago never arrived; the connection is silent`,
+          ),
         );
         return;
       }
@@ -285,6 +291,7 @@ export class RegistrySync {
     clearInterval(this.#heartbeatTimer);
     this.#heartbeatTimer = undefined;
     this.#sent.clear();
+    this.#unheard = undefined;
     void session.close();
     if (this.#closed) return;
     this.#mode = 'reconnecting';
