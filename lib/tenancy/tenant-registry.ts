@@ -275,11 +275,11 @@ export class TenantRegistry {
   async #lookupSlow(id: string): Promise<TenantEntry | null> {
     const upTo = this.#staleSeq;
     const known = this.#cache.slot(id) !== undefined;
+    // The read starts after this moment, so "unknown" is true as of it: count from here.
+    const readAt = performance.now();
     const entry = await this.refresh(id);
     if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
-    if (!entry && !known) {
-      this.#cache.rememberMissing(id, performance.now() + this.#options.negativeCacheMs);
-    }
+    if (!entry && !known) this.#cache.rememberMissing(id, readAt + this.#options.negativeCacheMs);
     return entry;
   }
 

@@ -2,6 +2,7 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import pg from 'pg';
 import {
   DatabaseModule,
+  DatabaseMonitor,
   TenantNotFoundError,
   TenantRegistry,
   TenantService,
@@ -73,7 +74,12 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     await app.init();
     const registry = app.get(TenantRegistry);
     await registry.whenSynced();
-    return { app, tenants: app.get(TenantService), registry };
+    return {
+      app,
+      tenants: app.get(TenantService),
+      registry,
+      monitor: app.get(DatabaseMonitor),
+    };
   }
 
   beforeAll(async () => {
@@ -109,11 +115,15 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     // An id never asked about is looked up once the view is no longer proven current.
     await expectWithinBound(a.registry, 'newbie', createdAt, 'active', BOUND_MS, 0);
     expect(a.registry.syncState().synced).toBe(false);
+    // Health and metrics read the same state.
+    expect(a.monitor.getTenantSync()).toMatchObject({ synced: false, maxStalenessMs: BOUND_MS });
+    expect(a.monitor.getTenantSync()!.lagMs).toBeGreaterThan(BOUND_MS);
 
     // The silent listener is cut and replaced once the network carries traffic again.
     proxy.restore();
     await a.registry.whenSynced();
     expect(a.registry.syncState()).toMatchObject({ mode: 'listening', synced: true });
+    expect(a.monitor.getTenantSync()).toMatchObject({ mode: 'listening', synced: true });
     await b.tenants.resume('quiet');
     await expectWithinBound(a.registry, 'quiet', performance.now(), 'active', BOUND_MS, 0);
   }, 60_000);

@@ -217,7 +217,8 @@ describe('randomized lifecycle: two instances, random operations and network fau
             (s) => s.answer === o.answer && s.from <= o.endedAt && s.to >= o.startedAt - BOUND_MS,
           );
         });
-        expect(stale.slice(0, 5)).toEqual([]);
+        // On failure, show each stale answer with the states its tenant went through.
+        expect(stale.slice(0, 3).map((o) => ({ ...o, states: timeline.get(o.id) }))).toEqual([]);
         expect(observations.length).toBeGreaterThan(100);
 
         // Settled: every instance agrees with the table.
