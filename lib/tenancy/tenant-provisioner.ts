@@ -212,16 +212,22 @@ export class TenantProvisioner {
         return;
       } catch (err) {
         if ((err as { code?: string }).code !== '55P03' || attempt >= DROP_ATTEMPTS) throw err;
+        // Running queries are cancelled; a transaction left idle while holding the tenant's
+        // tables would never end on its own, so its session is terminated.
         const { rows } = await client.query<{ pid: number }>(
-          `SELECT DISTINCT l.pid, pg_cancel_backend(l.pid)
-             FROM pg_locks l
-             JOIN pg_class c ON c.oid = l.relation
-             JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = $1 AND l.granted AND l.pid <> pg_backend_pid()`,
+          `SELECT a.pid,
+                  CASE WHEN a.state LIKE 'idle in transaction%'
+                       THEN pg_terminate_backend(a.pid) ELSE pg_cancel_backend(a.pid) END AS signalled
+             FROM pg_stat_activity a
+            WHERE a.pid <> pg_backend_pid()
+              AND a.pid IN (SELECT l.pid FROM pg_locks l
+                              JOIN pg_class c ON c.oid = l.relation
+                              JOIN pg_namespace n ON n.oid = c.relnamespace
+                             WHERE n.nspname = $1 AND l.granted)`,
           [schema],
         );
         this.logger.warn(
-          `Dropping tenant ${id}: work on its schema outlived ${DROP_LOCK_WAIT_MS} ms; cancelled ${rows.length} session(s)' queries.`,
+          `Dropping tenant ${id}: work on its schema outlived ${DROP_LOCK_WAIT_MS} ms; cancelled the work of ${rows.length} session(s).`,
         );
       }
     }

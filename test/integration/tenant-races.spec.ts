@@ -166,6 +166,25 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
     await expect(job).rejects.toBeInstanceOf(TenantNotFoundError);
   });
 
+  it("drop waits for the tenant's in-flight work, then ends what outlives the wait", async () => {
+    const migrations = await folder(FILES);
+    const { tenants } = await boot({ migrations, registrySchema: 'race_wait' });
+    await tenants.create('busy');
+    const holder = await admin.connect();
+    holder.on('error', () => undefined); // its session is about to be terminated
+    try {
+      // A transaction that read the tenant's table and then went idle: it would never end.
+      await holder.query('BEGIN');
+      await holder.query('SELECT * FROM tenant_busy.projects');
+      await tenants.drop('busy');
+      await expect(holder.query('SELECT 1')).rejects.toThrow();
+    } finally {
+      holder.release(true);
+    }
+    expect(await orphans('race_wait', 'tenant_busy')).toEqual([]);
+    expect(await tenants.get('busy')).toBeNull();
+  });
+
   it('a drop waiting on a lock survives its backend being terminated, and repair finishes it', async () => {
     const migrations = await folder(FILES);
     const { tenants } = await boot({ migrations, registrySchema: 'race_kill' });
