@@ -38,14 +38,25 @@ const DROP_ATTEMPTS = 4;
  * lifecycle in `tenant-state.ts`, each made under the tenant's lock on a connection of its own.
  */
 export class TenantProvisioner {
+  readonly #connection: pg.ClientConfig;
+
   constructor(
     private readonly registry: TenantRegistry,
     private readonly runner: MigrationRunner,
-    private readonly connection: pg.ClientConfig,
+    connection: pg.ClientConfig,
     private readonly files: () => Promise<readonly MigrationFile[]>,
     private readonly logger: LoggerService,
     private readonly tracker?: SessionTracker,
-  ) {}
+  ) {
+    // Tenant migrations run in these sessions: like the migration runner's, they have no
+    // statement timeout (index builds and backfills legitimately run long).
+    const {
+      statement_timeout: _statementTimeout,
+      lock_timeout: _lockTimeout,
+      ...rest
+    } = connection as pg.ClientConfig & { lock_timeout?: number };
+    this.#connection = rest;
+  }
 
   /**
    * One transaction: the row (`provisioning`), the schema, every transactional migration file
@@ -58,7 +69,7 @@ export class TenantProvisioner {
     const split = files.findIndex((f) => !f.transactional);
     const inTx = split < 0 ? files : files.slice(0, split);
     const table = this.registry.table;
-    const session = await openSession(this.connection, {
+    const session = await openSession(this.#connection, {
       tracker: this.tracker,
       applicationName: 'nestjs-pg-tenancy:provisioning',
     });
@@ -66,7 +77,7 @@ export class TenantProvisioner {
       try {
         await inTransaction(session.client, async () => {
           const { client } = session;
-          await lockTenant(client, schema);
+          // The row first: an existing tenant is refused at once, whatever holds its lock.
           const inserted = await client.query(
             `INSERT INTO ${table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
             [id, schema, JSON.stringify(metadata)],
@@ -75,6 +86,7 @@ export class TenantProvisioner {
             const existing = await this.registry.store.one(id, client);
             throw new TenantAlreadyExistsError(id, existing?.status);
           }
+          await lockTenant(client, schema);
           try {
             await client.query(`CREATE SCHEMA ${quoteIdentifier(schema)}`);
           } catch (err) {
@@ -128,7 +140,7 @@ export class TenantProvisioner {
   async drop(id: string): Promise<void> {
     const schema = this.registry.schemaFor(id);
     const table = this.registry.table;
-    const session = await openSession(this.connection, {
+    const session = await openSession(this.#connection, {
       tracker: this.tracker,
       applicationName: 'nestjs-pg-tenancy:drop',
     });

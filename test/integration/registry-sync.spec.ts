@@ -12,6 +12,7 @@ import {
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders } from '../support/migrations.js';
 import { startSilentProxy, type SilentProxy } from '../support/tcp-proxy.js';
+import { jest } from '@jest/globals';
 
 const FILES = { '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY);' };
 const BOUND_MS = 1_000;
@@ -51,6 +52,9 @@ async function expectWithinBound(
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 }
+
+// These steps start processes and wait on other sessions; a busy machine outlasts Jest's default.
+jest.setTimeout(120_000);
 
 describe('registry sync: every instance converges within maxStalenessMs', () => {
   const database = useTestDatabase();

@@ -10,9 +10,13 @@ import {
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
+import { jest } from '@jest/globals';
 
 const CHILD = resolve('test/fixtures/lifecycle-child.mjs');
 const PROJECTS = 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY);';
+
+// These steps start processes and wait on other sessions; a busy machine outlasts Jest's default.
+jest.setTimeout(120_000);
 
 describe('crashes: a process killed midway leaves nothing, or a row that list() shows and repair finishes', () => {
   const database = useTestDatabase();
@@ -64,7 +68,9 @@ describe('crashes: a process killed midway leaves nothing, or a row that list() 
     await exited;
     // The server notices a vanished client only when it next talks to it: end its sessions.
     await admin.query(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'nestjs-pg-tenancy:%' AND pid <> pg_backend_pid() AND backend_type = 'client backend' AND pid IN (SELECT pid FROM pg_stat_activity WHERE query LIKE '%pg_sleep%' OR wait_event_type = 'Lock')",
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE pid <> pg_backend_pid() AND datname = current_database()
+          AND (query LIKE '%pg_sleep(60)%' OR application_name = 'nestjs-pg-tenancy:drop')`,
     );
   }
 

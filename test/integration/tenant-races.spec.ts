@@ -13,6 +13,7 @@ import {
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
+import { jest } from '@jest/globals';
 
 const FILES = {
   '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY, name text);',
@@ -38,6 +39,9 @@ class SlowProjectsController {
     return this.projects.list();
   }
 }
+
+// These steps start processes and wait on other sessions; a busy machine outlasts Jest's default.
+jest.setTimeout(120_000);
 
 describe('lifecycle races: migrations, create and drop never leave a schema without a row', () => {
   const database = useTestDatabase();

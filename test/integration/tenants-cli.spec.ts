@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
+import { jest } from '@jest/globals';
 
 const BIN = resolve('dist/cli/bin.js');
 
@@ -14,6 +15,9 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
     });
   });
 }
+
+// These steps start processes and wait on other sessions; a busy machine outlasts Jest's default.
+jest.setTimeout(120_000);
 
 describe('tenants CLI', () => {
   const database = useTestDatabase();
