@@ -61,7 +61,14 @@ export { NoTenant, NO_TENANT_KEY } from './tenancy/no-tenant.decorator.js';
 export { TenantInterceptor } from './tenancy/tenant.interceptor.js';
 export { TenantMiddleware } from './tenancy/tenant.middleware.js';
 export { TenantContext, type TenantScope } from './tenancy/tenant-context.js';
-export { TenantRegistry, type TenantEntry, type TenantInfo } from './tenancy/tenant-registry.js';
+export {
+  TenantRegistry,
+  type RegistrySyncState,
+  type TenantEntry,
+  type TenantInfo,
+} from './tenancy/tenant-registry.js';
+export { TENANT_STATUSES, TENANT_TRANSITIONS, type TenantStatus } from './tenancy/tenant-state.js';
+export { RegistryMissingError } from './tenancy/tenant-registry-store.js';
 export {
   TenantService,
   type ForEachOptions,
@@ -69,6 +76,7 @@ export {
   type TenantMigrationProgress,
   type TenantMigrationState,
   type TenantMigrationSummary,
+  type TenantRepairResult,
 } from './tenancy/tenant.service.js';
 export {
   InvalidTenantIdError,
@@ -85,7 +93,11 @@ export {
 export { DatabaseShuttingDownError } from './errors.js';
 export { DrainController, type DrainReport } from './lifecycle/drain-controller.js';
 export { DatabaseDrainInterceptor } from './lifecycle/database-drain.interceptor.js';
-export { DatabaseMonitor, type PingResult } from './observability/database-monitor.js';
+export {
+  DatabaseMonitor,
+  type PingResult,
+  type TenantSyncStatus,
+} from './observability/database-monitor.js';
 export { DatabaseExceptionFilter } from './observability/database-exception.filter.js';
 export type { PoolStats } from './observability/metrics.js';
 export type { SlowQuery } from './observability/query-observer.js';

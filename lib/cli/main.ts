@@ -106,7 +106,7 @@ async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Pro
 
 async function migrateTenantSchemas(config: PgTenancyConfig, flags: MigrateFlags): Promise<number> {
   const only = Array.isArray(flags.tenants) ? flags.tenants : undefined;
-  const tenancy = await openTenancy(config);
+  const tenancy = await openTenancy(config, { readOnly: Boolean(flags.status || flags.dryRun) });
   try {
     if (flags.status || flags.dryRun) {
       return (await printTenantStatus(tenancy.service, only)) ? EXIT.failure : EXIT.ok;
@@ -130,9 +130,10 @@ async function migrate(flags: MigrateFlags): Promise<number> {
 async function withTenants(
   flags: { config?: string },
   fn: (service: Awaited<ReturnType<typeof openTenancy>>['service']) => Promise<void>,
+  readOnly = false,
 ): Promise<number> {
   const { config } = await loadCliConfig(flags.config);
-  const tenancy = await openTenancy(config);
+  const tenancy = await openTenancy(config, { readOnly });
   try {
     await fn(tenancy.service);
     return EXIT.ok;
@@ -238,7 +239,27 @@ export function buildProgram(result: { code: number } = { code: EXIT.ok }): Comm
     .description('list tenants')
     .addOption(configOption())
     .action(async (flags: { config?: string }) => {
-      result.code = await withTenants(flags, (service) => printTenantList(service));
+      result.code = await withTenants(flags, (service) => printTenantList(service), true);
+    });
+  tenants
+    .command('repair <id>')
+    .description(
+      'finish what a crash interrupted: a tenant left provisioning gets its remaining migrations, one left dropping is removed',
+    )
+    .addOption(configOption())
+    .action(async (id: string, flags: { config?: string }) => {
+      result.code = await withTenants(flags, async (service) => {
+        const repaired = await service.repair(id);
+        console.log(
+          repaired.action === 'none'
+            ? `Tenant ${id} is ${repaired.before}: nothing to repair.`
+            : repaired.action === 'finished-create'
+              ? `Tenant ${id} was provisioning: migrations finished, now active.`
+              : repaired.action === 'removed'
+                ? `Tenant ${id} was provisioning without a schema: its row was removed.`
+                : `Tenant ${id} was dropping: schema and row removed.`,
+        );
+      });
     });
 
   return program;

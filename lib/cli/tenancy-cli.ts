@@ -16,9 +16,13 @@ const consoleLogger = {
   error: (message: unknown) => console.error(String(message)),
 };
 
-/** A `TenantService` outside Nest, for the CLI. Close it with `end()`. */
+/**
+ * A `TenantService` outside Nest, for the CLI. Close it with `end()`. With `readOnly`, nothing is
+ * created or upgraded: a database without a registry is a `RegistryMissingError`.
+ */
 export async function openTenancy(
   config: PgTenancyConfig,
+  options: { readOnly?: boolean } = {},
 ): Promise<{ service: TenantService; end(): Promise<void> }> {
   if (!config.tenancy) {
     throw new PgTenancyError(
@@ -30,8 +34,8 @@ export async function openTenancy(
   const connection = toSessionConfig(config);
   const registry = new TenantRegistry(pool, connection, tenancy, consoleLogger);
   try {
-    await registry.ensureTable();
-    await registry.reload();
+    if (options.readOnly) await registry.store.assertExists();
+    else await registry.ensureTable();
   } catch (err) {
     await pool.end();
     throw err;
@@ -125,7 +129,13 @@ export async function printTenantList(service: TenantService): Promise<void> {
     ['tenant', 'schema', 'status', 'created'],
     tenants.map((t) => [t.id, t.schema, t.status, t.createdAt.toISOString()]),
   );
-  console.log(`${tenants.length} tenant(s).`);
+  const unfinished = tenants.filter((t) => t.status === 'provisioning' || t.status === 'dropping');
+  console.log(
+    `${tenants.length} tenant(s).` +
+      (unfinished.length > 0
+        ? ` ${unfinished.length} being created or dropped (or left so by a crash): \`tenants repair <id>\` finishes one.`
+        : ''),
+  );
 }
 
 function printTable(header: string[], rows: string[][]): void {

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
 import { SqlTemplate, TemplateCache } from '../core/sql-template.js';
 import { InvalidOptionsError } from '../errors.js';
-import { toAcquireError } from '../pool/connection-errors.js';
+import { openSession, type Session, type SessionTracker } from '../pool/sessions.js';
 import { loadMigrationFiles, matchesChecksum, type MigrationFile } from './migration-files.js';
 import {
   MigrationChecksumError,
@@ -80,6 +80,31 @@ export interface MigrationRunnerOptions {
    * `missing`. Default: `false`.
    */
   failOnMissingFiles?: boolean;
+  /** The shutdown gate that counts migration connections. Default: none. */
+  tracker?: SessionTracker;
+}
+
+/** Options of one {@link MigrationRunner.migrate} call. */
+export interface MigrateOptions {
+  /**
+   * Create the schema when it is missing. Tenant schemas pass `false`: only creating a tenant
+   * may create its schema, so a migration racing a drop cannot resurrect it. Default: `true`.
+   */
+  createSchema?: boolean;
+  /**
+   * Runs inside every transaction that holds the schema's lock, before anything else in it; a
+   * rejection stops the migration and is rethrown as is. Tenants use it to re-read their
+   * registry row under the lock. Default: none.
+   */
+  guard?: (client: pg.ClientBase) => Promise<void>;
+}
+
+/** `migrate(…, { createSchema: false })` on a schema that does not exist. */
+export class MigrationSchemaMissingError extends Error {
+  constructor(readonly schema: string) {
+    super(`Schema "${schema}" does not exist, and migrations do not create it here.`);
+    this.name = 'MigrationSchemaMissingError';
+  }
 }
 
 /**
@@ -95,6 +120,7 @@ export class MigrationRunner {
   readonly #logger: LoggerService;
   readonly #failOnMissing: boolean;
   readonly #lockTimeoutMs: number;
+  readonly #tracker: SessionTracker | undefined;
   // One parse per file however many schemas (tenants) it is applied to.
   readonly #templates = new TemplateCache();
 
@@ -115,6 +141,7 @@ export class MigrationRunner {
         `lockTimeoutMs must be a non-negative integer, received ${String(options.lockTimeoutMs)}.`,
       );
     }
+    this.#tracker = options.tracker;
   }
 
   /**
@@ -149,8 +176,44 @@ export class MigrationRunner {
    * @throws MigrationFailedError naming schema, file and line; that file is rolled back and later
    *   files are not attempted. Files applied before it stay applied.
    */
-  async migrate(schema: string, source: MigrationSource): Promise<MigrationResult> {
-    return this.#withClient((client) => this.#migrateOn(client, schema, source));
+  async migrate(
+    schema: string,
+    source: MigrationSource,
+    options: MigrateOptions = {},
+  ): Promise<MigrationResult> {
+    return this.#withClient((client) => this.#migrateOn(client, schema, source, options));
+  }
+
+  /**
+   * @internal Applies `files` to a schema created in the caller's open transaction on `client`
+   * (nobody else can see it yet, so no lock is needed): history table, then each file and its
+   * history row. Used by tenant creation, which commits schema, files and registry row together.
+   */
+  async applyInTransaction(
+    client: pg.ClientBase,
+    schema: string,
+    files: readonly MigrationFile[],
+  ): Promise<MigrationResult> {
+    assertIdentifier(schema, 'schema');
+    await client.query(historyDdl(schema));
+    const template = new SqlTemplate(schema, this.#templates);
+    const applied: MigrationResult['applied'] = [];
+    for (const file of files) {
+      const sql = template.expand(file.sql);
+      const started = performance.now();
+      try {
+        await client.query(sql);
+      } catch (err) {
+        throw new MigrationFailedError(schema, file.name, lineOf(sql, err), err);
+      }
+      const durationMs = Math.round(performance.now() - started);
+      await client.query(
+        `INSERT INTO ${historyTable(schema)} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`,
+        [file.version, file.name, file.checksum, durationMs],
+      );
+      applied.push({ name: file.name, durationMs });
+    }
+    return { schema, applied, missing: [] };
   }
 
   /**
@@ -159,21 +222,24 @@ export class MigrationRunner {
    * any failure; `close()` it when done.
    */
   session(): MigrationSession {
-    let client: pg.Client | undefined;
+    let session: Session | undefined;
     return {
-      migrate: async (schema, source) => {
-        client ??= await this.#connect();
+      migrate: async (schema, source, options) => {
+        session ??= await this.#connect();
         try {
-          return await this.#migrateOn(client, schema, source);
+          return await this.#migrateOn(session.client, schema, source, options);
         } catch (err) {
-          await client.end().catch(() => undefined);
-          client = undefined;
+          // A guard's refusal or a SQL error leaves a healthy session; a broken one is replaced.
+          if (session.brokenBy) {
+            await session.close();
+            session = undefined;
+          }
           throw err;
         }
       },
       close: async () => {
-        await client?.end().catch(() => undefined);
-        client = undefined;
+        await session?.close();
+        session = undefined;
       },
     };
   }
@@ -182,21 +248,20 @@ export class MigrationRunner {
     client: pg.Client,
     schema: string,
     source: MigrationSource,
+    options: MigrateOptions = {},
   ): Promise<MigrationResult> {
     assertIdentifier(schema, 'schema');
     const files = await filesOf(source);
     const template = new SqlTemplate(schema, this.#templates);
     await this.#locked(client, schema, async () => {
-      await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${historyTable(schema)} (
-           version integer PRIMARY KEY,
-           name text NOT NULL,
-           checksum text NOT NULL,
-           applied_at timestamptz NOT NULL DEFAULT now(),
-           duration_ms integer NOT NULL
-         )`,
-      );
+      await options.guard?.(client);
+      if (options.createSchema === false) {
+        const found = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+        if (found.rowCount === 0) throw new MigrationSchemaMissingError(schema);
+      } else {
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(schema)}`);
+      }
+      await client.query(historyDdl(schema));
     });
     const status = await this.#status(client, schema, files);
     if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
@@ -205,7 +270,7 @@ export class MigrationRunner {
     }
     const applied: MigrationResult['applied'] = [];
     for (const file of status.pending) {
-      const durationMs = await this.#apply(client, schema, template, file);
+      const durationMs = await this.#apply(client, schema, template, file, options.guard);
       if (durationMs === undefined) continue; // another instance applied it meanwhile
       applied.push({ name: file.name, durationMs });
       this.#logger.log(`Applied ${schema}/${file.name} in ${durationMs} ms`);
@@ -241,7 +306,17 @@ export class MigrationRunner {
     schema: string,
     template: SqlTemplate,
     file: MigrationFile,
+    guard?: (client: pg.ClientBase) => Promise<void>,
   ): Promise<number | undefined> {
+    let refused = false;
+    const guarded = async () => {
+      try {
+        await guard?.(client);
+      } catch (err) {
+        refused = true;
+        throw err;
+      }
+    };
     const sql = template.expand(file.sql);
     const record = `INSERT INTO ${historyTable(schema)} (version, name, checksum, duration_ms) VALUES ($1, $2, $3, $4)`;
     const alreadyApplied = async () => {
@@ -256,6 +331,7 @@ export class MigrationRunner {
     let started = 0;
     /** Runs the file and records it, unless another migrator got there first. */
     const applyOnce = async (): Promise<number | undefined> => {
+      await guarded();
       if (await alreadyApplied()) return undefined;
       started = performance.now();
       // Sent as one simple query (no parameters): a multi-statement file runs as written, and
@@ -281,7 +357,11 @@ export class MigrationRunner {
           .catch(() => undefined);
       }
     } catch (err) {
-      if (err instanceof MigrationChecksumError || err instanceof MigrationLockTimeoutError) {
+      if (
+        err instanceof MigrationChecksumError ||
+        err instanceof MigrationLockTimeoutError ||
+        refused
+      ) {
         throw err;
       }
       throw new MigrationFailedError(
@@ -392,32 +472,27 @@ export class MigrationRunner {
     };
   }
 
-  async #connect(): Promise<pg.Client> {
-    const client = new pg.Client(this.#config);
-    // A connection error while idle between statements must not crash the process; the next
-    // query on the client fails and reports it.
-    client.on('error', () => undefined);
-    try {
-      await client.connect();
-    } catch (err) {
-      throw toAcquireError(err, this.#config);
-    }
-    return client;
+  #connect(): Promise<Session> {
+    return openSession(this.#config, { tracker: this.#tracker });
   }
 
   async #withClient<T>(fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = await this.#connect();
+    const session = await this.#connect();
     try {
-      return await fn(client);
+      return await fn(session.client);
     } finally {
-      await client.end().catch(() => undefined);
+      await session.close();
     }
   }
 }
 
 /** One reusable migration connection; see {@link MigrationRunner.session}. */
 export interface MigrationSession {
-  migrate(schema: string, source: MigrationSource): Promise<MigrationResult>;
+  migrate(
+    schema: string,
+    source: MigrationSource,
+    options?: MigrateOptions,
+  ): Promise<MigrationResult>;
   close(): Promise<void>;
 }
 
@@ -426,6 +501,16 @@ export type MigrationSource = string | readonly MigrationFile[];
 
 function filesOf(source: MigrationSource): Promise<readonly MigrationFile[]> {
   return typeof source === 'string' ? loadMigrationFiles(source) : Promise.resolve(source);
+}
+
+function historyDdl(schema: string): string {
+  return `CREATE TABLE IF NOT EXISTS ${historyTable(schema)} (
+     version integer PRIMARY KEY,
+     name text NOT NULL,
+     checksum text NOT NULL,
+     applied_at timestamptz NOT NULL DEFAULT now(),
+     duration_ms integer NOT NULL
+   )`;
 }
 
 function historyTable(schema: string): string {

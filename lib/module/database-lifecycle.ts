@@ -12,6 +12,9 @@ import type { TenantService } from '../tenancy/tenant.service.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 import type { DatabaseRuntime } from './database-runtime.js';
 
+/** Longest wait for `pool.end()` after the drain. */
+const POOL_END_TIMEOUT_MS = 5_000;
+
 /** The tenancy parts the lifecycle drives, when tenancy is configured. */
 export interface TenancyParts {
   readonly options: ResolvedTenancyOptions;
@@ -49,7 +52,11 @@ export class DatabaseLifecycle
     const summary = await service.migrateAll();
     const applied = summary.applied.length;
     this.#logger.log(
-      `Tenant migrations: ${applied} tenant(s) migrated, ${summary.skipped} up to date, ${summary.failed.length} failed (${summary.durationMs} ms)`,
+      `Tenant migrations: ${applied} tenant(s) migrated, ${summary.skipped} up to date, ${summary.failed.length} failed (${summary.durationMs} ms)` +
+        (summary.gone.length > 0 ? `; ${summary.gone.length} skipped as dropped` : '') +
+        (summary.provisioning.length > 0
+          ? `; ${summary.provisioning.length} still provisioning (see \`tenants repair\`): ${summary.provisioning.slice(0, 5).join(', ')}`
+          : ''),
     );
     for (const failure of summary.failed) {
       this.#logger.error(`Tenant ${failure.tenantId}: ${failure.error}`);
@@ -110,9 +117,29 @@ export class DatabaseLifecycle
     this.#closing ??= (async () => {
       await this.beforeApplicationShutdown();
       await this.tenancy?.registry.close();
-      await this.runtime.pool.end().catch((err: Error) => {
-        this.#logger.warn(`Closing the connection pool failed: ${err.message}`);
+      // pool.end() waits for every client to come back; one the drain could not reclaim must not
+      // keep shutdown waiting for ever.
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), POOL_END_TIMEOUT_MS);
+        timer.unref();
       });
+      const ended = await Promise.race([
+        this.runtime.pool.end().then(
+          () => 'ended' as const,
+          (err: Error) => {
+            this.#logger.warn(`Closing the connection pool failed: ${err.message}`);
+            return 'ended' as const;
+          },
+        ),
+        late,
+      ]);
+      clearTimeout(timer);
+      if (ended === 'late') {
+        this.#logger.warn(
+          `The connection pool did not close within ${POOL_END_TIMEOUT_MS} ms (a connection still checked out); continuing shutdown.`,
+        );
+      }
     })();
     return this.#closing;
   }

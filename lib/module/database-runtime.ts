@@ -4,7 +4,7 @@ import type { QueryEnvironment } from '../core/query-environment.js';
 import { TemplateCache } from '../core/sql-template.js';
 import { InvalidOptionsError } from '../errors.js';
 import { DrainController } from '../lifecycle/drain-controller.js';
-import { DatabaseMonitor } from '../observability/database-monitor.js';
+import { DatabaseMonitor, type TenantSyncSource } from '../observability/database-monitor.js';
 import { createMetrics, SchemaLabels } from '../observability/metrics.js';
 import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../pool/create-pool.js';
@@ -18,6 +18,8 @@ export interface DatabaseRuntime extends QueryEnvironment {
   readonly drain: DrainController;
   readonly observer: QueryObserver;
   readonly monitor: DatabaseMonitor;
+  /** Filled in by the tenant registry, read by the monitor and the metrics. */
+  readonly tenantSync: TenantSyncSource;
   /** The pool's connection settings, with the password (pg-pool hides it in `pool.options`). */
   readonly connection: pg.ClientConfig;
   /** Settings for sessions of their own (migrations, LISTEN): `directConnection` or the pool's. */
@@ -79,10 +81,12 @@ export async function createDatabaseRuntime(
   const pool = createPool(options);
   try {
     const namedSchemas = new Set<string>();
+    const tenantSync: TenantSyncSource = {};
     const metrics = await createMetrics(
       options.metrics,
       pool,
       new SchemaLabels(namedSchemas, structure.tenantSchemaPrefix),
+      tenantSync,
     );
     const observer = new QueryObserver({
       listeners,
@@ -100,7 +104,8 @@ export async function createDatabaseRuntime(
       drain,
       observer,
       ...(needsSink ? { sink: observer } : {}),
-      monitor: new DatabaseMonitor(pool, observer, drain),
+      monitor: new DatabaseMonitor(pool, observer, drain, tenantSync),
+      tenantSync,
       templates: new TemplateCache(),
       connection,
       sessionConnection: toSessionConfig(options),

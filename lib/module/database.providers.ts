@@ -108,8 +108,16 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
     { provide: TENANCY_OPTIONS, useValue: tenancy },
     {
       provide: TenantRegistry,
-      useFactory: (runtime: DatabaseRuntime) =>
-        new TenantRegistry(runtime, runtime.sessionConnection, tenancy, new Logger('Tenancy')),
+      useFactory: (runtime: DatabaseRuntime) => {
+        const registry = new TenantRegistry(
+          runtime,
+          runtime.sessionConnection,
+          tenancy,
+          new Logger('Tenancy'),
+        );
+        runtime.tenantSync.current = () => registry.syncState();
+        return registry;
+      },
       inject: [DATABASE_RUNTIME],
     },
     {

@@ -12,6 +12,24 @@ export interface PingResult {
 }
 
 /**
+ * How current an instance's view of the tenant registry is (see `tenancy.maxStalenessMs`).
+ * `synced: false` means entries are re-checked against the table before use: still correct,
+ * one indexed query per tenant and bound.
+ */
+export interface TenantSyncStatus {
+  readonly mode: 'listening' | 'polling' | 'reconnecting' | 'stopped';
+  readonly synced: boolean;
+  /** Age of the last proof that the view is complete, ms; `null` before the first. */
+  readonly lagMs: number | null;
+  readonly maxStalenessMs: number;
+}
+
+/** @internal Where the monitor and the metrics read the registry's sync state from. */
+export interface TenantSyncSource {
+  current?: () => TenantSyncStatus;
+}
+
+/**
  * Pool figures, slow queries and a ping, for dashboards, health checks and debugging. Inject it
  * anywhere the module is visible.
  */
@@ -19,13 +37,25 @@ export class DatabaseMonitor {
   readonly #pool: pg.Pool;
   readonly #observer: QueryObserver;
   readonly #drain: DrainController;
+  readonly #tenantSync: TenantSyncSource;
   #highSince: number | undefined;
 
   /** @internal Created by `DatabaseModule`. */
-  constructor(pool: pg.Pool, observer: QueryObserver, drain: DrainController) {
+  constructor(
+    pool: pg.Pool,
+    observer: QueryObserver,
+    drain: DrainController,
+    tenantSync: TenantSyncSource = {},
+  ) {
     this.#pool = pool;
     this.#observer = observer;
     this.#drain = drain;
+    this.#tenantSync = tenantSync;
+  }
+
+  /** How current the tenant registry's view is; `undefined` without `tenancy`. */
+  getTenantSync(): TenantSyncStatus | undefined {
+    return this.#tenantSync.current?.();
   }
 
   /** Open, idle and waiting connections, `max`, and utilisation (checked out / max). */

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { InvalidOptionsError } from '../errors.js';
+import type { TenantSyncSource } from './database-monitor.js';
 import type { MetricsOptions } from './observability-options.js';
 import type { QueryEvent } from './query-event.js';
 import type { QueryMetrics } from './query-observer.js';
@@ -100,7 +101,8 @@ async function prometheus(
   options: MetricsOptions,
   pool: pg.Pool,
   schemas: SchemaLabels,
-  tenants?: TenantLabels,
+  tenants: TenantLabels | undefined,
+  tenantSync: TenantSyncSource,
 ): Promise<QueryMetrics> {
   const prom = await importOptional<PromClient & { default?: PromClient }>('prom-client');
   const client = (prom.default ?? prom) as PromClient;
@@ -148,6 +150,26 @@ async function prometheus(
       this.set(poolStats(pool).max);
     },
   });
+  fresh('pg_tenancy_registry_synced');
+  new client.Gauge({
+    name: 'pg_tenancy_registry_synced',
+    help: '1 while the tenant registry view is proven current within maxStalenessMs',
+    registers: [registry],
+    collect() {
+      const state = tenantSync.current?.();
+      if (state) this.set(state.synced ? 1 : 0);
+    },
+  });
+  fresh('pg_tenancy_registry_lag_seconds');
+  new client.Gauge({
+    name: 'pg_tenancy_registry_lag_seconds',
+    help: 'Age of the last proof that the tenant registry view is complete',
+    registers: [registry],
+    collect() {
+      const lag = tenantSync.current?.()?.lagMs;
+      if (lag !== undefined && lag !== null) this.set(lag / 1000);
+    },
+  });
   return {
     record(event) {
       const labels = labelsOf(event, schemas, tenants);
@@ -163,7 +185,8 @@ async function openTelemetry(
   options: MetricsOptions,
   pool: pg.Pool,
   schemas: SchemaLabels,
-  tenants?: TenantLabels,
+  tenants: TenantLabels | undefined,
+  tenantSync: TenantSyncSource,
 ): Promise<QueryMetrics> {
   const config = typeof options.openTelemetry === 'object' ? options.openTelemetry : {};
   let meter = config.meter as import('@opentelemetry/api').Meter | undefined;
@@ -190,6 +213,16 @@ async function openTelemetry(
       result.observe(stats.total - stats.idle, { state: 'busy' });
       result.observe(stats.waiting, { state: 'waiting' });
     });
+  meter
+    .createObservableGauge('pg_tenancy.registry.lag', {
+      description: 'Age of the last proof that the tenant registry view is complete',
+      unit: 's',
+    })
+    .addCallback((result) => {
+      const state = tenantSync.current?.();
+      if (state?.lagMs != null)
+        result.observe(state.lagMs / 1000, { synced: String(state.synced) });
+    });
   return {
     record(event) {
       const attributes = labelsOf(event, schemas, tenants);
@@ -204,6 +237,7 @@ export async function createMetrics(
   options: MetricsOptions | undefined,
   pool: pg.Pool,
   schemas: SchemaLabels = new SchemaLabels(new Set()),
+  tenantSync: TenantSyncSource = {},
 ): Promise<QueryMetrics[]> {
   if (!options) return [];
   const max = options.maxTenantLabels ?? 100;
@@ -212,9 +246,11 @@ export async function createMetrics(
   }
   const tenants = options.tenantLabel ? new TenantLabels(max) : undefined;
   const exporters: QueryMetrics[] = [];
-  if (options.prometheus) exporters.push(await prometheus(options, pool, schemas, tenants));
+  if (options.prometheus) {
+    exporters.push(await prometheus(options, pool, schemas, tenants, tenantSync));
+  }
   if (options.openTelemetry) {
-    exporters.push(await openTelemetry(options, pool, schemas, tenants));
+    exporters.push(await openTelemetry(options, pool, schemas, tenants, tenantSync));
   }
   return exporters;
 }

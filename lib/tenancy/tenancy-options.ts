@@ -65,10 +65,19 @@ export interface TenancyOptions {
   /** Register `TenantInterceptor` globally. Default: `true`. */
   interceptor?: boolean;
   /**
-   * How long an unknown id is remembered as unknown, while the change listener is down (while it
-   * is up, the in-memory registry is authoritative and misses cost no query). Default: `5_000` ms.
+   * How long an unknown id is remembered as unknown while the instance cannot prove its view
+   * current (listener down or silent; while it is current, misses cost no query at all). A tenant
+   * created meanwhile is found at the latest after this. Default: `5_000` ms.
    */
   negativeCacheMs?: number;
+  /**
+   * The staleness bound: a change to the registry (a suspension, a drop, an operator's SQL) takes
+   * effect on every instance within this time, in every failure mode, a silently dead listener
+   * included. Each instance proves its view current with a heartbeat every quarter of it; when it
+   * cannot, a tenant's entry older than this is re-checked against the table (one indexed query)
+   * before it is used. Default: `5_000` ms.
+   */
+  maxStalenessMs?: number;
   /**
    * When change notifications cannot arrive (LISTEN through a transaction-mode pooler, detected
    * at start-up), the registry is reloaded this often instead. Default: `1_000` ms.
@@ -89,8 +98,16 @@ export interface ResolvedTenancyOptions {
   readonly required: boolean;
   readonly interceptor: boolean;
   readonly negativeCacheMs: number;
+  readonly maxStalenessMs: number;
   readonly pollIntervalMs: number;
 }
+
+/** Defaults of the tenancy options that are numbers. */
+export const TENANCY_TIMING_DEFAULTS = Object.freeze({
+  negativeCacheMs: 5_000,
+  maxStalenessMs: 5_000,
+  pollIntervalMs: 1_000,
+});
 
 /** `NOTIFY` channel names are identifiers: at most 63 bytes. */
 const CHANNEL_PREFIX = 'pg_tenancy_';
@@ -126,11 +143,16 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     interceptor: optional(options.interceptor, true, (v) =>
       booleanOption(v, 'tenancy.interceptor'),
     ),
-    negativeCacheMs: optional(options.negativeCacheMs, 5_000, (v) =>
-      integerOption(v, 'tenancy.negativeCacheMs'),
+    negativeCacheMs: optional(
+      options.negativeCacheMs,
+      TENANCY_TIMING_DEFAULTS.negativeCacheMs,
+      (v) => integerOption(v, 'tenancy.negativeCacheMs'),
     ),
-    pollIntervalMs: optional(options.pollIntervalMs, 1_000, (v) =>
+    pollIntervalMs: optional(options.pollIntervalMs, TENANCY_TIMING_DEFAULTS.pollIntervalMs, (v) =>
       integerOption(v, 'tenancy.pollIntervalMs', 100),
+    ),
+    maxStalenessMs: optional(options.maxStalenessMs, TENANCY_TIMING_DEFAULTS.maxStalenessMs, (v) =>
+      integerOption(v, 'tenancy.maxStalenessMs', 100),
     ),
   };
   assertIdentifier(resolved.registrySchema, 'registry schema');

@@ -1,87 +1,74 @@
 import type { LoggerService } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
+import { assertIdentifier } from '../core/identifiers.js';
 import type { QueryEnvironment } from '../core/query-environment.js';
 import { SchemaDb } from '../core/schema-db.js';
+import type { SessionTracker } from '../pool/sessions.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
+import { TenantCache, type TenantEntry } from './tenant-cache.js';
+import { TenantRegistryStore, type RegistryNotice } from './tenant-registry-store.js';
+import { RegistrySync, type RegistrySyncState } from './tenant-registry-sync.js';
 import {
   InvalidTenantIdError,
   TenantNotFoundError,
   TenantSuspendedError,
 } from './tenant.errors.js';
 
-/** A tenant as the registry records it. */
-export interface TenantInfo {
-  readonly id: string;
-  readonly schema: string;
-  readonly status: 'active' | 'suspended';
-  readonly metadata: Record<string, unknown>;
-  readonly createdAt: Date;
-  /** Number of tenant migration files applied, as of the last `migrateAll()`/`create()`. */
-  readonly migratedVersion: number;
-  readonly lastMigratedAt: Date | null;
-  /** Why the last migration attempt failed, or `null`. */
-  readonly lastError: string | null;
+export type { TenantEntry, TenantInfo } from './tenant-cache.js';
+export type { RegistrySyncState } from './tenant-registry-sync.js';
+
+/** The answer a request gets for tenant `id` in the state `entry` records. */
+function admitted(id: string, entry: TenantEntry | null): TenantEntry {
+  const status = entry?.info.status;
+  if (status === 'active') return entry!;
+  if (status === 'suspended') throw new TenantSuspendedError(id);
+  throw new TenantNotFoundError(id);
 }
 
-/** A known tenant and its pre-built manager. */
-export interface TenantEntry {
-  readonly info: TenantInfo;
-  readonly db: SchemaDb;
-}
+/** How long announced changes gather before they are re-read together. */
+const STALE_FLUSH_MS = 5;
+/** Above this many changed ids, one full reload is cheaper than a query per id. */
+const STALE_BATCH_RELOAD = 32;
 
-interface TenantRow {
-  id: string;
-  schema_name: string;
-  status: 'provisioning' | 'active' | 'suspended';
-  metadata: Record<string, unknown>;
-  created_at: Date;
-  migrated_version: number;
-  migrations_digest: string | null;
-  last_migrated_at: Date | null;
-  last_error: string | null;
-}
+/** SQLSTATEs of a statement that lost its table or schema. */
+const VANISHED = new Set(['42P01', '3F000']);
 
-// Advisory lock namespace shared with the migration runner ("pgtn").
-const LOCK_NAMESPACE = 0x7067746e;
-const NEGATIVE_CACHE_MAX = 10_000;
-const RECONNECT_MIN_MS = 100;
-const RECONNECT_MAX_MS = 5_000;
-const PROBE_PREFIX = '__probe__';
-const PROBE_TIMEOUT_MS = 2_000;
+interface PendingRead {
+  /** Another read must start after the current one (a change arrived meanwhile). */
+  again: boolean;
+  readonly done: Promise<TenantEntry | null>;
+}
 
 /**
- * The in-memory map of tenants, each with a pre-built `SchemaDb`, kept in step with the
- * `tenants` table. Loaded at start-up; changes made by any instance arrive by LISTEN/NOTIFY on a
- * dedicated connection, which reconnects (and reloads everything) after failures.
+ * The tenants every request is checked against: an in-memory view of the registry table, each
+ * tenant with a pre-built `SchemaDb`, that moves only forward (by row version) and is proven
+ * current within `maxStalenessMs` (see `RegistrySync`). Resolving a tenant is a Map lookup and a
+ * clock read; an entry is re-checked against the table (one indexed query, shared by concurrent
+ * lookups of that id) only when the instance cannot prove it current within the bound.
  *
- * While that listener is connected the map is authoritative, so an unknown id costs no query at
- * all: a flood of bogus ids never reaches the database. While it is down, a miss costs one
- * primary-key lookup and unknown ids are remembered for `negativeCacheMs`.
+ * While the view is proven current, an unknown id costs no query at all, so a flood of bogus ids
+ * never reaches the database; otherwise a miss costs one primary-key lookup and unknown ids are
+ * remembered for `negativeCacheMs`.
  */
 export class TenantRegistry {
   readonly #env: QueryEnvironment;
-  readonly #pool: pg.Pool;
   readonly #connection: pg.ClientConfig;
   readonly #options: ResolvedTenancyOptions;
   readonly #logger: LoggerService;
-  readonly #entries = new Map<string, TenantEntry>();
-  readonly #negative = new Map<string, number>();
-  readonly #inflight = new Map<string, Promise<TenantEntry | null>>();
-  #listener: pg.Client | undefined;
-  #synced = false;
-  #closed = false;
-  #reconnectDelay = RECONNECT_MIN_MS;
-  #reconnectTimer: NodeJS.Timeout | undefined;
-  #syncWaiters: Array<() => void> = [];
-  #probe: { nonce: string; received: () => void } | undefined;
-  #pollTimer: NodeJS.Timeout | undefined;
+  readonly #store: TenantRegistryStore;
+  readonly #cache: TenantCache;
+  readonly #sync: RegistrySync;
+  readonly #reads = new Map<string, PendingRead>();
+  /** Ids announced changed and not re-read yet, with the sequence number of the latest notice. */
+  readonly #stale = new Map<string, number>();
+  #staleSeq = 0;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #reloading: Promise<number> | undefined;
 
   /**
    * @param env the pool (and shutdown gate, query observer) the tenants' managers use.
    * @param connection connection settings with the password (not `pool.options`, where pg-pool
-   *   hides it), used for the listener's own connection.
+   *   hides it), used for the listener's and the registry's own connections.
    */
   constructor(
     env: QueryEnvironment | pg.Pool,
@@ -90,30 +77,55 @@ export class TenantRegistry {
     logger: LoggerService,
   ) {
     this.#env = env instanceof pg.Pool ? { pool: env } : env;
-    this.#pool = this.#env.pool;
     this.#connection = connection;
     this.#options = options;
     this.#logger = logger;
+    this.#store = new TenantRegistryStore(this.#env.pool, options.registrySchema);
+    this.#cache = new TenantCache((schema) => SchemaDb.create(this.#env, schema));
+    this.#sync = new RegistrySync(
+      {
+        pool: this.#env.pool,
+        connection,
+        channel: this.#store.channel,
+        maxStalenessMs: options.maxStalenessMs,
+        pollIntervalMs: options.pollIntervalMs,
+        logger,
+      },
+      {
+        onNotice: (notice, at) => this.#onNotice(notice, at),
+        reload: () => this.#reload(),
+      },
+    );
   }
 
   /** `"registrySchema"."tenants"`. */
   get table(): string {
-    return `${quoteIdentifier(this.#options.registrySchema)}.${quoteIdentifier('tenants')}`;
+    return this.#store.table;
   }
 
-  /** The NOTIFY channel for registry changes. */
+  /** The NOTIFY channel for registry changes (sent by the table's trigger). */
   get channel(): string {
-    return `pg_tenancy_${this.#options.registrySchema}`;
+    return this.#store.channel;
   }
 
-  /** `true` while the change listener is connected and the map is complete. */
+  /** @internal The table's DDL and reads. */
+  get store(): TenantRegistryStore {
+    return this.#store;
+  }
+
+  /** `true` while the view is proven complete within `maxStalenessMs`. */
   get synced(): boolean {
-    return this.#synced;
+    return this.#sync.state().synced;
   }
 
-  /** Number of tenants in memory. */
+  /** How the view keeps up with the table: mode, whether synced, lag. For health and metrics. */
+  syncState(): RegistrySyncState {
+    return this.#sync.state();
+  }
+
+  /** Number of tenants in memory (every state). */
   get size(): number {
-    return this.#entries.size;
+    return this.#cache.size;
   }
 
   /** @throws InvalidTenantIdError */
@@ -131,267 +143,214 @@ export class TenantRegistry {
     return schema;
   }
 
-  /** Creates the registry schema and table if missing (safe when many instances start at once). */
-  async ensureTable(): Promise<void> {
-    const client = await this.#pool.connect();
-    try {
-      await client.query('BEGIN');
-      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
-        LOCK_NAMESPACE,
-        `registry:${this.#options.registrySchema}`,
-      ]);
-      await client.query(
-        `CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#options.registrySchema)}`,
-      );
-      await client.query(
-        `CREATE TABLE IF NOT EXISTS ${this.table} (
-           id text PRIMARY KEY,
-           schema_name text NOT NULL UNIQUE,
-           status text NOT NULL DEFAULT 'provisioning'
-             CHECK (status IN ('provisioning', 'active', 'suspended')),
-           metadata jsonb NOT NULL DEFAULT '{}',
-           created_at timestamptz NOT NULL DEFAULT now(),
-           migrated_version integer NOT NULL DEFAULT 0,
-           migrations_digest text,
-           last_migrated_at timestamptz,
-           last_error text
-         )`,
-      );
-      await client.query('COMMIT');
-      client.release();
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      client.release(err as Error);
-      throw err;
-    }
+  /**
+   * Creates the registry table, or upgrades one from an older release in place (safe when many
+   * instances start at once; one read when it is already current).
+   */
+  async ensureTable(tracker?: SessionTracker): Promise<void> {
+    await this.#store.ensure(this.#connection, tracker ?? this.#env.drain);
   }
 
   /** Ensures the table, starts the change listener and loads every tenant. */
   async start(): Promise<void> {
-    this.#closed = false;
     await this.ensureTable();
-    try {
-      await this.#connectListener();
-    } catch (err) {
-      // Serve from the table with per-miss lookups until the listener is back.
-      this.#logger.warn(
-        `Tenant change listener could not connect (${(err as Error).message}); retrying in the background.`,
-      );
-      await this.reload();
-      this.#scheduleReconnect();
-    }
+    await this.#sync.start();
   }
 
   /** Stops the listener. Idempotent. */
   async close(): Promise<void> {
-    this.#closed = true;
-    this.#synced = false;
-    clearTimeout(this.#reconnectTimer);
-    clearInterval(this.#pollTimer);
-    this.#pollTimer = undefined;
-    const listener = this.#listener;
-    this.#listener = undefined;
-    await listener?.end().catch(() => undefined);
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    await this.#sync.close();
   }
 
-  /** Reloads every tenant from the table (after start-up or a listener reconnect). */
+  /**
+   * Re-reads every tenant from the table and merges it into the view: a change applied while the
+   * read ran is never undone by it. Concurrent calls share one read.
+   */
   async reload(): Promise<void> {
-    const { rows } = await this.#pool.query<TenantRow>(
-      `SELECT * FROM ${this.table} WHERE status <> 'provisioning'`,
-    );
-    const seen = new Set<string>();
-    for (const row of rows) {
-      seen.add(row.id);
-      this.#upsert(row);
-    }
-    for (const id of this.#entries.keys()) if (!seen.has(id)) this.#entries.delete(id);
-    this.#negative.clear();
+    const readAt = await this.#reload();
+    this.#sync.heard(readAt);
   }
 
-  /** Re-reads one tenant (after a change notification or a local change). */
-  async refresh(id: string): Promise<TenantEntry | null> {
-    const { rows } = await this.#pool.query<TenantRow>(
-      `SELECT * FROM ${this.table} WHERE id = $1`,
-      [id],
-    );
-    const row = rows[0];
-    if (!row || row.status === 'provisioning') {
-      this.#entries.delete(id);
-      return null;
-    }
-    this.#negative.delete(id);
-    return this.#upsert(row);
-  }
-
-  /** Every tenant in memory. */
-  entries(): TenantEntry[] {
-    return [...this.#entries.values()];
-  }
-
-  /**
-   * The tenant `id`, or `null` if there is none. Validates first: a malformed id throws and
-   * costs no query.
-   */
-  async find(id: string): Promise<TenantEntry | null> {
-    this.validate(id);
-    const entry = this.#entries.get(id);
-    if (entry) return entry;
-    if (this.#synced) return null;
-    const negativeUntil = this.#negative.get(id);
-    if (negativeUntil !== undefined && negativeUntil > Date.now()) return null;
-    let pending = this.#inflight.get(id);
-    if (!pending) {
-      pending = this.refresh(id).finally(() => this.#inflight.delete(id));
-      this.#inflight.set(id, pending);
-    }
-    const found = await pending;
-    if (!found) this.#rememberUnknown(id);
-    return found;
-  }
-
-  /**
-   * The active tenant `id`. @throws InvalidTenantIdError, TenantNotFoundError, TenantSuspendedError
-   */
-  async require(id: string): Promise<TenantEntry> {
-    const entry = await this.find(id);
-    if (!entry) throw new TenantNotFoundError(id);
-    if (entry.info.status === 'suspended') throw new TenantSuspendedError(id);
-    return entry;
-  }
-
-  /** Resolves once the listener is connected and the map loaded. For tests and readiness checks. */
-  whenSynced(): Promise<void> {
-    if (this.#synced) return Promise.resolve();
-    return new Promise((resolve) => this.#syncWaiters.push(resolve));
-  }
-
-  #upsert(row: TenantRow): TenantEntry {
-    const existing = this.#entries.get(row.id);
-    const db =
-      existing && existing.db.schema === row.schema_name
-        ? existing.db
-        : SchemaDb.create(this.#env, row.schema_name);
-    const entry: TenantEntry = {
-      info: Object.freeze({
-        id: row.id,
-        schema: row.schema_name,
-        status: row.status as 'active' | 'suspended',
-        metadata: row.metadata,
-        createdAt: row.created_at,
-        migratedVersion: row.migrated_version,
-        lastMigratedAt: row.last_migrated_at,
-        lastError: row.last_error,
-      }),
-      db,
-    };
-    this.#entries.set(row.id, entry);
-    return entry;
-  }
-
-  #rememberUnknown(id: string): void {
-    if (this.#negative.size >= NEGATIVE_CACHE_MAX) {
-      this.#negative.delete(this.#negative.keys().next().value as string);
-    }
-    this.#negative.set(id, Date.now() + this.#options.negativeCacheMs);
-  }
-
-  async #connectListener(): Promise<void> {
-    const client = new pg.Client({
-      ...this.#connection,
-      application_name: 'nestjs-pg-tenancy:listener',
-    });
-    const lost = (err?: Error) => {
-      if (this.#listener !== client) return;
-      this.#listener = undefined;
-      this.#synced = false;
-      client.end().catch(() => undefined);
-      if (this.#closed) return;
-      this.#logger.warn(
-        `Tenant change listener lost its connection${err ? ` (${err.message})` : ''}; reconnecting. Unknown tenants are looked up in the table meanwhile.`,
-      );
-      this.#scheduleReconnect();
-    };
-    client.on('error', lost);
-    client.on('end', () => lost());
-    client.on('notification', (message) => {
-      if (message.channel !== this.channel || !message.payload) return;
-      if (message.payload.startsWith(PROBE_PREFIX)) {
-        if (this.#probe?.nonce === message.payload) this.#probe.received();
-        return;
+  #reload(): Promise<number> {
+    this.#reloading ??= (async () => {
+      try {
+        const readAt = performance.now();
+        const rows = await this.#store.all();
+        this.#cache.merge(rows, readAt);
+        return readAt;
+      } finally {
+        this.#reloading = undefined;
       }
-      this.refresh(message.payload).catch((err: Error) => {
-        this.#logger.warn(`Could not refresh tenant ${message.payload}: ${err.message}`);
-        // Missing a change is worse than a reload: resynchronise through a reconnect.
-        lost(err);
-      });
-    });
-    await client.connect();
-    this.#listener = client;
+    })();
+    return this.#reloading;
+  }
+
+  /**
+   * Re-reads one tenant (one indexed query) and applies it if newer; the result is current as of
+   * a read that started after this call. Reads of one id are serialised and shared. Resolves with
+   * the tenant in whatever state its row has, or `null` when there is no row.
+   */
+  refresh(id: string): Promise<TenantEntry | null> {
+    const pending = this.#reads.get(id);
+    if (pending) {
+      pending.again = true;
+      return pending.done;
+    }
+    const read: { again: boolean; done?: Promise<TenantEntry | null> } = { again: true };
+    read.done = (async () => {
+      try {
+        while (read.again) {
+          read.again = false;
+          const readAt = performance.now();
+          const row = await this.#store.one(id);
+          if (row) this.#cache.applyRow(row, readAt);
+          else this.#cache.applyMissing(id, readAt);
+        }
+        return this.#cache.slot(id)?.entry ?? null;
+      } finally {
+        this.#reads.delete(id);
+      }
+    })();
+    this.#reads.set(id, read as PendingRead);
+    return read.done;
+  }
+
+  /** Every tenant in memory, in every state. */
+  entries(): TenantEntry[] {
+    return this.#cache.entries();
+  }
+
+  /**
+   * The tenant `id` in whatever state, or `null` if there is none. Validates first: a malformed
+   * id throws and costs no query.
+   */
+  find(id: string): Promise<TenantEntry | null> {
     try {
-      await client.query(`LISTEN ${quoteIdentifier(this.channel)}`);
-      // Listen first, then load: a change committed in between is seen by one or the other.
-      await this.reload();
+      const hit = this.#lookupNow(id);
+      return hit === undefined ? this.#lookupSlow(id) : Promise.resolve(hit);
     } catch (err) {
-      lost(err as Error);
-      throw err;
+      return Promise.reject(err);
     }
-    if (this.#closed) {
-      await this.close();
-      return;
-    }
-    if (!(await this.#notificationsArrive())) {
-      // Typically PgBouncer in transaction mode: LISTEN ran on one server connection and
-      // notifications go to a session nobody reads. Trusting the map would serve suspended
-      // tenants forever, so poll the table instead.
-      this.#listener = undefined;
-      await client.end().catch(() => undefined);
-      this.#logger.warn(
-        `Tenant change notifications do not arrive on this connection (a transaction-mode pooler such as PgBouncer?). ` +
-          `Falling back to reloading the registry every ${this.#options.pollIntervalMs} ms; set directConnection to a direct PostgreSQL connection for instant propagation.`,
-      );
-      this.#startPolling();
-      return;
-    }
-    this.#synced = true;
-    this.#reconnectDelay = RECONNECT_MIN_MS;
-    for (const resolve of this.#syncWaiters.splice(0)) resolve();
   }
 
-  /** Sends a NOTIFY through the pool, as another instance would, and waits for it to arrive. */
-  async #notificationsArrive(): Promise<boolean> {
-    const nonce = `${PROBE_PREFIX}${randomUUID()}`;
-    let timer: NodeJS.Timeout | undefined;
-    const arrived = new Promise<boolean>((resolve) => {
-      timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
-      this.#probe = { nonce, received: () => resolve(true) };
-    });
+  /**
+   * The active tenant `id`. Tenants being created or dropped are unknown to requests.
+   * @throws InvalidTenantIdError, TenantNotFoundError, TenantSuspendedError
+   */
+  require(id: string): Promise<TenantEntry> {
+    // The hot path of every request: no promise beyond the one returned when the view answers.
     try {
-      await this.#pool.query('SELECT pg_notify($1, $2)', [this.channel, nonce]);
-      return await arrived;
-    } finally {
-      clearTimeout(timer);
-      this.#probe = undefined;
+      const hit = this.#lookupNow(id);
+      return hit === undefined
+        ? this.#lookupSlow(id).then((entry) => admitted(id, entry))
+        : Promise.resolve(admitted(id, hit));
+    } catch (err) {
+      return Promise.reject(err);
     }
   }
 
-  #startPolling(): void {
-    if (this.#pollTimer || this.#closed) return;
-    this.#pollTimer = setInterval(() => {
-      this.reload().catch((err: Error) =>
-        this.#logger.warn(`Reloading the tenant registry failed: ${err.message}`),
-      );
-    }, this.#options.pollIntervalMs);
-    this.#pollTimer.unref();
+  /**
+   * What the view says about `id` when it can be trusted now (`null`: no such tenant), or
+   * `undefined` when the table must be asked. Validates first.
+   */
+  #lookupNow(id: string): TenantEntry | null | undefined {
+    this.validate(id);
+    if (this.#reads.size > 0 && this.#reads.has(id)) return undefined;
+    if (this.#stale.size > 0 && this.#stale.has(id)) return undefined;
+    const now = performance.now();
+    const horizon = now - this.#options.maxStalenessMs;
+    const slot = this.#cache.slot(id);
+    const proven = this.#sync.heardAsOf >= horizon;
+    if (slot) return proven || slot.checkedAt >= horizon ? (slot.entry ?? null) : undefined;
+    // A miss is authoritative only while changes are arriving: with the listener known lost,
+    // ids are looked up (and remembered as unknown for negativeCacheMs).
+    if (proven && this.#sync.live) return null;
+    if (this.#cache.isKnownMissing(id, now)) return null;
+    return undefined;
   }
 
-  #scheduleReconnect(): void {
-    if (this.#closed || this.#reconnectTimer) return;
-    const delay = this.#reconnectDelay;
-    this.#reconnectDelay = Math.min(RECONNECT_MAX_MS, delay * 2);
-    this.#reconnectTimer = setTimeout(() => {
-      this.#reconnectTimer = undefined;
-      this.#connectListener().catch(() => this.#scheduleReconnect());
-    }, delay);
-    this.#reconnectTimer.unref();
+  /** One indexed read of `id` (shared with concurrent ones), then the view's answer. */
+  async #lookupSlow(id: string): Promise<TenantEntry | null> {
+    const upTo = this.#staleSeq;
+    const known = this.#cache.slot(id) !== undefined;
+    // The read starts after this moment, so "unknown" is true as of it: count from here.
+    const readAt = performance.now();
+    const entry = await this.refresh(id);
+    if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
+    if (!entry && !known) this.#cache.rememberMissing(id, readAt + this.#options.negativeCacheMs);
+    return entry;
+  }
+
+  /** Resolves once the view is proven current. For tests and readiness checks. */
+  whenSynced(): Promise<void> {
+    return this.#sync.whenSynced();
+  }
+
+  /**
+   * `TenantNotFoundError` when `err` says a table or schema is missing (SQLSTATE 42P01, 3F000)
+   * and tenant `id` is gone or being dropped — a request that raced a drop; `err` otherwise.
+   * Costs one indexed query, and only on such errors.
+   */
+  async vanishedTenantError(id: string, err: unknown): Promise<unknown> {
+    if (!VANISHED.has((err as { code?: string } | null)?.code ?? '')) return err;
+    const entry = await this.refresh(id).catch(() => undefined);
+    return entry === null || entry?.info.status === 'dropping' ? new TenantNotFoundError(id) : err;
+  }
+
+  /** @internal Cuts the listener as a network failure would; it reconnects and re-reads. */
+  resync(reason = 'resync requested'): void {
+    this.#sync.resync(reason);
+  }
+
+  #onNotice(notice: RegistryNotice, at: number): void {
+    if (notice.op === 'truncate') {
+      this.#reload().catch((err: Error) => this.#failed('the registry', err));
+      return;
+    }
+    const reread =
+      notice.version === null || notice.op === 'unknown'
+        ? true
+        : this.#cache.applyNotice(notice.id, notice.version, notice.op, notice.status, at);
+    if (reread) this.#markStale(notice.id);
+  }
+
+  /**
+   * Re-reads announced changes in batches: a bulk change (an operator's UPDATE of every row, a
+   * fleet migration recording its progress) costs one reload instead of a query per row. A
+   * lookup of a stale id re-reads it at once.
+   */
+  #markStale(id: string): void {
+    this.#stale.set(id, ++this.#staleSeq);
+    this.#flushTimer ??= setTimeout(() => this.#flush(), STALE_FLUSH_MS);
+  }
+
+  #flush(): void {
+    this.#flushTimer = undefined;
+    const upTo = this.#staleSeq;
+    const ids = [...this.#stale.keys()];
+    const settle = (id: string) => {
+      if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
+    };
+    if (ids.length > STALE_BATCH_RELOAD) {
+      this.#reload().then(
+        () => ids.forEach(settle),
+        (err: Error) => this.#failed('the registry', err),
+      );
+      return;
+    }
+    for (const id of ids) {
+      this.refresh(id).then(
+        () => settle(id),
+        (err: Error) => this.#failed(`tenant ${id}`, err),
+      );
+    }
+  }
+
+  #failed(what: string, err: Error): void {
+    this.#logger.warn(`Could not re-read ${what} after a change: ${err.message}`);
+    // A change not applied is worse than a reload: resynchronise through a reconnect.
+    this.#sync.resync(`re-read failed: ${err.message}`);
   }
 }

@@ -59,8 +59,19 @@ export class TenantAccessDeniedError extends TenantError {
 /** `TenantService.create()` for an id that already exists. HTTP 409. */
 export class TenantAlreadyExistsError extends TenantError {
   readonly status = 409;
-  constructor(readonly tenantId: string) {
-    super(`Tenant "${tenantId}" already exists.`);
+  /**
+   * @param state the existing row's status, when it explains the conflict (a tenant left
+   *   `provisioning` or `dropping` by a crash, which `repair` finishes).
+   */
+  constructor(
+    readonly tenantId: string,
+    readonly state?: string,
+  ) {
+    super(
+      state === 'provisioning' || state === 'dropping'
+        ? `Tenant "${tenantId}" already exists and is ${state === 'dropping' ? 'being dropped' : 'still being created'}; if no other process is at work on it, \`tenants repair ${tenantId}\` (TenantService.repair) finishes it.`
+        : `Tenant "${tenantId}" already exists.`,
+    );
   }
 }
 
@@ -78,14 +89,23 @@ export class TenantContextMissingError extends PgTenancyError {
   }
 }
 
-/** Creating a tenant failed; nothing of it remains (no registry row, no schema). */
+/**
+ * Creating a tenant failed. `remains` says what is left: nothing (the one transaction rolled
+ * back), or a `provisioning` row with its schema when a no-transaction migration file failed
+ * afterwards (finish it with `repair`, or remove it with `drop`).
+ */
 export class TenantCreationError extends PgTenancyError {
   constructor(
     readonly tenantId: string,
     cause: unknown,
+    readonly remains: 'nothing' | 'provisioning' = 'nothing',
   ) {
     super(
-      `Creating tenant "${tenantId}" failed and was undone (no registry row, no schema remain): ${cause instanceof Error ? cause.message : String(cause)}`,
+      `Creating tenant "${tenantId}" failed ${
+        remains === 'nothing'
+          ? 'and was undone (no registry row, no schema remain)'
+          : `after its schema and transactional migrations were committed: the tenant remains in state "provisioning" (not served); fix the cause, then \`tenants repair ${tenantId}\` finishes it, or \`tenants drop ${tenantId}\` removes it`
+      }: ${cause instanceof Error ? cause.message : String(cause)}`,
       { cause },
     );
   }

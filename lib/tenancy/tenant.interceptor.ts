@@ -6,7 +6,7 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { ModuleRef, Reflector } from '@nestjs/core';
-import { Observable } from 'rxjs';
+import { catchError, from, Observable, switchMap, throwError } from 'rxjs';
 import { TENANCY_OPTIONS } from '../module/database.internal-constants.js';
 import { NO_TENANT_KEY } from './no-tenant.decorator.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
@@ -43,7 +43,8 @@ export class TenantInterceptor implements NestInterceptor {
     ctx: ExecutionContext,
     next: CallHandler,
   ): Observable<unknown> | Promise<Observable<unknown>> {
-    if (this.context.current) return next.handle();
+    const current = this.context.current;
+    if (current) return this.#translated(ctx, current.tenantId, next.handle());
     if (
       this.reflector.getAllAndOverride<boolean>(NO_TENANT_KEY, [ctx.getHandler(), ctx.getClass()])
     ) {
@@ -51,10 +52,29 @@ export class TenantInterceptor implements NestInterceptor {
     }
     return this.resolve(ctx).then((scope) => {
       if (!scope) return next.handle();
-      return new Observable((subscriber) =>
-        this.context.run(scope, () => next.handle().subscribe(subscriber)),
+      return this.#translated(
+        ctx,
+        scope.tenantId,
+        new Observable((subscriber) =>
+          this.context.run(scope, () => next.handle().subscribe(subscriber)),
+        ),
       );
     });
+  }
+
+  /** A request that raced its tenant's drop (the schema vanished under it) is a 404, not a 500. */
+  #translated(ctx: ExecutionContext, tenantId: string, source: Observable<unknown>) {
+    return source.pipe(
+      catchError((err: unknown) =>
+        from(this.registry.vanishedTenantError(tenantId, err)).pipe(
+          switchMap((translated) =>
+            throwError(() =>
+              translated !== err && ctx.getType() === 'http' ? toHttpError(translated) : translated,
+            ),
+          ),
+        ),
+      ),
+    );
   }
 
   /** The tenant scope of the request, or `undefined` when it names none and none is required. */

@@ -15,7 +15,8 @@ export interface DatabaseHealthOptions {
 /**
  * A `@nestjs/terminus` health indicator for the shared pool: `up` when `SELECT 1` answers within
  * the timeout, `down` when it does not (server unreachable, pool starved), and `degraded` (still
- * serving, HTTP 200) when pool utilisation has stayed high. Details carry latency and pool figures.
+ * serving, HTTP 200) when pool utilisation has stayed high, or when the tenant registry's view cannot be
+ * proven current within `tenancy.maxStalenessMs` (its `tenantSync` detail shows mode and lag). Details carry latency and pool figures.
  *
  * Import from `nestjs-pg-tenancy/terminus`; `@nestjs/terminus` is an optional peer dependency.
  *
@@ -43,7 +44,8 @@ export class DatabaseHealthIndicator {
     const indicator = this.indicators.check(key);
     const ping = await this.monitor.ping(timeoutMs);
     const pool = this.monitor.getPoolStats();
-    const details = { latencyMs: ping.latencyMs, pool };
+    const tenantSync = this.monitor.getTenantSync();
+    const details = { latencyMs: ping.latencyMs, pool, ...(tenantSync ? { tenantSync } : {}) };
     if (!ping.ok)
       return indicator.down({ ...details, message: `Database ping failed: ${ping.error}` });
     const highFor = this.monitor.highUtilisationFor(highUtilisation);
@@ -51,6 +53,13 @@ export class DatabaseHealthIndicator {
       return indicator.degraded({
         ...details,
         message: `Pool utilisation has been at or above ${Math.round(highUtilisation * 100)}% for ${Math.round(highFor / 1000)} s; raise pool.max or shed load.`,
+      });
+    }
+    if (tenantSync && !tenantSync.synced && tenantSync.mode !== 'stopped') {
+      // Still correct (stale entries are re-checked against the table), but slower and worth a look.
+      return indicator.degraded({
+        ...details,
+        message: `The tenant registry view is not proven current (${tenantSync.mode}, last proof ${tenantSync.lagMs ?? '∞'} ms ago, bound ${tenantSync.maxStalenessMs} ms); tenants are re-checked against the table meanwhile.`,
       });
     }
     return indicator.up(details);

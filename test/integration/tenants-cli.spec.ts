@@ -4,6 +4,7 @@ import { join, resolve } from 'node:path';
 import pg from 'pg';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
+import { jest } from '@jest/globals';
 
 const BIN = resolve('dist/cli/bin.js');
 
@@ -14,6 +15,9 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
     });
   });
 }
+
+// These steps start processes and wait on other sessions; a busy machine outlasts Jest's default.
+jest.setTimeout(120_000);
 
 describe('tenants CLI', () => {
   const database = useTestDatabase();
@@ -122,5 +126,45 @@ describe('tenants CLI', () => {
     expect(run.stdout).toMatch(/shared/);
     expect(run.stdout).toMatch(/Tenants: 0 migrated, \d+ up to date, 0 failed/);
     expect((await admin.query("SELECT to_regclass('shared.plans') AS t")).rows[0].t).not.toBeNull();
+  });
+
+  it('reads without writing: list and --status say there is no registry and create nothing', async () => {
+    const bare = join(tenantDir, '..', 'bare.config.mjs');
+    await writeFile(
+      bare,
+      `export default ${JSON.stringify({
+        connection: database.current.url,
+        tenancy: { migrations: tenantDir, registrySchema: 'cli_absent' },
+      })};\n`,
+    );
+    for (const args of [
+      ['tenants', 'list'],
+      ['migrate', '--tenants', '--status'],
+    ]) {
+      const run = await cli([...args, '-c', bare]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        /no tenant registry in this database.*"cli_absent"\."tenants".*Nothing was created/,
+      );
+    }
+    const schema = await admin.query("SELECT 1 FROM pg_namespace WHERE nspname = 'cli_absent'");
+    expect(schema.rowCount).toBe(0);
+  });
+
+  it('shows unfinished tenants and repairs them', async () => {
+    await cli(['tenants', 'create', 'epsilon', '-c', config]);
+    // As a crash in the middle of a drop leaves it.
+    await admin.query("UPDATE cli_reg.tenants SET status = 'dropping' WHERE id = 'epsilon'");
+    const listed = await cli(['tenants', 'list', '-c', config]);
+    expect(listed.stdout).toMatch(/epsilon\s+tenant_epsilon\s+dropping/);
+    expect(listed.stdout).toMatch(/1 being created or dropped.*tenants repair <id>/);
+    const repaired = await cli(['tenants', 'repair', 'epsilon', '-c', config]);
+    expect(repaired).toMatchObject({ code: 0 });
+    expect(repaired.stdout).toContain('Tenant epsilon was dropping: schema and row removed.');
+    expect(
+      (await admin.query("SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_epsilon'")).rowCount,
+    ).toBe(0);
+    const nothing = await cli(['tenants', 'repair', 'gamma', '-c', config]);
+    expect(nothing.stdout).toContain('Tenant gamma is active: nothing to repair.');
   });
 });

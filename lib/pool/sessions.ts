@@ -1,0 +1,117 @@
+import pg from 'pg';
+import { toAcquireError } from './connection-errors.js';
+
+/** What a session needs from the shutdown gate (the `DrainController` implements it). */
+export interface SessionTracker {
+  /** @throws DatabaseShuttingDownError when new work is refused. */
+  assertCanCheckout(): void;
+  track(lease: { readonly client: pg.PoolClient; release(err?: Error): void }): void;
+  untrack(lease: { readonly client: pg.PoolClient; release(err?: Error): void }): void;
+}
+
+/** Options of {@link openSession}. */
+export interface SessionOptions {
+  /** Counted by the shutdown drain (which waits for it, then cancels it). Default: none. */
+  readonly tracker?: SessionTracker;
+  /** Shown in `pg_stat_activity`. Default: the config's. */
+  readonly applicationName?: string;
+  /**
+   * TCP keepalive, so a peer that vanished without closing (a NAT or load balancer timeout) is
+   * noticed by the kernel. Default: `false`.
+   */
+  readonly keepAlive?: boolean;
+  /** Most time `close()` waits for a polite goodbye before cutting the socket. Default: `2_000` ms. */
+  readonly closeTimeoutMs?: number;
+}
+
+/** A dedicated connection (not pooled) and the one way to end it. */
+export interface Session {
+  readonly client: pg.Client;
+  /** The connection error seen since it opened, if any. */
+  readonly brokenBy: Error | undefined;
+  /** Ends the connection, bounded in time; idempotent. */
+  close(): Promise<void>;
+}
+
+/**
+ * The library's own connections (registry DDL, provisioning and drop, the change listener,
+ * migrations) all open here: an `error` listener is installed before anything can fail, so a
+ * terminated backend (`pg_terminate_backend`, a restart) never crashes the process; the session
+ * is counted by the shutdown drain when a tracker is given; and closing it never hangs on a
+ * peer that stopped answering.
+ */
+export async function openSession(
+  config: pg.ClientConfig,
+  options: SessionOptions = {},
+): Promise<Session> {
+  options.tracker?.assertCanCheckout();
+  const client = new pg.Client({
+    ...config,
+    ...(options.applicationName ? { application_name: options.applicationName } : {}),
+    ...(options.keepAlive ? { keepAlive: true, keepAliveInitialDelayMillis: 1_000 } : {}),
+  });
+  let brokenBy: Error | undefined;
+  client.on('error', (err: Error) => {
+    brokenBy ??= err;
+  });
+  try {
+    await client.connect();
+  } catch (err) {
+    await destroy(client);
+    throw toAcquireError(err, config);
+  }
+  let closing: Promise<void> | undefined;
+  const lease = {
+    client: client as unknown as pg.PoolClient,
+    // The drain calls this at its timeout: end the session so its transaction rolls back.
+    release: () => void close(),
+  };
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      options.tracker?.untrack(lease);
+      if (brokenBy) return destroy(client);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => {
+        timer = setTimeout(() => resolve('late'), options.closeTimeoutMs ?? 2_000);
+      });
+      const ended = await Promise.race([client.end().then(() => 'ended' as const), late]).catch(
+        () => 'late' as const,
+      );
+      clearTimeout(timer);
+      if (ended === 'late') await destroy(client);
+    })();
+    return closing;
+  };
+  options.tracker?.track(lease);
+  return {
+    client,
+    get brokenBy() {
+      return brokenBy;
+    },
+    close,
+  };
+}
+
+/** Cuts the socket without a goodbye (for a peer that is gone or silent). */
+async function destroy(client: pg.Client): Promise<void> {
+  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
+    ?.stream;
+  stream?.destroy();
+}
+
+/** Runs `fn` in a transaction on `client`; rolls back (ignoring a second failure) on error. */
+export async function inTransaction<T>(
+  client: pg.ClientBase,
+  fn: () => Promise<T>,
+  begin = 'BEGIN',
+): Promise<T> {
+  await client.query(begin);
+  try {
+    const result = await fn();
+    await client.query('COMMIT');
+    return result;
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,187 @@
+import { integerOption } from '../core/option-values.js';
+import type { MigrationFile } from '../migrations/migration-files.js';
+import {
+  MigrationSchemaMissingError,
+  type MigrationRunner,
+  type MigrationSession,
+} from '../migrations/migration-runner.js';
+import { migrationsDigest } from './tenant-migrations-digest.js';
+import { TenantGoneError, tenantGuard } from './tenant-locks.js';
+import type { TenantRegistry } from './tenant-registry.js';
+import type { TenantRow } from './tenant-registry-store.js';
+import type { TenantStatus } from './tenant-state.js';
+import { TenantNotFoundError } from './tenant.errors.js';
+
+/** Progress of `migrateAll()`, reported after each tenant. */
+export interface TenantMigrationProgress {
+  readonly done: number;
+  readonly total: number;
+  readonly tenantId: string;
+  /** `gone`: the tenant was dropped (or began dropping) while the run went on; nothing was done. */
+  readonly outcome: 'applied' | 'up-to-date' | 'failed' | 'gone';
+}
+
+/** Options of {@link TenantService.migrateAll}. */
+export interface MigrateAllOptions {
+  /** Tenants migrated at once. Default: `tenancy.migrationConcurrency`, capped at `pool.max`. */
+  concurrency?: number;
+  /** Called after each tenant. */
+  onProgress?: (progress: TenantMigrationProgress) => void;
+  /** Only these tenant ids. Default: every active or suspended tenant. */
+  tenants?: readonly string[];
+}
+
+/** What `migrateAll()` did. */
+export interface TenantMigrationSummary {
+  /** Tenants that had pending files, with the files applied. */
+  readonly applied: { readonly tenantId: string; readonly files: string[] }[];
+  /** Tenants already up to date (known from the registry, without touching their schema). */
+  readonly skipped: number;
+  readonly failed: { readonly tenantId: string; readonly error: string }[];
+  /**
+   * Tenants found `dropping`, or dropped while the run went on: skipped, their schemas left
+   * alone (a migration never creates a tenant's schema).
+   */
+  readonly gone: readonly string[];
+  /**
+   * Tenants still `provisioning` (being created elsewhere, or left by a crash: see
+   * `TenantService.repair`): not migrated by this run.
+   */
+  readonly provisioning: readonly string[];
+  readonly durationMs: number;
+}
+
+/** One row of the fleet view (`migrationStatus()`, `migrate --tenants --status`). */
+export interface TenantMigrationState {
+  readonly tenantId: string;
+  readonly status: TenantStatus;
+  /** Files applied as of the last migration run. */
+  readonly version: number;
+  readonly pending: number;
+  /** Applied files have been edited since (the next run fails with a checksum error). */
+  readonly changed: boolean;
+  /** Applied files that are no longer in the folder (deleted, or an older checkout). */
+  readonly missing: number;
+  readonly lastMigratedAt: Date | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * Migrations across the fleet. Each tenant is migrated under its lock, and its row is re-read
+ * under that lock before every step: a tenant dropped meanwhile is skipped and reported, never
+ * re-created.
+ */
+export class TenantFleetMigrator {
+  constructor(
+    private readonly registry: TenantRegistry,
+    private readonly runner: MigrationRunner,
+    private readonly files: () => Promise<readonly MigrationFile[]>,
+    /** Workers for a run: the requested number (or the default), capped at `pool.max`. */
+    private readonly concurrencyFor: (requested: number | undefined) => number,
+  ) {}
+
+  async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
+    const requested =
+      options.concurrency === undefined
+        ? undefined
+        : integerOption(options.concurrency, 'migrateAll concurrency', 1);
+    const started = performance.now();
+    const files = await this.files();
+    const rows = await this.#rows(options.tenants);
+    const current = migrationsDigest(files, files.length);
+    const gone = rows.filter((r) => r.status === 'dropping').map((r) => r.id);
+    const provisioning = rows.filter((r) => r.status === 'provisioning').map((r) => r.id);
+    const served = rows.filter((r) => r.status === 'active' || r.status === 'suspended');
+    const stale = served.filter(
+      (r) => r.migrated_version !== files.length || r.migrations_digest !== current,
+    );
+    const skipped = served.length - stale.length;
+    const applied: { tenantId: string; files: string[] }[] = [];
+    const failed: { tenantId: string; error: string }[] = [];
+    let done = skipped;
+    const total = served.length;
+    const concurrency = Math.max(1, this.concurrencyFor(requested));
+    const migrateOne = async (row: TenantRow, session: MigrationSession) => {
+      let outcome: TenantMigrationProgress['outcome'];
+      try {
+        const result = await session.migrate(row.schema_name, files, {
+          createSchema: false,
+          guard: tenantGuard(this.registry.table, row.id, ['active', 'suspended']),
+        });
+        // Files deleted from the folder stay applied: the recorded version never goes down.
+        await this.registry.store.recordMigrated(
+          row.id,
+          files.length + result.missing.length,
+          current,
+        );
+        if (result.applied.length > 0) {
+          applied.push({ tenantId: row.id, files: result.applied.map((a) => a.name) });
+          outcome = 'applied';
+        } else {
+          outcome = 'up-to-date';
+        }
+      } catch (err) {
+        if (err instanceof TenantGoneError) {
+          gone.push(row.id);
+          outcome = 'gone';
+        } else {
+          const message =
+            err instanceof MigrationSchemaMissingError
+              ? `${err.message} The registry row has no schema: drop the tenant and create it again.`
+              : (err as Error).message;
+          failed.push({ tenantId: row.id, error: message });
+          outcome = 'failed';
+          await this.registry.store.recordFailure(row.id, message).catch(() => undefined);
+        }
+      }
+      options.onProgress?.({ done: ++done, total, tenantId: row.id, outcome });
+    };
+    // Each worker keeps one migration connection for all the tenants it takes: a new connection
+    // per tenant would cost about as much as a small tenant's migrations.
+    let next = 0;
+    const worker = async () => {
+      const session = this.runner.session();
+      try {
+        while (next < stale.length) await migrateOne(stale[next++]!, session);
+      } finally {
+        await session.close();
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, stale.length) }, worker));
+    return {
+      applied,
+      skipped,
+      failed,
+      gone,
+      provisioning,
+      durationMs: Math.round(performance.now() - started),
+    };
+  }
+
+  /** The fleet view: per tenant, its version, pending count, edited files and last failure. One query. */
+  async migrationStatus(tenants?: readonly string[]): Promise<TenantMigrationState[]> {
+    const files = await this.files();
+    const rows = await this.#rows(tenants);
+    return rows.map((row) => ({
+      tenantId: row.id,
+      status: row.status,
+      version: row.migrated_version,
+      pending: Math.max(0, files.length - row.migrated_version),
+      missing: Math.max(0, row.migrated_version - files.length),
+      changed:
+        row.migrated_version > 0 &&
+        row.migrated_version <= files.length &&
+        row.migrations_digest !== migrationsDigest(files, row.migrated_version),
+      lastMigratedAt: row.last_migrated_at,
+      lastError: row.last_error,
+    }));
+  }
+
+  async #rows(tenants?: readonly string[]): Promise<TenantRow[]> {
+    tenants?.forEach((id) => this.registry.validate(id));
+    const rows = await this.registry.store.all(tenants);
+    const missing = tenants?.filter((id) => !rows.some((r) => r.id === id)) ?? [];
+    if (missing.length > 0) throw new TenantNotFoundError(missing[0]!);
+    return rows;
+  }
+}

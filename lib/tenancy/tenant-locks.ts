@@ -1,0 +1,46 @@
+import type pg from 'pg';
+import type { TenantStatus } from './tenant-state.js';
+
+// Advisory lock namespace shared with the migration runner ("pgtn"); the second key is
+// hashtext(schema). Creating, dropping and migrating a tenant all take this one lock.
+const LOCK_NAMESPACE = 0x7067746e;
+
+/** Takes tenant `schema`'s lock for the rest of the open transaction on `client`. */
+export async function lockTenant(client: pg.ClientBase, schema: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
+}
+
+/** A tenant was dropped (or is being dropped) while work on it waited: nothing was done. */
+export class TenantGoneError extends Error {
+  constructor(
+    readonly tenantId: string,
+    readonly state: TenantStatus | null,
+  ) {
+    super(
+      state === null
+        ? `Tenant "${tenantId}" no longer exists.`
+        : `Tenant "${tenantId}" is ${state}; it was left alone.`,
+    );
+    this.name = 'TenantGoneError';
+  }
+}
+
+/**
+ * A migration guard: re-reads the tenant's row under the tenant's lock and refuses (with
+ * `TenantGoneError`) unless its status is one of `allowed`, so a migration never touches a tenant
+ * that is gone or being dropped.
+ */
+export function tenantGuard(
+  table: string,
+  id: string,
+  allowed: readonly TenantStatus[],
+): (client: pg.ClientBase) => Promise<void> {
+  return async (client) => {
+    const { rows } = await client.query<{ status: TenantStatus }>(
+      `SELECT status FROM ${table} WHERE id = $1`,
+      [id],
+    );
+    const status = rows[0]?.status ?? null;
+    if (status === null || !allowed.includes(status)) throw new TenantGoneError(id, status);
+  };
+}

@@ -1,0 +1,253 @@
+import type { LoggerService } from '@nestjs/common';
+import type pg from 'pg';
+import { quoteIdentifier } from '../core/identifiers.js';
+import type { MigrationFile } from '../migrations/migration-files.js';
+import type { MigrationRunner } from '../migrations/migration-runner.js';
+import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import { migrationsDigest } from './tenant-migrations-digest.js';
+import { lockTenant, tenantGuard } from './tenant-locks.js';
+import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
+import { statesLeadingTo, type TenantStatus } from './tenant-state.js';
+import {
+  TenantAlreadyExistsError,
+  TenantCreationError,
+  TenantNotFoundError,
+} from './tenant.errors.js';
+
+/** What {@link TenantService.repair} found and did. */
+export interface TenantRepairResult {
+  readonly tenantId: string;
+  /** The status found, or `null` when there was no row. */
+  readonly before: TenantStatus | null;
+  /** The status left, or `null` when the tenant is gone. */
+  readonly after: TenantStatus | null;
+  /**
+   * `finished-create`: a `provisioning` tenant got its remaining migrations and is active;
+   * `removed`: a `provisioning` row without a schema (left by an older release) was deleted;
+   * `finished-drop`: a `dropping` tenant's schema and row were removed; `none`: nothing to do.
+   */
+  readonly action: 'finished-create' | 'removed' | 'finished-drop' | 'none';
+}
+
+/** How long a drop waits for the tenant's in-flight work before cancelling it. */
+const DROP_LOCK_WAIT_MS = 5_000;
+const DROP_ATTEMPTS = 4;
+
+/**
+ * Creating, dropping, suspending, resuming and repairing tenants: every transition of the
+ * lifecycle in `tenant-state.ts`, each made under the tenant's lock on a connection of its own.
+ */
+export class TenantProvisioner {
+  readonly #connection: pg.ClientConfig;
+
+  constructor(
+    private readonly registry: TenantRegistry,
+    private readonly runner: MigrationRunner,
+    connection: pg.ClientConfig,
+    private readonly files: () => Promise<readonly MigrationFile[]>,
+    private readonly logger: LoggerService,
+    private readonly tracker?: SessionTracker,
+  ) {
+    // Tenant migrations run in these sessions: like the migration runner's, they have no
+    // statement timeout (index builds and backfills legitimately run long).
+    const {
+      statement_timeout: _statementTimeout,
+      lock_timeout: _lockTimeout,
+      ...rest
+    } = connection as pg.ClientConfig & { lock_timeout?: number };
+    this.#connection = rest;
+  }
+
+  /**
+   * One transaction: the row (`provisioning`), the schema, every transactional migration file
+   * with its history, then `active`. Files marked no-transaction (and any after them) run after
+   * the commit while the row stays `provisioning`.
+   */
+  async create(id: string, metadata: Record<string, unknown>): Promise<TenantInfo> {
+    const schema = this.registry.schemaFor(id);
+    const files = await this.files();
+    const split = files.findIndex((f) => !f.transactional);
+    const inTx = split < 0 ? files : files.slice(0, split);
+    const table = this.registry.table;
+    const session = await openSession(this.#connection, {
+      tracker: this.tracker,
+      applicationName: 'nestjs-pg-tenancy:provisioning',
+    });
+    try {
+      try {
+        await inTransaction(session.client, async () => {
+          const { client } = session;
+          // The row first: an existing tenant is refused at once, whatever holds its lock.
+          const inserted = await client.query(
+            `INSERT INTO ${table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+            [id, schema, JSON.stringify(metadata)],
+          );
+          if (inserted.rowCount === 0) {
+            const existing = await this.registry.store.one(id, client);
+            throw new TenantAlreadyExistsError(id, existing?.status);
+          }
+          await lockTenant(client, schema);
+          try {
+            await client.query(`CREATE SCHEMA ${quoteIdentifier(schema)}`);
+          } catch (err) {
+            if ((err as { code?: string }).code === '42P06') {
+              throw new Error(
+                `schema "${schema}" already exists and was left untouched; drop or rename it, or choose another id`,
+                { cause: err },
+              );
+            }
+            throw err;
+          }
+          await this.runner.applyInTransaction(client, schema, inTx);
+          await client.query(
+            `UPDATE ${table}
+                SET status = $2, migrated_version = $3, migrations_digest = $4, last_migrated_at = now()
+              WHERE id = $1`,
+            [
+              id,
+              split < 0 ? 'active' : 'provisioning',
+              inTx.length,
+              migrationsDigest(inTx, inTx.length),
+            ],
+          );
+        });
+      } catch (err) {
+        if (err instanceof TenantAlreadyExistsError) throw err;
+        // A connection lost around COMMIT leaves it unknown whether it committed: look.
+        const row = await this.registry.store.one(id).catch(() => undefined);
+        if (row?.schema_name === schema && row.status === 'active') return this.#info(id);
+        throw new TenantCreationError(id, err, row ? 'provisioning' : 'nothing');
+      }
+    } finally {
+      await session.close();
+    }
+    if (split >= 0) {
+      try {
+        await this.#finishCreate(id, schema, files);
+      } catch (err) {
+        throw new TenantCreationError(id, err, 'provisioning');
+      }
+    }
+    return this.#info(id);
+  }
+
+  /**
+   * Marks the tenant `dropping` (refused everywhere from then on, within the staleness bound),
+   * waits for its in-flight work (cancelling what outlives the wait), then drops its schema and
+   * deletes its row in one transaction. A crash midway leaves a `dropping` row that `drop` or
+   * `repair` finishes.
+   */
+  async drop(id: string): Promise<void> {
+    const schema = this.registry.schemaFor(id);
+    const table = this.registry.table;
+    const session = await openSession(this.#connection, {
+      tracker: this.tracker,
+      applicationName: 'nestjs-pg-tenancy:drop',
+    });
+    try {
+      await inTransaction(session.client, async () => {
+        await lockTenant(session.client, schema);
+        const { rows } = await session.client.query<{ status: TenantStatus }>(
+          `SELECT status FROM ${table} WHERE id = $1 FOR UPDATE`,
+          [id],
+        );
+        if (!rows[0]) throw new TenantNotFoundError(id);
+        if (rows[0].status !== 'dropping') {
+          await session.client.query(`UPDATE ${table} SET status = 'dropping' WHERE id = $1`, [id]);
+        }
+      });
+      await this.registry.refresh(id).catch(() => undefined);
+      await this.#dropSchema(session.client, id, schema);
+    } finally {
+      await session.close();
+    }
+    await this.registry.refresh(id).catch(() => undefined);
+  }
+
+  /** Moves an existing tenant to `to` (`active` or `suspended`). @throws TenantNotFoundError */
+  async setStatus(id: string, to: 'active' | 'suspended'): Promise<TenantInfo> {
+    this.registry.validate(id);
+    const from = [to, ...statesLeadingTo(to)];
+    const pool = this.registry.store;
+    const updated = await pool.setStatus(id, to, from);
+    if (!updated) throw new TenantNotFoundError(id);
+    return this.#info(id);
+  }
+
+  /** Finishes or removes a tenant a crash left `provisioning` or `dropping`. */
+  async repair(id: string): Promise<TenantRepairResult> {
+    const schema = this.registry.schemaFor(id);
+    const row = await this.registry.store.one(id);
+    if (!row) throw new TenantNotFoundError(id);
+    const result = (action: TenantRepairResult['action'], after: TenantStatus | null) => ({
+      tenantId: id,
+      before: row.status,
+      after,
+      action,
+    });
+    if (row.status === 'dropping') {
+      await this.drop(id);
+      return result('finished-drop', null);
+    }
+    if (row.status !== 'provisioning') return result('none', row.status);
+    if (!(await this.registry.store.schemaExists(schema))) {
+      const removed = await this.registry.store.deleteIf(id, 'provisioning');
+      await this.registry.refresh(id).catch(() => undefined);
+      return result(removed ? 'removed' : 'none', removed ? null : row.status);
+    }
+    await this.#finishCreate(id, schema, await this.files());
+    return result('finished-create', 'active');
+  }
+
+  /** Applies the remaining files to a `provisioning` tenant, then makes it `active`. */
+  async #finishCreate(id: string, schema: string, files: readonly MigrationFile[]): Promise<void> {
+    await this.runner.migrate(schema, files, {
+      createSchema: false,
+      guard: tenantGuard(this.registry.table, id, ['provisioning']),
+    });
+    await this.registry.store.activate(id, files.length, migrationsDigest(files, files.length));
+  }
+
+  /** Drops the schema and deletes the row, cancelling the tenant's work that outlives the wait. */
+  async #dropSchema(client: pg.ClientBase, id: string, schema: string): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await inTransaction(client, async () => {
+          await client.query(`SET LOCAL lock_timeout = ${DROP_LOCK_WAIT_MS}`);
+          await lockTenant(client, schema);
+          await client.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`);
+          await client.query(
+            `DELETE FROM ${this.registry.table} WHERE id = $1 AND status = 'dropping'`,
+            [id],
+          );
+        });
+        return;
+      } catch (err) {
+        if ((err as { code?: string }).code !== '55P03' || attempt >= DROP_ATTEMPTS) throw err;
+        // Running queries are cancelled; a transaction left idle while holding the tenant's
+        // tables would never end on its own, so its session is terminated.
+        const { rows } = await client.query<{ pid: number }>(
+          `SELECT a.pid,
+                  CASE WHEN a.state LIKE 'idle in transaction%'
+                       THEN pg_terminate_backend(a.pid) ELSE pg_cancel_backend(a.pid) END AS signalled
+             FROM pg_stat_activity a
+            WHERE a.pid <> pg_backend_pid()
+              AND a.pid IN (SELECT l.pid FROM pg_locks l
+                              JOIN pg_class c ON c.oid = l.relation
+                              JOIN pg_namespace n ON n.oid = c.relnamespace
+                             WHERE n.nspname = $1 AND l.granted)`,
+          [schema],
+        );
+        this.logger.warn(
+          `Dropping tenant ${id}: work on its schema outlived ${DROP_LOCK_WAIT_MS} ms; cancelled the work of ${rows.length} session(s).`,
+        );
+      }
+    }
+  }
+
+  async #info(id: string): Promise<TenantInfo> {
+    const entry = await this.registry.refresh(id);
+    if (!entry) throw new TenantNotFoundError(id);
+    return entry.info;
+  }
+}

@@ -1,0 +1,273 @@
+import type pg from 'pg';
+import { quoteIdentifier } from '../core/identifiers.js';
+import { PgTenancyError } from '../errors.js';
+import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import type { TenantStatus } from './tenant-state.js';
+
+/** A registry row as read from the table. */
+export interface TenantRow {
+  id: string;
+  schema_name: string;
+  status: TenantStatus;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+  migrated_version: number;
+  migrations_digest: string | null;
+  last_migrated_at: Date | null;
+  last_error: string | null;
+  /** From the registry's sequence; `0` on a registry not upgraded yet (read-only CLI). */
+  version: number;
+}
+
+/** A change announced by the registry table's trigger. */
+export interface RegistryNotice {
+  readonly id: string;
+  /** `null` when an older instance announced it (payload: the bare id). */
+  readonly version: number | null;
+  readonly op: 'insert' | 'update' | 'delete' | 'truncate' | 'unknown';
+  readonly status?: TenantStatus;
+}
+
+/** The table has no registry: read-only commands say so instead of creating one. */
+export class RegistryMissingError extends PgTenancyError {
+  constructor(readonly table: string) {
+    super(
+      `There is no tenant registry in this database: the table ${table} does not exist. Nothing was created. ` +
+        'Check the connection settings and tenancy.registrySchema; the registry is created by the app at start-up or by `tenants create`.',
+    );
+  }
+}
+
+// Advisory lock namespace shared with the migration runner ("pgtn").
+const LOCK_NAMESPACE = 0x7067746e;
+// Bumped whenever the DDL below changes; an up-to-date registry is left alone (no lock, no DDL).
+const REGISTRY_MARKER = 'nestjs-pg-tenancy registry v2';
+
+/**
+ * The registry table and everything PostgreSQL does for it: its DDL (created, or upgraded in place
+ * from an older release, under an advisory lock), the version sequence, and the trigger that
+ * announces every insert, update and delete — operators' plain SQL included — inside the changing
+ * transaction, so no change can commit unannounced.
+ */
+export class TenantRegistryStore {
+  readonly #pool: pg.Pool;
+  readonly #schema: string;
+
+  constructor(pool: pg.Pool, registrySchema: string) {
+    this.#pool = pool;
+    this.#schema = registrySchema;
+  }
+
+  /** `"registrySchema"."tenants"`. */
+  get table(): string {
+    return `${quoteIdentifier(this.#schema)}.${quoteIdentifier('tenants')}`;
+  }
+
+  /** The NOTIFY channel of registry changes. */
+  get channel(): string {
+    return `pg_tenancy_${this.#schema}`;
+  }
+
+  get #sequence(): string {
+    return `${quoteIdentifier(this.#schema)}.${quoteIdentifier('tenants_version_seq')}`;
+  }
+
+  /** Whether the table exists. Reads only. */
+  async exists(): Promise<boolean> {
+    const { rows } = await this.#pool.query<{ found: string | null }>(
+      'SELECT to_regclass($1)::text AS found',
+      [this.table],
+    );
+    return rows[0]?.found != null;
+  }
+
+  /** @throws RegistryMissingError when there is no registry table. Reads only. */
+  async assertExists(): Promise<void> {
+    if (!(await this.exists())) throw new RegistryMissingError(this.table);
+  }
+
+  /**
+   * Creates the registry, or upgrades one made by an older release (adds `version`, the
+   * `dropping` state and the trigger), under an advisory lock so instances starting together do
+   * not collide. Costs one read when the registry is already current.
+   */
+  async ensure(connection: pg.ClientConfig, tracker?: SessionTracker): Promise<void> {
+    if (await this.#isCurrent(this.#pool)) return;
+    const session = await openSession(connection, {
+      tracker,
+      applicationName: 'nestjs-pg-tenancy:registry',
+    });
+    try {
+      await inTransaction(session.client, async () => {
+        await session.client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
+          LOCK_NAMESPACE,
+          `registry:${this.#schema}`,
+        ]);
+        if (await this.#isCurrent(session.client)) return;
+        await session.client.query(this.#ddl());
+      });
+    } finally {
+      await session.close();
+    }
+  }
+
+  async #isCurrent(db: pg.Pool | pg.ClientBase): Promise<boolean> {
+    const { rows } = await db.query<{ marker: string | null }>(
+      `SELECT obj_description(to_regclass($1), 'pg_class') AS marker`,
+      [this.table],
+    );
+    return rows[0]?.marker === REGISTRY_MARKER;
+  }
+
+  #ddl(): string {
+    const schema = quoteIdentifier(this.#schema);
+    const table = this.table;
+    const seq = this.#sequence;
+    const fn = (name: string) => `${schema}.${quoteIdentifier(name)}`;
+    // Identifiers are validated ([A-Za-z0-9_$]), so they are safe inside these literals.
+    const channel = `'${this.channel}'`;
+    const seqLiteral = `'${seq.replace(/'/g, "''")}'`;
+    return `
+      CREATE SCHEMA IF NOT EXISTS ${schema};
+      CREATE TABLE IF NOT EXISTS ${table} (
+        id text PRIMARY KEY,
+        schema_name text NOT NULL UNIQUE,
+        status text NOT NULL DEFAULT 'provisioning',
+        metadata jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        migrated_version integer NOT NULL DEFAULT 0,
+        migrations_digest text,
+        last_migrated_at timestamptz,
+        last_error text
+      );
+      CREATE SEQUENCE IF NOT EXISTS ${seq};
+      ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT nextval(${seqLiteral});
+      ALTER SEQUENCE ${seq} OWNED BY ${table}.version;
+      ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS tenants_status_check;
+      ALTER TABLE ${table} ADD CONSTRAINT tenants_status_check
+        CHECK (status IN ('provisioning', 'active', 'suspended', 'dropping'));
+      CREATE OR REPLACE FUNCTION ${fn('tenants_version')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        -- Every change gets a fresh version, whoever makes it. The row is locked by now, so a
+        -- row's versions grow in commit order.
+        NEW.version := nextval(${seqLiteral});
+        RETURN NEW;
+      END $fn$;
+      CREATE OR REPLACE FUNCTION ${fn('tenants_announce')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_OP = 'TRUNCATE' THEN
+          PERFORM pg_notify(${channel}, json_build_object('op', 'truncate', 'id', '', 'version', nextval(${seqLiteral}))::text);
+          RETURN NULL;
+        ELSIF TG_OP = 'DELETE' THEN
+          -- A deletion is a versioned tombstone: newer than anything the row ever carried.
+          PERFORM pg_notify(${channel}, json_build_object('op', 'delete', 'id', OLD.id, 'version', nextval(${seqLiteral}))::text);
+          RETURN OLD;
+        END IF;
+        PERFORM pg_notify(${channel}, json_build_object('op', lower(TG_OP), 'id', NEW.id, 'version', NEW.version, 'status', NEW.status)::text);
+        RETURN NEW;
+      END $fn$;
+      DROP TRIGGER IF EXISTS tenants_version ON ${table};
+      CREATE TRIGGER tenants_version BEFORE INSERT OR UPDATE ON ${table}
+        FOR EACH ROW EXECUTE FUNCTION ${fn('tenants_version')}();
+      DROP TRIGGER IF EXISTS tenants_announce ON ${table};
+      CREATE TRIGGER tenants_announce AFTER INSERT OR UPDATE OR DELETE ON ${table}
+        FOR EACH ROW EXECUTE FUNCTION ${fn('tenants_announce')}();
+      DROP TRIGGER IF EXISTS tenants_announce_truncate ON ${table};
+      CREATE TRIGGER tenants_announce_truncate AFTER TRUNCATE ON ${table}
+        FOR EACH STATEMENT EXECUTE FUNCTION ${fn('tenants_announce')}();
+      COMMENT ON TABLE ${table} IS '${REGISTRY_MARKER}';`;
+  }
+
+  /** One tenant's row (an indexed lookup), or `undefined`. */
+  async one(id: string, db: pg.Pool | pg.ClientBase = this.#pool): Promise<TenantRow | undefined> {
+    const { rows } = await db.query<TenantRow>(`SELECT * FROM ${this.table} WHERE id = $1`, [id]);
+    return rows[0] && normalise(rows[0]);
+  }
+
+  /** Moves `id` to `to` if its status is one of `from`; whether it did. */
+  async setStatus(id: string, to: TenantStatus, from: readonly TenantStatus[]): Promise<boolean> {
+    const updated = await this.#pool.query(
+      `UPDATE ${this.table} SET status = $2 WHERE id = $1 AND status = ANY($3)`,
+      [id, to, from],
+    );
+    return updated.rowCount === 1;
+  }
+
+  /** Finishes a `provisioning` tenant: `active`, with the files applied. */
+  async activate(id: string, migratedVersion: number, digest: string): Promise<void> {
+    await this.#pool.query(
+      `UPDATE ${this.table}
+          SET status = 'active', migrated_version = $2, migrations_digest = $3,
+              last_migrated_at = now(), last_error = NULL
+        WHERE id = $1 AND status = 'provisioning'`,
+      [id, migratedVersion, digest],
+    );
+  }
+
+  /** Records a migration run of a served tenant (no effect on one that is gone or dropping). */
+  async recordMigrated(id: string, migratedVersion: number, digest: string): Promise<void> {
+    await this.#pool.query(
+      `UPDATE ${this.table}
+          SET migrated_version = $2, migrations_digest = $3, last_migrated_at = now(), last_error = NULL
+        WHERE id = $1 AND status IN ('active', 'suspended')`,
+      [id, migratedVersion, digest],
+    );
+  }
+
+  /** Records why a tenant's migrations failed. */
+  async recordFailure(id: string, message: string): Promise<void> {
+    await this.#pool.query(`UPDATE ${this.table} SET last_error = $2 WHERE id = $1`, [id, message]);
+  }
+
+  /** Deletes `id`'s row if it has `status`; whether it did. */
+  async deleteIf(id: string, status: TenantStatus): Promise<boolean> {
+    const deleted = await this.#pool.query(
+      `DELETE FROM ${this.table} WHERE id = $1 AND status = $2`,
+      [id, status],
+    );
+    return deleted.rowCount === 1;
+  }
+
+  /** Whether `schema` exists. */
+  async schemaExists(schema: string): Promise<boolean> {
+    const found = await this.#pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    return found.rowCount === 1;
+  }
+
+  /** Every row, or only `ids`, ordered by id. */
+  async all(ids?: readonly string[]): Promise<TenantRow[]> {
+    const { rows } = await this.#pool.query<TenantRow>(
+      `SELECT * FROM ${this.table} WHERE ($1::text[] IS NULL OR id = ANY($1)) ORDER BY id`,
+      [ids ?? null],
+    );
+    return rows.map(normalise);
+  }
+}
+
+/** Parses a notification payload (JSON from the trigger, or a bare id from an older release). */
+export function parseNotice(payload: string): RegistryNotice | undefined {
+  if (!payload.startsWith('{')) return { id: payload, version: null, op: 'unknown' };
+  try {
+    const value = JSON.parse(payload) as {
+      id?: unknown;
+      version?: unknown;
+      op?: unknown;
+      status?: unknown;
+    };
+    if (typeof value.id !== 'string') return undefined;
+    return {
+      id: value.id,
+      version: typeof value.version === 'number' ? value.version : Number(value.version),
+      op: value.op as RegistryNotice['op'],
+      ...(typeof value.status === 'string' ? { status: value.status as TenantStatus } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+function normalise(row: TenantRow): TenantRow {
+  // bigint arrives as a string; versions stay far below 2^53.
+  row.version = row.version === undefined || row.version === null ? 0 : Number(row.version);
+  return row;
+}

@@ -1,0 +1,197 @@
+import { Test, type TestingModule } from '@nestjs/testing';
+import pg from 'pg';
+import {
+  DatabaseModule,
+  DatabaseMonitor,
+  TenantNotFoundError,
+  TenantRegistry,
+  TenantService,
+  TenantSuspendedError,
+  type TenancyOptions,
+} from '../../lib/index.js';
+import { adminPool, useTestDatabase } from '../support/database.js';
+import { useMigrationFolders } from '../support/migrations.js';
+import { startSilentProxy, type SilentProxy } from '../support/tcp-proxy.js';
+import { jest } from '@jest/globals';
+
+const FILES = { '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY);' };
+const BOUND_MS = 1_000;
+
+/** What `require(id)` answers: 'active', 'suspended' or 'unknown'. */
+async function answer(registry: TenantRegistry, id: string): Promise<string> {
+  try {
+    await registry.require(id);
+    return 'active';
+  } catch (err) {
+    if (err instanceof TenantSuspendedError) return 'suspended';
+    if (err instanceof TenantNotFoundError) return 'unknown';
+    throw err;
+  }
+}
+
+/**
+ * Asks `registry` about `id` every few ms until `until` holds for an answer whose lookup started
+ * at least `bound` after `since`; every such answer must satisfy `until` (nothing older than the
+ * bound is ever served). Answers before then may be either.
+ */
+async function expectWithinBound(
+  registry: TenantRegistry,
+  id: string,
+  since: number,
+  expected: string,
+  bound = BOUND_MS,
+  observeMs = 2 * BOUND_MS,
+): Promise<void> {
+  const stopAt = since + bound + observeMs;
+  for (;;) {
+    const startedAt = performance.now();
+    const got = await answer(registry, id);
+    if (startedAt >= since + bound)
+      expect({ id, got, late: true }).toEqual({ id, got: expected, late: true });
+    if (startedAt >= stopAt) return;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+// These steps start processes and wait on other sessions; a busy machine outlasts Jest's default.
+jest.setTimeout(120_000);
+
+describe('registry sync: every instance converges within maxStalenessMs', () => {
+  const database = useTestDatabase();
+  const folder = useMigrationFolders();
+  let admin: pg.Pool;
+  let proxy: SilentProxy;
+  const apps: TestingModule[] = [];
+
+  async function boot(tenancy: TenancyOptions, directConnection?: string) {
+    const app = await Test.createTestingModule({
+      imports: [
+        DatabaseModule.forRoot({
+          connection: database.current.url,
+          ...(directConnection ? { directConnection } : {}),
+          pool: { max: 4 },
+          tenancy: { interceptor: false, maxStalenessMs: BOUND_MS, ...tenancy },
+        }),
+      ],
+    }).compile();
+    apps.push(app);
+    await app.init();
+    const registry = app.get(TenantRegistry);
+    await registry.whenSynced();
+    return {
+      app,
+      tenants: app.get(TenantService),
+      registry,
+      monitor: app.get(DatabaseMonitor),
+    };
+  }
+
+  beforeAll(async () => {
+    admin = adminPool(database.current.url);
+  });
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    await proxy?.close();
+  });
+  afterAll(() => admin.end());
+
+  it('a listener that goes silent without closing still gives up stale state within the bound', async () => {
+    const migrations = await folder(FILES);
+    proxy = await startSilentProxy(database.current.url);
+    const a = await boot({ migrations, registrySchema: 'sync_silent' }, proxy.url);
+    const b = await boot({ migrations, registrySchema: 'sync_silent' });
+    await a.tenants.create('quiet');
+    await a.tenants.create('doomed');
+    expect(await answer(a.registry, 'quiet')).toBe('active');
+    expect(await answer(a.registry, 'doomed')).toBe('active');
+    expect(a.registry.syncState()).toMatchObject({ mode: 'listening', synced: true });
+
+    proxy.silence();
+    await b.tenants.suspend('quiet');
+    const suspendedAt = performance.now();
+    await b.tenants.drop('doomed');
+    const droppedAt = performance.now();
+    await b.tenants.create('newbie');
+    const createdAt = performance.now();
+
+    await expectWithinBound(a.registry, 'quiet', suspendedAt, 'suspended');
+    await expectWithinBound(a.registry, 'doomed', droppedAt, 'unknown', BOUND_MS, 0);
+    // An id never asked about is looked up once the view is no longer proven current.
+    await expectWithinBound(a.registry, 'newbie', createdAt, 'active', BOUND_MS, 0);
+    expect(a.registry.syncState().synced).toBe(false);
+    // Health and metrics read the same state.
+    expect(a.monitor.getTenantSync()).toMatchObject({ synced: false, maxStalenessMs: BOUND_MS });
+    expect(a.monitor.getTenantSync()!.lagMs).toBeGreaterThan(BOUND_MS);
+
+    // The silent listener is cut and replaced once the network carries traffic again.
+    proxy.restore();
+    await a.registry.whenSynced();
+    expect(a.registry.syncState()).toMatchObject({ mode: 'listening', synced: true });
+    expect(a.monitor.getTenantSync()).toMatchObject({ mode: 'listening', synced: true });
+    await b.tenants.resume('quiet');
+    await expectWithinBound(a.registry, 'quiet', performance.now(), 'active', BOUND_MS, 0);
+  }, 60_000);
+
+  it("operators' plain SQL reaches every instance: UPDATE, DELETE and INSERT", async () => {
+    const migrations = await folder(FILES);
+    const a = await boot({ migrations, registrySchema: 'sync_sql' });
+    await a.tenants.create('ops');
+    await a.tenants.create('gone');
+    await admin.query("UPDATE sync_sql.tenants SET status = 'suspended' WHERE id = 'ops'");
+    await expectWithinBound(a.registry, 'ops', performance.now(), 'suspended', BOUND_MS, 0);
+    await admin.query("DELETE FROM sync_sql.tenants WHERE id = 'gone'");
+    await expectWithinBound(a.registry, 'gone', performance.now(), 'unknown', BOUND_MS, 0);
+    await admin.query(
+      "CREATE SCHEMA tenant_hand; INSERT INTO sync_sql.tenants (id, schema_name, status) VALUES ('hand', 'tenant_hand', 'active')",
+    );
+    await expectWithinBound(a.registry, 'hand', performance.now(), 'active', BOUND_MS, 0);
+    const versions = await admin.query<{ version: string }>(
+      "SELECT version FROM sync_sql.tenants WHERE id IN ('ops', 'hand') ORDER BY id",
+    );
+    expect(versions.rows.every((r) => Number(r.version) > 0)).toBe(true);
+  });
+
+  it('a reload never overwrites a change applied while it ran', async () => {
+    const migrations = await folder(FILES);
+    const a = await boot({ migrations, registrySchema: 'sync_reload' });
+    await a.tenants.create('racer');
+    // Enough rows that a reload takes a while.
+    await admin.query(
+      `INSERT INTO sync_reload.tenants (id, schema_name, status)
+       SELECT 'bulk' || i, 'tenant_bulk' || i, 'active' FROM generate_series(1, 5000) AS i`,
+    );
+    await a.registry.reload();
+    for (let trial = 0; trial < 10; trial++) {
+      const target = trial % 2 === 0 ? 'suspended' : 'active';
+      const reload = a.registry.reload();
+      const change =
+        target === 'suspended' ? a.tenants.suspend('racer') : a.tenants.resume('racer');
+      await Promise.all([reload, change]);
+      expect({ trial, got: await answer(a.registry, 'racer') }).toEqual({ trial, got: target });
+    }
+  });
+
+  it('upgrades a registry made by an older release in place', async () => {
+    // The wave-1 table: no version, no trigger, no 'dropping' state.
+    await admin.query(`
+      CREATE SCHEMA sync_old;
+      CREATE TABLE sync_old.tenants (
+        id text PRIMARY KEY, schema_name text NOT NULL UNIQUE,
+        status text NOT NULL DEFAULT 'provisioning' CHECK (status IN ('provisioning', 'active', 'suspended')),
+        metadata jsonb NOT NULL DEFAULT '{}', created_at timestamptz NOT NULL DEFAULT now(),
+        migrated_version integer NOT NULL DEFAULT 0, migrations_digest text,
+        last_migrated_at timestamptz, last_error text);
+      CREATE SCHEMA tenant_veteran;
+      INSERT INTO sync_old.tenants (id, schema_name, status) VALUES ('veteran', 'tenant_veteran', 'active');`);
+    // Two instances at once: the advisory lock keeps their DDL apart.
+    const [a, b] = await Promise.all([
+      boot({ registrySchema: 'sync_old' }, undefined),
+      boot({ registrySchema: 'sync_old' }, undefined),
+    ]);
+    expect(await answer(a.registry, 'veteran')).toBe('active');
+    await admin.query("UPDATE sync_old.tenants SET status = 'suspended' WHERE id = 'veteran'");
+    await expectWithinBound(b.registry, 'veteran', performance.now(), 'suspended', BOUND_MS, 0);
+    await b.tenants.drop('veteran');
+    expect(await answer(a.registry, 'veteran')).toBe('unknown');
+  });
+});
