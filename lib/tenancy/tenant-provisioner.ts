@@ -196,6 +196,8 @@ export class TenantProvisioner {
       return result(removed ? 'removed' : 'none', removed ? null : row.status);
     }
     await this.#finishCreate(id, schema, await this.files());
+    // This instance serves it at once; others follow the trigger's notice.
+    await this.registry.refresh(id);
     return result('finished-create', 'active');
   }
 
