@@ -25,10 +25,16 @@ interface Frame {
 // live only in the async flow that opened them: nothing here outlives a call.
 const storage = new AsyncLocalStorage<Frame>();
 
-/** The transaction this flow runs in on `pool`, if any. */
+/**
+ * The transaction this flow runs in on `pool`, if any. One that has ended is no longer current:
+ * a timer or listener first set up inside a transaction inherits its flow, and must go back to
+ * the pool afterwards rather than fail with `TransactionClosedError` for the life of the process.
+ */
 export function currentTransaction(pool: pg.Pool): AmbientTransaction | undefined {
   for (let frame = storage.getStore(); frame !== undefined; frame = frame.outer) {
-    if (frame.pool === pool) return frame.tx ?? undefined;
+    if (frame.pool !== pool) continue;
+    if (frame.tx === null || !frame.tx.runner.isOpen) return undefined;
+    return frame.tx;
   }
   return undefined;
 }

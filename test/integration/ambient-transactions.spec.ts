@@ -43,6 +43,10 @@ class ProjectsService {
       .withSchema('ledger')
       .fetchValue<number>('SELECT count(*)::int FROM {{tables.entries}}');
   }
+  async names(): Promise<string[]> {
+    const rows = await this.db.fetchAll<{ name: string }>('SELECT name FROM {{tables.projects}}');
+    return rows.map((r) => r.name);
+  }
   txid(): Promise<string | null> {
     return this.db.fetchValue<string>('SELECT txid_current_if_assigned()::text');
   }
@@ -266,9 +270,9 @@ describe('ambient transactions', () => {
             await barrier;
             await ledger.record(`l${i}`);
             const second = await ledger.txid();
-            const own = await projects.count();
+            const visible = await projects.names();
             if (i % 2 === 1) throw new Error(`request ${i} fails`);
-            return { first, second, own };
+            return { i, first, second, visible };
           }),
         ),
       ),
@@ -277,7 +281,10 @@ describe('ambient transactions', () => {
     expect(ok).toHaveLength(n / 2);
     for (const r of ok) {
       expect(r.first).toBe(r.second);
-      expect(r.own).toBe(1); // only its own uncommitted row, never another request's
+      // Its own row, uncommitted; other requests' rows only once committed, so never the row of
+      // a request that fails (odd i), which is never committed.
+      expect(r.visible).toContain(`p${r.i}`);
+      expect(r.visible.filter((name) => Number(name.slice(1)) % 2 === 1)).toEqual([]);
     }
     expect(new Set(ok.map((r) => r.first)).size).toBe(n / 2);
     expect(await committed()).toEqual({ projects: n / 2, ledger: n / 2 });
@@ -339,6 +346,24 @@ describe('ambient transactions', () => {
       ),
     ).rejects.toBeInstanceOf(InvalidOptionsError);
     expect(checkout.calls).toBe(0);
+  });
+
+  it('sends work that outlives the transaction to the pool, outside it', async () => {
+    let fire!: () => void;
+    const later = new Promise<void>((resolve) => (fire = resolve));
+    let late!: Promise<boolean>;
+    await checkout.inTransaction(async () => {
+      // Set up inside the transaction (as a lazily started timer or listener would be), run
+      // after it committed: it inherits the flow but not the finished transaction.
+      late = later.then(async () => {
+        await ledger.record('late');
+        return ledger.db.inTransaction;
+      });
+      await ledger.record('inside');
+    });
+    fire();
+    expect(await late).toBe(false);
+    expect(await committed()).toEqual({ projects: 0, ledger: 2 });
   });
 
   describe('propagation', () => {
