@@ -44,7 +44,8 @@ export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializabl
 export type TransactionPropagation =
   'join' | 'requires-new' | 'nested' | 'mandatory' | 'never' | 'not-supported';
 
-const PROPAGATIONS: ReadonlySet<string> = new Set<TransactionPropagation>([
+/** @internal */
+export const PROPAGATIONS: ReadonlySet<string> = new Set<TransactionPropagation>([
   'join',
   'requires-new',
   'nested',

@@ -1,4 +1,4 @@
-import type { SchemaDb, TransactionOptions } from '../core/schema-db.js';
+import { PROPAGATIONS, type SchemaDb, type TransactionOptions } from '../core/schema-db.js';
 import { InvalidOptionsError, TransactionalHostMissingError } from '../errors.js';
 
 /** Options of {@link Transactional}: the same as `db.transaction()`'s. */
@@ -47,6 +47,11 @@ export function Transactional(options: TransactionalOptions = {}): MethodDecorat
   if (frozen.retries !== undefined && (!Number.isInteger(frozen.retries) || frozen.retries < 0)) {
     throw new InvalidOptionsError(
       `@Transactional() retries must be a non-negative integer, received ${String(frozen.retries)}.`,
+    );
+  }
+  if (frozen.propagation !== undefined && !PROPAGATIONS.has(frozen.propagation)) {
+    throw new InvalidOptionsError(
+      `@Transactional() propagation ${JSON.stringify(frozen.propagation)} is unknown: use ${[...PROPAGATIONS].map((p) => `'${p}'`).join(', ')}.`,
     );
   }
   return (target, key, descriptor) => {

@@ -496,6 +496,11 @@ describe('ambient transactions', () => {
     expect(Reflect.getMetadata('marker', method)).toBe('kept');
   });
 
+  it('refuses bad options when the class is defined, not when the method first runs', () => {
+    expect(() => Transactional({ retries: -1 })).toThrow(InvalidOptionsError);
+    expect(() => Transactional({ propagation: 'sometimes' as never })).toThrow(InvalidOptionsError);
+  });
+
   it('explains that an object outside the application cannot start a transaction', async () => {
     const loose = new CheckoutService(projects, ledger);
     await expect(loose.inTransaction(async () => 1)).rejects.toBeInstanceOf(
