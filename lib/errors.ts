@@ -142,3 +142,47 @@ export class DatabaseShuttingDownError extends PgTenancyError {
     super('The service is shutting down and accepts no new database work; retry the request.');
   }
 }
+
+/**
+ * A call that requires a running transaction (`propagation: 'mandatory'`) was made outside one.
+ * Call it from inside `db.transaction()` or a `@Transactional()` method, or use the default
+ * propagation (`'join'`), which starts a transaction when there is none.
+ */
+export class TransactionRequiredError extends PgTenancyError {
+  constructor() {
+    super(
+      "This call needs a transaction (propagation 'mandatory') and none is running: call it from inside db.transaction() or a @Transactional() method.",
+    );
+  }
+}
+
+/**
+ * A call that must run outside any transaction (`propagation: 'never'`) was made inside one.
+ * Call it outside the transaction, or use `propagation: 'not-supported'` to suspend the
+ * transaction for the call.
+ */
+export class TransactionNotAllowedError extends PgTenancyError {
+  constructor() {
+    super(
+      "This call must not run in a transaction (propagation 'never') but one is running: call it outside the transaction, or use propagation 'not-supported' to run it outside while the transaction waits.",
+    );
+  }
+}
+
+/**
+ * A `@Transactional()` method had to start a transaction but its object was not bound to a
+ * database: it is not a provider or controller of an application that imports
+ * `DatabaseModule.forRoot()` (objects created with `new`, request-scoped or transient providers
+ * are not bound), or it was called before the module initialised.
+ */
+export class TransactionalHostMissingError extends PgTenancyError {
+  constructor(
+    /** `ClassName.method` of the decorated method. */
+    readonly method: string,
+  ) {
+    super(
+      `@Transactional() method ${method} cannot start a transaction: its object is not a singleton provider or controller of an application that imports DatabaseModule.forRoot(), or the application has not been initialised yet (call app.init()). ` +
+        'Make the class a provider, or call it inside db.transaction().',
+    );
+  }
+}

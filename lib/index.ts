@@ -1,4 +1,13 @@
-export { SchemaDb, type IsolationLevel, type TransactionOptions } from './core/schema-db.js';
+export {
+  SchemaDb,
+  type IsolationLevel,
+  type TransactionOptions,
+  type TransactionPropagation,
+} from './core/schema-db.js';
+export {
+  Transactional,
+  type TransactionalOptions,
+} from './transactions/transactional.decorator.js';
 export type { QueryParams } from './core/query-runner.js';
 export { quoteIdentifier, assertIdentifier, MAX_IDENTIFIER_BYTES } from './core/identifiers.js';
 export { DatabaseModule, type DatabaseFeatureOptions } from './module/database.module.js';
@@ -24,6 +33,9 @@ export {
   TemplateError,
   TransactionAbortedError,
   TransactionClosedError,
+  TransactionalHostMissingError,
+  TransactionNotAllowedError,
+  TransactionRequiredError,
 } from './errors.js';
 export {
   MigrationRunner,

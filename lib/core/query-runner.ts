@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { SavepointActiveError, TransactionClosedError } from '../errors.js';
 import { isBrokenConnectionError, toAcquireError } from '../pool/connection-errors.js';
 import type { QueryEnvironment } from './query-environment.js';
+import type { IsolationLevel } from './schema-db.js';
 
 /** Bind parameters, as `pg` takes them. */
 export type QueryParams = readonly unknown[];
@@ -94,6 +95,8 @@ export class ClientQueryRunner implements QueryRunner {
     readonly env: QueryEnvironment,
     readonly client: pg.PoolClient,
     readonly parent?: ClientQueryRunner,
+    /** The isolation level the transaction was begun with (`undefined`: the server default). */
+    readonly isolationLevel: IsolationLevel | undefined = parent?.isolationLevel,
   ) {}
 
   get isOpen(): boolean {

@@ -3,6 +3,8 @@ import {
   ConcurrentSavepointError,
   InvalidOptionsError,
   TransactionAbortedError,
+  TransactionNotAllowedError,
+  TransactionRequiredError,
 } from '../errors.js';
 import { isBrokenConnectionError } from '../pool/connection-errors.js';
 import {
@@ -12,14 +14,57 @@ import {
   type QueryParams,
   type QueryRunner,
 } from './query-runner.js';
+import {
+  currentTransaction,
+  runInTransaction,
+  type AmbientTransaction,
+} from './ambient-transaction.js';
 import type { QueryEnvironment } from './query-environment.js';
 import { SqlTemplate, TemplateCache } from './sql-template.js';
 
 /** Isolation levels accepted by {@link SchemaDb.transaction}. */
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
 
+/**
+ * What `transaction()` (and `@Transactional()`) does when the calling code already runs in a
+ * transaction on the same pool, opened by `db.transaction()` or a `@Transactional()` method
+ * further up the call chain:
+ *
+ * - `'join'`: run in that transaction (no savepoint); start one when there is none.
+ * - `'requires-new'`: always start an independent transaction on another connection, which
+ *   commits or rolls back on its own. The outer one waits, holding its connection: a pool of
+ *   size 1 deadlocks, and a row locked by the outer transaction blocks the inner one forever.
+ * - `'nested'`: run in a savepoint of that transaction (a failure inside rolls back to it);
+ *   start one when there is none.
+ * - `'mandatory'`: join; throw `TransactionRequiredError` when there is none.
+ * - `'never'`: run without a transaction; throw `TransactionNotAllowedError` inside one.
+ * - `'not-supported'`: run without a transaction; an outer one is suspended for the call (its
+ *   managers' queries inside go to the pool, outside the transaction).
+ */
+export type TransactionPropagation =
+  'join' | 'requires-new' | 'nested' | 'mandatory' | 'never' | 'not-supported';
+
+/** @internal */
+export const PROPAGATIONS: ReadonlySet<string> = new Set<TransactionPropagation>([
+  'join',
+  'requires-new',
+  'nested',
+  'mandatory',
+  'never',
+  'not-supported',
+]);
+
 /** Options of {@link SchemaDb.transaction}. */
 export interface TransactionOptions {
+  /**
+   * What to do when a transaction is already running on this pool in the calling code. When the
+   * call joins or nests in it, the outer transaction's settings stand: `retries` is ignored (a
+   * serialization failure propagates to the outermost transaction, whose retries re-run the
+   * whole unit) and an `isolationLevel` other than the outer one's is refused.
+   * Default: `'nested'` when called on a transaction's own manager (`tx.transaction()`), else
+   * `'join'`.
+   */
+  propagation?: TransactionPropagation;
   /**
    * Isolation level of the transaction.
    * Default: the server's `default_transaction_isolation` (normally `read committed`).
@@ -85,9 +130,18 @@ export class SchemaDb {
     return this.#template.schema;
   }
 
-  /** `true` when this manager is bound to an open transaction's connection. */
+  /**
+   * `true` when this manager's queries run in a transaction: it is a transaction's own manager,
+   * or the calling code runs inside `transaction()` or a `@Transactional()` method on its pool.
+   */
   get inTransaction(): boolean {
-    return this.#runner.client !== null;
+    return this.#active().client !== null;
+  }
+
+  /** Where a query sent now goes: the flow's transaction on this pool, if any, joins it. */
+  #active(): QueryRunner {
+    if (this.#runner.client !== null) return this.#runner;
+    return currentTransaction(this.#runner.env.pool)?.runner ?? this.#runner;
   }
 
   /**
@@ -131,12 +185,14 @@ export class SchemaDb {
     } catch (err) {
       return Promise.reject(err);
     }
-    const sink = this.#runner.env.sink;
-    if (!sink) return this.#runner.query<T>(text, params, arrayRows);
-    return this.#observed<T>(sink, text, params, arrayRows);
+    const runner = this.#active();
+    const sink = runner.env.sink;
+    if (!sink) return runner.query<T>(text, params, arrayRows);
+    return this.#observed<T>(runner, sink, text, params, arrayRows);
   }
 
   async #observed<T extends pg.QueryResultRow>(
+    runner: QueryRunner,
     sink: NonNullable<QueryEnvironment['sink']>,
     text: string,
     params: QueryParams | undefined,
@@ -146,7 +202,7 @@ export class SchemaDb {
     let result: pg.QueryResult<T> | undefined;
     let error: Error | undefined;
     try {
-      result = await this.#runner.query<T>(text, params, arrayRows);
+      result = await runner.query<T>(text, params, arrayRows);
       return result;
     } catch (err) {
       error = err as Error;
@@ -158,7 +214,7 @@ export class SchemaDb {
           sql: text,
           params,
           schema: this.schema,
-          inTransaction: this.inTransaction,
+          inTransaction: runner.client !== null,
           durationMs,
           rowCount: result?.rowCount ?? null,
           error,
@@ -201,19 +257,23 @@ export class SchemaDb {
 
   /**
    * Runs `fn` in a transaction on one connection and commits when it resolves, or rolls back
-   * when it throws (the error is rethrown). `fn` receives a manager bound to that connection;
-   * use it, not the outer manager, inside the callback.
+   * when it throws (the error is rethrown). `fn` receives a manager bound to that connection.
    *
-   * Called on a manager that is already in a transaction, it opens a savepoint instead: a
-   * failure inside rolls back to the savepoint and rethrows, leaving the outer transaction
-   * usable if the caller catches.
+   * The transaction follows the call: while `fn` runs, every manager on the same pool (other
+   * services' `@InjectTenantDb()` and `@InjectSchemaDb()` managers, `withSchema()` managers)
+   * runs its queries in it, in this async flow only. Concurrent requests never share it.
+   *
+   * Called while a transaction is already running, `options.propagation` decides: by default a
+   * transaction's own manager (`tx.transaction()`) opens a savepoint (a failure inside rolls
+   * back to it and rethrows, leaving the outer transaction usable if the caller catches), and
+   * any other manager joins the running transaction.
    *
    * The connection always returns to the pool, and is discarded if the connection broke.
    *
    * @example
    * await db.transaction(async (tx) => {
    *   await tx.execute('UPDATE {{tables.accounts}} SET balance = balance - $1 WHERE id = $2', [n, a]);
-   *   await tx.execute('UPDATE {{tables.accounts}} SET balance = balance + $1 WHERE id = $2', [n, b]);
+   *   await ledger.record(a, b, n); // another service's manager: joins this transaction
    * }, { isolationLevel: 'serializable', retries: 3 });
    */
   async transaction<T>(
@@ -227,17 +287,48 @@ export class SchemaDb {
         `transaction retries must be a non-negative integer, received ${retries}.`,
       );
     }
-    if (this.#runner.client !== null) {
+    const { propagation } = options;
+    if (propagation !== undefined && !PROPAGATIONS.has(propagation)) {
+      throw new InvalidOptionsError(
+        `Unknown transaction propagation ${JSON.stringify(propagation)}: use 'join', 'requires-new', 'nested', 'mandatory', 'never' or 'not-supported'.`,
+      );
+    }
+    const own = this.#runner.client !== null;
+    if (own && propagation === undefined) {
       if (begin !== 'BEGIN' || retries > 0) {
         throw new InvalidOptionsError(
           'A nested transaction runs in a savepoint and inherits the outer transaction: isolationLevel, readOnly and retries cannot be set on it.',
         );
       }
-      return this.#savepoint(fn);
+      return this.#savepoint(this.#ambientOf(), fn);
+    }
+    const outer = own ? this.#ambientOf() : currentTransaction(this.#runner.env.pool);
+    switch (propagation ?? 'join') {
+      case 'mandatory':
+      case 'join':
+        if (outer) {
+          assertCompatible(options, outer.runner);
+          return this.#joined(outer, fn);
+        }
+        if (propagation === 'mandatory') throw new TransactionRequiredError();
+        break;
+      case 'nested':
+        if (outer) {
+          assertCompatible(options, outer.runner);
+          return this.#savepoint(outer, fn);
+        }
+        break;
+      case 'never':
+        if (outer) throw new TransactionNotAllowedError();
+        return this.#outside(fn);
+      case 'not-supported':
+        return this.#outside(fn);
+      case 'requires-new':
+        break;
     }
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.#transactionOnce(fn, begin);
+        return await this.#transactionOnce(fn, begin, options.isolationLevel);
       } catch (err) {
         if (attempt >= retries || !RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '')) {
           throw err;
@@ -247,10 +338,34 @@ export class SchemaDb {
     }
   }
 
-  async #transactionOnce<T>(fn: (tx: SchemaDb) => Promise<T>, begin: string): Promise<T> {
+  /** This transaction-bound manager's transaction, as an ambient one. */
+  #ambientOf(): AmbientTransaction {
+    return { runner: this.#runner as ClientQueryRunner, savepoints: this.#savepoints };
+  }
+
+  /** Runs `fn` in `outer`, as the flow's transaction, without a savepoint. */
+  #joined<T>(outer: AmbientTransaction, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
+    const tx = new SchemaDb(outer.runner, this.#template, outer.savepoints);
+    return runInTransaction(this.#runner.env.pool, outer, () => fn(tx));
+  }
+
+  /** Runs `fn` on the pool with any transaction of this flow on it suspended. */
+  #outside<T>(fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
+    const db =
+      this.#runner.client === null
+        ? this
+        : new SchemaDb(new PoolQueryRunner(this.#runner.env), this.#template);
+    return runInTransaction(this.#runner.env.pool, null, () => fn(db));
+  }
+
+  async #transactionOnce<T>(
+    fn: (tx: SchemaDb) => Promise<T>,
+    begin: string,
+    isolationLevel: IsolationLevel | undefined,
+  ): Promise<T> {
     const lease = await checkout(this.#runner.env);
     const { client } = lease;
-    const runner = new ClientQueryRunner(this.#runner.env, client);
+    const runner = new ClientQueryRunner(this.#runner.env, client, undefined, isolationLevel);
     let discard: Error | undefined;
     try {
       await client.query(begin);
@@ -260,7 +375,9 @@ export class SchemaDb {
     }
     try {
       try {
-        const result = await fn(new SchemaDb(runner, this.#template, { next: 1 }));
+        const ambient: AmbientTransaction = { runner, savepoints: { next: 1 } };
+        const tx = new SchemaDb(runner, this.#template, ambient.savepoints);
+        const result = await runInTransaction(this.#runner.env.pool, ambient, () => fn(tx));
         runner.close();
         const commit = await client.query('COMMIT');
         // An aborted transaction (an error caught inside fn) "commits" as a ROLLBACK.
@@ -287,23 +404,31 @@ export class SchemaDb {
     }
   }
 
-  async #savepoint<T>(fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
-    const parent = this.#runner as ClientQueryRunner;
+  async #savepoint<T>(outer: AmbientTransaction, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
+    const parent = outer.runner;
     if (parent.savepointActive) throw new ConcurrentSavepointError();
     parent.savepointActive = true;
     try {
-      return await this.#savepointOnce(parent, fn);
+      return await this.#savepointOnce(parent, outer.savepoints, fn);
     } finally {
       parent.savepointActive = false;
     }
   }
 
-  async #savepointOnce<T>(parent: ClientQueryRunner, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
-    const name = `pgt_savepoint_${this.#savepoints.next++}`;
+  async #savepointOnce<T>(
+    parent: ClientQueryRunner,
+    savepoints: { next: number },
+    fn: (tx: SchemaDb) => Promise<T>,
+  ): Promise<T> {
+    const name = `pgt_savepoint_${savepoints.next++}`;
     const runner = new ClientQueryRunner(parent.env, parent.client, parent);
     await parent.control(`SAVEPOINT ${name}`);
     try {
-      const result = await fn(new SchemaDb(runner, this.#template, this.#savepoints));
+      // Inside the savepoint's scope, joined managers run in the savepoint too: their writes
+      // are undone with it, and the outer runner (busy with the savepoint) is never touched.
+      const inner: AmbientTransaction = { runner, savepoints };
+      const tx = new SchemaDb(runner, this.#template, savepoints);
+      const result = await runInTransaction(this.#runner.env.pool, inner, () => fn(tx));
       runner.close();
       await parent.control(`RELEASE SAVEPOINT ${name}`);
       return result;
@@ -313,6 +438,19 @@ export class SchemaDb {
       await parent.control(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
       throw err;
     }
+  }
+}
+
+/** A joining call may not ask for an isolation level its outer transaction does not have. */
+function assertCompatible(options: TransactionOptions, outer: ClientQueryRunner): void {
+  const wanted = options.isolationLevel;
+  if (wanted === undefined) return;
+  const running = outer.isolationLevel ?? 'read committed';
+  if (wanted !== running) {
+    throw new InvalidOptionsError(
+      `This call asks for isolationLevel '${wanted}' but joins a running '${running}' transaction. ` +
+        "Start the outermost transaction with that level, or use propagation 'requires-new' for an independent one.",
+    );
   }
 }
 

@@ -1,5 +1,5 @@
 import { Logger, type Provider } from '@nestjs/common';
-import { APP_INTERCEPTOR } from '@nestjs/core';
+import { APP_INTERCEPTOR, ModulesContainer } from '@nestjs/core';
 import { assertIdentifier } from '../core/identifiers.js';
 import { SchemaDb } from '../core/schema-db.js';
 import { DatabaseDrainInterceptor } from '../lifecycle/database-drain.interceptor.js';
@@ -17,6 +17,7 @@ import { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { TenantInterceptor } from '../tenancy/tenant.interceptor.js';
 import { TenantMiddleware } from '../tenancy/tenant.middleware.js';
 import { TenantService } from '../tenancy/tenant.service.js';
+import { TransactionalBinder } from '../transactions/transactional.binder.js';
 import { DatabaseLifecycle } from './database-lifecycle.js';
 import type { DatabaseModuleOptions, SchemaOptions } from './database-options.interface.js';
 import {
@@ -174,6 +175,12 @@ export function createRootProviders(
       ...createRuntimeProviders({ tenantSchemaPrefix: resolvedTenancy?.schemaPrefix }),
       createSchemaDbProvider(),
       ...names.map((name) => createSchemaDbProvider(name)),
+      {
+        provide: TransactionalBinder,
+        useFactory: (modules: ModulesContainer, db: SchemaDb) =>
+          new TransactionalBinder(modules, db),
+        inject: [ModulesContainer, getSchemaDbToken()],
+      },
       { provide: DATABASE_SCHEMAS, useValue: Object.freeze({ ...schemas }) },
       createMigratorProvider(DATABASE_MIGRATOR, schemas ?? {}, false),
       ...(tenancy?.providers ?? []),

@@ -292,6 +292,13 @@ describe('SchemaDb.transaction', () => {
   });
 
   describe('retries', () => {
+    const concurrentUpdate = (value: string) =>
+      db.transaction(
+        (other) => other.execute(`UPDATE {{tables.items}} SET v = ${value} WHERE id = 1`),
+        {
+          propagation: 'requires-new',
+        },
+      );
     // A real serialization failure: the transaction reads a row, another session updates and
     // commits it, then the transaction updates the same row (SQLSTATE 40001). The retry runs
     // with no competing update and succeeds.
@@ -302,8 +309,8 @@ describe('SchemaDb.transaction', () => {
         async (tx) => {
           attempts++;
           await tx.fetchValue('SELECT v FROM {{tables.items}} WHERE id = 1');
-          if (attempts === 1)
-            await db.execute('UPDATE {{tables.items}} SET v = v + 100 WHERE id = 1');
+          // The outer manager would join this transaction: another session needs its own.
+          if (attempts === 1) await concurrentUpdate('v + 100');
           await tx.execute('UPDATE {{tables.items}} SET v = v + 1 WHERE id = 1');
           return tx.fetchValue<number>('SELECT v FROM {{tables.items}} WHERE id = 1');
         },
@@ -322,7 +329,7 @@ describe('SchemaDb.transaction', () => {
           async (tx) => {
             attempts++;
             await tx.fetchValue('SELECT v FROM {{tables.items}} WHERE id = 1');
-            await db.execute('UPDATE {{tables.items}} SET v = v + 1 WHERE id = 1');
+            await concurrentUpdate('v + 1');
             await tx.execute('UPDATE {{tables.items}} SET v = v + 1 WHERE id = 1');
           },
           { isolationLevel: 'serializable', retries: 1 },
