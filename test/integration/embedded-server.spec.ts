@@ -79,9 +79,7 @@ async function waitGone(pid: number, timeoutMs = 60_000): Promise<void> {
 }
 
 function running(pid: number): boolean {
-  if (!alive(pid)) return false;
-  if (!hasProc) return true;
-  return procStat(pid)?.state !== 'Z';
+  return alive(pid);
 }
 
 function procStat(pid: number): { state: string; pgrp: number; session: number } | undefined {

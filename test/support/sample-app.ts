@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -147,12 +148,18 @@ export async function stopStrayPostgres(dataDir: string, timeoutMs = 10_000): Pr
   }
 }
 
-/** Is there a process `pid`? */
+/** Is there a process `pid` that has not exited? (An exited one may linger unreaped, a zombie.) */
 export function alive(pid: number): boolean {
   try {
-    return process.kill(pid, 0);
+    process.kill(pid, 0);
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(') ') + 2)[0] !== 'Z';
+  } catch {
+    return true; // no procfs: trust the signal check
   }
 }
 
