@@ -297,6 +297,12 @@ async function startServer(
   for (;;) {
     if (spawnError) return failed(`${postgres} could not be run (${spawnError.message})`);
     if (exit !== undefined) return failed(`the server exited with ${exit} during start-up`);
+    // Belt and braces: a process that has ended (or is a zombie) counts as exited even before
+    // its exit event arrives.
+    if (child.pid && !isRunning(child.pid)) {
+      await delay(100); // let the exit event report the code, if it is on its way
+      return failed(`the server exited${exit ? ` with ${exit}` : ''} during start-up`);
+    }
     const pidFile = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
     const lines = pidFile.split('\n');
     // Line 8 of postmaster.pid is the server's status; pg_ctl waits for `ready` the same way.
@@ -419,7 +425,12 @@ async function recoverStaleServer(dataDir: string, onLog: (message: string) => v
     (text) => JSON.parse(text) as Owner,
     () => undefined,
   );
-  if (owner && owner.postmaster === pid && owner.pid !== process.pid && isRunning(owner.pid)) {
+  if (owner && owner.postmaster === pid && owner.pid === process.pid) {
+    throw new EmbeddedPostgresError(
+      `${dataDir} is in use by an embedded PostgreSQL (pid ${pid}) this process started: stop() it first, or give this one another dataDir.`,
+    );
+  }
+  if (owner && owner.postmaster === pid && isRunning(owner.pid)) {
     throw new EmbeddedPostgresError(
       `${dataDir} is in use by an embedded PostgreSQL (pid ${pid}) that process ${owner.pid} started and still runs. Stop that process, or give this one another dataDir.`,
     );
