@@ -3,17 +3,17 @@ import { createRequire } from 'node:module';
 import { PgTenancyError } from '../errors.js';
 import { MigrationRunner, type MigrationStatus } from '../migrations/migration-runner.js';
 import { toSessionConfig } from '../pool/pool-options.js';
-import { loadCliConfig, type PgTenancyConfig } from './cli-config.js';
-import { migrateTenants, openTenancy, printTenantList, printTenantStatus } from './tenancy-cli.js';
+import { resolveCliConfig, type CliSettings, type PgTenancyConfig } from './cli-config.js';
+import { migrateTenants, openTenancy, printTenantStatus } from './tenancy-cli.js';
+import { EXIT, registerTenantCommands } from './tenants-commands.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-/** Exit codes: 0 success, 1 a failure (error on stderr), 2 bad usage. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+export { EXIT };
 
 interface MigrateFlags {
-  config?: string;
   status?: boolean;
+  json?: boolean;
   dryRun?: boolean;
   schema?: string[];
   /** `true` for all tenants, or a list of ids. */
@@ -51,6 +51,16 @@ function printStatus(status: MigrationStatus): void {
   );
 }
 
+function statusJson(status: MigrationStatus) {
+  return {
+    schema: status.schema,
+    applied: status.applied.map((m) => m.name),
+    pending: status.pending.map((f) => f.name),
+    changed: status.changed,
+    missing: status.missing,
+  };
+}
+
 async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Promise<number> {
   const runner = new MigrationRunner(toSessionConfig(config), {
     statementTimeoutMs: config.migrationStatementTimeoutMs,
@@ -67,7 +77,7 @@ async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Pro
       : ' Declare schemas: { name: { migrations: "folder" } } in the config.';
     const message = `No named schemas with migrations are configured.${hint}`;
     if (flags.all) {
-      console.log(message);
+      if (!flags.json) console.log(message);
       return EXIT.ok;
     }
     console.error(message);
@@ -75,11 +85,14 @@ async function migrateSchemas(config: PgTenancyConfig, flags: MigrateFlags): Pro
   }
   if (flags.status) {
     let changed = false;
+    const statuses: MigrationStatus[] = [];
     for (const [schema, dir] of schemas) {
       const status = await runner.status(schema, dir);
-      printStatus(status);
+      statuses.push(status);
+      if (!flags.json) printStatus(status);
       changed ||= status.changed.length > 0 || status.missing.length > 0;
     }
+    if (flags.json) console.log(JSON.stringify(statuses.map(statusJson), null, 2));
     return changed ? EXIT.failure : EXIT.ok;
   }
   if (flags.dryRun) {
@@ -109,7 +122,7 @@ async function migrateTenantSchemas(config: PgTenancyConfig, flags: MigrateFlags
   const tenancy = await openTenancy(config, { readOnly: Boolean(flags.status || flags.dryRun) });
   try {
     if (flags.status || flags.dryRun) {
-      return (await printTenantStatus(tenancy.service, only)) ? EXIT.failure : EXIT.ok;
+      return (await printTenantStatus(tenancy.service, only, flags.json)) ? EXIT.failure : EXIT.ok;
     }
     const summary = await migrateTenants(tenancy.service, only);
     return summary.failed.length > 0 ? EXIT.failure : EXIT.ok;
@@ -118,8 +131,8 @@ async function migrateTenantSchemas(config: PgTenancyConfig, flags: MigrateFlags
   }
 }
 
-async function migrate(flags: MigrateFlags): Promise<number> {
-  const { config } = await loadCliConfig(flags.config);
+async function migrate(flags: MigrateFlags, command: Command): Promise<number> {
+  const config = await configOf(command);
   let code: number = EXIT.ok;
   if (!flags.tenants || flags.all) code = await migrateSchemas(config, flags);
   if (code === EXIT.ok && (flags.tenants || flags.all))
@@ -127,31 +140,20 @@ async function migrate(flags: MigrateFlags): Promise<number> {
   return code;
 }
 
-async function withTenants(
-  flags: { config?: string },
-  fn: (service: Awaited<ReturnType<typeof openTenancy>>['service']) => Promise<void>,
-  readOnly = false,
-): Promise<number> {
-  const { config } = await loadCliConfig(flags.config);
-  const tenancy = await openTenancy(config, { readOnly });
-  try {
-    await fn(tenancy.service);
-    return EXIT.ok;
-  } finally {
-    await tenancy.end();
-  }
+/** The options from `--config`/the default config file, flags and environment. */
+function configOf(command: Command): Promise<PgTenancyConfig> {
+  const root = rootOf(command);
+  const settings = root.opts<CliSettings>();
+  return resolveCliConfig(settings, (key) => {
+    const source: string | undefined = root.getOptionValueSource(key);
+    return source === 'cli' || source === 'env' ? source : undefined;
+  });
 }
 
-function parseMetadata(text: string | undefined): Record<string, unknown> | undefined {
-  if (text === undefined) return undefined;
-  try {
-    const value: unknown = JSON.parse(text);
-    if (value !== null && typeof value === 'object' && !Array.isArray(value))
-      return value as Record<string, unknown>;
-  } catch {
-    // fall through to the error below
-  }
-  throw new PgTenancyError('--metadata must be a JSON object, e.g. \'{"plan":"pro"}\'.');
+function rootOf(command: Command): Command {
+  let root = command;
+  while (root.parent) root = root.parent;
+  return root;
 }
 
 /**
@@ -160,22 +162,44 @@ function parseMetadata(text: string | undefined): Record<string, unknown> | unde
  */
 export function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
   const program = new Command('nestjs-pg-tenancy')
-    .description('Migrations and tenants for nestjs-pg-tenancy')
+    .description(
+      'Migrations and tenants for nestjs-pg-tenancy. Settings come from a config module, or from flags and the environment alone; the options below are accepted before or after the subcommand.',
+    )
     .version(version)
     .exitOverride()
-    .showHelpAfterError();
-  const configOption = () =>
-    new Option(
+    .showHelpAfterError()
+    .option(
       '-c, --config <file>',
-      'config module exporting the database options (default: pg-tenancy.config.mjs)',
-    );
+      'config module exporting the database options (default: pg-tenancy.config.{mjs,js,ts,mts} when present)',
+    )
+    .addOption(
+      new Option('--database-url <url>', 'the database (over the config file)').env('DATABASE_URL'),
+    )
+    .addOption(
+      new Option(
+        '--migrations <schema=folder...>',
+        'named schemas and their migration folders, e.g. users=migrations/users',
+      ).env('PG_TENANCY_MIGRATIONS'),
+    )
+    .addOption(
+      new Option('--tenant-migrations <folder>', 'migrations applied to every tenant').env(
+        'PG_TENANCY_TENANT_MIGRATIONS',
+      ),
+    )
+    .addOption(
+      new Option('--schema-prefix <prefix>', 'tenant schema prefix (default: tenant_)').env(
+        'PG_TENANCY_SCHEMA_PREFIX',
+      ),
+    )
+    .option('--json', 'machine-readable output (tenants list, migrate --status, bulk commands)');
+  // Global options may follow the subcommand too; commander hands them to the root.
+  program.enablePositionalOptions(false);
 
   program
     .command('migrate')
     .description(
       'apply pending migrations of the named schemas (default), the tenants (--tenants), or both (--all)',
     )
-    .addOption(configOption())
     .addOption(
       new Option(
         '--status',
@@ -189,78 +213,24 @@ export function buildProgram(result: { code: number } = { code: EXIT.ok }): Comm
     .option('-s, --schema <name...>', 'only these named schemas')
     .option('-t, --tenants [id...]', 'tenant schemas instead of named ones: all, or the ids given')
     .option('--all', 'named schemas, then every tenant')
-    .action(async (flags: MigrateFlags) => {
-      result.code = await migrate(flags);
+    .action(async (flags: MigrateFlags, command: Command) => {
+      result.code = await migrate({ ...flags, json: rootOf(command).opts().json }, command);
     });
 
-  const tenants = program.command('tenants').description('create, drop and list tenants');
-  tenants
-    .command('create <id>')
-    .description('create a tenant: registry row, schema and migrations, all or nothing')
-    .addOption(configOption())
-    .option('--metadata <json>', 'JSON object stored with the tenant')
-    .action(async (id: string, flags: { config?: string; metadata?: string }) => {
-      const metadata = parseMetadata(flags.metadata);
-      result.code = await withTenants(flags, async (service) => {
-        const tenant = await service.create(id, { metadata });
-        console.log(
-          `Created tenant ${tenant.id} (schema ${tenant.schema}, ${tenant.migratedVersion} migration(s)).`,
-        );
-      });
-    });
-  tenants
-    .command('drop <id>')
-    .description("drop a tenant's schema with all its data, and its registry row")
-    .addOption(configOption())
-    .requiredOption('--yes', 'confirm: the data cannot be recovered')
-    .action(async (id: string, flags: { config?: string }) => {
-      result.code = await withTenants(flags, async (service) => {
-        await service.drop(id);
-        console.log(`Dropped tenant ${id}.`);
-      });
-    });
-  for (const [name, verb] of [
-    ['suspend', 'refuse'],
-    ['resume', 'serve again'],
-  ] as const) {
-    tenants
-      .command(`${name} <id>`)
-      .description(`${verb} a tenant's requests`)
-      .addOption(configOption())
-      .action(async (id: string, flags: { config?: string }) => {
-        result.code = await withTenants(flags, async (service) => {
-          const tenant = await service[name](id);
-          console.log(`Tenant ${tenant.id} is ${tenant.status}.`);
-        });
-      });
-  }
-  tenants
-    .command('list')
-    .description('list tenants')
-    .addOption(configOption())
-    .action(async (flags: { config?: string }) => {
-      result.code = await withTenants(flags, (service) => printTenantList(service), true);
-    });
-  tenants
-    .command('repair <id>')
-    .description(
-      'finish what a crash interrupted: a tenant left provisioning gets its remaining migrations, one left dropping is removed',
-    )
-    .addOption(configOption())
-    .action(async (id: string, flags: { config?: string }) => {
-      result.code = await withTenants(flags, async (service) => {
-        const repaired = await service.repair(id);
-        console.log(
-          repaired.action === 'none'
-            ? `Tenant ${id} is ${repaired.before}: nothing to repair.`
-            : repaired.action === 'finished-create'
-              ? `Tenant ${id} was provisioning: migrations finished, now active.`
-              : repaired.action === 'removed'
-                ? `Tenant ${id} was provisioning without a schema: its row was removed.`
-                : `Tenant ${id} was dropping: schema and row removed.`,
-        );
-      });
-    });
+  const tenants = program
+    .command('tenants')
+    .description('create, drop, suspend, resume, list tenants, and run SQL in each');
+  registerTenantCommands(tenants, {
+    exit: (code) => (result.code = code),
+    withTenants: async (command, fn, options) => {
+      const tenancy = await openTenancy(await configOf(command), options);
+      try {
+        return await fn(tenancy.service);
+      } finally {
+        await tenancy.end();
+      }
+    },
+  });
 
   return program;
 }

@@ -1,5 +1,4 @@
 import { Logger } from '@nestjs/common';
-import cliProgress from 'cli-progress';
 import type pg from 'pg';
 import { PgTenancyError } from '../errors.js';
 import { createPool } from '../pool/create-pool.js';
@@ -9,6 +8,7 @@ import { TenantContext } from '../tenancy/tenant-context.js';
 import { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { TenantService, type TenantMigrationSummary } from '../tenancy/tenant.service.js';
 import type { PgTenancyConfig } from './cli-config.js';
+import { createProgress, type Progress } from './progress.js';
 
 const consoleLogger = {
   log: (message: unknown) => console.log(String(message)),
@@ -53,41 +53,20 @@ export async function openTenancy(
   };
 }
 
-/** Migrates tenants with a progress bar (on a terminal) or a line per 10% (in logs). */
+/** Migrates tenants with a progress bar (on a terminal) or a line per 10% (in logs), on stderr. */
 export async function migrateTenants(
   service: TenantService,
   only: string[] | undefined,
 ): Promise<TenantMigrationSummary> {
-  const interactive = Boolean(process.stderr.isTTY);
-  const bar = interactive
-    ? new cliProgress.SingleBar(
-        {
-          format: 'tenants [{bar}] {value}/{total} {tenant}',
-          hideCursor: true,
-          stream: process.stderr,
-        },
-        cliProgress.Presets.shades_classic,
-      )
-    : undefined;
-  let started = false;
-  let lastDecile = -1;
+  let progress: Progress | undefined;
   const summary = await service.migrateAll({
     tenants: only,
-    onProgress: ({ done, total, tenantId }) => {
-      if (bar) {
-        if (!started) bar.start(total, 0, { tenant: '' });
-        started = true;
-        bar.update(done, { tenant: tenantId });
-        return;
-      }
-      const decile = Math.floor((done / total) * 10);
-      if (decile !== lastDecile) {
-        lastDecile = decile;
-        console.log(`tenants: ${done}/${total}`);
-      }
+    onProgress: ({ total, tenantId }) => {
+      progress ??= createProgress('tenants', total);
+      progress.tick(tenantId);
     },
   });
-  bar?.stop();
+  progress?.stop();
   for (const { tenantId, files } of summary.applied)
     console.log(`${tenantId}: applied ${files.join(', ')}`);
   for (const { tenantId, error } of summary.failed) console.error(`${tenantId}: FAILED ${error}`);
@@ -101,8 +80,14 @@ export async function migrateTenants(
 export async function printTenantStatus(
   service: TenantService,
   only: string[] | undefined,
+  json = false,
 ): Promise<boolean> {
   const states = await service.migrationStatus(only);
+  const broken = states.filter((s) => s.changed || s.missing > 0 || s.lastError).length;
+  if (json) {
+    console.log(JSON.stringify(states, null, 2));
+    return broken > 0;
+  }
   const rows = states.map((s) => [
     s.tenantId,
     s.status,
@@ -115,16 +100,19 @@ export async function printTenantStatus(
   ]);
   printTable(['tenant', 'status', 'version', 'pending', 'files', 'last error'], rows);
   const lagging = states.filter((s) => s.pending > 0).length;
-  const broken = states.filter((s) => s.changed || s.missing > 0 || s.lastError).length;
   console.log(
     `${states.length} tenant(s): ${lagging} with pending migrations, ${broken} needing attention.`,
   );
   return broken > 0;
 }
 
-/** Prints tenants as a table. */
-export async function printTenantList(service: TenantService): Promise<void> {
+/** Prints tenants as a table, or as a JSON array. */
+export async function printTenantList(service: TenantService, json = false): Promise<void> {
   const tenants = await service.list();
+  if (json) {
+    console.log(JSON.stringify(tenants, null, 2));
+    return;
+  }
   printTable(
     ['tenant', 'schema', 'status', 'created'],
     tenants.map((t) => [t.id, t.schema, t.status, t.createdAt.toISOString()]),

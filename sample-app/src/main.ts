@@ -14,10 +14,11 @@ async function main(): Promise<void> {
   let app: INestApplication | undefined;
 
   // Shutdown runs in order: the app first (requests in flight finish, the tenant listener and
-  // the pool close), then the embedded PostgreSQL under it. Nest's own enableShutdownHooks()
-  // cannot do this: after closing the app it re-raises the signal (exit code 143 for SIGTERM)
-  // or calls process.exit(), with no room to stop the server afterwards. Here, once both are
-  // closed, nothing is left to run and the process exits by itself with code 0.
+  // the pool close), then the embedded PostgreSQL under it, which never sees the terminal's
+  // Ctrl-C (it runs in its own process group). enableShutdownHooks() would also work (the
+  // library stops the server once the process has ended), but it ends the process by
+  // re-raising the signal; here, once both are closed, the process exits by itself with code 0
+  // and the server has stopped before it.
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {

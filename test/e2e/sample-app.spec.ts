@@ -337,5 +337,47 @@ describe('sample app: a child process over HTTP', () => {
       expect(tenants.body.map((t) => t.id)).toEqual(['acme', 'globex', 'kept']);
       expect(await second.stop('SIGINT')).toEqual({ code: 0, signal: null });
     }, 90_000);
+
+    it('on a Ctrl-C to its process group under load: no 500, the server stops after the app, exit 0', async () => {
+      const env = { DATABASE_URL: undefined, ADMIN_TOKEN: undefined };
+      // detached: the app leads a process group of its own, as a shell's foreground job does.
+      const app = await startSampleApp({ env, cwd: workDir, detached: true });
+      const pid = Number(/^\d+/.exec(await readFile(join(dataDir, 'postmaster.pid'), 'utf8'))![0]);
+      let running = true;
+      const statuses = new Map<number | 'refused', number>();
+      let warm!: () => void;
+      const warmedUp = new Promise<void>((done) => (warm = done));
+      const client = async () => {
+        while (running) {
+          let status: number | 'refused';
+          try {
+            status = (await fetch(`${app.url}/projects`, { headers: { 'x-tenant-id': 'acme' } }))
+              .status;
+          } catch {
+            status = 'refused'; // the listener has closed: the app is going away
+          }
+          statuses.set(status, (statuses.get(status) ?? 0) + 1);
+          if ((statuses.get(200) ?? 0) >= 50) warm();
+        }
+      };
+      const clients = Array.from({ length: 16 }, client);
+      await warmedUp; // every client has a keep-alive connection with requests in flight
+      // What a terminal does on Ctrl-C: SIGINT to every process of the foreground group.
+      process.kill(-app.child.pid!, 'SIGINT');
+      const exit = await app.exited;
+      running = false;
+      await Promise.all(clients);
+
+      expect(exit).toEqual({ code: 0, signal: null });
+      expect(statuses.get(200)).toBeGreaterThan(0);
+      expect([...statuses.keys()].filter((s) => s !== 200 && s !== 503 && s !== 'refused')).toEqual(
+        [],
+      );
+      expect(app.output()).not.toMatch(
+        /shutting down\b.*\b500|terminating connection|Internal server error/i,
+      );
+      expect(alive(pid)).toBe(false);
+      await expect(stat(join(dataDir, 'postmaster.pid'))).rejects.toThrow();
+    }, 120_000);
   });
 });

@@ -76,7 +76,7 @@ describe('tenants CLI', () => {
 
     const duplicate = await cli(['tenants', 'create', 'acme', '-c', config]);
     expect(duplicate.code).toBe(1);
-    expect(duplicate.stderr).toContain('error: Tenant "acme" already exists.');
+    expect(duplicate.stderr).toContain('acme: FAILED Tenant "acme" already exists.');
     const invalid = await cli(['tenants', 'create', 'Bad Id', '-c', config]);
     expect(invalid.code).toBe(1);
     expect(invalid.stderr).toMatch(/malformed/);
@@ -89,7 +89,7 @@ describe('tenants CLI', () => {
     expect(
       (await admin.query("SELECT 1 FROM pg_namespace WHERE nspname = 'tenant_beta'")).rowCount,
     ).toBe(0);
-  }, 120_000);
+  }, 180_000); // many runs of the binary: generous for a busy machine
 
   it('shows the fleet, migrates only what is pending, and exits 1 when a tenant fails', async () => {
     await cli(['tenants', 'create', 'gamma', '-c', config]);
@@ -118,7 +118,7 @@ describe('tenants CLI', () => {
     expect(retry.code).toBe(0);
     expect(retry.stdout).toContain('delta: applied 002_tasks.sql');
     expect(retry.stdout).toContain('Tenants: 1 migrated, 0 up to date, 0 failed');
-  });
+  }, 180_000); // many runs of the binary: generous for a busy machine
 
   it('migrates named schemas and then tenants with --all', async () => {
     const run = await cli(['migrate', '--all', '-c', config]);
@@ -126,7 +126,7 @@ describe('tenants CLI', () => {
     expect(run.stdout).toMatch(/shared/);
     expect(run.stdout).toMatch(/Tenants: 0 migrated, \d+ up to date, 0 failed/);
     expect((await admin.query("SELECT to_regclass('shared.plans') AS t")).rows[0].t).not.toBeNull();
-  });
+  }, 180_000); // many runs of the binary: generous for a busy machine
 
   it('reads without writing: list and --status say there is no registry and create nothing', async () => {
     const bare = join(tenantDir, '..', 'bare.config.mjs');
@@ -149,7 +149,7 @@ describe('tenants CLI', () => {
     }
     const schema = await admin.query("SELECT 1 FROM pg_namespace WHERE nspname = 'cli_absent'");
     expect(schema.rowCount).toBe(0);
-  });
+  }, 180_000);
 
   it('shows unfinished tenants and repairs them', async () => {
     await cli(['tenants', 'create', 'epsilon', '-c', config]);
@@ -166,5 +166,5 @@ describe('tenants CLI', () => {
     ).toBe(0);
     const nothing = await cli(['tenants', 'repair', 'gamma', '-c', config]);
     expect(nothing.stdout).toContain('Tenant gamma is active: nothing to repair.');
-  });
+  }, 180_000);
 });

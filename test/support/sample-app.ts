@@ -1,4 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,14 +50,23 @@ const running = new Set<SampleApp>();
  * `undefined` is removed) and resolves once it prints its "listening on" line.
  */
 export async function startSampleApp(
-  options: { env?: Record<string, string | undefined>; cwd?: string; startTimeoutMs?: number } = {},
+  options: {
+    env?: Record<string, string | undefined>;
+    cwd?: string;
+    startTimeoutMs?: number;
+    /** The script to run. Default: the built sample app. */
+    main?: string;
+    /** Its own process group, so that a test can signal the group as a terminal's Ctrl-C does. */
+    detached?: boolean;
+  } = {},
 ): Promise<SampleApp> {
   const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0', NO_COLOR: '1', ...options.env };
   for (const [key, value] of Object.entries(env)) if (value === undefined) delete env[key];
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [options.main ?? MAIN], {
     cwd: options.cwd ?? ROOT,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
   let output = '';
   const exited = new Promise<Exit>((resolve) =>
@@ -79,7 +89,7 @@ export async function startSampleApp(
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`The sample app did not start within the deadline:\n${output}`)),
-      options.startTimeoutMs ?? 30_000,
+      options.startTimeoutMs ?? 60_000,
     );
     const collect = (chunk: Buffer) => {
       output += chunk.toString();
@@ -138,12 +148,18 @@ export async function stopStrayPostgres(dataDir: string, timeoutMs = 10_000): Pr
   }
 }
 
-/** Is there a process `pid`? */
+/** Is there a process `pid` that has not exited? (An exited one may linger unreaped, a zombie.) */
 export function alive(pid: number): boolean {
   try {
-    return process.kill(pid, 0);
+    process.kill(pid, 0);
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(') ') + 2)[0] !== 'Z';
+  } catch {
+    return true; // no procfs: trust the signal check
   }
 }
 

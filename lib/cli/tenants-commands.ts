@@ -1,0 +1,263 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import pMap from 'p-map';
+import { PgTenancyError } from '../errors.js';
+import type { TenantService } from '../tenancy/tenant.service.js';
+import { createProgress } from './progress.js';
+import { printTenantList } from './tenancy-cli.js';
+
+/** Exit codes: 0 success, 1 a failure (error on stderr), 2 bad usage. */
+export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+
+/**
+ * What a tenants subcommand gets: a way to run with an open `TenantService` (closed afterwards)
+ * and the global flags. Commands use only `TenantService`'s public methods.
+ */
+export interface TenantsCommandContext {
+  /** Opens the service from the resolved config, runs `fn`, closes; returns `fn`'s exit code. */
+  withTenants(
+    command: Command,
+    fn: (service: TenantService) => Promise<number>,
+    /** `readOnly`: create nothing in the database (no registry schema or table). */
+    options?: { readOnly?: boolean },
+  ): Promise<number>;
+  /** Stores the command's exit code. */
+  exit(code: number): void;
+}
+
+/** The outcome of one tenant in a bulk command, as printed and as `--json`. */
+export interface TenantOutcome {
+  tenant: string;
+  ok: boolean;
+  error?: string;
+  [detail: string]: unknown;
+}
+
+const concurrencyOption = () =>
+  new Option('-j, --concurrency <n>', 'tenants at once').default(4).argParser(positiveInteger);
+
+/**
+ * Registers the `tenants` subcommands. Each is a function of its own below: a new one (a
+ * `repair`, say) is one more `register…` call here.
+ */
+export function registerTenantCommands(tenants: Command, ctx: TenantsCommandContext): void {
+  registerCreate(tenants, ctx);
+  registerDrop(tenants, ctx);
+  registerSuspendResume(tenants, ctx);
+  registerList(tenants, ctx);
+  registerRepair(tenants, ctx);
+  registerExec(tenants, ctx);
+}
+
+function registerCreate(tenants: Command, ctx: TenantsCommandContext): void {
+  tenants
+    .command('create <ids...>')
+    .description(
+      'create tenants: registry row, schema and migrations, all or nothing per tenant; exit 1 if any failed',
+    )
+    .option('--metadata <json>', 'JSON object stored with each tenant')
+    .addOption(concurrencyOption())
+    .action(async (ids: string[], flags: { metadata?: string; concurrency: number }, command) => {
+      const metadata = parseMetadata(flags.metadata);
+      ctx.exit(
+        await ctx.withTenants(command, async (service) => {
+          const outcomes = await eachTenant(ids, flags.concurrency, 'create', async (id) => {
+            const tenant = await service.create(id, { metadata });
+            return { schema: tenant.schema, migrations: tenant.migratedVersion };
+          });
+          return report(command, outcomes, (o) =>
+            o.ok
+              ? `Created tenant ${o.tenant} (schema ${String(o.schema)}, ${String(o.migrations)} migration(s)).`
+              : `${o.tenant}: FAILED ${o.error}`,
+          );
+        }),
+      );
+    });
+}
+
+function registerDrop(tenants: Command, ctx: TenantsCommandContext): void {
+  tenants
+    .command('drop <id>')
+    .description("drop a tenant's schema with all its data, and its registry row")
+    .requiredOption('--yes', 'confirm: the data cannot be recovered')
+    .action(async (id: string, _flags, command: Command) => {
+      ctx.exit(
+        await ctx.withTenants(command, async (service) => {
+          await service.drop(id);
+          console.log(`Dropped tenant ${id}.`);
+          return EXIT.ok;
+        }),
+      );
+    });
+}
+
+function registerSuspendResume(tenants: Command, ctx: TenantsCommandContext): void {
+  for (const [name, verb] of [
+    ['suspend', 'refuse'],
+    ['resume', 'serve again'],
+  ] as const) {
+    tenants
+      .command(`${name} <id>`)
+      .description(`${verb} a tenant's requests`)
+      .action(async (id: string, _flags, command: Command) => {
+        ctx.exit(
+          await ctx.withTenants(command, async (service) => {
+            const tenant = await service[name](id);
+            console.log(`Tenant ${tenant.id} is ${tenant.status}.`);
+            return EXIT.ok;
+          }),
+        );
+      });
+  }
+}
+
+function registerList(tenants: Command, ctx: TenantsCommandContext): void {
+  tenants
+    .command('list')
+    .description('list tenants (--json: an array of objects)')
+    .action(async (_flags, command: Command) => {
+      ctx.exit(
+        await ctx.withTenants(
+          command,
+          async (service) => {
+            await printTenantList(service, Boolean(command.optsWithGlobals().json));
+            return EXIT.ok;
+          },
+          { readOnly: true },
+        ),
+      );
+    });
+}
+
+function registerRepair(tenants: Command, ctx: TenantsCommandContext): void {
+  tenants
+    .command('repair <id>')
+    .description(
+      'finish what a crash interrupted: a tenant left provisioning gets its remaining migrations, one left dropping is removed',
+    )
+    .action(async (id: string, _flags, command: Command) => {
+      ctx.exit(
+        await ctx.withTenants(command, async (service) => {
+          const repaired = await service.repair(id);
+          console.log(
+            repaired.action === 'none'
+              ? `Tenant ${id} is ${repaired.before}: nothing to repair.`
+              : repaired.action === 'finished-create'
+                ? `Tenant ${id} was provisioning: migrations finished, now active.`
+                : repaired.action === 'removed'
+                  ? `Tenant ${id} was provisioning without a schema: its row was removed.`
+                  : `Tenant ${id} was dropping: schema and row removed.`,
+          );
+          return EXIT.ok;
+        }),
+      );
+    });
+}
+
+function registerExec(tenants: Command, ctx: TenantsCommandContext): void {
+  tenants
+    .command('exec')
+    .description(
+      'run SQL in every tenant (or --tenants), each in a transaction, with {{tables.x}} and {{schema}} templates; exit 1 if any tenant failed',
+    )
+    .addOption(new Option('-f, --file <path>', 'a file of SQL statements').conflicts('sql'))
+    .addOption(new Option('-e, --sql <statement>', 'SQL statements given inline'))
+    .option('-t, --tenants <id...>', 'only these tenants (default: every tenant)')
+    .addOption(concurrencyOption())
+    .action(
+      async (
+        flags: { file?: string; sql?: string; tenants?: string[]; concurrency: number },
+        command: Command,
+      ) => {
+        if (flags.file === undefined && flags.sql === undefined) {
+          command.error('error: tenants exec needs --file <path> or --sql <statement>');
+        }
+        const sql = flags.sql ?? (await readFile(flags.file!, 'utf8'));
+        ctx.exit(
+          await ctx.withTenants(command, async (service) => {
+            const ids = flags.tenants ?? (await service.list()).map((t) => t.id);
+            const outcomes = await eachTenant(ids, flags.concurrency, 'exec', async (id) => {
+              const db = await service.db(id);
+              // Without parameters, several statements may run in one call; pg then answers
+              // with one result per statement, and the last one is reported.
+              const raw: unknown = await db.transaction((tx) => tx.query(sql));
+              const last = (Array.isArray(raw) ? raw.at(-1) : raw) as
+                { rowCount: number | null; rows: unknown[] } | undefined;
+              return { rowCount: last?.rowCount ?? 0, rows: last?.rows ?? [] };
+            });
+            return report(command, outcomes, (o) =>
+              o.ok
+                ? `${o.tenant}: ok (${String(o.rowCount)} row(s))`
+                : `${o.tenant}: FAILED ${o.error}`,
+            );
+          }),
+        );
+      },
+    );
+}
+
+/**
+ * Runs `fn` for each tenant id, `concurrency` at once, with a progress bar; one tenant's failure
+ * does not stop the others. Outcomes come back in the order of `ids`.
+ */
+async function eachTenant(
+  ids: string[],
+  concurrency: number,
+  label: string,
+  fn: (id: string) => Promise<Record<string, unknown>>,
+): Promise<TenantOutcome[]> {
+  const progress = createProgress(label, ids.length);
+  try {
+    return await pMap(
+      ids,
+      async (tenant): Promise<TenantOutcome> => {
+        try {
+          return { tenant, ok: true, ...(await fn(tenant)) };
+        } catch (err) {
+          return { tenant, ok: false, error: err instanceof Error ? err.message : String(err) };
+        } finally {
+          progress.tick(tenant);
+        }
+      },
+      { concurrency },
+    );
+  } finally {
+    progress.stop();
+  }
+}
+
+/** Prints outcomes (a line each, or `--json`) and a summary; exit 1 when any failed. */
+function report(
+  command: Command,
+  outcomes: TenantOutcome[],
+  line: (outcome: TenantOutcome) => string,
+): number {
+  const failed = outcomes.filter((o) => !o.ok).length;
+  if (command.optsWithGlobals().json) {
+    console.log(JSON.stringify(outcomes, null, 2));
+  } else {
+    for (const outcome of outcomes) (outcome.ok ? console.log : console.error)(line(outcome));
+    console.log(`${outcomes.length - failed} succeeded, ${failed} failed.`);
+  }
+  return failed > 0 ? EXIT.failure : EXIT.ok;
+}
+
+function parseMetadata(text: string | undefined): Record<string, unknown> | undefined {
+  if (text === undefined) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value !== null && typeof value === 'object' && !Array.isArray(value))
+      return value as Record<string, unknown>;
+  } catch {
+    // fall through to the error below
+  }
+  throw new PgTenancyError('--metadata must be a JSON object, e.g. \'{"plan":"pro"}\'.');
+}
+
+function positiveInteger(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) {
+    throw new InvalidArgumentError('it must be a positive integer.');
+  }
+  return n;
+}
