@@ -39,13 +39,16 @@ export async function loadCliConfig(
     );
     if (!exists) continue;
     const loaded = (await import(pathToFileURL(path).href)) as { default?: unknown };
-    const exported = typeof loaded.default === 'function' ? await loaded.default() : loaded.default;
+    const exported: unknown =
+      typeof loaded.default === 'function'
+        ? await (loaded.default as () => unknown)()
+        : loaded.default;
     if (exported === null || typeof exported !== 'object') {
       throw new InvalidOptionsError(
         `${path} must export default the database options (an object, or a function returning one).`,
       );
     }
-    return { path, config: exported as PgTenancyConfig };
+    return { path, config: exported };
   }
   throw new InvalidOptionsError(
     file

@@ -64,7 +64,7 @@ function compile(sql: string): CompiledTemplate {
   let last = 0;
   for (const match of sql.matchAll(PLACEHOLDER)) {
     parts.push(sql.slice(last, match.index));
-    slots.push(slotOf(match[1]!));
+    slots.push(slotOf(match[1]));
     last = match.index + match[0].length;
   }
   parts.push(sql.slice(last));
@@ -132,7 +132,7 @@ export class SqlTemplate {
   expand(sql: string): string {
     const { parts, slots } = this.#cache.get(sql);
     if (slots.length === 0) return sql;
-    let out = parts[0]!;
+    let out = parts[0];
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
       if (slot === null) {
@@ -145,7 +145,7 @@ export class SqlTemplate {
       } else {
         out += this.#prefix + slot;
       }
-      out += parts[i + 1]!;
+      out += parts[i + 1];
     }
     return out;
   }

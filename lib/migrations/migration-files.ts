@@ -51,7 +51,7 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
   const files = await Promise.all(
     sqlFiles.map(async (name): Promise<MigrationFile> => {
       const sql = await readFile(join(folder, name), 'utf8');
-      const firstLine = sql.split('\n', 1)[0]!.trim();
+      const firstLine = sql.split('\n', 1)[0].trim();
       return {
         version: Number(FILE_NAME.exec(name)![1]),
         name: basename(name),
@@ -63,7 +63,7 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
   );
   files.sort((a, b) => a.version - b.version);
   for (let i = 0; i < files.length; i++) {
-    const file = files[i]!;
+    const file = files[i];
     const previous = files[i - 1];
     if (previous && previous.version === file.version) {
       throw new MigrationFilesError(

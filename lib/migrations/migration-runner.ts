@@ -97,7 +97,7 @@ export class MigrationRunner {
    */
   async plan(schema: string, source: MigrationSource): Promise<PlannedMigration[]> {
     const status = await this.status(schema, source);
-    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]);
     const template = new SqlTemplate(schema, this.#templates);
     return status.pending.map((file) => ({
       name: file.name,
@@ -163,7 +163,7 @@ export class MigrationRunner {
       );
     });
     const status = await this.#status(client, schema, files);
-    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]);
     const applied: MigrationResult['applied'] = [];
     for (const file of status.pending) {
       const durationMs = await this.#apply(client, schema, template, file);

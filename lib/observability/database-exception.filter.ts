@@ -37,7 +37,7 @@ export class DatabaseExceptionFilter extends BaseExceptionFilter implements Exce
     if (host.getType() !== 'http' || status === undefined || !adapter) {
       return super.catch(exception, host);
     }
-    const response = host.switchToHttp().getResponse();
+    const response = host.switchToHttp().getResponse<unknown>();
     if (status === 503) adapter.setHeader(response, 'Retry-After', String(this.retryAfterSeconds));
     const { name, message } = error as Error;
     adapter.reply(response, { statusCode: status, error: name, message }, status);

@@ -1,4 +1,5 @@
 import type { ConnectionOptions } from 'node:tls';
+import { inspect } from 'node:util';
 import type pg from 'pg';
 import { InvalidOptionsError } from '../errors.js';
 
@@ -96,7 +97,7 @@ export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptio
       }
     } else if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
       throw new InvalidOptionsError(
-        `pool.${key} must be a non-negative integer, received ${String(value)}.`,
+        `pool.${key} must be a non-negative integer, received ${inspect(value)}.`,
       );
     }
     (resolved as Record<string, unknown>)[key] = value;

@@ -377,9 +377,9 @@ export class TenantRegistry {
   #startPolling(): void {
     if (this.#pollTimer || this.#closed) return;
     this.#pollTimer = setInterval(() => {
-      this.reload().catch((err: Error) =>
-        this.#logger.warn(`Reloading the tenant registry failed: ${err.message}`),
-      );
+      this.reload().catch((err: Error) => {
+        this.#logger.warn(`Reloading the tenant registry failed: ${err.message}`);
+      });
     }, this.#options.pollIntervalMs);
     this.#pollTimer.unref();
   }

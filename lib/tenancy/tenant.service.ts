@@ -155,11 +155,11 @@ export class TenantService {
       if (createdSchema) {
         await this.#pool
           .query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`)
-          .catch((cleanupErr: Error) =>
+          .catch((cleanupErr: Error) => {
             this.#logger.error(
               `Could not drop schema ${schema} of failed tenant ${id}: ${cleanupErr.message}`,
-            ),
-          );
+            );
+          });
       }
       await this.#pool
         .query(`DELETE FROM ${this.#registry.table} WHERE id = $1`, [id])
@@ -322,7 +322,7 @@ export class TenantService {
     const worker = async () => {
       const session = this.#runner.session();
       try {
-        while (next < stale.length) await migrateOne(stale[next++]!, session);
+        while (next < stale.length) await migrateOne(stale[next++], session);
       } finally {
         await session.close();
       }
@@ -359,7 +359,7 @@ export class TenantService {
       [tenants ?? null],
     );
     const missing = tenants?.filter((id) => !rows.some((r) => r.id === id)) ?? [];
-    if (missing.length > 0) throw new TenantNotFoundError(missing[0]!);
+    if (missing.length > 0) throw new TenantNotFoundError(missing[0]);
     return rows;
   }
 
@@ -410,7 +410,7 @@ async function mapLimit<T>(
 ): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
@@ -419,7 +419,11 @@ async function mapLimit<T>(
 function quietLogger(logger: LoggerService): LoggerService {
   return {
     log: () => undefined,
-    warn: (message: unknown) => logger.warn(message),
-    error: (message: unknown) => logger.error(message),
+    warn: (message: unknown) => {
+      logger.warn(message);
+    },
+    error: (message: unknown) => {
+      logger.error(message);
+    },
   };
 }

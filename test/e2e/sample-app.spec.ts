@@ -230,7 +230,7 @@ describe('sample app: a child process over HTTP', () => {
       const env = { DATABASE_URL: undefined, ADMIN_TOKEN: undefined };
       const first = await startSampleApp({ env, cwd: workDir, startTimeoutMs: 60_000 });
       expect(first.output()).toContain('embedded PostgreSQL');
-      const token = /admin token: (\S+)/.exec(first.output())![1]!;
+      const token = /admin token: (\S+)/.exec(first.output())![1];
       expect(first.output()).toContain(`Bearer ${token}`);
       expect(
         (await first.request('POST', '/admin/tenants', { token, body: { id: 'kept' } })).status,
@@ -247,7 +247,7 @@ describe('sample app: a child process over HTTP', () => {
       await expect(stat(join(dataDir, 'postmaster.pid'))).rejects.toThrow();
 
       const second = await startSampleApp({ env, cwd: workDir, startTimeoutMs: 60_000 });
-      const secondToken = /admin token: (\S+)/.exec(second.output())![1]!;
+      const secondToken = /admin token: (\S+)/.exec(second.output())![1];
       expect(secondToken).not.toBe(token);
       const tenants = await second.request<Tenant[]>('GET', '/admin/tenants', {
         token: secondToken,

@@ -119,7 +119,7 @@ describe('tenant routing over HTTP', () => {
       const res = await fetch(`${url}${path}`, {
         headers: tenant === undefined ? {} : { 'x-tenant-id': tenant },
       });
-      return { status: res.status, body: (await res.json()) as unknown };
+      return { status: res.status, body: await res.json() };
     };
     return { app, get, tenants: app.get(TenantService), registry: app.get(TenantRegistry) };
   }

@@ -204,7 +204,7 @@ describe('tenant lifecycle', () => {
       { tenantId: 'f013', error: expect.stringMatching(/002_tasks\.sql.*"tasks" already exists/) },
     ]);
     expect(summary.applied).toHaveLength(199);
-    expect(summary.applied[0]!.files).toEqual(['001_projects.sql', '002_tasks.sql']);
+    expect(summary.applied[0].files).toEqual(['001_projects.sql', '002_tasks.sql']);
     expect(progress).toHaveLength(200);
     expect(Math.max(...progress)).toBe(200);
 
@@ -246,7 +246,7 @@ describe('tenant lifecycle', () => {
     });
     expect((await tenants.migrationStatus())[0]).toMatchObject({ tenantId: 'e1', changed: true });
     const summary = await tenants.migrateAll();
-    expect(summary.failed[0]!.error).toMatch(/checksum mismatch/);
+    expect(summary.failed[0].error).toMatch(/checksum mismatch/);
   });
 
   it('fails start-up when tenant migrations fail, after migrating the others', async () => {

@@ -44,7 +44,7 @@ describe('migration files', () => {
       true,
       true,
     ]);
-    expect(files[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
+    expect(files[0].checksum).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('rejects two files with the same version, naming both', async () => {

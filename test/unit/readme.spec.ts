@@ -7,8 +7,8 @@ import { readFileSync } from 'node:fs';
 const readme = readFileSync('README.md', 'utf8');
 const blocks = [...readme.matchAll(/```ts\n\/\/ (sample-app\/[^\n]+)\n([\s\S]*?)```/g)].map(
   (m) => ({
-    file: m[1]!.trim(),
-    lines: m[2]!
+    file: m[1].trim(),
+    lines: m[2]
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l !== '' && !l.startsWith('// …')),
