@@ -24,7 +24,7 @@ export interface PgTenancyConfig extends DatabaseModuleOptions {
 }
 
 /** File names the CLI looks for in the working directory when `--config` is not given. */
-export const DEFAULT_CONFIG_FILES = ['pg-tenancy.config.mjs', 'pg-tenancy.config.js'];
+const DEFAULT_CONFIG_FILES = ['pg-tenancy.config.mjs', 'pg-tenancy.config.js'];
 
 /** Loads a config module. @throws InvalidOptionsError when it is missing or exports nothing usable. */
 export async function loadCliConfig(

@@ -9,7 +9,7 @@ import { migrateTenants, openTenancy, printTenantList, printTenantStatus } from 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
 /** Exit codes: 0 success, 1 a failure (error on stderr), 2 bad usage. */
-export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
+const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
 
 interface MigrateFlags {
   config?: string;
@@ -140,7 +140,7 @@ function parseMetadata(text: string | undefined): Record<string, unknown> | unde
  * Builds the command-line program; actions store their exit code in `result`. Exported for
  * tests; `bin` runs {@link main}.
  */
-export function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
+function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
   const program = new Command('nestjs-pg-tenancy')
     .description('Migrations and tenants for nestjs-pg-tenancy')
     .version(version)

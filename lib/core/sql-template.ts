@@ -10,7 +10,7 @@ const LEFTOVER = /\{\{\s*(?:tables\b|schema\b)/;
 const TABLE_PREFIX = 'tables.';
 
 /** Default number of distinct SQL texts a template cache remembers. */
-export const DEFAULT_TEMPLATE_CACHE_SIZE = 2_000;
+const DEFAULT_TEMPLATE_CACHE_SIZE = 2_000;
 
 /**
  * A parsed SQL text, independent of any schema: the literal pieces, and between each two a slot

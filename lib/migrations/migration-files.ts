@@ -19,7 +19,7 @@ export interface MigrationFile {
 
 const FILE_NAME = /^(\d+)_([A-Za-z0-9_-]+)\.sql$/;
 /** First-line marker for statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY). */
-export const NO_TRANSACTION_MARKER = /^--\s*migrate:no-transaction\s*$/;
+const NO_TRANSACTION_MARKER = /^--\s*migrate:no-transaction\s*$/;
 
 /**
  * Reads `NNN_description.sql` files from `dir`, ordered by number. Versions must run 1, 2, 3…

@@ -5,8 +5,6 @@ import { createRootProviders } from './database.providers.js';
 export const {
   ConfigurableModuleClass: ConfigurableDatabaseModule,
   MODULE_OPTIONS_TOKEN: DATABASE_MODULE_OPTIONS,
-  OPTIONS_TYPE: DATABASE_OPTIONS_TYPE,
-  ASYNC_OPTIONS_TYPE: DATABASE_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<DatabaseModuleOptions>({ moduleName: 'Database' })
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createDatabaseOptions')

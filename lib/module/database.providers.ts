@@ -36,7 +36,7 @@ type Token = string | symbol | (abstract new (...args: never[]) => unknown);
  * options, and the tokens drawn from it. The drain interceptor is always registered; it admits
  * requests so shutdown can wait for them.
  */
-export function createRuntimeProviders(): Provider[] {
+function createRuntimeProviders(): Provider[] {
   return [
     { provide: TenantContext, useFactory: () => new TenantContext() },
     {

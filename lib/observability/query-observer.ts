@@ -35,7 +35,7 @@ const OPERATION = /^\s*(?:(?:--[^\n]*\n|\/\*[\s\S]*?\*\/)\s*)*([A-Za-z]+)/;
 const HOOK_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** The statement's first keyword, upper-cased: `SELECT`, `INSERT`, … or `OTHER`. */
-export function operationOf(sql: string): string {
+function operationOf(sql: string): string {
   return OPERATION.exec(sql)?.[1]?.toUpperCase() ?? 'OTHER';
 }
 
