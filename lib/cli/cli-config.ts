@@ -19,7 +19,9 @@ import type { TenancyOptions } from '../tenancy/tenancy-options.js';
  * // app.module.ts: DatabaseModule.forRoot(config)
  */
 export interface PgTenancyConfig extends DatabaseModuleOptions {
+  /** The named schemas, as given to `forRoot`. Default: none. */
   schemas?: Record<string, SchemaOptions>;
+  /** The tenancy options, as given to `forRoot`. Default: no tenancy. */
   tenancy?: TenancyOptions;
 }
 

@@ -14,17 +14,25 @@ const LOCK_NAMESPACE = 0x7067746e;
 
 /** A row of a schema's history table. */
 export interface AppliedMigration {
+  /** The file's number: `3` for `003_add_index.sql`. */
   readonly version: number;
+  /** The file name, e.g. `003_add_index.sql`. */
   readonly name: string;
+  /** SHA-256 (hex) of the file's text when it was applied. */
   readonly checksum: string;
+  /** When its transaction committed. */
   readonly appliedAt: Date;
+  /** How long the file took to run. */
   readonly durationMs: number;
 }
 
 /** Where a schema stands against its migrations folder. */
 export interface MigrationStatus {
+  /** The schema checked. */
   readonly schema: string;
+  /** Rows of its history table, oldest first. */
   readonly applied: AppliedMigration[];
+  /** Files not applied yet, in the order they would run. */
   readonly pending: MigrationFile[];
   /** Names of applied files whose text has changed since (each one is a checksum error). */
   readonly changed: string[];
@@ -32,14 +40,24 @@ export interface MigrationStatus {
 
 /** What one `migrate()` call did. */
 export interface MigrationResult {
+  /** The schema migrated. */
   readonly schema: string;
-  readonly applied: { readonly name: string; readonly durationMs: number }[];
+  /** Files applied by this call, in order; empty when the schema was up to date. */
+  readonly applied: {
+    /** The file name. */
+    readonly name: string;
+    /** How long it took to run. */
+    readonly durationMs: number;
+  }[];
 }
 
 /** A pending file and the SQL that would run for it. */
 export interface PlannedMigration {
+  /** The file name. */
   readonly name: string;
+  /** `false` when the file starts with `-- migrate:no-transaction`. */
   readonly transactional: boolean;
+  /** The file's SQL with every placeholder expanded for the schema. */
   readonly sql: string;
 }
 
@@ -324,7 +342,9 @@ export class MigrationRunner {
 
 /** One reusable migration connection; see {@link MigrationRunner.session}. */
 export interface MigrationSession {
+  /** As {@link MigrationRunner.migrate}, on the session's connection. */
   migrate(schema: string, source: MigrationSource): Promise<MigrationResult>;
+  /** Closes the connection. Call it once, when done. */
   close(): Promise<void>;
 }
 

@@ -4,6 +4,7 @@ import { createRootProviders } from './database.providers.js';
 
 export const {
   ConfigurableModuleClass: ConfigurableDatabaseModule,
+  /** Injection token of the resolved `forRoot`/`forRootAsync` options. */
   MODULE_OPTIONS_TOKEN: DATABASE_MODULE_OPTIONS,
 } = new ConfigurableModuleBuilder<DatabaseModuleOptions>({ moduleName: 'Database' })
   .setClassMethodName('forRoot')

@@ -31,6 +31,28 @@ export interface DatabaseFeatureOptions extends SchemaOptions {
 @Module({})
 export class DatabaseModule extends ConfigurableDatabaseModule {
   /**
+   * Registers the shared pool, the named schemas' managers and (with `tenancy`) tenant routing.
+   * Call it once, in the root module.
+   *
+   * @example DatabaseModule.forRoot({ connection: process.env.DATABASE_URL, schemas: { users: {} } })
+   */
+  declare static forRoot: (typeof ConfigurableDatabaseModule)['forRoot'];
+
+  /**
+   * As `forRoot`, with the connection and runtime options from `useFactory`, `useClass` or
+   * `useExisting` (for `@nestjs/config`); `schemas`, `tenancy` and `isGlobal` are given directly.
+   *
+   * @example
+   * DatabaseModule.forRootAsync({
+   *   imports: [ConfigModule],
+   *   inject: [ConfigService],
+   *   useFactory: (config: ConfigService) => ({ connection: config.getOrThrow('DATABASE_URL') }),
+   *   schemas: { users: {} },
+   * })
+   */
+  declare static forRootAsync: (typeof ConfigurableDatabaseModule)['forRootAsync'];
+
+  /**
    * Declares a schema owned by a feature module, served by the app's shared pool, with its own
    * migrations folder applied at start-up like the root's. The root `DatabaseModule` must be
    * global (the default).

@@ -27,6 +27,10 @@ export class DatabaseExceptionFilter extends BaseExceptionFilter implements Exce
     super(adapterHost?.httpAdapter);
   }
 
+  /**
+   * Answers the module's errors with their HTTP status and message (and `Retry-After` on 503);
+   * passes anything else to Nest's base filter.
+   */
   override catch(exception: unknown, host: ArgumentsHost): void {
     const error =
       exception instanceof HttpException && exception.cause instanceof PgTenancyError

@@ -13,13 +13,19 @@ import {
 
 /** A tenant as the registry records it. */
 export interface TenantInfo {
+  /** The tenant id, as resolved from requests. */
   readonly id: string;
+  /** The tenant's schema: `schemaPrefix` + id. */
   readonly schema: string;
+  /** `suspended` tenants are refused with 403 until resumed. */
   readonly status: 'active' | 'suspended';
+  /** What was passed to `create()` (plan, owner, ...); the library never reads it. */
   readonly metadata: Record<string, unknown>;
+  /** When the tenant was created. */
   readonly createdAt: Date;
   /** Number of tenant migration files applied, as of the last `migrateAll()`/`create()`. */
   readonly migratedVersion: number;
+  /** When migrations last ran for it, or `null`. */
   readonly lastMigratedAt: Date | null;
   /** Why the last migration attempt failed, or `null`. */
   readonly lastError: string | null;
@@ -27,7 +33,9 @@ export interface TenantInfo {
 
 /** A known tenant and its pre-built manager. */
 export interface TenantEntry {
+  /** The registry's record. */
   readonly info: TenantInfo;
+  /** The manager bound to the tenant's schema. */
   readonly db: SchemaDb;
 }
 

@@ -30,6 +30,7 @@ export class TenantMiddleware implements NestMiddleware {
     @Inject(TENANCY_OPTIONS) private readonly options: ResolvedTenancyOptions,
   ) {}
 
+  /** Resolves the request's tenant and runs the rest of the request in its context. */
   async use(req: unknown, res: unknown, next: (err?: unknown) => void): Promise<void> {
     let id: string | undefined | null;
     let scope;

@@ -17,9 +17,13 @@ import {
 
 /** Progress of `migrateAll()`, reported after each tenant. */
 export interface TenantMigrationProgress {
+  /** Tenants finished so far, this one included. */
   readonly done: number;
+  /** Tenants in this run. */
   readonly total: number;
+  /** The tenant just finished. */
   readonly tenantId: string;
+  /** Whether files were applied, none were pending, or it failed (see the summary's `failed`). */
   readonly outcome: 'applied' | 'up-to-date' | 'failed';
 }
 
@@ -36,23 +40,40 @@ export interface MigrateAllOptions {
 /** What `migrateAll()` did. */
 export interface TenantMigrationSummary {
   /** Tenants that had pending files, with the files applied. */
-  readonly applied: { readonly tenantId: string; readonly files: string[] }[];
+  readonly applied: {
+    /** The tenant. */
+    readonly tenantId: string;
+    /** File names applied, in order. */
+    readonly files: string[];
+  }[];
   /** Tenants already up to date (known from the registry, without touching their schema). */
   readonly skipped: number;
-  readonly failed: { readonly tenantId: string; readonly error: string }[];
+  /** Tenants whose migration failed; the others were still migrated. */
+  readonly failed: {
+    /** The tenant. */
+    readonly tenantId: string;
+    /** The error message (also recorded in the registry as `lastError`). */
+    readonly error: string;
+  }[];
+  /** Wall-clock time of the whole run. */
   readonly durationMs: number;
 }
 
 /** One row of the fleet view (`migrationStatus()`, `migrate --tenants --status`). */
 export interface TenantMigrationState {
+  /** The tenant. */
   readonly tenantId: string;
+  /** Its registry status. */
   readonly status: 'active' | 'suspended';
   /** Files applied as of the last migration run. */
   readonly version: number;
+  /** Files in the tenant migrations folder not applied yet. */
   readonly pending: number;
   /** Applied files have been edited since (the next run fails with a checksum error). */
   readonly changed: boolean;
+  /** When migrations last ran for it, or `null`. */
   readonly lastMigratedAt: Date | null;
+  /** Why the last migration attempt failed, or `null`. */
   readonly lastError: string | null;
 }
 

@@ -29,7 +29,9 @@ export interface EmbeddedPostgresOptions {
 export interface EmbeddedPostgresServer {
   /** Superuser URL of the `postgres` database, e.g. `postgres://postgres:…@127.0.0.1:54012/postgres`. */
   readonly url: string;
+  /** The TCP port it listens on (loopback only). */
   readonly port: number;
+  /** Its data directory. */
   readonly dataDir: string;
   /** Stops the server; deletes the data directory when it was temporary. Safe to call twice. */
   stop(): Promise<void>;
