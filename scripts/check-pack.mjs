@@ -23,6 +23,7 @@ const required = [
   'package.json',
   'LICENSE',
   'README.md',
+  'CHANGELOG.md',
   'dist/index.js',
   'dist/index.d.ts',
   'dist/testing/index.js',
