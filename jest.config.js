@@ -21,4 +21,9 @@ export default {
   coverageProvider: 'v8',
   collectCoverageFrom: ['lib/**/*.ts'],
   coverageReporters: ['text-summary', 'json-summary', 'lcov'],
+  // Just under the figures of 2026-11-27 (statements and lines 85.9%, branches 84.3%, functions
+  // 93.9%), so coverage can only go up: raise these when it does, never lower them.
+  coverageThreshold: {
+    global: { statements: 85, lines: 85, branches: 83, functions: 93 },
+  },
 };
