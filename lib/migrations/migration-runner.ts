@@ -344,7 +344,7 @@ export class MigrationRunner {
 export interface MigrationSession {
   /** As {@link MigrationRunner.migrate}, on the session's connection. */
   migrate(schema: string, source: MigrationSource): Promise<MigrationResult>;
-  /** Closes the connection. Call it once, when done. */
+  /** Closes the connection, if one is open; safe to call more than once. */
   close(): Promise<void>;
 }
 
