@@ -1,13 +1,14 @@
 // @ts-check
 // Type-aware lint over the library, the sample app and the tests. `npm run lint`.
+import { includeIgnoreFile } from '@eslint/compat';
 import eslint from '@eslint/js';
 import globals from 'globals';
+import { fileURLToPath } from 'node:url';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  {
-    ignores: ['dist/', 'sample-app/dist/', 'coverage/', 'docs/', 'node_modules/', '.data/'],
-  },
+  // Whatever git ignores (build output, coverage, data dirs, tool scratch copies) is not linted.
+  includeIgnoreFile(fileURLToPath(new URL('.gitignore', import.meta.url))),
   {
     files: ['**/*.ts'],
     extends: [eslint.configs.recommended, ...tseslint.configs.recommendedTypeChecked],
