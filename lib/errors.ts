@@ -137,6 +137,7 @@ export class SavepointActiveError extends PgTenancyError {
  * another instance.
  */
 export class DatabaseShuttingDownError extends PgTenancyError {
+  /** The HTTP status this error maps to. */
   readonly status = 503;
   constructor() {
     super('The service is shutting down and accepts no new database work; retry the request.');

@@ -20,7 +20,12 @@ export type {
 } from './module/database-options.interface.js';
 export { getPoolToken, getSchemaDbToken } from './module/database.tokens.js';
 export { InjectPool, InjectSchemaDb } from './module/inject.decorators.js';
-export { POOL_DEFAULTS, type ConnectionSettings, type PoolOptions } from './pool/pool-options.js';
+export {
+  POOL_DEFAULTS,
+  type ConnectionSettings,
+  type PoolOptions,
+  type ResolvedPoolOptions,
+} from './pool/pool-options.js';
 export {
   ConcurrentSavepointError,
   DatabaseConnectionError,
@@ -44,6 +49,8 @@ export {
   type AppliedMigration,
   type MigrationResult,
   type MigrationRunnerOptions,
+  type MigrationSession,
+  type MigrationSource,
   type MigrationStatus,
   type PlannedMigration,
 } from './migrations/migration-runner.js';

@@ -59,14 +59,3 @@ export function serverInfo(url) {
     return rows[0];
   });
 }
-
-/** `postgres://user@host:port/db`, never the password. */
-export function redactUrl(url) {
-  try {
-    const u = new URL(url);
-    u.password = '';
-    return u.toString();
-  } catch {
-    return '<unparseable URL>';
-  }
-}

@@ -20,12 +20,14 @@ import type { TenancyOptions } from '../tenancy/tenancy-options.js';
  * // app.module.ts: DatabaseModule.forRoot(config)
  */
 export interface PgTenancyConfig extends DatabaseModuleOptions {
+  /** The named schemas, as given to `forRoot`. Default: none. */
   schemas?: Record<string, SchemaOptions>;
+  /** The tenancy options, as given to `forRoot`. Default: no tenancy. */
   tenancy?: TenancyOptions;
 }
 
 /** File names the CLI looks for in the working directory when `--config` is not given. */
-export const DEFAULT_CONFIG_FILES = [
+const DEFAULT_CONFIG_FILES = [
   'pg-tenancy.config.mjs',
   'pg-tenancy.config.js',
   'pg-tenancy.config.ts',
@@ -123,19 +125,22 @@ async function exists(path: string): Promise<boolean> {
  * (Node 22.18+ and 23.6+ strip types themselves), else through `tsx` when the project has it.
  * @throws InvalidOptionsError when it is missing, cannot be loaded, or exports nothing usable.
  */
-export async function loadCliConfig(
+async function loadCliConfig(
   file: string,
 ): Promise<{ path: string; config: PgTenancyConfig }> {
   const path = resolve(file);
   if (!(await exists(path))) throw new InvalidOptionsError(`Config file ${path} does not exist.`);
   const loaded = (await importConfig(path)) as { default?: unknown };
-  const exported = typeof loaded.default === 'function' ? await loaded.default() : loaded.default;
+  const exported: unknown =
+    typeof loaded.default === 'function'
+      ? await (loaded.default as () => unknown)()
+      : loaded.default;
   if (exported === null || typeof exported !== 'object') {
     throw new InvalidOptionsError(
       `${path} must export default the database options (an object, or a function returning one).`,
     );
   }
-  return { path, config: exported as PgTenancyConfig };
+  return { path, config: exported };
 }
 
 async function importConfig(path: string): Promise<unknown> {

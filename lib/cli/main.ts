@@ -9,7 +9,6 @@ import { EXIT, registerTenantCommands } from './tenants-commands.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-export { EXIT };
 
 interface MigrateFlags {
   status?: boolean;
@@ -160,7 +159,7 @@ function rootOf(command: Command): Command {
  * Builds the command-line program; actions store their exit code in `result`. Exported for
  * tests; `bin` runs {@link main}.
  */
-export function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
+function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
   const program = new Command('nestjs-pg-tenancy')
     .description(
       'Migrations and tenants for nestjs-pg-tenancy. Settings come from a config module, or from flags and the environment alone; the options below are accepted before or after the subcommand.',
@@ -214,7 +213,10 @@ export function buildProgram(result: { code: number } = { code: EXIT.ok }): Comm
     .option('-t, --tenants [id...]', 'tenant schemas instead of named ones: all, or the ids given')
     .option('--all', 'named schemas, then every tenant')
     .action(async (flags: MigrateFlags, command: Command) => {
-      result.code = await migrate({ ...flags, json: rootOf(command).opts().json }, command);
+      result.code = await migrate(
+        { ...flags, json: rootOf(command).opts<{ json?: boolean }>().json },
+        command,
+      );
     });
 
   const tenants = program

@@ -57,22 +57,28 @@ function registerCreate(tenants: Command, ctx: TenantsCommandContext): void {
     )
     .option('--metadata <json>', 'JSON object stored with each tenant')
     .addOption(concurrencyOption())
-    .action(async (ids: string[], flags: { metadata?: string; concurrency: number }, command) => {
-      const metadata = parseMetadata(flags.metadata);
-      ctx.exit(
-        await ctx.withTenants(command, async (service) => {
-          const outcomes = await eachTenant(ids, flags.concurrency, 'create', async (id) => {
-            const tenant = await service.create(id, { metadata });
-            return { schema: tenant.schema, migrations: tenant.migratedVersion };
-          });
-          return report(command, outcomes, (o) =>
-            o.ok
-              ? `Created tenant ${o.tenant} (schema ${String(o.schema)}, ${String(o.migrations)} migration(s)).`
-              : `${o.tenant}: FAILED ${o.error}`,
-          );
-        }),
-      );
-    });
+    .action(
+      async (
+        ids: string[],
+        flags: { metadata?: string; concurrency: number },
+        command: Command,
+      ) => {
+        const metadata = parseMetadata(flags.metadata);
+        ctx.exit(
+          await ctx.withTenants(command, async (service) => {
+            const outcomes = await eachTenant(ids, flags.concurrency, 'create', async (id) => {
+              const tenant = await service.create(id, { metadata });
+              return { schema: tenant.schema, migrations: tenant.migratedVersion };
+            });
+            return report(command, outcomes, (o) =>
+              o.ok
+                ? `Created tenant ${o.tenant} (schema ${String(o.schema)}, ${String(o.migrations)} migration(s)).`
+                : `${o.tenant}: FAILED ${o.error}`,
+            );
+          }),
+        );
+      },
+    );
 }
 
 function registerDrop(tenants: Command, ctx: TenantsCommandContext): void {

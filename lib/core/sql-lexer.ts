@@ -40,7 +40,7 @@ export function scanSql(sql: string): SqlSegment[] {
     codeStart = end;
   };
   while (i < n) {
-    const c = sql[i]!;
+    const c = sql[i];
     if (c === "'") {
       const end = endOfQuoted(sql, i + 1, "'", isEscapeString(sql, i));
       push('string', i, end);
@@ -78,10 +78,10 @@ export function scanSql(sql: string): SqlSegment[] {
     } else if (IDENT_START.test(c)) {
       // A name runs on through `$`, so `a$b$` is one identifier, not a dollar quote.
       i++;
-      while (i < n && IDENT_CONT.test(sql[i]!)) i++;
+      while (i < n && IDENT_CONT.test(sql[i])) i++;
     } else if (c >= '0' && c <= '9') {
       i++;
-      while (i < n && /[0-9A-Za-z_.]/.test(sql[i]!)) i++;
+      while (i < n && /[0-9A-Za-z_.]/.test(sql[i])) i++;
     } else {
       i++;
     }

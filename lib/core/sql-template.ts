@@ -14,7 +14,7 @@ const TABLE_PREFIX = 'tables.';
 const DOLLAR_TAG_LIKE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
 
 /** Default number of distinct SQL texts a template cache remembers. */
-export const DEFAULT_TEMPLATE_CACHE_SIZE = 2_000;
+const DEFAULT_TEMPLATE_CACHE_SIZE = 2_000;
 
 /**
  * A parsed SQL text, independent of any schema: the literal pieces, and between each two a slot
@@ -168,9 +168,9 @@ export class SqlTemplate {
   expand(sql: string): string {
     const compiled = this.#cache.get(sql);
     const { parts, slots } = compiled;
-    if (slots.length === 0) return parts[0]!;
+    if (slots.length === 0) return parts[0];
     if (this.#dollar && compiled.inDollarBody.includes(true)) this.#refuseDollar();
-    let out = parts[0]!;
+    let out = parts[0];
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
       if (slot === null) {
@@ -183,7 +183,7 @@ export class SqlTemplate {
       } else {
         out += this.#prefix + slot;
       }
-      out += parts[i + 1]!;
+      out += parts[i + 1];
     }
     return out;
   }

@@ -12,6 +12,7 @@ export interface DrainReport {
   readonly drained: number;
   /** Connections whose queries were cancelled (and sessions ended) at the timeout. */
   readonly cancelled: number;
+  /** How long the drain took, cancellation included. */
   readonly durationMs: number;
 }
 
@@ -60,7 +61,12 @@ export class DrainController {
   }
 
   /** Requests admitted and not finished, and connections checked out. */
-  get busy(): { requests: number; connections: number } {
+  get busy(): {
+    /** Admitted requests and jobs not finished. */
+    requests: number;
+    /** Connections checked out of the pool. */
+    connections: number;
+  } {
     return { requests: this.#requests, connections: this.#leases.size };
   }
 
@@ -102,11 +108,18 @@ export class DrainController {
     if (this.#draining && !this.#admitted.getStore()) throw new DatabaseShuttingDownError();
   }
 
-  /** Counts a checked-out connection until `untrack`. */
+  /**
+   * Counts a checked-out connection until `untrack`. Called by the library's checkout path.
+   * @internal
+   */
   track(lease: TrackedLease): void {
     this.#leases.add(lease);
   }
 
+  /**
+   * Stops counting a connection returned to the pool.
+   * @internal
+   */
   untrack(lease: TrackedLease): void {
     if (!this.#leases.delete(lease)) return;
     if (this.#draining) this.#releasedWhileDraining++;

@@ -29,7 +29,7 @@ export interface MigrationFile {
 
 const FILE_NAME = /^(\d+)_([A-Za-z0-9_-]+)\.sql$/;
 /** First-line marker for statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY). */
-export const NO_TRANSACTION_MARKER = /^--\s*migrate:no-transaction\s*$/;
+const NO_TRANSACTION_MARKER = /^--\s*migrate:no-transaction\s*$/;
 
 /**
  * Reads `NNN_description.sql` files from `dir`, ordered by number. Versions must run 1, 2, 3…
@@ -69,7 +69,7 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
     sqlFiles.map(async (name): Promise<MigrationFile> => {
       const raw = await readFile(join(folder, name), 'utf8');
       const sql = normaliseText(raw);
-      const firstLine = sql.split('\n', 1)[0]!.trim();
+      const firstLine = sql.split('\n', 1)[0].trim();
       return {
         version: Number(FILE_NAME.exec(name)![1]),
         name: basename(name),
@@ -85,7 +85,7 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
   }
   files.sort((a, b) => a.version - b.version);
   for (let i = 0; i < files.length; i++) {
-    const file = files[i]!;
+    const file = files[i];
     const previous = files[i - 1];
     if (previous && previous.version === file.version) {
       throw new MigrationFilesError(

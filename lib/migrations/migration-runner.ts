@@ -25,17 +25,25 @@ const LOCK_NOT_AVAILABLE = '55P03';
 
 /** A row of a schema's history table. */
 export interface AppliedMigration {
+  /** The file's number: `3` for `003_add_index.sql`. */
   readonly version: number;
+  /** The file name, e.g. `003_add_index.sql`. */
   readonly name: string;
+  /** SHA-256 (hex) of the file's text when it was applied. */
   readonly checksum: string;
+  /** When its transaction committed. */
   readonly appliedAt: Date;
+  /** How long the file took to run. */
   readonly durationMs: number;
 }
 
 /** Where a schema stands against its migrations folder. */
 export interface MigrationStatus {
+  /** The schema checked. */
   readonly schema: string;
+  /** Rows of its history table, oldest first. */
   readonly applied: AppliedMigration[];
+  /** Files not applied yet, in the order they would run. */
   readonly pending: MigrationFile[];
   /** Names of applied files whose text has changed since (each one is a checksum error). */
   readonly changed: string[];
@@ -45,6 +53,7 @@ export interface MigrationStatus {
 
 /** What one `migrate()` call did. */
 export interface MigrationResult {
+  /** The schema migrated. */
   readonly schema: string;
   readonly applied: { readonly name: string; readonly durationMs: number }[];
   /** Applied files no longer in the folder (see {@link MigrationStatus.missing}). */
@@ -53,8 +62,11 @@ export interface MigrationResult {
 
 /** A pending file and the SQL that would run for it. */
 export interface PlannedMigration {
+  /** The file name. */
   readonly name: string;
+  /** `false` when the file starts with `-- migrate:no-transaction`. */
   readonly transactional: boolean;
+  /** The file's SQL with every placeholder expanded for the schema. */
   readonly sql: string;
 }
 
@@ -160,7 +172,7 @@ export class MigrationRunner {
    */
   async plan(schema: string, source: MigrationSource): Promise<PlannedMigration[]> {
     const status = await this.status(schema, source);
-    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]);
     const template = new SqlTemplate(schema, this.#templates);
     return status.pending.map((file) => ({
       name: file.name,
@@ -264,7 +276,7 @@ export class MigrationRunner {
       await client.query(historyDdl(schema));
     });
     const status = await this.#status(client, schema, files);
-    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]!);
+    if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]);
     if (this.#failOnMissing && status.missing.length > 0) {
       throw new MigrationFilesMissingError(schema, status.missing);
     }

@@ -34,7 +34,9 @@ export class MigrationTransactionControlError extends MigrationFilesError {
  */
 export class MigrationChecksumError extends PgTenancyError {
   constructor(
+    /** The schema whose history disagrees with the folder. */
     readonly schema: string,
+    /** The edited file's name. */
     readonly file: string,
   ) {
     super(
@@ -65,7 +67,9 @@ export class MigrationFilesMissingError extends PgTenancyError {
 /** A migration failed. Its transaction was rolled back and later files were not attempted. */
 export class MigrationFailedError extends PgTenancyError {
   constructor(
+    /** The schema being migrated. */
     readonly schema: string,
+    /** The file that failed. */
     readonly file: string,
     /** 1-based line in the file where PostgreSQL reported the error, when it gave a position. */
     readonly line: number | undefined,

@@ -78,5 +78,6 @@ export interface DatabaseModuleExtras {
  * its own dependencies and calls `createDatabaseOptions()`.
  */
 export interface DatabaseOptionsFactory {
+  /** Returns the connection, pool and runtime options (not `schemas` or `isGlobal`). */
   createDatabaseOptions(): DatabaseModuleOptions | Promise<DatabaseModuleOptions>;
 }

@@ -39,7 +39,7 @@ export interface RuntimeStructure {
 }
 
 /** Defaults of the observability and shutdown options. */
-export const RUNTIME_DEFAULTS = Object.freeze({
+const RUNTIME_DEFAULTS = Object.freeze({
   slowQueryMs: 1_000,
   slowQueryLimit: 100,
   logQueryParams: false,

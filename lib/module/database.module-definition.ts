@@ -4,8 +4,8 @@ import { createRootProviders } from './database.providers.js';
 
 export const {
   ConfigurableModuleClass: ConfigurableDatabaseModule,
+  /** Injection token of the resolved `forRoot`/`forRootAsync` options. */
   MODULE_OPTIONS_TOKEN: DATABASE_MODULE_OPTIONS,
-  OPTIONS_TYPE: DATABASE_OPTIONS_TYPE,
   ASYNC_OPTIONS_TYPE: DATABASE_ASYNC_OPTIONS_TYPE,
 } = new ConfigurableModuleBuilder<DatabaseModuleOptions>({ moduleName: 'Database' })
   .setClassMethodName('forRoot')

@@ -43,7 +43,7 @@ type Token = string | symbol | (abstract new (...args: never[]) => unknown);
  * options, and the tokens drawn from it. The drain interceptor is always registered; it admits
  * requests so shutdown can wait for them.
  */
-export function createRuntimeProviders(structure: RuntimeStructure = {}): Provider[] {
+function createRuntimeProviders(structure: RuntimeStructure = {}): Provider[] {
   return [
     { provide: TenantContext, useFactory: () => new TenantContext() },
     {

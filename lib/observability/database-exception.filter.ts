@@ -27,6 +27,10 @@ export class DatabaseExceptionFilter extends BaseExceptionFilter implements Exce
     super(adapterHost?.httpAdapter);
   }
 
+  /**
+   * Answers the module's errors with their HTTP status and message (and `Retry-After` on 503);
+   * passes anything else to Nest's base filter.
+   */
   override catch(exception: unknown, host: ArgumentsHost): void {
     const error =
       exception instanceof HttpException && exception.cause instanceof PgTenancyError
@@ -37,7 +41,7 @@ export class DatabaseExceptionFilter extends BaseExceptionFilter implements Exce
     if (host.getType() !== 'http' || status === undefined || !adapter) {
       return super.catch(exception, host);
     }
-    const response = host.switchToHttp().getResponse();
+    const response = host.switchToHttp().getResponse<unknown>();
     if (status === 503) adapter.setHeader(response, 'Retry-After', String(this.retryAfterSeconds));
     const { name, message } = error as Error;
     adapter.reply(response, { statusCode: status, error: name, message }, status);

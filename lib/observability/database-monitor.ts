@@ -5,7 +5,9 @@ import type { QueryObserver, SlowQuery } from './query-observer.js';
 
 /** Result of {@link DatabaseMonitor.ping}. */
 export interface PingResult {
+  /** Whether `SELECT 1` succeeded within the timeout. */
   readonly ok: boolean;
+  /** Time to a connection and the answer, or until the failure. */
   readonly latencyMs: number;
   /** Why the ping failed (no password or SQL in it). */
   readonly error?: string;

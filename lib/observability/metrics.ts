@@ -105,7 +105,7 @@ async function prometheus(
   tenantSync: TenantSyncSource,
 ): Promise<QueryMetrics> {
   const prom = await importOptional<PromClient & { default?: PromClient }>('prom-client');
-  const client = (prom.default ?? prom) as PromClient;
+  const client = prom.default ?? prom;
   const config = typeof options.prometheus === 'object' ? options.prometheus : {};
   const registry =
     (config.registry as import('prom-client').Registry | undefined) ?? client.register;

@@ -7,13 +7,23 @@ export interface MetricsOptions {
    * Metrics: `pg_tenancy_queries_total`, `pg_tenancy_query_duration_seconds`,
    * `pg_tenancy_pool_connections{state}`, `pg_tenancy_pool_max`. Default: off.
    */
-  prometheus?: boolean | { registry?: unknown };
+  prometheus?:
+    | boolean
+    | {
+        /** A `prom-client` `Registry`. Default: its global registry. */
+        registry?: unknown;
+      };
   /**
    * Export through `@opentelemetry/api`: `true` for the global meter provider, or `{ meter }`.
    * Instruments: `pg_tenancy.queries`, `pg_tenancy.query.duration` (s),
    * `pg_tenancy.pool.connections`. Default: off.
    */
-  openTelemetry?: boolean | { meter?: unknown };
+  openTelemetry?:
+    | boolean
+    | {
+        /** An OpenTelemetry `Meter`. Default: one from the global meter provider. */
+        meter?: unknown;
+      };
   /** Label query metrics with the tenant id. Default: `false`. */
   tenantLabel?: boolean;
   /**

@@ -10,6 +10,7 @@ export interface QueryEvent {
   readonly tenantId: string | undefined;
   /** `SELECT`, `INSERT`, `UPDATE`, `DELETE`, … (the first keyword, upper-cased). */
   readonly operation: string;
+  /** Time from checkout request to the result. */
   readonly durationMs: number;
   /** Rows returned or affected; `null` on error or for utility statements. */
   readonly rowCount: number | null;

@@ -4,13 +4,19 @@ import type { QueryEvent, QueryListener, QuerySink, RawQueryEvent } from './quer
 
 /** A query that took at least `slowQueryMs`, as kept by `DatabaseMonitor.getSlowQueries()`. */
 export interface SlowQuery {
+  /** The SQL as sent, placeholders expanded. */
   readonly sql: string;
   /** Only when `logQueryParams` is on; otherwise omitted (parameters may hold personal data). */
   readonly params?: readonly unknown[];
+  /** The manager's schema; `null` for an unqualified manager. */
   readonly schema: string | null;
+  /** The tenant of the context it ran in, if any. */
   readonly tenantId: string | undefined;
+  /** Time from checkout request to the result. */
   readonly durationMs: number;
+  /** Whether it ended in an error. */
   readonly failed: boolean;
+  /** When it finished. */
   readonly at: Date;
 }
 
@@ -35,7 +41,7 @@ const OPERATION = /^\s*(?:(?:--[^\n]*\n|\/\*[\s\S]*?\*\/)\s*)*([A-Za-z]+)/;
 const HOOK_ERROR_LOG_INTERVAL_MS = 60_000;
 
 /** The statement's first keyword, upper-cased: `SELECT`, `INSERT`, … or `OTHER`. */
-export function operationOf(sql: string): string {
+function operationOf(sql: string): string {
   return OPERATION.exec(sql)?.[1]?.toUpperCase() ?? 'OTHER';
 }
 

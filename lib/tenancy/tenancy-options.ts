@@ -103,7 +103,7 @@ export interface ResolvedTenancyOptions {
 }
 
 /** Defaults of the tenancy options that are numbers. */
-export const TENANCY_TIMING_DEFAULTS = Object.freeze({
+const TENANCY_TIMING_DEFAULTS = Object.freeze({
   negativeCacheMs: 5_000,
   maxStalenessMs: 5_000,
   pollIntervalMs: 1_000,

@@ -4,7 +4,9 @@ import { TenantContextMissingError } from './tenant.errors.js';
 
 /** What the current async context knows about its tenant. */
 export interface TenantScope {
+  /** The current tenant's id. */
   readonly tenantId: string;
+  /** The manager bound to its schema. */
   readonly db: SchemaDb;
 }
 

@@ -25,12 +25,12 @@ export function createTenantDbProxy(context: TenantContext): SchemaDb {
       if (ASYNC_METHODS.has(property)) {
         return async (...args: unknown[]) => {
           const db = context.requireDb() as unknown as Record<string, (...a: unknown[]) => unknown>;
-          return db[property]!(...args);
+          return db[property](...args);
         };
       }
       const db = context.requireDb();
-      const value = Reflect.get(db, property, db);
-      return typeof value === 'function' ? value.bind(db) : value;
+      const value: unknown = Reflect.get(db, property, db);
+      return typeof value === 'function' ? (value as () => unknown).bind(db) : value;
     },
     has(_target, property) {
       return property in SchemaDb.prototype;

@@ -142,7 +142,7 @@ export class TenantFleetMigrator {
     const worker = async () => {
       const session = this.runner.session();
       try {
-        while (next < stale.length) await migrateOne(stale[next++]!, session);
+        while (next < stale.length) await migrateOne(stale[next++], session);
       } finally {
         await session.close();
       }
@@ -181,7 +181,7 @@ export class TenantFleetMigrator {
     tenants?.forEach((id) => this.registry.validate(id));
     const rows = await this.registry.store.all(tenants);
     const missing = tenants?.filter((id) => !rows.some((r) => r.id === id)) ?? [];
-    if (missing.length > 0) throw new TenantNotFoundError(missing[0]!);
+    if (missing.length > 0) throw new TenantNotFoundError(missing[0]);
     return rows;
   }
 }

@@ -277,11 +277,12 @@ export class RegistrySync {
     const poll = () =>
       this.#target.reload().then(
         (readAt) => this.heard(readAt),
-        (err: Error) =>
-          this.#options.logger.warn(`Reloading the tenant registry failed: ${err.message}`),
+        (err: Error) => {
+          this.#options.logger.warn(`Reloading the tenant registry failed: ${err.message}`);
+        },
       );
     void poll();
-    this.#pollTimer = setInterval(poll, this.#options.pollIntervalMs);
+    this.#pollTimer = setInterval(() => void poll(), this.#options.pollIntervalMs);
     this.#pollTimer.unref();
   }
 

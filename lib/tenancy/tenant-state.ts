@@ -44,8 +44,3 @@ export function statesLeadingTo(to: TenantStatus): TenantStatus[] {
 export function isServable(status: TenantStatus): boolean {
   return status === 'active';
 }
-
-/** Whether requests see the tenant at all (suspended: 403; the others: 404). */
-export function isVisible(status: TenantStatus): status is 'active' | 'suspended' {
-  return status === 'active' || status === 'suspended';
-}

@@ -5,6 +5,7 @@ import { PgTenancyError } from '../errors.js';
  * the exception filter) gives: the message is safe to show a client and never echoes raw input.
  */
 export abstract class TenantError extends PgTenancyError {
+  /** The HTTP status this error maps to. */
   abstract readonly status: 400 | 403 | 404 | 409;
 }
 
@@ -27,7 +28,10 @@ export class TenantRequiredError extends TenantError {
 /** No tenant has this id (or it is still being created). HTTP 404. */
 export class TenantNotFoundError extends TenantError {
   readonly status = 404;
-  constructor(readonly tenantId: string) {
+  constructor(
+    /** The tenant id (validated, so safe to show). */
+    readonly tenantId: string,
+  ) {
     // The id has passed validation, so it is safe to repeat.
     super(`Unknown tenant "${tenantId}".`);
   }
@@ -36,7 +40,10 @@ export class TenantNotFoundError extends TenantError {
 /** The tenant exists but is suspended. HTTP 403. */
 export class TenantSuspendedError extends TenantError {
   readonly status = 403;
-  constructor(readonly tenantId: string) {
+  constructor(
+    /** The tenant id (validated, so safe to show). */
+    readonly tenantId: string,
+  ) {
     super(`Tenant "${tenantId}" is suspended.`);
   }
 }
@@ -96,6 +103,7 @@ export class TenantContextMissingError extends PgTenancyError {
  */
 export class TenantCreationError extends PgTenancyError {
   constructor(
+    /** The tenant that could not be created. */
     readonly tenantId: string,
     cause: unknown,
     readonly remains: 'nothing' | 'provisioning' = 'nothing',
@@ -113,7 +121,15 @@ export class TenantCreationError extends PgTenancyError {
 
 /** `migrateAll()` finished with failed tenants and `failOnMigrationError` is on. */
 export class TenantMigrationsFailedError extends PgTenancyError {
-  constructor(readonly failed: readonly { tenantId: string; error: string }[]) {
+  constructor(
+    /** Each failed tenant and its error message. */
+    readonly failed: readonly {
+      /** The tenant. */
+      tenantId: string;
+      /** Why its migration failed. */
+      error: string;
+    }[],
+  ) {
     super(
       `Migrations failed for ${failed.length} tenant(s): ${failed
         .slice(0, 5)

@@ -35,6 +35,7 @@ export class TenantMiddleware implements NestMiddleware {
     private readonly moduleRef: ModuleRef,
   ) {}
 
+  /** Resolves the request's tenant and runs the rest of the request in its context. */
   async use(req: unknown, res: unknown, next: (err?: unknown) => void): Promise<void> {
     let id: string | undefined | null;
     let scope;

@@ -220,7 +220,7 @@ async function mapLimit<T>(
 ): Promise<void> {
   let next = 0;
   const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
+    while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }
@@ -229,7 +229,11 @@ async function mapLimit<T>(
 function quietLogger(logger: LoggerService): LoggerService {
   return {
     log: () => undefined,
-    warn: (message: unknown) => logger.warn(message),
-    error: (message: unknown) => logger.error(message),
+    warn: (message: unknown) => {
+      logger.warn(message);
+    },
+    error: (message: unknown) => {
+      logger.error(message);
+    },
   };
 }

@@ -36,6 +36,11 @@ export class DatabaseHealthIndicator {
     private readonly monitor: DatabaseMonitor,
   ) {}
 
+  /**
+   * Pings the database and reports `up`, `down` (the ping failed or took longer than
+   * `timeoutMs`), or `degraded` (HTTP 200) while the pool has stayed highly utilised; the details
+   * carry the latency and pool statistics.
+   */
   async isHealthy<const Key extends string>(
     key: Key,
     options: DatabaseHealthOptions = {},

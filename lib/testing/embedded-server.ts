@@ -52,6 +52,7 @@ export interface EmbeddedPostgresOptions {
 export interface EmbeddedPostgresServer {
   /** Superuser URL of the `postgres` database, e.g. `postgres://postgres:…@127.0.0.1:54012/postgres`. */
   readonly url: string;
+  /** The TCP port it listens on (loopback only). */
   readonly port: number;
   /** Absolute path of the data directory. */
   readonly dataDir: string;
@@ -301,13 +302,15 @@ async function startServer(
     // its exit event arrives.
     if (child.pid && !isRunning(child.pid)) {
       await delay(100); // let the exit event report the code, if it is on its way
-      return failed(`the server exited${exit ? ` with ${exit}` : ''} during start-up`);
+      // (`exit` may have been set meanwhile by the exit event: TypeScript cannot see that.)
+      const code = exit as string | undefined;
+      return failed(`the server exited${code ? ` with ${code}` : ''} during start-up`);
     }
     const pidFile = await readFile(join(dataDir, 'postmaster.pid'), 'utf8').catch(() => '');
     const lines = pidFile.split('\n');
     // Line 8 of postmaster.pid is the server's status; pg_ctl waits for `ready` the same way.
     if (Number(lines[0]) === child.pid && lines[7]?.trim() === 'ready') {
-      return { pid: child.pid!, child };
+      return { pid: child.pid, child };
     }
     if (Date.now() > deadline) {
       if (child.pid) await stopProcess(child.pid, 10_000);
@@ -336,7 +339,7 @@ async function guard(
     env: { ...process.env, NODE_OPTIONS: '' },
   });
   watchdog.unref();
-  const pipe = watchdog.stdin!;
+  const pipe = watchdog.stdin;
   pipe.on('error', () => undefined);
   (pipe as unknown as { unref?: () => void }).unref?.();
   const owner: Owner = { pid: process.pid, postmaster: pid, watchdog: watchdog.pid };

@@ -48,7 +48,7 @@ describe('sample app: a child process over HTTP', () => {
   /** A signed-in user of `tenant` (a session opened through the admin API), for `on`. */
   async function as(tenant: string, on: SampleApp = app): Promise<{ token: string }> {
     let byTenant = sessions.get(on);
-    if (!byTenant) sessions.set(on, (byTenant = new Map()));
+    if (!byTenant) sessions.set(on, (byTenant = new Map<string, string>()));
     let token = byTenant.get(tenant);
     if (token === undefined) {
       const res = await on.request<{ token: string }>('POST', `/admin/tenants/${tenant}/sessions`, {
@@ -207,7 +207,7 @@ describe('sample app: a child process over HTTP', () => {
     expect(other).toMatchObject({ status: 200, body: [] });
     // Nor can a token whose tenant claim was edited: its signature no longer matches.
     const [header, payload, signature] = session.token.split('.');
-    const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as object;
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString()) as object;
     const forged = Buffer.from(JSON.stringify({ ...claims, tenant: 'auth_b' })).toString(
       'base64url',
     );
@@ -312,7 +312,7 @@ describe('sample app: a child process over HTTP', () => {
       const env = { DATABASE_URL: undefined, ADMIN_TOKEN: undefined };
       const first = await startSampleApp({ env, cwd: workDir, startTimeoutMs: 60_000 });
       expect(first.output()).toContain('embedded PostgreSQL');
-      const token = /admin token: (\S+)/.exec(first.output())![1]!;
+      const token = /admin token: (\S+)/.exec(first.output())![1];
       expect(first.output()).toContain(`Bearer ${token}`);
       expect(
         (await first.request('POST', '/admin/tenants', { token, body: { id: 'kept' } })).status,
@@ -329,7 +329,7 @@ describe('sample app: a child process over HTTP', () => {
       await expect(stat(join(dataDir, 'postmaster.pid'))).rejects.toThrow();
 
       const second = await startSampleApp({ env, cwd: workDir, startTimeoutMs: 60_000 });
-      const secondToken = /admin token: (\S+)/.exec(second.output())![1]!;
+      const secondToken = /admin token: (\S+)/.exec(second.output())![1];
       expect(secondToken).not.toBe(token);
       const tenants = await second.request<Tenant[]>('GET', '/admin/tenants', {
         token: secondToken,

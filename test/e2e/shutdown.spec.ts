@@ -42,8 +42,8 @@ describe('graceful shutdown', () => {
         }
       }
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', onData);
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
     const exited = new Promise<{ code: number | null; at: number }>((done) =>
       child.on('exit', (code) => done({ code, at: Date.now() })),
     );
@@ -52,12 +52,12 @@ describe('graceful shutdown', () => {
         const line = out.split('\n').find((l) => match.test(l));
         if (line) return resolveLine(line);
         waiters.push({ match, resolve: resolveLine });
-        exited.then(() => reject(new Error(`app exited before printing ${match}:\n${out}`)));
+        void exited.then(() => reject(new Error(`app exited before printing ${match}:\n${out}`)));
       });
     const listening = await waitForLine(/LISTENING /);
     return {
       child,
-      url: listening.split('LISTENING ')[1]!.trim(),
+      url: listening.split('LISTENING ')[1].trim(),
       output: () => out,
       waitForLine,
       exited,

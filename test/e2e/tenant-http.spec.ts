@@ -151,7 +151,7 @@ describe('tenant routing over HTTP', () => {
       if (tenant !== undefined) headers['x-tenant-id'] = tenant;
       if (user !== undefined) headers['x-test-user'] = JSON.stringify(user);
       const res = await fetch(`${url}${path}`, { headers });
-      return { status: res.status, body: (await res.json()) as unknown };
+      return { status: res.status, body: await res.json() };
     };
     return { app, get, tenants: app.get(TenantService), registry: app.get(TenantRegistry) };
   }

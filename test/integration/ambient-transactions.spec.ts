@@ -492,6 +492,7 @@ describe('ambient transactions', () => {
   });
 
   it('keeps route and other metadata on decorated methods', () => {
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- only its metadata is read
     const method = CheckoutService.prototype.marked;
     expect(Reflect.getMetadata('marker', method)).toBe('kept');
   });

@@ -60,8 +60,8 @@ async function startOwner(mode: string, dataDir?: string, detached = false): Pro
       const line = output.split('\n').find((l) => l.startsWith('{'));
       if (line) done(JSON.parse(line) as Report);
     };
-    child.stdout!.on('data', onData);
-    child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdout.on('data', onData);
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
     void exited.then((exit) =>
       fail(new Error(`the owner exited (${JSON.stringify(exit)}) before reporting:\n${output}`)),
     );
@@ -87,7 +87,7 @@ function procStat(pid: number): { state: string; pgrp: number; session: number }
     // Fields after "(comm) ": state ppid pgrp session …
     const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const [state, , pgrp, session] = text.slice(text.lastIndexOf(') ') + 2).split(' ');
-    return { state: state!, pgrp: Number(pgrp), session: Number(session) };
+    return { state: state, pgrp: Number(pgrp), session: Number(session) };
   } catch {
     return undefined;
   }

@@ -86,7 +86,7 @@ describe('health and HTTP error mapping', () => {
         status: string;
         info?: unknown;
         error?: unknown;
-        details: Record<string, any>;
+        details: Record<string, { status: string; [key: string]: unknown }>;
       },
     };
   };

@@ -108,7 +108,7 @@ describe('migrate CLI', () => {
       /error: Migration 002_bad\.sql \(line 1\) failed in schema "cli_c": syntax error/,
     );
 
-    await write(dirs.cli_c!.migrations, { '001_t.sql': 'CREATE TABLE {{tables.t}} (id bigint);' });
+    await write(dirs.cli_c.migrations, { '001_t.sql': 'CREATE TABLE {{tables.t}} (id bigint);' });
     const status = await cli(['migrate', '--config', config, '--status']);
     expect(status.code).toBe(1);
     expect(status.stdout).toContain('CHANGED after apply: 001_t.sql');

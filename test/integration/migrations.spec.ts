@@ -334,11 +334,11 @@ describe('migrations', () => {
       const error = await strict.migrate(schema, dir).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(MigrationLockTimeoutError);
       const holder = (error as MigrationLockTimeoutError).holder!;
-      expect(holder).toMatchObject({ pid: rows[0]!.pid, applicationName: 'stuck-deployer' });
+      expect(holder).toMatchObject({ pid: rows[0].pid, applicationName: 'stuck-deployer' });
       expect(holder.since).toBeInstanceOf(Date);
       expect((error as Error).message).toMatch(
         new RegExp(
-          `Timed out after 200 ms waiting for the migration lock of schema "${schema}", held by pid ${rows[0]!.pid} \\(application_name "stuck-deployer"`,
+          `Timed out after 200 ms waiting for the migration lock of schema "${schema}", held by pid ${rows[0].pid} \\(application_name "stuck-deployer"`,
         ),
       );
       expect(await history(schema)).toEqual([{ version: 1, name: '001_create_orders.sql' }]);

@@ -119,7 +119,7 @@ describe('observability', () => {
       schema: 'obs',
       failed: false,
     });
-    expect(slow[0]!.durationMs).toBeGreaterThanOrEqual(50);
+    expect(slow[0].durationMs).toBeGreaterThanOrEqual(50);
     expect(slow[0]).not.toHaveProperty('params');
     for (let i = 0; i < 3; i++) await db.fetchValue('SELECT pg_sleep(0.06)');
     expect(monitor.getSlowQueries()).toHaveLength(2);

@@ -27,7 +27,12 @@ describe('pool error handling', () => {
     admin = adminPool(database.current.url);
   });
   afterEach(async () => {
-    await Promise.all(opened.splice(0).map((p) => (p.ended ? undefined : p.end())));
+    await Promise.all(
+      opened
+        .splice(0)
+        .filter((p) => !p.ended)
+        .map((p) => p.end()),
+    );
   });
   afterAll(() => admin.end());
 

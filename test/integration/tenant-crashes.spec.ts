@@ -53,8 +53,8 @@ describe('crashes: a process killed midway leaves nothing, or a row that list() 
     });
     children.push(child);
     let output = '';
-    child.stdout!.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
     for (;;) {
       if (child.exitCode !== null) throw new Error(`The child exited early:\n${output}`);

@@ -88,7 +88,7 @@ describe('randomized lifecycle: two instances, random operations and network fau
     async () => {
       const seed = Number(process.env.LIFECYCLE_SEED ?? Math.floor(Math.random() * 2 ** 31));
       const rand = random(seed);
-      const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
+      const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)];
       try {
         const migrations = await folder({
           '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY);',

@@ -210,7 +210,7 @@ describe('tenant lifecycle', () => {
       { tenantId: 'f013', error: expect.stringMatching(/002_tasks\.sql.*"tasks" already exists/) },
     ]);
     expect(summary.applied).toHaveLength(199);
-    expect(summary.applied[0]!.files).toEqual(['001_projects.sql', '002_tasks.sql']);
+    expect(summary.applied[0].files).toEqual(['001_projects.sql', '002_tasks.sql']);
     expect(progress).toHaveLength(200);
     expect(Math.max(...progress)).toBe(200);
 
@@ -269,7 +269,7 @@ describe('tenant lifecycle', () => {
     });
     expect((await tenants.migrationStatus())[0]).toMatchObject({ tenantId: 'e1', changed: true });
     const summary = await tenants.migrateAll();
-    expect(summary.failed[0]!.error).toMatch(/checksum mismatch/);
+    expect(summary.failed[0].error).toMatch(/checksum mismatch/);
   });
 
   it('reports applied tenant files deleted from the folder, never lowering the version', async () => {

@@ -17,7 +17,7 @@ export interface Run {
  * that runs us (they would point npm at this repository), and with the warm cache preferred so
  * an install does not revalidate every package with the registry.
  */
-export function userNpmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+function userNpmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
     if (!/^npm_/i.test(key)) env[key] = value;
@@ -54,7 +54,7 @@ export async function run(
 }
 
 /** The library as users get it: `npm pack` of the built package. Returns the tarball's path. */
-export async function packLibrary(destination: string): Promise<string> {
+async function packLibrary(destination: string): Promise<string> {
   const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', destination], {
     cwd: ROOT,
   });

@@ -9,8 +9,8 @@ const TUTORIAL = /## Five-minute tutorial[\s\S]*?(?=\n## )/.exec(readme)?.[0] ??
 export function namedBlocks(prefix: string): { file: string; body: string }[] {
   const pattern = /```\w*\n(?:\/\/|--) (\S+)\n([\s\S]*?)```/g;
   return [...readme.matchAll(pattern)]
-    .filter((m) => m[1]!.startsWith(prefix))
-    .map((m) => ({ file: m[1]!, body: m[2]! }));
+    .filter((m) => m[1].startsWith(prefix))
+    .map((m) => ({ file: m[1], body: m[2] }));
 }
 
 /** The tutorial's install commands (step 1), one array of arguments after `npm` per line. */
@@ -44,11 +44,11 @@ export function tutorialCalls(): ReadmeCall[] {
     const args = shellWords(line.slice('$ curl '.length));
     const call: ReadmeCall = { method: 'GET', path: '', headers: {}, expected: '' };
     for (let i = 0; i < args.length; i++) {
-      const arg = args[i]!;
+      const arg = args[i];
       if (arg === '-X') call.method = args[++i]!;
       else if (arg === '-H') {
-        const [name, ...value] = args[++i]!.split(':');
-        call.headers[name!.trim().toLowerCase()] = value.join(':').trim();
+        const [name, ...value] = args[++i].split(':');
+        call.headers[name.trim().toLowerCase()] = value.join(':').trim();
       } else if (arg === '-d') {
         call.body = args[++i]!;
         if (call.method === 'GET') call.method = 'POST';
@@ -72,6 +72,6 @@ export function expectedPattern(expected: string): RegExp {
 /** Splits a command line the way a POSIX shell does for single- and double-quoted words. */
 function shellWords(text: string): string[] {
   return [...text.matchAll(/'([^']*)'|"((?:\\.|[^"\\])*)"|(\S+)/g)].map(
-    (m) => m[1] ?? m[2]?.replace(/\\(.)/g, '$1') ?? m[3]!,
+    (m) => m[1] ?? m[2]?.replace(/\\(.)/g, '$1') ?? m[3],
   );
 }

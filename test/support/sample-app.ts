@@ -96,11 +96,11 @@ export async function startSampleApp(
       const listening = /listening on (http:\/\/\S+)/.exec(output);
       if (listening) {
         clearTimeout(timer);
-        resolve(listening[1]!);
+        resolve(listening[1]);
       }
     };
-    child.stdout!.on('data', collect);
-    child.stderr!.on('data', collect);
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
     void exited.then((exit) => {
       clearTimeout(timer);
       reject(

@@ -47,7 +47,7 @@ describe('migration files', () => {
       true,
       true,
     ]);
-    expect(files[0]!.checksum).toMatch(/^[0-9a-f]{64}$/);
+    expect(files[0].checksum).toMatch(/^[0-9a-f]{64}$/);
   });
 
   it('rejects two files with the same version, naming both', async () => {
@@ -81,8 +81,8 @@ describe('migration files', () => {
     const windows = await folder({ '001_a.sql': "\uFEFFINSERT INTO t VALUES ('a\r\nb');\r\n" });
     const [a] = await loadMigrationFiles(unix);
     const [b] = await loadMigrationFiles(windows);
-    expect(b!.sql).toBe(a!.sql);
-    expect(b!.checksum).toBe(a!.checksum);
+    expect(b.sql).toBe(a.sql);
+    expect(b.checksum).toBe(a.checksum);
   });
 
   it('names a missing folder, keeping the file system error as the cause', async () => {
@@ -177,7 +177,7 @@ describe('migration files', () => {
       const dir = await folder({
         '001_a.sql': '-- migrate:no-transaction\nBEGIN;\nSELECT 1;\nCOMMIT;',
       });
-      expect((await loadMigrationFiles(dir))[0]!.transactional).toBe(false);
+      expect((await loadMigrationFiles(dir))[0].transactional).toBe(false);
     });
   });
 });

@@ -40,7 +40,7 @@ describe('module options', () => {
     'says that %s goes beside the forRootAsync factory, not in what it returns',
     (key) => {
       const value = key === 'isGlobal' ? false : {};
-      expect(() => resolveModuleOptions({ [key]: value } as never)).toThrow(
+      expect(() => resolveModuleOptions({ [key]: value })).toThrow(
         new RegExp(`"${key}" came from the forRootAsync factory.*Pass it beside the factory`),
       );
     },

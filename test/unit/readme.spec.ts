@@ -15,8 +15,8 @@ import {
  */
 const excerpts = [...readme.matchAll(/```ts\n\/\/ (sample-app\/[^\n]+)\n([\s\S]*?)```/g)].map(
   (m) => ({
-    file: m[1]!.trim(),
-    lines: m[2]!
+    file: m[1].trim(),
+    lines: m[2]
       .split('\n')
       .map((l) => l.trim())
       .filter((l) => l !== '' && !l.startsWith('// …')),
