@@ -343,6 +343,14 @@ describe('sample app: a child process over HTTP', () => {
       // detached: the app leads a process group of its own, as a shell's foreground job does.
       const app = await startSampleApp({ env, cwd: workDir, detached: true });
       const pid = Number(/^\d+/.exec(await readFile(join(dataDir, 'postmaster.pid'), 'utf8'))![0]);
+      // Tenant routes need a signed session: open one for acme through the admin API.
+      const adminToken = /admin token: (\S+)/.exec(app.output())![1]!;
+      const session = await app.request<{ token: string }>('POST', '/admin/tenants/acme/sessions', {
+        token: adminToken,
+        body: { email: 'load@acme.example' },
+      });
+      expect(session.status).toBe(201);
+      const authorization = `Bearer ${session.body.token}`;
       let running = true;
       const statuses = new Map<number | 'refused', number>();
       let warm!: () => void;
@@ -351,8 +359,7 @@ describe('sample app: a child process over HTTP', () => {
         while (running) {
           let status: number | 'refused';
           try {
-            status = (await fetch(`${app.url}/projects`, { headers: { 'x-tenant-id': 'acme' } }))
-              .status;
+            status = (await fetch(`${app.url}/projects`, { headers: { authorization } })).status;
           } catch {
             status = 'refused'; // the listener has closed: the app is going away
           }

@@ -203,7 +203,7 @@ describe('CLI for scripts', () => {
       );
       expect(schemas.code).toBe(0);
       expect(JSON.parse(schemas.stdout)).toEqual([
-        { schema: 'shared', applied: ['001_plans.sql'], pending: [], changed: [] },
+        { schema: 'shared', applied: ['001_plans.sql'], pending: [], changed: [], missing: [] },
       ]);
     },
     TIMEOUT,
