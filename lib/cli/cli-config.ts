@@ -125,9 +125,7 @@ async function exists(path: string): Promise<boolean> {
  * (Node 22.18+ and 23.6+ strip types themselves), else through `tsx` when the project has it.
  * @throws InvalidOptionsError when it is missing, cannot be loaded, or exports nothing usable.
  */
-async function loadCliConfig(
-  file: string,
-): Promise<{ path: string; config: PgTenancyConfig }> {
+async function loadCliConfig(file: string): Promise<{ path: string; config: PgTenancyConfig }> {
   const path = resolve(file);
   if (!(await exists(path))) throw new InvalidOptionsError(`Config file ${path} does not exist.`);
   const loaded = (await importConfig(path)) as { default?: unknown };

@@ -9,7 +9,6 @@ import { EXIT, registerTenantCommands } from './tenants-commands.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
-
 interface MigrateFlags {
   status?: boolean;
   json?: boolean;
