@@ -1,15 +1,9 @@
-export {
-  SchemaDb,
-  type IsolationLevel,
-  type TransactionOptions,
-  type TransactionPropagation,
-} from './core/schema-db.js';
-export {
-  Transactional,
-  type TransactionalOptions,
-} from './transactions/transactional.decorator.js';
+// Core: the schema-qualified manager, its query parameters and identifier helpers.
+export { SchemaDb } from './core/schema-db.js';
 export type { QueryParams } from './core/query-runner.js';
 export { quoteIdentifier, assertIdentifier, MAX_IDENTIFIER_BYTES } from './core/identifiers.js';
+
+// Module & injection: forRoot/forFeature, their options, tokens and decorators.
 export { DatabaseModule, type DatabaseFeatureOptions } from './module/database.module.js';
 export { DATABASE_MODULE_OPTIONS } from './module/database.module-definition.js';
 export type {
@@ -18,17 +12,23 @@ export type {
   DatabaseOptionsFactory,
   SchemaOptions,
 } from './module/database-options.interface.js';
-export { getPoolToken, getSchemaDbToken } from './module/database.tokens.js';
-export { InjectPool, InjectSchemaDb } from './module/inject.decorators.js';
+export type { PgTenancyConfig } from './cli/cli-config.js';
+export { getPoolToken, getSchemaDbToken, getTenantDbToken } from './module/database.tokens.js';
+export { InjectPool, InjectSchemaDb, InjectTenantDb } from './module/inject.decorators.js';
+
+// Pool: connection settings, sizing and timeouts, and their defaults.
 export {
   POOL_DEFAULTS,
   type ConnectionSettings,
   type PoolOptions,
   type ResolvedPoolOptions,
 } from './pool/pool-options.js';
+
+// Errors: the base class and the manager's, pool's, transactions' and shutdown's errors.
 export {
   ConcurrentSavepointError,
   DatabaseConnectionError,
+  DatabaseShuttingDownError,
   InvalidIdentifierError,
   InvalidOptionsError,
   PgTenancyError,
@@ -42,11 +42,14 @@ export {
   TransactionNotAllowedError,
   TransactionRequiredError,
 } from './errors.js';
+
+// Migrations: the runner, its results, the folder reader and the migration errors.
 export {
   MigrationRunner,
   MIGRATIONS_TABLE,
   DEFAULT_MIGRATION_LOCK_TIMEOUT_MS,
   type AppliedMigration,
+  type MigrateOptions,
   type MigrationResult,
   type MigrationRunnerOptions,
   type MigrationSession,
@@ -54,19 +57,18 @@ export {
   type MigrationStatus,
   type PlannedMigration,
 } from './migrations/migration-runner.js';
-export type { MigrationFile } from './migrations/migration-files.js';
+export { loadMigrationFiles, type MigrationFile } from './migrations/migration-files.js';
 export {
   MigrationChecksumError,
   MigrationFailedError,
   MigrationFilesError,
   MigrationFilesMissingError,
   MigrationLockTimeoutError,
-  type MigrationLockHolder,
   MigrationTransactionControlError,
+  type MigrationLockHolder,
 } from './migrations/migration.errors.js';
-export type { PgTenancyConfig } from './cli/cli-config.js';
-export { getTenantDbToken } from './module/database.tokens.js';
-export { InjectTenantDb } from './module/inject.decorators.js';
+
+// Tenancy, routing: options, resolvers, the interceptor and middleware mounts, the current tenant.
 export type { TenancyOptions, TenantAuthorizer } from './tenancy/tenancy-options.js';
 export {
   fromHeader,
@@ -80,14 +82,8 @@ export { NoTenant, NO_TENANT_KEY } from './tenancy/no-tenant.decorator.js';
 export { TenantInterceptor } from './tenancy/tenant.interceptor.js';
 export { TenantMiddleware } from './tenancy/tenant.middleware.js';
 export { TenantContext, type TenantScope } from './tenancy/tenant-context.js';
-export {
-  TenantRegistry,
-  type RegistrySyncState,
-  type TenantEntry,
-  type TenantInfo,
-} from './tenancy/tenant-registry.js';
-export { TENANT_STATUSES, TENANT_TRANSITIONS, type TenantStatus } from './tenancy/tenant-state.js';
-export { RegistryMissingError } from './tenancy/tenant-registry-store.js';
+
+// Tenancy, service: provisioning, scoped execution and fleet migrations.
 export {
   TenantService,
   type ForEachOptions,
@@ -97,6 +93,17 @@ export {
   type TenantMigrationSummary,
   type TenantRepairResult,
 } from './tenancy/tenant.service.js';
+
+// Tenancy, registry types: a tenant's row and lifecycle states. TenantRegistry is advanced API.
+export {
+  TenantRegistry,
+  type RegistrySyncState,
+  type TenantEntry,
+  type TenantInfo,
+} from './tenancy/tenant-registry.js';
+export { TENANT_STATUSES, TENANT_TRANSITIONS, type TenantStatus } from './tenancy/tenant-state.js';
+
+// Tenancy, errors: each carries the HTTP status a request gets.
 export {
   InvalidTenantIdError,
   TenantAccessDeniedError,
@@ -109,7 +116,20 @@ export {
   TenantRequiredError,
   TenantSuspendedError,
 } from './tenancy/tenant.errors.js';
-export { DatabaseShuttingDownError } from './errors.js';
+export { RegistryMissingError } from './tenancy/tenant-registry-store.js';
+
+// Transactions: options of SchemaDb.transaction() and the @Transactional() decorator.
+export type {
+  IsolationLevel,
+  TransactionOptions,
+  TransactionPropagation,
+} from './core/schema-db.js';
+export {
+  Transactional,
+  type TransactionalOptions,
+} from './transactions/transactional.decorator.js';
+
+// Lifecycle & observability: shutdown drain (advanced API), monitor, error filter, query hooks.
 export { DrainController, type DrainReport } from './lifecycle/drain-controller.js';
 export { DatabaseDrainInterceptor } from './lifecycle/database-drain.interceptor.js';
 export {

@@ -11,7 +11,8 @@ import { DrainController } from './drain-controller.js';
 /**
  * Admits each request as in-flight work, so graceful shutdown waits for it, and refuses requests
  * that arrive once shutdown has begun with 503 (`DatabaseShuttingDownError`) and
- * `Connection: close`. Registered globally by `DatabaseModule`.
+ * `Connection: close`. Registered globally by `DatabaseModule`: apps never mount it themselves.
+ * Exported for advanced setups only; not part of the stable API.
  */
 @Injectable()
 export class DatabaseDrainInterceptor implements NestInterceptor {

@@ -40,6 +40,10 @@ interface TrackedLease {
  *
  * "Admitted" is carried by `AsyncLocalStorage`: a request entered through `enter()`/`run()`
  * before the drain may still check out connections during it, anything else may not.
+ *
+ * Advanced: `DatabaseModule` creates it and starts the drain at shutdown. It may be injected (to
+ * read `draining`, or to admit non-HTTP work with `admit()`), but it is not part of the stable API
+ * and may change in a minor release.
  */
 export class DrainController {
   readonly #connection: pg.ClientConfig;

@@ -36,7 +36,14 @@ const NO_TRANSACTION_MARKER = /^--\s*migrate:no-transaction\s*$/;
  * without duplicates or gaps, so a mis-numbered file (two developers both adding `004_…`) fails
  * loudly instead of applying in a surprising order.
  *
+ * Pass the result as the `source` of {@link MigrationRunner} calls to read a folder once for
+ * many schemas.
+ *
  * @throws MigrationFilesError naming the offending files.
+ *
+ * @example
+ * const files = await loadMigrationFiles('migrations/tenant');
+ * for (const schema of schemas) await runner.migrate(schema, files);
  */
 export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> {
   const folder = resolve(dir);

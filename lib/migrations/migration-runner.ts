@@ -55,7 +55,13 @@ export interface MigrationStatus {
 export interface MigrationResult {
   /** The schema migrated. */
   readonly schema: string;
-  readonly applied: { readonly name: string; readonly durationMs: number }[];
+  /** Files this call applied, in the order they ran; empty when the schema was up to date. */
+  readonly applied: {
+    /** The file name, e.g. `003_add_index.sql`. */
+    readonly name: string;
+    /** How long the file took to run, in milliseconds (its transaction included). */
+    readonly durationMs: number;
+  }[];
   /** Applied files no longer in the folder (see {@link MigrationStatus.missing}). */
   readonly missing: string[];
 }
@@ -92,7 +98,12 @@ export interface MigrationRunnerOptions {
    * `missing`. Default: `false`.
    */
   failOnMissingFiles?: boolean;
-  /** The shutdown gate that counts migration connections. Default: none. */
+  /**
+   * The shutdown gate that counts migration connections, so the module's drain waits for them.
+   * Set by the module for its own runners; not part of the stable API. Default: none.
+   *
+   * @internal
+   */
   tracker?: SessionTracker;
 }
 
@@ -500,11 +511,16 @@ export class MigrationRunner {
 
 /** One reusable migration connection; see {@link MigrationRunner.session}. */
 export interface MigrationSession {
+  /**
+   * Like {@link MigrationRunner.migrate}, on the session's connection (opened on first use, and
+   * again after a failure that broke it).
+   */
   migrate(
     schema: string,
     source: MigrationSource,
     options?: MigrateOptions,
   ): Promise<MigrationResult>;
+  /** Ends the connection, if one is open. Safe to call more than once. */
   close(): Promise<void>;
 }
 

@@ -12,6 +12,7 @@ export class MigrationFilesError extends PgTenancyError {}
  */
 export class MigrationTransactionControlError extends MigrationFilesError {
   constructor(
+    /** The offending file's name. */
     readonly file: string,
     /** 1-based line of the statement in the file. */
     readonly line: number,
@@ -53,6 +54,7 @@ export class MigrationChecksumError extends PgTenancyError {
  */
 export class MigrationFilesMissingError extends PgTenancyError {
   constructor(
+    /** The schema whose history names the missing files. */
     readonly schema: string,
     /** File names recorded in the schema's history that the folder no longer has. */
     readonly files: readonly string[],
@@ -86,7 +88,9 @@ export class MigrationFailedError extends PgTenancyError {
 
 /** The session holding a schema's migration lock, as `pg_stat_activity` shows it. */
 export interface MigrationLockHolder {
+  /** The holder's backend process id, as `pg_terminate_backend()` takes it. */
   readonly pid: number;
+  /** The holder's `application_name` (empty when it set none). */
   readonly applicationName: string;
   /** When the holder's current transaction (or, outside one, its session) began. */
   readonly since: Date;
@@ -101,7 +105,9 @@ export interface MigrationLockHolder {
  */
 export class MigrationLockTimeoutError extends PgTenancyError {
   constructor(
+    /** The schema whose lock was awaited. */
     readonly schema: string,
+    /** How long it waited, in milliseconds (the configured lock timeout). */
     readonly timeoutMs: number,
     /** `undefined` when the holder let go just before it could be looked up. */
     readonly holder: MigrationLockHolder | undefined,

@@ -5,7 +5,7 @@ import {
   DATABASE_ASYNC_OPTIONS_TYPE,
 } from './database.module-definition.js';
 import { resolveModuleOptions } from './module-options.js';
-import type { DatabaseModuleOptions } from './database-options.interface.js';
+import type { DatabaseModuleExtras, DatabaseModuleOptions } from './database-options.interface.js';
 import { featureMigratorToken } from './database.internal-constants.js';
 import { createMigratorProvider, createSchemaDbProvider } from './database.providers.js';
 import { getSchemaDbToken } from './database.tokens.js';
@@ -35,6 +35,18 @@ export interface DatabaseFeatureOptions extends SchemaOptions {
  */
 @Module({})
 export class DatabaseModule extends ConfigurableDatabaseModule {
+  /**
+   * Registers the shared pool, the schema managers of `schemas`, their start-up migrations and,
+   * with `tenancy`, the tenant routing, once in the root module. The options are checked when
+   * the app starts: a typo or an out-of-range value fails start-up with a message saying what to
+   * change. `isGlobal` (Default: `true`) makes the injected managers available to every module.
+   */
+  static override forRoot(
+    options: DatabaseModuleOptions & Partial<DatabaseModuleExtras>,
+  ): DynamicModule {
+    return super.forRoot(options);
+  }
+
   /**
    * `forRoot` with options from a factory (`useFactory`/`inject`/`imports`, `useClass` or
    * `useExisting`). `schemas`, `tenancy` and `isGlobal` go beside the factory, never in what it

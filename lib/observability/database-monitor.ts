@@ -19,10 +19,17 @@ export interface PingResult {
  * one indexed query per tenant and bound.
  */
 export interface TenantSyncStatus {
+  /**
+   * `listening`: change notifications arrive; `polling`: they cannot (a transaction-mode pooler)
+   * and the registry is re-read every `tenancy.pollIntervalMs`; `reconnecting`: the listener is
+   * lost; `stopped`: not started or closed.
+   */
   readonly mode: 'listening' | 'polling' | 'reconnecting' | 'stopped';
+  /** The view is known complete as of at most `maxStalenessMs` ago. */
   readonly synced: boolean;
   /** Age of the last proof that the view is complete, ms; `null` before the first. */
   readonly lagMs: number | null;
+  /** The configured staleness bound (`tenancy.maxStalenessMs`), in milliseconds. */
   readonly maxStalenessMs: number;
 }
 

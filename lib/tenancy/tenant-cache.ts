@@ -4,14 +4,19 @@ import { isServable, type TenantStatus } from './tenant-state.js';
 
 /** A tenant as the registry records it. */
 export interface TenantInfo {
+  /** The tenant id, as passed to `TenantService.create()` and resolved from requests. */
   readonly id: string;
+  /** The PostgreSQL schema holding the tenant's tables (unquoted). */
   readonly schema: string;
   /** See the lifecycle in `tenant-state.ts`: only `active` tenants are served. */
   readonly status: TenantStatus;
+  /** The `metadata` given to `TenantService.create()` (a `jsonb` column); `{}` when none. */
   readonly metadata: Record<string, unknown>;
+  /** When the registry row was created. */
   readonly createdAt: Date;
   /** Number of tenant migration files applied, as of the last `migrateAll()`/`create()`. */
   readonly migratedVersion: number;
+  /** When a migration run last succeeded for the tenant; `null` before the first. */
   readonly lastMigratedAt: Date | null;
   /** Why the last migration attempt failed, or `null`. */
   readonly lastError: string | null;
@@ -21,7 +26,9 @@ export interface TenantInfo {
 
 /** A known tenant and its pre-built manager. */
 export interface TenantEntry {
+  /** The tenant's registry row. */
   readonly info: TenantInfo;
+  /** A manager bound to the tenant's schema. */
   readonly db: SchemaDb;
 }
 

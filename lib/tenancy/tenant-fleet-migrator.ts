@@ -14,8 +14,11 @@ import { TenantNotFoundError } from './tenant.errors.js';
 
 /** Progress of `migrateAll()`, reported after each tenant. */
 export interface TenantMigrationProgress {
+  /** Tenants finished so far, this one included. */
   readonly done: number;
+  /** Tenants this run covers. */
   readonly total: number;
+  /** The tenant just finished. */
   readonly tenantId: string;
   /** `gone`: the tenant was dropped (or began dropping) while the run went on; nothing was done. */
   readonly outcome: 'applied' | 'up-to-date' | 'failed' | 'gone';
@@ -34,10 +37,21 @@ export interface MigrateAllOptions {
 /** What `migrateAll()` did. */
 export interface TenantMigrationSummary {
   /** Tenants that had pending files, with the files applied. */
-  readonly applied: { readonly tenantId: string; readonly files: string[] }[];
+  readonly applied: {
+    /** The tenant migrated. */
+    readonly tenantId: string;
+    /** Names of the files applied to it, in the order they ran. */
+    readonly files: string[];
+  }[];
   /** Tenants already up to date (known from the registry, without touching their schema). */
   readonly skipped: number;
-  readonly failed: { readonly tenantId: string; readonly error: string }[];
+  /** Tenants whose migration failed; their failed file was rolled back, later ones not run. */
+  readonly failed: {
+    /** The tenant whose migration failed. */
+    readonly tenantId: string;
+    /** The error's message (also stored in the registry row's `last_error`). */
+    readonly error: string;
+  }[];
   /**
    * Tenants found `dropping`, or dropped while the run went on: skipped, their schemas left
    * alone (a migration never creates a tenant's schema).
@@ -48,21 +62,27 @@ export interface TenantMigrationSummary {
    * `TenantService.repair`): not migrated by this run.
    */
   readonly provisioning: readonly string[];
+  /** Wall-clock time of the whole run, in milliseconds. */
   readonly durationMs: number;
 }
 
 /** One row of the fleet view (`migrationStatus()`, `migrate --tenants --status`). */
 export interface TenantMigrationState {
+  /** The tenant id. */
   readonly tenantId: string;
+  /** Its lifecycle status in the registry. */
   readonly status: TenantStatus;
   /** Files applied as of the last migration run. */
   readonly version: number;
+  /** Number of files in the folder not applied yet. */
   readonly pending: number;
   /** Applied files have been edited since (the next run fails with a checksum error). */
   readonly changed: boolean;
   /** Applied files that are no longer in the folder (deleted, or an older checkout). */
   readonly missing: number;
+  /** When a migration run last succeeded for the tenant; `null` before the first. */
   readonly lastMigratedAt: Date | null;
+  /** Why the last migration attempt failed, or `null` when it succeeded. */
   readonly lastError: string | null;
 }
 

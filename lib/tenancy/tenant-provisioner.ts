@@ -16,6 +16,7 @@ import {
 
 /** What {@link TenantService.repair} found and did. */
 export interface TenantRepairResult {
+  /** The tenant repaired. */
   readonly tenantId: string;
   /** The status found, or `null` when there was no row. */
   readonly before: TenantStatus | null;

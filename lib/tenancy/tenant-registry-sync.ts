@@ -17,6 +17,7 @@ export interface RegistrySyncState {
   readonly synced: boolean;
   /** How old the last proof of completeness is (heartbeat heard, or poll), ms; `null`: none yet. */
   readonly lagMs: number | null;
+  /** The configured staleness bound (`tenancy.maxStalenessMs`), in milliseconds. */
   readonly maxStalenessMs: number;
 }
 

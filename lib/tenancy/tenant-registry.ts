@@ -49,6 +49,10 @@ interface PendingRead {
  * While the view is proven current, an unknown id costs no query at all, so a flood of bogus ids
  * never reaches the database; otherwise a miss costs one primary-key lookup and unknown ids are
  * remembered for `negativeCacheMs`.
+ *
+ * Advanced: created and driven by `DatabaseModule` (with `tenancy`). It may be injected to read
+ * the view (`find`, `entries`, `syncState`), but it is not part of the stable API and may change
+ * in a minor release; `TenantService` and `DatabaseMonitor` are the supported surface.
  */
 export class TenantRegistry {
   readonly #env: QueryEnvironment;
@@ -146,6 +150,8 @@ export class TenantRegistry {
   /**
    * Creates the registry table, or upgrades one from an older release in place (safe when many
    * instances start at once; one read when it is already current).
+   *
+   * @internal Called by `start()` and the CLI.
    */
   async ensureTable(tracker?: SessionTracker): Promise<void> {
     await this.#store.ensure(this.#connection, tracker ?? this.#env.drain);
@@ -167,6 +173,8 @@ export class TenantRegistry {
   /**
    * Re-reads every tenant from the table and merges it into the view: a change applied while the
    * read ran is never undone by it. Concurrent calls share one read.
+   *
+   * @internal Used by `TenantService.list()`.
    */
   async reload(): Promise<void> {
     const readAt = await this.#reload();
@@ -191,6 +199,8 @@ export class TenantRegistry {
    * Re-reads one tenant (one indexed query) and applies it if newer; the result is current as of
    * a read that started after this call. Reads of one id are serialised and shared. Resolves with
    * the tenant in whatever state its row has, or `null` when there is no row.
+   *
+   * @internal Used by `TenantService` after each change it makes.
    */
   refresh(id: string): Promise<TenantEntry | null> {
     const pending = this.#reads.get(id);

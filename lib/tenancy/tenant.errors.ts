@@ -55,6 +55,7 @@ export class TenantSuspendedError extends TenantError {
 export class TenantAccessDeniedError extends TenantError {
   readonly status = 403;
   constructor(
+    /** The tenant the request asked for (validated, so safe to log). */
     readonly tenantId: string,
     options?: { cause?: unknown },
   ) {
@@ -71,6 +72,7 @@ export class TenantAlreadyExistsError extends TenantError {
    *   `provisioning` or `dropping` by a crash, which `repair` finishes).
    */
   constructor(
+    /** The id that already exists. */
     readonly tenantId: string,
     readonly state?: string,
   ) {
@@ -106,6 +108,10 @@ export class TenantCreationError extends PgTenancyError {
     /** The tenant that could not be created. */
     readonly tenantId: string,
     cause: unknown,
+    /**
+     * What is left: `nothing` (all undone), or `provisioning` (schema and transactional migrations
+     * committed; `tenants repair` finishes the tenant, `tenants drop` removes it).
+     */
     readonly remains: 'nothing' | 'provisioning' = 'nothing',
   ) {
     super(
