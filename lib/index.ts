@@ -46,6 +46,7 @@ export {
 // Migrations: the runner, its results, the folder reader and the migration errors.
 export {
   MigrationRunner,
+  MigrationSchemaMissingError,
   MIGRATIONS_TABLE,
   DEFAULT_MIGRATION_LOCK_TIMEOUT_MS,
   type AppliedMigration,

@@ -2,7 +2,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
 import { SqlTemplate, TemplateCache } from '../core/sql-template.js';
-import { InvalidOptionsError } from '../errors.js';
+import { InvalidOptionsError, PgTenancyError } from '../errors.js';
 import { openSession, type Session, type SessionTracker } from '../pool/sessions.js';
 import { loadMigrationFiles, matchesChecksum, type MigrationFile } from './migration-files.js';
 import {
@@ -122,11 +122,19 @@ export interface MigrateOptions {
   guard?: (client: pg.ClientBase) => Promise<void>;
 }
 
-/** `migrate(…, { createSchema: false })` on a schema that does not exist. */
-export class MigrationSchemaMissingError extends Error {
-  constructor(readonly schema: string) {
-    super(`Schema "${schema}" does not exist, and migrations do not create it here.`);
-    this.name = 'MigrationSchemaMissingError';
+/**
+ * `migrate(…, { createSchema: false })` on a schema that does not exist: nothing was created.
+ * Create the schema first (for a tenant: `TenantService.create`, or `repair` a tenant whose
+ * registry row has no schema).
+ */
+export class MigrationSchemaMissingError extends PgTenancyError {
+  constructor(
+    /** The schema that does not exist. */
+    readonly schema: string,
+  ) {
+    super(
+      `Schema "${schema}" does not exist, and migrations do not create it here: create the schema first.`,
+    );
   }
 }
 

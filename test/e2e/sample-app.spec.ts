@@ -344,7 +344,7 @@ describe('sample app: a child process over HTTP', () => {
       const app = await startSampleApp({ env, cwd: workDir, detached: true });
       const pid = Number(/^\d+/.exec(await readFile(join(dataDir, 'postmaster.pid'), 'utf8'))![0]);
       // Tenant routes need a signed session: open one for acme through the admin API.
-      const adminToken = /admin token: (\S+)/.exec(app.output())![1]!;
+      const adminToken = /admin token: (\S+)/.exec(app.output())![1];
       const session = await app.request<{ token: string }>('POST', '/admin/tenants/acme/sessions', {
         token: adminToken,
         body: { email: 'load@acme.example' },
