@@ -2,7 +2,12 @@ import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../../lib/testing/index.js';
 import { ROOT, run, scratchProject } from '../support/packed.js';
-import { expectedPattern, tutorialCalls, tutorialInstallCommands } from '../support/readme.js';
+import {
+  expectedPattern,
+  substituteVariables,
+  tutorialCalls,
+  tutorialInstallCommands,
+} from '../support/readme.js';
 import { alive, startSampleApp, stopAllSampleApps } from '../support/sample-app.js';
 
 /**
@@ -161,13 +166,26 @@ describe('the README tutorial, examples/tutorial, built against the tarball', ()
     const postmaster = await readFile(join(project, '.data', 'postgres', 'postmaster.pid'), 'utf8');
     const serverPid = Number(postmaster.split('\n')[0]);
 
+    // What the reader pastes into shell variables ($KEY), taken from the answers.
+    const variables: Record<string, string> = {};
     for (const call of tutorialCalls()) {
+      const headers = Object.fromEntries(
+        Object.entries(call.headers).map(([name, value]) => [
+          name,
+          substituteVariables(value, variables),
+        ]),
+      );
       const res = await fetch(`${app.url}${call.path}`, {
         method: call.method,
-        headers: call.headers,
+        headers,
         body: call.body,
       });
       const body = await res.text();
+      for (const [variable, field] of Object.entries(call.saves)) {
+        const value: unknown = (JSON.parse(body) as Record<string, unknown>)[field];
+        expect(typeof value).toBe('string');
+        variables[variable] = value as string;
+      }
       expect(`${call.method} ${call.path} -> ${body}`).toMatch(
         new RegExp(
           `^${call.method} ${call.path} -> ${expectedPattern(call.expected).source.slice(1)}`,

@@ -30,6 +30,11 @@ export interface ReadmeCall {
   body?: string;
   /** What the README shows; `…` stands for anything. */
   expected: string;
+  /**
+   * Shell variables the reader sets from this call's JSON answer, by a line
+   * `$ KEY=…   # paste the apiKey above` under it: variable name → field of the answer.
+   */
+  saves: Record<string, string>;
 }
 
 /** The `$ curl …` calls of the tutorial's "Try it" step, with the output shown under each. */
@@ -37,12 +42,17 @@ export function tutorialCalls(): ReadmeCall[] {
   const block = /\*\*8\. Try it\.\*\*[\s\S]*?```sh\n([\s\S]*?)```/.exec(TUTORIAL)?.[1] ?? '';
   const calls: ReadmeCall[] = [];
   for (const line of block.split('\n').filter(Boolean)) {
+    const assignment = /^\$ (\w+)=… +# paste the (\w+) above$/.exec(line);
+    if (assignment) {
+      calls.at(-1)!.saves[assignment[1]] = assignment[2];
+      continue;
+    }
     if (!line.startsWith('$ curl ')) {
       calls.at(-1)!.expected += (calls.at(-1)!.expected ? '\n' : '') + line;
       continue;
     }
     const args = shellWords(line.slice('$ curl '.length));
-    const call: ReadmeCall = { method: 'GET', path: '', headers: {}, expected: '' };
+    const call: ReadmeCall = { method: 'GET', path: '', headers: {}, expected: '', saves: {} };
     for (let i = 0; i < args.length; i++) {
       const arg = args[i];
       if (arg === '-X') call.method = args[++i]!;
@@ -58,6 +68,17 @@ export function tutorialCalls(): ReadmeCall[] {
     calls.push(call);
   }
   return calls;
+}
+
+/**
+ * `text` with `$NAME` replaced by the variables the reader has set; a variable not set is an
+ * error (the README uses it before the line that sets it).
+ */
+export function substituteVariables(text: string, variables: Record<string, string>): string {
+  return text.replace(/\$(\w+)/g, (_, name: string) => {
+    if (!(name in variables)) throw new Error(`The README uses $${name} before setting it`);
+    return variables[name];
+  });
 }
 
 /** `expected` as a regular expression over the whole body. */

@@ -4,6 +4,7 @@ import {
   expectedPattern,
   namedBlocks,
   readme,
+  substituteVariables,
   tutorialCalls,
   tutorialInstallCommands,
 } from '../support/readme.js';
@@ -87,5 +88,14 @@ describe('the README tutorial', () => {
       expect(call.path).toMatch(/^\//);
       expect(expectedPattern(call.expected).source.length).toBeGreaterThan(3);
     }
+  });
+
+  it('sets every shell variable before a call uses it', () => {
+    const variables: Record<string, string> = {};
+    for (const call of tutorialCalls()) {
+      for (const value of Object.values(call.headers)) substituteVariables(value, variables);
+      for (const variable of Object.keys(call.saves)) variables[variable] = 'pasted';
+    }
+    expect(Object.keys(variables)).toEqual(['KEY']);
   });
 });

@@ -7,6 +7,7 @@ import { databaseUrl } from './database.js';
 import { HealthController } from './health/health.controller.js';
 import { ProjectsController } from './projects/projects.controller.js';
 import { ProjectsService } from './projects/projects.service.js';
+import { hasTenantKey } from './tenants/tenant-keys.js';
 import { TenantsController } from './tenants/tenants.controller.js';
 
 @Module({
@@ -16,7 +17,9 @@ import { TenantsController } from './tenants/tenants.controller.js';
       tenancy: {
         // Applied to every tenant's schema (tenant_acme, …), relative to the working directory.
         migrations: 'migrations/tenant',
+        // The header names the tenant; the hook lets the request in only with that tenant's key.
         resolver: fromHeader('x-tenant-id'),
+        authorize: hasTenantKey,
       },
     }),
     TerminusModule,
