@@ -241,7 +241,7 @@ describe('tenant lifecycle', () => {
     pool.off('acquire', countAcquire);
     expect(noop).toMatchObject({ applied: [], skipped: 200, failed: [] });
     expect(connections).toBe(1); // one registry query; no tenant schema was locked or read
-  });
+  }, 180_000); // 200 tenants' migrations: slow on a small, busy machine
 
   it('refuses a forEach or migrateAll concurrency that would visit nothing', async () => {
     const { tenants } = await boot({ registrySchema: 'reg_conc' });
