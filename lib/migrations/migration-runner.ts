@@ -3,7 +3,7 @@ import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
 import { SqlTemplate, TemplateCache } from '../core/sql-template.js';
 import { InvalidOptionsError, PgTenancyError } from '../errors.js';
-import { openSession, type Session, type SessionTracker } from '../pool/sessions.js';
+import { inTransaction, openSession, type Session, type SessionTracker } from '../pool/sessions.js';
 import { loadMigrationFiles, matchesChecksum, type MigrationFile } from './migration-files.js';
 import {
   MigrationChecksumError,
@@ -314,17 +314,11 @@ export class MigrationRunner {
    * transaction-scoped, so it is released with the transaction even through a transaction-mode
    * pooler (where a session lock and its unlock could land on different server connections).
    */
-  async #locked<T>(client: pg.Client, schema: string, fn: () => Promise<T>): Promise<T> {
-    await client.query('BEGIN');
-    try {
+  #locked<T>(client: pg.Client, schema: string, fn: () => Promise<T>): Promise<T> {
+    return inTransaction(client, async () => {
       await this.#acquire(client, schema, 'SELECT pg_advisory_xact_lock($1, hashtext($2))', true);
-      const result = await fn();
-      await client.query('COMMIT');
-      return result;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    }
+      return fn();
+    });
   }
 
   /**
