@@ -34,8 +34,12 @@ const MIGRATIONS = {
   '001_items.sql': 'CREATE TABLE {{tables.items}} (id int PRIMARY KEY, tenant text NOT NULL, payload text NOT NULL);\n',
   // `tenant` holds the schema name, read from the catalog: each row says whose it is.
   '002_seed.sql': `INSERT INTO {{tables.items}} (id, tenant, payload)
-SELECT g, (SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = '{{tables.items}}'::regclass), repeat(md5(g::text), 3)
+SELECT g, '', repeat(md5(g::text), 3)
   FROM generate_series(1, ${ROWS_PER_TENANT}) g;
+-- Each row names its schema, read from the row's own table (templates are not expanded inside
+-- string literals, so '{{tables.items}}'::regclass would name a table literally called that).
+UPDATE {{tables.items}} AS i
+   SET tenant = (SELECT c.relnamespace::regnamespace::text FROM pg_class c WHERE c.oid = i.tableoid);
 `,
 };
 
