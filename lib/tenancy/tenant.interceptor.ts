@@ -86,7 +86,8 @@ export class TenantInterceptor implements NestInterceptor {
           throw new TenantRequiredError(describeResolver(this.options.resolver));
         return undefined;
       }
-      await authorizeTenant(this.options, id, ctx, this.moduleRef);
+      // Without a hook, no await: this is every request's path.
+      if (this.options.authorize) await authorizeTenant(this.options, id, ctx, this.moduleRef);
       const entry = await this.registry.require(id);
       return { tenantId: entry.info.id, db: entry.db };
     } catch (err) {

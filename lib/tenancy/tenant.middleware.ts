@@ -44,7 +44,8 @@ export class TenantMiddleware implements NestMiddleware {
       host.setType('http');
       id = await this.options.resolver(host);
       if (id === undefined || id === null || id === '') return next();
-      await authorizeTenant(this.options, id, host, this.moduleRef);
+      // Without a hook, no await: this is every request's path.
+      if (this.options.authorize) await authorizeTenant(this.options, id, host, this.moduleRef);
       const entry = await this.registry.require(id);
       scope = { tenantId: entry.info.id, db: entry.db };
     } catch (err) {
