@@ -6,6 +6,7 @@ import {
   type ExecutionContext,
 } from '@nestjs/common';
 import { AppConfig } from '../app-config.js';
+import { bearerToken } from '../auth/bearer-token.js';
 
 /** Lets a request through only with `Authorization: Bearer <ADMIN_TOKEN>`; otherwise 401. */
 @Injectable()
@@ -20,8 +21,7 @@ export class AdminTokenGuard implements CanActivate {
     const { headers } = ctx
       .switchToHttp()
       .getRequest<{ headers: Record<string, string | string[] | undefined> }>();
-    const header = headers.authorization;
-    const token = typeof header === 'string' ? /^Bearer +(\S+)$/i.exec(header)?.[1] : undefined;
+    const token = bearerToken(headers);
     // Compare digests, so the comparison takes the same time whatever the token's length.
     if (token === undefined || !timingSafeEqual(digest(token), this.#expected)) {
       throw new UnauthorizedException(

@@ -4,6 +4,7 @@ import {
   type CanActivate,
   type ExecutionContext,
 } from '@nestjs/common';
+import { bearerToken } from './bearer-token.js';
 import { SessionTokens, type SessionUser } from './session-tokens.js';
 
 /**
@@ -20,8 +21,7 @@ export class UserAuthGuard implements CanActivate {
       headers: Record<string, string | string[] | undefined>;
       user?: SessionUser;
     }>();
-    const header = req.headers.authorization;
-    const token = typeof header === 'string' ? /^Bearer +(\S+)$/i.exec(header)?.[1] : undefined;
+    const token = bearerToken(req.headers);
     const user = token === undefined ? undefined : this.tokens.verify(token);
     if (!user) {
       throw new UnauthorizedException(
