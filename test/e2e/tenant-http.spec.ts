@@ -329,25 +329,28 @@ describe('tenant routing over HTTP', () => {
     expect(TenantSeenGuard.seen).toEqual(['c1', undefined]);
   });
 
-  it('propagates a suspension made by another instance within a second, also after the listener reconnects', async () => {
+  it('propagates a suspension made by another instance by notification, also after the listener reconnects', async () => {
     const a = await start();
     const b = await start();
     expect((await b.get('/notes', 'c3')).status).toBe(200);
 
+    // maxStalenessMs is 600 s here, so a change B sees within this deadline can only have come
+    // from the registry notification (not from the staleness re-check). The deadline is a
+    // failure bound for a stuck listener, not a latency assertion.
     const waitFor = async (status: number, tenant: string) => {
       const started = Date.now();
       for (;;) {
         const res = await b.get('/notes', tenant);
-        if (res.status === status) return Date.now() - started;
-        if (Date.now() - started > 5_000) throw new Error(`still ${res.status} after 5 s`);
+        if (res.status === status) return;
+        if (Date.now() - started > 20_000) throw new Error(`still ${res.status} after 20 s`);
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     };
 
     await a.tenants.suspend('c3');
-    expect(await waitFor(403, 'c3')).toBeLessThan(1_000);
+    await waitFor(403, 'c3');
     await a.tenants.resume('c3');
-    expect(await waitFor(200, 'c3')).toBeLessThan(1_000);
+    await waitFor(200, 'c3');
 
     // Kill B's listener connection; it reconnects, reloads, and keeps receiving changes.
     await admin.query(
@@ -355,7 +358,7 @@ describe('tenant routing over HTTP', () => {
     );
     await b.registry.whenSynced();
     await a.tenants.suspend('c4');
-    expect(await waitFor(403, 'c4')).toBeLessThan(1_000);
+    await waitFor(403, 'c4');
     await a.tenants.resume('c4');
   });
 });
