@@ -24,6 +24,13 @@ export interface PreparedStatementOptions {
    */
   maxPerConnection?: number;
   /**
+   * Prepare a statement on its Nth use on a connection; until then it is sent unnamed, so SQL
+   * run once (or evicted before it comes back, when there are far more distinct statements
+   * than `maxPerConnection`) never pays for preparing. `1` prepares at first use.
+   * Default: `2`.
+   */
+  prepareThreshold?: number;
+  /**
    * Also prepare statements run inside a transaction. A prepared statement invalidated by a
    * schema change (SQLSTATE `0A000` after an `ALTER TABLE` changed a `SELECT *` result) aborts
    * the transaction: it fails with `PreparedStatementStaleError`, the statement is dropped, and
@@ -40,6 +47,7 @@ export type ResolvedPreparedStatementOptions = Readonly<Required<PreparedStateme
 export const PREPARED_STATEMENT_DEFAULTS: ResolvedPreparedStatementOptions = Object.freeze({
   enabled: 'auto',
   maxPerConnection: 1_000,
+  prepareThreshold: 2,
   inTransactions: false,
 });
 
@@ -67,18 +75,32 @@ export function resolvePreparedStatementOptions(
       );
     }
   }
-  const enabled = given.enabled ?? fallback.enabled;
   return Object.freeze({
-    enabled: enabled === 'auto' ? 'auto' : booleanOption(enabled, 'preparedStatements.enabled'),
+    enabled: enabledOption(given.enabled ?? fallback.enabled),
     maxPerConnection:
       given.maxPerConnection === undefined
         ? fallback.maxPerConnection
         : integerOption(given.maxPerConnection, 'preparedStatements.maxPerConnection', 1),
+    prepareThreshold:
+      given.prepareThreshold === undefined
+        ? fallback.prepareThreshold
+        : integerOption(given.prepareThreshold, 'preparedStatements.prepareThreshold', 1),
     inTransactions:
       given.inTransactions === undefined
         ? fallback.inTransactions
         : booleanOption(given.inTransactions, 'preparedStatements.inTransactions'),
   });
+}
+
+function enabledOption(value: unknown): boolean | 'auto' {
+  if (value === 'auto') return 'auto';
+  try {
+    return booleanOption(value, 'preparedStatements.enabled');
+  } catch {
+    throw new InvalidOptionsError(
+      `preparedStatements.enabled must be true, false or 'auto', received ${describeValue(value)}.`,
+    );
+  }
 }
 
 /** Counters of a statement cache, from {@link DatabaseMonitor.getStatementStats}. */
@@ -90,8 +112,10 @@ export interface StatementCacheStats {
   readonly mode: 'on' | 'off' | 'detecting' | 'pooler';
   /** Queries that reused a statement already prepared on their connection. */
   readonly hits: number;
-  /** Queries that prepared their statement (first use on that connection). */
+  /** Queries whose statement was not prepared on their connection (yet, or any more). */
   readonly misses: number;
+  /** Statements prepared (a miss that reached `prepareThreshold` uses). */
+  readonly prepared: number;
   /** `hits / (hits + misses)`, 0 before the first prepared query. */
   readonly hitRate: number;
   /** Statements closed to stay within `maxPerConnection`. */
@@ -109,6 +133,8 @@ export interface StatementCacheStats {
 /** One connection's statements: query text → statement name, oldest use first. */
 interface ConnectionStatements {
   readonly names: Map<string, string>;
+  /** Texts seen but not prepared yet → uses so far, oldest first, at most `maxPerConnection`. */
+  readonly seen: Map<string, number>;
   /** Names to close on the server, sent ahead of the next prepared query. */
   closing: string[];
 }
@@ -159,6 +185,7 @@ export class StatementCache {
   #probing = false;
   #hits = 0;
   #misses = 0;
+  #prepared = 0;
   #evictions = 0;
   #reprepared = 0;
   #unprepared = 0;
@@ -186,6 +213,7 @@ export class StatementCache {
       mode: this.#mode(),
       hits: this.#hits,
       misses: this.#misses,
+      prepared: this.#prepared,
       hitRate: lookups === 0 ? 0 : this.#hits / lookups,
       evictions: this.#evictions,
       reprepared: this.#reprepared,
@@ -286,6 +314,14 @@ export class StatementCache {
       state.names.set(text, name);
     } else {
       this.#misses++;
+      if (!retried && !this.#due(state, text)) {
+        client.query<R>(
+          (arrayRows ? { text, values, rowMode: 'array' } : { text, values }) as pg.QueryConfig,
+          callback,
+        );
+        return;
+      }
+      this.#prepared++;
       name = `${this.#prefix}${++this.#next}`;
       if (state.names.size >= this.options.maxPerConnection) this.#evictOldest(state, conn);
       state.names.set(text, name);
@@ -320,10 +356,22 @@ export class StatementCache {
     client.query(closeFirst(config, closing, done));
   }
 
+  /** Counts one more use of `text`; `true` once it reaches `prepareThreshold`. */
+  #due(state: ConnectionStatements, text: string): boolean {
+    const uses = (state.seen.get(text) ?? 0) + 1;
+    state.seen.delete(text);
+    if (uses >= this.options.prepareThreshold) return true;
+    state.seen.set(text, uses);
+    if (state.seen.size > this.options.maxPerConnection) {
+      state.seen.delete(state.seen.keys().next().value!);
+    }
+    return false;
+  }
+
   #stateOf(client: pg.ClientBase): ConnectionStatements {
     let state = this.#connections.get(client);
     if (!state) {
-      state = { names: new Map(), closing: [] };
+      state = { names: new Map(), seen: new Map(), closing: [] };
       this.#connections.set(client, state);
     }
     return state;

@@ -69,12 +69,13 @@ describe('managed prepared statements', () => {
     expect(await run(prepared)).toEqual(await run(plain));
     expect(prepared.statementStats).toMatchObject({
       mode: 'on',
-      misses: 4,
-      hits: 44,
+      misses: 8, // each statement's first use runs unnamed, its second prepares it
+      prepared: 4,
+      hits: 40,
       statements: 4,
       evictions: 0,
     });
-    expect(prepared.statementStats!.hitRate).toBeCloseTo(44 / 48);
+    expect(prepared.statementStats!.hitRate).toBeCloseTo(40 / 48);
     expect(await prepared.fetchValue(HELD)).toBe(4);
     expect(plain.statementStats).toBeUndefined();
   });
@@ -91,7 +92,7 @@ describe('managed prepared statements', () => {
   });
 
   it('re-prepares once after ALTER TABLE changes the result type (0A000), invisibly', async () => {
-    const db = manager({ preparedStatements: true });
+    const db = manager({ preparedStatements: { enabled: true, prepareThreshold: 1 } });
     await db.execute('CREATE TABLE {{tables.altered}} (id int PRIMARY KEY, a text)');
     await db.execute("INSERT INTO {{tables.altered}} VALUES (1, 'one')");
     const sql = 'SELECT * FROM {{tables.altered}} WHERE id = $1';
@@ -107,7 +108,7 @@ describe('managed prepared statements', () => {
   });
 
   it('re-prepares once when the server lost the statement (26000, DEALLOCATE ALL)', async () => {
-    const db = manager({ preparedStatements: true });
+    const db = manager({ preparedStatements: { enabled: true, prepareThreshold: 1 } });
     const sql = 'SELECT name FROM {{tables.items}} WHERE id = $1';
     expect(await db.fetchValue(sql, [3])).toBe('item 3');
     await db.execute('DEALLOCATE ALL');
@@ -116,7 +117,7 @@ describe('managed prepared statements', () => {
   });
 
   it('never prepares inside a transaction by default, so a migration cannot abort one', async () => {
-    const db = manager({ preparedStatements: true });
+    const db = manager({ preparedStatements: { enabled: true, prepareThreshold: 1 } });
     await db.execute('CREATE TABLE {{tables.tx_default}} (id int PRIMARY KEY)');
     await db.execute('INSERT INTO {{tables.tx_default}} VALUES (1)');
     const sql = 'SELECT * FROM {{tables.tx_default}} WHERE id = $1';
@@ -128,7 +129,9 @@ describe('managed prepared statements', () => {
   });
 
   it('inTransactions: an invalidated statement fails the aborted transaction with a typed error, and retries recover', async () => {
-    const db = manager({ preparedStatements: { enabled: true, inTransactions: true } });
+    const db = manager({
+      preparedStatements: { enabled: true, inTransactions: true, prepareThreshold: 1 },
+    });
     await db.execute('CREATE TABLE {{tables.tx_on}} (id int PRIMARY KEY)');
     await db.execute('INSERT INTO {{tables.tx_on}} VALUES (1)');
     const sql = 'SELECT * FROM {{tables.tx_on}} WHERE id = $1';
@@ -149,7 +152,9 @@ describe('managed prepared statements', () => {
   });
 
   it('evicts the least recently used statement beyond maxPerConnection and closes it on the server', async () => {
-    const db = manager({ preparedStatements: { enabled: true, maxPerConnection: 3 } });
+    const db = manager({
+      preparedStatements: { enabled: true, maxPerConnection: 3, prepareThreshold: 1 },
+    });
     const sql = (n: number) => `SELECT ${n} AS n, name FROM {{tables.items}} WHERE id = $1`;
     for (const n of [1, 2, 3]) await db.fetchOne(sql(n), [n]);
     await db.fetchOne(sql(1), [1]); // 1 is now the most recent: 2 goes first
@@ -164,8 +169,18 @@ describe('managed prepared statements', () => {
     expect(db.statementStats).toMatchObject({ hits: 2, misses: 5 });
   });
 
+  it('never prepares SQL that is evicted before its second use (more statements than the bound)', async () => {
+    const db = manager({ preparedStatements: { enabled: true, maxPerConnection: 2 } });
+    const sql = (n: number) => `SELECT ${n} AS n, name FROM {{tables.items}} WHERE id = $1`;
+    for (let round = 0; round < 3; round++) {
+      for (const n of [1, 2, 3, 4]) expect(await db.fetchOne(sql(n), [n])).toMatchObject({ n });
+    }
+    expect(db.statementStats).toMatchObject({ hits: 0, misses: 12, prepared: 0, statements: 0 });
+    expect(await db.fetchValue(HELD)).toBe(0);
+  });
+
   it('forgets a statement that failed to parse', async () => {
-    const db = manager({ preparedStatements: true });
+    const db = manager({ preparedStatements: { enabled: true, prepareThreshold: 1 } });
     await expect(
       db.fetchOne('SELEC name FROM {{tables.items}} WHERE id = $1', [1]),
     ).rejects.toMatchObject({
@@ -200,7 +215,9 @@ describe('managed prepared statements', () => {
     });
     expect(await auto.fetchValue(HELD)).toBe(0);
     await forced.fetchValue('SELECT name FROM {{tables.items}} WHERE id = $1', [1]);
-    expect(forced.statementStats).toMatchObject({ mode: 'on', misses: 1 });
+    await forced.fetchValue('SELECT name FROM {{tables.items}} WHERE id = $1', [1]);
+    expect(forced.statementStats).toMatchObject({ mode: 'on', misses: 2, prepared: 1 });
+    expect(await forced.fetchValue(HELD)).toBe(1);
   });
 
   it("'auto' turns on against PostgreSQL directly, from the second query", async () => {
@@ -208,7 +225,14 @@ describe('managed prepared statements', () => {
     expect(db.statementStats!.mode).toBe('detecting');
     for (let i = 0; i < 4; i++)
       await db.fetchValue('SELECT name FROM {{tables.items}} WHERE id = $1', [i + 1]);
-    expect(db.statementStats).toMatchObject({ mode: 'on', unprepared: 1, misses: 1, hits: 2 });
+    // The first query runs unnamed while the connection is probed; the next one is a first use.
+    expect(db.statementStats).toMatchObject({
+      mode: 'on',
+      unprepared: 1,
+      misses: 2,
+      prepared: 1,
+      hits: 1,
+    });
   });
 
   it('the module prepares by default and reports the hit rate on DatabaseMonitor', async () => {
@@ -229,8 +253,8 @@ describe('managed prepared statements', () => {
         await db.fetchValue('SELECT name FROM {{tables.items}} WHERE id = $1', [i]);
       }
       const stats = app.get(DatabaseMonitor).getStatementStats();
-      expect(stats).toMatchObject({ mode: 'on', misses: 1, hits: 4, maxPerConnection: 1_000 });
-      expect(stats!.hitRate).toBeCloseTo(0.8);
+      expect(stats).toMatchObject({ mode: 'on', misses: 2, hits: 3, maxPerConnection: 1_000 });
+      expect(stats!.hitRate).toBeCloseTo(0.6);
     } finally {
       await app.close();
     }
