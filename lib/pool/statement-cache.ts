@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { booleanOption, describeValue, integerOption } from '../core/option-values.js';
@@ -180,7 +181,6 @@ export class StatementCache {
   readonly #connections = new WeakMap<pg.ClientBase, ConnectionStatements>();
   readonly #prefix = `pgt${++cacheIds}_`;
   readonly #logger: LoggerService;
-  #next = 0;
   #detected: 'unknown' | 'direct' | 'pooler' = 'unknown';
   #probing = false;
   #hits = 0;
@@ -322,7 +322,9 @@ export class StatementCache {
         return;
       }
       this.#prepared++;
-      name = `${this.#prefix}${++this.#next}`;
+      // Named after the text itself: a name can never stand for another statement, on any
+      // connection of any instance (even where a pooler moves names between backends).
+      name = this.#prefix + createHash('sha256').update(text).digest('base64url').slice(0, 24);
       if (state.names.size >= this.options.maxPerConnection) this.#evictOldest(state, conn);
       state.names.set(text, name);
       this.#statements++;
