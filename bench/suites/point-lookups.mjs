@@ -9,6 +9,7 @@ import { max, median, min, percentile, round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';
 import { TenantPools } from '../lib/tenant-pools.mjs';
 import { createTenants, tenantName } from '../lib/tenant-schemas.mjs';
+import { openEntries, tally, warm } from '../lib/lookup-entries.mjs';
 
 const ROWS_PER_TENANT = 100;
 const CONCURRENCY = 32;
@@ -259,61 +260,24 @@ export default {
       ctx.log(`${tenantCount} tenants ready (${setupSeconds.toFixed(1)} s to create)`);
       const tenants = Array.from({ length: tenantCount }, (_, i) => tenantName(i));
 
-      const operationFor = (instance) => async (random) => {
-        const tenant = tenants[random.int(tenants.length)];
-        const id = 1 + random.int(ROWS_PER_TENANT);
-        const row = await instance.lookup(tenant, id);
-        return row != null && row.tenant === tenant && row.id === id;
-      };
-
       const open = [];
       try {
-        const entries = variants.map((v) => {
-          const instance = v.open(tenants);
-          open.push(instance);
-          return {
-            variant: v,
-            instance,
-            operation: operationFor(instance),
-            rounds: [],
-            mismatches: 0,
-            errors: 0,
-            firstError: undefined,
-          };
-        });
-        const tally = (entry, r) => {
-          entry.mismatches += r.mismatches;
-          entry.errors += r.errors;
-          entry.firstError ??= r.firstError;
-        };
+        const entries = openEntries(variants, tenants, ROWS_PER_TENANT);
+        open.push(...entries.map((e) => e.instance));
 
         for (const entry of entries) {
           ctx.log(`  warm-up ${SHORT[entry.variant.key]}`);
-          tally(
-            entry,
-            await runClosedLoop({
-              concurrency: CONCURRENCY,
-              durationMs: config.warmupMs,
-              seed: 1e6,
-              operation: entry.operation,
-              record: false,
-            }),
-          );
+          await warm(entry, { concurrency: CONCURRENCY, durationMs: config.warmupMs, seed: 1e6 });
         }
         for (let r = 0; r < config.rounds; r++) {
           // Rotate the order each round so no variant always runs first or last.
           const order = entries.map((_, i) => entries[(i + r) % entries.length]);
           for (const entry of order) {
-            tally(
-              entry,
-              await runClosedLoop({
-                concurrency: CONCURRENCY,
-                durationMs: config.preRoundMs,
-                seed: 2e6 + r * 1000,
-                operation: entry.operation,
-                record: false,
-              }),
-            );
+            await warm(entry, {
+              concurrency: CONCURRENCY,
+              durationMs: config.preRoundMs,
+              seed: 2e6 + r * 1000,
+            });
             const before = entry.instance.stats?.();
             const statementsBefore = entry.instance.statementStats?.();
             monitor.reset();

@@ -10,6 +10,7 @@ import { createPool } from '../lib/postgres.mjs';
 import { max, median, min, percentile, round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';
 import { createTenants, tenantName } from '../lib/tenant-schemas.mjs';
+import { openEntries, tally, warm } from '../lib/lookup-entries.mjs';
 
 const ROWS_PER_TENANT = 100;
 const CONCURRENCY = 32;
@@ -122,41 +123,10 @@ export default {
       const here = variants.filter(
         (v) => !v.key.startsWith('lru') || Number(v.key.slice(3)) < tenantCount,
       );
-      const entries = here.map((variant) => {
-        const instance = variant.open(tenants);
-        const operation = async (random) => {
-          const tenant = tenants[random.int(tenants.length)];
-          const id = 1 + random.int(ROWS_PER_TENANT);
-          const row = await instance.lookup(tenant, id);
-          return row != null && row.tenant === tenant && row.id === id;
-        };
-        return {
-          variant,
-          instance,
-          operation,
-          rounds: [],
-          mismatches: 0,
-          errors: 0,
-          firstError: undefined,
-        };
-      });
-      const tally = (entry, r) => {
-        entry.mismatches += r.mismatches;
-        entry.errors += r.errors;
-        entry.firstError ??= r.firstError;
-      };
+      const entries = openEntries(here, tenants, ROWS_PER_TENANT);
       try {
         for (const entry of entries) {
-          tally(
-            entry,
-            await runClosedLoop({
-              concurrency: CONCURRENCY,
-              durationMs: config.warmupMs,
-              seed: 1e6,
-              operation: entry.operation,
-              record: false,
-            }),
-          );
+          await warm(entry, { concurrency: CONCURRENCY, durationMs: config.warmupMs, seed: 1e6 });
         }
         for (let r = 0; r < config.rounds; r++) {
           const order = entries.map((_, i) => entries[(i + r) % entries.length]);

@@ -1,11 +1,13 @@
 import { Test } from '@nestjs/testing';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import {
   DatabaseModule,
   DatabaseMonitor,
   getSchemaDbToken,
   PreparedStatementStaleError,
   SchemaDb,
+  type DatabaseModuleOptions,
   type SchemaDbCreateOptions,
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
@@ -235,7 +237,11 @@ describe('managed prepared statements', () => {
     });
   });
 
-  it('the module prepares by default and reports the hit rate on DatabaseMonitor', async () => {
+  /** Runs `fn` on the `ps` manager and monitor of an app with `options`, then closes it. */
+  async function withModule(
+    options: Partial<DatabaseModuleOptions>,
+    fn: (db: SchemaDb, monitor: DatabaseMonitor) => Promise<void>,
+  ): Promise<void> {
     const app = await Test.createTestingModule({
       imports: [
         DatabaseModule.forRoot({
@@ -243,43 +249,47 @@ describe('managed prepared statements', () => {
           pool: { max: 1 },
           schemas: { ps: {} },
           migrateOnStartup: false,
+          ...options,
         }),
       ],
     }).compile();
     await app.init();
     try {
-      const db = app.get<SchemaDb>(getSchemaDbToken('ps'));
+      await fn(app.get<SchemaDb>(getSchemaDbToken('ps')), app.get(DatabaseMonitor));
+    } finally {
+      await app.close();
+    }
+  }
+
+  it('the module prepares by default and reports the hit rate on DatabaseMonitor', async () => {
+    await withModule({}, async (db, monitor) => {
       for (let i = 1; i <= 6; i++) {
         await db.fetchValue('SELECT name FROM {{tables.items}} WHERE id = $1', [i]);
       }
-      const stats = app.get(DatabaseMonitor).getStatementStats();
+      const stats = monitor.getStatementStats();
       expect(stats).toMatchObject({ mode: 'on', misses: 2, hits: 3, maxPerConnection: 1_000 });
       expect(stats!.hitRate).toBeCloseTo(0.6);
-    } finally {
-      await app.close();
-    }
+    });
   });
 
   it('preparedStatements: false in the module sends every query unnamed', async () => {
-    const app = await Test.createTestingModule({
-      imports: [
-        DatabaseModule.forRoot({
-          connection: database.current.url,
-          pool: { max: 1 },
-          schemas: { ps: {} },
-          migrateOnStartup: false,
-          preparedStatements: false,
-        }),
-      ],
-    }).compile();
-    await app.init();
-    try {
-      const db = app.get<SchemaDb>(getSchemaDbToken('ps'));
+    await withModule({ preparedStatements: false }, async (db, monitor) => {
       await db.fetchValue('SELECT name FROM {{tables.items}} WHERE id = $1', [1]);
       expect(await db.fetchValue(HELD)).toBe(0);
-      expect(app.get(DatabaseMonitor).getStatementStats()).toBeUndefined();
-    } finally {
-      await app.close();
-    }
+      expect(monitor.getStatementStats()).toBeUndefined();
+    });
+  });
+
+  it('exports the cache counters to Prometheus', async () => {
+    const registry = new Registry();
+    await withModule({ metrics: { prometheus: { registry } } }, async (db) => {
+      for (let i = 1; i <= 6; i++) {
+        await db.fetchValue('SELECT name FROM {{tables.items}} WHERE id = $1', [i]);
+      }
+      const text = await registry.metrics();
+      expect(text).toMatch(/pg_tenancy_prepared_statements_total\{result="hits"\} 3/);
+      expect(text).toMatch(/pg_tenancy_prepared_statements_total\{result="misses"\} 2/);
+      expect(text).toMatch(/pg_tenancy_prepared_statements 1/);
+    });
   });
 });
