@@ -6,7 +6,7 @@
 import { quoteIdentifier, SchemaDb } from '../../dist/index.js';
 import { canReadMemory, memoryPerConnection } from '../lib/backend-memory.mjs';
 import { runClosedLoop } from '../lib/load.mjs';
-import { createPool } from '../lib/postgres.mjs';
+import { createPool, withClient } from '../lib/postgres.mjs';
 import { median, round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';
 import { createTenants, tenantName } from '../lib/tenant-schemas.mjs';
@@ -96,6 +96,16 @@ export default {
       }
     }
 
+    // What one replacement costs the pool: a new connection (TCP, startup, authentication).
+    const connectTimes = [];
+    for (let i = 0; i < 20; i++) {
+      const t = performance.now();
+      await withClient(url, () => undefined);
+      connectTimes.push(performance.now() - t);
+    }
+    const connectMs = round(median(connectTimes), 2);
+    ctx.log(`  one reconnect: ${connectMs} ms (median of 20)`);
+
     // Recycling at the largest count: the module's default statements, random tenants.
     const n = tenants.length;
     for (const maxUses of config.maxUses) {
@@ -119,9 +129,17 @@ export default {
         return row?.tenant === tenant;
       };
       try {
+        // Opens the pool's connections first, so the rounds count replacements only.
+        const warmUp = await runClosedLoop({
+          concurrency: CONCURRENCY,
+          durationMs: config.roundMs / 2,
+          seed: 4e6,
+          operation,
+          record: false,
+        });
         const rounds = [];
-        let errors = 0;
-        let mismatches = 0;
+        let errors = warmUp.errors;
+        let mismatches = warmUp.mismatches;
         for (let r = 0; r < config.rounds; r++) {
           const before = connects;
           const res = await runClosedLoop({
@@ -142,6 +160,8 @@ export default {
         recyclingRows.push({
           schemas: n,
           maxUses: maxUses === 0 ? 'off' : maxUses,
+          // Amortised: one reconnect per maxUses checkouts (re-preparing statements not included).
+          reconnectUsPerQuery: maxUses === 0 ? 0 : round((connectMs * 1000) / maxUses, 2),
           qps: round(median(rounds.map((x) => x.qps))),
           reconnectsPerSecond: median(rounds.map((x) => x.reconnectsPerSecond)),
           hitRate: round(root.statementStats.hitRate, 4),
@@ -169,6 +189,7 @@ export default {
       notes,
       data: {
         config: { ...config, rowsPerTenant: ROWS_PER_TENANT, connections: BUDGET },
+        connectMs,
         memory: memoryRows,
         recycling: recyclingRows,
       },
@@ -186,12 +207,13 @@ export default {
           rows: memoryRows,
         },
         {
-          title: `Recycling at ${n} schemas: random lookups, managed statements on, ${CONCURRENCY} workers, ${BUDGET} connections, median of ${config.rounds} rounds × ${config.roundMs / 1000} s`,
+          title: `Recycling at ${n} schemas (one reconnect ${connectMs} ms): random lookups, managed statements on, ${CONCURRENCY} workers, ${BUDGET} connections, median of ${config.rounds} rounds × ${config.roundMs / 1000} s`,
           columns: [
             { key: 'maxUses', label: 'pool.maxUses' },
             { key: 'qps', label: 'queries/s', format: fmtInt },
             { key: 'ratio', label: 'vs off', format: fmtFixed(2) },
             { key: 'reconnectsPerSecond', label: 'reconnects/s', format: fmtFixed(1) },
+            { key: 'reconnectUsPerQuery', label: 'reconnect µs/query', format: fmtFixed(2) },
             { key: 'hitRate', label: 'stmt hit rate', format: (v) => `${(v * 100).toFixed(1)}%` },
             { key: 'totalMiB', label: 'MiB/conn at end', format: fmtFixed(1) },
             { key: 'errors', label: 'errors' },
