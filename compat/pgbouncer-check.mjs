@@ -34,6 +34,7 @@ import pg from 'pg';
 import {
   DatabaseConnectionError,
   DatabaseModule,
+  DatabaseMonitor,
   getPoolToken,
   getSchemaDbToken,
   POOL_DEFAULTS,
@@ -429,7 +430,10 @@ async function runVariant(label, { url, directUrl, poolOptions }) {
   );
   if (!module) return;
   const { pool } = module;
-  const dbs = Object.fromEntries(SCHEMAS.map((s) => [s, SchemaDb.create(pool, s)]));
+  // The module's own managers, so its defaults (managed prepared statements on 'auto') are what
+  // runs through PgBouncer.
+  const root = module.app.get(getSchemaDbToken());
+  const dbs = Object.fromEntries(SCHEMAS.map((s) => [s, root.withSchema(s)]));
 
   // The server's defaults, read on a direct connection (not through PgBouncer).
   const direct = new pg.Client({ connectionString: directUrl });
@@ -558,6 +562,16 @@ async function runVariant(label, { url, directUrl, poolOptions }) {
     );
     return 'failed savepoint rolled back alone (22012), outer transaction and a second savepoint committed';
   });
+
+  await check(
+    `${label}: managed prepared statements ('auto') are off behind PgBouncer`,
+    async () => {
+      const stats = module.app.get(DatabaseMonitor).getStatementStats();
+      assert(stats?.mode === 'pooler', `statement cache mode is ${stats?.mode}, expected 'pooler'`);
+      assert(stats.prepared === 0, `${stats.prepared} statement(s) were prepared`);
+      return `mode 'pooler' (backend key differs from pg_backend_pid()); ${stats.unprepared} queries sent unnamed`;
+    },
+  );
 
   await check(`${label}: statement_timeout seen through PgBouncer`, async () => {
     const shown = await dbs.a.fetchValue('SHOW statement_timeout');

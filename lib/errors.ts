@@ -187,3 +187,25 @@ export class TransactionalHostMissingError extends PgTenancyError {
     );
   }
 }
+
+/**
+ * A prepared statement kept by `preparedStatements` was invalidated inside a transaction:
+ * PostgreSQL answered `0A000` ("cached plan must not change result type", after a schema
+ * change such as `ALTER TABLE … ADD COLUMN` under a `SELECT *`) or `26000` (the statement is
+ * gone). The error has already aborted the transaction, so it cannot be hidden there; the
+ * statement was dropped, and running the transaction again succeeds. `transaction({ retries })`
+ * does that by itself. Outside transactions this never surfaces: the query is re-prepared.
+ */
+export class PreparedStatementStaleError extends PgTenancyError {
+  /** The SQLSTATE PostgreSQL answered: `'0A000'` or `'26000'`. */
+  readonly code: string;
+  constructor(cause: Error) {
+    const code = (cause as Error & { code?: string }).code ?? '';
+    super(
+      `A cached prepared statement became invalid inside a transaction (${code}: ${cause.message}), which PostgreSQL has aborted. ` +
+        'It was dropped from the cache: run the transaction again (transaction({ retries }) does), or set preparedStatements.inTransactions to false.',
+      { cause },
+    );
+    this.code = code;
+  }
+}

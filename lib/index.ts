@@ -1,5 +1,5 @@
 // Core: the schema-qualified manager, its query parameters and identifier helpers.
-export { SchemaDb } from './core/schema-db.js';
+export { SchemaDb, type SchemaDbCreateOptions } from './core/schema-db.js';
 export type { QueryParams } from './core/query-runner.js';
 export { quoteIdentifier, assertIdentifier, MAX_IDENTIFIER_BYTES } from './core/identifiers.js';
 
@@ -24,6 +24,14 @@ export {
   type ResolvedPoolOptions,
 } from './pool/pool-options.js';
 
+// Prepared statements: the managed per-connection statement cache, its options and counters.
+export {
+  PREPARED_STATEMENT_DEFAULTS,
+  type PreparedStatementOptions,
+  type ResolvedPreparedStatementOptions,
+  type StatementCacheStats,
+} from './pool/statement-cache.js';
+
 // Errors: the base class and the manager's, pool's, transactions' and shutdown's errors.
 export {
   ConcurrentSavepointError,
@@ -34,6 +42,7 @@ export {
   PgTenancyError,
   PoolAcquireTimeoutError,
   PoolClosedError,
+  PreparedStatementStaleError,
   SavepointActiveError,
   TemplateError,
   TransactionAbortedError,

@@ -31,7 +31,8 @@ const QUICK = { tenants: 10, rounds: 2, roundSec: 1.5, warmupSec: 1 };
 
 const COLUMNS = 'id, tenant, payload';
 const MIGRATIONS = {
-  '001_items.sql': 'CREATE TABLE {{tables.items}} (id int PRIMARY KEY, tenant text NOT NULL, payload text NOT NULL);\n',
+  '001_items.sql':
+    'CREATE TABLE {{tables.items}} (id int PRIMARY KEY, tenant text NOT NULL, payload text NOT NULL);\n',
   // `tenant` holds the schema name, read from the catalog: each row says whose it is.
   '002_seed.sql': `INSERT INTO {{tables.items}} (id, tenant, payload)
 SELECT g, '', repeat(md5(g::text), 3)
@@ -46,8 +47,18 @@ UPDATE {{tables.items}} AS i
 const tenantId = (i) => `t${String(i).padStart(3, '0')}`;
 
 const VARIANTS = {
-  tenant: { key: 'tenant', label: '(A) tenant-routed: x-tenant-id, @InjectTenantDb(), {{tables.items}}', short: '(A) tenant-routed', color: '#f28e2b' },
-  plain: { key: 'plain', label: '(B) twin, @NoTenant(): injected pg.Pool, hand-qualified SQL', short: '(B) plain twin', color: '#4e79a7' },
+  tenant: {
+    key: 'tenant',
+    label: '(A) tenant-routed: x-tenant-id, @InjectTenantDb(), {{tables.items}}',
+    short: '(A) tenant-routed',
+    color: '#f28e2b',
+  },
+  plain: {
+    key: 'plain',
+    label: '(B) twin, @NoTenant(): injected pg.Pool, hand-qualified SQL',
+    short: '(B) plain twin',
+    color: '#4e79a7',
+  },
 };
 
 /** The app module: both controllers, one DatabaseModule with a pool of POOL_MAX. */
@@ -57,19 +68,28 @@ function buildAppModule(url, migrationsDir, tenantIds) {
       this.db = db;
     }
     async item(id) {
-      const row = await this.db.fetchOne(`SELECT ${COLUMNS} FROM {{tables.items}} WHERE id = $1`, [Number(id)]);
+      const row = await this.db.fetchOne(`SELECT ${COLUMNS} FROM {{tables.items}} WHERE id = $1`, [
+        Number(id),
+      ]);
       if (!row) throw new NotFoundException();
       return row;
     }
   }
   Inject(getTenantDbToken())(TenantItemsController, undefined, 0);
   Controller('tenant')(TenantItemsController);
-  Get('items/:id')(TenantItemsController.prototype, 'item', Object.getOwnPropertyDescriptor(TenantItemsController.prototype, 'item'));
+  Get('items/:id')(
+    TenantItemsController.prototype,
+    'item',
+    Object.getOwnPropertyDescriptor(TenantItemsController.prototype, 'item'),
+  );
   Param('id')(TenantItemsController.prototype, 'item', 0);
 
   // The twin: what an app without the tenancy layer would write, SQL per tenant built once.
   const sqlByTenant = new Map(
-    tenantIds.map((id) => [id, `SELECT ${COLUMNS} FROM ${quoteIdentifier(`tenant_${id}`)}."items" WHERE id = $1`]),
+    tenantIds.map((id) => [
+      id,
+      `SELECT ${COLUMNS} FROM ${quoteIdentifier(`tenant_${id}`)}."items" WHERE id = $1`,
+    ]),
   );
   class PlainItemsController {
     constructor(pool) {
@@ -86,7 +106,11 @@ function buildAppModule(url, migrationsDir, tenantIds) {
   Inject(getPoolToken())(PlainItemsController, undefined, 0);
   NoTenant()(PlainItemsController);
   Controller('plain')(PlainItemsController);
-  Get('items/:tenant/:id')(PlainItemsController.prototype, 'item', Object.getOwnPropertyDescriptor(PlainItemsController.prototype, 'item'));
+  Get('items/:tenant/:id')(
+    PlainItemsController.prototype,
+    'item',
+    Object.getOwnPropertyDescriptor(PlainItemsController.prototype, 'item'),
+  );
   Param('tenant')(PlainItemsController.prototype, 'item', 0);
   Param('id')(PlainItemsController.prototype, 'item', 1);
 
@@ -120,7 +144,8 @@ function startLoadGenerator() {
     else entry.resolve(message.result);
   });
   child.on('exit', (code) => {
-    for (const entry of pending.values()) entry.reject(new Error(`load generator exited (${code})`));
+    for (const entry of pending.values())
+      entry.reject(new Error(`load generator exited (${code})`));
     pending.clear();
   });
   return {
@@ -144,18 +169,24 @@ function startLoadGenerator() {
 
 export default {
   name: 'http',
-  description: 'HTTP end to end (autocannon): a tenant-routed endpoint vs. its twin without tenancy, same app and pool',
+  description:
+    'HTTP end to end (autocannon): a tenant-routed endpoint vs. its twin without tenancy, same app and pool',
 
   async run(ctx) {
     const config = ctx.quick ? QUICK : FULL;
     const notes = [];
-    if (ctx.quick) notes.push(`quick mode: ${config.tenants} tenants, ${config.rounds} rounds of ${config.roundSec} s (full: ${FULL.tenants} tenants, ${FULL.rounds} rounds of ${FULL.roundSec} s)`);
+    if (ctx.quick)
+      notes.push(
+        `quick mode: ${config.tenants} tenants, ${config.rounds} rounds of ${config.roundSec} s (full: ${FULL.tenants} tenants, ${FULL.rounds} rounds of ${FULL.roundSec} s)`,
+      );
     const database = await ctx.createDatabase('bench_http');
     const migrations = await writeMigrations('bench-http-migrations', MIGRATIONS);
     ctx.defer(() => migrations.remove());
 
     const tenantIds = Array.from({ length: config.tenants }, (_, i) => tenantId(i));
-    const app = await NestFactory.create(buildAppModule(database.url, migrations.dir, tenantIds), { logger: ['error', 'warn'] });
+    const app = await NestFactory.create(buildAppModule(database.url, migrations.dir, tenantIds), {
+      logger: ['error', 'warn'],
+    });
     let appClosed = false;
     const closeApp = async () => {
       if (appClosed) return;
@@ -170,14 +201,32 @@ export default {
     const t0 = performance.now();
     const tenants = app.get(TenantService);
     await mapLimit(tenantIds, 4, (id) => tenants.create(id));
-    ctx.log(`${config.tenants} tenants created with TenantService.create (${((performance.now() - t0) / 1000).toFixed(1)} s); app on ${url}`);
+    ctx.log(
+      `${config.tenants} tenants created with TenantService.create (${((performance.now() - t0) / 1000).toFixed(1)} s); app on ${url}`,
+    );
 
     const load = startLoadGenerator();
     ctx.defer(() => load.close());
     const failures = [];
-    const entries = Object.values(VARIANTS).map((variant) => ({ variant, rounds: [], checked: 0, mismatches: 0, non200: 0, errors: 0, firstProblem: undefined }));
+    const entries = Object.values(VARIANTS).map((variant) => ({
+      variant,
+      rounds: [],
+      checked: 0,
+      mismatches: 0,
+      non200: 0,
+      errors: 0,
+      firstProblem: undefined,
+    }));
     const drive = async (entry, durationSec, seed) => {
-      const r = await load.run({ url, variant: entry.variant.key, tenants: tenantIds, rows: ROWS_PER_TENANT, connections: CONNECTIONS, durationSec, seed });
+      const r = await load.run({
+        url,
+        variant: entry.variant.key,
+        tenants: tenantIds,
+        rows: ROWS_PER_TENANT,
+        connections: CONNECTIONS,
+        durationSec,
+        seed,
+      });
       entry.checked += r.checked;
       entry.mismatches += r.mismatches;
       entry.non200 += r.non200;
@@ -207,7 +256,9 @@ export default {
             non200: res.non200,
           });
           const last = entry.rounds.at(-1);
-          ctx.log(`  round ${r + 1}/${config.rounds} ${entry.variant.short.padEnd(18)} ${fmtInt(last.rps).padStart(6)} req/s  p50 ${last.p50Ms.toFixed(2)} ms  p99 ${last.p99Ms.toFixed(2)} ms`);
+          ctx.log(
+            `  round ${r + 1}/${config.rounds} ${entry.variant.short.padEnd(18)} ${fmtInt(last.rps).padStart(6)} req/s  p50 ${last.p50Ms.toFixed(2)} ms  p99 ${last.p99Ms.toFixed(2)} ms`,
+          );
         }
       }
     } finally {
@@ -241,17 +292,29 @@ export default {
 
     for (const r of results) {
       if (r.checked === 0) failures.push(`${r.label}: no response was checked`);
-      if (r.mismatches > 0) failures.push(`${r.label}: ${r.mismatches} responses held another tenant's or another id's row (first: ${r.firstProblem})`);
-      if (r.non200 > 0) failures.push(`${r.label}: ${r.non200} responses were not 200 (first: ${r.firstProblem})`);
+      if (r.mismatches > 0)
+        failures.push(
+          `${r.label}: ${r.mismatches} responses held another tenant's or another id's row (first: ${r.firstProblem})`,
+        );
+      if (r.non200 > 0)
+        failures.push(`${r.label}: ${r.non200} responses were not 200 (first: ${r.firstProblem})`);
       if (r.errors > 0) failures.push(`${r.label}: ${r.errors} connection errors or timeouts`);
     }
-    notes.push(`http: plain twin / tenant-routed = ${ratio.toFixed(2)} (per round: ${roundRatios.map((x) => x.toFixed(2)).join(', ')}); ${fmtInt(a.checked + b.checked)} response bodies checked, all of the right tenant and id`);
+    notes.push(
+      `http: plain twin / tenant-routed = ${ratio.toFixed(2)} (per round: ${roundRatios.map((x) => x.toFixed(2)).join(', ')}); ${fmtInt(a.checked + b.checked)} response bodies checked, all of the right tenant and id`,
+    );
 
     return {
       failures,
       notes,
       data: {
-        config: { ...config, poolMax: POOL_MAX, connections: CONNECTIONS, rowsPerTenant: ROWS_PER_TENANT, loadGenerator: 'autocannon 9, child process, pipelining 1' },
+        config: {
+          ...config,
+          poolMax: POOL_MAX,
+          connections: CONNECTIONS,
+          rowsPerTenant: ROWS_PER_TENANT,
+          loadGenerator: 'autocannon 9, child process, pipelining 1',
+        },
         ratioPlainToTenant: ratio,
         roundRatios,
         results,
@@ -262,10 +325,18 @@ export default {
           columns: [
             { key: 'label', label: 'endpoint', align: 'left' },
             { key: 'rps', label: 'req/s', format: fmtInt },
-            { key: 'ratioBToA', label: 'B/A', format: (v, r) => (r.variant === 'plain' ? fmtFixed(2)(v) : '') },
+            {
+              key: 'ratioBToA',
+              label: 'B/A',
+              format: (v, r) => (r.variant === 'plain' ? fmtFixed(2)(v) : ''),
+            },
             { key: 'p50Ms', label: 'p50 ms', format: fmtFixed(2) },
             { key: 'p99Ms', label: 'p99 ms', format: fmtFixed(2) },
-            { key: 'range', label: 'req/s range (rounds)', format: (_, r) => `${fmtInt(r.rpsMin)}–${fmtInt(r.rpsMax)}` },
+            {
+              key: 'range',
+              label: 'req/s range (rounds)',
+              format: (_, r) => `${fmtInt(r.rpsMin)}–${fmtInt(r.rpsMax)}`,
+            },
             { key: 'checked', label: 'bodies checked', format: fmtInt },
             { key: 'mismatches', label: 'wrong rows' },
             { key: 'non200', label: 'non-200' },
@@ -276,8 +347,17 @@ export default {
       chart: {
         title: `HTTP end to end, ${CONNECTIONS} connections (requests/s, higher is better)`,
         unit: 'requests/s',
-        series: results.map((r) => ({ key: r.variant, label: VARIANTS[r.variant].label, color: VARIANTS[r.variant].color })),
-        groups: [{ label: `${config.tenants} tenants, pool of ${POOL_MAX}`, values: Object.fromEntries(results.map((r) => [r.variant, r.rps])) }],
+        series: results.map((r) => ({
+          key: r.variant,
+          label: VARIANTS[r.variant].label,
+          color: VARIANTS[r.variant].color,
+        })),
+        groups: [
+          {
+            label: `${config.tenants} tenants, pool of ${POOL_MAX}`,
+            values: Object.fromEntries(results.map((r) => [r.variant, r.rps])),
+          },
+        ],
       },
     };
   },

@@ -14,5 +14,15 @@ import manyTenants from './many-tenants.mjs';
 import migrations from './migrations.mjs';
 import pgbench from './pgbench.mjs';
 import pointLookups from './point-lookups.mjs';
+import preparedStatements from './prepared-statements.mjs';
+import connectionMemory from './connection-memory.mjs';
 
-export const suites = [pointLookups, pgbench, http, migrations, manyTenants];
+export const suites = [
+  pointLookups,
+  preparedStatements,
+  connectionMemory,
+  pgbench,
+  http,
+  migrations,
+  manyTenants,
+];

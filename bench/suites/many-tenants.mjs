@@ -48,7 +48,11 @@ function startApp(url, registrySchema, probeTenant) {
       const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
       const redact = (text) => text.replaceAll(url, '<url>').slice(-2000);
       if (code !== 0 || !line) {
-        reject(new Error(`app with registry ${registrySchema} exited with ${signal ?? code}${line ? '' : ' without a RESULT line'}:\n${redact(stderr || stdout)}`));
+        reject(
+          new Error(
+            `app with registry ${registrySchema} exited with ${signal ?? code}${line ? '' : ' without a RESULT line'}:\n${redact(stderr || stdout)}`,
+          ),
+        );
         return;
       }
       resolve({ ...JSON.parse(line.slice('RESULT '.length)), wallMs });
@@ -58,12 +62,16 @@ function startApp(url, registrySchema, probeTenant) {
 
 export default {
   name: 'many-tenants',
-  description: 'Start-up with 10,000 registered tenants vs none: time to ready and resident memory (child processes)',
+  description:
+    'Start-up with 10,000 registered tenants vs none: time to ready and resident memory (child processes)',
 
   async run(ctx) {
     const config = ctx.quick ? QUICK : FULL;
     const notes = [];
-    if (ctx.quick) notes.push(`quick mode: ${config.counts.join(' and ')} tenants, ${config.rounds} rounds (full: ${FULL.counts.join(', ')} tenants, ${FULL.rounds} rounds)`);
+    if (ctx.quick)
+      notes.push(
+        `quick mode: ${config.counts.join(' and ')} tenants, ${config.rounds} rounds (full: ${FULL.counts.join(', ')} tenants, ${FULL.rounds} rounds)`,
+      );
     const database = await ctx.createDatabase('bench_many');
     const url = database.url;
     const failures = [];
@@ -83,7 +91,9 @@ export default {
       }
       await client.query('VACUUM (ANALYZE)');
     });
-    ctx.log(`registries of ${config.counts.join(', ')} tenants filled (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+    ctx.log(
+      `registries of ${config.counts.join(', ')} tenants filled (${((performance.now() - t0) / 1000).toFixed(1)} s)`,
+    );
 
     // Warm-up: one unmeasured start per count (page cache, catalog caches).
     for (const n of config.counts) await startApp(url, registryOf(n));
@@ -95,10 +105,17 @@ export default {
         const probe = n > 0 ? tenantId(n - 1) : undefined;
         const res = await startApp(url, registryOf(n), probe);
         samples.get(n).push(res);
-        ctx.log(`  round ${r + 1}/${config.rounds} ${fmtInt(n).padStart(6)} tenants: ready in ${res.readyMs.toFixed(0)} ms (${res.sinceProcessStartMs.toFixed(0)} ms since process start), RSS ${(res.rss / MiB).toFixed(1)} MiB, heap ${(res.heapUsed / MiB).toFixed(1)} MiB, registry.size ${res.size}`);
-        if (res.size !== n) failures.push(`${n} tenants registered: the started app's registry.size is ${res.size}`);
-        if (!res.synced) failures.push(`${n} tenants: the registry was not synced (listener not connected) once ready`);
-        if (probe && !res.probeFound) failures.push(`${n} tenants: tenant ${probe} was not found once ready`);
+        ctx.log(
+          `  round ${r + 1}/${config.rounds} ${fmtInt(n).padStart(6)} tenants: ready in ${res.readyMs.toFixed(0)} ms (${res.sinceProcessStartMs.toFixed(0)} ms since process start), RSS ${(res.rss / MiB).toFixed(1)} MiB, heap ${(res.heapUsed / MiB).toFixed(1)} MiB, registry.size ${res.size}`,
+        );
+        if (res.size !== n)
+          failures.push(`${n} tenants registered: the started app's registry.size is ${res.size}`);
+        if (!res.synced)
+          failures.push(
+            `${n} tenants: the registry was not synced (listener not connected) once ready`,
+          );
+        if (probe && !res.probeFound)
+          failures.push(`${n} tenants: tenant ${probe} was not found once ready`);
       }
     }
 
@@ -136,7 +153,9 @@ export default {
       };
     });
     const top = results.at(-1);
-    notes.push(`many-tenants: ${fmtInt(top.tenants)} tenants add ${top.readyDeltaMs.toFixed(0)} ms to start-up, ${top.rssDeltaMiB.toFixed(1)} MiB RSS and ${top.heapDeltaMiB.toFixed(1)} MiB heap (${fmtInt(top.heapBytesPerTenant)} heap bytes per tenant) over an app with none`);
+    notes.push(
+      `many-tenants: ${fmtInt(top.tenants)} tenants add ${top.readyDeltaMs.toFixed(0)} ms to start-up, ${top.rssDeltaMiB.toFixed(1)} MiB RSS and ${top.heapDeltaMiB.toFixed(1)} MiB heap (${fmtInt(top.heapBytesPerTenant)} heap bytes per tenant) over an app with none`,
+    );
 
     return {
       failures,
@@ -149,27 +168,43 @@ export default {
             { key: 'tenants', label: 'tenants', format: fmtInt },
             { key: 'readyMs', label: 'ready ms', format: fmtFixed(0) },
             { key: 'readyDeltaMs', label: 'Δ ready ms', format: fmtFixed(0) },
-            { key: 'range', label: 'ready range ms', format: (_, r) => `${r.readyMinMs.toFixed(0)}–${r.readyMaxMs.toFixed(0)}` },
+            {
+              key: 'range',
+              label: 'ready range ms',
+              format: (_, r) => `${r.readyMinMs.toFixed(0)}–${r.readyMaxMs.toFixed(0)}`,
+            },
             { key: 'sinceProcessStartMs', label: 'from process start ms', format: fmtFixed(0) },
             { key: 'rssMiB', label: 'RSS MiB', format: fmtFixed(1) },
             { key: 'rssDeltaMiB', label: 'Δ RSS MiB', format: fmtFixed(1) },
             { key: 'heapUsedMiB', label: 'heap MiB', format: fmtFixed(1) },
             { key: 'heapDeltaMiB', label: 'Δ heap MiB', format: fmtFixed(1) },
-            { key: 'heapBytesPerTenant', label: 'heap B/tenant', format: (v) => (Number.isFinite(v) ? fmtInt(v) : '') },
-            { key: 'size', label: 'registry.size', format: (v) => [...new Set(v)].map(fmtInt).join('/') },
+            {
+              key: 'heapBytesPerTenant',
+              label: 'heap B/tenant',
+              format: (v) => (Number.isFinite(v) ? fmtInt(v) : ''),
+            },
+            {
+              key: 'size',
+              label: 'registry.size',
+              format: (v) => [...new Set(v)].map(fmtInt).join('/'),
+            },
           ],
           rows: results,
         },
       ],
       chart: {
-        title: 'Start-up with many registered tenants (ms to ready and MiB after GC, lower is better)',
+        title:
+          'Start-up with many registered tenants (ms to ready and MiB after GC, lower is better)',
         unit: 'ms / MiB',
         series: [
           { key: 'ready', label: 'time to ready (ms)', color: '#4e79a7' },
           { key: 'rss', label: 'RSS after GC (MiB)', color: '#e15759' },
           { key: 'heap', label: 'heap used after GC (MiB)', color: '#59a14f' },
         ],
-        groups: results.map((r) => ({ label: `${fmtInt(r.tenants)} tenants`, values: { ready: r.readyMs, rss: r.rssMiB, heap: r.heapUsedMiB } })),
+        groups: results.map((r) => ({
+          label: `${fmtInt(r.tenants)} tenants`,
+          values: { ready: r.readyMs, rss: r.rssMiB, heap: r.heapUsedMiB },
+        })),
       },
     };
   },

@@ -36,14 +36,20 @@ const FILES = {
 );
 `,
   '003_events_index.sql': 'CREATE INDEX events_account_at ON {{tables.events}} (account_id, at);\n',
-  '004_accounts_plan.sql': "ALTER TABLE {{tables.accounts}} ADD COLUMN plan text NOT NULL DEFAULT 'free';\n",
+  '004_accounts_plan.sql':
+    "ALTER TABLE {{tables.accounts}} ADD COLUMN plan text NOT NULL DEFAULT 'free';\n",
   '005_seed.sql': "INSERT INTO {{tables.accounts}} (name) VALUES ('owner');\n",
 };
 const FILE_COUNT = Object.keys(FILES).length;
 
 const VARIANTS = [
   { key: 'S', concurrency: 1, label: 'sequential (migrationConcurrency: 1)', color: '#76b7b2' },
-  { key: 'P', concurrency: undefined, label: 'default parallelism (migrationConcurrency: 4)', color: '#f28e2b' },
+  {
+    key: 'P',
+    concurrency: undefined,
+    label: 'default parallelism (migrationConcurrency: 4)',
+    color: '#f28e2b',
+  },
 ];
 const DEFAULT_CONCURRENCY = 4;
 
@@ -104,7 +110,8 @@ async function verify(url, ids) {
 
 export default {
   name: 'migrations',
-  description: 'Create and migrate 1,000 tenants × 5 files: create() and migrateAll(), sequential vs default parallelism; no-op migrateAll()',
+  description:
+    'Create and migrate 1,000 tenants × 5 files: create() and migrateAll(), sequential vs default parallelism; no-op migrateAll()',
 
   async run(ctx) {
     const config = ctx.quick ? QUICK : FULL;
@@ -121,7 +128,9 @@ export default {
       const order = round_ % 2 === 0 ? VARIANTS : [...VARIANTS].reverse();
       for (const method of Object.keys(METHODS)) {
         for (const variant of order) {
-          const database = await ctx.createDatabase(`bench_mig_${method.toLowerCase()}_${variant.key.toLowerCase()}`);
+          const database = await ctx.createDatabase(
+            `bench_mig_${method.toLowerCase()}_${variant.key.toLowerCase()}`,
+          );
           const app = await bootApp(database.url, migrations.dir, variant.concurrency);
           try {
             const tenants = app.get(TenantService);
@@ -129,7 +138,8 @@ export default {
             const concurrency = variant.concurrency ?? DEFAULT_CONCURRENCY;
             // Tenants registered before the files existed already have their (empty) schemas:
             // migrations never create a tenant's schema.
-            if (method !== 'create') await pool.query(ids.map((id) => `CREATE SCHEMA "tenant_${id}";`).join('\n'));
+            if (method !== 'create')
+              await pool.query(ids.map((id) => `CREATE SCHEMA "tenant_${id}";`).join('\n'));
             const t0 = performance.now();
             let failed = [];
             if (method === 'create') {
@@ -147,7 +157,10 @@ export default {
               );
               const summary = await tenants.migrateAll();
               failed = summary.failed;
-              if (summary.applied.length !== ids.length) failures.push(`${variant.key} migrateAll: ${summary.applied.length} of ${ids.length} tenants applied`);
+              if (summary.applied.length !== ids.length)
+                failures.push(
+                  `${variant.key} migrateAll: ${summary.applied.length} of ${ids.length} tenants applied`,
+                );
             }
             const seconds = (performance.now() - t0) / 1000;
 
@@ -163,7 +176,13 @@ export default {
               const summary = await tenants.migrateAll();
               const ms = performance.now() - n0;
               pool.off('acquire', onAcquire);
-              noop.push({ ms, acquired, skipped: summary.skipped, applied: summary.applied.length, failed: summary.failed.length });
+              noop.push({
+                ms,
+                acquired,
+                skipped: summary.skipped,
+                applied: summary.applied.length,
+                failed: summary.failed.length,
+              });
             }
             const check = await verify(database.url, ids);
             const run = {
@@ -184,14 +203,28 @@ export default {
               ...check,
             };
             runs.push(run);
-            ctx.log(`  ${METHODS[method].short.padEnd(12)} ${variant.key} (concurrency ${concurrency}): ${ids.length} tenants in ${run.seconds.toFixed(1)} s = ${fmtInt(run.tenantsPerSecond)} tenants/s; no-op migrateAll ${run.noopMs.toFixed(1)} ms, ${run.noopQueries} pool acquire(s)`);
+            ctx.log(
+              `  ${METHODS[method].short.padEnd(12)} ${variant.key} (concurrency ${concurrency}): ${ids.length} tenants in ${run.seconds.toFixed(1)} s = ${fmtInt(run.tenantsPerSecond)} tenants/s; no-op migrateAll ${run.noopMs.toFixed(1)} ms, ${run.noopQueries} pool acquire(s)`,
+            );
 
             const tag = `${METHODS[method].short} ${variant.key}`;
-            if (failed.length) failures.push(`${tag}: ${failed.length} tenants failed (first: ${failed[0].tenantId}: ${failed[0].error})`);
-            if (check.schemas !== ids.length || check.complete !== ids.length) failures.push(`${tag}: ${check.complete} of ${ids.length} tenant schemas hold ${FILE_COUNT} history rows (${check.schemas} schemas found)`);
-            if (check.registryTotal !== ids.length || check.registryMigrated !== ids.length) failures.push(`${tag}: registry has ${check.registryMigrated} of ${ids.length} tenants at version ${FILE_COUNT} without error (${check.registryTotal} rows)`);
+            if (failed.length)
+              failures.push(
+                `${tag}: ${failed.length} tenants failed (first: ${failed[0].tenantId}: ${failed[0].error})`,
+              );
+            if (check.schemas !== ids.length || check.complete !== ids.length)
+              failures.push(
+                `${tag}: ${check.complete} of ${ids.length} tenant schemas hold ${FILE_COUNT} history rows (${check.schemas} schemas found)`,
+              );
+            if (check.registryTotal !== ids.length || check.registryMigrated !== ids.length)
+              failures.push(
+                `${tag}: registry has ${check.registryMigrated} of ${ids.length} tenants at version ${FILE_COUNT} without error (${check.registryTotal} rows)`,
+              );
             for (const n of noop) {
-              if (n.applied || n.failed || n.skipped !== ids.length) failures.push(`${tag}: no-op migrateAll applied ${n.applied}, failed ${n.failed}, skipped ${n.skipped} of ${ids.length}`);
+              if (n.applied || n.failed || n.skipped !== ids.length)
+                failures.push(
+                  `${tag}: no-op migrateAll applied ${n.applied}, failed ${n.failed}, skipped ${n.skipped} of ${ids.length}`,
+                );
             }
           } finally {
             await app.close();
@@ -230,16 +263,25 @@ export default {
     for (const method of Object.keys(METHODS)) {
       const [s, p] = results.filter((r) => r.method === method);
       p.speedup = round(s.seconds / p.seconds, 2);
-      notes.push(`migrations: ${METHODS[method].label}: default parallelism ${p.speedup.toFixed(2)}× the sequential rate (${fmtInt(p.tenantsPerSecond)} vs ${fmtInt(s.tenantsPerSecond)} tenants/s)`);
+      notes.push(
+        `migrations: ${METHODS[method].label}: default parallelism ${p.speedup.toFixed(2)}× the sequential rate (${fmtInt(p.tenantsPerSecond)} vs ${fmtInt(s.tenantsPerSecond)} tenants/s)`,
+      );
     }
     const noopAll = runs.flatMap((r) => r.noop);
-    notes.push(`migrations: no-op migrateAll over ${ids.length} tenants: median ${round(median(noopAll.map((x) => x.ms)), 2)} ms, at most ${max(noopAll.map((x) => x.acquired))} pool acquire(s) per run`);
+    notes.push(
+      `migrations: no-op migrateAll over ${ids.length} tenants: median ${round(median(noopAll.map((x) => x.ms)), 2)} ms, at most ${max(noopAll.map((x) => x.acquired))} pool acquire(s) per run`,
+    );
 
     return {
       failures,
       notes,
       data: {
-        config: { ...config, files: FILE_COUNT, poolMax: POOL_MAX, defaultConcurrency: DEFAULT_CONCURRENCY },
+        config: {
+          ...config,
+          files: FILE_COUNT,
+          poolMax: POOL_MAX,
+          defaultConcurrency: DEFAULT_CONCURRENCY,
+        },
         results,
         runs,
       },
@@ -252,8 +294,16 @@ export default {
             { key: 'seconds', label: 'total s', format: fmtFixed(1) },
             { key: 'tenantsPerSecond', label: 'tenants/s', format: fmtInt },
             { key: 'msPerTenant', label: 'ms/tenant', format: fmtFixed(1) },
-            { key: 'range', label: 'total s range', format: (_, r) => `${r.secondsMin.toFixed(1)}–${r.secondsMax.toFixed(1)}` },
-            { key: 'speedup', label: 'vs seq.', format: (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '') },
+            {
+              key: 'range',
+              label: 'total s range',
+              format: (_, r) => `${r.secondsMin.toFixed(1)}–${r.secondsMax.toFixed(1)}`,
+            },
+            {
+              key: 'speedup',
+              label: 'vs seq.',
+              format: (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : ''),
+            },
             { key: 'noopMs', label: 'no-op migrateAll ms', format: fmtFixed(1) },
             { key: 'noopQueries', label: 'no-op pool acquires' },
             { key: 'complete', label: 'tenants at v5', format: fmtInt },
@@ -268,7 +318,9 @@ export default {
         series: VARIANTS.map((v) => ({ key: v.key, label: v.label, color: v.color })),
         groups: Object.keys(METHODS).map((method) => ({
           label: METHODS[method].label,
-          values: Object.fromEntries(results.filter((r) => r.method === method).map((r) => [r.variant, r.tenantsPerSecond])),
+          values: Object.fromEntries(
+            results.filter((r) => r.method === method).map((r) => [r.variant, r.tenantsPerSecond]),
+          ),
         })),
       },
     };

@@ -8,6 +8,8 @@ import { createPool, serverInfo } from '../lib/postgres.mjs';
 import { max, median, min, percentile, round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';
 import { TenantPools } from '../lib/tenant-pools.mjs';
+import { createTenants, tenantName } from '../lib/tenant-schemas.mjs';
+import { openEntries, tally, warm } from '../lib/lookup-entries.mjs';
 
 const ROWS_PER_TENANT = 100;
 const CONCURRENCY = 32;
@@ -28,8 +30,6 @@ const TEMPLATE_SQL = `SELECT ${COLUMNS} FROM {{tables.items}} WHERE id = $1`;
 const UNQUALIFIED_SQL = `SELECT ${COLUMNS} FROM items WHERE id = $1`;
 const qualifiedSql = (schema) =>
   `SELECT ${COLUMNS} FROM ${quoteIdentifier(schema)}."items" WHERE id = $1`;
-
-const tenantName = (i) => `tenant_${String(i).padStart(4, '0')}`;
 
 /**
  * The variants. `open(tenants)` builds whatever the approach keeps per tenant and returns
@@ -111,6 +111,23 @@ function defineVariants(url, wideBudget) {
       },
     },
     {
+      // What a user would write by hand for speed: one named statement per tenant's SQL, kept
+      // by pg on every connection for its lifetime (no bound, no recovery after a migration).
+      key: 'a2',
+      open(tenants) {
+        const pool = sharedPool('bench_a2');
+        const queries = new Map(
+          tenants.map((t) => [t, { name: `lookup_${t}`, text: qualifiedSql(t) }]),
+        );
+        return {
+          async lookup(tenant, id) {
+            return (await pool.query({ ...queries.get(tenant), values: [id] })).rows[0];
+          },
+          close: () => pool.end(),
+        };
+      },
+    },
+    {
       key: 'b',
       open(tenants) {
         const pool = sharedPool('bench_b');
@@ -137,6 +154,21 @@ function defineVariants(url, wideBudget) {
         };
       },
     },
+    {
+      // The module's managed statements (its default, 'auto', resolves to on here).
+      key: 'b3',
+      open() {
+        const pool = sharedPool('bench_b3');
+        const root = SchemaDb.create(pool, null, { preparedStatements: true });
+        return {
+          lookup(tenant, id) {
+            return root.withSchema(tenant).fetchOne(TEMPLATE_SQL, [id]);
+          },
+          close: () => pool.end(),
+          statementStats: () => root.statementStats,
+        };
+      },
+    },
     searchPath('c', false),
     searchPath('c2', true),
     perTenantPools('d', BUDGET),
@@ -147,8 +179,10 @@ function defineVariants(url, wideBudget) {
 
 const LABELS = {
   a: '(a) pg.Pool.query, hand-qualified SQL',
-  b: '(b) SchemaDb.fetchOne, {{tables.items}}',
+  a2: '(a2) as (a), named statement per tenant (hand-written)',
+  b: '(b) SchemaDb.fetchOne, {{tables.items}}, statements off',
   b2: '(b2) as (b), withSchema(tenant) per query',
+  b3: '(b3) as (b2), managed prepared statements (default)',
   c: '(c) connect + SET search_path + query',
   c2: '(c2) as (c) + RESET search_path',
   d: `(d) pool per tenant, ${BUDGET} conns total (LRU)`,
@@ -157,8 +191,10 @@ const LABELS = {
 // Related variants share a hue: the module's path orange, search_path green, pools per tenant red.
 const COLORS = {
   a: '#4e79a7',
+  a2: '#a0cbe8',
   b: '#f28e2b',
   b2: '#ffbe7d',
+  b3: '#b6561a',
   c: '#59a14f',
   c2: '#8cd17d',
   d: '#e15759',
@@ -166,40 +202,21 @@ const COLORS = {
 };
 const SHORT = {
   a: '(a) pool.query',
+  a2: '(a2) named',
   b: '(b) SchemaDb',
   b2: '(b2) withSchema',
+  b3: '(b3) prepared',
   c: '(c) search_path',
   c2: '(c2) +RESET',
   d: '(d) pool/tenant',
   d2: '(d2) pool/tenant wide',
 };
 
-/** Creates tenant schemas `from`..`to - 1`, each with `items` holding ROWS_PER_TENANT rows. */
-async function createTenants(url, from, to) {
-  const pool = createPool({ connectionString: url, max: 2, application_name: 'bench_setup' });
-  try {
-    const batches = [];
-    for (let i = from; i < to; i += 50) {
-      const stmts = [];
-      for (let j = i; j < Math.min(to, i + 50); j++) {
-        const s = quoteIdentifier(tenantName(j));
-        stmts.push(
-          `CREATE SCHEMA ${s};`,
-          `CREATE TABLE ${s}.items (id int PRIMARY KEY, tenant text NOT NULL, payload text NOT NULL);`,
-          `INSERT INTO ${s}.items SELECT g, '${tenantName(j)}', repeat(md5(g::text), 3) FROM generate_series(1, ${ROWS_PER_TENANT}) g;`,
-        );
-      }
-      batches.push(stmts.join('\n'));
-    }
-    let next = 0;
-    const worker = async () => {
-      while (next < batches.length) await pool.query(batches[next++]);
-    };
-    await Promise.all([worker(), worker()]);
-    await pool.query('VACUUM (ANALYZE)');
-  } finally {
-    await pool.end();
-  }
+/** Share of prepared lookups that reused a statement between two `statementStats` readings. */
+function hitRate(before, after) {
+  const hits = after.hits - before.hits;
+  const lookups = hits + after.misses - before.misses;
+  return lookups === 0 ? 0 : round(hits / lookups, 4);
 }
 
 export default {
@@ -237,68 +254,32 @@ export default {
 
     for (const tenantCount of config.tenantCounts) {
       const t0 = performance.now();
-      await createTenants(url, created, tenantCount);
+      await createTenants(url, created, tenantCount, ROWS_PER_TENANT);
       created = tenantCount;
       const setupSeconds = (performance.now() - t0) / 1000;
       ctx.log(`${tenantCount} tenants ready (${setupSeconds.toFixed(1)} s to create)`);
       const tenants = Array.from({ length: tenantCount }, (_, i) => tenantName(i));
 
-      const operationFor = (instance) => async (random) => {
-        const tenant = tenants[random.int(tenants.length)];
-        const id = 1 + random.int(ROWS_PER_TENANT);
-        const row = await instance.lookup(tenant, id);
-        return row != null && row.tenant === tenant && row.id === id;
-      };
-
       const open = [];
       try {
-        const entries = variants.map((v) => {
-          const instance = v.open(tenants);
-          open.push(instance);
-          return {
-            variant: v,
-            instance,
-            operation: operationFor(instance),
-            rounds: [],
-            mismatches: 0,
-            errors: 0,
-            firstError: undefined,
-          };
-        });
-        const tally = (entry, r) => {
-          entry.mismatches += r.mismatches;
-          entry.errors += r.errors;
-          entry.firstError ??= r.firstError;
-        };
+        const entries = openEntries(variants, tenants, ROWS_PER_TENANT);
+        open.push(...entries.map((e) => e.instance));
 
         for (const entry of entries) {
           ctx.log(`  warm-up ${SHORT[entry.variant.key]}`);
-          tally(
-            entry,
-            await runClosedLoop({
-              concurrency: CONCURRENCY,
-              durationMs: config.warmupMs,
-              seed: 1e6,
-              operation: entry.operation,
-              record: false,
-            }),
-          );
+          await warm(entry, { concurrency: CONCURRENCY, durationMs: config.warmupMs, seed: 1e6 });
         }
         for (let r = 0; r < config.rounds; r++) {
           // Rotate the order each round so no variant always runs first or last.
           const order = entries.map((_, i) => entries[(i + r) % entries.length]);
           for (const entry of order) {
-            tally(
-              entry,
-              await runClosedLoop({
-                concurrency: CONCURRENCY,
-                durationMs: config.preRoundMs,
-                seed: 2e6 + r * 1000,
-                operation: entry.operation,
-                record: false,
-              }),
-            );
+            await warm(entry, {
+              concurrency: CONCURRENCY,
+              durationMs: config.preRoundMs,
+              seed: 2e6 + r * 1000,
+            });
             const before = entry.instance.stats?.();
+            const statementsBefore = entry.instance.statementStats?.();
             monitor.reset();
             const res = await runClosedLoop({
               concurrency: CONCURRENCY,
@@ -309,6 +290,7 @@ export default {
             tally(entry, res);
             const sorted = res.latencies.sorted();
             const after = entry.instance.stats?.();
+            const statementsAfter = entry.instance.statementStats?.();
             entry.rounds.push({
               queries: res.operations,
               seconds: round(res.elapsedMs / 1000, 3),
@@ -327,6 +309,9 @@ export default {
                     poolsOpened: after.opened - before.opened,
                     poolsEvicted: after.evicted - before.evicted,
                   }
+                : {}),
+              ...(statementsBefore
+                ? { statementHitRate: hitRate(statementsBefore, statementsAfter) }
                 : {}),
             });
             const last = entry.rounds.at(-1);
@@ -349,6 +334,9 @@ export default {
             qpsMin: round(min(qps)),
             qpsMax: round(max(qps)),
             ratioToA: round(median(qps) / baseline, 3),
+            ...(entry.rounds[0].statementHitRate !== undefined
+              ? { statementHitRate: median(entry.rounds.map((x) => x.statementHitRate)) }
+              : {}),
             p50Ms: round(median(entry.rounds.map((x) => x.p50Ms)), 3),
             p99Ms: round(median(entry.rounds.map((x) => x.p99Ms)), 3),
             clientCpuUsPerQuery: round(median(entry.rounds.map((x) => x.clientCpuUsPerQuery)), 2),
@@ -409,6 +397,11 @@ export default {
               format: (_, r) => `${fmtInt(r.qpsMin)}–${fmtInt(r.qpsMax)}`,
             },
             { key: 'peakConnections', label: 'conns' },
+            {
+              key: 'statementHitRate',
+              label: 'stmt hits',
+              format: (v) => (v === undefined ? '' : `${(v * 100).toFixed(1)}%`),
+            },
             { key: 'wrong', label: 'wrong rows', format: (_, r) => String(r.mismatches) },
             { key: 'errors', label: 'errors' },
           ],

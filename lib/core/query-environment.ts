@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { DrainController } from '../lifecycle/drain-controller.js';
 import type { QuerySink } from '../observability/query-event.js';
+import type { StatementCache } from '../pool/statement-cache.js';
 import type { TemplateCache } from './sql-template.js';
 
 /**
@@ -15,4 +16,6 @@ export interface QueryEnvironment {
   readonly sink?: QuerySink;
   /** Parsed SQL templates shared by all managers (one entry per distinct SQL text). */
   readonly templates?: TemplateCache;
+  /** Managed prepared statements; absent: every query is sent unnamed. */
+  readonly statements?: StatementCache;
 }

@@ -38,7 +38,7 @@ export class PoolQueryRunner implements QueryRunner {
     params?: QueryParams,
     arrayRows?: boolean,
   ): Promise<pg.QueryResult<R>> {
-    const { pool, drain } = this.env;
+    const { pool, drain, statements } = this.env;
     return new Promise((resolve, reject) => {
       try {
         drain?.assertCanCheckout();
@@ -68,7 +68,9 @@ export class PoolQueryRunner implements QueryRunner {
           if (queryErr) reject(queryErr);
           else resolve(result);
         };
-        if (arrayRows) {
+        if (statements) {
+          statements.send<R>(client, text, params, arrayRows, settle);
+        } else if (arrayRows) {
           client.query<R>(
             { text, values: (params ?? []) as unknown[], rowMode: 'array' } as pg.QueryConfig,
             settle,
@@ -111,6 +113,15 @@ export class ClientQueryRunner implements QueryRunner {
     // Refused rather than queued behind the savepoint: queued, a caller that awaits the outer
     // manager inside the savepoint's callback would wait for itself forever.
     if (this.savepointActive) return Promise.reject(new SavepointActiveError());
+    const { statements } = this.env;
+    if (statements) {
+      if (!this.isOpen) return Promise.reject(new TransactionClosedError());
+      return new Promise((resolve, reject) => {
+        statements.send<R>(this.client, text, params, arrayRows, (err, result) =>
+          err ? reject(err) : resolve(result),
+        );
+      });
+    }
     if (arrayRows) {
       if (!this.isOpen) return Promise.reject(new TransactionClosedError());
       return this.client.query<R>({

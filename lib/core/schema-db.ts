@@ -2,11 +2,18 @@ import pg from 'pg';
 import {
   ConcurrentSavepointError,
   InvalidOptionsError,
+  PreparedStatementStaleError,
   TransactionAbortedError,
   TransactionNotAllowedError,
   TransactionRequiredError,
 } from '../errors.js';
 import { isBrokenConnectionError } from '../pool/connection-errors.js';
+import {
+  resolvePreparedStatementOptions,
+  StatementCache,
+  type PreparedStatementOptions,
+  type StatementCacheStats,
+} from '../pool/statement-cache.js';
 import {
   checkout,
   ClientQueryRunner,
@@ -21,6 +28,18 @@ import {
 } from './ambient-transaction.js';
 import type { QueryEnvironment } from './query-environment.js';
 import { SqlTemplate, TemplateCache } from './sql-template.js';
+
+/** Options of {@link SchemaDb.create}. */
+export interface SchemaDbCreateOptions {
+  /**
+   * Managed prepared statements for this manager and its `withSchema()` managers (see
+   * `PreparedStatementOptions`). `true` stands for `{ enabled: true }`, an object without
+   * `enabled` for `'auto'`. Each `create()` call gets a cache (and a server-side bound) of its
+   * own: create one manager with it and derive the others with `withSchema()`.
+   * Default: off (the module's managers default to `'auto'`).
+   */
+  preparedStatements?: boolean | 'auto' | PreparedStatementOptions;
+}
 
 /** Isolation levels accepted by {@link SchemaDb.transaction}. */
 export type IsolationLevel = 'read committed' | 'repeatable read' | 'serializable';
@@ -117,12 +136,25 @@ export class SchemaDb {
    * Creates a manager for `schema` (or for unqualified names when `null`) over `pool` (or over
    * a module's shared environment). Opens nothing: it only borrows connections per query.
    */
-  static create(pool: pg.Pool | QueryEnvironment, schema: string | null): SchemaDb {
-    const env: QueryEnvironment = pool instanceof pg.Pool ? { pool } : pool;
+  static create(
+    pool: pg.Pool | QueryEnvironment,
+    schema: string | null,
+    options: SchemaDbCreateOptions = {},
+  ): SchemaDb {
+    const env: QueryEnvironment = pool instanceof pg.Pool ? bareEnvironment(pool, options) : pool;
     return new SchemaDb(
       new PoolQueryRunner(env),
       new SqlTemplate(schema, env.templates ?? new TemplateCache()),
     );
+  }
+
+  /**
+   * Counters of the managed prepared statements this manager's queries use (hit rate, evictions,
+   * statements held); `undefined` when they are off. The module's managers all share one cache,
+   * also reported by `DatabaseMonitor.getStatementStats()`.
+   */
+  get statementStats(): StatementCacheStats | undefined {
+    return this.#runner.env.statements?.stats();
   }
 
   /** The schema this manager qualifies tables with; `null` for the default manager. */
@@ -330,7 +362,7 @@ export class SchemaDb {
       try {
         return await this.#transactionOnce(fn, begin, options.isolationLevel);
       } catch (err) {
-        if (attempt >= retries || !RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '')) {
+        if (attempt >= retries || !isRetryable(err)) {
           throw err;
         }
         await backoff(attempt);
@@ -452,6 +484,19 @@ function assertCompatible(options: TransactionOptions, outer: ClientQueryRunner)
         "Start the outermost transaction with that level, or use propagation 'requires-new' for an independent one.",
     );
   }
+}
+
+/** Serialization failures, deadlocks, and a cached statement invalidated inside the transaction. */
+function isRetryable(err: unknown): boolean {
+  if (err instanceof PreparedStatementStaleError) return true;
+  return RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '');
+}
+
+/** A bare `SchemaDb.create(pool)`: managed statements only when asked for. */
+function bareEnvironment(pool: pg.Pool, options: SchemaDbCreateOptions): QueryEnvironment {
+  const wanted = options.preparedStatements;
+  if (wanted === undefined || wanted === false) return { pool };
+  return { pool, statements: new StatementCache(resolvePreparedStatementOptions(wanted), pool) };
 }
 
 function beginStatement({ isolationLevel, readOnly }: TransactionOptions): string {

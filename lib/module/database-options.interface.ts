@@ -3,6 +3,7 @@ import type {
   ShutdownOptions,
 } from '../observability/observability-options.js';
 import type { ConnectionSettings } from '../pool/pool-options.js';
+import type { PreparedStatementOptions } from '../pool/statement-cache.js';
 import type { TenancyOptions } from '../tenancy/tenancy-options.js';
 
 /** Options of one named schema. */
@@ -23,6 +24,16 @@ export interface SchemaOptions {
 export interface DatabaseModuleOptions extends ConnectionSettings, ObservabilityOptions {
   /** Graceful shutdown. */
   shutdown?: ShutdownOptions;
+  /**
+   * Managed prepared statements: every pooled connection keeps its most recently used
+   * statements (those with bind parameters) parsed and planned, up to `maxPerConnection`, so a
+   * repeated query skips parsing and planning. `'auto'` turns them off when a pooler is
+   * detected in front of PostgreSQL. `true`/`false`/`'auto'` stand for `{ enabled }`.
+   * Default: `{ enabled: 'auto', maxPerConnection: 1_000, inTransactions: false }`.
+   *
+   * @example preparedStatements: { maxPerConnection: 200 }
+   */
+  preparedStatements?: boolean | 'auto' | PreparedStatementOptions;
   /**
    * Apply pending migrations of every schema with a `migrations` folder during `onModuleInit`,
    * before the app serves; a failure stops start-up. Set `false` when a deploy step runs

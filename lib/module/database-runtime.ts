@@ -9,6 +9,7 @@ import { createMetrics, SchemaLabels } from '../observability/metrics.js';
 import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../pool/create-pool.js';
 import { toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
+import { resolvePreparedStatementOptions, StatementCache } from '../pool/statement-cache.js';
 import type { TenantContext } from '../tenancy/tenant-context.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
@@ -82,11 +83,14 @@ export async function createDatabaseRuntime(
   try {
     const namedSchemas = new Set<string>();
     const tenantSync: TenantSyncSource = {};
+    const prepared = resolvePreparedStatementOptions(options.preparedStatements);
+    const statements = prepared.enabled === false ? undefined : new StatementCache(prepared, pool);
     const metrics = await createMetrics(
       options.metrics,
       pool,
       new SchemaLabels(namedSchemas, structure.tenantSchemaPrefix),
       tenantSync,
+      statements,
     );
     const observer = new QueryObserver({
       listeners,
@@ -104,9 +108,10 @@ export async function createDatabaseRuntime(
       drain,
       observer,
       ...(needsSink ? { sink: observer } : {}),
-      monitor: new DatabaseMonitor(pool, observer, drain, tenantSync),
+      monitor: new DatabaseMonitor(pool, observer, drain, tenantSync, statements),
       tenantSync,
       templates: new TemplateCache(),
+      ...(statements ? { statements } : {}),
       connection,
       sessionConnection: toSessionConfig(options),
       drainTimeoutMs,

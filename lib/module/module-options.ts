@@ -1,6 +1,7 @@
 import { booleanOption, describeValue, integerOption } from '../core/option-values.js';
 import { InvalidOptionsError } from '../errors.js';
 import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
+import { resolvePreparedStatementOptions } from '../pool/statement-cache.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
 // Options that shape the module graph: read by forRoot/forRootAsync themselves, never by a factory.
@@ -37,6 +38,9 @@ export function resolveModuleOptions(options: DatabaseModuleOptions): DatabaseMo
   }
   const out: DatabaseModuleOptions = { ...options };
   if (options.pool !== undefined) out.pool = resolvePoolOptions(options.pool);
+  if (options.preparedStatements !== undefined) {
+    out.preparedStatements = resolvePreparedStatementOptions(options.preparedStatements);
+  }
   for (const key of [
     'migrationStatementTimeoutMs',
     'migrationLockTimeoutMs',

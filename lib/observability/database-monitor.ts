@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { DrainController } from '../lifecycle/drain-controller.js';
+import type { StatementCache, StatementCacheStats } from '../pool/statement-cache.js';
 import { poolStats, type PoolStats } from './metrics.js';
 import type { QueryObserver, SlowQuery } from './query-observer.js';
 
@@ -47,6 +48,7 @@ export class DatabaseMonitor {
   readonly #observer: QueryObserver;
   readonly #drain: DrainController;
   readonly #tenantSync: TenantSyncSource;
+  readonly #statements: StatementCache | undefined;
   #highSince: number | undefined;
 
   /** @internal Created by `DatabaseModule`. */
@@ -55,11 +57,21 @@ export class DatabaseMonitor {
     observer: QueryObserver,
     drain: DrainController,
     tenantSync: TenantSyncSource = {},
+    statements?: StatementCache,
   ) {
     this.#pool = pool;
     this.#observer = observer;
     this.#drain = drain;
     this.#tenantSync = tenantSync;
+    this.#statements = statements;
+  }
+
+  /**
+   * Managed prepared statements: hit rate, evictions, re-prepares and statements held on the
+   * server; `undefined` when `preparedStatements` is `false`.
+   */
+  getStatementStats(): StatementCacheStats | undefined {
+    return this.#statements?.stats();
   }
 
   /** How current the tenant registry's view is; `undefined` without `tenancy`. */

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { InvalidOptionsError } from '../errors.js';
+import type { StatementCache } from '../pool/statement-cache.js';
 import type { TenantSyncSource } from './database-monitor.js';
 import type { MetricsOptions } from './observability-options.js';
 import type { QueryEvent } from './query-event.js';
@@ -82,6 +83,9 @@ function labelsOf(
   };
 }
 
+/** The statement-cache counters exported, by the label value they get. */
+const STATEMENT_RESULTS = ['hits', 'misses', 'evictions', 'reprepared', 'unprepared'] as const;
+
 const DURATION_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 async function importOptional<T>(name: string): Promise<T> {
@@ -103,6 +107,7 @@ async function prometheus(
   schemas: SchemaLabels,
   tenants: TenantLabels | undefined,
   tenantSync: TenantSyncSource,
+  statements: StatementCache | undefined,
 ): Promise<QueryMetrics> {
   const prom = await importOptional<PromClient & { default?: PromClient }>('prom-client');
   const client = prom.default ?? prom;
@@ -170,6 +175,29 @@ async function prometheus(
       if (lag !== undefined && lag !== null) this.set(lag / 1000);
     },
   });
+  if (statements) {
+    fresh('pg_tenancy_prepared_statements_total');
+    new client.Counter({
+      name: 'pg_tenancy_prepared_statements_total',
+      help: 'Prepared-statement cache counters by result: hits, misses, evictions, reprepared, unprepared',
+      labelNames: ['result'],
+      registers: [registry],
+      collect() {
+        const stats = statements.stats();
+        this.reset();
+        for (const result of STATEMENT_RESULTS) this.inc({ result }, stats[result]);
+      },
+    });
+    fresh('pg_tenancy_prepared_statements');
+    new client.Gauge({
+      name: 'pg_tenancy_prepared_statements',
+      help: 'Statements prepared on the open pool connections',
+      registers: [registry],
+      collect() {
+        this.set(statements.stats().statements);
+      },
+    });
+  }
   return {
     record(event) {
       const labels = labelsOf(event, schemas, tenants);
@@ -187,6 +215,7 @@ async function openTelemetry(
   schemas: SchemaLabels,
   tenants: TenantLabels | undefined,
   tenantSync: TenantSyncSource,
+  statements: StatementCache | undefined,
 ): Promise<QueryMetrics> {
   const config = typeof options.openTelemetry === 'object' ? options.openTelemetry : {};
   let meter = config.meter as import('@opentelemetry/api').Meter | undefined;
@@ -223,6 +252,17 @@ async function openTelemetry(
       if (state?.lagMs != null)
         result.observe(state.lagMs / 1000, { synced: String(state.synced) });
     });
+  if (statements) {
+    meter
+      .createObservableCounter('pg_tenancy.prepared_statements', {
+        description:
+          'Prepared-statement cache counters by result: hits, misses, evictions, reprepared, unprepared',
+      })
+      .addCallback((result) => {
+        const stats = statements.stats();
+        for (const name of STATEMENT_RESULTS) result.observe(stats[name], { result: name });
+      });
+  }
   return {
     record(event) {
       const attributes = labelsOf(event, schemas, tenants);
@@ -238,6 +278,7 @@ export async function createMetrics(
   pool: pg.Pool,
   schemas: SchemaLabels = new SchemaLabels(new Set()),
   tenantSync: TenantSyncSource = {},
+  statements?: StatementCache,
 ): Promise<QueryMetrics[]> {
   if (!options) return [];
   const max = options.maxTenantLabels ?? 100;
@@ -247,10 +288,10 @@ export async function createMetrics(
   const tenants = options.tenantLabel ? new TenantLabels(max) : undefined;
   const exporters: QueryMetrics[] = [];
   if (options.prometheus) {
-    exporters.push(await prometheus(options, pool, schemas, tenants, tenantSync));
+    exporters.push(await prometheus(options, pool, schemas, tenants, tenantSync, statements));
   }
   if (options.openTelemetry) {
-    exporters.push(await openTelemetry(options, pool, schemas, tenants, tenantSync));
+    exporters.push(await openTelemetry(options, pool, schemas, tenants, tenantSync, statements));
   }
   return exporters;
 }

@@ -34,10 +34,21 @@ export interface PoolOptions {
   /** `application_name` shown in `pg_stat_activity`. Default: `'nestjs-pg-tenancy'`. */
   applicationName?: string;
   /**
-   * Close and replace a connection after this many seconds, so load spreads again after a
-   * failover or a PgBouncer restart. `0` disables it. Default: `0`.
+   * Close and replace a connection after this many seconds (pg-pool's `maxLifetimeSeconds`; a
+   * busy connection is replaced when it is released), so load spreads again after a failover
+   * or a PgBouncer restart, and the server memory a connection accumulates (the catalog
+   * caches of every tenant schema it served, its prepared statements) is returned now and
+   * then. `0` disables it. Default: `3_600` (an hour).
    */
   maxLifetimeSeconds?: number;
+  /**
+   * Close and replace a connection after it has been checked out this many times (pg-pool's
+   * `maxUses`). A connection that serves many tenant schemas keeps every one's relations
+   * cached in its backend, and PostgreSQL never evicts them: this bounds how many a connection
+   * can collect, at the cost of one reconnect (and re-preparing its statements) per `maxUses`
+   * queries. `0` disables it. Default: `0`.
+   */
+  maxUses?: number;
 }
 
 /** Where and how to connect. */
@@ -77,7 +88,8 @@ export const POOL_DEFAULTS: ResolvedPoolOptions = Object.freeze({
   idleInTransactionTimeoutMs: 60_000,
   lockTimeoutMs: 0,
   applicationName: 'nestjs-pg-tenancy',
-  maxLifetimeSeconds: 0,
+  maxLifetimeSeconds: 3_600,
+  maxUses: 0,
 });
 
 /** Fills in defaults and checks ranges. @throws InvalidOptionsError */
@@ -142,6 +154,7 @@ export function toPgPoolConfig(settings: ConnectionSettings): pg.PoolConfig {
     idleTimeoutMillis: pool.idleTimeoutMs,
     connectionTimeoutMillis: pool.acquireTimeoutMs,
     maxLifetimeSeconds: pool.maxLifetimeSeconds,
+    ...(pool.maxUses > 0 ? { maxUses: pool.maxUses } : {}),
     application_name: pool.applicationName,
     // Sent in the startup packet: server-side limits with no extra round trip per checkout.
     ...(pool.statementTimeoutMs > 0 ? { statement_timeout: pool.statementTimeoutMs } : {}),

@@ -35,7 +35,7 @@ describe('pool options', () => {
 
   it('lists the known options when it meets an unknown one', () => {
     expect(() => resolvePoolOptions({ size: 3 } as never)).toThrow(
-      'Unknown pool option "size". Known options: max, min, idleTimeoutMs, acquireTimeoutMs, statementTimeoutMs, idleInTransactionTimeoutMs, lockTimeoutMs, applicationName, maxLifetimeSeconds.',
+      'Unknown pool option "size". Known options: max, min, idleTimeoutMs, acquireTimeoutMs, statementTimeoutMs, idleInTransactionTimeoutMs, lockTimeoutMs, applicationName, maxLifetimeSeconds, maxUses.',
     );
   });
 
@@ -122,6 +122,19 @@ describe('pool options', () => {
       ssl: { rejectUnauthorized: true },
     });
     expect(config).not.toHaveProperty('statement_timeout');
+  });
+
+  it('recycles connections after an hour by default, and after maxUses checkouts when set', () => {
+    const defaults = toPgPoolConfig({ connection: 'postgres://db/app' });
+    expect(defaults).toMatchObject({ maxLifetimeSeconds: 3_600 });
+    expect(defaults).not.toHaveProperty('maxUses');
+    expect(
+      toPgPoolConfig({
+        connection: 'postgres://db/app',
+        pool: { maxUses: '20000' as never, maxLifetimeSeconds: 0 },
+      }),
+    ).toMatchObject({ maxUses: 20_000, maxLifetimeSeconds: 0 });
+    expect(() => resolvePoolOptions({ maxUses: -1 })).toThrow(/pool.maxUses/);
   });
 
   it('falls back to DATABASE_URL, and pool options override a PoolConfig', () => {
