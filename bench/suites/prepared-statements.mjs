@@ -4,6 +4,7 @@
 // per-connection LRU at several sizes. Same pool size, concurrency and seeds for every variant;
 // every row is checked to be the asked tenant's. Server memory is read on each pooled connection.
 import { quoteIdentifier, SchemaDb } from '../../dist/index.js';
+import { backendPids, serverCpuMicros } from '../lib/backend-cpu.mjs';
 import { canReadMemory, memoryPerConnection } from '../lib/backend-memory.mjs';
 import { runClosedLoop } from '../lib/load.mjs';
 import { createPool } from '../lib/postgres.mjs';
@@ -127,11 +128,13 @@ export default {
       try {
         for (const entry of entries) {
           await warm(entry, { concurrency: CONCURRENCY, durationMs: config.warmupMs, seed: 1e6 });
+          entry.pids = await backendPids(entry.instance.pool, BUDGET);
         }
         for (let r = 0; r < config.rounds; r++) {
           const order = entries.map((_, i) => entries[(i + r) % entries.length]);
           for (const entry of order) {
             const before = entry.instance.statementStats?.();
+            const cpuBefore = entry.pids && serverCpuMicros(entry.pids);
             const res = await runClosedLoop({
               concurrency: CONCURRENCY,
               durationMs: config.roundMs,
@@ -140,6 +143,7 @@ export default {
             });
             tally(entry, res);
             const after = entry.instance.statementStats?.();
+            const serverCpu = entry.pids && serverCpuMicros(entry.pids) - cpuBefore;
             const sorted = res.latencies.sorted();
             const hits = after ? after.hits - before.hits : undefined;
             const lookups = after ? hits + after.misses - before.misses : undefined;
@@ -147,10 +151,12 @@ export default {
               qps: round(res.operations / (res.elapsedMs / 1000)),
               p50Ms: round(percentile(sorted, 50), 3),
               p99Ms: round(percentile(sorted, 99), 3),
+              ...(entry.pids ? { serverCpuUsPerQuery: round(serverCpu / res.operations, 1) } : {}),
+              clientCpuUsPerQuery: round((res.cpu.user + res.cpu.system) / res.operations, 1),
               ...(after ? { hitRate: lookups ? round(hits / lookups, 4) : 0 } : {}),
             });
             ctx.log(
-              `  N=${tenantCount} round ${r + 1}/${config.rounds} ${entry.variant.key.padEnd(8)} ${fmtInt(entry.rounds.at(-1).qps).padStart(7)} q/s${after ? `  hit rate ${(entry.rounds.at(-1).hitRate * 100).toFixed(1)}%` : ''}`,
+              `  N=${tenantCount} round ${r + 1}/${config.rounds} ${entry.variant.key.padEnd(8)} ${fmtInt(entry.rounds.at(-1).qps).padStart(7)} q/s  server ${entry.rounds.at(-1).serverCpuUsPerQuery ?? '?'} µs/q${after ? `  hit rate ${(entry.rounds.at(-1).hitRate * 100).toFixed(1)}%` : ''}`,
             );
           }
         }
@@ -172,6 +178,10 @@ export default {
             ratioToRaw: round(median(qps) / baseline, 3),
             ratioToNamed: round(median(qps) / named, 3),
             p99Ms: round(median(entry.rounds.map((x) => x.p99Ms)), 3),
+            clientCpuUsPerQuery: median(entry.rounds.map((x) => x.clientCpuUsPerQuery)),
+            ...(entry.pids
+              ? { serverCpuUsPerQuery: median(entry.rounds.map((x) => x.serverCpuUsPerQuery)) }
+              : {}),
             ...(entry.rounds[0].hitRate !== undefined
               ? { hitRate: median(entry.rounds.map((x) => x.hitRate)) }
               : {}),
@@ -219,6 +229,12 @@ export default {
             { key: 'ratioToRaw', label: 'vs raw', format: fmtFixed(2) },
             { key: 'ratioToNamed', label: 'vs named', format: fmtFixed(2) },
             { key: 'p99Ms', label: 'p99 ms', format: fmtFixed(2) },
+            {
+              key: 'serverCpuUsPerQuery',
+              label: 'server CPU µs/q',
+              format: (v) => (v === undefined ? '' : v.toFixed(1)),
+            },
+            { key: 'clientCpuUsPerQuery', label: 'client CPU µs/q', format: fmtFixed(1) },
             { key: 'hitRate', label: 'hit rate', format: pct },
             { key: 'statements', label: 'stmts/conn' },
             {
