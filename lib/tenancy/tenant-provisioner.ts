@@ -7,6 +7,7 @@ import { inTransaction, openSession, type SessionTracker } from '../pool/session
 import { migrationsDigest } from './tenant-migrations-digest.js';
 import { lockTenant, tenantGuard } from './tenant-locks.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
+import type { TenantTemplate } from './tenant-template.js';
 import { statesLeadingTo, type TenantStatus } from './tenant-state.js';
 import {
   TenantAlreadyExistsError,
@@ -48,6 +49,7 @@ export class TenantProvisioner {
     private readonly files: () => Promise<readonly MigrationFile[]>,
     private readonly logger: LoggerService,
     private readonly tracker?: SessionTracker,
+    private readonly template?: TenantTemplate,
   ) {
     // Tenant migrations run in these sessions: like the migration runner's, they have no
     // statement timeout (index builds and backfills legitimately run long).
@@ -61,7 +63,8 @@ export class TenantProvisioner {
 
   /**
    * One transaction: the row (`provisioning`), the schema, every transactional migration file
-   * with its history, then `active`. Files marked no-transaction (and any after them) run after
+   * with its history (copied from the template schema when it holds them, see
+   * `TenantTemplate`), then `active`. Files marked no-transaction (and any after them) run after
    * the commit while the row stays `provisioning`.
    */
   async create(id: string, metadata: Record<string, unknown>): Promise<TenantInfo> {
@@ -99,7 +102,11 @@ export class TenantProvisioner {
             }
             throw err;
           }
-          await this.runner.applyInTransaction(client, schema, inTx);
+          await this.runner.applyInTransaction(client, schema, []);
+          const cloned = (await this.template?.cloneInto(client, schema, inTx)) ?? 0;
+          if (cloned < inTx.length) {
+            await this.runner.applyInTransaction(client, schema, inTx.slice(cloned));
+          }
           await client.query(
             `UPDATE ${table}
                 SET status = $2, migrated_version = $3, migrations_digest = $4, last_migrated_at = now()
