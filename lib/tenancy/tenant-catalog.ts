@@ -491,7 +491,8 @@ function unquote(identifier: string): string {
  * identity and storage, constraints, indexes, views, functions, triggers, sequences with their
  * owners and positions, privileges, comments, every object it contains, and a checksum of every
  * table's rows. Two schemas with equal fingerprints are the same to their users. The migration
- * history table is left out.
+ * history table is left out, and so is the column option `pg_attver`, a per-creation stamp some
+ * server builds keep, which differs between any two creations of the same column.
  */
 export async function schemaFingerprint(client: pg.ClientBase, schema: string): Promise<string[]> {
   return qualified(client, async () => {
@@ -515,7 +516,8 @@ export async function schemaFingerprint(client: pg.ClientBase, schema: string): 
               || ' default=' || coalesce(pg_catalog.pg_get_expr(ad.adbin, ad.adrelid), '-')
               || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
               || ' collation=' || a.attcollation::regcollation::text || ' storage=' || a.attstorage::text
-              || ' compression=' || a.attcompression::text || ' options=' || coalesce(a.attoptions::text, '-')
+              || ' compression=' || a.attcompression::text || ' options=' || coalesce((SELECT pg_catalog.array_agg(o) FROM pg_catalog.unnest(a.attoptions) o
+                                      WHERE o NOT LIKE 'pg\_attver=%')::text, '-')
               || ' acl=' || coalesce(a.attacl::text, '-')
          FROM rels c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
          LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
