@@ -401,9 +401,7 @@ export async function cloneScript(client: pg.ClientBase, schema: string): Promis
         `SELECT last_value::text, is_called FROM ${source}.${q(s.name)}`,
       );
       if (rows[0]?.is_called) {
-        out.push(
-          `SELECT pg_catalog.setval(${literal(name(s.name))}, ${rows[0].last_value}, true)`,
-        );
+        out.push(`SELECT pg_catalog.setval(${literal(name(s.name))}, ${rows[0].last_value}, true)`);
       }
     }
 
@@ -463,7 +461,9 @@ export async function cloneScript(client: pg.ClientBase, schema: string): Promis
             ? retarget(g.identity)
             : name(unquote(g.identity));
       if (g.grants.some((e) => e.foreign)) {
-        throw new UncloneableSchemaError(`a privilege on ${g.kind} ${g.identity ?? schema} granted by another role`);
+        throw new UncloneableSchemaError(
+          `a privilege on ${g.kind} ${g.identity ?? schema} granted by another role`,
+        );
       }
       if (g.columns === null) {
         // Start from no privileges at all, then grant exactly what the source has.
@@ -517,7 +517,7 @@ export async function schemaFingerprint(client: pg.ClientBase, schema: string): 
               || ' identity=' || a.attidentity::text || ' generated=' || a.attgenerated::text
               || ' collation=' || a.attcollation::regcollation::text || ' storage=' || a.attstorage::text
               || ' compression=' || a.attcompression::text || ' options=' || coalesce((SELECT pg_catalog.array_agg(o) FROM pg_catalog.unnest(a.attoptions) o
-                                      WHERE o NOT LIKE 'pg\_attver=%')::text, '-')
+                                      WHERE o NOT LIKE 'pg\\_attver=%')::text, '-')
               || ' acl=' || coalesce(a.attacl::text, '-')
          FROM rels c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
          LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum

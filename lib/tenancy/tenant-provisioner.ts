@@ -257,7 +257,9 @@ export class TenantProvisioner {
           await this.#cancelWorkOn(client, id, schema);
         }
         const pause = Math.min(DROP_MAX_PAUSE_MS, 25 * 2 ** attempt);
-        await new Promise((resolve) => setTimeout(resolve, pause / 2 + Math.random() * (pause / 2)));
+        await new Promise((resolve) =>
+          setTimeout(resolve, pause / 2 + Math.random() * (pause / 2)),
+        );
       }
     }
   }

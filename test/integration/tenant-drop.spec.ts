@@ -31,7 +31,7 @@ describe('tenant drop', () => {
         }),
       ],
     })
-      .setLogger(false)
+      .setLogger({ log: () => undefined, warn: () => undefined, error: () => undefined })
       .compile();
     await app.init();
     tenants = app.get(TenantService);

@@ -182,7 +182,10 @@ describe('tenant template', () => {
     expect(warnings).toEqual([]);
     expect(await replays()).toBe(afterTemplate); // nothing was replayed for the clone
 
-    const [replayed, cloned] = [await fingerprint('tenant_replayed'), await fingerprint('tenant_cloned')];
+    const [replayed, cloned] = [
+      await fingerprint('tenant_replayed'),
+      await fingerprint('tenant_cloned'),
+    ];
     expect(cloned).toEqual(replayed);
     // The fingerprint does see what matters: rows, sequence positions, grants, code.
     expect(replayed.some((l) => /^rows projects 2 /.test(l))).toBe(true);
@@ -219,8 +222,10 @@ describe('tenant template', () => {
     await service.create('stamped');
     expect(await replays()).toBe(before);
     const rows = await history('tenant_stamped');
-    expect(rows.map((r) => r.name)).toEqual(Object.keys(FILES).concat('006_stamp.sql', '007_more.sql'));
-    const created = await admin.query('SELECT at FROM tenant_stamped.created');
+    expect(rows.map((r) => r.name)).toEqual(
+      Object.keys(FILES).concat('006_stamp.sql', '007_more.sql'),
+    );
+    const created = await admin.query<{ at: Date }>('SELECT at FROM tenant_stamped.created');
     expect(Date.now() - created.rows[0].at.getTime()).toBeLessThan(60_000);
   });
 
@@ -243,7 +248,10 @@ describe('tenant template', () => {
     const templateBefore = await history(TEMPLATE);
     await Promise.all(apps.splice(0).map((app) => app.close()));
     // A new deploy with one more file: start-up brings the template along, concurrently.
-    const next = await folder({ ...FILES, '006_extra.sql': 'CREATE TABLE {{tables.extra}} (id int);\n' });
+    const next = await folder({
+      ...FILES,
+      '006_extra.sql': 'CREATE TABLE {{tables.extra}} (id int);\n',
+    });
     const [a, b] = await Promise.all([boot({ migrations: next }), boot({ migrations: next })]);
     expect((await history(TEMPLATE)).slice(0, 5)).toEqual(templateBefore);
     expect(await history(TEMPLATE)).toHaveLength(6);
