@@ -26,7 +26,7 @@ export function templateSchemaFor(registrySchema: string): string {
  * The files a template holds: the leading transactional files before the first one marked
  * `-- pg-tenancy: no-template`. A tenant is cloned from these and replays the rest.
  */
-export function cloneableFiles(files: readonly MigrationFile[]): readonly MigrationFile[] {
+function cloneableFiles(files: readonly MigrationFile[]): readonly MigrationFile[] {
   const stop = files.findIndex((f) => !f.transactional || f.cloneable === false);
   return stop < 0 ? files : files.slice(0, stop);
 }
