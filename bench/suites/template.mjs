@@ -123,7 +123,8 @@ CREATE INDEX t${k}_recent ON ${t(k)} (created_at) WHERE status <> 'archived';`,
     'counts',
     `CREATE FUNCTION {{schema}}.open_count() RETURNS bigint LANGUAGE sql STABLE AS $$
   SELECT count(*) FROM {{tables.t1}} WHERE status = 'open' $$;
-ALTER TABLE ${t(1)} ALTER COLUMN name TYPE varchar(200);`,
+ALTER TABLE ${t(1)} ADD COLUMN priority smallint NOT NULL DEFAULT 0;
+ALTER TABLE ${t(1)} ALTER COLUMN priority TYPE integer;`,
   );
   return out;
 }
