@@ -184,18 +184,23 @@ export class TenantTemplate {
     if (this.#snapshot?.key === key) return this.#snapshot;
     await client.query('SAVEPOINT pg_tenancy_template');
     let snapshot: Snapshot;
+    let transient = false;
     try {
       const script = await cloneScript(client, this.schema);
       const mismatch = await this.#check(client, script);
       snapshot = mismatch === undefined ? { key, script } : { key, uncloneable: mismatch };
     } catch (err) {
-      if (!(err instanceof UncloneableSchemaError) && (err as { code?: string }).code === undefined)
-        throw err;
+      const code = (err as { code?: string }).code;
+      if (!(err instanceof UncloneableSchemaError) && code === undefined) throw err;
+      // A cancelled statement, a lock or serialization failure says nothing about the template:
+      // replay this time, and check again next time.
+      transient = code !== undefined && /^(57014|55P03|40001|40P01)$/.test(code);
       snapshot = { key, uncloneable: (err as Error).message };
     } finally {
       await client.query('ROLLBACK TO SAVEPOINT pg_tenancy_template');
       await client.query('RELEASE SAVEPOINT pg_tenancy_template');
     }
+    if (transient) return undefined;
     if (snapshot.uncloneable !== undefined) {
       this.logger.warn(
         `Tenants are created by replaying their migrations, not from the template schema "${this.schema}": it cannot be cloned exactly (${snapshot.uncloneable}). Mark the migration responsible with "-- pg-tenancy: no-template" to clone the files before it.`,
