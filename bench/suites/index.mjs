@@ -16,6 +16,7 @@ import pgbench from './pgbench.mjs';
 import pointLookups from './point-lookups.mjs';
 import preparedStatements from './prepared-statements.mjs';
 import connectionMemory from './connection-memory.mjs';
+import template from './template.mjs';
 
 export const suites = [
   pointLookups,
@@ -24,5 +25,6 @@ export const suites = [
   pgbench,
   http,
   migrations,
+  template,
   manyTenants,
 ];

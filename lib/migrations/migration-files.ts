@@ -25,11 +25,20 @@ export interface MigrationFile {
   readonly legacyChecksums?: readonly string[];
   /** `false` when the first line is `-- migrate:no-transaction`. */
   readonly transactional: boolean;
+  /**
+   * `false` when a line of the file's leading comment block is `-- pg-tenancy: no-template`:
+   * tenants are never cloned past this file from the template schema, they replay it (and every
+   * file after it). Mark files whose effect a copy cannot reproduce, e.g. seed rows computed from
+   * `now()` or a function with side effects. Default: `true`.
+   */
+  readonly cloneable?: boolean;
 }
 
 const FILE_NAME = /^(\d+)_([A-Za-z0-9_-]+)\.sql$/;
 /** First-line marker for statements that cannot run in a transaction (CREATE INDEX CONCURRENTLY). */
 const NO_TRANSACTION_MARKER = /^--\s*migrate:no-transaction\s*$/;
+/** A line of the leading comment block: never clone tenants past this file from the template. */
+const NO_TEMPLATE_MARKER = /^--\s*pg-tenancy:\s*no-template\s*$/;
 
 /**
  * Reads `NNN_description.sql` files from `dir`, ordered by number. Versions must run 1, 2, 3…
@@ -84,6 +93,7 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
         checksum: sha256(sql),
         legacyChecksums: legacyChecksums(sql),
         transactional: !NO_TRANSACTION_MARKER.test(firstLine),
+        cloneable: !leadingComments(sql).some((line) => NO_TEMPLATE_MARKER.test(line)),
       };
     }),
   );
@@ -141,6 +151,17 @@ function assertNoTransactionControl(file: MigrationFile, folder: string): void {
     const line = file.sql.slice(0, start.index).split('\n').length;
     throw new MigrationTransactionControlError(file.name, line, statement, folder);
   }
+}
+
+/** The lines of the comment block the file starts with (blank lines included), trimmed. */
+function leadingComments(sql: string): string[] {
+  const lines: string[] = [];
+  for (const raw of sql.split('\n')) {
+    const line = raw.trim();
+    if (line !== '' && !line.startsWith('--')) break;
+    lines.push(line);
+  }
+  return lines;
 }
 
 const BOM = '\uFEFF';

@@ -55,6 +55,13 @@ export interface TenancyOptions {
    * `pool.max`). Default: `4`.
    */
   migrationConcurrency?: number;
+  /**
+   * Create tenants by copying a template schema (`<registrySchema>$template`, kept at the tenant
+   * migrations by `migrateAll()` and at start-up) instead of replaying every migration file: same
+   * objects, rows and history, in a fraction of the time. Files marked
+   * `-- pg-tenancy: no-template`, and what cannot be copied exactly, are replayed. Default: `true`.
+   */
+  template?: boolean;
   /** Fail start-up when a tenant's migrations fail (the others are still migrated). Default: `true`. */
   failOnMigrationError?: boolean;
   /**
@@ -95,6 +102,7 @@ export interface ResolvedTenancyOptions {
   readonly idPattern: RegExp;
   readonly migrationConcurrency: number;
   readonly failOnMigrationError: boolean;
+  readonly template: boolean;
   readonly required: boolean;
   readonly interceptor: boolean;
   readonly negativeCacheMs: number;
@@ -139,6 +147,7 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     failOnMigrationError: optional(options.failOnMigrationError, true, (v) =>
       booleanOption(v, 'tenancy.failOnMigrationError'),
     ),
+    template: optional(options.template, true, (v) => booleanOption(v, 'tenancy.template')),
     required: optional(options.required, true, (v) => booleanOption(v, 'tenancy.required')),
     interceptor: optional(options.interceptor, true, (v) =>
       booleanOption(v, 'tenancy.interceptor'),

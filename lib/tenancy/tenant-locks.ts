@@ -44,3 +44,16 @@ export function tenantGuard(
     if (status === null || !allowed.includes(status)) throw new TenantGoneError(id, status);
   };
 }
+
+/**
+ * Tries to take tenant `schema`'s lock in shared mode for the rest of the open transaction on
+ * `client`: any number of shared holders at once, none while someone holds it exclusively.
+ * Resolves `false` at once when it is held exclusively.
+ */
+export async function tryLockTenantShared(client: pg.ClientBase, schema: string): Promise<boolean> {
+  const { rows } = await client.query<{ locked: boolean }>(
+    'SELECT pg_try_advisory_xact_lock_shared($1, hashtext($2)) AS locked',
+    [LOCK_NAMESPACE, schema],
+  );
+  return rows[0].locked;
+}

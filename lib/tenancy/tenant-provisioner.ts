@@ -7,6 +7,7 @@ import { inTransaction, openSession, type SessionTracker } from '../pool/session
 import { migrationsDigest } from './tenant-migrations-digest.js';
 import { lockTenant, tenantGuard } from './tenant-locks.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
+import type { TenantTemplate } from './tenant-template.js';
 import { statesLeadingTo, type TenantStatus } from './tenant-state.js';
 import {
   TenantAlreadyExistsError,
@@ -30,9 +31,16 @@ export interface TenantRepairResult {
   readonly action: 'finished-create' | 'removed' | 'finished-drop' | 'none';
 }
 
-/** How long a drop waits for the tenant's in-flight work before cancelling it. */
-const DROP_LOCK_WAIT_MS = 5_000;
-const DROP_ATTEMPTS = 4;
+/** Longest wait for one lock by a drop before it lets go and tries again. */
+const DROP_LOCK_TIMEOUT_MS = 100;
+/** Longest pause between two attempts of a drop. */
+const DROP_MAX_PAUSE_MS = 1_000;
+/** How long a drop lets the tenant's in-flight work finish before cancelling it. */
+const DROP_GRACE_MS = 5_000;
+/** A drop still blocked after this fails (the tenant stays `dropping`; drop or repair again). */
+const DROP_GIVE_UP_MS = 30_000;
+/** Tables dropped per transaction in a large schema. */
+const DROP_BATCH = 200;
 
 /**
  * Creating, dropping, suspending, resuming and repairing tenants: every transition of the
@@ -48,6 +56,7 @@ export class TenantProvisioner {
     private readonly files: () => Promise<readonly MigrationFile[]>,
     private readonly logger: LoggerService,
     private readonly tracker?: SessionTracker,
+    private readonly template?: TenantTemplate,
   ) {
     // Tenant migrations run in these sessions: like the migration runner's, they have no
     // statement timeout (index builds and backfills legitimately run long).
@@ -61,7 +70,8 @@ export class TenantProvisioner {
 
   /**
    * One transaction: the row (`provisioning`), the schema, every transactional migration file
-   * with its history, then `active`. Files marked no-transaction (and any after them) run after
+   * with its history (copied from the template schema when it holds them, see
+   * `TenantTemplate`), then `active`. Files marked no-transaction (and any after them) run after
    * the commit while the row stays `provisioning`.
    */
   async create(id: string, metadata: Record<string, unknown>): Promise<TenantInfo> {
@@ -99,7 +109,11 @@ export class TenantProvisioner {
             }
             throw err;
           }
-          await this.runner.applyInTransaction(client, schema, inTx);
+          await this.runner.applyInTransaction(client, schema, []);
+          const cloned = (await this.template?.cloneInto(client, schema, inTx)) ?? 0;
+          if (cloned < inTx.length) {
+            await this.runner.applyInTransaction(client, schema, inTx.slice(cloned));
+          }
           await client.query(
             `UPDATE ${table}
                 SET status = $2, migrated_version = $3, migrations_digest = $4, last_migrated_at = now()
@@ -211,12 +225,22 @@ export class TenantProvisioner {
     await this.registry.store.activate(id, files.length, migrationsDigest(files, files.length));
   }
 
-  /** Drops the schema and deletes the row, cancelling the tenant's work that outlives the wait. */
+  /**
+   * Drops the schema and deletes the row. Every attempt waits at most `DROP_LOCK_TIMEOUT_MS` for
+   * a lock, then gives up and tries again after a growing pause: a drop never sits in a lock
+   * queue, so nobody queues behind it (PostgreSQL queues a lock request behind a waiting
+   * `ACCESS EXCLUSIVE` one). A large schema is dropped a batch of tables per transaction, so a
+   * drop never holds thousands of locks (the lock table is shared by every tenant). Work on the
+   * tenant that still holds its tables after `DROP_GRACE_MS` is cancelled.
+   */
   async #dropSchema(client: pg.ClientBase, id: string, schema: string): Promise<void> {
+    const started = performance.now();
+    let cancelled = false;
     for (let attempt = 1; ; attempt++) {
       try {
+        await this.#dropBatches(client, schema);
         await inTransaction(client, async () => {
-          await client.query(`SET LOCAL lock_timeout = ${DROP_LOCK_WAIT_MS}`);
+          await client.query(`SET LOCAL lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`);
           await lockTenant(client, schema);
           await client.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`);
           await client.query(
@@ -226,26 +250,60 @@ export class TenantProvisioner {
         });
         return;
       } catch (err) {
-        if ((err as { code?: string }).code !== '55P03' || attempt >= DROP_ATTEMPTS) throw err;
-        // Running queries are cancelled; a transaction left idle while holding the tenant's
-        // tables would never end on its own, so its session is terminated.
-        const { rows } = await client.query<{ pid: number }>(
-          `SELECT a.pid,
-                  CASE WHEN a.state LIKE 'idle in transaction%'
-                       THEN pg_terminate_backend(a.pid) ELSE pg_cancel_backend(a.pid) END AS signalled
-             FROM pg_stat_activity a
-            WHERE a.pid <> pg_backend_pid()
-              AND a.pid IN (SELECT l.pid FROM pg_locks l
-                              JOIN pg_class c ON c.oid = l.relation
-                              JOIN pg_namespace n ON n.oid = c.relnamespace
-                             WHERE n.nspname = $1 AND l.granted)`,
-          [schema],
-        );
-        this.logger.warn(
-          `Dropping tenant ${id}: work on its schema outlived ${DROP_LOCK_WAIT_MS} ms; cancelled the work of ${rows.length} session(s).`,
+        const waited = performance.now() - started;
+        if ((err as { code?: string }).code !== '55P03' || waited >= DROP_GIVE_UP_MS) throw err;
+        if (waited >= DROP_GRACE_MS && !cancelled) {
+          cancelled = true;
+          await this.#cancelWorkOn(client, id, schema);
+        }
+        const pause = Math.min(DROP_MAX_PAUSE_MS, 25 * 2 ** attempt);
+        await new Promise((resolve) =>
+          setTimeout(resolve, pause / 2 + Math.random() * (pause / 2)),
         );
       }
     }
+  }
+
+  /** Drops the schema's tables `DROP_BATCH` at a time until few enough are left for one go. */
+  async #dropBatches(client: pg.ClientBase, schema: string): Promise<void> {
+    for (;;) {
+      const { rows } = await client.query<{ name: string }>(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS name
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relkind IN ('r', 'p', 'm', 'f') AND NOT c.relispartition
+          ORDER BY c.oid LIMIT $2`,
+        [schema, DROP_BATCH + 1],
+      );
+      if (rows.length <= DROP_BATCH) return;
+      await inTransaction(client, async () => {
+        await client.query(`SET LOCAL lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`);
+        await lockTenant(client, schema);
+        const batch = rows.slice(0, DROP_BATCH).map((r) => r.name);
+        await client.query(`DROP TABLE IF EXISTS ${batch.join(', ')} CASCADE`);
+      });
+    }
+  }
+
+  /**
+   * Running queries on the schema's tables are cancelled; a transaction left idle while
+   * holding them would never end on its own, so its session is terminated.
+   */
+  async #cancelWorkOn(client: pg.ClientBase, id: string, schema: string): Promise<void> {
+    const { rows } = await client.query<{ pid: number }>(
+      `SELECT a.pid,
+              CASE WHEN a.state LIKE 'idle in transaction%'
+                   THEN pg_terminate_backend(a.pid) ELSE pg_cancel_backend(a.pid) END AS signalled
+         FROM pg_stat_activity a
+        WHERE a.pid <> pg_backend_pid()
+          AND a.pid IN (SELECT l.pid FROM pg_locks l
+                          JOIN pg_class c ON c.oid = l.relation
+                          JOIN pg_namespace n ON n.oid = c.relnamespace
+                         WHERE n.nspname = $1 AND l.granted)`,
+      [schema],
+    );
+    this.logger.warn(
+      `Dropping tenant ${id}: work on its schema outlived ${DROP_GRACE_MS} ms; cancelled the work of ${rows.length} session(s).`,
+    );
   }
 
   async #info(id: string): Promise<TenantInfo> {

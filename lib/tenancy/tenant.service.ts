@@ -15,6 +15,7 @@ import {
 } from './tenant-fleet-migrator.js';
 import { TenantProvisioner, type TenantRepairResult } from './tenant-provisioner.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
+import { TenantTemplate, templateSchemaFor } from './tenant-template.js';
 
 export type {
   MigrateAllOptions,
@@ -46,6 +47,7 @@ export class TenantService {
   readonly #drain: DrainController | undefined;
   readonly #provisioner: TenantProvisioner;
   readonly #fleet: TenantFleetMigrator;
+  readonly #template: TenantTemplate | undefined;
 
   /** @internal Created by `DatabaseModule` (or the CLI). */
   constructor(
@@ -66,7 +68,26 @@ export class TenantService {
     });
     const files = (): Promise<readonly MigrationFile[]> =>
       options.migrations ? loadMigrationFiles(options.migrations) : Promise.resolve([]);
-    this.#provisioner = new TenantProvisioner(registry, runner, connection, files, logger, drain);
+    this.#template =
+      options.template && options.migrations
+        ? new TenantTemplate(
+            templateSchemaFor(options.registrySchema),
+            runner,
+            connection,
+            files,
+            logger,
+            drain,
+          )
+        : undefined;
+    this.#provisioner = new TenantProvisioner(
+      registry,
+      runner,
+      connection,
+      files,
+      logger,
+      drain,
+      this.#template,
+    );
     this.#fleet = new TenantFleetMigrator(registry, runner, files, (requested) =>
       Math.min(requested ?? options.migrationConcurrency, pool.options.max ?? 10),
     );
@@ -196,10 +217,13 @@ export class TenantService {
    * skipped and reported in `gone`, never re-created. Tenants the registry records as up to date
    * with unchanged files are skipped without touching their schema, so a no-op run over
    * thousands of tenants costs one query. One tenant's failure does not stop the others; the
-   * summary lists it and the registry keeps its error for the fleet view.
+   * summary lists it and the registry keeps its error for the fleet view. Then the template
+   * schema that `create()` copies is brought to the same files (see `tenancy.template`).
    */
-  migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
-    return this.#fleet.migrateAll(options);
+  async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
+    const summary = await this.#fleet.migrateAll(options);
+    await this.#template?.update();
+    return summary;
   }
 
   /** The fleet view: per tenant, its status, version, pending count, edited files and last failure. One query. */

@@ -122,6 +122,25 @@ describe('migration files', () => {
     expect(file).toMatchObject({ transactional, sql: sql.replace(/\r\n/g, '\n') });
   });
 
+  it.each([
+    ['the marker alone', '-- pg-tenancy: no-template\nSELECT 1;', false],
+    ['no spaces', '--pg-tenancy:no-template\nSELECT 1;', false],
+    ['in the leading comment block', '-- seeds\n\n-- pg-tenancy: no-template\nSELECT 1;', false],
+    [
+      'beside the no-transaction marker',
+      '-- migrate:no-transaction\n-- pg-tenancy: no-template\nSELECT 1;',
+      false,
+    ],
+    ['Windows line endings', '-- pg-tenancy: no-template\r\nSELECT 1;\r\n', false],
+    ['no marker', 'SELECT 1;', true],
+    ['after the first statement', 'SELECT 1;\n-- pg-tenancy: no-template\n', true],
+    ['a longer word', '-- pg-tenancy: no-templates\nSELECT 1;', true],
+  ])('reads the no-template marker: %s', async (_label, sql, cloneable) => {
+    const dir = await folder({ '001_a.sql': sql });
+    const [file] = await loadMigrationFiles(dir);
+    expect(file.cloneable).toBe(cloneable);
+  });
+
   describe('transaction control in a transactional file', () => {
     const refused: [string, string, number, string][] = [
       ['COMMIT part-way', 'CREATE TABLE a (id int);\nCOMMIT;\nSELECT 1/0;', 2, 'COMMIT'],
