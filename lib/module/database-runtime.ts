@@ -9,6 +9,8 @@ import { createMetrics, SchemaLabels } from '../observability/metrics.js';
 import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../pool/create-pool.js';
 import { toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
+import { resolveReplicaOptions } from '../pool/replica-options.js';
+import { ReplicaSet } from '../pool/replica-set.js';
 import type { TenantContext } from '../tenancy/tenant-context.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
@@ -16,6 +18,8 @@ import type { DatabaseModuleOptions } from './database-options.interface.js';
 export interface DatabaseRuntime extends QueryEnvironment {
   readonly pool: pg.Pool;
   readonly drain: DrainController;
+  /** The streaming replicas, when `replicas.connections` names any. */
+  readonly replicas?: ReplicaSet;
   readonly observer: QueryObserver;
   readonly monitor: DatabaseMonitor;
   /** Filled in by the tenant registry, read by the monitor and the metrics. */
@@ -79,14 +83,24 @@ export async function createDatabaseRuntime(
     throw new InvalidOptionsError('onQuery must be a function or an array of functions.');
   }
   const pool = createPool(options);
+  let replicas: ReplicaSet | undefined;
   try {
     const namedSchemas = new Set<string>();
     const tenantSync: TenantSyncSource = {};
+    const replicaOptions = options.replicas && resolveReplicaOptions(options.replicas);
+    const withReplicas = replicaOptions !== undefined && replicaOptions.connections.length > 0;
+    // Every admitted request or job is a read-your-writes context of the replica set.
+    const drain = new DrainController(
+      connection,
+      withReplicas ? (fn) => replicas!.scope(fn) : undefined,
+    );
+    if (withReplicas) replicas = new ReplicaSet(pool, options, replicaOptions, drain);
     const metrics = await createMetrics(
       options.metrics,
       pool,
       new SchemaLabels(namedSchemas, structure.tenantSchemaPrefix),
       tenantSync,
+      replicas,
     );
     const observer = new QueryObserver({
       listeners,
@@ -97,14 +111,14 @@ export async function createDatabaseRuntime(
       logger: new Logger('Database'),
       context,
     });
-    const drain = new DrainController(connection);
     const needsSink = listeners.length > 0 || slowQueryMs > 0 || metrics.length > 0;
     return {
       pool,
       drain,
+      ...(replicas ? { replicas } : {}),
       observer,
       ...(needsSink ? { sink: observer } : {}),
-      monitor: new DatabaseMonitor(pool, observer, drain, tenantSync),
+      monitor: new DatabaseMonitor(pool, observer, drain, tenantSync, replicas),
       tenantSync,
       templates: new TemplateCache(),
       connection,
@@ -113,6 +127,7 @@ export async function createDatabaseRuntime(
       namedSchemas,
     };
   } catch (err) {
+    await replicas?.close();
     await pool.end().catch(() => undefined);
     throw err;
   }

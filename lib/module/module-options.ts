@@ -1,6 +1,7 @@
 import { booleanOption, describeValue, integerOption } from '../core/option-values.js';
 import { InvalidOptionsError } from '../errors.js';
 import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
+import { resolveReplicaOptions } from '../pool/replica-options.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
 // Options that shape the module graph: read by forRoot/forRootAsync themselves, never by a factory.
@@ -74,6 +75,13 @@ export function resolveModuleOptions(options: DatabaseModuleOptions): DatabaseMo
     throw new InvalidOptionsError(
       `missingMigrations must be 'warn' or 'fail', received ${describeValue(options.missingMigrations)}.`,
     );
+  }
+  if (options.replicas !== undefined) {
+    const replicas = resolveReplicaOptions(options.replicas);
+    replicas.connections.forEach((connection, i) =>
+      toPgPoolConfig({ connection, pool: { applicationName: `replicas.connections[${i}]` } }),
+    );
+    out.replicas = replicas as typeof options.replicas;
   }
   // Parses the connection URLs now, so a malformed one fails start-up with a typed error.
   toPgPoolConfig(out);

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { DrainController } from '../lifecycle/drain-controller.js';
+import type { ReplicaStatus } from '../pool/replica-health.js';
 import { poolStats, type PoolStats } from './metrics.js';
 import type { QueryObserver, SlowQuery } from './query-observer.js';
 
@@ -38,6 +39,11 @@ export interface TenantSyncSource {
   current?: () => TenantSyncStatus;
 }
 
+/** @internal Where the monitor and the metrics read the replicas' health from. */
+export interface ReplicaStatusSource {
+  statuses(): ReplicaStatus[];
+}
+
 /**
  * Pool figures, slow queries and a ping, for dashboards, health checks and debugging. Inject it
  * anywhere the module is visible.
@@ -47,6 +53,7 @@ export class DatabaseMonitor {
   readonly #observer: QueryObserver;
   readonly #drain: DrainController;
   readonly #tenantSync: TenantSyncSource;
+  readonly #replicas: ReplicaStatusSource | undefined;
   #highSince: number | undefined;
 
   /** @internal Created by `DatabaseModule`. */
@@ -55,11 +62,21 @@ export class DatabaseMonitor {
     observer: QueryObserver,
     drain: DrainController,
     tenantSync: TenantSyncSource = {},
+    replicas?: ReplicaStatusSource,
   ) {
     this.#pool = pool;
     this.#observer = observer;
     this.#drain = drain;
     this.#tenantSync = tenantSync;
+    this.#replicas = replicas;
+  }
+
+  /**
+   * Each streaming replica's state (`up`, `lagging`, `down`, `not-replica`, `unknown`), lag and
+   * read count, as of its last health check; `undefined` without `replicas`.
+   */
+  getReplicas(): ReplicaStatus[] | undefined {
+    return this.#replicas?.statuses();
   }
 
   /** How current the tenant registry's view is; `undefined` without `tenancy`. */
