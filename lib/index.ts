@@ -24,6 +24,15 @@ export {
   type ResolvedPoolOptions,
 } from './pool/pool-options.js';
 
+// Read replicas: options, each replica's health, and their errors.
+export {
+  REPLICA_DEFAULTS,
+  type ReadYourWritesMode,
+  type ReplicaOptions,
+} from './pool/replica-options.js';
+export type { ReplicaState, ReplicaStatus } from './pool/replica-health.js';
+export { NoHealthyReplicaError, ReplicaWriteError } from './pool/replica.errors.js';
+
 // Errors: the base class and the manager's, pool's, transactions' and shutdown's errors.
 export {
   ConcurrentSavepointError,

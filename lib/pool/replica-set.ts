@@ -111,7 +111,8 @@ export class ReplicaSet implements ReplicaRouter {
     const mark = this.#marks.getStore();
     let minLsn: bigint | undefined;
     if (mark?.wrote) {
-      if (this.options.readYourWrites === 'primary') return this.#onPrimary(text, params, arrayRows);
+      if (this.options.readYourWrites === 'primary')
+        return this.#onPrimary(text, params, arrayRows);
       mark.target ??= this.#insertLsn();
       minLsn = await mark.target;
       if (minLsn === undefined) return this.#onPrimary(text, params, arrayRows);
@@ -125,7 +126,8 @@ export class ReplicaSet implements ReplicaRouter {
         return result;
       } catch (err) {
         const code = (err as { code?: unknown }).code;
-        if (code === READ_ONLY_TRANSACTION) throw new ReplicaWriteError(member.name, { cause: err });
+        if (code === READ_ONLY_TRANSACTION)
+          throw new ReplicaWriteError(member.name, { cause: err });
         if (code === RECOVERY_CONFLICT) continue;
         if (!unreachable(err)) throw err;
         member.markDown(err);
