@@ -14,5 +14,6 @@ import manyTenants from './many-tenants.mjs';
 import migrations from './migrations.mjs';
 import pgbench from './pgbench.mjs';
 import pointLookups from './point-lookups.mjs';
+import readReplicas from './read-replicas.mjs';
 
-export const suites = [pointLookups, pgbench, http, migrations, manyTenants];
+export const suites = [pointLookups, pgbench, http, migrations, manyTenants, readReplicas];

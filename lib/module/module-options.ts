@@ -78,9 +78,13 @@ export function resolveModuleOptions(options: DatabaseModuleOptions): DatabaseMo
   }
   if (options.replicas !== undefined) {
     const replicas = resolveReplicaOptions(options.replicas);
-    replicas.connections.forEach((connection, i) =>
-      toPgPoolConfig({ connection, pool: { applicationName: `replicas.connections[${i}]` } }),
-    );
+    replicas.connections.forEach((connection, i) => {
+      try {
+        toPgPoolConfig({ connection });
+      } catch (err) {
+        throw new InvalidOptionsError(`replicas.connections[${i}]: ${(err as Error).message}`);
+      }
+    });
     out.replicas = replicas as typeof options.replicas;
   }
   // Parses the connection URLs now, so a malformed one fails start-up with a typed error.

@@ -1,4 +1,11 @@
-import type { INestApplicationContext } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Injectable,
+  Post,
+  type INestApplication,
+  type INestApplicationContext,
+} from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import pg from 'pg';
 import {
@@ -6,6 +13,7 @@ import {
   DatabaseMonitor,
   DrainController,
   getSchemaDbToken,
+  InjectSchemaDb,
   ReplicaWriteError,
   SchemaDb,
   type ReplicaStatus,
@@ -206,6 +214,70 @@ describe("read replicas, readYourWrites: 'lsn'", () => {
           await db.replica().fetchValue("SELECT count(*) FROM {{tables.items}} WHERE v = 'lsn'"),
         ).toBe('1');
       });
+    } finally {
+      await replica.query('SELECT pg_wal_replay_resume()').catch(() => undefined);
+      await replica.end();
+    }
+  });
+});
+
+@Injectable()
+class ItemsService {
+  constructor(@InjectSchemaDb('app') readonly db: SchemaDb) {}
+}
+
+@Controller('items')
+class ItemsController {
+  constructor(private readonly items: ItemsService) {}
+  @Post()
+  async create() {
+    const { db } = this.items;
+    const { id } = (await db.fetchOne<{ id: number }>(
+      "INSERT INTO {{tables.items}} (v) VALUES ('http') RETURNING id",
+    ))!;
+    const seen = await db
+      .replica()
+      .fetchValue('SELECT v FROM {{tables.items}} WHERE id = $1', [id]);
+    return { seen, replica: await onReplica(db.replica()) };
+  }
+  @Get('where')
+  async where() {
+    return { replica: await onReplica(this.items.db.replica()) };
+  }
+}
+
+describe('read replicas over HTTP: each request is a read-your-writes context', () => {
+  let app: INestApplication;
+  let url: string;
+
+  beforeAll(async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        DatabaseModule.forRoot({
+          connection: pair.primary.url,
+          schemas: { app: {} },
+          replicas: { connections: [pair.replica.url], checkIntervalMs: 50 },
+        }),
+      ],
+      controllers: [ItemsController],
+      providers: [ItemsService],
+    }).compile();
+    app = moduleRef.createNestApplication({ logger: false });
+    await app.listen(0, '127.0.0.1');
+    url = await app.getUrl();
+  });
+  afterAll(async () => {
+    await app?.close();
+  });
+
+  it('reads the write of its own request, and other requests still read the replica', async () => {
+    const replica = adminPool(pair.replica.url, 1);
+    try {
+      await replica.query('SELECT pg_wal_replay_pause()');
+      const created = await (await fetch(`${url}/items`, { method: 'POST' })).json();
+      expect(created).toEqual({ seen: 'http', replica: false });
+      const other = await (await fetch(`${url}/items/where`)).json();
+      expect(other).toEqual({ replica: true });
     } finally {
       await replica.query('SELECT pg_wal_replay_resume()').catch(() => undefined);
       await replica.end();
