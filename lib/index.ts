@@ -28,6 +28,7 @@ export {
 export {
   REPLICA_DEFAULTS,
   type ReadYourWritesMode,
+  type ReplicaDefaults,
   type ReplicaOptions,
 } from './pool/replica-options.js';
 export type { ReplicaState, ReplicaStatus } from './pool/replica-health.js';

@@ -85,7 +85,7 @@ export function resolveModuleOptions(options: DatabaseModuleOptions): DatabaseMo
         throw new InvalidOptionsError(`replicas.connections[${i}]: ${(err as Error).message}`);
       }
     });
-    out.replicas = replicas as typeof options.replicas;
+    out.replicas = replicas;
   }
   // Parses the connection URLs now, so a malformed one fails start-up with a typed error.
   toPgPoolConfig(out);

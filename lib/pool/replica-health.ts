@@ -17,6 +17,7 @@ export type ReplicaState = 'up' | 'lagging' | 'down' | 'not-replica' | 'unknown'
 export interface ReplicaStatus {
   /** `user@host:port/database` (never the password). */
   readonly name: string;
+  /** Whether it serves reads (`up`) and if not, why. */
   readonly state: ReplicaState;
   /**
    * How long ago the primary had first written WAL the replica has not replayed yet (0 when it
@@ -132,7 +133,7 @@ export class ReplicaHealthChecker {
     const primaryLsn = await this.primary
       .query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')
       .then(
-        (r) => parseLsn(r.rows[0]!.lsn),
+        (r) => parseLsn(r.rows[0].lsn),
         () => undefined,
       );
     if (primaryLsn !== undefined) this.#remember({ at: now, lsn: primaryLsn });
@@ -154,7 +155,7 @@ export class ReplicaHealthChecker {
       const { rows } = await member.pool.query<{ recovery: boolean; replay: string | null }>(
         'SELECT pg_is_in_recovery() AS recovery, pg_last_wal_replay_lsn()::text AS replay',
       );
-      const row = rows[0]!;
+      const row = rows[0];
       member.checkedAt = Date.now();
       member.error = undefined;
       if (!row.recovery || row.replay === null) {

@@ -63,12 +63,15 @@ export interface ResolvedReplicaOptions {
   readonly fallbackToPrimary: boolean;
 }
 
+/** The replica options that have a fixed default. */
+export type ReplicaDefaults = Readonly<Required<Omit<ReplicaOptions, 'connections' | 'max'>>>;
+
 /** The defaults, in one place. */
-export const REPLICA_DEFAULTS = Object.freeze({
+export const REPLICA_DEFAULTS: ReplicaDefaults = Object.freeze({
   maxLagMs: 5_000,
   checkIntervalMs: 1_000,
   acquireTimeoutMs: 1_000,
-  readYourWrites: 'primary' as ReadYourWritesMode,
+  readYourWrites: 'primary',
   fallbackToPrimary: true,
 });
 
@@ -96,10 +99,10 @@ export function resolveReplicaOptions(options: ReplicaOptions): ResolvedReplicaO
       );
     }
   }
-  const { connections } = options;
+  const connections: unknown = options.connections;
   if (
     !Array.isArray(connections) ||
-    connections.some((c) => typeof c !== 'string' && (c === null || typeof c !== 'object'))
+    connections.some((c: unknown) => typeof c !== 'string' && (c === null || typeof c !== 'object'))
   ) {
     throw new InvalidOptionsError(
       'replicas.connections must be an array of postgres:// URLs or pg.PoolConfig objects.',
@@ -112,7 +115,7 @@ export function resolveReplicaOptions(options: ReplicaOptions): ResolvedReplicaO
     );
   }
   return Object.freeze({
-    connections: Object.freeze([...connections]),
+    connections: Object.freeze([...(connections as Array<string | pg.PoolConfig>)]),
     maxLagMs: integerOption(options.maxLagMs ?? REPLICA_DEFAULTS.maxLagMs, 'replicas.maxLagMs'),
     checkIntervalMs: integerOption(
       options.checkIntervalMs ?? REPLICA_DEFAULTS.checkIntervalMs,

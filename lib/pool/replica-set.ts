@@ -42,7 +42,6 @@ export class ReplicaSet implements ReplicaRouter {
   readonly #checker: ReplicaHealthChecker;
   readonly #marks = new AsyncLocalStorage<WriteMark>();
   #next = 0;
-  #primaryReads = 0;
   #closed: Promise<void> | undefined;
 
   constructor(
@@ -98,11 +97,6 @@ export class ReplicaSet implements ReplicaRouter {
     return this.#members.map((m) => m.status());
   }
 
-  /** Reads that went to the primary instead (read-your-writes, or no healthy replica). */
-  get primaryReads(): number {
-    return this.#primaryReads;
-  }
-
   async read<R extends pg.QueryResultRow>(
     text: string,
     params: QueryParams | undefined,
@@ -146,7 +140,6 @@ export class ReplicaSet implements ReplicaRouter {
     params: QueryParams | undefined,
     arrayRows: boolean | undefined,
   ): Promise<pg.QueryResult<R>> {
-    this.#primaryReads++;
     return this.#primary.query<R>(text, params, arrayRows);
   }
 
@@ -154,7 +147,7 @@ export class ReplicaSet implements ReplicaRouter {
   #pick(minLsn: bigint | undefined): ReplicaMember | undefined {
     const count = this.#members.length;
     for (let i = 0; i < count; i++) {
-      const member = this.#members[(this.#next + i) % count]!;
+      const member = this.#members[(this.#next + i) % count];
       if (member.state !== 'up') continue;
       if (minLsn !== undefined && (member.replay === null || member.replay < minLsn)) continue;
       this.#next = (this.#next + i + 1) % count;
@@ -169,7 +162,7 @@ export class ReplicaSet implements ReplicaRouter {
       const { rows } = await this.#primary.query<{ lsn: string }>(
         'SELECT pg_current_wal_insert_lsn()::text AS lsn',
       );
-      return parseLsn(rows[0]!.lsn);
+      return parseLsn(rows[0].lsn);
     } catch {
       return undefined; // the read then goes to the primary, which says what is wrong
     }

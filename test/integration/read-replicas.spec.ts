@@ -67,13 +67,26 @@ async function until(monitor: DatabaseMonitor, state: ReplicaStatus['state'], ms
   const deadline = Date.now() + ms;
   for (;;) {
     const [replica] = monitor.getReplicas()!;
-    if (replica!.state === state) return replica!;
+    if (replica.state === state) return replica;
     if (Date.now() > deadline) {
       throw new Error(
-        `replica still ${replica!.state} (wanted ${state}): ${JSON.stringify(replica)}`,
+        `replica still ${replica.state} (wanted ${state}): ${JSON.stringify(replica)}`,
       );
     }
     await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** Runs `fn` with the replica's WAL replay paused; `resume()` resumes it early. */
+async function withReplayPaused<T>(fn: (resume: () => Promise<unknown>) => Promise<T>): Promise<T> {
+  const replica = adminPool(pair.replica.url, 1);
+  const resume = () => replica.query('SELECT pg_wal_replay_resume()');
+  try {
+    await replica.query('SELECT pg_wal_replay_pause()');
+    return await fn(resume);
+  } finally {
+    await resume().catch(() => undefined);
+    await replica.end();
   }
 }
 
@@ -115,9 +128,7 @@ describe('read replicas', () => {
   });
 
   it('reads its own writes within a job while replay is paused, and the lag bound excludes the replica', async () => {
-    const replica = adminPool(pair.replica.url, 1);
-    try {
-      await replica.query('SELECT pg_wal_replay_pause()');
+    await withReplayPaused(async (resume) => {
       const seen = await drain.admit(async () => {
         const { id } = (await db.fetchOne<{ id: number }>(
           "INSERT INTO {{tables.items}} (v) VALUES ('paused') RETURNING id",
@@ -134,16 +145,13 @@ describe('read replicas', () => {
       const lagging = await until(monitor, 'lagging');
       expect(lagging.lagMs).toBeGreaterThan(300);
       expect(await onReplica(db.replica())).toBe(false);
-      await replica.query('SELECT pg_wal_replay_resume()');
+      await resume();
       await until(monitor, 'up');
       expect(await onReplica(db.replica())).toBe(true);
       expect(
         await db.replica().fetchValue("SELECT count(*) FROM {{tables.items}} WHERE v = 'paused'"),
       ).toBe('1');
-    } finally {
-      await replica.query('SELECT pg_wal_replay_resume()').catch(() => undefined);
-      await replica.end();
-    }
+    });
   });
 
   it('serves every read while the replica stops, and sends reads back when it rejoins', async () => {
@@ -194,16 +202,14 @@ describe("read replicas, readYourWrites: 'lsn'", () => {
   });
 
   it('after a write, reads a replica that has replayed it, and the primary while none has', async () => {
-    const replica = adminPool(pair.replica.url, 1);
-    try {
-      await replica.query('SELECT pg_wal_replay_pause()');
+    await withReplayPaused(async (resume) => {
       await drain.admit(async () => {
         await db.execute("INSERT INTO {{tables.items}} (v) VALUES ('lsn')");
         expect(await onReplica(db.replica())).toBe(false);
         expect(
           await db.replica().fetchValue("SELECT count(*) FROM {{tables.items}} WHERE v = 'lsn'"),
         ).toBe('1');
-        await replica.query('SELECT pg_wal_replay_resume()');
+        await resume();
         // Once a health check has seen the replica replay past the write, reads go back to it.
         const deadline = Date.now() + 20_000;
         while (!(await onReplica(db.replica())) && Date.now() < deadline) {
@@ -214,10 +220,7 @@ describe("read replicas, readYourWrites: 'lsn'", () => {
           await db.replica().fetchValue("SELECT count(*) FROM {{tables.items}} WHERE v = 'lsn'"),
         ).toBe('1');
       });
-    } finally {
-      await replica.query('SELECT pg_wal_replay_resume()').catch(() => undefined);
-      await replica.end();
-    }
+    });
   });
 });
 
@@ -271,16 +274,11 @@ describe('read replicas over HTTP: each request is a read-your-writes context', 
   });
 
   it('reads the write of its own request, and other requests still read the replica', async () => {
-    const replica = adminPool(pair.replica.url, 1);
-    try {
-      await replica.query('SELECT pg_wal_replay_pause()');
+    await withReplayPaused(async () => {
       const created = await (await fetch(`${url}/items`, { method: 'POST' })).json();
       expect(created).toEqual({ seen: 'http', replica: false });
       const other = await (await fetch(`${url}/items/where`)).json();
       expect(other).toEqual({ replica: true });
-    } finally {
-      await replica.query('SELECT pg_wal_replay_resume()').catch(() => undefined);
-      await replica.end();
-    }
+    });
   });
 });
