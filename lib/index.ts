@@ -31,6 +31,15 @@ export {
   type ResolvedPreparedStatementOptions,
   type StatementCacheStats,
 } from './pool/statement-cache.js';
+// Read replicas: options, each replica's health, and their errors.
+export {
+  REPLICA_DEFAULTS,
+  type ReadYourWritesMode,
+  type ReplicaDefaults,
+  type ReplicaOptions,
+} from './pool/replica-options.js';
+export type { ReplicaState, ReplicaStatus } from './pool/replica-health.js';
+export { NoHealthyReplicaError, ReplicaWriteError } from './pool/replica.errors.js';
 
 // Errors: the base class and the manager's, pool's, transactions' and shutdown's errors.
 export {

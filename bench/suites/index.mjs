@@ -17,6 +17,7 @@ import pointLookups from './point-lookups.mjs';
 import preparedStatements from './prepared-statements.mjs';
 import connectionMemory from './connection-memory.mjs';
 import template from './template.mjs';
+import readReplicas from './read-replicas.mjs';
 
 export const suites = [
   pointLookups,
@@ -27,4 +28,5 @@ export const suites = [
   migrations,
   template,
   manyTenants,
+  readReplicas,
 ];

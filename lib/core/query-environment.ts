@@ -18,4 +18,20 @@ export interface QueryEnvironment {
   readonly templates?: TemplateCache;
   /** Managed prepared statements; absent: every query is sent unnamed. */
   readonly statements?: StatementCache;
+  /** Where `db.replica()` reads go; absent when no replicas are configured. */
+  readonly replicas?: ReplicaRouter;
+}
+
+/**
+ * Read routing to streaming replicas (implemented by the module's replica set). Internal.
+ */
+export interface ReplicaRouter {
+  /** Runs a read outside any transaction on a healthy replica, or on the primary. */
+  read<R extends pg.QueryResultRow>(
+    text: string,
+    params: readonly unknown[] | undefined,
+    arrayRows: boolean | undefined,
+  ): Promise<pg.QueryResult<R>>;
+  /** Records that the current request or job sent a statement to the primary. */
+  notePrimary(): void;
 }

@@ -27,6 +27,7 @@ import {
   type AmbientTransaction,
 } from './ambient-transaction.js';
 import type { QueryEnvironment } from './query-environment.js';
+import { ReplicaQueryRunner } from './replica-query-runner.js';
 import { SqlTemplate, TemplateCache } from './sql-template.js';
 
 /** Options of {@link SchemaDb.create}. */
@@ -124,6 +125,7 @@ export class SchemaDb {
   readonly #runner: QueryRunner;
   readonly #template: SqlTemplate;
   readonly #savepoints: { next: number };
+  #replica: SchemaDb | undefined;
 
   /** @internal Use the module's providers, {@link SchemaDb.create} or `withSchema()`. */
   constructor(runner: QueryRunner, template: SqlTemplate, savepoints = { next: 1 }) {
@@ -188,6 +190,30 @@ export class SchemaDb {
     );
   }
 
+  /**
+   * This manager's reads, sent to a streaming replica: outside a transaction, each query goes to
+   * a healthy replica (see the `replicas` option); inside one, it joins the transaction on the
+   * primary, like any manager. After the current request or job has sent anything to the
+   * primary, its replica reads see it (`replicas.readYourWrites`). Without replicas configured,
+   * and on a transaction's own manager, it returns this manager.
+   *
+   * Only for reads: a write sent here fails with `ReplicaWriteError`.
+   *
+   * @example
+   * const recent = await db.replica().fetchAll('SELECT * FROM {{tables.events}} ORDER BY at DESC LIMIT 50');
+   */
+  replica(): SchemaDb {
+    const { replicas } = this.#runner.env;
+    if (!replicas || this.#runner.client !== null || this.#runner instanceof ReplicaQueryRunner) {
+      return this;
+    }
+    return (this.#replica ??= new SchemaDb(
+      new ReplicaQueryRunner(this.#runner.env, replicas),
+      this.#template,
+      this.#savepoints,
+    ));
+  }
+
   /** The quoted, schema-qualified name of `table`, e.g. `"orders"."orders"`. */
   table(name: string): string {
     return this.#template.table(name);
@@ -218,6 +244,9 @@ export class SchemaDb {
       return Promise.reject(err);
     }
     const runner = this.#active();
+    // The one routing point: a replica manager's runner picks the pool; anything else is the
+    // primary's, and tells read-your-writes so.
+    if (!(runner instanceof ReplicaQueryRunner)) runner.env.replicas?.notePrimary();
     const sink = runner.env.sink;
     if (!sink) return runner.query<T>(text, params, arrayRows);
     return this.#observed<T>(runner, sink, text, params, arrayRows);

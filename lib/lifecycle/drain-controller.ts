@@ -54,9 +54,15 @@ export class DrainController {
   #releasedWhileDraining = 0;
   #idleWaiters: Array<() => void> = [];
 
-  /** @param connection settings (with the password) for the connections that send cancel requests. */
-  constructor(connection: pg.ClientConfig) {
+  readonly #scope: (<T>(fn: () => T) => T) | undefined;
+
+  /**
+   * @param connection settings (with the password) for the connections that send cancel requests.
+   * @param scope wraps each admitted unit of work (the replicas' read-your-writes context).
+   */
+  constructor(connection: pg.ClientConfig, scope?: <T>(fn: () => T) => T) {
     this.#connection = connection;
+    this.#scope = scope;
   }
 
   /** `true` once shutdown has begun. */
@@ -94,7 +100,8 @@ export class DrainController {
 
   /** Runs `fn` as admitted work: its connection checkouts are allowed while draining. */
   runAdmitted<T>(fn: () => T): T {
-    return this.#admitted.run(true, fn);
+    const scope = this.#scope;
+    return this.#admitted.run(true, scope ? () => scope(fn) : fn);
   }
 
   /** Admits a job for its whole duration (enter, run, leave). @throws DatabaseShuttingDownError */

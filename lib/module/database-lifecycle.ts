@@ -44,6 +44,8 @@ export class DatabaseLifecycle
   ) {}
 
   async onModuleInit(): Promise<void> {
+    // One check of every replica before the app serves, so the first reads know where to go.
+    await this.runtime.replicas?.start();
     await this.migrations.run();
     if (!this.tenancy) return;
     const { registry, service, options } = this.tenancy;
@@ -117,6 +119,7 @@ export class DatabaseLifecycle
     this.#closing ??= (async () => {
       await this.beforeApplicationShutdown();
       await this.tenancy?.registry.close();
+      await this.runtime.replicas?.close();
       // pool.end() waits for every client to come back; one the drain could not reclaim must not
       // keep shutdown waiting for ever.
       let timer: NodeJS.Timeout | undefined;

@@ -4,6 +4,7 @@ import type {
 } from '../observability/observability-options.js';
 import type { ConnectionSettings } from '../pool/pool-options.js';
 import type { PreparedStatementOptions } from '../pool/statement-cache.js';
+import type { ReplicaOptions } from '../pool/replica-options.js';
 import type { TenancyOptions } from '../tenancy/tenancy-options.js';
 
 /** Options of one named schema. */
@@ -34,6 +35,13 @@ export interface DatabaseModuleOptions extends ConnectionSettings, Observability
    * @example preparedStatements: { maxPerConnection: 200 }
    */
   preparedStatements?: boolean | 'auto' | PreparedStatementOptions;
+  /**
+   * Streaming read replicas for `db.replica()` reads. Writes, transactions, the tenant registry
+   * and migrations always use `connection`. Default: none (`db.replica()` reads the primary).
+   *
+   * @example replicas: { connections: [process.env.REPLICA_URL!], maxLagMs: 2_000 }
+   */
+  replicas?: ReplicaOptions;
   /**
    * Apply pending migrations of every schema with a `migrations` folder during `onModuleInit`,
    * before the app serves; a failure stops start-up. Set `false` when a deploy step runs

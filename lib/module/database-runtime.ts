@@ -10,6 +10,8 @@ import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../pool/create-pool.js';
 import { toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
 import { resolvePreparedStatementOptions, StatementCache } from '../pool/statement-cache.js';
+import { resolveReplicaOptions } from '../pool/replica-options.js';
+import { ReplicaSet } from '../pool/replica-set.js';
 import type { TenantContext } from '../tenancy/tenant-context.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
@@ -17,6 +19,8 @@ import type { DatabaseModuleOptions } from './database-options.interface.js';
 export interface DatabaseRuntime extends QueryEnvironment {
   readonly pool: pg.Pool;
   readonly drain: DrainController;
+  /** The streaming replicas, when `replicas.connections` names any. */
+  readonly replicas?: ReplicaSet;
   readonly observer: QueryObserver;
   readonly monitor: DatabaseMonitor;
   /** Filled in by the tenant registry, read by the monitor and the metrics. */
@@ -80,17 +84,27 @@ export async function createDatabaseRuntime(
     throw new InvalidOptionsError('onQuery must be a function or an array of functions.');
   }
   const pool = createPool(options);
+  let replicas: ReplicaSet | undefined;
   try {
     const namedSchemas = new Set<string>();
     const tenantSync: TenantSyncSource = {};
     const prepared = resolvePreparedStatementOptions(options.preparedStatements);
     const statements = prepared.enabled === false ? undefined : new StatementCache(prepared, pool);
+    const replicaOptions = options.replicas && resolveReplicaOptions(options.replicas);
+    const withReplicas = replicaOptions !== undefined && replicaOptions.connections.length > 0;
+    // Every admitted request or job is a read-your-writes context of the replica set.
+    const drain = new DrainController(
+      connection,
+      withReplicas ? (fn) => replicas!.scope(fn) : undefined,
+    );
+    if (withReplicas) replicas = new ReplicaSet(pool, options, replicaOptions, drain);
     const metrics = await createMetrics(
       options.metrics,
       pool,
       new SchemaLabels(namedSchemas, structure.tenantSchemaPrefix),
       tenantSync,
       statements,
+      replicas,
     );
     const observer = new QueryObserver({
       listeners,
@@ -101,14 +115,14 @@ export async function createDatabaseRuntime(
       logger: new Logger('Database'),
       context,
     });
-    const drain = new DrainController(connection);
     const needsSink = listeners.length > 0 || slowQueryMs > 0 || metrics.length > 0;
     return {
       pool,
       drain,
+      ...(replicas ? { replicas } : {}),
       observer,
       ...(needsSink ? { sink: observer } : {}),
-      monitor: new DatabaseMonitor(pool, observer, drain, tenantSync, statements),
+      monitor: new DatabaseMonitor(pool, observer, drain, tenantSync, statements, replicas),
       tenantSync,
       templates: new TemplateCache(),
       ...(statements ? { statements } : {}),
@@ -118,6 +132,7 @@ export async function createDatabaseRuntime(
       namedSchemas,
     };
   } catch (err) {
+    await replicas?.close();
     await pool.end().catch(() => undefined);
     throw err;
   }

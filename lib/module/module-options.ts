@@ -2,6 +2,7 @@ import { booleanOption, describeValue, integerOption } from '../core/option-valu
 import { InvalidOptionsError } from '../errors.js';
 import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
 import { resolvePreparedStatementOptions } from '../pool/statement-cache.js';
+import { resolveReplicaOptions } from '../pool/replica-options.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
 // Options that shape the module graph: read by forRoot/forRootAsync themselves, never by a factory.
@@ -78,6 +79,17 @@ export function resolveModuleOptions(options: DatabaseModuleOptions): DatabaseMo
     throw new InvalidOptionsError(
       `missingMigrations must be 'warn' or 'fail', received ${describeValue(options.missingMigrations)}.`,
     );
+  }
+  if (options.replicas !== undefined) {
+    const replicas = resolveReplicaOptions(options.replicas);
+    replicas.connections.forEach((connection, i) => {
+      try {
+        toPgPoolConfig({ connection });
+      } catch (err) {
+        throw new InvalidOptionsError(`replicas.connections[${i}]: ${(err as Error).message}`);
+      }
+    });
+    out.replicas = replicas;
   }
   // Parses the connection URLs now, so a malformed one fails start-up with a typed error.
   toPgPoolConfig(out);

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { DrainController } from '../lifecycle/drain-controller.js';
 import type { StatementCache, StatementCacheStats } from '../pool/statement-cache.js';
+import type { ReplicaStatus } from '../pool/replica-health.js';
 import { poolStats, type PoolStats } from './metrics.js';
 import type { QueryObserver, SlowQuery } from './query-observer.js';
 
@@ -39,6 +40,11 @@ export interface TenantSyncSource {
   current?: () => TenantSyncStatus;
 }
 
+/** @internal Where the monitor and the metrics read the replicas' health from. */
+export interface ReplicaStatusSource {
+  statuses(): ReplicaStatus[];
+}
+
 /**
  * Pool figures, slow queries and a ping, for dashboards, health checks and debugging. Inject it
  * anywhere the module is visible.
@@ -49,6 +55,7 @@ export class DatabaseMonitor {
   readonly #drain: DrainController;
   readonly #tenantSync: TenantSyncSource;
   readonly #statements: StatementCache | undefined;
+  readonly #replicas: ReplicaStatusSource | undefined;
   #highSince: number | undefined;
 
   /** @internal Created by `DatabaseModule`. */
@@ -58,12 +65,14 @@ export class DatabaseMonitor {
     drain: DrainController,
     tenantSync: TenantSyncSource = {},
     statements?: StatementCache,
+    replicas?: ReplicaStatusSource,
   ) {
     this.#pool = pool;
     this.#observer = observer;
     this.#drain = drain;
     this.#tenantSync = tenantSync;
     this.#statements = statements;
+    this.#replicas = replicas;
   }
 
   /**
@@ -72,6 +81,15 @@ export class DatabaseMonitor {
    */
   getStatementStats(): StatementCacheStats | undefined {
     return this.#statements?.stats();
+
+  }
+
+  /**
+   * Each streaming replica's state (`up`, `lagging`, `down`, `not-replica`, `unknown`), lag and
+   * read count, as of its last health check; `undefined` without `replicas`.
+   */
+  getReplicas(): ReplicaStatus[] | undefined {
+    return this.#replicas?.statuses();
   }
 
   /** How current the tenant registry's view is; `undefined` without `tenancy`. */

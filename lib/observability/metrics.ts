@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { InvalidOptionsError } from '../errors.js';
 import type { StatementCache } from '../pool/statement-cache.js';
-import type { TenantSyncSource } from './database-monitor.js';
+import type { ReplicaStatusSource, TenantSyncSource } from './database-monitor.js';
 import type { MetricsOptions } from './observability-options.js';
 import type { QueryEvent } from './query-event.js';
 import type { QueryMetrics } from './query-observer.js';
@@ -108,6 +108,7 @@ async function prometheus(
   tenants: TenantLabels | undefined,
   tenantSync: TenantSyncSource,
   statements: StatementCache | undefined,
+  replicas: ReplicaStatusSource | undefined,
 ): Promise<QueryMetrics> {
   const prom = await importOptional<PromClient & { default?: PromClient }>('prom-client');
   const client = prom.default ?? prom;
@@ -198,6 +199,34 @@ async function prometheus(
       },
     });
   }
+  fresh('pg_tenancy_replica_up');
+  fresh('pg_tenancy_replica_lag_seconds');
+  if (replicas) {
+    new client.Gauge({
+      name: 'pg_tenancy_replica_up',
+      help: '1 while a streaming replica serves reads (reachable, in recovery, within replicas.maxLagMs)',
+      labelNames: ['replica', 'state'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of replicas.statuses()) {
+          this.set({ replica: r.name, state: r.state }, r.state === 'up' ? 1 : 0);
+        }
+      },
+    });
+    new client.Gauge({
+      name: 'pg_tenancy_replica_lag_seconds',
+      help: "How far a streaming replica's replay is behind the primary, as of its last check",
+      labelNames: ['replica'],
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const r of replicas.statuses()) {
+          if (r.lagMs !== null) this.set({ replica: r.name }, r.lagMs / 1000);
+        }
+      },
+    });
+  }
   return {
     record(event) {
       const labels = labelsOf(event, schemas, tenants);
@@ -216,6 +245,7 @@ async function openTelemetry(
   tenants: TenantLabels | undefined,
   tenantSync: TenantSyncSource,
   statements: StatementCache | undefined,
+  replicas: ReplicaStatusSource | undefined,
 ): Promise<QueryMetrics> {
   const config = typeof options.openTelemetry === 'object' ? options.openTelemetry : {};
   let meter = config.meter as import('@opentelemetry/api').Meter | undefined;
@@ -263,6 +293,18 @@ async function openTelemetry(
         for (const name of STATEMENT_RESULTS) result.observe(stats[name], { result: name });
       });
   }
+  if (replicas) {
+    meter
+      .createObservableGauge('pg_tenancy.replica.lag', {
+        description: "How far a streaming replica's replay is behind the primary",
+        unit: 's',
+      })
+      .addCallback((result) => {
+        for (const r of replicas.statuses()) {
+          if (r.lagMs !== null) result.observe(r.lagMs / 1000, { replica: r.name, state: r.state });
+        }
+      });
+  }
   return {
     record(event) {
       const attributes = labelsOf(event, schemas, tenants);
@@ -279,6 +321,7 @@ export async function createMetrics(
   schemas: SchemaLabels = new SchemaLabels(new Set()),
   tenantSync: TenantSyncSource = {},
   statements?: StatementCache,
+  replicas?: ReplicaStatusSource,
 ): Promise<QueryMetrics[]> {
   if (!options) return [];
   const max = options.maxTenantLabels ?? 100;
@@ -288,10 +331,14 @@ export async function createMetrics(
   const tenants = options.tenantLabel ? new TenantLabels(max) : undefined;
   const exporters: QueryMetrics[] = [];
   if (options.prometheus) {
-    exporters.push(await prometheus(options, pool, schemas, tenants, tenantSync, statements));
+    exporters.push(
+      await prometheus(options, pool, schemas, tenants, tenantSync, statements, replicas),
+    );
   }
   if (options.openTelemetry) {
-    exporters.push(await openTelemetry(options, pool, schemas, tenants, tenantSync, statements));
+    exporters.push(
+      await openTelemetry(options, pool, schemas, tenants, tenantSync, statements, replicas),
+    );
   }
   return exporters;
 }

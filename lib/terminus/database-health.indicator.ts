@@ -16,7 +16,9 @@ export interface DatabaseHealthOptions {
  * A `@nestjs/terminus` health indicator for the shared pool: `up` when `SELECT 1` answers within
  * the timeout, `down` when it does not (server unreachable, pool starved), and `degraded` (still
  * serving, HTTP 200) when pool utilisation has stayed high, or when the tenant registry's view cannot be
- * proven current within `tenancy.maxStalenessMs` (its `tenantSync` detail shows mode and lag). Details carry latency and pool figures.
+ * proven current within `tenancy.maxStalenessMs` (its `tenantSync` detail shows mode and lag), or
+ * when a streaming replica is not serving reads (the `replicas` detail shows each one's state and
+ * lag). Details carry latency and pool figures.
  *
  * Import from `nestjs-pg-tenancy/terminus`; `@nestjs/terminus` is an optional peer dependency.
  *
@@ -50,7 +52,13 @@ export class DatabaseHealthIndicator {
     const ping = await this.monitor.ping(timeoutMs);
     const pool = this.monitor.getPoolStats();
     const tenantSync = this.monitor.getTenantSync();
-    const details = { latencyMs: ping.latencyMs, pool, ...(tenantSync ? { tenantSync } : {}) };
+    const replicas = this.monitor.getReplicas();
+    const details = {
+      latencyMs: ping.latencyMs,
+      pool,
+      ...(tenantSync ? { tenantSync } : {}),
+      ...(replicas ? { replicas } : {}),
+    };
     if (!ping.ok)
       return indicator.down({ ...details, message: `Database ping failed: ${ping.error}` });
     const highFor = this.monitor.highUtilisationFor(highUtilisation);
@@ -65,6 +73,14 @@ export class DatabaseHealthIndicator {
       return indicator.degraded({
         ...details,
         message: `The tenant registry view is not proven current (${tenantSync.mode}, last proof ${tenantSync.lagMs ?? '∞'} ms ago, bound ${tenantSync.maxStalenessMs} ms); tenants are re-checked against the table meanwhile.`,
+      });
+    }
+    const unhealthy = replicas?.filter((r) => r.state !== 'up') ?? [];
+    if (unhealthy.length > 0) {
+      // Reads still work (another replica or the primary serves them), but capacity is reduced.
+      return indicator.degraded({
+        ...details,
+        message: `${unhealthy.length} of ${replicas!.length} replica(s) not serving reads: ${unhealthy.map((r) => `${r.name} ${r.state}`).join(', ')}.`,
       });
     }
     return indicator.up(details);

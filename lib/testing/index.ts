@@ -9,3 +9,8 @@ export {
   type EmbeddedPostgresOptions,
   type EmbeddedPostgresServer,
 } from './embedded-server.js';
+export {
+  startEmbeddedReplication,
+  type EmbeddedReplication,
+  type EmbeddedReplicationOptions,
+} from './embedded-replication.js';
