@@ -81,7 +81,6 @@ export class DatabaseMonitor {
    */
   getStatementStats(): StatementCacheStats | undefined {
     return this.#statements?.stats();
-
   }
 
   /**
