@@ -29,7 +29,7 @@ const UNQUALIFIED_SQL = `SELECT ${COLUMNS} FROM items WHERE id = $1`;
 const qualifiedSql = (schema) =>
   `SELECT ${COLUMNS} FROM ${quoteIdentifier(schema)}."items" WHERE id = $1`;
 
-const tenantName = (i) => `tenant_${String(i).padStart(4, '0')}`;
+export const tenantName = (i) => `tenant_${String(i).padStart(4, '0')}`;
 
 /**
  * The variants. `open(tenants)` builds whatever the approach keeps per tenant and returns
@@ -175,7 +175,7 @@ const SHORT = {
 };
 
 /** Creates tenant schemas `from`..`to - 1`, each with `items` holding ROWS_PER_TENANT rows. */
-async function createTenants(url, from, to) {
+export async function createTenants(url, from, to) {
   const pool = createPool({ connectionString: url, max: 2, application_name: 'bench_setup' });
   try {
     const batches = [];
