@@ -121,7 +121,8 @@ export default {
     const results = entries.map((entry) => {
       const qps = entry.rounds.map((x) => x.qps);
       const label = entry.variant.label;
-      if (entry.mismatches > 0) failures.push(`${label}: ${entry.mismatches} wrong or missing rows`);
+      if (entry.mismatches > 0)
+        failures.push(`${label}: ${entry.mismatches} wrong or missing rows`);
       if (entry.errors > 0)
         failures.push(`${label}: ${entry.errors} failed queries (first: ${entry.firstError})`);
       return {

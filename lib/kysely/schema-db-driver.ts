@@ -181,7 +181,10 @@ export class SchemaDbDriver implements Driver {
 }
 
 /** Kysely's transaction settings as `SchemaDb.transaction()` options. */
-function transactionOptions({ isolationLevel, accessMode }: TransactionSettings): TransactionOptions {
+function transactionOptions({
+  isolationLevel,
+  accessMode,
+}: TransactionSettings): TransactionOptions {
   const options: TransactionOptions = {};
   if (accessMode === 'read only') options.readOnly = true;
   switch (isolationLevel) {

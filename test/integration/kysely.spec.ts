@@ -170,7 +170,11 @@ describe('typed queries with Kysely', () => {
   });
 
   it('compiles to one SQL template for every tenant, never to a search_path', () => {
-    const compiled = projects.db.selectFrom('projects').select('name').where('id', '=', 1).compile();
+    const compiled = projects.db
+      .selectFrom('projects')
+      .select('name')
+      .where('id', '=', 1)
+      .compile();
     expect(compiled.sql).toBe('select "name" from {{tables.projects}} where "id" = $1');
     expect(compiled.parameters).toEqual([1]);
   });
@@ -182,7 +186,10 @@ describe('typed queries with Kysely', () => {
         .values({ name: 'ada' })
         .returning('id')
         .execute();
-      await projects.db.insertInto('projects').values({ name: 'engine', owner_id: owner.id }).execute();
+      await projects.db
+        .insertInto('projects')
+        .values({ name: 'engine', owner_id: owner.id })
+        .execute();
     });
     await tenants.run('globex', () => projects.add('decoy'));
     const query = (db: Kysely<TenantDB>) =>

@@ -9,7 +9,8 @@ interface DB {
   projects: { id: Generated<number>; name: string; archived_at: Date | null };
 }
 
-type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+type Equal<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
 function expectType<T extends true>(): T | undefined {
   return undefined;
 }
@@ -17,12 +18,12 @@ function expectType<T extends true>(): T | undefined {
 export async function typedQueries(db: SchemaDb): Promise<void> {
   const k: Kysely<DB> = kyselyFor<DB>(db);
 
-  const row = await k
+  const _row = await k
     .selectFrom('projects')
     .select(['id', 'name'])
     .where('archived_at', 'is', null)
     .executeTakeFirstOrThrow();
-  expectType<Equal<typeof row, { id: number; name: string }>>();
+  expectType<Equal<typeof _row, { id: number; name: string }>>();
 
   // @ts-expect-error -- no such column
   await k.selectFrom('projects').select('title').execute();
