@@ -19,6 +19,7 @@ import {
 } from '../../lib/index.js';
 import { KyselyStreamNotSupportedError, kyselyFor } from '../../lib/kysely/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
+import { hold } from '../support/hold.js';
 import { useMigrationFolders } from '../support/migrations.js';
 
 /** One tenant schema's tables, unqualified, as kysely-codegen would write them. */
@@ -383,20 +384,15 @@ describe('typed queries with Kysely', () => {
     try {
       const drain = own.get(DrainController);
       const ownLedger = own.get(LedgerService);
-      let release!: () => void;
-      const gate = new Promise<void>((resolve) => (release = resolve));
-      let entered!: () => void;
-      const inside = new Promise<void>((resolve) => (entered = resolve));
-      const work = ownLedger.db.transaction().execute(async (trx) => {
-        await trx.insertInto('entries').values({ note: 'in flight' }).execute();
-        entered();
-        await gate;
-      });
-      await inside;
+      const work = await hold((wait) =>
+        ownLedger.db.transaction().execute(async (trx) => {
+          await trx.insertInto('entries').values({ note: 'in flight' }).execute();
+          await wait();
+        }),
+      );
       const report = drain.drain(30_000);
       await expect(ownLedger.record('late')).rejects.toBeInstanceOf(DatabaseShuttingDownError);
-      release();
-      await work;
+      await work.release();
       expect(await report).toMatchObject({ drained: 1, cancelled: 0 });
       expect(await rows('ledger.entries')).toEqual(['in flight']);
     } finally {
