@@ -30,6 +30,8 @@ const required = [
   'dist/testing/index.d.ts',
   'dist/terminus/index.js',
   'dist/terminus/index.d.ts',
+  'dist/kysely/index.js',
+  'dist/kysely/index.d.ts',
   'dist/cli/bin.js',
 ];
 

@@ -10,6 +10,7 @@
 // defer(fn) (cleanup run at the end, also on failure). A suite asserts correctness only: put
 // anything that must hold into `failures` (the run then exits 1), never timing thresholds.
 import http from './http.mjs';
+import kysely from './kysely.mjs';
 import manyTenants from './many-tenants.mjs';
 import migrations from './migrations.mjs';
 import pgbench from './pgbench.mjs';
@@ -21,6 +22,7 @@ import readReplicas from './read-replicas.mjs';
 
 export const suites = [
   pointLookups,
+  kysely,
   preparedStatements,
   connectionMemory,
   pgbench,

@@ -14,9 +14,13 @@ export interface AmbientTransaction {
 }
 
 interface Frame {
-  readonly pool: pg.Pool;
-  /** `null` suspends an outer transaction on this pool (`propagation: 'not-supported'`). */
-  readonly tx: AmbientTransaction | null;
+  /** `undefined` for a pending frame, whose transaction names its own pool once there is one. */
+  readonly pool: pg.Pool | undefined;
+  /**
+   * `null` suspends an outer transaction on this pool (`propagation: 'not-supported'`); a
+   * function is a pending frame, asked each time (`undefined`: look further out).
+   */
+  readonly tx: AmbientTransaction | null | (() => AmbientTransaction | undefined);
   readonly outer: Frame | undefined;
 }
 
@@ -32,11 +36,41 @@ const storage = new AsyncLocalStorage<Frame>();
  */
 export function currentTransaction(pool: pg.Pool): AmbientTransaction | undefined {
   for (let frame = storage.getStore(); frame !== undefined; frame = frame.outer) {
-    if (frame.pool !== pool) continue;
-    if (frame.tx === null || !frame.tx.runner.isOpen) return undefined;
-    return frame.tx;
+    let tx: AmbientTransaction | null;
+    if (typeof frame.tx === 'function') {
+      const pending = frame.tx();
+      if (pending === undefined || pending.runner.env.pool !== pool) continue;
+      tx = pending;
+    } else {
+      if (frame.pool !== pool) continue;
+      tx = frame.tx;
+    }
+    if (tx === null || !tx.runner.isOpen) return undefined;
+    return tx;
   }
   return undefined;
+}
+
+/**
+ * The transaction of this flow's innermost frame, whatever its pool: inside the callback of
+ * `SchemaDb.transaction()`, the transaction (or savepoint) that call runs it in.
+ */
+export function innermostTransaction(): AmbientTransaction | undefined {
+  const tx = storage.getStore()?.tx;
+  return typeof tx === 'function' ? tx() : (tx ?? undefined);
+}
+
+/**
+ * Runs `fn` with a pending frame: `get()` is asked on every lookup, and while it returns a
+ * transaction, that is this flow's transaction on its pool. For callers (the Kysely driver)
+ * that must set up the flow before the transaction exists: Kysely begins it after handing
+ * out the connection, then runs the user's callback in the flow set up here.
+ */
+export function runWithPendingTransaction<T>(
+  get: () => AmbientTransaction | undefined,
+  fn: () => T,
+): T {
+  return storage.run({ pool: undefined, tx: get, outer: storage.getStore() }, fn);
 }
 
 /** Runs `fn` with `tx` as this flow's transaction on `pool` (`null`: with none). */

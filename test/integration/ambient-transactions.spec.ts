@@ -53,6 +53,12 @@ class ProjectsService {
   rename(id: number, name: string): Promise<number> {
     return this.db.execute('UPDATE {{tables.projects}} SET name = $2 WHERE id = $1', [id, name]);
   }
+  append(id: number, suffix: string): Promise<number> {
+    return this.db.execute('UPDATE {{tables.projects}} SET name = name || $2 WHERE id = $1', [
+      id,
+      suffix,
+    ]);
+  }
   name(id: number): Promise<string | null> {
     return this.db.fetchValue<string>('SELECT name FROM {{tables.projects}} WHERE id = $1', [id]);
   }
@@ -123,6 +129,15 @@ class CheckoutService {
     await this.projects.rename(id, `${before}!`);
     await this.ledger.record(`renamed ${id}`);
     return this.projects.name(id);
+  }
+
+  /** Updates `first`, then `second`: two calls in opposite orders can deadlock. */
+  @Transactional({ retries: 2 })
+  async appendToBoth(first: number, second: number, between: () => Promise<void>) {
+    this.calls++;
+    await this.projects.append(first, '!');
+    await between();
+    await this.projects.append(second, '!');
   }
 
   @Transactional()
@@ -309,6 +324,36 @@ describe('ambient transactions', () => {
     expect(checkout.calls).toBe(2);
     expect(result).toBe('other!');
     expect(await committed()).toEqual({ projects: 1, ledger: 1 });
+  });
+
+  it('re-runs the decorated method that a deadlock (40P01) chose as its victim', async () => {
+    const { rows } = await admin.query(
+      `INSERT INTO "${TENANT_SCHEMA}".projects (name) VALUES ('a'), ('b') RETURNING id`,
+    );
+    const [a, b] = rows.map((r) => r.id as number);
+    // Each call holds its first row until the other holds its own: their second updates then
+    // wait for each other, and PostgreSQL aborts one with 40P01 (after deadlock_timeout, 1 s).
+    let aHeld!: () => void;
+    let bHeld!: () => void;
+    const aReady = new Promise<void>((resolve) => (aHeld = resolve));
+    const bReady = new Promise<void>((resolve) => (bHeld = resolve));
+    await Promise.all([
+      asTenant(() =>
+        checkout.appendToBoth(a, b, async () => {
+          aHeld();
+          await bReady;
+        }),
+      ),
+      asTenant(() =>
+        checkout.appendToBoth(b, a, async () => {
+          bHeld();
+          await aReady;
+        }),
+      ),
+    ]);
+    expect(checkout.calls).toBe(3);
+    const names = await admin.query(`SELECT name FROM "${TENANT_SCHEMA}".projects ORDER BY id`);
+    expect(names.rows).toEqual([{ name: 'a!!' }, { name: 'b!!' }]);
   });
 
   it('retries at the outermost transaction: a joined method re-runs with it, not alone', async () => {

@@ -1,0 +1,2 @@
+export { kyselyFor } from './kysely-for.js';
+export { KyselyStreamNotSupportedError } from './kysely.errors.js';
