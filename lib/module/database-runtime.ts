@@ -8,7 +8,8 @@ import { DatabaseMonitor, type TenantSyncSource } from '../observability/databas
 import { createMetrics, SchemaLabels } from '../observability/metrics.js';
 import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../pool/create-pool.js';
-import { toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
+import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
+import { TenantFairShare } from '../pool/tenant-fair-share.js';
 import type { TenantContext } from '../tenancy/tenant-context.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
@@ -36,6 +37,8 @@ export interface DatabaseRuntime extends QueryEnvironment {
 export interface RuntimeStructure {
   /** `tenancy.schemaPrefix`, when tenancy is configured. */
   readonly tenantSchemaPrefix?: string;
+  /** Whether tenancy is configured, and its `maxConnectionsPerTenant` (`undefined`: the default). */
+  readonly tenantShare?: { readonly maxConnectionsPerTenant: number | undefined };
 }
 
 /** Defaults of the observability and shutdown options. */
@@ -98,12 +101,14 @@ export async function createDatabaseRuntime(
       context,
     });
     const drain = new DrainController(connection);
+    const fairShare = createTenantFairShare(options, context, structure);
     const needsSink = listeners.length > 0 || slowQueryMs > 0 || metrics.length > 0;
     return {
       pool,
       drain,
       observer,
       ...(needsSink ? { sink: observer } : {}),
+      ...(fairShare ? { fairShare } : {}),
       monitor: new DatabaseMonitor(pool, observer, drain, tenantSync),
       tenantSync,
       templates: new TemplateCache(),
@@ -116,4 +121,25 @@ export async function createDatabaseRuntime(
     await pool.end().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The per-tenant cap, when tenancy is configured and the share is smaller than the pool: half
+ * of `pool.max` (rounded up) unless `tenancy.maxConnectionsPerTenant` says otherwise.
+ */
+function createTenantFairShare(
+  options: DatabaseModuleOptions,
+  context: TenantContext,
+  structure: RuntimeStructure,
+): TenantFairShare | undefined {
+  if (structure.tenantShare === undefined) return undefined;
+  const pool = resolvePoolOptions(options.pool);
+  const maxPerTenant = structure.tenantShare.maxConnectionsPerTenant ?? Math.ceil(pool.max / 2);
+  if (maxPerTenant >= pool.max) return undefined;
+  return new TenantFairShare({
+    maxPerTenant,
+    acquireTimeoutMs: pool.acquireTimeoutMs,
+    poolMax: pool.max,
+    tenantOf: () => context.current?.tenantId,
+  });
 }
