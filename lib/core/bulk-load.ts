@@ -10,7 +10,7 @@ import type { QueryRunner } from './query-runner.js';
 // pg's own conversion of a bind parameter to text (dates, arrays, JSON, toPostgres()), so a
 // value loaded by COPY is stored exactly as the same value passed to query() would be.
 const { prepareValue } = createRequire(import.meta.url)('pg/lib/utils.js') as {
-  prepareValue(value: unknown): unknown;
+  prepareValue: (value: unknown) => string | Buffer | null | undefined;
 };
 
 /**
@@ -64,13 +64,14 @@ const COPY_ESCAPE_OF: Record<string, string> = {
 
 /** Quotes a column list; refuses an empty one or a column named twice. */
 function columnList(table: string, columns: readonly string[]): string {
+  const names = columns; // Array.isArray() below would widen `columns` to any[]
   if (!Array.isArray(columns) || columns.length === 0) {
     throw new BulkLoadColumnsError(table, 'the column list is empty: name at least one column.');
   }
   if (new Set(columns).size !== columns.length) {
     throw new BulkLoadColumnsError(table, 'the column list names a column more than once.');
   }
-  return columns.map((c) => quoteIdentifier(c, 'column')).join(', ');
+  return names.map((c) => quoteIdentifier(c, 'column')).join(', ');
 }
 
 /** The values of `row` in column order. @throws BulkLoadRowError */
@@ -96,7 +97,7 @@ function valuesOf(
   const record = row as Record<string, unknown>;
   const values = new Array<unknown>(columns.length);
   for (let i = 0; i < columns.length; i++) {
-    const column = columns[i]!;
+    const column = columns[i];
     if (!(column in record)) {
       throw new BulkLoadRowError(table, index, `has no key ${JSON.stringify(column)}`);
     }
@@ -122,10 +123,22 @@ function copyValue(value: unknown): string {
   if (text === null || text === undefined) return '\\N';
   if (Buffer.isBuffer(text)) return `\\\\x${text.toString('hex')}`;
   const s = String(text);
-  return COPY_ESCAPES.test(s) ? s.replace(COPY_ESCAPES_ALL, (c) => COPY_ESCAPE_OF[c]!) : s;
+  return COPY_ESCAPES.test(s) ? s.replace(COPY_ESCAPES_ALL, (c) => COPY_ESCAPE_OF[c]) : s;
 }
 
-/** The rows as COPY text, in chunks; validates each row's shape on the way. */
+/** One row as a line of COPY text, its shape checked. */
+function copyLine(table: string, columns: readonly string[], row: unknown, index: number): string {
+  const values = valuesOf(table, columns, row, index);
+  let line = copyValue(values[0]);
+  for (let i = 1; i < values.length; i++) line += '\t' + copyValue(values[i]);
+  return line + '\n';
+}
+
+/**
+ * The rows as COPY text, in chunks; validates each row's shape on the way. A synchronous source
+ * (an array) is read without an `await` per row: a million rows would otherwise cost a million
+ * promise turns.
+ */
 async function* copyText(
   table: string,
   columns: readonly string[],
@@ -133,14 +146,21 @@ async function* copyText(
 ): AsyncGenerator<string> {
   let chunk = '';
   let index = 0;
-  for await (const row of rows) {
-    const values = valuesOf(table, columns, row, index++);
-    let line = copyValue(values[0]);
-    for (let i = 1; i < values.length; i++) line += '\t' + copyValue(values[i]);
-    chunk += line + '\n';
-    if (chunk.length >= COPY_CHUNK_CHARS) {
-      yield chunk;
-      chunk = '';
+  if (Symbol.iterator in rows) {
+    for (const row of rows) {
+      chunk += copyLine(table, columns, row, index++);
+      if (chunk.length >= COPY_CHUNK_CHARS) {
+        yield chunk;
+        chunk = '';
+      }
+    }
+  } else {
+    for await (const row of rows) {
+      chunk += copyLine(table, columns, row, index++);
+      if (chunk.length >= COPY_CHUNK_CHARS) {
+        yield chunk;
+        chunk = '';
+      }
     }
   }
   if (chunk.length > 0) yield chunk;
@@ -276,11 +296,12 @@ export async function insertRows(
   options: InsertManyOptions,
   run: SqlExecutor,
 ): Promise<number> {
+  const list = rows; // Array.isArray() below would widen `rows` to any[]
   if (!Array.isArray(rows)) {
     throw new TypeError('insertMany rows must be an array of rows.');
   }
-  if (rows.length === 0) return 0;
-  const first = rows[0];
+  if (list.length === 0) return 0;
+  const first = list[0];
   const columns =
     options.columns ??
     (first !== null && typeof first === 'object' && !Array.isArray(first)
@@ -304,10 +325,10 @@ export async function insertRows(
     }
     return `${info.type}[]`;
   });
-  const arrays = columns.map(() => new Array<unknown>(rows.length));
-  for (let r = 0; r < rows.length; r++) {
-    const values = valuesOf(table, columns, rows[r], r);
-    for (let c = 0; c < values.length; c++) arrays[c]![r] = values[c] ?? null;
+  const arrays = columns.map(() => new Array<unknown>(list.length));
+  for (let r = 0; r < list.length; r++) {
+    const values = valuesOf(table, columns, list[r], r);
+    for (let c = 0; c < values.length; c++) arrays[c][r] = values[c] ?? null;
   }
   const unnest = casts.map((cast, i) => `$${i + 1}::${cast}`).join(', ');
   const text = `INSERT INTO ${table} (${quoted}) SELECT * FROM unnest(${unnest})${conflictClause(table, columns, options.onConflict)}`;

@@ -52,7 +52,7 @@ describe('bulk load: copyFrom and insertMany', () => {
     db.fetchAll<Item>('SELECT id, label, doc, blob, at, n FROM {{tables.items}} ORDER BY id');
 
   function sampleRows(): unknown[][] {
-    return TRICKY.map((label, i) => [
+    return TRICKY.map((label, i): unknown[] => [
       i + 1,
       label,
       { label, list: [1, 'two', null], nested: { tab: '\t' } },
@@ -195,7 +195,7 @@ describe('bulk load: copyFrom and insertMany', () => {
     expectRowsEqual(await readBack(), source);
     const inserts = events.filter((e) => e.operation === 'INSERT');
     expect(inserts).toHaveLength(1);
-    expect(inserts[0]!.sql).toContain('unnest($1::integer[]');
+    expect(inserts[0].sql).toContain('unnest($1::integer[]');
   });
 
   it('insertMany takes array rows with explicit columns', async () => {
