@@ -125,7 +125,7 @@ export async function createDatabaseRuntime(
 
 /**
  * The per-tenant cap, when tenancy is configured and the share is smaller than the pool: half
- * of `pool.max` (rounded up) unless `tenancy.maxConnectionsPerTenant` says otherwise.
+ * of `pool.max` (rounded up, at least 2) unless `tenancy.maxConnectionsPerTenant` says otherwise.
  */
 function createTenantFairShare(
   options: DatabaseModuleOptions,
@@ -134,7 +134,8 @@ function createTenantFairShare(
 ): TenantFairShare | undefined {
   if (structure.tenantShare === undefined) return undefined;
   const pool = resolvePoolOptions(options.pool);
-  const maxPerTenant = structure.tenantShare.maxConnectionsPerTenant ?? Math.ceil(pool.max / 2);
+  const maxPerTenant =
+    structure.tenantShare.maxConnectionsPerTenant ?? defaultTenantShare(pool.max);
   if (maxPerTenant >= pool.max) return undefined;
   return new TenantFairShare({
     maxPerTenant,
@@ -142,4 +143,13 @@ function createTenantFairShare(
     poolMax: pool.max,
     tenantOf: () => context.current?.tenantId,
   });
+}
+
+/**
+ * Half the pool, rounded up, and never below 2: a share of 1 would deadlock a tenant's
+ * transaction that needs a second connection (`requires-new`, `not-supported`) until the
+ * acquire timeout.
+ */
+function defaultTenantShare(poolMax: number): number {
+  return Math.max(2, Math.ceil(poolMax / 2));
 }

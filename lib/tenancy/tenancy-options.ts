@@ -84,7 +84,7 @@ export interface TenancyOptions {
    * to `pool.acquireTimeoutMs` (then `TenantShareTimeoutError`), so one tenant's burst can take
    * at most this much of the pool and other tenants' queries still find connections. Work
    * outside a tenant context is not capped. Set it to `pool.max` to turn the cap off.
-   * Default: half of `pool.max`, rounded up (5 of the default 10).
+   * Default: half of `pool.max`, rounded up, at least 2 (5 of the default 10; none for a pool of 2).
    */
   maxConnectionsPerTenant?: number;
   /**

@@ -1,7 +1,13 @@
 import pg from 'pg';
-import { SchemaDb, TenantContext, TenantShareTimeoutError } from '../../lib/index.js';
+import {
+  InvalidOptionsError,
+  SchemaDb,
+  TenantContext,
+  TenantShareTimeoutError,
+} from '../../lib/index.js';
 import { createDatabaseRuntime } from '../../lib/module/database-runtime.js';
 import { TenantFairShare } from '../../lib/pool/tenant-fair-share.js';
+import { resolveTenancyOptions } from '../../lib/tenancy/tenancy-options.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { holdTransaction } from '../support/hold.js';
 
@@ -136,7 +142,20 @@ describe('per-tenant fair share of the pool', () => {
     expect(fairShare.stats).toEqual({ tenants: 0, active: 0, waiting: 0 });
   });
 
-  it('the module defaults the share to half of pool.max, and turns it off at pool.max', async () => {
+  it('tenancy.maxConnectionsPerTenant must be a positive integer', () => {
+    expect(resolveTenancyOptions({}).maxConnectionsPerTenant).toBeUndefined();
+    expect(
+      resolveTenancyOptions({ maxConnectionsPerTenant: '3' as never }).maxConnectionsPerTenant,
+    ).toBe(3);
+    expect(() => resolveTenancyOptions({ maxConnectionsPerTenant: 0 })).toThrow(
+      InvalidOptionsError,
+    );
+    expect(() => resolveTenancyOptions({ maxConnectionsPerTenant: 1.5 })).toThrow(
+      /tenancy.maxConnectionsPerTenant must be a positive integer/,
+    );
+  });
+
+  it('the module defaults the share to half of pool.max (at least 2), and turns it off at pool.max', async () => {
     const withTenancy = await createDatabaseRuntime(
       { connection: database.current.url, pool: { max: 7 } },
       context,
@@ -146,6 +165,11 @@ describe('per-tenant fair share of the pool', () => {
       { connection: database.current.url, pool: { max: 7 } },
       context,
       { tenantShare: { maxConnectionsPerTenant: 7 } },
+    );
+    const small = await createDatabaseRuntime(
+      { connection: database.current.url, pool: { max: 2 } },
+      context,
+      { tenantShare: { maxConnectionsPerTenant: undefined } },
     );
     const noTenancy = await createDatabaseRuntime(
       { connection: database.current.url },
@@ -165,9 +189,10 @@ describe('per-tenant fair share of the pool', () => {
       for (const hold of holds) await hold.release();
       expect(await fifth).toBe(5);
       expect(off.fairShare).toBeUndefined();
+      expect(small.fairShare).toBeUndefined(); // at least 2, and 2 is the whole pool
       expect(noTenancy.fairShare).toBeUndefined();
     } finally {
-      await Promise.all([withTenancy, off, noTenancy].map((rt) => rt.pool.end()));
+      await Promise.all([withTenancy, off, small, noTenancy].map((rt) => rt.pool.end()));
     }
   });
 });
