@@ -3,6 +3,11 @@ export { SchemaDb, type SchemaDbCreateOptions } from './core/schema-db.js';
 export type { QueryParams } from './core/query-runner.js';
 export { quoteIdentifier, assertIdentifier, MAX_IDENTIFIER_BYTES } from './core/identifiers.js';
 
+// Bulk load and streaming reads: SchemaDb.copyFrom(), insertMany(), stream() and their types.
+export type { BulkRow, BulkRowSource, InsertManyOptions, OnConflict } from './core/bulk-load.js';
+export { BulkLoadColumnsError, BulkLoadRowError } from './core/bulk-load.errors.js';
+export type { StreamOptions } from './core/result-stream.js';
+
 // Module & injection: forRoot/forFeature, their options, tokens and decorators.
 export { DatabaseModule, type DatabaseFeatureOptions } from './module/database.module.js';
 export { DATABASE_MODULE_OPTIONS } from './module/database.module-definition.js';
@@ -16,13 +21,14 @@ export type { PgTenancyConfig } from './cli/cli-config.js';
 export { getPoolToken, getSchemaDbToken, getTenantDbToken } from './module/database.tokens.js';
 export { InjectPool, InjectSchemaDb, InjectTenantDb } from './module/inject.decorators.js';
 
-// Pool: connection settings, sizing and timeouts, and their defaults.
+// Pool: connection settings, sizing and timeouts, their defaults, and the per-tenant share.
 export {
   POOL_DEFAULTS,
   type ConnectionSettings,
   type PoolOptions,
   type ResolvedPoolOptions,
 } from './pool/pool-options.js';
+export { TenantShareTimeoutError } from './pool/tenant-fair-share.js';
 
 // Prepared statements: the managed per-connection statement cache, its options and counters.
 export {

@@ -9,6 +9,8 @@
 // log(message), createDatabase(prefix) (a fresh database, dropped at the end of the run) and
 // defer(fn) (cleanup run at the end, also on failure). A suite asserts correctness only: put
 // anything that must hold into `failures` (the run then exits 1), never timing thresholds.
+import bulkLoad from './bulk-load.mjs';
+import fairShare from './fair-share.mjs';
 import http from './http.mjs';
 import kysely from './kysely.mjs';
 import manyTenants from './many-tenants.mjs';
@@ -31,4 +33,6 @@ export const suites = [
   template,
   manyTenants,
   readReplicas,
+  bulkLoad,
+  fairShare,
 ];

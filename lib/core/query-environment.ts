@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { DrainController } from '../lifecycle/drain-controller.js';
+import type { TenantFairShare } from '../pool/tenant-fair-share.js';
 import type { QuerySink } from '../observability/query-event.js';
 import type { StatementCache } from '../pool/statement-cache.js';
 import type { TemplateCache } from './sql-template.js';
@@ -14,6 +15,8 @@ export interface QueryEnvironment {
   readonly drain?: DrainController;
   /** Hooks, slow-query log and metrics. */
   readonly sink?: QuerySink;
+  /** The per-tenant cap on connections, taken before every checkout. Default: none. */
+  readonly fairShare?: Pick<TenantFairShare, 'acquire'>;
   /** Parsed SQL templates shared by all managers (one entry per distinct SQL text). */
   readonly templates?: TemplateCache;
   /** Managed prepared statements; absent: every query is sent unnamed. */

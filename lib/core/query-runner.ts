@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { SavepointActiveError, TransactionClosedError } from '../errors.js';
 import { isBrokenConnectionError, toAcquireError } from '../pool/connection-errors.js';
+import type { ReleaseSlot } from '../pool/tenant-fair-share.js';
 import type { QueryEnvironment } from './query-environment.js';
 import type { IsolationLevel } from './schema-db.js';
 
@@ -37,17 +38,34 @@ export class PoolQueryRunner implements QueryRunner {
     text: string,
     params?: QueryParams,
     arrayRows?: boolean,
+    /** The fair-share slot already taken for this query (internal: set by the call below). */
+    releaseSlot?: ReleaseSlot,
   ): Promise<pg.QueryResult<R>> {
-    const { pool, drain, statements } = this.env;
+    const { pool, drain, fairShare, statements } = this.env;
+    if (fairShare !== undefined && releaseSlot === undefined) {
+      let slot: ReturnType<typeof fairShare.acquire>;
+      try {
+        drain?.assertCanCheckout();
+        slot = fairShare.acquire();
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (slot instanceof Promise) {
+        return slot.then((release) => this.query<R>(text, params, arrayRows, release));
+      }
+      releaseSlot = slot;
+    }
     return new Promise((resolve, reject) => {
       try {
         drain?.assertCanCheckout();
       } catch (err) {
+        releaseSlot?.();
         reject(err);
         return;
       }
       pool.connect((connectErr, client, done) => {
         if (connectErr || !client) {
+          releaseSlot?.();
           reject(toAcquireError(connectErr, pool.options));
           return;
         }
@@ -59,6 +77,7 @@ export class PoolQueryRunner implements QueryRunner {
             if (released) return;
             released = true;
             done(err ?? brokenBy(client));
+            releaseSlot?.();
             drain?.untrack(lease);
           },
         };
@@ -158,12 +177,14 @@ export interface Lease {
 
 /** `pool.connect()` with this module's typed errors, a watched client and shutdown tracking. */
 export async function checkout(env: QueryEnvironment): Promise<Lease> {
-  const { pool, drain } = env;
+  const { pool, drain, fairShare } = env;
   drain?.assertCanCheckout();
+  const releaseSlot = await fairShare?.acquire();
   let client: pg.PoolClient;
   try {
     client = await pool.connect();
   } catch (err) {
+    releaseSlot?.();
     throw toAcquireError(err, pool.options);
   }
   watch(client);
@@ -184,6 +205,7 @@ export async function checkout(env: QueryEnvironment): Promise<Lease> {
       client.off('error', onGone);
       client.off('end', onGone);
       client.release(err ?? brokenBy(client));
+      releaseSlot?.();
       drain?.untrack(lease);
     },
   };

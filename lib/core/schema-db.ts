@@ -28,6 +28,14 @@ import {
 } from './ambient-transaction.js';
 import type { QueryEnvironment } from './query-environment.js';
 import { ReplicaQueryRunner } from './replica-query-runner.js';
+import {
+  copyRows,
+  insertRows,
+  type BulkRow,
+  type BulkRowSource,
+  type InsertManyOptions,
+} from './bulk-load.js';
+import { streamRows, type StreamOptions } from './result-stream.js';
 import { SqlTemplate, TemplateCache } from './sql-template.js';
 
 /** Options of {@link SchemaDb.create}. */
@@ -243,6 +251,15 @@ export class SchemaDb {
     } catch (err) {
       return Promise.reject(err);
     }
+    return this.#send<T>(text, params, arrayRows);
+  }
+
+  /** Sends already expanded SQL where a query sent now goes, observed. */
+  #send<T extends pg.QueryResultRow>(
+    text: string,
+    params: QueryParams | undefined,
+    arrayRows: boolean,
+  ): Promise<pg.QueryResult<T>> {
     const runner = this.#active();
     // The one routing point: a replica manager's runner picks the pool; anything else is the
     // primary's, and tells read-your-writes so.
@@ -314,6 +331,90 @@ export class SchemaDb {
     const row = result.rows[0];
     if (row === undefined || row.length === 0) return null;
     return (row[0] ?? null) as T | null;
+  }
+
+  /**
+   * Loads `rows` into `table` with `COPY … FROM STDIN`, the fastest way into PostgreSQL, and
+   * returns the number of rows copied. `table` is a table name of this manager's schema
+   * (`'events'`) or a template (`'{{tables.events}}'`). Rows are arrays in `columns` order or
+   * objects with exactly those keys (see {@link BulkRow}); the source may be an array, any
+   * iterable, or an object-mode readable stream, consumed with backpressure.
+   *
+   * All or nothing: a row the server rejects, a row of the wrong shape or a source that fails
+   * aborts the COPY and nothing is written. Inside a transaction it joins it, in a savepoint, so
+   * a caller that catches the error can go on. Bound by `pool.statementTimeoutMs` as a whole.
+   *
+   * @throws BulkLoadColumnsError, BulkLoadRowError, or the server's error.
+   * @example
+   * await db.copyFrom('events', ['id', 'payload'], [[1, { a: 1 }], [2, null]]);
+   * await db.copyFrom('events', ['id', 'payload'], Readable.from(generateRows()));
+   */
+  copyFrom(table: string, columns: readonly string[], rows: BulkRowSource): Promise<number> {
+    try {
+      const runner = this.#active();
+      // A write: later replica reads of this request or job must see it.
+      runner.env.replicas?.notePrimary();
+      return copyRows(runner, this.schema, this.#target(table), columns, rows);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * Inserts `rows` in one `INSERT … SELECT * FROM unnest($1::type[], …)` statement: one array
+   * parameter per column however many rows, so it has no 65,535-parameter limit and the server
+   * parses one short statement. Returns the rows inserted (or updated). Column types are read
+   * from the catalog once per table. Joins the calling code's transaction like any query.
+   *
+   * Array columns cannot go through `unnest()` (it flattens them): use {@link copyFrom}. With
+   * `onConflict: { action: 'update' }`, two rows of one call may not hit the same existing row
+   * (PostgreSQL refuses to update a row twice in one statement).
+   *
+   * @throws BulkLoadColumnsError, BulkLoadRowError, or the server's error.
+   * @example
+   * await db.insertMany('users', [{ id: 1, name: 'a' }, { id: 2, name: 'b' }], {
+   *   onConflict: { target: ['id'], action: 'update' },
+   * });
+   */
+  async insertMany(
+    table: string,
+    rows: readonly BulkRow[],
+    options: InsertManyOptions = {},
+  ): Promise<number> {
+    return insertRows(this.#runner.env.pool, this.#target(table), rows, options, (text, params) =>
+      this.#send(text, params, false),
+    );
+  }
+
+  /**
+   * The rows of `sql`, as an async iterable fetched `batchSize` rows at a time while the
+   * consumer asks for them, for result sets too large to hold in memory. The connection is held
+   * while iterating and given back however the loop ends: done, `break`, an error of the query
+   * or one thrown by the loop body. Pipe it with `Readable.from(db.stream(…))`.
+   *
+   * Outside a transaction it runs on a connection of its own; inside one, on the transaction's
+   * (as a SQL cursor, so other statements may run between batches). The whole iteration counts
+   * as one statement for `pool.statementTimeoutMs`, and a consumer that stops reading for
+   * `pool.idleInTransactionTimeoutMs` loses the connection: read promptly, or raise them.
+   *
+   * @example
+   * for await (const row of db.stream<Event>('SELECT * FROM {{tables.events}} ORDER BY id')) {
+   *   await sink.write(row);
+   * }
+   */
+  stream<T extends pg.QueryResultRow = pg.QueryResultRow>(
+    sql: string,
+    params?: QueryParams,
+    options?: StreamOptions,
+  ): AsyncGenerator<T, void, undefined> {
+    return streamRows<T>(this.#active(), this.schema, this.#template.expand(sql), params, options);
+  }
+
+  /** A bulk load's target: a table of this schema, or a `{{tables.x}}` template. */
+  #target(table: string): string {
+    return typeof table === 'string' && table.includes('{{')
+      ? this.#template.expand(table)
+      : this.#template.table(table);
   }
 
   /**

@@ -8,10 +8,11 @@ import { DatabaseMonitor, type TenantSyncSource } from '../observability/databas
 import { createMetrics, SchemaLabels } from '../observability/metrics.js';
 import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../pool/create-pool.js';
-import { toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
+import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
 import { resolvePreparedStatementOptions, StatementCache } from '../pool/statement-cache.js';
 import { resolveReplicaOptions } from '../pool/replica-options.js';
 import { ReplicaSet } from '../pool/replica-set.js';
+import { TenantFairShare } from '../pool/tenant-fair-share.js';
 import type { TenantContext } from '../tenancy/tenant-context.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
@@ -41,6 +42,8 @@ export interface DatabaseRuntime extends QueryEnvironment {
 export interface RuntimeStructure {
   /** `tenancy.schemaPrefix`, when tenancy is configured. */
   readonly tenantSchemaPrefix?: string;
+  /** Whether tenancy is configured, and its `maxConnectionsPerTenant` (`undefined`: the default). */
+  readonly tenantShare?: { readonly maxConnectionsPerTenant: number | undefined };
 }
 
 /** Defaults of the observability and shutdown options. */
@@ -115,6 +118,7 @@ export async function createDatabaseRuntime(
       logger: new Logger('Database'),
       context,
     });
+    const fairShare = createTenantFairShare(options, context, structure);
     const needsSink = listeners.length > 0 || slowQueryMs > 0 || metrics.length > 0;
     return {
       pool,
@@ -122,6 +126,7 @@ export async function createDatabaseRuntime(
       ...(replicas ? { replicas } : {}),
       observer,
       ...(needsSink ? { sink: observer } : {}),
+      ...(fairShare ? { fairShare } : {}),
       monitor: new DatabaseMonitor(pool, observer, drain, tenantSync, statements, replicas),
       tenantSync,
       templates: new TemplateCache(),
@@ -136,4 +141,35 @@ export async function createDatabaseRuntime(
     await pool.end().catch(() => undefined);
     throw err;
   }
+}
+
+/**
+ * The per-tenant cap, when tenancy is configured and the share is smaller than the pool: half
+ * of `pool.max` (rounded up, at least 2) unless `tenancy.maxConnectionsPerTenant` says otherwise.
+ */
+function createTenantFairShare(
+  options: DatabaseModuleOptions,
+  context: TenantContext,
+  structure: RuntimeStructure,
+): TenantFairShare | undefined {
+  if (structure.tenantShare === undefined) return undefined;
+  const pool = resolvePoolOptions(options.pool);
+  const maxPerTenant =
+    structure.tenantShare.maxConnectionsPerTenant ?? defaultTenantShare(pool.max);
+  if (maxPerTenant >= pool.max) return undefined;
+  return new TenantFairShare({
+    maxPerTenant,
+    acquireTimeoutMs: pool.acquireTimeoutMs,
+    poolMax: pool.max,
+    tenantOf: () => context.current?.tenantId,
+  });
+}
+
+/**
+ * Half the pool, rounded up, and never below 2: a share of 1 would deadlock a tenant's
+ * transaction that needs a second connection (`requires-new`, `not-supported`) until the
+ * acquire timeout.
+ */
+function defaultTenantShare(poolMax: number): number {
+  return Math.max(2, Math.ceil(poolMax / 2));
 }

@@ -182,7 +182,16 @@ export function createRootProviders(
   const tenancy = resolvedTenancy ? createTenancyProviders(resolvedTenancy) : undefined;
   return {
     providers: [
-      ...createRuntimeProviders({ tenantSchemaPrefix: resolvedTenancy?.schemaPrefix }),
+      ...createRuntimeProviders({
+        tenantSchemaPrefix: resolvedTenancy?.schemaPrefix,
+        ...(resolvedTenancy
+          ? {
+              tenantShare: {
+                maxConnectionsPerTenant: resolvedTenancy.maxConnectionsPerTenant,
+              },
+            }
+          : {}),
+      }),
       createSchemaDbProvider(),
       ...names.map((name) => createSchemaDbProvider(name)),
       {

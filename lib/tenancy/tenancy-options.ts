@@ -86,6 +86,15 @@ export interface TenancyOptions {
    */
   maxStalenessMs?: number;
   /**
+   * Fair share of the shared pool: the most connections one tenant's work (a request or job in
+   * its tenant context) holds at once. Its further queries wait in that tenant's own queue, up
+   * to `pool.acquireTimeoutMs` (then `TenantShareTimeoutError`), so one tenant's burst can take
+   * at most this much of the pool and other tenants' queries still find connections. Work
+   * outside a tenant context is not capped. Set it to `pool.max` to turn the cap off.
+   * Default: half of `pool.max`, rounded up, at least 2 (5 of the default 10; none for a pool of 2).
+   */
+  maxConnectionsPerTenant?: number;
+  /**
    * When change notifications cannot arrive (LISTEN through a transaction-mode pooler, detected
    * at start-up), the registry is reloaded this often instead. Default: `1_000` ms.
    */
@@ -108,6 +117,8 @@ export interface ResolvedTenancyOptions {
   readonly negativeCacheMs: number;
   readonly maxStalenessMs: number;
   readonly pollIntervalMs: number;
+  /** `undefined`: half of `pool.max`, resolved with the pool options. */
+  readonly maxConnectionsPerTenant: number | undefined;
 }
 
 /** Defaults of the tenancy options that are numbers. */
@@ -159,6 +170,11 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     ),
     pollIntervalMs: optional(options.pollIntervalMs, TENANCY_TIMING_DEFAULTS.pollIntervalMs, (v) =>
       integerOption(v, 'tenancy.pollIntervalMs', 100),
+    ),
+    maxConnectionsPerTenant: optional<number | undefined>(
+      options.maxConnectionsPerTenant,
+      undefined,
+      (v) => integerOption(v, 'tenancy.maxConnectionsPerTenant', 1),
     ),
     maxStalenessMs: optional(options.maxStalenessMs, TENANCY_TIMING_DEFAULTS.maxStalenessMs, (v) =>
       integerOption(v, 'tenancy.maxStalenessMs', 100),
