@@ -260,7 +260,8 @@ function parseMetadata(text: string | undefined): Record<string, unknown> | unde
   throw new PgTenancyError('--metadata must be a JSON object, e.g. \'{"plan":"pro"}\'.');
 }
 
-function positiveInteger(text: string): number {
+/** Commander parser of a positive integer argument. */
+export function positiveInteger(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) {
     throw new InvalidArgumentError('it must be a positive integer.');

@@ -14,6 +14,7 @@ import {
   type TenantMigrationSummary,
 } from './tenant-fleet-migrator.js';
 import { TenantProvisioner, type TenantRepairResult } from './tenant-provisioner.js';
+import { TenantRolloutStore, type MigrationRolloutState } from './tenant-waves.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
 
 export type {
@@ -23,6 +24,13 @@ export type {
   TenantMigrationSummary,
 } from './tenant-fleet-migrator.js';
 export type { TenantRepairResult } from './tenant-provisioner.js';
+export type {
+  MigrationRolloutState,
+  MigrationRolloutStop,
+  MigrationWaveOptions,
+  MigrationWaveSummary,
+  TenantRolloutOutcome,
+} from './tenant-waves.js';
 
 /** Options of {@link TenantService.forEach}. */
 export interface ForEachOptions {
@@ -67,8 +75,13 @@ export class TenantService {
     const files = (): Promise<readonly MigrationFile[]> =>
       options.migrations ? loadMigrationFiles(options.migrations) : Promise.resolve([]);
     this.#provisioner = new TenantProvisioner(registry, runner, connection, files, logger, drain);
-    this.#fleet = new TenantFleetMigrator(registry, runner, files, (requested) =>
-      Math.min(requested ?? options.migrationConcurrency, pool.options.max ?? 10),
+    const rollouts = new TenantRolloutStore(pool, options.registrySchema);
+    this.#fleet = new TenantFleetMigrator(
+      registry,
+      runner,
+      files,
+      (requested) => Math.min(requested ?? options.migrationConcurrency, pool.options.max ?? 10),
+      { store: rollouts, ensure: () => rollouts.ensure(connection, drain) },
     );
   }
 
@@ -197,12 +210,31 @@ export class TenantService {
    * with unchanged files are skipped without touching their schema, so a no-op run over
    * thousands of tenants costs one query. One tenant's failure does not stop the others; the
    * summary lists it and the registry keeps its error for the fleet view.
+   *
+   * Rollouts in waves: `canary` tenants go first (wave 0) and any failure among them stops the
+   * run before wave 1; the rest go `waveSize` at a time; `stopAfterFailures` stops starting new
+   * tenants after that many failures; `retryFailed` migrates only the tenants whose last attempt
+   * at these files failed. Each wave's outcomes are recorded in the registry schema
+   * (`tenant_rollouts`, `tenant_rollout_outcomes`), so a rerun resumes where a run stopped:
+   * tenants done are skipped, those not attempted come first, earlier failures last.
+   *
+   * @example
+   * await tenants.migrateAll({ canary: ['internal', 'beta'], waveSize: 500, stopAfterFailures: 3 });
    */
   migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
     return this.#fleet.migrateAll(options);
   }
 
-  /** The fleet view: per tenant, its status, version, pending count, edited files and last failure. One query. */
+  /**
+   * The latest rollout (set of files migrated over the fleet) as the registry records it: its
+   * state (`running`, `stopped` with the reason, `finished`) and per wave how many tenants were
+   * applied, up to date, failed or gone. `null` before the first `migrateAll()`.
+   */
+  migrationRollout(): Promise<MigrationRolloutState | null> {
+    return this.#fleet.rolloutStatus();
+  }
+
+  /** The fleet view: per tenant, its status, version, pending count, edited files, last failure, and wave and outcome in the latest rollout. */
   migrationStatus(tenants?: readonly string[]): Promise<TenantMigrationState[]> {
     return this.#fleet.migrationStatus(tenants);
   }
