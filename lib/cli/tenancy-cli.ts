@@ -6,12 +6,8 @@ import { toSessionConfig } from '../pool/pool-options.js';
 import { resolveTenancyOptions } from '../tenancy/tenancy-options.js';
 import { TenantContext } from '../tenancy/tenant-context.js';
 import { TenantRegistry } from '../tenancy/tenant-registry.js';
-import {
-  TenantService,
-  type MigrationWaveOptions,
-  type MigrationWaveSummary,
-  type TenantMigrationSummary,
-} from '../tenancy/tenant.service.js';
+import { TenantService, type TenantMigrationSummary } from '../tenancy/tenant.service.js';
+import type { MigrationWaveOptions, MigrationWaveSummary } from '../tenancy/tenant-waves.js';
 import type { PgTenancyConfig } from './cli-config.js';
 import { createProgress, type Progress } from './progress.js';
 

@@ -14,6 +14,13 @@ import {
   type TenantMigrationSummary,
 } from './tenant-fleet-migrator.js';
 import { TenantProvisioner, type TenantRepairResult } from './tenant-provisioner.js';
+import { TenantCopier, type CloneTenantOptions } from './tenant-copy.js';
+import {
+  TenantTransfer,
+  type ExportTenantOptions,
+  type ImportTenantOptions,
+  type TenantExportResult,
+} from './tenant-export.js';
 import { TenantRolloutStore, type MigrationRolloutState } from './tenant-waves.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
 
@@ -24,13 +31,6 @@ export type {
   TenantMigrationSummary,
 } from './tenant-fleet-migrator.js';
 export type { TenantRepairResult } from './tenant-provisioner.js';
-export type {
-  MigrationRolloutState,
-  MigrationRolloutStop,
-  MigrationWaveOptions,
-  MigrationWaveSummary,
-  TenantRolloutOutcome,
-} from './tenant-waves.js';
 
 /** Options of {@link TenantService.forEach}. */
 export interface ForEachOptions {
@@ -54,6 +54,8 @@ export class TenantService {
   readonly #drain: DrainController | undefined;
   readonly #provisioner: TenantProvisioner;
   readonly #fleet: TenantFleetMigrator;
+  readonly #copier: TenantCopier;
+  readonly #transfer: TenantTransfer;
 
   /** @internal Created by `DatabaseModule` (or the CLI). */
   constructor(
@@ -75,6 +77,8 @@ export class TenantService {
     const files = (): Promise<readonly MigrationFile[]> =>
       options.migrations ? loadMigrationFiles(options.migrations) : Promise.resolve([]);
     this.#provisioner = new TenantProvisioner(registry, runner, connection, files, logger, drain);
+    this.#copier = new TenantCopier(registry, runner, connection, files, drain);
+    this.#transfer = new TenantTransfer(registry, runner, connection, files, drain);
     const rollouts = new TenantRolloutStore(pool, options.registrySchema);
     this.#fleet = new TenantFleetMigrator(
       registry,
@@ -110,6 +114,58 @@ export class TenantService {
    */
   drop(id: string): Promise<void> {
     return this.#provisioner.drop(id);
+  }
+
+  /**
+   * Creates tenant `targetId` as a copy of `sourceId`: schema and data, from one consistent
+   * snapshot (writes committed after it are not copied, none is seen half-done). The source's
+   * migration history is replayed into the new schema, checked against the source's catalog
+   * and copied with it; sequences keep their positions; foreign keys, functions and triggers
+   * refer to the new schema. One transaction, in which the new tenant goes `provisioning` →
+   * `active`: on any failure nothing is created. The source stays served throughout; its
+   * migrations and drop wait for the copy.
+   *
+   * @throws TenantNotFoundError (source), TenantAlreadyExistsError (target), TenantCloneError
+   * @example
+   * await tenants.clone('template-demo', 'acme', { metadata: { plan: 'trial' } });
+   */
+  clone(sourceId: string, targetId: string, options: CloneTenantOptions = {}): Promise<TenantInfo> {
+    return this.#copier.clone(sourceId, targetId, options);
+  }
+
+  /**
+   * Gives a tenant a new id, and its schema the matching name, in one transaction. Every
+   * instance stops routing the old id (404) within `maxStalenessMs`, as after a drop, and serves
+   * the new one; requests in flight on the old id finish or fail as `TenantNotFoundError`.
+   * Functions whose bodies name the schema are rewritten. Only `active` and `suspended` tenants.
+   *
+   * @throws TenantNotFoundError, TenantAlreadyExistsError, TenantRenameError
+   */
+  rename(oldId: string, newId: string): Promise<TenantInfo> {
+    return this.#copier.rename(oldId, newId);
+  }
+
+  /**
+   * Writes tenant `id` to a new directory `path`, from one consistent snapshot: `manifest.json`
+   * (format, migration history, catalog, per table its row count and SHA-256) and a gzipped COPY
+   * file per table. The tenant stays served. `import()` reads it back, here or elsewhere.
+   *
+   * @throws TenantNotFoundError, TenantExportError (the partial directory is removed)
+   */
+  export(id: string, path: string, options: ExportTenantOptions = {}): Promise<TenantExportResult> {
+    return this.#transfer.export(id, path, options);
+  }
+
+  /**
+   * Creates a tenant from an export directory, all or nothing: files are checked against their
+   * checksums first, the export's migration history must match this application's first files
+   * (newer exports are refused), those files are replayed, the catalog compared, rows loaded and
+   * counted, and files newer than the export applied. The tenant is `active` when it returns.
+   *
+   * @throws TenantImportError (nothing was created), TenantAlreadyExistsError
+   */
+  import(path: string, options: ImportTenantOptions = {}): Promise<TenantInfo> {
+    return this.#transfer.import(path, options);
   }
 
   /** Suspends a tenant: its requests are answered 403 until `resume()`. */
