@@ -5,7 +5,13 @@ import { MigrationRunner, type MigrationStatus } from '../migrations/migration-r
 import { toSessionConfig } from '../pool/pool-options.js';
 import { resolveCliConfig, type CliSettings, type PgTenancyConfig } from './cli-config.js';
 import { migrateTenants, openTenancy, printTenantStatus } from './tenancy-cli.js';
-import { EXIT, positiveInteger, registerTenantCommands } from './tenants-commands.js';
+import { registerTenantCopyCommands } from './tenant-copy-commands.js';
+import {
+  EXIT,
+  positiveInteger,
+  registerTenantCommands,
+  type TenantsCommandContext,
+} from './tenants-commands.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -248,8 +254,10 @@ rerun resumes where a run stopped (done tenants are skipped, earlier failures go
 
   const tenants = program
     .command('tenants')
-    .description('create, drop, suspend, resume, list tenants, and run SQL in each');
-  registerTenantCommands(tenants, {
+    .description(
+      'create, drop, suspend, resume, list, clone, rename, export and import tenants, and run SQL in each',
+    );
+  const context: TenantsCommandContext = {
     exit: (code) => (result.code = code),
     withTenants: async (command, fn, options) => {
       const tenancy = await openTenancy(await configOf(command), options);
@@ -259,7 +267,9 @@ rerun resumes where a run stopped (done tenants are skipped, earlier failures go
         await tenancy.end();
       }
     },
-  });
+  };
+  registerTenantCommands(tenants, context);
+  registerTenantCopyCommands(tenants, context);
 
   return program;
 }

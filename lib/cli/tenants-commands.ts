@@ -248,7 +248,8 @@ function report(
   return failed > 0 ? EXIT.failure : EXIT.ok;
 }
 
-function parseMetadata(text: string | undefined): Record<string, unknown> | undefined {
+/** `--metadata` as an object. @throws PgTenancyError when it is not a JSON object */
+export function parseMetadata(text: string | undefined): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
   try {
     const value: unknown = JSON.parse(text);
