@@ -9,10 +9,11 @@
 // log(message), createDatabase(prefix) (a fresh database, dropped at the end of the run) and
 // defer(fn) (cleanup run at the end, also on failure). A suite asserts correctness only: put
 // anything that must hold into `failures` (the run then exits 1), never timing thresholds.
+import fleetWaves from './fleet-waves.mjs';
 import http from './http.mjs';
 import manyTenants from './many-tenants.mjs';
 import migrations from './migrations.mjs';
 import pgbench from './pgbench.mjs';
 import pointLookups from './point-lookups.mjs';
 
-export const suites = [pointLookups, pgbench, http, migrations, manyTenants];
+export const suites = [pointLookups, pgbench, http, migrations, manyTenants, fleetWaves];

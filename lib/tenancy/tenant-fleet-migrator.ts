@@ -17,6 +17,7 @@ import {
   type MigrationRolloutStop,
   type MigrationWaveOptions,
   type MigrationWaveSummary,
+  type RecordedOutcome,
   type TenantRolloutOutcome,
   type TenantRolloutStore,
 } from './tenant-waves.js';
@@ -260,7 +261,9 @@ export class TenantFleetMigrator {
     const files = await this.files();
     const rows = await this.#rows(tenants);
     const latest = await this.rollouts.store.latest();
-    const recorded = latest ? await this.rollouts.store.outcomes(latest.digest) : new Map();
+    const recorded: Map<string, RecordedOutcome> = latest
+      ? await this.rollouts.store.outcomes(latest.digest)
+      : new Map<string, RecordedOutcome>();
     return rows.map((row) => ({
       tenantId: row.id,
       status: row.status,
