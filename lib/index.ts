@@ -114,6 +114,7 @@ export {
   type TenantExportManifest,
   type TenantExportResult,
 } from './tenancy/tenant-export.js';
+export type { MigrationHistoryEntry, SequencePosition } from './tenancy/tenant-schema-catalog.js';
 export {
   TenantCloneError,
   TenantExportError,

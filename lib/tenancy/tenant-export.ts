@@ -29,8 +29,8 @@ import {
   setUserTriggers,
   truncateAll,
   withoutTimeouts,
-  type HistoryEntry,
-  type SequenceValue,
+  type MigrationHistoryEntry,
+  type SequencePosition,
 } from './tenant-schema-catalog.js';
 import { TenantAlreadyExistsError, TenantNotFoundError } from './tenant.errors.js';
 
@@ -53,10 +53,15 @@ export interface TenantExportManifest {
   readonly exportedAt: string;
   /** The tenant's registry row as exported. */
   readonly tenant: {
+    /** Its id (the default id on import). */
     readonly id: string;
+    /** Its schema in the exporting database. */
     readonly schema: string;
+    /** Its status then (an import is always `active`). */
     readonly status: string;
+    /** Its metadata (the default on import). */
     readonly metadata: Record<string, unknown>;
+    /** When it was created (ISO 8601). */
     readonly createdAt: string;
   };
   /**
@@ -64,15 +69,21 @@ export interface TenantExportManifest {
    * application must have the same files). `sql` is the file's template text when the exporting
    * application had it.
    */
-  readonly migrations: readonly (HistoryEntry & { readonly sql?: string })[];
+  readonly migrations: readonly (MigrationHistoryEntry & {
+    /** The file's template text, when the exporting application had the same file. */
+    readonly sql?: string;
+  })[];
   /** The schema's catalog with its name as `{{schema}}` (see the README), checked on import. */
   readonly fingerprint: readonly string[];
   /** Tables in an order that satisfies foreign keys, with their data file. */
   readonly tables: readonly {
+    /** The table's name (unqualified). */
     readonly name: string;
+    /** The columns in the file, in order (generated columns are left out). */
     readonly columns: readonly string[];
     /** Path relative to the export directory. */
     readonly file: string;
+    /** Rows in the file. */
     readonly rows: number;
     /** Size of the file in bytes. */
     readonly bytes: number;
@@ -80,7 +91,7 @@ export interface TenantExportManifest {
     readonly sha256: string;
   }[];
   /** Positions of the schema's sequences. */
-  readonly sequences: readonly SequenceValue[];
+  readonly sequences: readonly SequencePosition[];
 }
 
 /** What {@link TenantService.export} wrote. */

@@ -18,16 +18,22 @@ export interface CatalogTable {
 }
 
 /** A sequence's position, carried over so new rows never collide with copied ones. */
-export interface SequenceValue {
+export interface SequencePosition {
+  /** The sequence's name (unqualified). */
   readonly name: string;
+  /** Its `last_value`, as text (a bigint). */
   readonly lastValue: string;
+  /** Its `is_called`: whether `last_value` was already handed out. */
   readonly isCalled: boolean;
 }
 
 /** A row of a schema's migration history. */
-export interface HistoryEntry {
+export interface MigrationHistoryEntry {
+  /** The file's number. */
   readonly version: number;
+  /** The file name, e.g. `003_add_index.sql`. */
   readonly name: string;
+  /** SHA-256 (hex) of the file's text when it was applied. */
   readonly checksum: string;
 }
 
@@ -128,12 +134,12 @@ export async function catalogTables(
 export async function sequenceValues(
   client: pg.ClientBase,
   schema: string,
-): Promise<SequenceValue[]> {
+): Promise<SequencePosition[]> {
   const { rows } = await client.query<{ name: string }>(
     `SELECT relname AS name FROM pg_class WHERE relnamespace = ${NAMESPACE} AND relkind = 'S' ORDER BY relname`,
     [schema],
   );
-  const values: SequenceValue[] = [];
+  const values: SequencePosition[] = [];
   for (const { name } of rows) {
     const { rows: at } = await client.query<{ last_value: string; is_called: boolean }>(
       `SELECT last_value::text, is_called FROM ${qualified(schema, name)}`,
@@ -147,7 +153,7 @@ export async function sequenceValues(
 export async function setSequences(
   client: pg.ClientBase,
   schema: string,
-  values: readonly SequenceValue[],
+  values: readonly SequencePosition[],
 ): Promise<void> {
   for (const v of values) {
     await client.query('SELECT setval($1::regclass, $2::bigint, $3)', [
@@ -159,8 +165,11 @@ export async function setSequences(
 }
 
 /** The schema's migration history, oldest first. */
-export async function readHistory(client: pg.ClientBase, schema: string): Promise<HistoryEntry[]> {
-  const { rows } = await client.query<HistoryEntry>(
+export async function readHistory(
+  client: pg.ClientBase,
+  schema: string,
+): Promise<MigrationHistoryEntry[]> {
+  const { rows } = await client.query<MigrationHistoryEntry>(
     `SELECT version, name, checksum FROM ${qualified(schema, MIGRATIONS_TABLE)} ORDER BY version`,
   );
   return rows;
@@ -171,7 +180,7 @@ export async function readHistory(client: pg.ClientBase, schema: string): Promis
  * history newer than the files), or `undefined` when it is.
  */
 export function historyMismatch(
-  history: readonly HistoryEntry[],
+  history: readonly MigrationHistoryEntry[],
   files: readonly MigrationFile[],
 ): string | undefined {
   if (history.length > files.length) {

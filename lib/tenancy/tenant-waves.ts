@@ -71,10 +71,15 @@ export interface MigrationRolloutState {
   readonly updatedAt: Date;
   /** Per wave: tenants recorded with each outcome. */
   readonly waves: readonly {
+    /** The wave (`0`: canary). */
     readonly wave: number;
+    /** Tenants recorded `applied`. */
     readonly applied: number;
+    /** Tenants recorded `up-to-date`. */
     readonly upToDate: number;
+    /** Tenants whose last attempt failed. */
     readonly failed: number;
+    /** Tenants found dropped. */
     readonly gone: number;
   }[];
 }
