@@ -2,7 +2,7 @@ import type pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
 import type { MigrationFile } from '../migrations/migration-files.js';
 import type { MigrationRunner } from '../migrations/migration-runner.js';
-import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import { inTransaction, openSession, type Session, type SessionTracker } from '../pool/sessions.js';
 import { migrationsDigest } from './tenant-migrations-digest.js';
 import { lockTenant } from './tenant-locks.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
@@ -108,25 +108,39 @@ export async function finishTenant(
 }
 
 /**
+ * What clones, renames, exports and imports share: the registry, the migration runner and files,
+ * and their own connections, opened without statement or lock timeouts (copies run long).
+ */
+export abstract class TenantCopyJob {
+  readonly #connection: pg.ClientConfig;
+
+  constructor(
+    protected readonly registry: TenantRegistry,
+    protected readonly runner: MigrationRunner,
+    connection: pg.ClientConfig,
+    protected readonly files: () => Promise<readonly MigrationFile[]>,
+    private readonly tracker?: SessionTracker,
+  ) {
+    this.#connection = withoutTimeouts(connection);
+  }
+
+  /** A connection of the job's own, counted by the shutdown drain. */
+  protected session(job: string): Promise<Session> {
+    return openSession(this.#connection, {
+      tracker: this.tracker,
+      applicationName: `nestjs-pg-tenancy:${job}`,
+    });
+  }
+}
+
+/**
  * Cloning and renaming tenants. A clone replays the source's migration history into the new
  * schema (so tables, sequences, foreign keys, functions and triggers refer to the new schema),
  * checks that the result matches the source's catalog, then copies every row from one
  * consistent snapshot: all in one transaction, with the new tenant going `provisioning` →
  * `active` in it.
  */
-export class TenantCopier {
-  readonly #connection: pg.ClientConfig;
-
-  constructor(
-    private readonly registry: TenantRegistry,
-    private readonly runner: MigrationRunner,
-    connection: pg.ClientConfig,
-    private readonly files: () => Promise<readonly MigrationFile[]>,
-    private readonly tracker?: SessionTracker,
-  ) {
-    this.#connection = withoutTimeouts(connection);
-  }
-
+export class TenantCopier extends TenantCopyJob {
   async clone(
     sourceId: string,
     targetId: string,
@@ -135,10 +149,7 @@ export class TenantCopier {
     const source = this.registry.schemaFor(sourceId);
     const target = this.registry.schemaFor(targetId);
     const files = await this.files();
-    const session = await openSession(this.#connection, {
-      tracker: this.tracker,
-      applicationName: 'nestjs-pg-tenancy:clone',
-    });
+    const session = await this.session('clone');
     const { client } = session;
     try {
       // The source's lock first, then the snapshot: no migration or drop of the source can
@@ -215,10 +226,7 @@ export class TenantCopier {
     const from = this.registry.schemaFor(oldId);
     const to = this.registry.schemaFor(newId);
     const table = this.registry.table;
-    const session = await openSession(this.#connection, {
-      tracker: this.tracker,
-      applicationName: 'nestjs-pg-tenancy:rename',
-    });
+    const session = await this.session('rename');
     const { client } = session;
     try {
       await inTransaction(client, async () => {

@@ -5,14 +5,16 @@ import { join, resolve } from 'node:path';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
-import type pg from 'pg';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
-import type { MigrationFile } from '../migrations/migration-files.js';
-import type { MigrationRunner } from '../migrations/migration-runner.js';
-import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
-import { finishTenant, startTenant, type TenantCopyProgress } from './tenant-copy.js';
+import { inTransaction } from '../pool/sessions.js';
+import {
+  finishTenant,
+  startTenant,
+  TenantCopyJob,
+  type TenantCopyProgress,
+} from './tenant-copy.js';
 import { TenantExportError, TenantImportError } from './tenant-copy.errors.js';
-import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
+import type { TenantInfo } from './tenant-registry.js';
 import type { TenantRow } from './tenant-registry-store.js';
 import {
   catalogTables,
@@ -28,7 +30,6 @@ import {
   setSequences,
   setUserTriggers,
   truncateAll,
-  withoutTimeouts,
   type MigrationHistoryEntry,
   type SequencePosition,
 } from './tenant-schema-catalog.js';
@@ -126,19 +127,7 @@ export interface ImportTenantOptions {
  * Export of a tenant to a directory (one consistent snapshot) and import of such a directory
  * into this application's database, all or nothing.
  */
-export class TenantTransfer {
-  readonly #connection: pg.ClientConfig;
-
-  constructor(
-    private readonly registry: TenantRegistry,
-    private readonly runner: MigrationRunner,
-    connection: pg.ClientConfig,
-    private readonly files: () => Promise<readonly MigrationFile[]>,
-    private readonly tracker?: SessionTracker,
-  ) {
-    this.#connection = withoutTimeouts(connection);
-  }
-
+export class TenantTransfer extends TenantCopyJob {
   async export(
     id: string,
     path: string,
@@ -154,10 +143,7 @@ export class TenantTransfer {
         cause: err,
       });
     }
-    const session = await openSession(this.#connection, {
-      tracker: this.tracker,
-      applicationName: 'nestjs-pg-tenancy:export',
-    });
+    const session = await this.session('export');
     const { client } = session;
     try {
       await mkdir(join(dir, 'data'));
@@ -272,10 +258,7 @@ export class TenantTransfer {
     const id = options.id ?? manifest.tenant.id;
     const schema = this.registry.schemaFor(id);
     const applied = manifest.migrations.length;
-    const session = await openSession(this.#connection, {
-      tracker: this.tracker,
-      applicationName: 'nestjs-pg-tenancy:import',
-    });
+    const session = await this.session('import');
     const { client } = session;
     try {
       await inTransaction(client, async () => {

@@ -12,6 +12,7 @@ import type { TenantRow } from './tenant-registry-store.js';
 import type { TenantStatus } from './tenant-state.js';
 import {
   planWaves,
+  type PlannedWave,
   resolveWaveOptions,
   type MigrationRolloutState,
   type MigrationRolloutStop,
@@ -150,9 +151,13 @@ export class TenantFleetMigrator {
     let done = skipped;
     const total = served.length;
     const concurrency = Math.max(1, this.concurrencyFor(requested));
-    await this.rollouts.ensure();
-    const rollout = await this.rollouts.store.begin(current, files.length);
-    const waves = planWaves(stale, rollout.recorded, waveOptions, rollout.lastWave + 1);
+    // Nothing pending: no rollout to record, so a no-op run stays one query over the registry.
+    let waves: PlannedWave<TenantRow>[] = [];
+    if (stale.length > 0) {
+      await this.rollouts.ensure();
+      const rollout = await this.rollouts.store.begin(current, files.length);
+      waves = planWaves(stale, rollout.recorded, waveOptions, rollout.lastWave + 1);
+    }
     const migrateOne = async (
       row: TenantRow,
       session: MigrationSession,
@@ -237,7 +242,7 @@ export class TenantFleetMigrator {
     } finally {
       await Promise.all(sessions.map((s) => s.close()));
     }
-    await this.rollouts.store.end(current, stopped);
+    if (stale.length > 0) await this.rollouts.store.end(current, stopped);
     return {
       applied,
       skipped,
