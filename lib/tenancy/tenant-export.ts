@@ -281,6 +281,15 @@ export class TenantTransfer extends TenantCopyJob {
           );
         }
         const tables = await catalogTables(client, schema);
+        const built = tables.map((t) => `${t.name}(${t.columns.join(',')})`).sort();
+        const exported = manifest.tables.map((t) => `${t.name}(${t.columns.join(',')})`).sort();
+        if (JSON.stringify(built) !== JSON.stringify(exported)) {
+          throw new TenantImportError(
+            dir,
+            'schema',
+            'the manifest lists other tables or columns than the migrations built',
+          );
+        }
         await truncateAll(client, schema, tables);
         await setUserTriggers(client, schema, tables, false);
         for (const [i, t] of manifest.tables.entries()) {
