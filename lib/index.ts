@@ -119,6 +119,33 @@ export {
   type TenantRepairResult,
 } from './tenancy/tenant.service.js';
 
+// Tenancy, fleet rollouts: waves, canaries and the rollout record of migrateAll().
+export type {
+  MigrationRolloutState,
+  MigrationRolloutStop,
+  MigrationWaveOptions,
+  MigrationWaveSummary,
+  TenantRolloutOutcome,
+} from './tenancy/tenant-waves.js';
+
+// Tenancy, copies: clone, rename, export and import of a tenant, and the export format.
+export type { CloneTenantOptions, TenantCopyProgress } from './tenancy/tenant-copy.js';
+export {
+  TENANT_EXPORT_FORMAT,
+  TENANT_EXPORT_FORMAT_VERSION,
+  type ExportTenantOptions,
+  type ImportTenantOptions,
+  type TenantExportManifest,
+  type TenantExportResult,
+} from './tenancy/tenant-export.js';
+export type { MigrationHistoryEntry, SequencePosition } from './tenancy/tenant-schema-catalog.js';
+export {
+  TenantCloneError,
+  TenantExportError,
+  TenantImportError,
+  TenantRenameError,
+} from './tenancy/tenant-copy.errors.js';
+
 // Tenancy, registry types: a tenant's row and lifecycle states. TenantRegistry is advanced API.
 export {
   TenantRegistry,

@@ -11,6 +11,7 @@
 // anything that must hold into `failures` (the run then exits 1), never timing thresholds.
 import bulkLoad from './bulk-load.mjs';
 import fairShare from './fair-share.mjs';
+import fleetWaves from './fleet-waves.mjs';
 import http from './http.mjs';
 import kysely from './kysely.mjs';
 import manyTenants from './many-tenants.mjs';
@@ -35,4 +36,5 @@ export const suites = [
   readReplicas,
   bulkLoad,
   fairShare,
+  fleetWaves,
 ];

@@ -5,7 +5,13 @@ import { MigrationRunner, type MigrationStatus } from '../migrations/migration-r
 import { toSessionConfig } from '../pool/pool-options.js';
 import { resolveCliConfig, type CliSettings, type PgTenancyConfig } from './cli-config.js';
 import { migrateTenants, openTenancy, printTenantStatus } from './tenancy-cli.js';
-import { EXIT, registerTenantCommands } from './tenants-commands.js';
+import { registerTenantCopyCommands } from './tenant-copy-commands.js';
+import {
+  EXIT,
+  positiveInteger,
+  registerTenantCommands,
+  type TenantsCommandContext,
+} from './tenants-commands.js';
 
 const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
 
@@ -17,6 +23,10 @@ interface MigrateFlags {
   /** `true` for all tenants, or a list of ids. */
   tenants?: boolean | string[];
   all?: boolean;
+  canary?: string[];
+  waveSize?: number;
+  stopAfter?: number;
+  retryFailed?: boolean;
 }
 
 const plainLogger = {
@@ -122,7 +132,12 @@ async function migrateTenantSchemas(config: PgTenancyConfig, flags: MigrateFlags
     if (flags.status || flags.dryRun) {
       return (await printTenantStatus(tenancy.service, only, flags.json)) ? EXIT.failure : EXIT.ok;
     }
-    const summary = await migrateTenants(tenancy.service, only);
+    const summary = await migrateTenants(tenancy.service, only, {
+      canary: flags.canary,
+      waveSize: flags.waveSize,
+      stopAfterFailures: flags.stopAfter,
+      retryFailed: flags.retryFailed,
+    });
     return summary.failed.length > 0 ? EXIT.failure : EXIT.ok;
   } finally {
     await tenancy.end();
@@ -211,6 +226,25 @@ function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
     .option('-s, --schema <name...>', 'only these named schemas')
     .option('-t, --tenants [id...]', 'tenant schemas instead of named ones: all, or the ids given')
     .option('--all', 'named schemas, then every tenant')
+    .option('--canary <id...>', 'tenants migrated first (wave 0); any failure stops before wave 1')
+    .addOption(
+      new Option('--wave-size <n>', 'tenants per wave after the canary').argParser(positiveInteger),
+    )
+    .addOption(
+      new Option('--stop-after <n>', 'stop starting tenants after n failures').argParser(
+        positiveInteger,
+      ),
+    )
+    .option('--retry-failed', 'only the tenants whose last attempt at these files failed')
+    .addHelpText(
+      'after',
+      `
+Tenant rollouts in waves (with --tenants): each wave's outcomes are recorded in the registry, so a
+rerun resumes where a run stopped (done tenants are skipped, earlier failures go last).
+  migrate --tenants --canary internal beta --wave-size 500 --stop-after 3
+  migrate --tenants --retry-failed
+  migrate --tenants --status          fleet view: each tenant's wave and outcome, rollout state`,
+    )
     .action(async (flags: MigrateFlags, command: Command) => {
       result.code = await migrate(
         { ...flags, json: rootOf(command).opts<{ json?: boolean }>().json },
@@ -220,8 +254,10 @@ function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
 
   const tenants = program
     .command('tenants')
-    .description('create, drop, suspend, resume, list tenants, and run SQL in each');
-  registerTenantCommands(tenants, {
+    .description(
+      'create, drop, suspend, resume, list, clone, rename, export and import tenants, and run SQL in each',
+    );
+  const context: TenantsCommandContext = {
     exit: (code) => (result.code = code),
     withTenants: async (command, fn, options) => {
       const tenancy = await openTenancy(await configOf(command), options);
@@ -231,7 +267,9 @@ function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
         await tenancy.end();
       }
     },
-  });
+  };
+  registerTenantCommands(tenants, context);
+  registerTenantCopyCommands(tenants, context);
 
   return program;
 }

@@ -7,6 +7,7 @@ import { resolveTenancyOptions } from '../tenancy/tenancy-options.js';
 import { TenantContext } from '../tenancy/tenant-context.js';
 import { TenantRegistry } from '../tenancy/tenant-registry.js';
 import { TenantService, type TenantMigrationSummary } from '../tenancy/tenant.service.js';
+import type { MigrationWaveOptions, MigrationWaveSummary } from '../tenancy/tenant-waves.js';
 import type { PgTenancyConfig } from './cli-config.js';
 import { createProgress, type Progress } from './progress.js';
 
@@ -57,9 +58,11 @@ export async function openTenancy(
 export async function migrateTenants(
   service: TenantService,
   only: string[] | undefined,
+  waves: MigrationWaveOptions = {},
 ): Promise<TenantMigrationSummary> {
   let progress: Progress | undefined;
   const summary = await service.migrateAll({
+    ...waves,
     tenants: only,
     onProgress: ({ total, tenantId }) => {
       progress ??= createProgress('tenants', total);
@@ -70,6 +73,14 @@ export async function migrateTenants(
   for (const { tenantId, files } of summary.applied)
     console.log(`${tenantId}: applied ${files.join(', ')}`);
   for (const { tenantId, error } of summary.failed) console.error(`${tenantId}: FAILED ${error}`);
+  if (summary.waves.length > 1 || summary.stopped) {
+    for (const w of summary.waves) console.log(waveLine(w));
+  }
+  if (summary.stopped) {
+    console.error(
+      `Stopped in wave ${summary.stopped.wave}: ${summary.stopped.reason === 'canary-failed' ? 'a canary tenant failed' : 'the failure limit was reached'}; ${summary.notAttempted.length} tenant(s) not attempted. Fix the cause and run again: the rollout resumes there.`,
+    );
+  }
   console.log(
     `Tenants: ${summary.applied.length} migrated, ${summary.skipped} up to date, ${summary.failed.length} failed (${summary.durationMs} ms).`,
   );
@@ -96,9 +107,21 @@ export async function printTenantStatus(
     [s.changed ? 'CHANGED' : '', s.missing > 0 ? `${s.missing} MISSING` : '']
       .filter(Boolean)
       .join(', '),
+    s.wave === null ? '' : `${s.wave}${s.wave === 0 ? ' (canary)' : ''}`,
+    s.rolloutOutcome ?? '',
     s.lastError ?? '',
   ]);
-  printTable(['tenant', 'status', 'version', 'pending', 'files', 'last error'], rows);
+  printTable(
+    ['tenant', 'status', 'version', 'pending', 'files', 'wave', 'outcome', 'last error'],
+    rows,
+  );
+  const rollout = await service.migrationRollout();
+  if (rollout) {
+    console.log(
+      `Rollout of ${rollout.files} file(s): ${rollout.state}${rollout.stopReason ? ` (${rollout.stopReason})` : ''}, last wave ${rollout.lastWave}, updated ${rollout.updatedAt.toISOString()}.`,
+    );
+    for (const w of rollout.waves) console.log(waveLine(w));
+  }
   const lagging = states.filter((s) => s.pending > 0).length;
   console.log(
     `${states.length} tenant(s): ${lagging} with pending migrations, ${broken} needing attention.`,
@@ -123,6 +146,15 @@ export async function printTenantList(service: TenantService, json = false): Pro
       (unfinished.length > 0
         ? ` ${unfinished.length} being created or dropped (or left so by a crash): \`tenants repair <id>\` finishes one.`
         : ''),
+  );
+}
+
+function waveLine(
+  w: Omit<MigrationWaveSummary, 'tenants' | 'notAttempted'> & { notAttempted?: number },
+): string {
+  return (
+    `  wave ${w.wave}${w.wave === 0 ? ' (canary)' : ''}: ${w.applied} applied, ${w.upToDate} up to date, ${w.failed} failed, ${w.gone} gone` +
+    (w.notAttempted ? `, ${w.notAttempted} not attempted` : '')
   );
 }
 

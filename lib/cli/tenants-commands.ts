@@ -248,7 +248,8 @@ function report(
   return failed > 0 ? EXIT.failure : EXIT.ok;
 }
 
-function parseMetadata(text: string | undefined): Record<string, unknown> | undefined {
+/** `--metadata` as an object. @throws PgTenancyError when it is not a JSON object */
+export function parseMetadata(text: string | undefined): Record<string, unknown> | undefined {
   if (text === undefined) return undefined;
   try {
     const value: unknown = JSON.parse(text);
@@ -260,7 +261,8 @@ function parseMetadata(text: string | undefined): Record<string, unknown> | unde
   throw new PgTenancyError('--metadata must be a JSON object, e.g. \'{"plan":"pro"}\'.');
 }
 
-function positiveInteger(text: string): number {
+/** Commander parser of a positive integer argument. */
+export function positiveInteger(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 1) {
     throw new InvalidArgumentError('it must be a positive integer.');

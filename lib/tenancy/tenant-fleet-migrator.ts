@@ -10,6 +10,18 @@ import { TenantGoneError, tenantGuard } from './tenant-locks.js';
 import type { TenantRegistry } from './tenant-registry.js';
 import type { TenantRow } from './tenant-registry-store.js';
 import type { TenantStatus } from './tenant-state.js';
+import {
+  planWaves,
+  type PlannedWave,
+  resolveWaveOptions,
+  type MigrationRolloutState,
+  type MigrationRolloutStop,
+  type MigrationWaveOptions,
+  type MigrationWaveSummary,
+  type RecordedOutcome,
+  type TenantRolloutOutcome,
+  type TenantRolloutStore,
+} from './tenant-waves.js';
 import { TenantNotFoundError } from './tenant.errors.js';
 
 /** Progress of `migrateAll()`, reported after each tenant. */
@@ -21,11 +33,16 @@ export interface TenantMigrationProgress {
   /** The tenant just finished. */
   readonly tenantId: string;
   /** `gone`: the tenant was dropped (or began dropping) while the run went on; nothing was done. */
-  readonly outcome: 'applied' | 'up-to-date' | 'failed' | 'gone';
+  readonly outcome: TenantRolloutOutcome;
+  /** The tenant's wave: `0` for the canary wave. */
+  readonly wave: number;
 }
 
-/** Options of {@link TenantService.migrateAll}. */
-export interface MigrateAllOptions {
+/**
+ * Options of {@link TenantService.migrateAll}. The wave options (`canary`, `waveSize`,
+ * `stopAfterFailures`, `retryFailed`) are described on {@link MigrationWaveOptions}.
+ */
+export interface MigrateAllOptions extends MigrationWaveOptions {
   /** Tenants migrated at once. Default: `tenancy.migrationConcurrency`, capped at `pool.max`. */
   concurrency?: number;
   /** Called after each tenant. */
@@ -62,6 +79,12 @@ export interface TenantMigrationSummary {
    * `TenantService.repair`): not migrated by this run.
    */
   readonly provisioning: readonly string[];
+  /** The waves of this run, in order (the canary wave, if any, is wave `0`). */
+  readonly waves: readonly MigrationWaveSummary[];
+  /** Why the run stopped early (a rerun resumes with the tenants not attempted), or `null`. */
+  readonly stopped: MigrationRolloutStop | null;
+  /** Tenants planned but not attempted because the run stopped. */
+  readonly notAttempted: readonly string[];
   /** Wall-clock time of the whole run, in milliseconds. */
   readonly durationMs: number;
 }
@@ -84,6 +107,10 @@ export interface TenantMigrationState {
   readonly lastMigratedAt: Date | null;
   /** Why the last migration attempt failed, or `null` when it succeeded. */
   readonly lastError: string | null;
+  /** Its wave in the latest rollout, or `null` when that rollout has not reached it. */
+  readonly wave: number | null;
+  /** Its outcome in the latest rollout, or `null` when not attempted yet. */
+  readonly rolloutOutcome: TenantRolloutOutcome | null;
 }
 
 /**
@@ -98,6 +125,8 @@ export class TenantFleetMigrator {
     private readonly files: () => Promise<readonly MigrationFile[]>,
     /** Workers for a run: the requested number (or the default), capped at `pool.max`. */
     private readonly concurrencyFor: (requested: number | undefined) => number,
+    /** Where waves and outcomes are recorded, and how its tables are ensured. */
+    private readonly rollouts: { store: TenantRolloutStore; ensure(): Promise<void> },
   ) {}
 
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
@@ -105,6 +134,7 @@ export class TenantFleetMigrator {
       options.concurrency === undefined
         ? undefined
         : integerOption(options.concurrency, 'migrateAll concurrency', 1);
+    const waveOptions = resolveWaveOptions(options);
     const started = performance.now();
     const files = await this.files();
     const rows = await this.#rows(options.tenants);
@@ -121,8 +151,24 @@ export class TenantFleetMigrator {
     let done = skipped;
     const total = served.length;
     const concurrency = Math.max(1, this.concurrencyFor(requested));
-    const migrateOne = async (row: TenantRow, session: MigrationSession) => {
+    // Nothing pending: no rollout to record, so a no-op run stays one query over the registry.
+    let waves: PlannedWave<TenantRow>[] = [];
+    if (stale.length > 0) {
+      await this.rollouts.ensure();
+      const rollout = await this.rollouts.store.begin(current, files.length);
+      waves = planWaves(stale, rollout.recorded, waveOptions, rollout.lastWave + 1);
+    }
+    const migrateOne = async (
+      row: TenantRow,
+      session: MigrationSession,
+      wave: number,
+    ): Promise<{
+      tenantId: string;
+      outcome: TenantMigrationProgress['outcome'];
+      error?: string;
+    }> => {
       let outcome: TenantMigrationProgress['outcome'];
+      let error: string | undefined;
       try {
         const result = await session.migrate(row.schema_name, files, {
           createSchema: false,
@@ -145,43 +191,84 @@ export class TenantFleetMigrator {
           gone.push(row.id);
           outcome = 'gone';
         } else {
-          const message =
+          error =
             err instanceof MigrationSchemaMissingError
               ? `${err.message} The registry row has no schema: drop the tenant and create it again.`
               : (err as Error).message;
-          failed.push({ tenantId: row.id, error: message });
+          failed.push({ tenantId: row.id, error });
           outcome = 'failed';
-          await this.registry.store.recordFailure(row.id, message).catch(() => undefined);
+          await this.registry.store.recordFailure(row.id, error).catch(() => undefined);
         }
       }
-      options.onProgress?.({ done: ++done, total, tenantId: row.id, outcome });
+      options.onProgress?.({ done: ++done, total, tenantId: row.id, outcome, wave });
+      return { tenantId: row.id, outcome, error };
     };
-    // Each worker keeps one migration connection for all the tenants it takes: a new connection
-    // per tenant would cost about as much as a small tenant's migrations.
-    let next = 0;
-    const worker = async () => {
-      const session = this.runner.session();
-      try {
-        while (next < stale.length) await migrateOne(stale[next++], session);
-      } finally {
-        await session.close();
+    // Each worker keeps one migration connection for all the tenants it takes, across waves: a
+    // new connection per tenant would cost about as much as a small tenant's migrations.
+    const sessions = Array.from(
+      { length: Math.min(concurrency, Math.max(0, ...waves.map((w) => w.tenants.length))) },
+      () => this.runner.session(),
+    );
+    const waveSummaries: MigrationWaveSummary[] = [];
+    const notAttempted: string[] = [];
+    let stopped: MigrationRolloutStop | undefined;
+    try {
+      for (const { wave, tenants } of waves) {
+        if (stopped) {
+          notAttempted.push(...tenants.map((t) => t.id));
+          waveSummaries.push(waveSummary(wave, tenants.length, [], tenants.length));
+          continue;
+        }
+        const outcomes: Awaited<ReturnType<typeof migrateOne>>[] = [];
+        let next = 0;
+        const limitReached = () =>
+          waveOptions.stopAfterFailures !== undefined &&
+          failed.length >= waveOptions.stopAfterFailures;
+        const worker = async (session: MigrationSession) => {
+          while (next < tenants.length && !limitReached()) {
+            outcomes.push(await migrateOne(tenants[next++], session, wave));
+          }
+        };
+        await Promise.all(sessions.slice(0, tenants.length).map(worker));
+        const left = tenants.slice(next).map((t) => t.id);
+        notAttempted.push(...left);
+        await this.rollouts.store.record(current, wave, outcomes);
+        waveSummaries.push(waveSummary(wave, tenants.length, outcomes, left.length));
+        if (limitReached()) stopped = { reason: 'failure-limit', wave };
+        else if (wave === 0 && outcomes.some((o) => o.outcome === 'failed')) {
+          stopped = { reason: 'canary-failed', wave };
+        }
       }
-    };
-    await Promise.all(Array.from({ length: Math.min(concurrency, stale.length) }, worker));
+    } finally {
+      await Promise.all(sessions.map((s) => s.close()));
+    }
+    if (stale.length > 0) await this.rollouts.store.end(current, stopped);
     return {
       applied,
       skipped,
       failed,
       gone,
       provisioning,
+      waves: waveSummaries,
+      stopped: stopped ?? null,
+      notAttempted,
       durationMs: Math.round(performance.now() - started),
     };
+  }
+
+  /** The latest rollout as the registry records it (waves, outcomes, state), or `null`. */
+  rolloutStatus(): Promise<MigrationRolloutState | null> {
+    return this.rollouts.store.latest();
   }
 
   /** The fleet view: per tenant, its version, pending count, edited files and last failure. One query. */
   async migrationStatus(tenants?: readonly string[]): Promise<TenantMigrationState[]> {
     const files = await this.files();
     const rows = await this.#rows(tenants);
+    const latest = await this.rollouts.store.latest();
+    const recorded: Map<string, RecordedOutcome> = latest
+      ? await this.rollouts.store.outcomes(latest.digest)
+      : new Map<string, RecordedOutcome>();
     return rows.map((row) => ({
       tenantId: row.id,
       status: row.status,
@@ -194,6 +281,8 @@ export class TenantFleetMigrator {
         row.migrations_digest !== migrationsDigest(files, row.migrated_version),
       lastMigratedAt: row.last_migrated_at,
       lastError: row.last_error,
+      wave: recorded.get(row.id)?.wave ?? null,
+      rolloutOutcome: recorded.get(row.id)?.outcome ?? null,
     }));
   }
 
@@ -204,4 +293,22 @@ export class TenantFleetMigrator {
     if (missing.length > 0) throw new TenantNotFoundError(missing[0]);
     return rows;
   }
+}
+
+function waveSummary(
+  wave: number,
+  tenants: number,
+  outcomes: readonly { outcome: TenantRolloutOutcome }[],
+  notAttempted: number,
+): MigrationWaveSummary {
+  const count = (o: TenantRolloutOutcome) => outcomes.filter((x) => x.outcome === o).length;
+  return {
+    wave,
+    tenants,
+    applied: count('applied'),
+    upToDate: count('up-to-date'),
+    failed: count('failed'),
+    gone: count('gone'),
+    notAttempted,
+  };
 }

@@ -14,6 +14,14 @@ import {
   type TenantMigrationSummary,
 } from './tenant-fleet-migrator.js';
 import { TenantProvisioner, type TenantRepairResult } from './tenant-provisioner.js';
+import { TenantCopier, type CloneTenantOptions } from './tenant-copy.js';
+import {
+  TenantTransfer,
+  type ExportTenantOptions,
+  type ImportTenantOptions,
+  type TenantExportResult,
+} from './tenant-export.js';
+import { TenantRolloutStore, type MigrationRolloutState } from './tenant-waves.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
 import { TenantTemplate, templateSchemaFor } from './tenant-template.js';
 
@@ -48,6 +56,8 @@ export class TenantService {
   readonly #provisioner: TenantProvisioner;
   readonly #fleet: TenantFleetMigrator;
   readonly #template: TenantTemplate | undefined;
+  readonly #copier: TenantCopier;
+  readonly #transfer: TenantTransfer;
 
   /** @internal Created by `DatabaseModule` (or the CLI). */
   constructor(
@@ -88,8 +98,15 @@ export class TenantService {
       drain,
       this.#template,
     );
-    this.#fleet = new TenantFleetMigrator(registry, runner, files, (requested) =>
-      Math.min(requested ?? options.migrationConcurrency, pool.options.max ?? 10),
+    this.#copier = new TenantCopier(registry, runner, connection, files, drain);
+    this.#transfer = new TenantTransfer(registry, runner, connection, files, drain);
+    const rollouts = new TenantRolloutStore(pool, options.registrySchema);
+    this.#fleet = new TenantFleetMigrator(
+      registry,
+      runner,
+      files,
+      (requested) => Math.min(requested ?? options.migrationConcurrency, pool.options.max ?? 10),
+      { store: rollouts, ensure: () => rollouts.ensure(connection, drain) },
     );
   }
 
@@ -118,6 +135,58 @@ export class TenantService {
    */
   drop(id: string): Promise<void> {
     return this.#provisioner.drop(id);
+  }
+
+  /**
+   * Creates tenant `targetId` as a copy of `sourceId`: schema and data, from one consistent
+   * snapshot (writes committed after it are not copied, none is seen half-done). The source's
+   * migration history is replayed into the new schema, checked against the source's catalog
+   * and copied with it; sequences keep their positions; foreign keys, functions and triggers
+   * refer to the new schema. One transaction, in which the new tenant goes `provisioning` →
+   * `active`: on any failure nothing is created. The source stays served throughout; its
+   * migrations and drop wait for the copy.
+   *
+   * @throws TenantNotFoundError (source), TenantAlreadyExistsError (target), TenantCloneError
+   * @example
+   * await tenants.clone('template-demo', 'acme', { metadata: { plan: 'trial' } });
+   */
+  clone(sourceId: string, targetId: string, options: CloneTenantOptions = {}): Promise<TenantInfo> {
+    return this.#copier.clone(sourceId, targetId, options);
+  }
+
+  /**
+   * Gives a tenant a new id, and its schema the matching name, in one transaction. Every
+   * instance stops routing the old id (404) within `maxStalenessMs`, as after a drop, and serves
+   * the new one; requests in flight on the old id finish or fail as `TenantNotFoundError`.
+   * Functions whose bodies name the schema are rewritten. Only `active` and `suspended` tenants.
+   *
+   * @throws TenantNotFoundError, TenantAlreadyExistsError, TenantRenameError
+   */
+  rename(oldId: string, newId: string): Promise<TenantInfo> {
+    return this.#copier.rename(oldId, newId);
+  }
+
+  /**
+   * Writes tenant `id` to a new directory `path`, from one consistent snapshot: `manifest.json`
+   * (format, migration history, catalog, per table its row count and SHA-256) and a gzipped COPY
+   * file per table. The tenant stays served. `import()` reads it back, here or elsewhere.
+   *
+   * @throws TenantNotFoundError, TenantExportError (the partial directory is removed)
+   */
+  export(id: string, path: string, options: ExportTenantOptions = {}): Promise<TenantExportResult> {
+    return this.#transfer.export(id, path, options);
+  }
+
+  /**
+   * Creates a tenant from an export directory, all or nothing: files are checked against their
+   * checksums first, the export's migration history must match this application's first files
+   * (newer exports are refused), those files are replayed, the catalog compared, rows loaded and
+   * counted, and files newer than the export applied. The tenant is `active` when it returns.
+   *
+   * @throws TenantImportError (nothing was created), TenantAlreadyExistsError
+   */
+  import(path: string, options: ImportTenantOptions = {}): Promise<TenantInfo> {
+    return this.#transfer.import(path, options);
   }
 
   /** Suspends a tenant: its requests are answered 403 until `resume()`. */
@@ -219,6 +288,16 @@ export class TenantService {
    * thousands of tenants costs one query. One tenant's failure does not stop the others; the
    * summary lists it and the registry keeps its error for the fleet view. Then the template
    * schema that `create()` copies is brought to the same files (see `tenancy.template`).
+   *
+   * Rollouts in waves: `canary` tenants go first (wave 0) and any failure among them stops the
+   * run before wave 1; the rest go `waveSize` at a time; `stopAfterFailures` stops starting new
+   * tenants after that many failures; `retryFailed` migrates only the tenants whose last attempt
+   * at these files failed. Each wave's outcomes are recorded in the registry schema
+   * (`tenant_rollouts`, `tenant_rollout_outcomes`), so a rerun resumes where a run stopped:
+   * tenants done are skipped, those not attempted come first, earlier failures last.
+   *
+   * @example
+   * await tenants.migrateAll({ canary: ['internal', 'beta'], waveSize: 500, stopAfterFailures: 3 });
    */
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
     const summary = await this.#fleet.migrateAll(options);
@@ -226,7 +305,16 @@ export class TenantService {
     return summary;
   }
 
-  /** The fleet view: per tenant, its status, version, pending count, edited files and last failure. One query. */
+  /**
+   * The latest rollout (set of files migrated over the fleet) as the registry records it: its
+   * state (`running`, `stopped` with the reason, `finished`) and per wave how many tenants were
+   * applied, up to date, failed or gone. `null` before the first `migrateAll()`.
+   */
+  migrationRollout(): Promise<MigrationRolloutState | null> {
+    return this.#fleet.rolloutStatus();
+  }
+
+  /** The fleet view: per tenant, its status, version, pending count, edited files, last failure, and wave and outcome in the latest rollout. */
   migrationStatus(tenants?: readonly string[]): Promise<TenantMigrationState[]> {
     return this.#fleet.migrationStatus(tenants);
   }
