@@ -91,6 +91,8 @@ async function openInstance(url, migrations, tenancy = {}) {
     DatabaseModule.forRoot({
       connection: url,
       pool: { max: 20, acquireTimeoutMs: 30_000 },
+      // Latency during the move is reported by the check itself.
+      slowQueryMs: 0,
       tenancy: { migrations, ...tenancy },
     }),
     { logger: quietLogger, abortOnError: false },
@@ -248,8 +250,8 @@ async function main() {
     await a.tenants.create(id);
     const db = await a.tenants.db(id);
     await db.execute(
-      `INSERT INTO {{tables.items}} (id, tenant, n, payload)
-       SELECT g, 'big', g, md5(g::text) FROM generate_series(1, ${BIG_ROWS}) g`,
+      `INSERT INTO {{tables.items}} (tenant, n, payload)
+       SELECT 'big', g, md5(g::text) FROM generate_series(1, ${BIG_ROWS}) g`,
     );
     const fingerprint = () =>
       db.fetchOne(

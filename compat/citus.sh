@@ -80,6 +80,7 @@ status=0
 # isolation over HTTP (tenant routing, the sample app): the suites whose behaviour Citus could
 # change. Suites about the pool, shutdown or embedded servers test nothing Citus touches.
 suites=(
+  test/integration/citus.spec.ts
   test/integration/tenant-lifecycle.spec.ts
   test/integration/tenant-races.spec.ts
   test/integration/registry-sync.spec.ts

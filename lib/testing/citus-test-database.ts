@@ -1,6 +1,8 @@
 import pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
 
+const DROP_ATTEMPTS = 10;
+
 /** A node of a Citus cluster, as `pg_dist_node` names it. */
 interface CitusNode {
   readonly nodename: string;
@@ -80,8 +82,22 @@ export async function dropCitusDatabase(
   withClient: <T>(url: string, fn: (client: pg.Client) => Promise<T>) => Promise<T>,
 ): Promise<void> {
   for (const worker of cluster.workers) {
-    await withClient(nodeUrl(serverUrl, worker), (c) =>
-      c.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`),
-    );
+    await withClient(nodeUrl(serverUrl, worker), async (c) => {
+      // A worker's Citus maintenance daemon (a background worker, which DROP … WITH (FORCE) does
+      // not stop) and the connections it opens may still be in the database: end them and retry.
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await c.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`);
+          return;
+        } catch (err) {
+          if ((err as { code?: string }).code !== '55006' || attempt >= DROP_ATTEMPTS) throw err;
+          await c.query(
+            'SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()',
+            [name],
+          );
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        }
+      }
+    });
   }
 }

@@ -1,4 +1,7 @@
 import { Test, type TestingModule } from '@nestjs/testing';
+import { jest } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
 import pg from 'pg';
 import {
   CitusUnavailableError,
@@ -11,6 +14,29 @@ import {
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders } from '../support/migrations.js';
+
+function cli(
+  args: string[],
+  url: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((done) => {
+    execFile(
+      process.execPath,
+      [resolve('dist/cli/bin.js'), ...args],
+      { env: { ...process.env, DATABASE_URL: url } },
+      (error, stdout, stderr) => {
+        done({
+          code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
+          stdout,
+          stderr,
+        });
+      },
+    );
+  });
+}
+
+// Creating distributed tenants and moving them is slow on a busy machine.
+jest.setTimeout(120_000);
 
 // Runs on plain PostgreSQL in `npm test`, and on a Citus coordinator in compat/citus.sh
 // (DATABASE_URL pointing at it; the test database is spread over the cluster).
@@ -148,5 +174,34 @@ describe('Citus schema-based sharding', () => {
     const [after] = await tenants.placements(['mover']);
     expect(after.node).toBe(rows[0].node);
     expect(await db.fetchValue('SELECT count(*)::int FROM {{tables.items}}')).toBe(500);
+  });
+
+  it('shows placements and refuses impossible moves from the CLI', async () => {
+    const migrations = await folder(TENANT_FILES);
+    const url = database.current.url;
+    const flags = ['--tenant-migrations', migrations];
+    expect((await cli(['tenants', 'create', 'cli_a', ...flags], url)).code).toBe(0);
+    const shown = await cli(['tenants', 'placement', 'cli_a', ...flags], url);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toMatch(
+      citus ? /cli_a\s+tenant_cli_a\s+\S+:\d+\s+2/ : /cli_a\s+tenant_cli_a\s+local\s+0/,
+    );
+    const json = await cli(['tenants', 'placement', 'cli_a', '--json', ...flags], url);
+    expect(JSON.parse(json.stdout)).toEqual([
+      expect.objectContaining({ tenantId: 'cli_a', distributed: citus }),
+    ]);
+    const moved = await cli(['tenants', 'move', 'cli_a', '--to', '127.0.0.1:1', ...flags], url);
+    expect(moved.code).toBe(1);
+    expect(moved.stderr).toMatch(
+      citus ? /not an active node that holds shards/ : /not a distributed schema/,
+    );
+    const distributed = await cli(['tenants', 'distribute', 'cli_a', ...flags], url);
+    if (citus) {
+      expect(distributed.code).toBe(0);
+      expect(distributed.stdout).toContain('cli_a: already distributed');
+    } else {
+      expect(distributed.code).toBe(1);
+      expect(distributed.stderr).toContain('no citus extension');
+    }
   });
 });
