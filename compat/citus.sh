@@ -91,7 +91,7 @@ suites=(
 )
 echo "INFO  Jest on the coordinator: ${suites[*]}"
 if ! DATABASE_URL=$url node --experimental-vm-modules --no-warnings=ExperimentalWarning \
-  node_modules/jest/bin/jest.js --maxWorkers=2 "${suites[@]}"; then
+  node_modules/jest/bin/jest.js --maxWorkers=2 --testTimeout=180000 "${suites[@]}"; then
   echo "FAIL  Jest suites on Citus"
   status=1
 fi
