@@ -28,7 +28,9 @@ export interface CitusState {
 
 /** Where a tenant's schema lives. */
 export interface TenantPlacement {
+  /** The tenant's id. */
   readonly tenantId: string;
+  /** The tenant's schema. */
   readonly schema: string;
   /** The schema is a Citus distributed schema (otherwise it is local to the coordinator). */
   readonly distributed: boolean;
