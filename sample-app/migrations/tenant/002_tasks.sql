@@ -8,3 +8,4 @@ CREATE TABLE {{tables.tasks}} (
   assignee_id integer,
   created_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE INDEX tasks_project ON {{tables.tasks}} (project_id);
