@@ -146,6 +146,15 @@ export {
   TenantRenameError,
 } from './tenancy/tenant-copy.errors.js';
 
+// Tenancy, Citus: schema-based sharding, placements and moves (TenantService.placements/move).
+export type {
+  CitusMode,
+  MoveTenantOptions,
+  TenantMoveProgress,
+  TenantPlacement,
+} from './tenancy/citus.js';
+export { CitusUnavailableError, TenantPlacementError } from './tenancy/citus.errors.js';
+
 // Tenancy, registry types: a tenant's row and lifecycle states. TenantRegistry is advanced API.
 export {
   TenantRegistry,

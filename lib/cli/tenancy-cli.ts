@@ -158,7 +158,8 @@ function waveLine(
   );
 }
 
-function printTable(header: string[], rows: string[][]): void {
+/** Prints rows under a header, in aligned columns. */
+export function printTable(header: string[], rows: string[][]): void {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (cells: string[]) =>
     cells

@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import pMap from 'p-map';
 import { PgTenancyError } from '../errors.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
-import { createProgress } from './progress.js';
-import { printTenantList } from './tenancy-cli.js';
+import { createByteProgress, createProgress } from './progress.js';
+import { printTable, printTenantList } from './tenancy-cli.js';
 
 /** Exit codes: 0 success, 1 a failure (error on stderr), 2 bad usage. */
 export const EXIT = { ok: 0, failure: 1, usage: 2 } as const;
@@ -47,6 +47,9 @@ export function registerTenantCommands(tenants: Command, ctx: TenantsCommandCont
   registerList(tenants, ctx);
   registerRepair(tenants, ctx);
   registerExec(tenants, ctx);
+  registerPlacement(tenants, ctx);
+  registerDistribute(tenants, ctx);
+  registerMove(tenants, ctx);
 }
 
 function registerCreate(tenants: Command, ctx: TenantsCommandContext): void {
@@ -196,6 +199,121 @@ function registerExec(tenants: Command, ctx: TenantsCommandContext): void {
                 ? `${o.tenant}: ok (${String(o.rowCount)} row(s))`
                 : `${o.tenant}: FAILED ${o.error}`,
             );
+          }),
+        );
+      },
+    );
+}
+
+function registerPlacement(tenants: Command, ctx: TenantsCommandContext): void {
+  tenants
+    .command('placement [ids...]')
+    .description(
+      'show where each tenant lives on a Citus cluster: its worker (host:port), or local (--json: an array)',
+    )
+    .action(async (ids: string[], _flags, command: Command) => {
+      ctx.exit(
+        await ctx.withTenants(
+          command,
+          async (service) => {
+            const placements = await service.placements(ids.length > 0 ? ids : undefined);
+            if (command.optsWithGlobals().json) {
+              console.log(JSON.stringify(placements, null, 2));
+              return EXIT.ok;
+            }
+            printTable(
+              ['tenant', 'schema', 'node', 'shards'],
+              placements.map((p) => [
+                p.tenantId,
+                p.schema,
+                p.distributed ? (p.node ?? 'distributed, no tables yet') : 'local',
+                String(p.shards),
+              ]),
+            );
+            const local = placements.filter((p) => !p.distributed).length;
+            console.log(
+              `${placements.length} tenant(s), ${local} local.` +
+                (local > 0 && placements.length > local
+                  ? ' `tenants distribute` makes the local ones distributed.'
+                  : ''),
+            );
+            return EXIT.ok;
+          },
+          { readOnly: true },
+        ),
+      );
+    });
+}
+
+function registerDistribute(tenants: Command, ctx: TenantsCommandContext): void {
+  tenants
+    .command('distribute [ids...]')
+    .description(
+      'make existing tenants Citus distributed schemas (citus_schema_distribute), all of them or the ids given; exit 1 if any failed',
+    )
+    .addOption(
+      new Option('-j, --concurrency <n>', 'tenants at once').default(1).argParser(positiveInteger),
+    )
+    .action(async (ids: string[], flags: { concurrency: number }, command: Command) => {
+      ctx.exit(
+        await ctx.withTenants(command, async (service) => {
+          const targets = ids.length > 0 ? ids : (await service.list()).map((t) => t.id);
+          const outcomes = await eachTenant(
+            targets,
+            flags.concurrency,
+            'distribute',
+            async (id) => ({ distributed: await service.distribute(id) }),
+          );
+          return report(command, outcomes, (o) =>
+            o.ok
+              ? `${o.tenant}: ${o.distributed ? 'distributed' : 'already distributed'}`
+              : `${o.tenant}: FAILED ${o.error}`,
+          );
+        }),
+      );
+    });
+}
+
+function registerMove(tenants: Command, ctx: TenantsCommandContext): void {
+  tenants
+    .command('move <id>')
+    .description(
+      'move a tenant to another Citus node online: its tables are copied and kept in sync by logical replication while it serves, then switched over',
+    )
+    .requiredOption('--to <host:port>', 'the target node, as listed in pg_dist_node')
+    .addOption(
+      new Option('--mode <mode>', "Citus's shard_transfer_mode")
+        .choices(['force_logical', 'block_writes', 'auto'])
+        .default('force_logical'),
+    )
+    .action(
+      async (
+        id: string,
+        flags: { to: string; mode: 'force_logical' | 'block_writes' | 'auto' },
+        command: Command,
+      ) => {
+        ctx.exit(
+          await ctx.withTenants(command, async (service) => {
+            const [before] = await service.placements([id]);
+            const started = performance.now();
+            const progress = createByteProgress(`move ${id}`);
+            let moved: boolean;
+            try {
+              moved = await service.move(id, flags.to, {
+                mode: flags.mode,
+                onProgress: (p) => progress.update(p.copiedBytes, p.totalBytes),
+              });
+            } finally {
+              progress.stop();
+            }
+            const seconds = ((performance.now() - started) / 1000).toFixed(1);
+            const line = moved
+              ? `Moved tenant ${id} from ${before?.node ?? '?'} to ${flags.to} in ${seconds} s.`
+              : `Tenant ${id} is already on ${flags.to}: nothing moved.`;
+            if (command.optsWithGlobals().json) {
+              console.log(JSON.stringify({ tenant: id, moved, from: before?.node, to: flags.to }));
+            } else console.log(line);
+            return EXIT.ok;
           }),
         );
       },

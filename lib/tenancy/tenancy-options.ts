@@ -3,6 +3,7 @@ import { booleanOption, describeValue, integerOption } from '../core/option-valu
 import { InvalidOptionsError } from '../errors.js';
 import type { ExecutionContext } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
+import type { CitusMode } from './citus.js';
 import { fromHeader, type TenantResolver } from './tenant-resolvers.js';
 
 /**
@@ -99,6 +100,13 @@ export interface TenancyOptions {
    * at start-up), the registry is reloaded this often instead. Default: `1_000` ms.
    */
   pollIntervalMs?: number;
+  /**
+   * Citus schema-based sharding: whether each new tenant schema is created as a distributed
+   * schema, placed whole on one worker (see {@link CitusMode}). The registry always stays a
+   * local schema on the coordinator. `'auto'` detects the `citus` extension (12+) and its
+   * workers once, when the first tenant is created. Default: `'auto'`.
+   */
+  citus?: CitusMode;
 }
 
 /** `TenancyOptions` with defaults filled in. */
@@ -119,6 +127,7 @@ export interface ResolvedTenancyOptions {
   readonly pollIntervalMs: number;
   /** `undefined`: half of `pool.max`, resolved with the pool options. */
   readonly maxConnectionsPerTenant: number | undefined;
+  readonly citus: CitusMode;
 }
 
 /** Defaults of the tenancy options that are numbers. */
@@ -130,6 +139,19 @@ const TENANCY_TIMING_DEFAULTS = Object.freeze({
 
 /** `NOTIFY` channel names are identifiers: at most 63 bytes. */
 const CHANNEL_PREFIX = 'pg_tenancy_';
+
+/** `tenancy.citus`: `'auto'`, or a boolean (also as the strings `"true"`/`"false"`). */
+function citusOption(value: unknown): CitusMode {
+  if (typeof value === 'string' && value.trim().toLowerCase() === 'auto') return 'auto';
+  if (
+    typeof value === 'boolean' ||
+    (typeof value === 'string' && /^\s*(true|false)\s*$/i.test(value))
+  )
+    return booleanOption(value, 'tenancy.citus');
+  throw new InvalidOptionsError(
+    `tenancy.citus must be "auto", true or false, received ${describeValue(value)}.`,
+  );
+}
 
 /**
  * Fills in defaults and checks every value once, at start-up; numbers and booleans given as
@@ -179,6 +201,7 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
     maxStalenessMs: optional(options.maxStalenessMs, TENANCY_TIMING_DEFAULTS.maxStalenessMs, (v) =>
       integerOption(v, 'tenancy.maxStalenessMs', 100),
     ),
+    citus: optional<CitusMode>(options.citus, 'auto', citusOption),
   };
   assertIdentifier(resolved.registrySchema, 'registry schema');
   if (resolved.registrySchema.startsWith('pg_')) {

@@ -60,6 +60,7 @@ export async function startTenant(
   runner: MigrationRunner,
   tenant: { id: string; schema: string; metadata: Record<string, unknown> },
   files: readonly MigrationFile[],
+  beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
 ): Promise<void> {
   const inserted = await client.query(
     `INSERT INTO ${registry.table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
@@ -70,6 +71,7 @@ export async function startTenant(
     throw new TenantAlreadyExistsError(tenant.id, existing?.status);
   }
   await lockTenant(client, tenant.schema);
+  await beforeCreateSchema?.(client);
   try {
     await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.schema)}`);
   } catch (err) {
@@ -120,6 +122,8 @@ export abstract class TenantCopyJob {
     connection: pg.ClientConfig,
     protected readonly files: () => Promise<readonly MigrationFile[]>,
     private readonly tracker?: SessionTracker,
+    /** Runs before a new tenant's `CREATE SCHEMA` (Citus placement: distributed or local). */
+    protected readonly beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
   ) {
     this.#connection = withoutTimeouts(connection);
   }
@@ -169,6 +173,7 @@ export class TenantCopier extends TenantCopyJob {
               this.runner,
               { id: targetId, schema: target, metadata: options.metadata ?? row.metadata },
               files.slice(0, history.length),
+              this.beforeCreateSchema,
             );
             const difference = fingerprintDifference(
               await schemaFingerprint(client, source),

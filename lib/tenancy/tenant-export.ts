@@ -268,6 +268,7 @@ export class TenantTransfer extends TenantCopyJob {
           this.runner,
           { id, schema, metadata: options.metadata ?? manifest.tenant.metadata },
           files.slice(0, applied),
+          this.beforeCreateSchema,
         );
         const difference = fingerprintDifference(
           manifest.fingerprint,

@@ -4,6 +4,7 @@ import { quoteIdentifier } from '../core/identifiers.js';
 import type { MigrationFile } from '../migrations/migration-files.js';
 import type { MigrationRunner } from '../migrations/migration-runner.js';
 import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import type { CitusTenancy } from './citus.js';
 import { migrationsDigest } from './tenant-migrations-digest.js';
 import { lockTenant, tenantGuard } from './tenant-locks.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
@@ -57,6 +58,7 @@ export class TenantProvisioner {
     private readonly logger: LoggerService,
     private readonly tracker?: SessionTracker,
     private readonly template?: TenantTemplate,
+    private readonly citus?: CitusTenancy,
   ) {
     // Tenant migrations run in these sessions: like the migration runner's, they have no
     // statement timeout (index builds and backfills legitimately run long).
@@ -98,6 +100,8 @@ export class TenantProvisioner {
             throw new TenantAlreadyExistsError(id, existing?.status);
           }
           await lockTenant(client, schema);
+          // Citus: the schema (and every table its migrations create) is distributed, or not.
+          await this.citus?.beforeCreateSchema(client);
           try {
             await client.query(`CREATE SCHEMA ${quoteIdentifier(schema)}`);
           } catch (err) {

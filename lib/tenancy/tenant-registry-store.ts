@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
 import { PgTenancyError } from '../errors.js';
 import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import { isDistributedSchema, keepRegistryLocal } from './citus.js';
 import type { TenantStatus } from './tenant-state.js';
 
 /** A registry row as read from the table. */
@@ -107,6 +108,7 @@ export class TenantRegistryStore {
           `registry:${this.#schema}`,
         ]);
         if (await this.#isCurrent(session.client)) return;
+        await keepRegistryLocal(session.client, this.#schema);
         await session.client.query(this.#ddl());
       });
     } finally {
@@ -115,11 +117,15 @@ export class TenantRegistryStore {
   }
 
   async #isCurrent(db: pg.Pool | pg.ClientBase): Promise<boolean> {
-    const { rows } = await db.query<{ marker: string | null }>(
-      `SELECT obj_description(to_regclass($1), 'pg_class') AS marker`,
+    const { rows } = await db.query<{ marker: string | null; citus: boolean }>(
+      `SELECT obj_description(to_regclass($1), 'pg_class') AS marker,
+              to_regclass('pg_catalog.pg_dist_schema') IS NOT NULL AS citus`,
       [this.table],
     );
-    return rows[0]?.marker === REGISTRY_MARKER;
+    if (rows[0]?.marker !== REGISTRY_MARKER) return false;
+    // On Citus, a registry that a database-wide schema-based sharding made distributed is not
+    // current: every read of it would hop to a worker.
+    return !rows[0].citus || !(await isDistributedSchema(db, this.#schema));
   }
 
   #ddl(): string {

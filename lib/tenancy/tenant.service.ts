@@ -5,6 +5,8 @@ import type { SchemaDb } from '../core/schema-db.js';
 import type { DrainController } from '../lifecycle/drain-controller.js';
 import { loadMigrationFiles, type MigrationFile } from '../migrations/migration-files.js';
 import { MigrationRunner } from '../migrations/migration-runner.js';
+import { CitusTenancy, type MoveTenantOptions, type TenantPlacement } from './citus.js';
+import { TenantPlacementError } from './citus.errors.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import type { TenantContext } from './tenant-context.js';
 import {
@@ -24,6 +26,7 @@ import {
 import { TenantRolloutStore, type MigrationRolloutState } from './tenant-waves.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
 import { TenantTemplate, templateSchemaFor } from './tenant-template.js';
+import { TenantNotFoundError } from './tenant.errors.js';
 
 export type {
   MigrateAllOptions,
@@ -58,6 +61,7 @@ export class TenantService {
   readonly #template: TenantTemplate | undefined;
   readonly #copier: TenantCopier;
   readonly #transfer: TenantTransfer;
+  readonly #citus: CitusTenancy;
 
   /** @internal Created by `DatabaseModule` (or the CLI). */
   constructor(
@@ -89,6 +93,7 @@ export class TenantService {
             drain,
           )
         : undefined;
+    this.#citus = new CitusTenancy(pool, connection, options.citus, drain);
     this.#provisioner = new TenantProvisioner(
       registry,
       runner,
@@ -97,9 +102,19 @@ export class TenantService {
       logger,
       drain,
       this.#template,
+      this.#citus,
     );
-    this.#copier = new TenantCopier(registry, runner, connection, files, drain);
-    this.#transfer = new TenantTransfer(registry, runner, connection, files, drain);
+    // Clones and imports are placed as create() places a new tenant (Citus: distributed or not).
+    const beforeCreateSchema = (client: pg.ClientBase) => this.#citus.beforeCreateSchema(client);
+    this.#copier = new TenantCopier(registry, runner, connection, files, drain, beforeCreateSchema);
+    this.#transfer = new TenantTransfer(
+      registry,
+      runner,
+      connection,
+      files,
+      drain,
+      beforeCreateSchema,
+    );
     const rollouts = new TenantRolloutStore(pool, options.registrySchema);
     this.#fleet = new TenantFleetMigrator(
       registry,
@@ -317,6 +332,72 @@ export class TenantService {
   /** The fleet view: per tenant, its status, version, pending count, edited files, last failure, and wave and outcome in the latest rollout. */
   migrationStatus(tenants?: readonly string[]): Promise<TenantMigrationState[]> {
     return this.#fleet.migrationStatus(tenants);
+  }
+
+  /**
+   * Where each tenant (or each of `tenants`) lives on a Citus cluster: whether its schema is
+   * distributed and the `host:port` of the worker holding it. Without Citus every tenant is
+   * reported local. One catalog query.
+   */
+  async placements(tenants?: readonly string[]): Promise<TenantPlacement[]> {
+    const rows = await this.#registry.store.all(tenants);
+    return this.#citus.placements(rows.map((r) => ({ id: r.id, schema: r.schema_name })));
+  }
+
+  /**
+   * Makes an existing tenant's schema a Citus distributed schema (`citus_schema_distribute`),
+   * so that it can be placed and moved; tenants created with `tenancy.citus` on already are.
+   * Returns `false` when it already was. Its tables must not reference tables of other schemas.
+   *
+   * @throws TenantNotFoundError, CitusUnavailableError
+   */
+  async distribute(id: string): Promise<boolean> {
+    const schema = (await this.#row(id)).schema_name;
+    return this.#citus.distribute(schema);
+  }
+
+  /**
+   * Moves a distributed tenant to another node of the Citus cluster (`citus_schema_move`), online:
+   * with the default `mode: 'force_logical'` its reads and writes continue while its tables are
+   * copied. Resolves once Citus has switched the tenant over; `false` when it was already there.
+   *
+   * @example
+   * await tenants.move('acme', '10.0.0.12:5432', { onProgress: (p) => log(p.copiedBytes) });
+   * @throws TenantNotFoundError, TenantPlacementError, CitusUnavailableError
+   */
+  async move(id: string, to: string, options: MoveTenantOptions = {}): Promise<boolean> {
+    const target = /^(.+):(\d{1,5})$/.exec(to);
+    if (!target) {
+      throw new TenantPlacementError(
+        id,
+        `Cannot move tenant ${id}: the target must be host:port of a node, e.g. 10.0.0.12:5432.`,
+      );
+    }
+    const row = await this.#row(id);
+    const [placement] = await this.#citus.placements([{ id, schema: row.schema_name }]);
+    if (!placement.distributed) {
+      throw new TenantPlacementError(
+        id,
+        `Cannot move tenant ${id}: its schema ${row.schema_name} is not a distributed schema. Distribute it first (TenantService.distribute, or \`tenants distribute ${id}\`).`,
+      );
+    }
+    if (placement.node === to) return false;
+    const nodes = await this.#citus.nodes();
+    if (!nodes.includes(to)) {
+      throw new TenantPlacementError(
+        id,
+        `Cannot move tenant ${id} to ${to}: it is not an active node that holds shards. The nodes are: ${nodes.join(', ') || 'none'}.`,
+      );
+    }
+    await this.#citus.move(row.schema_name, target[1], Number(target[2]), options);
+    return true;
+  }
+
+  async #row(id: string) {
+    this.#registry.validate(id);
+    const row = await this.#registry.store.one(id);
+    if (!row) throw new TenantNotFoundError(id);
+    return row;
   }
 
   async #admitted<T>(fn: () => T | Promise<T>): Promise<T> {

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
+import { dropCitusDatabase, findCitusCluster, spreadCitusDatabase } from './citus-test-database.js';
 import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './embedded-server.js';
 
 /** A fresh, empty database for one test file (or one test). */
@@ -29,6 +30,10 @@ export interface TestDatabaseOptions {
  * Creates a uniquely named, empty database so that test files can run in parallel without
  * seeing each other's schemas.
  *
+ * On a Citus coordinator (the server URL's database has the `citus` extension and workers
+ * registered), the database is created on every node with the extension and the nodes
+ * registered, so the code under test runs distributed as it does in production.
+ *
  * For many files, start one server for the whole run (`startEmbeddedPostgres()` in Jest's
  * `globalSetup`, exporting its `url` as `DATABASE_URL`) and call this in each file.
  *
@@ -46,11 +51,22 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
     serverUrl = server.url;
   }
   const name = `${options.prefix ?? 'test'}_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  let cluster: Awaited<ReturnType<typeof findCitusCluster>>;
   try {
+    cluster = server ? undefined : await findCitusCluster(serverUrl, withAdminClient);
     await withAdminClient(serverUrl, (client) =>
       client.query(`CREATE DATABASE ${quoteIdentifier(name)}`),
     );
+    if (cluster) await spreadCitusDatabase(serverUrl, cluster, name, withAdminClient);
   } catch (err) {
+    if (cluster) {
+      const cleanUp = serverUrl;
+      await withAdminClient(cleanUp, (client) =>
+        client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`),
+      )
+        .then(() => dropCitusDatabase(cleanUp, cluster!, name, withAdminClient))
+        .catch(() => undefined);
+    }
     await server?.stop();
     throw err;
   }
@@ -66,6 +82,7 @@ export async function createTestDatabase(options: TestDatabaseOptions = {}): Pro
           await withAdminClient(serverUrl, (client) =>
             client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`),
           );
+          if (cluster) await dropCitusDatabase(serverUrl, cluster, name, withAdminClient);
         } finally {
           await server?.stop();
         }

@@ -207,7 +207,7 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
         pid = rows[0]?.pid;
         if (pid === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+      await admin.query('SELECT pg_terminate_backend($1::int)', [pid]);
       await expect(dropping).rejects.toThrow(/terminat/i);
     } finally {
       await holder.query('ROLLBACK').catch(() => undefined);
