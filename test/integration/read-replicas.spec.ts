@@ -7,13 +7,16 @@ import {
   type INestApplicationContext,
 } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
+import net from 'node:net';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import {
   DatabaseModule,
   DatabaseMonitor,
   DrainController,
   getSchemaDbToken,
   InjectSchemaDb,
+  NoHealthyReplicaError,
   ReplicaWriteError,
   SchemaDb,
   type ReplicaStatus,
@@ -280,5 +283,62 @@ describe('read replicas over HTTP: each request is a read-your-writes context', 
       const other = await (await fetch(`${url}/items/where`)).json();
       expect(other).toEqual({ replica: true });
     });
+  });
+});
+
+describe('read replicas, none reachable', () => {
+  /** A loopback port nothing listens on. */
+  async function deadPort(): Promise<number> {
+    const server = net.createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+
+  async function bootDead(fallbackToPrimary: boolean) {
+    const port = await deadPort();
+    const registry = new Registry();
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        DatabaseModule.forRoot({
+          connection: pair.primary.url,
+          schemas: { app: {} },
+          replicas: {
+            connections: [`postgres://postgres@127.0.0.1:${port}/postgres`],
+            checkIntervalMs: 50,
+            fallbackToPrimary,
+          },
+          metrics: { prometheus: { registry } },
+        }),
+      ],
+    }).compile();
+    const app = await moduleRef.init();
+    return { app, db: app.get<SchemaDb>(getSchemaDbToken('app')), registry };
+  }
+
+  it('reads the primary by default, and shows the replica down in the metrics', async () => {
+    const { app, db, registry } = await bootDead(true);
+    try {
+      expect(await db.replica().fetchValue('SELECT pg_is_in_recovery()')).toBe(false);
+      const metrics = await registry.metrics();
+      expect(metrics).toMatch(/pg_tenancy_replica_up\{replica="[^"]+",state="down"\} 0/);
+      expect(metrics).not.toMatch(/pg_tenancy_replica_lag_seconds\{/);
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('with fallbackToPrimary: false, fails the read with NoHealthyReplicaError', async () => {
+    const { app, db } = await bootDead(false);
+    try {
+      const read = db.replica().fetchValue('SELECT 1');
+      await expect(read).rejects.toBeInstanceOf(NoHealthyReplicaError);
+      await expect(read).rejects.toThrow(/down|unknown/);
+      // Writes and the manager itself still use the primary.
+      expect(await db.fetchValue('SELECT 1')).toBe(1);
+    } finally {
+      await app.close();
+    }
   });
 });
