@@ -82,7 +82,9 @@ async function verify(url, n) {
       `SELECT count(*) FILTER (WHERE migrated_version = 2 AND last_error IS NULL)::int AS migrated FROM ${REGISTRY}.tenants`,
     );
     const { rows: cols } = await client.query(
-      `SELECT count(*)::int AS n FROM information_schema.columns WHERE column_name = 'note' AND table_name = 'accounts'`,
+      // The registered tenants' schemas only (not the template schema create() copies).
+      `SELECT count(*)::int AS n FROM information_schema.columns c JOIN ${REGISTRY}.tenants t ON t.schema_name = c.table_schema
+        WHERE c.column_name = 'note' AND c.table_name = 'accounts'`,
     );
     const outcomes = await client.query(`SELECT to_regclass('${REGISTRY}.tenant_rollout_outcomes') IS NOT NULL AS present`);
     const recorded = outcomes.rows[0].present
