@@ -101,7 +101,7 @@ export class TenantProvisioner {
           }
           await lockTenant(client, schema);
           // Citus: the schema (and every table its migrations create) is distributed, or not.
-          await this.citus?.beforeCreateSchema(client);
+          const onCitus = (await this.citus?.beforeCreateSchema(client)) ?? false;
           try {
             await client.query(`CREATE SCHEMA ${quoteIdentifier(schema)}`);
           } catch (err) {
@@ -114,7 +114,9 @@ export class TenantProvisioner {
             throw err;
           }
           await this.runner.applyInTransaction(client, schema, []);
-          const cloned = (await this.template?.cloneInto(client, schema, inTx)) ?? 0;
+          const cloned = onCitus
+            ? 0
+            : ((await this.template?.cloneInto(client, schema, inTx)) ?? 0);
           if (cloned < inTx.length) {
             await this.runner.applyInTransaction(client, schema, inTx.slice(cloned));
           }
