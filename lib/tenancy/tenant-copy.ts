@@ -4,7 +4,8 @@ import type { MigrationFile } from '../migrations/migration-files.js';
 import type { MigrationRunner } from '../migrations/migration-runner.js';
 import { inTransaction, openSession, type Session, type SessionTracker } from '../pool/sessions.js';
 import { migrationsDigest } from './tenant-migrations-digest.js';
-import { lockTenant } from './tenant-locks.js';
+import { holdTenantLock, lockTenant } from './tenant-locks.js';
+import { reserveTenant } from './tenant-provisioner.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
 import type { TenantRow } from './tenant-registry-store.js';
 import {
@@ -13,7 +14,6 @@ import {
   columnList,
   fingerprintDifference,
   historyMismatch,
-  holdTenantLock,
   normaliseSchemaName,
   qualified,
   readHistory,
@@ -62,27 +62,7 @@ export async function startTenant(
   files: readonly MigrationFile[],
   beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
 ): Promise<void> {
-  const inserted = await client.query(
-    `INSERT INTO ${registry.table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-    [tenant.id, tenant.schema, JSON.stringify(tenant.metadata)],
-  );
-  if (inserted.rowCount === 0) {
-    const existing = await registry.store.one(tenant.id, client);
-    throw new TenantAlreadyExistsError(tenant.id, existing?.status);
-  }
-  await lockTenant(client, tenant.schema);
-  await beforeCreateSchema?.(client);
-  try {
-    await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.schema)}`);
-  } catch (err) {
-    if ((err as { code?: string }).code === '42P06') {
-      throw new Error(
-        `schema "${tenant.schema}" already exists and was left untouched; drop or rename it, or choose another id`,
-        { cause: err },
-      );
-    }
-    throw err;
-  }
+  await reserveTenant(client, registry, tenant, beforeCreateSchema);
   const later = files.find((f) => !f.transactional);
   if (later) {
     throw new Error(

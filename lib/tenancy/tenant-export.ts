@@ -14,6 +14,7 @@ import {
   type TenantCopyProgress,
 } from './tenant-copy.js';
 import { TenantExportError, TenantImportError } from './tenant-copy.errors.js';
+import { holdTenantLock } from './tenant-locks.js';
 import type { TenantInfo } from './tenant-registry.js';
 import type { TenantRow } from './tenant-registry-store.js';
 import {
@@ -21,7 +22,6 @@ import {
   columnList,
   fingerprintDifference,
   historyMismatch,
-  holdTenantLock,
   qualified,
   readHistory,
   schemaFingerprint,

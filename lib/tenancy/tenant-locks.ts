@@ -1,9 +1,39 @@
 import type pg from 'pg';
+import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
 import type { TenantStatus } from './tenant-state.js';
 
 // Advisory lock namespace shared with the migration runner ("pgtn"); the second key is
 // hashtext(schema). Creating, dropping and migrating a tenant all take this one lock.
 const LOCK_NAMESPACE = 0x7067746e;
+
+/**
+ * Creates or upgrades shared bookkeeping (the registry, the rollout tables) once across
+ * instances starting together: `isCurrent` on `pool` first (one read when there is nothing to
+ * do), else, on a session of its own, under the advisory lock `key`, `isCurrent` again and then
+ * `apply`, in one transaction.
+ */
+export async function ensureOnce(
+  pool: pg.Pool,
+  session: { connection: pg.ClientConfig; tracker?: SessionTracker },
+  key: string,
+  isCurrent: (db: pg.Pool | pg.ClientBase) => Promise<boolean>,
+  apply: (client: pg.ClientBase) => Promise<void>,
+): Promise<void> {
+  if (await isCurrent(pool)) return;
+  const opened = await openSession(session.connection, {
+    tracker: session.tracker,
+    applicationName: 'nestjs-pg-tenancy:registry',
+  });
+  const { client } = opened;
+  try {
+    await inTransaction(client, async () => {
+      await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [LOCK_NAMESPACE, key]);
+      if (!(await isCurrent(client))) await apply(client);
+    });
+  } finally {
+    await opened.close();
+  }
+}
 
 /** Takes tenant `schema`'s lock for the rest of the open transaction on `client`. */
 export async function lockTenant(client: pg.ClientBase, schema: string): Promise<void> {
@@ -56,4 +86,21 @@ export async function tryLockTenantShared(client: pg.ClientBase, schema: string)
     [LOCK_NAMESPACE, schema],
   );
   return rows[0].locked;
+}
+
+/**
+ * Takes tenant `schema`'s lock for the session (the key the transaction-scoped tenant lock
+ * uses). Taken before a `REPEATABLE READ` transaction begins, its snapshot is then taken after
+ * any migration or drop that held the lock has committed. Returns the release.
+ */
+export async function holdTenantLock(
+  client: pg.ClientBase,
+  schema: string,
+): Promise<() => Promise<void>> {
+  await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
+  return async () => {
+    await client
+      .query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, schema])
+      .catch(() => undefined);
+  };
 }

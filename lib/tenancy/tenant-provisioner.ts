@@ -90,29 +90,15 @@ export class TenantProvisioner {
       try {
         await inTransaction(session.client, async () => {
           const { client } = session;
-          // The row first: an existing tenant is refused at once, whatever holds its lock.
-          const inserted = await client.query(
-            `INSERT INTO ${table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-            [id, schema, JSON.stringify(metadata)],
-          );
-          if (inserted.rowCount === 0) {
-            const existing = await this.registry.store.one(id, client);
-            throw new TenantAlreadyExistsError(id, existing?.status);
-          }
-          await lockTenant(client, schema);
           // Citus: the schema (and every table its migrations create) is distributed, or not.
-          const onCitus = (await this.citus?.beforeCreateSchema(client)) ?? false;
-          try {
-            await client.query(`CREATE SCHEMA ${quoteIdentifier(schema)}`);
-          } catch (err) {
-            if ((err as { code?: string }).code === '42P06') {
-              throw new Error(
-                `schema "${schema}" already exists and was left untouched; drop or rename it, or choose another id`,
-                { cause: err },
-              );
-            }
-            throw err;
-          }
+          const citus = this.citus;
+          const onCitus =
+            (await reserveTenant(
+              client,
+              this.registry,
+              { id, schema, metadata },
+              citus && ((c) => citus.beforeCreateSchema(c)),
+            )) ?? false;
           await this.runner.applyInTransaction(client, schema, []);
           const cloned = onCitus
             ? 0
@@ -317,4 +303,42 @@ export class TenantProvisioner {
     if (!entry) throw new TenantNotFoundError(id);
     return entry.info;
   }
+}
+
+/**
+ * In the open transaction on `client`: inserts tenant `id`'s registry row (`provisioning`; an
+ * existing tenant is refused at once, whatever holds its lock), takes the tenant's lock, runs
+ * `beforeCreateSchema` and creates the empty schema. A schema that already exists is never
+ * adopted: the error says it was left untouched. Resolves with what `beforeCreateSchema` did.
+ *
+ * @throws TenantAlreadyExistsError, or an `Error` when the schema already exists.
+ */
+export async function reserveTenant<T>(
+  client: pg.ClientBase,
+  registry: TenantRegistry,
+  tenant: { id: string; schema: string; metadata: Record<string, unknown> },
+  beforeCreateSchema?: (client: pg.ClientBase) => Promise<T>,
+): Promise<T | undefined> {
+  const inserted = await client.query(
+    `INSERT INTO ${registry.table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+    [tenant.id, tenant.schema, JSON.stringify(tenant.metadata)],
+  );
+  if (inserted.rowCount === 0) {
+    const existing = await registry.store.one(tenant.id, client);
+    throw new TenantAlreadyExistsError(tenant.id, existing?.status);
+  }
+  await lockTenant(client, tenant.schema);
+  const prepared = await beforeCreateSchema?.(client);
+  try {
+    await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.schema)}`);
+  } catch (err) {
+    if ((err as { code?: string }).code === '42P06') {
+      throw new Error(
+        `schema "${tenant.schema}" already exists and was left untouched; drop or rename it, or choose another id`,
+        { cause: err },
+      );
+    }
+    throw err;
+  }
+  return prepared;
 }

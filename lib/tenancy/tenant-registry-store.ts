@@ -1,8 +1,9 @@
 import type pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
 import { PgTenancyError } from '../errors.js';
-import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import type { SessionTracker } from '../pool/sessions.js';
 import { isDistributedSchema, keepRegistryLocal } from './citus.js';
+import { ensureOnce } from './tenant-locks.js';
 import type { TenantStatus } from './tenant-state.js';
 
 /** A registry row as read from the table. */
@@ -42,8 +43,6 @@ export class RegistryMissingError extends PgTenancyError {
   }
 }
 
-// Advisory lock namespace shared with the migration runner ("pgtn").
-const LOCK_NAMESPACE = 0x7067746e;
 // Bumped whenever the DDL below changes; an up-to-date registry is left alone (no lock, no DDL).
 const REGISTRY_MARKER = 'nestjs-pg-tenancy registry v2';
 
@@ -96,24 +95,16 @@ export class TenantRegistryStore {
    * not collide. Costs one read when the registry is already current.
    */
   async ensure(connection: pg.ClientConfig, tracker?: SessionTracker): Promise<void> {
-    if (await this.#isCurrent(this.#pool)) return;
-    const session = await openSession(connection, {
-      tracker,
-      applicationName: 'nestjs-pg-tenancy:registry',
-    });
-    try {
-      await inTransaction(session.client, async () => {
-        await session.client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
-          LOCK_NAMESPACE,
-          `registry:${this.#schema}`,
-        ]);
-        if (await this.#isCurrent(session.client)) return;
-        await keepRegistryLocal(session.client, this.#schema);
-        await session.client.query(this.#ddl());
-      });
-    } finally {
-      await session.close();
-    }
+    await ensureOnce(
+      this.#pool,
+      { connection, tracker },
+      `registry:${this.#schema}`,
+      (db) => this.#isCurrent(db),
+      async (client) => {
+        await keepRegistryLocal(client, this.#schema);
+        await client.query(this.#ddl());
+      },
+    );
   }
 
   async #isCurrent(db: pg.Pool | pg.ClientBase): Promise<boolean> {

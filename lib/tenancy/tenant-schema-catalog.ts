@@ -37,26 +37,6 @@ export interface MigrationHistoryEntry {
   readonly checksum: string;
 }
 
-// Advisory lock namespace shared with the migration runner and tenant locks ("pgtn").
-const LOCK_NAMESPACE = 0x7067746e;
-
-/**
- * Takes tenant `schema`'s lock for the session (the key the transaction-scoped tenant lock
- * uses). Taken before a `REPEATABLE READ` transaction begins, its snapshot is then taken after
- * any migration or drop that held the lock has committed. Returns the release.
- */
-export async function holdTenantLock(
-  client: pg.ClientBase,
-  schema: string,
-): Promise<() => Promise<void>> {
-  await client.query('SELECT pg_advisory_lock($1, hashtext($2))', [LOCK_NAMESPACE, schema]);
-  return async () => {
-    await client
-      .query('SELECT pg_advisory_unlock($1, hashtext($2))', [LOCK_NAMESPACE, schema])
-      .catch(() => undefined);
-  };
-}
-
 /** Connection settings without the statement and lock timeouts (copies legitimately run long). */
 export function withoutTimeouts(connection: pg.ClientConfig): pg.ClientConfig {
   const {

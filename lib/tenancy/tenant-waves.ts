@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
 import { integerOption } from '../core/option-values.js';
-import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import type { SessionTracker } from '../pool/sessions.js';
+import { ensureOnce } from './tenant-locks.js';
 
 /** What became of one tenant in a rollout, as recorded in the registry. */
 export type TenantRolloutOutcome = 'applied' | 'up-to-date' | 'failed' | 'gone';
@@ -97,8 +98,6 @@ export interface PlannedWave<T> {
   readonly tenants: readonly T[];
 }
 
-// Advisory lock namespace shared with the registry and the migration runner ("pgtn").
-const LOCK_NAMESPACE = 0x7067746e;
 // Bumped whenever the DDL below changes; current tables are left alone (one read).
 const ROLLOUT_MARKER = 'nestjs-pg-tenancy rollout v1';
 
@@ -171,44 +170,36 @@ export class TenantRolloutStore {
 
   /** Creates or upgrades the tables; one read when they are current. */
   async ensure(connection: pg.ClientConfig, tracker?: SessionTracker): Promise<void> {
-    if (await this.#isCurrent(this.#pool)) return;
-    const session = await openSession(connection, {
-      tracker,
-      applicationName: 'nestjs-pg-tenancy:registry',
-    });
-    try {
-      await inTransaction(session.client, async () => {
-        await session.client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [
-          LOCK_NAMESPACE,
-          `rollout:${this.#schema}`,
-        ]);
-        if (await this.#isCurrent(session.client)) return;
-        await session.client.query(`
-          CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#schema)};
-          CREATE TABLE IF NOT EXISTS ${this.#rollouts} (
-            digest text PRIMARY KEY,
-            files integer NOT NULL,
-            state text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'stopped', 'finished')),
-            stop_reason text,
-            last_wave integer NOT NULL DEFAULT 0,
-            started_at timestamptz NOT NULL DEFAULT now(),
-            updated_at timestamptz NOT NULL DEFAULT now()
-          );
-          CREATE TABLE IF NOT EXISTS ${this.#outcomes} (
-            digest text NOT NULL,
-            tenant_id text NOT NULL,
-            wave integer NOT NULL,
-            outcome text NOT NULL,
-            error text,
-            attempts integer NOT NULL DEFAULT 1,
-            updated_at timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (digest, tenant_id)
-          );
-          COMMENT ON TABLE ${this.#rollouts} IS '${ROLLOUT_MARKER}';`);
-      });
-    } finally {
-      await session.close();
-    }
+    await ensureOnce(
+      this.#pool,
+      { connection, tracker },
+      `rollout:${this.#schema}`,
+      (db) => this.#isCurrent(db),
+      async (client) => {
+        await client.query(`
+        CREATE SCHEMA IF NOT EXISTS ${quoteIdentifier(this.#schema)};
+        CREATE TABLE IF NOT EXISTS ${this.#rollouts} (
+          digest text PRIMARY KEY,
+          files integer NOT NULL,
+          state text NOT NULL DEFAULT 'running' CHECK (state IN ('running', 'stopped', 'finished')),
+          stop_reason text,
+          last_wave integer NOT NULL DEFAULT 0,
+          started_at timestamptz NOT NULL DEFAULT now(),
+          updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE IF NOT EXISTS ${this.#outcomes} (
+          digest text NOT NULL,
+          tenant_id text NOT NULL,
+          wave integer NOT NULL,
+          outcome text NOT NULL,
+          error text,
+          attempts integer NOT NULL DEFAULT 1,
+          updated_at timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (digest, tenant_id)
+        );
+        COMMENT ON TABLE ${this.#rollouts} IS '${ROLLOUT_MARKER}';`);
+      },
+    );
   }
 
   async #isCurrent(db: pg.Pool | pg.ClientBase): Promise<boolean> {
