@@ -1,7 +1,5 @@
 import { Test, type TestingModule } from '@nestjs/testing';
 import { jest } from '@jest/globals';
-import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
 import pg from 'pg';
 import {
   CitusUnavailableError,
@@ -13,27 +11,11 @@ import {
   type TenancyOptions,
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
+import { runCli } from '../support/cli.js';
 import { useMigrationFolders } from '../support/migrations.js';
 
-function cli(
-  args: string[],
-  url: string,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [resolve('dist/cli/bin.js'), ...args],
-      { env: { ...process.env, DATABASE_URL: url } },
-      (error, stdout, stderr) => {
-        done({
-          code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
-          stdout,
-          stderr,
-        });
-      },
-    );
-  });
-}
+const cli = (args: string[], url: string) =>
+  runCli(args, { env: { ...process.env, DATABASE_URL: url } });
 
 // Creating distributed tenants and moving them is slow on a busy machine.
 jest.setTimeout(120_000);

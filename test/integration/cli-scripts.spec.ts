@@ -1,8 +1,8 @@
-import { execFile } from 'node:child_process';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import { adminPool, useTestDatabase } from '../support/database.js';
+import { runCli } from '../support/cli.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
 
 /**
@@ -10,32 +10,10 @@ import { useMigrationFolders, write } from '../support/migrations.js';
  * anywhere, --json, bulk create and `tenants exec`, each through the real binary and its exit
  * code.
  */
-const BIN = resolve('dist/cli/bin.js');
 /** Each test runs the binary several times: generous, for a small and busy machine. */
 const TIMEOUT = 180_000;
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function cli(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) {
-  return new Promise<Run>((done) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd: options.cwd, env: options.env ?? process.env },
-      (error, stdout, stderr) => {
-        done({
-          code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
-          stdout,
-          stderr,
-        });
-      },
-    );
-  });
-}
+const cli = runCli;
 
 describe('CLI for scripts', () => {
   const database = useTestDatabase();

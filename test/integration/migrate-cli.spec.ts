@@ -1,11 +1,10 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import { adminPool, useTestDatabase } from '../support/database.js';
+import { CLI_BIN as BIN, runCli } from '../support/cli.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
-
-const BIN = resolve('dist/cli/bin.js');
 
 interface Run {
   code: number | null;
@@ -13,22 +12,8 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], cwd?: string, env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { cwd, env: { ...env } },
-      (error, stdout, stderr) => {
-        done({
-          code: error ? (typeof error.code === 'number' ? error.code : 1) : 0,
-          stdout,
-          stderr,
-        });
-      },
-    );
-  });
-}
+const cli = (args: string[], cwd?: string, env: NodeJS.ProcessEnv = process.env): Promise<Run> =>
+  runCli(args, { cwd, env });
 
 describe('migrate CLI', () => {
   const database = useTestDatabase();

@@ -1,20 +1,12 @@
-import { execFile } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import pg from 'pg';
 import { adminPool, useTestDatabase } from '../support/database.js';
+import { runCli } from '../support/cli.js';
 import { useMigrationFolders, write } from '../support/migrations.js';
 import { jest } from '@jest/globals';
 
-const BIN = resolve('dist/cli/bin.js');
-
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((done) => {
-    execFile(process.execPath, [BIN, ...args], (error, stdout, stderr) => {
-      done({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const cli = (args: string[]) => runCli(args);
 
 // These steps start processes and wait on other sessions; a busy machine outlasts Jest's default.
 jest.setTimeout(120_000);
