@@ -92,17 +92,14 @@ export class TenantProvisioner {
           const { client } = session;
           // Citus: the schema (and every table its migrations create) is distributed, or not.
           const citus = this.citus;
-          const onCitus =
-            (await reserveTenant(
-              client,
-              this.registry,
-              { id, schema, metadata },
-              citus && ((c) => citus.beforeCreateSchema(c)),
-            )) ?? false;
+          await reserveTenant(
+            client,
+            this.registry,
+            { id, schema, metadata },
+            citus && ((c) => citus.beforeCreateSchema(c)),
+          );
           await this.runner.applyInTransaction(client, schema, []);
-          const cloned = onCitus
-            ? 0
-            : ((await this.template?.cloneInto(client, schema, inTx)) ?? 0);
+          const cloned = (await this.template?.cloneInto(client, schema, inTx)) ?? 0;
           if (cloned < inTx.length) {
             await this.runner.applyInTransaction(client, schema, inTx.slice(cloned));
           }
@@ -309,16 +306,16 @@ export class TenantProvisioner {
  * In the open transaction on `client`: inserts tenant `id`'s registry row (`provisioning`; an
  * existing tenant is refused at once, whatever holds its lock), takes the tenant's lock, runs
  * `beforeCreateSchema` and creates the empty schema. A schema that already exists is never
- * adopted: the error says it was left untouched. Resolves with what `beforeCreateSchema` did.
+ * adopted: the error says it was left untouched.
  *
  * @throws TenantAlreadyExistsError, or an `Error` when the schema already exists.
  */
-export async function reserveTenant<T>(
+export async function reserveTenant(
   client: pg.ClientBase,
   registry: TenantRegistry,
   tenant: { id: string; schema: string; metadata: Record<string, unknown> },
-  beforeCreateSchema?: (client: pg.ClientBase) => Promise<T>,
-): Promise<T | undefined> {
+  beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
+): Promise<void> {
   const inserted = await client.query(
     `INSERT INTO ${registry.table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
     [tenant.id, tenant.schema, JSON.stringify(tenant.metadata)],
@@ -328,7 +325,7 @@ export async function reserveTenant<T>(
     throw new TenantAlreadyExistsError(tenant.id, existing?.status);
   }
   await lockTenant(client, tenant.schema);
-  const prepared = await beforeCreateSchema?.(client);
+  await beforeCreateSchema?.(client);
   try {
     await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.schema)}`);
   } catch (err) {
@@ -340,5 +337,4 @@ export async function reserveTenant<T>(
     }
     throw err;
   }
-  return prepared;
 }

@@ -82,6 +82,8 @@ export class TenantService {
     });
     const files = (): Promise<readonly MigrationFile[]> =>
       options.migrations ? loadMigrationFiles(options.migrations) : Promise.resolve([]);
+    this.#citus = new CitusTenancy(pool, connection, options.citus, drain);
+    const citus = this.#citus;
     this.#template =
       options.template && options.migrations
         ? new TenantTemplate(
@@ -91,9 +93,9 @@ export class TenantService {
             files,
             logger,
             drain,
+            async (db) => (await citus.state(db)).version !== null,
           )
         : undefined;
-    this.#citus = new CitusTenancy(pool, connection, options.citus, drain);
     this.#provisioner = new TenantProvisioner(
       registry,
       runner,
@@ -105,9 +107,7 @@ export class TenantService {
       this.#citus,
     );
     // Clones and imports are placed as create() places a new tenant (Citus: distributed or not).
-    const beforeCreateSchema = async (client: pg.ClientBase) => {
-      await this.#citus.beforeCreateSchema(client);
-    };
+    const beforeCreateSchema = (client: pg.ClientBase) => citus.beforeCreateSchema(client);
     this.#copier = new TenantCopier(registry, runner, connection, files, drain, beforeCreateSchema);
     this.#transfer = new TenantTransfer(
       registry,
@@ -318,9 +318,7 @@ export class TenantService {
    */
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
     const summary = await this.#fleet.migrateAll(options);
-    // On Citus tenants are built by replay (see CitusTenancy.beforeCreateSchema): no template.
-    if (this.#template && (await this.#citus.state()).version === null)
-      await this.#template.update();
+    await this.#template?.update();
     return summary;
   }
 
