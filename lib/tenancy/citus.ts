@@ -165,17 +165,21 @@ export class CitusTenancy {
    * Runs inside the transaction that creates a tenant's schema, before `CREATE SCHEMA`: makes the
    * schema distributed (or, with `citus: false` on a database that shards schemas by default,
    * keeps it local). Costs nothing without Citus once the first tenant has been created.
+   * Resolves `true` when the database has Citus (the tenant is then built by replaying its
+   * migrations, never copied from the template schema: Citus refuses the copy's multi-statement
+   * DDL on distributed schemas).
    *
    * @throws CitusUnavailableError with `citus: true` where Citus cannot shard, or on a worker.
    */
-  async beforeCreateSchema(client: pg.ClientBase): Promise<void> {
+  async beforeCreateSchema(client: pg.ClientBase): Promise<boolean> {
     const state = await this.state(client);
-    if (state.version === null && this.#mode !== true) return;
+    if (state.version === null && this.#mode !== true) return false;
     this.#assertCoordinator(state, 'create a tenant');
     if (this.#mode === true) this.#assertCapable(state);
     await client.query(
       `SET LOCAL citus.enable_schema_based_sharding TO ${state.distributeNewTenants ? 'on' : 'off'}`,
     );
+    return true;
   }
 
   /**

@@ -92,14 +92,17 @@ export class TenantProvisioner {
           const { client } = session;
           // Citus: the schema (and every table its migrations create) is distributed, or not.
           const citus = this.citus;
-          await reserveTenant(
-            client,
-            this.registry,
-            { id, schema, metadata },
-            citus && ((c) => citus.beforeCreateSchema(c)),
-          );
+          const onCitus =
+            (await reserveTenant(
+              client,
+              this.registry,
+              { id, schema, metadata },
+              citus && ((c) => citus.beforeCreateSchema(c)),
+            )) ?? false;
           await this.runner.applyInTransaction(client, schema, []);
-          const cloned = (await this.template?.cloneInto(client, schema, inTx)) ?? 0;
+          const cloned = onCitus
+            ? 0
+            : ((await this.template?.cloneInto(client, schema, inTx)) ?? 0);
           if (cloned < inTx.length) {
             await this.runner.applyInTransaction(client, schema, inTx.slice(cloned));
           }
@@ -306,16 +309,16 @@ export class TenantProvisioner {
  * In the open transaction on `client`: inserts tenant `id`'s registry row (`provisioning`; an
  * existing tenant is refused at once, whatever holds its lock), takes the tenant's lock, runs
  * `beforeCreateSchema` and creates the empty schema. A schema that already exists is never
- * adopted: the error says it was left untouched.
+ * adopted: the error says it was left untouched. Resolves with what `beforeCreateSchema` did.
  *
  * @throws TenantAlreadyExistsError, or an `Error` when the schema already exists.
  */
-export async function reserveTenant(
+export async function reserveTenant<T>(
   client: pg.ClientBase,
   registry: TenantRegistry,
   tenant: { id: string; schema: string; metadata: Record<string, unknown> },
-  beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
-): Promise<void> {
+  beforeCreateSchema?: (client: pg.ClientBase) => Promise<T>,
+): Promise<T | undefined> {
   const inserted = await client.query(
     `INSERT INTO ${registry.table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
     [tenant.id, tenant.schema, JSON.stringify(tenant.metadata)],
@@ -325,7 +328,7 @@ export async function reserveTenant(
     throw new TenantAlreadyExistsError(tenant.id, existing?.status);
   }
   await lockTenant(client, tenant.schema);
-  await beforeCreateSchema?.(client);
+  const prepared = await beforeCreateSchema?.(client);
   try {
     await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.schema)}`);
   } catch (err) {
@@ -337,4 +340,5 @@ export async function reserveTenant(
     }
     throw err;
   }
+  return prepared;
 }

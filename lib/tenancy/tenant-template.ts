@@ -65,11 +65,6 @@ export class TenantTemplate {
     private readonly files: () => Promise<readonly MigrationFile[]>,
     private readonly logger: LoggerService,
     private readonly tracker?: SessionTracker,
-    /**
-     * Whether the database has Citus. There no template is kept and tenants are replayed:
-     * Citus refuses the copy's multi-statement DDL on distributed schemas.
-     */
-    private readonly onCitus: (db?: pg.ClientBase) => Promise<boolean> = async () => false,
   ) {}
 
   /**
@@ -78,7 +73,6 @@ export class TenantTemplate {
    */
   async update(): Promise<void> {
     try {
-      if (await this.onCitus()) return;
       await this.#update();
     } catch (err) {
       this.logger.warn(
@@ -91,8 +85,7 @@ export class TenantTemplate {
    * Copies the template into `target` (an empty schema created in the caller's open
    * transaction on `client`, with its history table) and records the copied files in its
    * history. Returns how many leading `files` it covered: `0` when it did nothing (the template
-   * is missing, busy being migrated, at other files, or not cloneable, or the database has
-   * Citus), so the caller replays.
+   * is missing, busy being migrated, at other files, or not cloneable), so the caller replays.
    */
   async cloneInto(
     client: pg.ClientBase,
@@ -100,7 +93,7 @@ export class TenantTemplate {
     files: readonly MigrationFile[],
   ): Promise<number> {
     const cloneable = cloneableFiles(files);
-    if (cloneable.length === 0 || (await this.onCitus(client))) return 0;
+    if (cloneable.length === 0) return 0;
     // Shared: any number of creates clone at once; a migration of the template waits for them,
     // and a create never waits for a migration of the template (it replays instead).
     if (!(await tryLockTenantShared(client, this.schema))) return 0;

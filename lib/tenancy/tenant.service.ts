@@ -82,8 +82,6 @@ export class TenantService {
     });
     const files = (): Promise<readonly MigrationFile[]> =>
       options.migrations ? loadMigrationFiles(options.migrations) : Promise.resolve([]);
-    this.#citus = new CitusTenancy(pool, connection, options.citus, drain);
-    const citus = this.#citus;
     this.#template =
       options.template && options.migrations
         ? new TenantTemplate(
@@ -93,9 +91,9 @@ export class TenantService {
             files,
             logger,
             drain,
-            async (db) => (await citus.state(db)).version !== null,
           )
         : undefined;
+    this.#citus = new CitusTenancy(pool, connection, options.citus, drain);
     this.#provisioner = new TenantProvisioner(
       registry,
       runner,
@@ -107,7 +105,9 @@ export class TenantService {
       this.#citus,
     );
     // Clones and imports are placed as create() places a new tenant (Citus: distributed or not).
-    const beforeCreateSchema = (client: pg.ClientBase) => citus.beforeCreateSchema(client);
+    const beforeCreateSchema = async (client: pg.ClientBase) => {
+      await this.#citus.beforeCreateSchema(client);
+    };
     this.#copier = new TenantCopier(registry, runner, connection, files, drain, beforeCreateSchema);
     this.#transfer = new TenantTransfer(
       registry,
@@ -318,7 +318,9 @@ export class TenantService {
    */
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
     const summary = await this.#fleet.migrateAll(options);
-    await this.#template?.update();
+    // On Citus tenants are built by replay (see CitusTenancy.beforeCreateSchema): no template.
+    if (this.#template && (await this.#citus.state()).version === null)
+      await this.#template.update();
     return summary;
   }
 
