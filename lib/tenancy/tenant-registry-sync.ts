@@ -184,11 +184,22 @@ export class RegistrySync {
       clearTimeout(timer);
     }
     if (this.#closed) return void (await this.close());
+    // Lost while loading (terminated, cut as silent): the reconnect already scheduled takes over.
+    // Going on would claim a listener that does not exist.
+    if (this.#session !== session) return;
     this.#mode = 'listening';
-    if (!(await this.#probe())) {
-      // Typically PgBouncer in transaction mode: LISTEN ran on one server connection and
-      // notifications go to a session nobody reads.
-      if (this.#session === session) this.#session = undefined;
+    if (!(await this.#probe(session))) {
+      if (this.#session !== session) return;
+      // The heartbeat never came back. A connection that still answers queries is typically
+      // PgBouncer in transaction mode: LISTEN ran on one server connection and notifications go
+      // to a session nobody reads. One that does not answer went silent (a network fault right
+      // after LISTEN): that is a lost listener, not a pooler, and it is reconnected.
+      if (!(await this.#answers(session))) {
+        this.#lost(session, new Error('the listener connection stopped answering'));
+        return;
+      }
+      if (this.#session !== session) return;
+      this.#session = undefined;
       await session.close();
       this.#options.logger.warn(
         `Tenant change notifications do not arrive on this connection (a transaction-mode pooler such as PgBouncer?). ` +
@@ -201,16 +212,35 @@ export class RegistrySync {
     this.#startHeartbeats();
   }
 
-  /** Sends one heartbeat and waits for it. */
-  async #probe(): Promise<boolean> {
+  /** Sends one heartbeat and waits for it (`false` too when `session` is lost meanwhile). */
+  async #probe(session: Session): Promise<boolean> {
     const sentAt = await this.#beat();
     if (sentAt === undefined) return false;
     const until = performance.now() + PROBE_TIMEOUT_MS;
     while (this.#heardAsOf < sentAt) {
-      if (performance.now() > until || this.#closed) return false;
+      if (performance.now() > until || this.#closed || this.#session !== session) return false;
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     return true;
+  }
+
+  /** Whether `session` answers a query within the probe timeout. */
+  async #answers(session: Session): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
+    });
+    try {
+      return await Promise.race([
+        session.client.query('SELECT 1').then(
+          () => true,
+          () => false,
+        ),
+        late,
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** NOTIFYs the heartbeat channel through the pool; resolves with the send time. */

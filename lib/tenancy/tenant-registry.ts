@@ -33,10 +33,42 @@ const STALE_BATCH_RELOAD = 32;
 /** SQLSTATEs of a statement that lost its table or schema. */
 const VANISHED = new Set(['42P01', '3F000']);
 
-interface PendingRead {
-  /** Another read must start after the current one (a change arrived meanwhile). */
+/** A read in flight that concurrent callers share. */
+interface SharedRead<T> {
+  /** Another read must start after the current one (a caller arrived meanwhile). */
   again: boolean;
-  readonly done: Promise<TenantEntry | null>;
+  readonly done: Promise<T>;
+}
+
+/**
+ * Shares `read` among concurrent callers without handing anyone a result older than their call:
+ * a caller arriving while a read runs gets one more read after it (however many arrive), since
+ * the read running may have taken its snapshot before the caller's reason to ask. `settle` runs
+ * when the last read is done.
+ */
+function shareRead<T>(
+  pending: SharedRead<T> | undefined,
+  read: () => Promise<T>,
+  settle: () => void,
+): SharedRead<T> {
+  if (pending) {
+    pending.again = true;
+    return pending;
+  }
+  const shared: { again: boolean; done?: Promise<T> } = { again: true };
+  shared.done = (async () => {
+    try {
+      let result: T;
+      do {
+        shared.again = false;
+        result = await read();
+      } while (shared.again);
+      return result;
+    } finally {
+      settle();
+    }
+  })();
+  return shared as SharedRead<T>;
 }
 
 /**
@@ -62,12 +94,12 @@ export class TenantRegistry {
   readonly #store: TenantRegistryStore;
   readonly #cache: TenantCache;
   readonly #sync: RegistrySync;
-  readonly #reads = new Map<string, PendingRead>();
+  readonly #reads = new Map<string, SharedRead<void>>();
   /** Ids announced changed and not re-read yet, with the sequence number of the latest notice. */
   readonly #stale = new Map<string, number>();
   #staleSeq = 0;
   #flushTimer: NodeJS.Timeout | undefined;
-  #reloading: Promise<number> | undefined;
+  #reloading: SharedRead<number> | undefined;
 
   /**
    * @param env the pool (and shutdown gate, query observer) the tenants' managers use.
@@ -172,7 +204,8 @@ export class TenantRegistry {
 
   /**
    * Re-reads every tenant from the table and merges it into the view: a change applied while the
-   * read ran is never undone by it. Concurrent calls share one read.
+   * read ran is never undone by it. Concurrent calls share reads, and each gets one that started
+   * after it was called.
    *
    * @internal Used by `TenantService.list()`.
    */
@@ -181,18 +214,23 @@ export class TenantRegistry {
     this.#sync.heard(readAt);
   }
 
+  /**
+   * Re-reads the whole table and merges it; resolves with when the (last) read started. A call
+   * while a read runs gets a read that starts after it: a listener that reconnects must not be
+   * handed a snapshot taken before it listened again, or a change committed in between is lost.
+   */
   #reload(): Promise<number> {
-    this.#reloading ??= (async () => {
-      try {
+    this.#reloading = shareRead(
+      this.#reloading,
+      async () => {
         const readAt = performance.now();
         const rows = await this.#store.all();
         this.#cache.merge(rows, readAt);
         return readAt;
-      } finally {
-        this.#reloading = undefined;
-      }
-    })();
-    return this.#reloading;
+      },
+      () => (this.#reloading = undefined),
+    );
+    return this.#reloading.done;
   }
 
   /**
@@ -203,28 +241,18 @@ export class TenantRegistry {
    * @internal Used by `TenantService` after each change it makes.
    */
   refresh(id: string): Promise<TenantEntry | null> {
-    const pending = this.#reads.get(id);
-    if (pending) {
-      pending.again = true;
-      return pending.done;
-    }
-    const read: { again: boolean; done?: Promise<TenantEntry | null> } = { again: true };
-    read.done = (async () => {
-      try {
-        while (read.again) {
-          read.again = false;
-          const readAt = performance.now();
-          const row = await this.#store.one(id);
-          if (row) this.#cache.applyRow(row, readAt);
-          else this.#cache.applyMissing(id, readAt);
-        }
-        return this.#cache.slot(id)?.entry ?? null;
-      } finally {
-        this.#reads.delete(id);
-      }
-    })();
-    this.#reads.set(id, read as PendingRead);
-    return read.done;
+    const read = shareRead(
+      this.#reads.get(id),
+      async () => {
+        const readAt = performance.now();
+        const row = await this.#store.one(id);
+        if (row) this.#cache.applyRow(row, readAt);
+        else this.#cache.applyMissing(id, readAt);
+      },
+      () => this.#reads.delete(id),
+    );
+    this.#reads.set(id, read);
+    return read.done.then(() => this.#cache.slot(id)?.entry ?? null);
   }
 
   /** Every tenant in memory, in every state. */

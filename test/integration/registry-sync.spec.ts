@@ -1,3 +1,4 @@
+import { ConsoleLogger, Logger, type LoggerService } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import pg from 'pg';
 import {
@@ -10,6 +11,7 @@ import {
   type TenancyOptions,
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
+import { RecordingLogger } from '../support/logs.js';
 import { useMigrationFolders } from '../support/migrations.js';
 import { startSilentProxy, type SilentProxy } from '../support/tcp-proxy.js';
 import { jest } from '@jest/globals';
@@ -63,8 +65,8 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
   let proxy: SilentProxy;
   const apps: TestingModule[] = [];
 
-  async function boot(tenancy: TenancyOptions, directConnection?: string) {
-    const app = await Test.createTestingModule({
+  async function boot(tenancy: TenancyOptions, directConnection?: string, logger?: LoggerService) {
+    const builder = Test.createTestingModule({
       imports: [
         DatabaseModule.forRoot({
           connection: database.current.url,
@@ -73,7 +75,8 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
           tenancy: { interceptor: false, maxStalenessMs: BOUND_MS, ...tenancy },
         }),
       ],
-    }).compile();
+    });
+    const app = await (logger ? builder.setLogger(logger) : builder).compile();
     apps.push(app);
     await app.init();
     const registry = app.get(TenantRegistry);
@@ -92,6 +95,7 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
   afterEach(async () => {
     await Promise.all(apps.splice(0).map((app) => app.close()));
     await proxy?.close();
+    Logger.overrideLogger(new ConsoleLogger());
   });
   afterAll(() => admin.end());
 
@@ -131,6 +135,106 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     await b.tenants.resume('quiet');
     await expectWithinBound(a.registry, 'quiet', performance.now(), 'active', BOUND_MS, 0);
   }, 60_000);
+
+  it('a listener that reconnects while a reload runs reads the table again once it listens', async () => {
+    const migrations = await folder(FILES);
+    proxy = await startSilentProxy(database.current.url);
+    const a = await boot({ migrations, registrySchema: 'sync_overlap' }, proxy.url);
+    const b = await boot({ migrations, registrySchema: 'sync_overlap' });
+    await b.tenants.create('late');
+    expect(await answer(a.registry, 'late')).toBe('active');
+
+    // A reload (list()) reads the table, then is held before it merges what it read.
+    const store = a.registry.store;
+    const readAll = store.all.bind(store);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let snapshotTaken!: () => void;
+    const taken = new Promise<void>((resolve) => (snapshotTaken = resolve));
+    let reads = 0;
+    store.all = async (ids) => {
+      const rows = await readAll(ids);
+      if (++reads === 1) {
+        snapshotTaken();
+        await held;
+      }
+      return rows;
+    };
+    const listing = a.tenants.list();
+    await taken;
+
+    // The listener goes deaf, a change commits that only the table records, and the deaf
+    // listener is replaced: the new one must load the table after its LISTEN, not reuse the
+    // snapshot taken before it.
+    proxy.silence();
+    await b.tenants.suspend('late');
+    proxy.restore(); // new connections pass again; the silenced one stays dead
+    const query = pg.Client.prototype.query;
+    const listened = new Promise<void>((resolve) => {
+      pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+        const result = (query as (...a: unknown[]) => unknown).apply(this, args);
+        if (typeof args[0] === 'string' && /^LISTEN .*pg_tenancy_hb_/.test(args[0])) {
+          // Runs before the listener's own continuation, which asks for the table at once.
+          (result as Promise<unknown>).then(
+            () => resolve(),
+            () => undefined,
+          );
+        }
+        return result;
+      } as typeof query;
+    });
+    try {
+      a.registry.resync('test: the listener went deaf');
+      await listened;
+    } finally {
+      pg.Client.prototype.query = query;
+    }
+    release();
+    await listing;
+    await a.registry.whenSynced();
+    expect(a.registry.syncState()).toMatchObject({ mode: 'listening', synced: true });
+    const seen = a.registry.entries().find((e) => e.info.id === 'late')?.info.status;
+    expect({ seen, answer: await answer(a.registry, 'late') }).toEqual({
+      seen: 'suspended',
+      answer: 'suspended',
+    });
+  });
+
+  it('a listener that goes silent right after LISTEN is reconnected, not taken for a pooler', async () => {
+    const migrations = await folder(FILES);
+    proxy = await startSilentProxy(database.current.url);
+    // Booted first: each boot installs its logger for the whole process.
+    const b = await boot({ migrations, registrySchema: 'sync_deaf' });
+    const logger = new RecordingLogger();
+    // Polling so rare that only notifications can bring changes within the test.
+    const a = await boot(
+      { migrations, registrySchema: 'sync_deaf', pollIntervalMs: 600_000 },
+      proxy.url,
+      logger,
+    );
+    await b.tenants.create('steady');
+
+    // The reconnecting listener loads the table once its LISTENs succeeded: the network goes
+    // silent at that moment, so the probe heartbeat that follows never comes back.
+    const store = a.registry.store;
+    const readAll = store.all.bind(store);
+    store.all = (ids) => {
+      store.all = readAll;
+      proxy.silence();
+      return readAll(ids);
+    };
+    a.registry.resync('test: reconnect');
+    const verdict = await logger.waitFor(
+      /listener lost its connection \(the listener connection|Falling back to reloading/,
+    );
+    expect(verdict).toMatch(/the listener connection stopped answering/);
+
+    proxy.restore();
+    await a.registry.whenSynced();
+    expect(a.registry.syncState()).toMatchObject({ mode: 'listening', synced: true });
+    await b.tenants.suspend('steady');
+    await expectWithinBound(a.registry, 'steady', performance.now(), 'suspended', BOUND_MS, 0);
+  });
 
   it("operators' plain SQL reaches every instance: UPDATE, DELETE and INSERT", async () => {
     const migrations = await folder(FILES);
