@@ -236,6 +236,45 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     await expectWithinBound(a.registry, 'steady', performance.now(), 'suspended', BOUND_MS, 0);
   });
 
+  it('a listener lost while it loads the table does not claim to listen', async () => {
+    const migrations = await folder(FILES);
+    proxy = await startSilentProxy(database.current.url);
+    const logger = new RecordingLogger();
+    const a = await boot({ migrations, registrySchema: 'sync_zombie' }, proxy.url, logger);
+
+    // The reconnecting listener's load of the table is held after it read its rows.
+    const store = a.registry.store;
+    const readAll = store.all.bind(store);
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let loading!: () => void;
+    const loaded = new Promise<void>((resolve) => (loading = resolve));
+    store.all = async (ids) => {
+      store.all = readAll;
+      const rows = await readAll(ids);
+      loading();
+      await held;
+      return rows;
+    };
+    a.registry.resync('test: reconnect');
+    await loaded;
+    // Meanwhile its connection is terminated, and no new one can be opened.
+    await admin.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = 'nestjs-pg-tenancy:listener'`,
+    );
+    await logger.waitFor(/lost its connection \(terminating connection/);
+    proxy.silence();
+    release();
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(a.registry.syncState().mode).toBe('reconnecting');
+
+    proxy.restore();
+    await a.registry.whenSynced();
+    expect(a.registry.syncState()).toMatchObject({ mode: 'listening', synced: true });
+    expect(logger.warnings.filter((w) => /Falling back/.test(w))).toEqual([]);
+  });
+
   it("operators' plain SQL reaches every instance: UPDATE, DELETE and INSERT", async () => {
     const migrations = await folder(FILES);
     const a = await boot({ migrations, registrySchema: 'sync_sql' });
