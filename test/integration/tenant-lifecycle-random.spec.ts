@@ -198,7 +198,8 @@ describe('randomized lifecycle: two instances, random operations and network fau
             });
           } else if (roll < 0.93) {
             await admin.query(
-              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'nestjs-pg-tenancy:listener'",
+              // This database only: the listeners of other test files on the server are not ours.
+              "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'nestjs-pg-tenancy:listener'",
             );
           } else if (!silentUntil) {
             proxy.silence();

@@ -95,7 +95,7 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
     // Wait until the run has read its list and is busy with m1, then drop m2 under it.
     for (;;) {
       const busy = await admin.query(
-        "SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(1.5)%' AND pid <> pg_backend_pid()",
+        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(1.5)%' AND pid <> pg_backend_pid()",
       );
       if (busy.rowCount) break;
       await new Promise((resolve) => setTimeout(resolve, 20));
@@ -202,7 +202,8 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
       let pid: number | undefined;
       while (pid === undefined) {
         const { rows } = await admin.query<{ pid: number }>(
-          "SELECT pid FROM pg_stat_activity WHERE application_name = 'nestjs-pg-tenancy:drop' AND wait_event_type = 'Lock'",
+          // This database only: other test files on the server have drops waiting on locks too.
+          "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'nestjs-pg-tenancy:drop' AND wait_event_type = 'Lock'",
         );
         pid = rows[0]?.pid;
         if (pid === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
