@@ -189,19 +189,21 @@ export class TenantCache {
       previous && previous.db.schema === row.schema_name
         ? previous.db
         : this.#createDb(row.schema_name);
-    return {
-      info: Object.freeze({
-        id: row.id,
-        schema: row.schema_name,
-        status: row.status,
-        metadata: row.metadata,
-        createdAt: row.created_at,
-        migratedVersion: row.migrated_version,
-        lastMigratedAt: row.last_migrated_at,
-        lastError: row.last_error,
-        version: row.version,
-      }),
-      db,
-    };
+    return { info: toTenantInfo(row), db };
   }
+}
+
+/** A registry row as `TenantInfo` (frozen). */
+export function toTenantInfo(row: TenantRow): TenantInfo {
+  return Object.freeze({
+    id: row.id,
+    schema: row.schema_name,
+    status: row.status,
+    metadata: row.metadata,
+    createdAt: row.created_at,
+    migratedVersion: row.migrated_version,
+    lastMigratedAt: row.last_migrated_at,
+    lastError: row.last_error,
+    version: row.version,
+  });
 }

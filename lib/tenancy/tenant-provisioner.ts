@@ -7,7 +7,9 @@ import { inTransaction, openSession, type SessionTracker } from '../pool/session
 import type { CitusTenancy } from './citus.js';
 import { migrationsDigest } from './tenant-migrations-digest.js';
 import { lockTenant, tenantGuard } from './tenant-locks.js';
+import { toTenantInfo } from './tenant-cache.js';
 import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
+import { normaliseRow, type TenantRow } from './tenant-registry-store.js';
 import type { TenantTemplate } from './tenant-template.js';
 import { statesLeadingTo, type TenantStatus } from './tenant-state.js';
 import {
@@ -86,6 +88,7 @@ export class TenantProvisioner {
       tracker: this.tracker,
       applicationName: 'nestjs-pg-tenancy:provisioning',
     });
+    let created: TenantRow | undefined;
     try {
       try {
         await inTransaction(session.client, async () => {
@@ -106,10 +109,11 @@ export class TenantProvisioner {
           if (cloned < inTx.length) {
             await this.runner.applyInTransaction(client, schema, inTx.slice(cloned));
           }
-          await client.query(
+          const written = await client.query<TenantRow>(
             `UPDATE ${table}
                 SET status = $2, migrated_version = $3, migrations_digest = $4, last_migrated_at = now()
-              WHERE id = $1`,
+              WHERE id = $1
+              RETURNING *`,
             [
               id,
               split < 0 ? 'active' : 'provisioning',
@@ -117,6 +121,7 @@ export class TenantProvisioner {
               migrationsDigest(inTx, inTx.length),
             ],
           );
+          created = normaliseRow(written.rows[0]);
         });
       } catch (err) {
         if (err instanceof TenantAlreadyExistsError) throw err;
@@ -130,12 +135,12 @@ export class TenantProvisioner {
     }
     if (split >= 0) {
       try {
-        await this.#finishCreate(id, schema, files);
+        created = await this.#finishCreate(id, schema, files);
       } catch (err) {
         throw new TenantCreationError(id, err, 'provisioning');
       }
     }
-    return this.#info(id);
+    return this.#info(id, created);
   }
 
   /**
@@ -209,12 +214,16 @@ export class TenantProvisioner {
   }
 
   /** Applies the remaining files to a `provisioning` tenant, then makes it `active`. */
-  async #finishCreate(id: string, schema: string, files: readonly MigrationFile[]): Promise<void> {
+  async #finishCreate(
+    id: string,
+    schema: string,
+    files: readonly MigrationFile[],
+  ): Promise<TenantRow | undefined> {
     await this.runner.migrate(schema, files, {
       createSchema: false,
       guard: tenantGuard(this.registry.table, id, ['provisioning']),
     });
-    await this.registry.store.activate(id, files.length, migrationsDigest(files, files.length));
+    return this.registry.store.activate(id, files.length, migrationsDigest(files, files.length));
   }
 
   /**
@@ -298,10 +307,16 @@ export class TenantProvisioner {
     );
   }
 
-  async #info(id: string): Promise<TenantInfo> {
+  /**
+   * The tenant as read back now. `created`: the row this call just committed, reported when a
+   * drop elsewhere (waiting for the tenant's lock) removed it before the read: the creation
+   * succeeded all the same.
+   */
+  async #info(id: string, created?: TenantRow): Promise<TenantInfo> {
     const entry = await this.registry.refresh(id);
-    if (!entry) throw new TenantNotFoundError(id);
-    return entry.info;
+    if (entry) return entry.info;
+    if (created) return toTenantInfo(created);
+    throw new TenantNotFoundError(id);
   }
 }
 

@@ -181,7 +181,7 @@ export class TenantRegistryStore {
   /** One tenant's row (an indexed lookup), or `undefined`. */
   async one(id: string, db: pg.Pool | pg.ClientBase = this.#pool): Promise<TenantRow | undefined> {
     const { rows } = await db.query<TenantRow>(`SELECT * FROM ${this.table} WHERE id = $1`, [id]);
-    return rows[0] && normalise(rows[0]);
+    return rows[0] && normaliseRow(rows[0]);
   }
 
   /** Moves `id` to `to` if its status is one of `from`; whether it did. */
@@ -193,15 +193,21 @@ export class TenantRegistryStore {
     return updated.rowCount === 1;
   }
 
-  /** Finishes a `provisioning` tenant: `active`, with the files applied. */
-  async activate(id: string, migratedVersion: number, digest: string): Promise<void> {
-    await this.#pool.query(
+  /** Finishes a `provisioning` tenant: `active`, with the files applied. Returns the row written. */
+  async activate(
+    id: string,
+    migratedVersion: number,
+    digest: string,
+  ): Promise<TenantRow | undefined> {
+    const { rows } = await this.#pool.query<TenantRow>(
       `UPDATE ${this.table}
           SET status = 'active', migrated_version = $2, migrations_digest = $3,
               last_migrated_at = now(), last_error = NULL
-        WHERE id = $1 AND status = 'provisioning'`,
+        WHERE id = $1 AND status = 'provisioning'
+        RETURNING *`,
       [id, migratedVersion, digest],
     );
+    return rows[0] && normaliseRow(rows[0]);
   }
 
   /** Records a migration run of a served tenant (no effect on one that is gone or dropping). */
@@ -240,7 +246,7 @@ export class TenantRegistryStore {
       `SELECT * FROM ${this.table} WHERE ($1::text[] IS NULL OR id = ANY($1)) ORDER BY id`,
       [ids ?? null],
     );
-    return rows.map(normalise);
+    return rows.map(normaliseRow);
   }
 }
 
@@ -266,7 +272,8 @@ export function parseNotice(payload: string): RegistryNotice | undefined {
   }
 }
 
-function normalise(row: TenantRow): TenantRow {
+/** Fixes up a row as `pg` returns it (`version` is a bigint, hence a string). */
+export function normaliseRow(row: TenantRow): TenantRow {
   // bigint arrives as a string; versions stay far below 2^53.
   row.version = row.version === undefined || row.version === null ? 0 : Number(row.version);
   return row;

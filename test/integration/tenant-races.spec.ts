@@ -150,6 +150,26 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
     expect(await orphans('race_cd', 'tenant_r')).toEqual([]);
   });
 
+  it('create reports the tenant it created even when a drop removes it right after', async () => {
+    const migrations = await folder(FILES);
+    const a = await boot({ migrations, registrySchema: 'race_brief' });
+    const b = await boot({ migrations, registrySchema: 'race_brief' });
+    // Once create has committed, it reads its row back: a drop that waited for the tenant's lock
+    // (as in the race above) finishes first. (The registry re-reads announced changes through
+    // the same method: only the provisioner's call is held.)
+    const refresh = a.registry.refresh.bind(a.registry);
+    a.registry.refresh = async (id) => {
+      if (!/TenantProvisioner/.test(new Error().stack ?? '')) return refresh(id);
+      a.registry.refresh = refresh;
+      await b.tenants.drop(id);
+      return refresh(id);
+    };
+    const info = await a.tenants.create('brief');
+    expect(info).toMatchObject({ id: 'brief', schema: 'tenant_brief', status: 'active' });
+    expect(await a.tenants.get('brief')).toBeNull();
+    expect(await orphans('race_brief', 'tenant_brief')).toEqual([]);
+  });
+
   it('a query racing a drop of its tenant is a TenantNotFoundError, not a missing-table error', async () => {
     const migrations = await folder(FILES);
     const { tenants } = await boot({ migrations, registrySchema: 'race_query' });
