@@ -170,6 +170,13 @@ export class TenantProvisioner {
       });
       await this.registry.refresh(id).catch(() => undefined);
       await this.#dropSchema(session.client, id, schema);
+    } catch (err) {
+      // A connection broken while idle (terminated between two attempts) fails the next query
+      // with pg's "not queryable", which says nothing: report what broke it, as a query in
+      // flight would have.
+      throw session.brokenBy && (err as { code?: unknown }).code === undefined
+        ? session.brokenBy
+        : err;
     } finally {
       await session.close();
     }

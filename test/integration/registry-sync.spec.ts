@@ -169,10 +169,10 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     proxy.silence();
     await b.tenants.suspend('late');
     proxy.restore(); // new connections pass again; the silenced one stays dead
-    const query = pg.Client.prototype.query;
+    const query = Reflect.get(pg.Client.prototype, 'query') as (...a: unknown[]) => unknown;
     const listened = new Promise<void>((resolve) => {
       pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
-        const result = (query as (...a: unknown[]) => unknown).apply(this, args);
+        const result = query.apply(this, args);
         if (typeof args[0] === 'string' && /^LISTEN .*pg_tenancy_hb_/.test(args[0])) {
           // Runs before the listener's own continuation, which asks for the table at once.
           (result as Promise<unknown>).then(
@@ -181,7 +181,7 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
           );
         }
         return result;
-      } as typeof query;
+      } as typeof pg.Client.prototype.query;
     });
     try {
       a.registry.resync('test: the listener went deaf');

@@ -247,6 +247,40 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
     expect(await tenants.list()).toEqual([]);
   });
 
+  it('a drop whose backend is terminated between two attempts says so', async () => {
+    const migrations = await folder(FILES);
+    const { tenants } = await boot({ migrations, registrySchema: 'race_pause' });
+    await tenants.create('paused');
+    const holder = await admin.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE tenant_paused.projects IN ACCESS SHARE MODE');
+      const dropping = tenants.drop('paused');
+      dropping.catch(() => undefined);
+      const drop = `datname = current_database() AND application_name = 'nestjs-pg-tenancy:drop'`;
+      // Seen waiting for the lock, then terminated while it is idle: between two attempts.
+      while (
+        !(
+          await admin.query(
+            `SELECT 1 FROM pg_stat_activity WHERE ${drop} AND wait_event_type = 'Lock'`,
+          )
+        ).rowCount
+      );
+      while (
+        !(
+          await admin.query(
+            `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE ${drop} AND state = 'idle'`,
+          )
+        ).rowCount
+      );
+      await expect(dropping).rejects.toThrow(/terminating connection/);
+    } finally {
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+    }
+    expect((await tenants.list()).map((t) => [t.id, t.status])).toEqual([['paused', 'dropping']]);
+  });
+
   it('an HTTP request racing a drop of its tenant is answered 404, not 500', async () => {
     const migrations = await folder(FILES);
     @Module({
