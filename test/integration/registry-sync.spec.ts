@@ -181,7 +181,7 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
           );
         }
         return result;
-      } as typeof pg.Client.prototype.query;
+      } as unknown as typeof pg.Client.prototype.query;
     });
     try {
       a.registry.resync('test: the listener went deaf');
