@@ -187,7 +187,7 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
       a.registry.resync('test: the listener went deaf');
       await listened;
     } finally {
-      pg.Client.prototype.query = query;
+      Reflect.set(pg.Client.prototype, 'query', query);
     }
     release();
     await listing;
