@@ -90,18 +90,29 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
     const { tenants } = await boot({ migrations, registrySchema: 'race_fleet' });
     await tenants.create('m1');
     await tenants.create('m2');
-    await write(migrations, { '002_slow.sql': 'SELECT pg_sleep(1.5);' });
-    const run = tenants.migrateAll({ concurrency: 1 });
-    // Wait until the run has read its list and is busy with m1, then drop m2 under it.
-    for (;;) {
-      const busy = await admin.query(
-        "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep(1.5)%' AND pid <> pg_backend_pid()",
-      );
-      if (busy.rowCount) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    // The new file waits for a lock the test holds: the run stays busy with m1 until m2 is
+    // dropped, however slow the machine (a fixed sleep here raced the drop under load).
+    await write(migrations, { '002_gated.sql': 'SELECT pg_advisory_xact_lock_shared(4242);' });
+    const gate = await admin.connect();
+    let summary: Awaited<ReturnType<typeof tenants.migrateAll>>;
+    try {
+      await gate.query('SELECT pg_advisory_lock(4242)');
+      const run = tenants.migrateAll({ concurrency: 1 });
+      // Wait until the run has read its list and is busy with m1, then drop m2 under it.
+      for (;;) {
+        const busy = await admin.query(
+          `SELECT 1 FROM pg_stat_activity WHERE datname = current_database()
+              AND wait_event_type = 'Lock' AND query LIKE '%pg_advisory_xact_lock_shared(4242)%'`,
+        );
+        if (busy.rowCount) break;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      await tenants.drop('m2');
+      await gate.query('SELECT pg_advisory_unlock(4242)');
+      summary = await run;
+    } finally {
+      gate.release();
     }
-    await tenants.drop('m2');
-    const summary = await run;
     expect(summary.applied.map((a) => a.tenantId)).toEqual(['m1']);
     expect(summary.gone).toEqual(['m2']);
     expect(summary.failed).toEqual([]);
