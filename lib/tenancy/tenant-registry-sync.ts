@@ -25,7 +25,10 @@ export interface RegistrySyncState {
 export interface RegistrySyncTarget {
   /** Applies one announced change (synchronously; re-reads may follow). */
   onNotice(notice: RegistryNotice, at: number): void;
-  /** Re-reads the whole table and merges it; resolves with when the read started. */
+  /**
+   * Re-reads the whole table and merges it; resolves with when the read started, which is after
+   * this call (a read already running is not reused: it may predate a LISTEN).
+   */
   reload(): Promise<number>;
 }
 
