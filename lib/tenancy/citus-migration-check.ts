@@ -9,10 +9,12 @@ import { CitusMigrationError } from './citus.errors.js';
  */
 export interface CitusMigrationFindings {
   /**
-   * An index statement (`CREATE [UNIQUE] INDEX`, `DROP INDEX`) or an `ALTER TABLE … REFERENCES`
-   * in a file with other statements: Citus forwards such DDL on a distributed table to the worker
-   * as one prepared statement, which cannot hold several commands. The first one's kind, e.g.
-   * `CREATE INDEX`.
+   * DDL that Citus forwards to the worker as written, in a file with other statements: the
+   * worker runs it as one prepared statement, which cannot hold several commands. Found:
+   * `CREATE [UNIQUE] INDEX`, `DROP INDEX`, and `ALTER TABLE` with a `DROP`, `RENAME`, `ALTER` or
+   * `ADD CONSTRAINT` subcommand (Citus rewrites `ADD [COLUMN]` and unnamed `ADD FOREIGN KEY`,
+   * `UNIQUE`, `CHECK`, `PRIMARY KEY` itself, so those may share a file). The first one's kind,
+   * e.g. `CREATE INDEX` or `ALTER TABLE … DROP`.
    */
   readonly multiStatementDdl: string | undefined;
   /**
@@ -28,6 +30,31 @@ const REFERENCES_TARGET = new RegExp(
   String.raw`\bREFERENCES\s+(${NAME}(?:\s*\.\s*${NAME})?)`,
   'gi',
 );
+const ALTER_TABLE_HEAD = new RegExp(
+  String.raw`^ALTER\s+TABLE\s+(?:IF\s+EXISTS\s+)?(?:ONLY\s+)?${NAME}(?:\s*\.\s*${NAME})?\s*\*?`,
+  'i',
+);
+const FORWARDED_SUBCOMMAND = /^\s*(DROP|RENAME|ALTER|ADD\s+CONSTRAINT)\b/i;
+
+/** The first `ALTER TABLE` subcommand Citus forwards as written (`DROP`, …), or `undefined`. */
+function forwardedAlterTable(statement: string): string | undefined {
+  const head = ALTER_TABLE_HEAD.exec(statement);
+  if (!head) return undefined;
+  // Subcommands are separated by commas outside parentheses.
+  let depth = 0;
+  let from = head[0].length;
+  for (let i = from; i <= statement.length; i++) {
+    const c = statement[i];
+    if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if ((c === ',' && depth === 0) || i === statement.length) {
+      const action = FORWARDED_SUBCOMMAND.exec(statement.slice(from, i));
+      if (action) return action[1].toUpperCase().replace(/\s+/, ' ');
+      from = i + 1;
+    }
+  }
+  return undefined;
+}
 
 /** `sql` with comments, literals and dollar-quoted bodies blanked (same length, same offsets). */
 function codeOnly(sql: string): string {
@@ -51,8 +78,9 @@ export function findCitusConflicts(file: Pick<MigrationFile, 'sql'>): CitusMigra
       const text = code.slice(start.index, starts[i + 1]?.index ?? code.length);
       if (statement === 'CREATE INDEX' || statement === 'DROP INDEX') multiStatementDdl = statement;
       else if (statement === 'CREATE UNIQUE') multiStatementDdl = 'CREATE UNIQUE INDEX';
-      else if (statement === 'ALTER TABLE' && /\bREFERENCES\b/i.test(text)) {
-        multiStatementDdl = 'ALTER TABLE … REFERENCES';
+      else if (statement === 'ALTER TABLE') {
+        const action = forwardedAlterTable(text.replace(/;\s*$/, ''));
+        if (action) multiStatementDdl = `ALTER TABLE … ${action}`;
       }
       if (multiStatementDdl !== undefined) break;
     }
@@ -69,7 +97,7 @@ export function findCitusConflicts(file: Pick<MigrationFile, 'sql'>): CitusMigra
 
 /**
  * Refuses, before a distributed tenant is created, tenant migration files that Citus would refuse
- * part-way: index DDL sharing a file with other statements, and foreign keys to a table outside
+ * part-way: index and most ALTER TABLE DDL sharing a file with other statements, and foreign keys to a table outside
  * the tenant's schema that is not a Citus reference table (the registry, a named schema's local
  * table, another tenant). One catalog query, only when a file names a table outside the schema.
  *
@@ -85,7 +113,7 @@ export async function assertCitusCompatible(
     if (found.multiStatementDdl !== undefined) {
       throw new CitusMigrationError(
         file.name,
-        `Tenant migration ${file.name} runs ${found.multiStatementDdl} beside other statements, which Citus refuses on a distributed schema's tables ("cannot insert multiple commands into a prepared statement"). Give each CREATE INDEX, DROP INDEX and ALTER TABLE … REFERENCES a migration file of its own, or set tenancy.citus to false to keep tenants on the coordinator.`,
+        `Tenant migration ${file.name} runs ${found.multiStatementDdl} beside other statements, which Citus refuses on a distributed schema's tables ("cannot insert multiple commands into a prepared statement"). Give each such statement (CREATE INDEX, DROP INDEX, ALTER TABLE … DROP, RENAME, ALTER or ADD CONSTRAINT) a migration file of its own, or set tenancy.citus to false to keep tenants on the coordinator.`,
       );
     }
     for (const target of found.externalReferences) external.push({ file: file.name, target });

@@ -3,7 +3,7 @@ import { findCitusConflicts } from '../../lib/tenancy/citus-migration-check.js';
 const find = (sql: string) => findCitusConflicts({ sql });
 
 describe('findCitusConflicts: what Citus refuses in a tenant migration file', () => {
-  it('finds index DDL and ALTER TABLE … REFERENCES that share a file with other statements', () => {
+  it('finds index DDL and forwarded ALTER TABLE subcommands that share a file with others', () => {
     expect(
       find(`CREATE TABLE {{tables.tasks}} (id bigint PRIMARY KEY, project_id bigint);
             CREATE INDEX tasks_project ON {{tables.tasks}} (project_id);`).multiStatementDdl,
@@ -13,9 +13,16 @@ describe('findCitusConflicts: what Citus refuses in a tenant migration file', ()
     );
     expect(find('DROP INDEX {{schema}}.u; SELECT 1').multiStatementDdl).toBe('DROP INDEX');
     expect(
-      find(`ALTER TABLE {{tables.c}} ADD FOREIGN KEY (a_id) REFERENCES {{tables.a}} (id);
+      find(`ALTER TABLE {{tables.c}} ADD CONSTRAINT c_a FOREIGN KEY (a_id) REFERENCES {{tables.a}} (id);
             ALTER TABLE {{tables.c}} ADD COLUMN x int;`).multiStatementDdl,
-    ).toBe('ALTER TABLE … REFERENCES');
+    ).toBe('ALTER TABLE … ADD CONSTRAINT');
+    expect(
+      find(`ALTER TABLE IF EXISTS ONLY {{schema}}."Odd" ADD COLUMN q numeric(10, 2), DROP COLUMN j;
+            SELECT 1`).multiStatementDdl,
+    ).toBe('ALTER TABLE … DROP');
+    expect(find('alter table {{tables.a}} rename to b; select 1').multiStatementDdl).toBe(
+      'ALTER TABLE … RENAME',
+    );
   });
 
   it('accepts index DDL alone in its file, and statements Citus runs together', () => {
@@ -24,7 +31,9 @@ describe('findCitusConflicts: what Citus refuses in a tenant migration file', ()
       find(`-- CREATE INDEX in a comment; and another
             CREATE TABLE {{tables.a}} (id bigint PRIMARY KEY, note text DEFAULT 'CREATE INDEX x; y');
             CREATE TABLE {{tables.b}} (id bigint PRIMARY KEY, a_id bigint REFERENCES {{tables.a}} (id));
-            ALTER TABLE {{tables.a}} ADD COLUMN z int;
+            ALTER TABLE {{tables.a}} ADD COLUMN z int DEFAULT 1, ADD UNIQUE (z), ADD CHECK (z > 0);
+            ALTER TABLE {{tables.b}} ADD FOREIGN KEY (a_id) REFERENCES {{tables.a}} (id);
+            ALTER TABLE {{tables.a}} ADD COLUMN "drop" int;
             CREATE FUNCTION {{schema}}.f() RETURNS int LANGUAGE sql AS $$ SELECT 1; CREATE INDEX $$;`)
         .multiStatementDdl,
     ).toBeUndefined();
