@@ -1,7 +1,8 @@
 #!/usr/bin/env node
-// Point lookups through a Citus coordinator vs plain PostgreSQL, side by side, on one server.
+// Point lookups and the HTTP suite through a Citus coordinator vs plain PostgreSQL, side by side,
+// on one server.
 //
-//   node bench/citus.mjs COORDINATOR_URL [--tenants 20] [--rounds 3] [--seconds 5]
+//   node bench/citus.mjs COORDINATOR_URL [--tenants 20] [--rounds 3] [--seconds 5] [--http full]
 //   CITUS_BENCH=1 bash compat/citus.sh        # builds Citus, starts a cluster, runs this too
 //
 // Not part of `npm run bench` (that needs no cluster). Both variants run on the coordinator's
@@ -12,10 +13,14 @@
 // medians over rounds; the ratio is what to read (on one machine the workers share its cores
 // with the coordinator, so the hop costs more CPU than it would on separate hosts).
 // Nothing is asserted about speed; every row is checked to be the requested tenant's.
+// Then the HTTP suite of `npm run bench` (bench/suites/http.mjs, unchanged: a Nest app, autocannon,
+// every body checked) runs once on each of the two databases; `--http quick` (default) runs its
+// quick configuration, `full` its full one, `off` skips it.
 import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
 import { SchemaDb } from '../dist/index.js';
 import { createTestDatabase } from '../dist/testing/index.js';
+import httpSuite from './suites/http.mjs';
 import { runClosedLoop } from './lib/load.mjs';
 import { median, percentile } from './lib/stats.mjs';
 import { fmtFixed, fmtInt, formatTable } from './lib/table.mjs';
@@ -31,6 +36,7 @@ const program = new Command('node bench/citus.mjs')
   .option('--rounds <n>', 'rounds per variant', integer, 3)
   .option('--seconds <n>', 'seconds per round', integer, 5)
   .option('--concurrency <n>', 'workers issuing lookups', integer, 32)
+  .option('--http <mode>', 'the HTTP suite: quick, full or off', 'quick')
   .parse();
 const [serverUrl] = program.args;
 const options = program.opts();
@@ -97,6 +103,60 @@ async function round(variant, seed) {
   };
 }
 
+/**
+ * Runs the HTTP suite on plain PostgreSQL, then on a database spread over the cluster (its
+ * tenants distributed), and prints the tenant-routed endpoint's requests/s side by side.
+ */
+async function compareHttp(plainUrl) {
+  const runs = [
+    { label: 'plain PostgreSQL 15', createDatabase: async () => ({ url: plainUrl }) },
+    {
+      label: 'Citus coordinator',
+      createDatabase: async (prefix) => {
+        const db = await createTestDatabase({ serverUrl, prefix });
+        cleanups.push(() => db.drop());
+        return db;
+      },
+    },
+  ];
+  const rows = [];
+  for (const run of runs) {
+    log(`HTTP suite (${options.http}) on ${run.label}`);
+    const deferred = [];
+    try {
+      const result = await httpSuite.run({
+        quick: options.http !== 'full',
+        serverUrl,
+        log: (m) => log(`http, ${run.label}: ${m}`),
+        defer: (fn) => deferred.push(fn),
+        createDatabase: run.createDatabase,
+      });
+      if (result.failures.length > 0) throw new Error(result.failures.join('; '));
+      for (const r of result.data.results) rows.push({ run: run.label, ...r });
+    } finally {
+      while (deferred.length)
+        await deferred
+          .pop()()
+          .catch(() => undefined);
+    }
+  }
+  const baseline = new Map(rows.filter((r) => r.run === runs[0].label).map((r) => [r.variant, r]));
+  console.log(
+    formatTable(
+      [
+        { key: 'run', label: 'server', align: 'left' },
+        { key: 'label', label: 'endpoint', align: 'left' },
+        { key: 'rps', label: 'req/s', format: fmtInt },
+        { key: 'ratio', label: 'vs plain', format: fmtFixed(2) },
+        { key: 'p50Ms', label: 'p50 ms', format: fmtFixed(2) },
+        { key: 'p99Ms', label: 'p99 ms', format: fmtFixed(2) },
+      ],
+      rows.map((r) => ({ ...r, ratio: r.rps / baseline.get(r.variant).rps })),
+      { markdown: true },
+    ),
+  );
+}
+
 const cleanups = [];
 let exitCode = 0;
 try {
@@ -159,6 +219,7 @@ try {
   console.log(
     `${options.tenants} tenants, ${options.concurrency} workers, pool max 10, medians of ${options.rounds} rounds of ${options.seconds} s; one machine.`,
   );
+  if (options.http !== 'off') await compareHttp(plainUrl.toString());
 } catch (err) {
   console.error(`bench:citus failed: ${err.message}`);
   exitCode = 1;

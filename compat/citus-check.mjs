@@ -15,7 +15,10 @@
 //      tenants, each through the ambient tenant context, see only their own tenant's rows;
 //   4. `tenants move` (the CLI) moves a tenant with 100k rows to the other worker while the
 //      tenant serves reads and writes: zero failed requests, every acknowledged write present,
-//      the seeded rows intact (count and checksum).
+//      the seeded rows intact (count and checksum);
+//   5. the built sample app (sample-app/dist, unchanged options) boots on the coordinator in a
+//      database of its own: its demo tenants and one created through its admin API are
+//      distributed schemas, and projects and tasks are written and read back over HTTP.
 
 import 'reflect-metadata';
 import { spawn } from 'node:child_process';
@@ -35,6 +38,7 @@ const REQUESTS = 6_000;
 const IN_FLIGHT = 40;
 const BIG_ROWS = 100_000;
 const LOAD_CLIENTS = 8;
+const SAMPLE_APP_ADMIN_TOKEN = 'citus-check-admin-token-0123';
 const here = dirname(fileURLToPath(import.meta.url));
 
 const serverUrl = process.argv[2] ?? process.env.DATABASE_URL;
@@ -136,6 +140,102 @@ function runCli(args, env) {
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Starts the built sample app on `url`; resolves with its base URL and a `request` helper. */
+async function startSampleApp(url) {
+  const child = spawn(process.execPath, [join(here, '..', 'sample-app', 'dist', 'main.js')], {
+    env: {
+      ...process.env,
+      DATABASE_URL: url,
+      PORT: '0',
+      NO_COLOR: '1',
+      ADMIN_TOKEN: SAMPLE_APP_ADMIN_TOKEN,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  cleanups.push(async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    await exited;
+  });
+  let output = '';
+  const base = await new Promise((resolve, reject) => {
+    const collect = (chunk) => {
+      output += chunk;
+      const listening = /listening on (http:\/\/\S+)/.exec(output);
+      if (listening) resolve(listening[1]);
+    };
+    child.stdout.on('data', collect);
+    child.stderr.on('data', collect);
+    void exited.then((code) => reject(new Error(`the sample app exited (${code}):\n${output}`)));
+  });
+  const request = async (method, path, { token = SAMPLE_APP_ADMIN_TOKEN, body } = {}) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    return { status: res.status, body: text ? JSON.parse(text) : undefined };
+  };
+  return { request, output: () => output };
+}
+
+async function sampleAppCheck() {
+  const database = await createTestDatabase({ serverUrl, prefix: 'citus_sample' });
+  cleanups.push(() => database.drop());
+  const app = await startSampleApp(database.url);
+  const expectStatus = (res, status, what) =>
+    assert(res.status === status, `${what}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+  expectStatus(await app.request('GET', '/health'), 200, 'GET /health');
+  expectStatus(
+    await app.request('POST', '/admin/tenants', { body: { id: 'citus_app', plan: 'team' } }),
+    201,
+    'create a tenant',
+  );
+  const session = await app.request('POST', '/admin/tenants/citus_app/sessions', {
+    body: { email: 'check@citus.example' },
+  });
+  expectStatus(session, 201, 'open a session');
+  const user = { token: session.body.token };
+  const project = await app.request('POST', '/projects', { ...user, body: { name: 'Shards' } });
+  expectStatus(project, 201, 'create a project');
+  assert(Number.isSafeInteger(project.body.id), `project id ${project.body.id} is not a number`);
+  const path = `/projects/${project.body.id}/tasks`;
+  for (const title of ['Place', 'Move']) {
+    expectStatus(await app.request('POST', path, { ...user, body: { title } }), 201, 'add a task');
+  }
+  const tasks = await app.request('GET', path, user);
+  expectStatus(tasks, 200, 'list tasks');
+  assert(
+    tasks.body.map((t) => t.title).join() === 'Place,Move',
+    `tasks read back: ${JSON.stringify(tasks.body)}`,
+  );
+  const projects = await app.request('GET', '/projects', user);
+  assert(
+    projects.body.length === 1 && projects.body[0].name === 'Shards',
+    `projects read back: ${JSON.stringify(projects.body)}`,
+  );
+  const admin = new pg.Client({ connectionString: database.url });
+  await admin.connect();
+  try {
+    const { rows } = await admin.query(
+      `SELECT n.nspname AS schema FROM pg_dist_schema d JOIN pg_namespace n ON n.oid = d.schemaid
+        ORDER BY 1`,
+    );
+    const schemas = rows.map((r) => r.schema);
+    assert(
+      schemas.length >= 3 && schemas.some((s) => s.includes('citus_app')),
+      `distributed schemas: ${schemas.join(', ') || 'none'} (want the demo tenants and citus_app)`,
+    );
+    return `project ${project.body.id} and 2 tasks written and read back; distributed schemas: ${schemas.join(', ')}`;
+  } finally {
+    await admin.end();
+  }
 }
 
 async function main() {
@@ -340,6 +440,7 @@ async function main() {
 
 try {
   await main();
+  await check('the sample app boots on the coordinator and serves its tenants', sampleAppCheck);
 } catch (err) {
   report('FAIL', 'setup', err instanceof Error ? err.message : String(err));
 } finally {

@@ -10,7 +10,8 @@
 #   - the tenancy, migration and isolation Jest suites (DATABASE_URL = the coordinator; every
 #     test file gets a database of its own spread over the cluster by createTestDatabase);
 #   - compat/citus-check.mjs: placements, cross-instance notifications, an isolation run of
-#     thousands of interleaved requests, and `tenants move` of a 100k-row tenant under load.
+#     thousands of interleaved requests, `tenants move` of a 100k-row tenant under load, and the
+#     built sample app creating, writing and reading a tenant over HTTP.
 # The Citus scripts and source come from CITUS_TOOLS (default ../shared/tools/citus, with the
 # source in ../../vendor/ beside it). When they are missing, or Citus is not installed and cannot
 # be built (not root, or the build fails), the check prints SKIP and exits 0. See compat/README.md.
@@ -81,8 +82,9 @@ status=0
 # migrations and the tenants CLI. Left out: the pool, shutdown and embedded-server suites
 # (nothing Citus touches), and tenant-races and tenant-http, which repeat lifecycle and routing
 # paths already covered here at several minutes each on a 2-core machine running three nodes;
-# the sample app's e2e suite, whose tenant migrations Citus refuses (README: Scaling out).
-# compat/citus-check.mjs adds the isolation run and the move under load.
+# the sample app's e2e suite (it also tests the embedded server, and expects PostgreSQL's ids
+# where Citus numbers rows from each worker's range). compat/citus-check.mjs adds the isolation
+# run, the move under load, and the sample app booted on the coordinator and used over HTTP.
 suites=(
   test/integration/citus.spec.ts
   test/integration/tenant-lifecycle.spec.ts
@@ -97,7 +99,8 @@ if ! DATABASE_URL=$url node --experimental-vm-modules --no-warnings=Experimental
   status=1
 fi
 if ! node compat/citus-check.mjs "$url"; then status=1; fi
-# CITUS_BENCH=1: also point lookups through the coordinator vs plain PostgreSQL (bench/citus.mjs).
+# CITUS_BENCH=1: also point lookups and the HTTP suite through the coordinator vs plain
+# PostgreSQL (bench/citus.mjs).
 if [[ "${CITUS_BENCH:-}" = 1 ]]; then node bench/citus.mjs "$url" || status=1; fi
 echo "INFO  Citus compatibility check took $((SECONDS - started)) s"
 exit $status

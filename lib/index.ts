@@ -153,7 +153,11 @@ export type {
   TenantMoveProgress,
   TenantPlacement,
 } from './tenancy/citus.js';
-export { CitusUnavailableError, TenantPlacementError } from './tenancy/citus.errors.js';
+export {
+  CitusMigrationError,
+  CitusUnavailableError,
+  TenantPlacementError,
+} from './tenancy/citus.errors.js';
 
 // Tenancy, registry types: a tenant's row and lifecycle states. TenantRegistry is advanced API.
 export {

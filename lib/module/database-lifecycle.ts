@@ -4,6 +4,7 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
+import { endPool } from '../pool/create-pool.js';
 import type { MigrationPlan } from '../migrations/schema-migrator.js';
 import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
 import type { TenantRegistry } from '../tenancy/tenant-registry.js';
@@ -12,7 +13,7 @@ import type { TenantService } from '../tenancy/tenant.service.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 import type { DatabaseRuntime } from './database-runtime.js';
 
-/** Longest wait for `pool.end()` after the drain. */
+/** Longest wait for the pool's connections to close after the drain. */
 const POOL_END_TIMEOUT_MS = 5_000;
 
 /** The tenancy parts the lifecycle drives, when tenancy is configured. */
@@ -120,24 +121,12 @@ export class DatabaseLifecycle
       await this.beforeApplicationShutdown();
       await this.tenancy?.registry.close();
       await this.runtime.replicas?.close();
-      // pool.end() waits for every client to come back; one the drain could not reclaim must not
-      // keep shutdown waiting for ever.
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<'late'>((resolve) => {
-        timer = setTimeout(() => resolve('late'), POOL_END_TIMEOUT_MS);
-        timer.unref();
+      // Every client must come back and close its socket; one the drain could not reclaim must
+      // not keep shutdown waiting for ever.
+      const ended = await endPool(this.runtime.pool, POOL_END_TIMEOUT_MS).catch((err: Error) => {
+        this.#logger.warn(`Closing the connection pool failed: ${err.message}`);
+        return 'ended' as const;
       });
-      const ended = await Promise.race([
-        this.runtime.pool.end().then(
-          () => 'ended' as const,
-          (err: Error) => {
-            this.#logger.warn(`Closing the connection pool failed: ${err.message}`);
-            return 'ended' as const;
-          },
-        ),
-        late,
-      ]);
-      clearTimeout(timer);
       if (ended === 'late') {
         this.#logger.warn(
           `The connection pool did not close within ${POOL_END_TIMEOUT_MS} ms (a connection still checked out); continuing shutdown.`,

@@ -14,7 +14,7 @@ import {
 import { TenantContext } from '../tenancy/tenant-context.js';
 import { createTenantDbProxy } from '../tenancy/tenant-db.proxy.js';
 import { TenantRegistry } from '../tenancy/tenant-registry.js';
-import { TenantInterceptor } from '../tenancy/tenant.interceptor.js';
+import { TenantInterceptor, VanishedTenantInterceptor } from '../tenancy/tenant.interceptor.js';
 import { TenantMiddleware } from '../tenancy/tenant.middleware.js';
 import { TenantService } from '../tenancy/tenant.service.js';
 import { TransactionalBinder } from '../transactions/transactional.binder.js';
@@ -155,6 +155,8 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
   ];
   if (tenancy.interceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: TenantInterceptor });
+  } else {
+    providers.push({ provide: APP_INTERCEPTOR, useClass: VanishedTenantInterceptor });
   }
   return {
     providers,

@@ -20,10 +20,49 @@ export function createPool(
   const config = toPgPoolConfig(settings);
   const pool = new pg.Pool(config);
   const target = describeTarget(config);
+  trackClients(pool);
   pool.on('error', (err: Error & { code?: string }) => {
     logger.warn(
       `Idle connection to ${target} failed and was discarded (${err.code ? `${err.code}: ` : ''}${err.message}); the pool will reconnect on demand.`,
     );
   });
   return pool;
+}
+
+/** The connections each pool made by {@link createPool} has open, until their sockets close. */
+const openClients = new WeakMap<pg.Pool, Set<pg.Client>>();
+
+function trackClients(pool: pg.Pool): void {
+  const open = new Set<pg.Client>();
+  openClients.set(pool, open);
+  pool.on('connect', (client: pg.Client) => {
+    open.add(client);
+    client.once('end', () => open.delete(client));
+  });
+}
+
+/**
+ * Ends the pool and resolves once every connection it opened has closed its socket.
+ * `pool.end()` alone resolves as soon as each client has been *asked* to end: a server stopped
+ * right after it (the embedded one at shutdown) can still terminate those backends, and the
+ * pool then reports `57P01` on connections it had already let go. Bounded by `timeoutMs`;
+ * resolves `'late'` when a connection is still checked out or open at the bound.
+ */
+export async function endPool(pool: pg.Pool, timeoutMs: number): Promise<'ended' | 'late'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((resolve) => {
+    timer = setTimeout(() => resolve('late'), timeoutMs);
+    timer.unref();
+  });
+  const closed = async (): Promise<'ended'> => {
+    await pool.end();
+    const open = [...(openClients.get(pool) ?? [])];
+    await Promise.all(open.map((client) => new Promise((done) => client.once('end', done))));
+    return 'ended';
+  };
+  try {
+    return await Promise.race([closed(), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

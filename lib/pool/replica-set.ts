@@ -6,7 +6,7 @@ import { PoolQueryRunner, type QueryParams } from '../core/query-runner.js';
 import { DatabaseConnectionError, PoolAcquireTimeoutError } from '../errors.js';
 import type { DrainController } from '../lifecycle/drain-controller.js';
 import { describeTarget, isBrokenConnectionError } from './connection-errors.js';
-import { createPool } from './create-pool.js';
+import { createPool, endPool } from './create-pool.js';
 import type { ConnectionSettings } from './pool-options.js';
 import {
   parseLsn,
@@ -26,6 +26,8 @@ interface WriteMark {
 
 // SQLSTATEs of a read a replica could not serve but another server can: a query cancelled by a
 // conflict with WAL replay (40001 on a standby), or the server going away (57P*, 08*).
+/** Longest wait for a replica pool's connections to close at shutdown. */
+const POOL_END_TIMEOUT_MS = 5_000;
 const RECOVERY_CONFLICT = '40001';
 const READ_ONLY_TRANSACTION = '25006';
 
@@ -172,7 +174,9 @@ export class ReplicaSet implements ReplicaRouter {
   close(): Promise<void> {
     this.#closed ??= (async () => {
       await this.#checker.close();
-      await Promise.all(this.#members.map((m) => m.pool.end().catch(() => undefined)));
+      await Promise.all(
+        this.#members.map((m) => endPool(m.pool, POOL_END_TIMEOUT_MS).catch(() => undefined)),
+      );
     })();
     return this.#closed;
   }

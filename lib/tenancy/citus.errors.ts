@@ -22,3 +22,19 @@ export class TenantPlacementError extends PgTenancyError {
     super(message, options);
   }
 }
+
+/**
+ * A tenant migration file holds what Citus refuses on a distributed schema's tables, found before
+ * the tenant is created (inside `TenantCreationError`; nothing was created): index DDL sharing a
+ * file with other statements, or a foreign key to a table outside the tenant's schema that is not
+ * a Citus reference table. The message names the file and what to write instead.
+ */
+export class CitusMigrationError extends PgTenancyError {
+  constructor(
+    /** The migration file's name, e.g. `002_tasks.sql`. */
+    readonly file: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}

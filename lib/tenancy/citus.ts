@@ -1,5 +1,7 @@
 import type pg from 'pg';
+import type { MigrationFile } from '../migrations/migration-files.js';
 import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import { assertCitusCompatible } from './citus-migration-check.js';
 import { CitusUnavailableError } from './citus.errors.js';
 import { lockTenant } from './tenant-locks.js';
 
@@ -111,6 +113,7 @@ export class CitusTenancy {
   readonly #connection: pg.ClientConfig;
   readonly #mode: CitusMode;
   readonly #tracker: SessionTracker | undefined;
+  readonly #files: (() => Promise<readonly MigrationFile[]>) | undefined;
   #state: Promise<CitusState> | undefined;
 
   constructor(
@@ -118,6 +121,8 @@ export class CitusTenancy {
     connection: pg.ClientConfig,
     mode: CitusMode,
     tracker?: SessionTracker,
+    /** The tenant migration files, checked before a distributed tenant is created. */
+    files?: () => Promise<readonly MigrationFile[]>,
   ) {
     this.#pool = pool;
     // A move or a conversion copies whole tenants: no statement timeout (as for migrations).
@@ -125,6 +130,7 @@ export class CitusTenancy {
     this.#connection = rest;
     this.#mode = mode;
     this.#tracker = tracker;
+    this.#files = files;
   }
 
   /** What the database says about Citus; read once, on `db` (default: the pool). */
@@ -170,12 +176,17 @@ export class CitusTenancy {
    * DDL on distributed schemas).
    *
    * @throws CitusUnavailableError with `citus: true` where Citus cannot shard, or on a worker.
+   * @throws CitusMigrationError when a tenant migration file holds what Citus refuses on a
+   *   distributed schema (see `assertCitusCompatible`), before anything is created.
    */
   async beforeCreateSchema(client: pg.ClientBase): Promise<boolean> {
     const state = await this.state(client);
     if (state.version === null && this.#mode !== true) return false;
     this.#assertCoordinator(state, 'create a tenant');
     if (this.#mode === true) this.#assertCapable(state);
+    if (state.distributeNewTenants && this.#files) {
+      await assertCitusCompatible(client, await this.#files());
+    }
     await client.query(
       `SET LOCAL citus.enable_schema_based_sharding TO ${state.distributeNewTenants ? 'on' : 'off'}`,
     );

@@ -70,7 +70,11 @@ export interface TenancyOptions {
    * runs without a tenant context. Default: `true`.
    */
   required?: boolean;
-  /** Register `TenantInterceptor` globally. Default: `true`. */
+  /**
+   * Register `TenantInterceptor` globally. Default: `true`. With `false`, mount
+   * `TenantMiddleware` to resolve tenants; a small interceptor is still registered so that a
+   * request whose tenant is dropped while it runs is answered 404, not 500.
+   */
   interceptor?: boolean;
   /**
    * How long an unknown id is remembered as unknown while the instance cannot prove its view

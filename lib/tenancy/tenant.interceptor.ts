@@ -44,7 +44,8 @@ export class TenantInterceptor implements NestInterceptor {
     next: CallHandler,
   ): Observable<unknown> | Promise<Observable<unknown>> {
     const current = this.context.current;
-    if (current) return this.#translated(ctx, current.tenantId, next.handle());
+    if (current)
+      return translateVanishedTenant(this.registry, ctx, current.tenantId, next.handle());
     if (
       this.reflector.getAllAndOverride<boolean>(NO_TENANT_KEY, [ctx.getHandler(), ctx.getClass()])
     ) {
@@ -52,7 +53,8 @@ export class TenantInterceptor implements NestInterceptor {
     }
     return this.resolve(ctx).then((scope) => {
       if (!scope) return next.handle();
-      return this.#translated(
+      return translateVanishedTenant(
+        this.registry,
         ctx,
         scope.tenantId,
         new Observable((subscriber) =>
@@ -60,21 +62,6 @@ export class TenantInterceptor implements NestInterceptor {
         ),
       );
     });
-  }
-
-  /** A request that raced its tenant's drop (the schema vanished under it) is a 404, not a 500. */
-  #translated(ctx: ExecutionContext, tenantId: string, source: Observable<unknown>) {
-    return source.pipe(
-      catchError((err: unknown) =>
-        from(this.registry.vanishedTenantError(tenantId, err)).pipe(
-          switchMap((translated) =>
-            throwError(() =>
-              translated !== err && ctx.getType() === 'http' ? toHttpError(translated) : translated,
-            ),
-          ),
-        ),
-      ),
-    );
   }
 
   /** The tenant scope of the request, or `undefined` when it names none and none is required. */
@@ -94,4 +81,44 @@ export class TenantInterceptor implements NestInterceptor {
       throw ctx.getType() === 'http' ? toHttpError(err) : err;
     }
   }
+}
+
+/**
+ * With `tenancy.interceptor: false` (tenants resolved by `TenantMiddleware` alone), registered
+ * globally in its place to do the one thing the middleware cannot: answer 404, not 500, for a
+ * request whose tenant was dropped while it ran.
+ * @internal
+ */
+@Injectable()
+export class VanishedTenantInterceptor implements NestInterceptor {
+  constructor(
+    private readonly registry: TenantRegistry,
+    private readonly context: TenantContext,
+  ) {}
+
+  intercept(ctx: ExecutionContext, next: CallHandler): Observable<unknown> {
+    const current = this.context.current;
+    if (!current) return next.handle();
+    return translateVanishedTenant(this.registry, ctx, current.tenantId, next.handle());
+  }
+}
+
+/** A request that raced its tenant's drop (the schema vanished under it) is a 404, not a 500. */
+function translateVanishedTenant(
+  registry: TenantRegistry,
+  ctx: ExecutionContext,
+  tenantId: string,
+  source: Observable<unknown>,
+): Observable<unknown> {
+  return source.pipe(
+    catchError((err: unknown) =>
+      from(registry.vanishedTenantError(tenantId, err)).pipe(
+        switchMap((translated) =>
+          throwError(() =>
+            translated !== err && ctx.getType() === 'http' ? toHttpError(translated) : translated,
+          ),
+        ),
+      ),
+    ),
+  );
 }

@@ -93,7 +93,7 @@ export class TenantService {
             drain,
           )
         : undefined;
-    this.#citus = new CitusTenancy(pool, connection, options.citus, drain);
+    this.#citus = new CitusTenancy(pool, connection, options.citus, drain, files);
     this.#provisioner = new TenantProvisioner(
       registry,
       runner,

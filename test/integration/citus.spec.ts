@@ -2,6 +2,7 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import { jest } from '@jest/globals';
 import pg from 'pg';
 import {
+  CitusMigrationError,
   CitusUnavailableError,
   DatabaseModule,
   InvalidOptionsError,
@@ -122,6 +123,60 @@ describe('Citus schema-based sharding', () => {
       cause: expect.any(CitusUnavailableError) as unknown,
     });
     expect(await tenants.get('forced')).toBeNull();
+  });
+
+  it('refuses, on Citus only, tenant migrations that Citus would refuse part-way, naming the file', async () => {
+    await admin.query(`CREATE SCHEMA shared;
+      CREATE TABLE shared.users (id int PRIMARY KEY);
+      CREATE TABLE shared.countries (code text PRIMARY KEY)`);
+    if (citus) await admin.query("SELECT create_reference_table('shared.countries')");
+    const foreignKey = {
+      ...TENANT_FILES,
+      '002_owner.sql': `CREATE TABLE {{tables.notes}} (
+          id bigint PRIMARY KEY,
+          item_id bigint REFERENCES {{tables.items}} (id),
+          country text REFERENCES shared.countries (code),
+          user_id int REFERENCES shared.users (id)
+        );`,
+    };
+    const indexBeside = {
+      ...TENANT_FILES,
+      '002_notes.sql': `CREATE TABLE {{tables.notes}} (id bigint PRIMARY KEY, body text);
+        CREATE INDEX notes_body ON {{tables.notes}} (body);`,
+    };
+    for (const [files, id, message] of [
+      [foreignKey, 'fk', /002_owner\.sql has a foreign key to shared\.users.*reference table/],
+      [indexBeside, 'ix', /002_notes\.sql runs CREATE INDEX beside other statements/],
+    ] as const) {
+      // A registry of its own: the tenants of the other tests do not get these files.
+      const tenants = await boot({ migrations: await folder(files), registrySchema: `reg_${id}` });
+      if (!citus) {
+        await tenants.create(id); // plain PostgreSQL runs both
+        continue;
+      }
+      const failure = tenants.create(id);
+      await expect(failure).rejects.toThrow(TenantCreationError);
+      await expect(failure).rejects.toMatchObject({
+        cause: expect.objectContaining({
+          constructor: CitusMigrationError,
+          file: Object.keys(files)[1],
+          message: expect.stringMatching(message) as unknown,
+        }) as unknown,
+      });
+      expect(await tenants.get(id)).toBeNull();
+      expect(await distributedSchemas()).not.toContain(`tenant_${id}`);
+    }
+    if (!citus) return;
+    // Without the foreign key to a local table, the same tenant is created: a reference table is fine.
+    const tenants = await boot({
+      migrations: await folder({
+        ...foreignKey,
+        '002_owner.sql': foreignKey['002_owner.sql'].replace(/,\s*user_id[^\n]*/, ''),
+      }),
+      registrySchema: 'reg_fk',
+    });
+    await tenants.create('fk');
+    expect(await distributedSchemas()).toContain('tenant_fk');
   });
 
   it('moves a distributed tenant to another worker, and explains a bad target', async () => {

@@ -144,13 +144,24 @@ describe('DatabaseModule', () => {
       expect(pool.totalCount).toBe(3);
     });
 
-    it('closes the pool when the application closes', async () => {
+    it('closes the pool and every connection socket before the application has closed', async () => {
       const other = await Test.createTestingModule({ imports: [root()] }).compile();
       await other.init();
       const pool = other.get<pg.Pool>(getPoolToken());
-      await other.get<SchemaDb>(getSchemaDbToken('users')).fetchValue('SELECT 1');
+      const open = new Set<pg.Client>();
+      pool.on('connect', (client: pg.Client) => {
+        open.add(client);
+        client.once('end', () => open.delete(client));
+      });
+      const users = other.get<SchemaDb>(getSchemaDbToken('users'));
+      // Three connections at once, all idle in the pool when the application closes.
+      await Promise.all([1, 2, 3].map(() => users.fetchValue('SELECT pg_sleep(0.05)')));
+      expect(pool.totalCount).toBe(3);
       await other.close();
       expect(pool.ended).toBe(true);
+      // pool.end() alone resolves while the sockets are still closing: a server stopped right
+      // after close() would then cut connections the pool has already let go (57P01).
+      expect(open.size).toBe(0);
       await other.close(); // a second close is harmless
     });
   });

@@ -1,4 +1,11 @@
-import { Controller, Get, Injectable, Module } from '@nestjs/common';
+import {
+  Controller,
+  Get,
+  Injectable,
+  Module,
+  type MiddlewareConsumer,
+  type NestModule,
+} from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import pg from 'pg';
 import {
@@ -7,6 +14,7 @@ import {
   TenantAlreadyExistsError,
   TenantNotFoundError,
   TenantRegistry,
+  TenantMiddleware,
   TenantService,
   InjectTenantDb,
   type TenancyOptions,
@@ -292,40 +300,50 @@ describe('lifecycle races: migrations, create and drop never leave a schema with
     expect((await tenants.list()).map((t) => [t.id, t.status])).toEqual([['paused', 'dropping']]);
   });
 
-  it('an HTTP request racing a drop of its tenant is answered 404, not 500', async () => {
-    const migrations = await folder(FILES);
-    @Module({
-      imports: [
-        DatabaseModule.forRoot({
-          connection: database.current.url,
-          pool: { max: 4 },
-          tenancy: { migrations, registrySchema: 'race_http' },
-        }),
-      ],
-      controllers: [SlowProjectsController],
-      providers: [SlowProjects],
-    })
-    class AppModule {}
-    const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
-    apps.push(moduleRef);
-    const app = moduleRef.createNestApplication({ logger: false });
-    await app.listen(0, '127.0.0.1');
-    try {
-      const tenants = app.get(TenantService);
-      await tenants.create('webby');
-      let open!: () => void;
-      gate.open = new Promise<void>((resolve) => (open = resolve));
-      const entered = new Promise<void>((resolve) => (gate.entered = resolve));
-      const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
-      const response = fetch(`${url}/projects`, { headers: { 'x-tenant-id': 'webby' } });
-      await entered;
-      await tenants.drop('webby');
-      open();
-      const res = await response;
-      expect(res.status).toBe(404);
-      expect(await res.json()).toMatchObject({ message: 'Unknown tenant "webby".' });
-    } finally {
-      await app.close();
-    }
-  });
+  it.each([
+    ['the interceptor', {}],
+    ['the middleware alone (interceptor: false)', { interceptor: false }],
+  ])(
+    'an HTTP request racing a drop of its tenant is answered 404, not 500, with %s',
+    async (_mount, tenancy: Partial<TenancyOptions>) => {
+      const migrations = await folder(FILES);
+      @Module({
+        imports: [
+          DatabaseModule.forRoot({
+            connection: database.current.url,
+            pool: { max: 4 },
+            tenancy: { migrations, registrySchema: 'race_http', ...tenancy },
+          }),
+        ],
+        controllers: [SlowProjectsController],
+        providers: [SlowProjects],
+      })
+      class AppModule implements NestModule {
+        configure(consumer: MiddlewareConsumer) {
+          if (tenancy.interceptor === false) consumer.apply(TenantMiddleware).forRoutes('*');
+        }
+      }
+      const moduleRef = await Test.createTestingModule({ imports: [AppModule] }).compile();
+      apps.push(moduleRef);
+      const app = moduleRef.createNestApplication({ logger: false });
+      await app.listen(0, '127.0.0.1');
+      try {
+        const tenants = app.get(TenantService);
+        await tenants.create('webby');
+        let open!: () => void;
+        gate.open = new Promise<void>((resolve) => (open = resolve));
+        const entered = new Promise<void>((resolve) => (gate.entered = resolve));
+        const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
+        const response = fetch(`${url}/projects`, { headers: { 'x-tenant-id': 'webby' } });
+        await entered;
+        await tenants.drop('webby');
+        open();
+        const res = await response;
+        expect(res.status).toBe(404);
+        expect(await res.json()).toMatchObject({ message: 'Unknown tenant "webby".' });
+      } finally {
+        await app.close();
+      }
+    },
+  );
 });

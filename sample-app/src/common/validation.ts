@@ -122,11 +122,14 @@ export class ValidBody<S extends Record<string, Field<unknown>>> implements Pipe
   }
 }
 
-/** A path parameter that must be a positive `integer` id (what PostgreSQL's `integer` holds). */
+/**
+ * A path parameter that must be a tenant table's id: a positive `bigint` that a JSON number
+ * holds exactly (at most 2^53 - 1; see `toProject` in projects.service.ts).
+ */
 export class ParseIdPipe implements PipeTransform<string, number> {
   transform(value: string): number {
-    const parsed = /^[1-9]\d{0,9}$/.test(value) ? Number(value) : NaN;
-    if (!(parsed <= MAX_INTEGER)) {
+    const parsed = /^[1-9]\d{0,15}$/.test(value) ? Number(value) : NaN;
+    if (!(parsed <= Number.MAX_SAFE_INTEGER)) {
       throw new BadRequestException('The id in the path must be a positive integer.');
     }
     return parsed;

@@ -12,6 +12,14 @@ export interface Project {
 
 const PROJECT = 'id, name, description, created_at AS "createdAt"';
 
+/**
+ * A row as `pg` returns it: the id is a `bigint` (migrations/tenant/001_projects.sql), which
+ * arrives as a string. Ids stay below 2^53 (from 1 on PostgreSQL; from 2^48 × the node's group
+ * on a Citus worker), so the API's number is exact.
+ */
+type ProjectRow = Omit<Project, 'id'> & { id: string };
+const toProject = (row: ProjectRow): Project => ({ ...row, id: Number(row.id) });
+
 @Injectable()
 export class ProjectsService {
   constructor(
@@ -20,23 +28,26 @@ export class ProjectsService {
     private readonly context: TenantContext,
   ) {}
 
-  list(): Promise<Project[]> {
-    return this.db.fetchAll<Project>(`SELECT ${PROJECT} FROM {{tables.projects}} ORDER BY id`);
+  async list(): Promise<Project[]> {
+    const rows = await this.db.fetchAll<ProjectRow>(
+      `SELECT ${PROJECT} FROM {{tables.projects}} ORDER BY id`,
+    );
+    return rows.map(toProject);
   }
 
   async get(id: number): Promise<Project> {
-    const project = await this.db.fetchOne<Project>(
+    const project = await this.db.fetchOne<ProjectRow>(
       `SELECT ${PROJECT} FROM {{tables.projects}} WHERE id = $1`,
       [id],
     );
     if (!project) throw new NotFoundException(`No project ${id}.`);
-    return project;
+    return toProject(project);
   }
 
   /** Creates a project within the limit of the tenant's plan (kept in the shared schema). */
   async create(input: { name: string; description?: string }): Promise<Project> {
     const plan = await this.accounts.planOf(currentTenantId(this.context));
-    const project = await this.db.fetchOne<Project>(
+    const project = await this.db.fetchOne<ProjectRow>(
       `INSERT INTO {{tables.projects}} (name, description)
        SELECT $1, $2
         WHERE $3::integer IS NULL OR (SELECT count(*) FROM {{tables.projects}}) < $3
@@ -48,11 +59,11 @@ export class ProjectsService {
         `The ${plan.name} plan allows ${plan.maxProjects} projects; delete one or change plans.`,
       );
     }
-    return project;
+    return toProject(project);
   }
 
   async update(id: number, patch: { name?: string; description?: string }): Promise<Project> {
-    const project = await this.db.fetchOne<Project>(
+    const project = await this.db.fetchOne<ProjectRow>(
       `UPDATE {{tables.projects}}
           SET name = coalesce($2, name), description = coalesce($3, description)
         WHERE id = $1
@@ -60,7 +71,7 @@ export class ProjectsService {
       [id, patch.name ?? null, patch.description ?? null],
     );
     if (!project) throw new NotFoundException(`No project ${id}.`);
-    return project;
+    return toProject(project);
   }
 
   /** Deletes the project and its tasks. */

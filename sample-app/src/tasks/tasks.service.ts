@@ -14,6 +14,14 @@ export interface Task {
 const TASK =
   'id, project_id AS "projectId", title, done, assignee_id AS "assigneeId", created_at AS "createdAt"';
 
+/** A row as `pg` returns it: `bigint` ids arrive as strings (see `toProject` for why `Number`). */
+type TaskRow = Omit<Task, 'id' | 'projectId'> & { id: string; projectId: string };
+const toTask = (row: TaskRow): Task => ({
+  ...row,
+  id: Number(row.id),
+  projectId: Number(row.projectId),
+});
+
 @Injectable()
 export class TasksService {
   constructor(
@@ -23,10 +31,11 @@ export class TasksService {
 
   async list(projectId: number): Promise<Task[]> {
     await this.#requireProject(this.db, projectId);
-    return this.db.fetchAll<Task>(
+    const rows = await this.db.fetchAll<TaskRow>(
       `SELECT ${TASK} FROM {{tables.tasks}} WHERE project_id = $1 ORDER BY id`,
       [projectId],
     );
+    return rows.map(toTask);
   }
 
   /**
@@ -37,12 +46,12 @@ export class TasksService {
     return this.db.transaction(async (tx) => {
       await this.#requireProject(tx, projectId);
       if (input.assigneeId != null) await this.#requireMember(tx, input.assigneeId);
-      const task = await tx.fetchOne<Task>(
+      const task = await tx.fetchOne<TaskRow>(
         `INSERT INTO {{tables.tasks}} (project_id, title, assignee_id) VALUES ($1, $2, $3)
          RETURNING ${TASK}`,
         [projectId, input.title, input.assigneeId ?? null],
       );
-      return task!;
+      return toTask(task!);
     });
   }
 
@@ -53,7 +62,7 @@ export class TasksService {
   ): Promise<Task> {
     return this.db.transaction(async (tx) => {
       if (patch.assigneeId != null) await this.#requireMember(tx, patch.assigneeId);
-      const task = await tx.fetchOne<Task>(
+      const task = await tx.fetchOne<TaskRow>(
         `UPDATE {{tables.tasks}}
             SET title = coalesce($2, title),
                 done = coalesce($3, done),
@@ -69,7 +78,7 @@ export class TasksService {
         ],
       );
       if (!task) throw new NotFoundException(`No task ${id}.`);
-      return task;
+      return toTask(task);
     });
   }
 
