@@ -55,6 +55,27 @@ async function expectWithinBound(
   }
 }
 
+/**
+ * Holds the next read of the whole registry table once it has read its rows (its snapshot is
+ * taken), until `release()`; later reads pass.
+ */
+function holdNextTableRead(registry: TenantRegistry) {
+  const store = registry.store;
+  const readAll = store.all.bind(store);
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => (release = resolve));
+  let read!: () => void;
+  const taken = new Promise<void>((resolve) => (read = resolve));
+  store.all = async (ids) => {
+    store.all = readAll;
+    const rows = await readAll(ids);
+    read();
+    await held;
+    return rows;
+  };
+  return { taken, release };
+}
+
 // These steps start processes and wait on other sessions; a busy machine outlasts Jest's default.
 jest.setTimeout(120_000);
 
@@ -145,23 +166,9 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     expect(await answer(a.registry, 'late')).toBe('active');
 
     // A reload (list()) reads the table, then is held before it merges what it read.
-    const store = a.registry.store;
-    const readAll = store.all.bind(store);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let snapshotTaken!: () => void;
-    const taken = new Promise<void>((resolve) => (snapshotTaken = resolve));
-    let reads = 0;
-    store.all = async (ids) => {
-      const rows = await readAll(ids);
-      if (++reads === 1) {
-        snapshotTaken();
-        await held;
-      }
-      return rows;
-    };
+    const hold = holdNextTableRead(a.registry);
     const listing = a.tenants.list();
-    await taken;
+    await hold.taken;
 
     // The listener goes deaf, a change commits that only the table records, and the deaf
     // listener is replaced: the new one must load the table after its LISTEN, not reuse the
@@ -189,7 +196,7 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     } finally {
       Reflect.set(pg.Client.prototype, 'query', query);
     }
-    release();
+    hold.release();
     await listing;
     await a.registry.whenSynced();
     expect(a.registry.syncState()).toMatchObject({ mode: 'listening', synced: true });
@@ -243,21 +250,9 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     const a = await boot({ migrations, registrySchema: 'sync_zombie' }, proxy.url, logger);
 
     // The reconnecting listener's load of the table is held after it read its rows.
-    const store = a.registry.store;
-    const readAll = store.all.bind(store);
-    let release!: () => void;
-    const held = new Promise<void>((resolve) => (release = resolve));
-    let loading!: () => void;
-    const loaded = new Promise<void>((resolve) => (loading = resolve));
-    store.all = async (ids) => {
-      store.all = readAll;
-      const rows = await readAll(ids);
-      loading();
-      await held;
-      return rows;
-    };
+    const hold = holdNextTableRead(a.registry);
     a.registry.resync('test: reconnect');
-    await loaded;
+    await hold.taken;
     // Meanwhile its connection is terminated, and no new one can be opened.
     await admin.query(
       `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -265,7 +260,7 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     );
     await logger.waitFor(/lost its connection \(terminating connection/);
     proxy.silence();
-    release();
+    hold.release();
     await new Promise((resolve) => setImmediate(resolve));
     expect(a.registry.syncState().mode).toBe('reconnecting');
 
