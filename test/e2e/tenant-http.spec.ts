@@ -354,7 +354,8 @@ describe('tenant routing over HTTP', () => {
 
     // Kill B's listener connection; it reconnects, reloads, and keeps receiving changes.
     await admin.query(
-      "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'nestjs-pg-tenancy:listener'",
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND application_name = 'nestjs-pg-tenancy:listener'`,
     );
     await b.registry.whenSynced();
     await a.tenants.suspend('c4');
