@@ -8,6 +8,7 @@ import { endPool } from '../pool/create-pool.js';
 import type { MigrationPlan } from '../migrations/schema-migrator.js';
 import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
 import type { TenantRegistry } from '../tenancy/tenant-registry.js';
+import { CitusMigrationError } from '../tenancy/citus.errors.js';
 import { TenantMigrationsFailedError } from '../tenancy/tenant.errors.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
@@ -52,7 +53,15 @@ export class DatabaseLifecycle
     const { registry, service, options } = this.tenancy;
     await registry.start();
     if (this.options.migrateOnStartup === false || !options.migrations) return;
-    const summary = await service.migrateAll();
+    let summary;
+    try {
+      summary = await service.migrateAll();
+    } catch (err) {
+      // A file Citus would refuse, found before any tenant ran it.
+      if (!(err instanceof CitusMigrationError) || options.failOnMigrationError) throw err;
+      this.#logger.error(`Tenant migrations not run: ${err.message}`);
+      return;
+    }
     const applied = summary.applied.length;
     this.#logger.log(
       `Tenant migrations: ${applied} tenant(s) migrated, ${summary.skipped} up to date, ${summary.failed.length} failed (${summary.durationMs} ms)` +

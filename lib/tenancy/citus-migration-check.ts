@@ -104,7 +104,7 @@ export function findCitusConflicts(file: Pick<MigrationFile, 'sql'>): CitusMigra
  * @throws CitusMigrationError naming the file, what Citus refuses and what to write instead.
  */
 export async function assertCitusCompatible(
-  client: pg.ClientBase,
+  client: pg.Pool | pg.ClientBase,
   files: readonly MigrationFile[],
 ): Promise<void> {
   const external: { file: string; target: string }[] = [];

@@ -194,6 +194,20 @@ export class CitusTenancy {
   }
 
   /**
+   * Before a fleet migration: where new tenants are distributed, the same check as before a
+   * create, of the files some tenant has still to run (those after the first `appliedByAll`), so
+   * that a file Citus would refuse part-way is refused before any tenant runs it. Files every
+   * tenant already has are not judged again. Costs nothing without Citus once the state is known.
+   *
+   * @throws CitusMigrationError naming the file (see `assertCitusCompatible`).
+   */
+  async beforeMigrateAll(appliedByAll: () => Promise<number>): Promise<void> {
+    if (!this.#files || !(await this.state()).distributeNewTenants) return;
+    const pending = (await this.#files()).slice(await appliedByAll());
+    if (pending.length > 0) await assertCitusCompatible(this.#pool, pending);
+  }
+
+  /**
    * Makes an existing tenant schema distributed (`citus_schema_distribute`), under the tenant's
    * lock. Returns `false` when it already was.
    * @throws CitusUnavailableError

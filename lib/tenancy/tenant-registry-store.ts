@@ -210,6 +210,17 @@ export class TenantRegistryStore {
     return rows[0] && normaliseRow(rows[0]);
   }
 
+  /**
+   * How many migration files every tenant has applied: the lowest `migrated_version` of tenants
+   * that are not being dropped, or `Infinity` when there are none.
+   */
+  async appliedByAll(): Promise<number> {
+    const { rows } = await this.#pool.query<{ v: number | null }>(
+      `SELECT min(migrated_version) AS v FROM ${this.table} WHERE status <> 'dropping'`,
+    );
+    return rows[0].v ?? Infinity;
+  }
+
   /** Records a migration run of a served tenant (no effect on one that is gone or dropping). */
   async recordMigrated(id: string, migratedVersion: number, digest: string): Promise<void> {
     await this.#pool.query(

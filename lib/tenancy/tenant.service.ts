@@ -313,10 +313,14 @@ export class TenantService {
    * (`tenant_rollouts`, `tenant_rollout_outcomes`), so a rerun resumes where a run stopped:
    * tenants done are skipped, those not attempted come first, earlier failures last.
    *
+   * @throws CitusMigrationError on Citus, before any tenant is migrated, when a tenant migration
+   *   file holds what Citus refuses on a distributed schema.
+   *
    * @example
    * await tenants.migrateAll({ canary: ['internal', 'beta'], waveSize: 500, stopAfterFailures: 3 });
    */
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
+    await this.#citus.beforeMigrateAll(() => this.#registry.store.appliedByAll());
     const summary = await this.#fleet.migrateAll(options);
     // On Citus tenants are built by replay (see CitusTenancy.beforeCreateSchema): no template.
     if (this.#template && (await this.#citus.state()).version === null)

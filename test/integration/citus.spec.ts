@@ -13,7 +13,7 @@ import {
 } from '../../lib/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { runCli } from '../support/cli.js';
-import { useMigrationFolders } from '../support/migrations.js';
+import { useMigrationFolders, write } from '../support/migrations.js';
 
 const cli = (args: string[], url: string) =>
   runCli(args, { env: { ...process.env, DATABASE_URL: url } });
@@ -177,6 +177,28 @@ describe('Citus schema-based sharding', () => {
     });
     await tenants.create('fk');
     expect(await distributedSchemas()).toContain('tenant_fk');
+  });
+
+  it('refuses, on Citus only, a new tenant migration Citus would refuse, before any tenant runs it', async () => {
+    const dir = await folder(TENANT_FILES);
+    const tenants = await boot({ migrations: dir, registrySchema: 'reg_later' });
+    await tenants.create('early');
+    await write(dir, {
+      '002_notes.sql': `CREATE TABLE {{tables.notes}} (id bigint PRIMARY KEY, body text);
+        CREATE INDEX notes_body ON {{tables.notes}} (body);`,
+    });
+    if (!citus) {
+      const summary = await tenants.migrateAll();
+      expect(summary.applied.map((a) => [a.tenantId, a.files])).toEqual([
+        ['early', ['002_notes.sql']],
+      ]);
+      return;
+    }
+    await expect(tenants.migrateAll()).rejects.toThrow(
+      /002_notes\.sql runs CREATE INDEX beside other statements/,
+    );
+    await expect(tenants.migrateAll()).rejects.toBeInstanceOf(CitusMigrationError);
+    expect((await tenants.get('early'))?.migratedVersion).toBe(1);
   });
 
   it('moves a distributed tenant to another worker, and explains a bad target', async () => {
