@@ -199,6 +199,16 @@ describe('Citus schema-based sharding', () => {
     );
     await expect(tenants.migrateAll()).rejects.toBeInstanceOf(CitusMigrationError);
     expect((await tenants.get('early'))?.migratedVersion).toBe(1);
+    // At start-up it fails the start, unless failOnMigrationError is off: then it starts.
+    await expect(boot({ migrations: dir, registrySchema: 'reg_later' })).rejects.toBeInstanceOf(
+      CitusMigrationError,
+    );
+    const lenient = await boot({
+      migrations: dir,
+      registrySchema: 'reg_later',
+      failOnMigrationError: false,
+    });
+    expect((await lenient.get('early'))?.migratedVersion).toBe(1);
   });
 
   it('moves a distributed tenant to another worker, and explains a bad target', async () => {
