@@ -53,6 +53,7 @@ export class DrainController {
   #draining = false;
   #releasedWhileDraining = 0;
   #idleWaiters: Array<() => void> = [];
+  readonly #drainListeners: Array<() => void> = [];
 
   readonly #scope: (<T>(fn: () => T) => T) | undefined;
 
@@ -128,6 +129,15 @@ export class DrainController {
   }
 
   /**
+   * Calls `listener` once when the drain begins (connections kept idle close then).
+   * @internal
+   */
+  onDrain(listener: () => void): void {
+    if (this.#draining) listener();
+    else this.#drainListeners.push(listener);
+  }
+
+  /**
    * Stops counting a connection returned to the pool.
    * @internal
    */
@@ -145,6 +155,7 @@ export class DrainController {
   async drain(timeoutMs: number, graceMs = 1_000): Promise<DrainReport> {
     const started = performance.now();
     this.#draining = true;
+    for (const listener of this.#drainListeners.splice(0)) listener();
     const requests = this.#requests;
     const connections = this.#leases.size;
     this.#releasedWhileDraining = 0;
