@@ -53,7 +53,7 @@ export class DrainController {
   #draining = false;
   #releasedWhileDraining = 0;
   #idleWaiters: Array<() => void> = [];
-  readonly #drainListeners: Array<() => void> = [];
+  readonly #drainListeners: Array<() => void | Promise<void>> = [];
 
   readonly #scope: (<T>(fn: () => T) => T) | undefined;
 
@@ -129,11 +129,12 @@ export class DrainController {
   }
 
   /**
-   * Calls `listener` once when the drain begins (connections kept idle close then).
+   * Calls `listener` once when the drain begins (connections kept idle close then); the drain
+   * waits for what it returns.
    * @internal
    */
-  onDrain(listener: () => void): void {
-    if (this.#draining) listener();
+  onDrain(listener: () => void | Promise<void>): void {
+    if (this.#draining) void Promise.resolve(listener()).catch(() => undefined);
     else this.#drainListeners.push(listener);
   }
 
@@ -155,10 +156,11 @@ export class DrainController {
   async drain(timeoutMs: number, graceMs = 1_000): Promise<DrainReport> {
     const started = performance.now();
     this.#draining = true;
-    for (const listener of this.#drainListeners.splice(0)) listener();
     const requests = this.#requests;
     const connections = this.#leases.size;
     this.#releasedWhileDraining = 0;
+    const listeners = this.#drainListeners.splice(0);
+    await Promise.all(listeners.map((l) => Promise.resolve(l()).catch(() => undefined)));
     let cancelled = 0;
     let drained: number;
     if (await this.#waitIdle(timeoutMs)) {

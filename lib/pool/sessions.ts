@@ -7,8 +7,8 @@ export interface SessionTracker {
   assertCanCheckout(): void;
   track(lease: { readonly client: pg.PoolClient; release(err?: Error): void }): void;
   untrack(lease: { readonly client: pg.PoolClient; release(err?: Error): void }): void;
-  /** Calls `listener` once when shutdown begins (before waiting for tracked work). */
-  onDrain?(listener: () => void): void;
+  /** Calls `listener` once when shutdown begins, and waits for it before waiting for tracked work. */
+  onDrain?(listener: () => void | Promise<void>): void;
 }
 
 /** Options of {@link openSession}. */
@@ -128,7 +128,7 @@ export class SessionKeeper {
     private readonly config: pg.ClientConfig,
     private readonly options: SessionOptions & { readonly max: number; readonly idleMs: number },
   ) {
-    options.tracker?.onDrain?.(() => void this.close());
+    options.tracker?.onDrain?.(() => this.close());
   }
 
   /** An idle session, or a new one. @throws DatabaseShuttingDownError when new work is refused. */

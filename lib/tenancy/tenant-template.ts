@@ -136,12 +136,21 @@ export class TenantTemplate {
   ): Promise<number> {
     const cloneable = cloneableFiles(files);
     if (cloneable.length === 0) return 0;
+    // A spare is of exactly these files (its digest says so), whatever the template holds now:
+    // taking one needs neither the template's lock nor a look at its history.
+    const known = this.#snapshot;
+    if (
+      known?.key === migrationsDigest(cloneable, cloneable.length) &&
+      (await this.#adoptSpare(client, target, known))
+    ) {
+      return cloneable.length;
+    }
     // Shared: any number of creates clone at once; a migration of the template waits for them,
     // and a create never waits for a migration of the template (it replays instead).
     if (!(await tryLockTenantShared(client, this.schema))) return 0;
     const snapshot = await this.#snapshotFor(client, cloneable);
     if (snapshot?.script === undefined) return 0;
-    if (!(await this.#adoptSpare(client, target, snapshot))) {
+    if (snapshot === known || !(await this.#adoptSpare(client, target, snapshot))) {
       await this.runner.applyInTransaction(client, target, []);
       await this.#copy(client, snapshot.script, target);
     }

@@ -260,6 +260,25 @@ describe('tenant template', () => {
     expect(warnings).toEqual([]);
   });
 
+  it('keeps a provisioning session between creates and closes it at shutdown', async () => {
+    const migrations = await folder(FILES);
+    const service = await boot({ migrations, templateSpares: 0 });
+    const sessions = async () =>
+      (
+        await admin.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity
+            WHERE application_name = 'nestjs-pg-tenancy:provisioning' AND datname = current_database()`,
+        )
+      ).rows.map((r) => r.pid);
+    await service.create('k1');
+    const kept = await sessions();
+    expect(kept).toHaveLength(1);
+    await service.create('k2');
+    expect(await sessions()).toEqual(kept); // the same backend served the second create
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    expect(await sessions()).toEqual([]);
+  });
+
   it('replays files marked no-template, and those after them, on top of the clone', async () => {
     const migrations = await folder({
       ...FILES,
