@@ -247,14 +247,7 @@ export class TenantTemplate {
   /** Makes spares, one transaction each, until there are `count` of the current version. */
   async #refill(): Promise<void> {
     if (this.spares.count === 0 || !this.#sparesReady || this.#stopped) return;
-    const files = cloneableFiles(await this.files());
-    if (files.length === 0) return;
-    const session = await openSession(this.connection, {
-      tracker: this.tracker,
-      applicationName: 'nestjs-pg-tenancy:template',
-    });
-    try {
-      const { client } = session;
+    await this.#withSession(async (client, files) => {
       while (!this.#stopped) {
         const made = await inTransaction(client, async () => {
           if (!(await tryLockTenantShared(client, this.schema))) return false;
@@ -278,6 +271,21 @@ export class TenantTemplate {
         });
         if (!made) return;
       }
+    });
+  }
+
+  /** Runs `fn` on a session of its own with the template's files, unless there are none. */
+  async #withSession(
+    fn: (client: pg.Client, files: readonly MigrationFile[]) => Promise<void>,
+  ): Promise<void> {
+    const files = cloneableFiles(await this.files());
+    if (files.length === 0) return;
+    const session = await openSession(this.connection, {
+      tracker: this.tracker,
+      applicationName: 'nestjs-pg-tenancy:template',
+    });
+    try {
+      await fn(session.client, files);
     } finally {
       await session.close();
     }
@@ -319,14 +327,8 @@ export class TenantTemplate {
   }
 
   async #update(): Promise<void> {
-    const files = cloneableFiles(await this.files());
-    if (files.length === 0) return;
-    const session = await openSession(this.connection, {
-      tracker: this.tracker,
-      applicationName: 'nestjs-pg-tenancy:template',
-    });
-    try {
-      const { client } = session;
+    let current = false;
+    await this.#withSession(async (client, files) => {
       const history = await inTransaction(client, () => this.#history(client));
       if (history && this.#stale(history, files)) {
         // Built from files that changed (or that are now marked no-template): start again.
@@ -346,10 +348,9 @@ export class TenantTemplate {
           : undefined,
       );
       await this.#pruneSpares(client, snapshot?.key);
-    } finally {
-      await session.close();
-    }
-    await this.#refill();
+      current = true;
+    });
+    if (current) await this.#refill();
   }
 
   /** The template's history, or `undefined` when it has none. */
