@@ -140,7 +140,12 @@ export class SessionKeeper {
         await kept.session.close();
         continue;
       }
-      kept.session.resume();
+      try {
+        kept.session.resume();
+      } catch (err) {
+        await kept.session.close();
+        throw err;
+      }
       return kept.session;
     }
     return openSession(this.config, this.options);
