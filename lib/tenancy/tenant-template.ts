@@ -72,6 +72,12 @@ interface HistoryRow {
  * the template's. Whatever cannot be cloned exactly (an object kind the script does not cover,
  * a file marked `no-template`, a template at other files than this instance's) falls back to
  * replay, so cloning is only ever a faster way to the same result.
+ *
+ * Faster still, spares: copies made ahead of time (`<registrySchema>$spare_<hex>`, listed with
+ * the digest of their files in `<registrySchema>.tenant_template_spares`), one of which `create()`
+ * renames to the tenant's schema. That path is checked the same way (a copy renamed in the
+ * scratch transaction must have the template's fingerprint). Spares of other files are dropped
+ * by `update()`; new ones are made there and, in the background, after a create took one.
  */
 export class TenantTemplate {
   #snapshot: Snapshot | undefined;
