@@ -116,7 +116,7 @@ export async function openSession(
  * Dedicated sessions kept open between uses, so that frequent short jobs (creating tenants) do
  * not pay a connection start and a cold server cache each time. At most `max` idle sessions are
  * kept, each closed after `idleMs` unused and all of them when shutdown begins; an idle session
- * never keeps the process alive. A session goes back only when healthy and outside a
+ * never keeps the process alive, and one that no longer answers a ping is replaced. A session goes back only when healthy and outside a
  * transaction, after `DISCARD ALL` unless the caller knows it ran only its own SQL (so settings
  * a migration file made never reach the next job).
  */
@@ -126,7 +126,14 @@ export class SessionKeeper {
 
   constructor(
     private readonly config: pg.ClientConfig,
-    private readonly options: SessionOptions & { readonly max: number; readonly idleMs: number },
+    private readonly options: SessionOptions & {
+      /** Most idle sessions kept. */
+      readonly max: number;
+      /** An idle session is closed after this long unused. */
+      readonly idleMs: number;
+      /** A kept session that does not answer a ping within this is replaced. */
+      readonly pingTimeoutMs: number;
+    },
   ) {
     options.tracker?.onDrain?.(() => this.close());
   }
@@ -146,9 +153,30 @@ export class SessionKeeper {
         await kept.session.close();
         throw err;
       }
-      return kept.session;
+      if (await this.#answers(kept.session)) return kept.session;
+      void kept.session.close();
     }
     return openSession(this.config, this.options);
+  }
+
+  /**
+   * Whether an idle session still answers within `pingTimeoutMs`: a NAT or load balancer may
+   * have dropped it silently while it sat idle, and a query on it would then wait for ever.
+   */
+  async #answers(session: Session): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.options.pingTimeoutMs);
+    });
+    const answered = session.client.query('SELECT 1').then(
+      () => true,
+      () => false,
+    );
+    try {
+      return await Promise.race([answered, late]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /**

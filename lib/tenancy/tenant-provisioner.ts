@@ -49,6 +49,8 @@ const DROP_GIVE_UP_MS = 30_000;
 const CREATE_SESSIONS_KEPT = 4;
 /** An idle create session is closed after this long unused. */
 const CREATE_SESSION_IDLE_MS = 10_000;
+/** A kept session that does not answer within this (dropped by the network) is replaced. */
+const CREATE_SESSION_PING_TIMEOUT_MS = 1_000;
 /** Tables dropped per transaction in a large schema. */
 const DROP_BATCH = 200;
 
@@ -84,6 +86,7 @@ export class TenantProvisioner {
       applicationName: 'nestjs-pg-tenancy:provisioning',
       max: CREATE_SESSIONS_KEPT,
       idleMs: CREATE_SESSION_IDLE_MS,
+      pingTimeoutMs: CREATE_SESSION_PING_TIMEOUT_MS,
     });
   }
 

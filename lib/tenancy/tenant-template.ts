@@ -286,10 +286,12 @@ export class TenantTemplate {
   ): Promise<void> {
     const files = cloneableFiles(await this.files());
     if (files.length === 0) return;
-    const session = await openSession(this.connection, {
-      tracker: this.tracker,
-      applicationName: 'nestjs-pg-tenancy:template',
-    });
+    // Its work is the library's own and short: bounded, so that a connection the network
+    // dropped never leaves a transaction holding the template's lock, nor this call hanging.
+    const session = await openSession(
+      { ...this.connection, idle_in_transaction_session_timeout: 10_000, query_timeout: 120_000 },
+      { tracker: this.tracker, applicationName: 'nestjs-pg-tenancy:template' },
+    );
     try {
       await fn(session.client, files);
     } finally {
