@@ -20,7 +20,8 @@ import { writeMigrations } from '../lib/temp-migrations.mjs';
 
 const POOL_MAX = 10;
 const REGISTRY = 'bench_waves';
-const FULL = { tenants: 10_000 };
+// BENCH_WAVES_TENANTS sets a full run's fleet size (for a machine that cannot do 10,000 in time).
+const FULL = { tenants: Number(process.env.BENCH_WAVES_TENANTS ?? 10_000) };
 const QUICK = { tenants: 200 };
 const FILE_1 = 'CREATE TABLE {{tables.accounts}} (id bigserial PRIMARY KEY, name text NOT NULL);\n';
 const FILE_2 = 'ALTER TABLE {{tables.accounts}} ADD COLUMN note text;\n';
@@ -102,6 +103,7 @@ export default {
     const config = ctx.quick ? QUICK : FULL;
     const notes = [];
     if (ctx.quick) notes.push(`quick mode: ${config.tenants} tenants (full: ${FULL.tenants})`);
+    else if (config.tenants !== 10_000) notes.push(`BENCH_WAVES_TENANTS=${config.tenants} (default 10,000)`);
     const migrations = await writeMigrations('bench-waves', { '001_accounts.sql': FILE_1, '002_note.sql': FILE_2 });
     ctx.defer(() => migrations.remove());
     const ids = Array.from({ length: config.tenants }, (_, i) => tenantId(i));

@@ -53,6 +53,7 @@ export class DrainController {
   #draining = false;
   #releasedWhileDraining = 0;
   #idleWaiters: Array<() => void> = [];
+  readonly #drainListeners: Array<() => void | Promise<void>> = [];
 
   readonly #scope: (<T>(fn: () => T) => T) | undefined;
 
@@ -128,6 +129,16 @@ export class DrainController {
   }
 
   /**
+   * Calls `listener` once when the drain begins (connections kept idle close then); the drain
+   * waits for what it returns.
+   * @internal
+   */
+  onDrain(listener: () => void | Promise<void>): void {
+    if (this.#draining) void Promise.resolve(listener()).catch(() => undefined);
+    else this.#drainListeners.push(listener);
+  }
+
+  /**
    * Stops counting a connection returned to the pool.
    * @internal
    */
@@ -148,6 +159,8 @@ export class DrainController {
     const requests = this.#requests;
     const connections = this.#leases.size;
     this.#releasedWhileDraining = 0;
+    const listeners = this.#drainListeners.splice(0);
+    await Promise.all(listeners.map((l) => Promise.resolve(l()).catch(() => undefined)));
     let cancelled = 0;
     let drained: number;
     if (await this.#waitIdle(timeoutMs)) {

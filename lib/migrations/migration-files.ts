@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { statementStarts } from '../core/sql-lexer.js';
@@ -186,4 +187,37 @@ function legacyChecksums(sql: string): string[] {
 /** Whether `recorded` (a history row's checksum) is this file's text. */
 export function matchesChecksum(file: MigrationFile, recorded: string): boolean {
   return recorded === file.checksum || (file.legacyChecksums?.includes(recorded) ?? false);
+}
+
+/**
+ * A loader of `dir`'s files that reads and checks them again only when the folder changed (a
+ * name, size, inode or change time of a `.sql` file): frequent callers (every `create()`) then
+ * pay a directory listing and a few `stat` calls instead of reading and hashing every file.
+ */
+export function migrationFilesLoader(dir: string): () => Promise<MigrationFile[]> {
+  let cached: { signature: string; files: Promise<MigrationFile[]> } | undefined;
+  return () => {
+    let signature: string;
+    try {
+      const folder = resolve(dir);
+      signature = readdirSync(folder)
+        .filter((entry) => /\.sql$/i.test(entry))
+        .sort()
+        .map((entry) => {
+          const stat = statSync(join(folder, entry), { bigint: true });
+          return `${entry}:${stat.size}:${stat.ino}:${stat.mtimeNs}:${stat.ctimeNs}`;
+        })
+        .join('/');
+    } catch {
+      return loadMigrationFiles(dir); // reports what is wrong with the folder
+    }
+    if (cached?.signature !== signature) {
+      const files = loadMigrationFiles(dir);
+      cached = { signature, files };
+      files.catch(() => {
+        if (cached?.files === files) cached = undefined;
+      });
+    }
+    return cached.files.then((files) => [...files]);
+  };
 }

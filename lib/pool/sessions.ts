@@ -7,6 +7,8 @@ export interface SessionTracker {
   assertCanCheckout(): void;
   track(lease: { readonly client: pg.PoolClient; release(err?: Error): void }): void;
   untrack(lease: { readonly client: pg.PoolClient; release(err?: Error): void }): void;
+  /** Calls `listener` once when shutdown begins, and waits for it before waiting for tracked work. */
+  onDrain?(listener: () => void | Promise<void>): void;
 }
 
 /** Options of {@link openSession}. */
@@ -31,6 +33,13 @@ export interface Session {
   readonly brokenBy: Error | undefined;
   /** Ends the connection, bounded in time; idempotent. */
   close(): Promise<void>;
+  /**
+   * Stops counting the session as work in flight and lets the process exit while it is open
+   * (for a session kept idle by a {@link SessionKeeper}); {@link resume} undoes it.
+   */
+  park(): void;
+  /** Counts the session again. @throws DatabaseShuttingDownError when new work is refused. */
+  resume(): void;
 }
 
 /**
@@ -83,13 +92,131 @@ export async function openSession(
     return closing;
   };
   options.tracker?.track(lease);
+  // pg's Client has ref()/unref() (its socket), not in @types/pg.
+  const socket = client as unknown as { ref(): void; unref(): void };
   return {
     client,
     get brokenBy() {
       return brokenBy;
     },
     close,
+    park() {
+      options.tracker?.untrack(lease);
+      socket.unref();
+    },
+    resume() {
+      options.tracker?.assertCanCheckout();
+      socket.ref();
+      options.tracker?.track(lease);
+    },
   };
+}
+
+/**
+ * Dedicated sessions kept open between uses, so that frequent short jobs (creating tenants) do
+ * not pay a connection start and a cold server cache each time. At most `max` idle sessions are
+ * kept, each closed after `idleMs` unused and all of them when shutdown begins; an idle session
+ * never keeps the process alive, and one that no longer answers a ping is replaced. A session goes back only when healthy and outside a
+ * transaction, after `DISCARD ALL` unless the caller knows it ran only its own SQL (so settings
+ * a migration file made never reach the next job).
+ */
+export class SessionKeeper {
+  readonly #idle: { session: Session; timer: NodeJS.Timeout }[] = [];
+  #closed = false;
+
+  constructor(
+    private readonly config: pg.ClientConfig,
+    private readonly options: SessionOptions & {
+      /** Most idle sessions kept. */
+      readonly max: number;
+      /** An idle session is closed after this long unused. */
+      readonly idleMs: number;
+      /** A kept session that does not answer a ping within this is replaced. */
+      readonly pingTimeoutMs: number;
+    },
+  ) {
+    options.tracker?.onDrain?.(() => this.close());
+  }
+
+  /** An idle session, or a new one. @throws DatabaseShuttingDownError when new work is refused. */
+  async acquire(): Promise<Session> {
+    this.options.tracker?.assertCanCheckout();
+    for (let kept = this.#idle.pop(); kept; kept = this.#idle.pop()) {
+      clearTimeout(kept.timer);
+      if (kept.session.brokenBy) {
+        await kept.session.close();
+        continue;
+      }
+      try {
+        kept.session.resume();
+      } catch (err) {
+        await kept.session.close();
+        throw err;
+      }
+      if (await this.#answers(kept.session)) return kept.session;
+      void kept.session.close();
+    }
+    return openSession(this.config, this.options);
+  }
+
+  /**
+   * Whether an idle session still answers within `pingTimeoutMs`: a NAT or load balancer may
+   * have dropped it silently while it sat idle, and a query on it would then wait for ever.
+   */
+  async #answers(session: Session): Promise<boolean> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), this.options.pingTimeoutMs);
+    });
+    const answered = session.client.query('SELECT 1').then(
+      () => true,
+      () => false,
+    );
+    try {
+      return await Promise.race([answered, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Returns `session` for reuse, or closes it (broken, mid-transaction, or enough kept). With
+   * `reset`, its session state is discarded first (after running SQL the library did not write).
+   */
+  async release(session: Session, reset = true): Promise<void> {
+    const { client } = session;
+    const outside = client.getTransactionStatus() === 'I';
+    if (this.#closed || session.brokenBy || !outside || this.#idle.length >= this.options.max) {
+      return session.close();
+    }
+    if (reset) {
+      try {
+        await client.query('DISCARD ALL');
+      } catch {
+        return session.close();
+      }
+    }
+    if (this.#closed || session.brokenBy) return session.close();
+    session.park();
+    const kept = {
+      session,
+      timer: setTimeout(() => {
+        const at = this.#idle.indexOf(kept);
+        if (at >= 0) this.#idle.splice(at, 1);
+        void session.close();
+      }, this.options.idleMs),
+    };
+    kept.timer.unref();
+    this.#idle.push(kept);
+  }
+
+  /** Closes the idle sessions; sessions released afterwards are closed at once. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const idle = this.#idle.splice(0);
+    for (const { timer } of idle) clearTimeout(timer);
+    await Promise.all(idle.map(({ session }) => session.close()));
+  }
 }
 
 /** Cuts the socket without a goodbye (for a peer that is gone or silent). */

@@ -63,6 +63,13 @@ export interface TenancyOptions {
    * `-- pg-tenancy: no-template`, and what cannot be copied exactly, are replayed. Default: `true`.
    */
   template?: boolean;
+  /**
+   * With `template`, how many spare schemas (`<registrySchema>$spare_<n>`, copies of the template
+   * made ahead of time) to keep ready: `create()` renames one to the new tenant's schema instead
+   * of copying the template, and a new spare is made in the background. `0` turns spares off.
+   * Default: `2`.
+   */
+  templateSpares?: number;
   /** Fail start-up when a tenant's migrations fail (the others are still migrated). Default: `true`. */
   failOnMigrationError?: boolean;
   /**
@@ -124,6 +131,7 @@ export interface ResolvedTenancyOptions {
   readonly migrationConcurrency: number;
   readonly failOnMigrationError: boolean;
   readonly template: boolean;
+  readonly templateSpares: number;
   readonly required: boolean;
   readonly interceptor: boolean;
   readonly negativeCacheMs: number;
@@ -185,6 +193,9 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
       booleanOption(v, 'tenancy.failOnMigrationError'),
     ),
     template: optional(options.template, true, (v) => booleanOption(v, 'tenancy.template')),
+    templateSpares: optional(options.templateSpares, 2, (v) =>
+      integerOption(v, 'tenancy.templateSpares'),
+    ),
     required: optional(options.required, true, (v) => booleanOption(v, 'tenancy.required')),
     interceptor: optional(options.interceptor, true, (v) =>
       booleanOption(v, 'tenancy.interceptor'),

@@ -481,6 +481,30 @@ export async function cloneScript(client: pg.ClientBase, schema: string): Promis
   });
 }
 
+/**
+ * What a copy of `schema` renamed to another name still needs (its target left as a placeholder
+ * for {@link scriptFor}): the functions whose text names the schema, re-created as the copy
+ * script creates them. Renaming a schema re-points everything PostgreSQL stores by oid (views,
+ * defaults, constraints, triggers, SQL-standard function bodies) but not function source text.
+ */
+export async function renameScript(client: pg.ClientBase, schema: string): Promise<string> {
+  return qualified(client, async () => {
+    const { rows } = await client.query<{ def: string }>(
+      `SELECT pg_catalog.pg_get_functiondef(p.oid) AS def FROM pg_catalog.pg_proc p
+        WHERE p.pronamespace = (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)
+          AND p.prosqlbody IS NULL ORDER BY p.oid`,
+      [schema],
+    );
+    const source = q(schema);
+    const defs = rows.filter((r) => r.def.includes(source));
+    if (defs.length === 0) return '';
+    const out = ['SET LOCAL check_function_bodies = off'];
+    for (const { def } of defs) out.push(def.replaceAll(source, TARGET));
+    out.push('SET LOCAL check_function_bodies = on');
+    return out.join(';\n') + ';\n';
+  });
+}
+
 /** The bare name of an identifier printed by `quote_ident`. */
 function unquote(identifier: string): string {
   return identifier.startsWith('"') ? identifier.slice(1, -1).replace(/""/g, '"') : identifier;

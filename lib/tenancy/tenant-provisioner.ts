@@ -3,7 +3,12 @@ import type pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
 import type { MigrationFile } from '../migrations/migration-files.js';
 import type { MigrationRunner } from '../migrations/migration-runner.js';
-import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import {
+  inTransaction,
+  openSession,
+  SessionKeeper,
+  type SessionTracker,
+} from '../pool/sessions.js';
 import type { CitusTenancy } from './citus.js';
 import { migrationsDigest } from './tenant-migrations-digest.js';
 import { lockTenant, tenantGuard } from './tenant-locks.js';
@@ -42,6 +47,12 @@ const DROP_MAX_PAUSE_MS = 1_000;
 const DROP_GRACE_MS = 5_000;
 /** A drop still blocked after this fails (the tenant stays `dropping`; drop or repair again). */
 const DROP_GIVE_UP_MS = 30_000;
+/** Idle sessions kept for the next create (per instance). */
+const CREATE_SESSIONS_KEPT = 4;
+/** An idle create session is closed after this long unused. */
+const CREATE_SESSION_IDLE_MS = 10_000;
+/** A kept session that does not answer within this (dropped by the network) is replaced. */
+const CREATE_SESSION_PING_TIMEOUT_MS = 1_000;
 /** Tables dropped per transaction in a large schema. */
 const DROP_BATCH = 200;
 
@@ -51,6 +62,8 @@ const DROP_BATCH = 200;
  */
 export class TenantProvisioner {
   readonly #connection: pg.ClientConfig;
+  /** Sessions kept warm between creates: a new connection costs more than a whole clone. */
+  readonly #sessions: SessionKeeper;
 
   constructor(
     private readonly registry: TenantRegistry,
@@ -70,6 +83,13 @@ export class TenantProvisioner {
       ...rest
     } = connection as pg.ClientConfig & { lock_timeout?: number };
     this.#connection = rest;
+    this.#sessions = new SessionKeeper(rest, {
+      tracker,
+      applicationName: 'nestjs-pg-tenancy:provisioning',
+      max: CREATE_SESSIONS_KEPT,
+      idleMs: CREATE_SESSION_IDLE_MS,
+      pingTimeoutMs: CREATE_SESSION_PING_TIMEOUT_MS,
+    });
   }
 
   /**
@@ -84,10 +104,9 @@ export class TenantProvisioner {
     const split = files.findIndex((f) => !f.transactional);
     const inTx = split < 0 ? files : files.slice(0, split);
     const table = this.registry.table;
-    const session = await openSession(this.#connection, {
-      tracker: this.tracker,
-      applicationName: 'nestjs-pg-tenancy:provisioning',
-    });
+    const session = await this.#sessions.acquire();
+    // Whether migration files ran on the session (they may have changed its settings).
+    let replayed = true;
     let created: TenantRow | undefined;
     try {
       try {
@@ -102,13 +121,14 @@ export class TenantProvisioner {
               { id, schema, metadata },
               citus && ((c) => citus.beforeCreateSchema(c)),
             )) ?? false;
-          await this.runner.applyInTransaction(client, schema, []);
           const cloned = onCitus
             ? 0
             : ((await this.template?.cloneInto(client, schema, inTx)) ?? 0);
-          if (cloned < inTx.length) {
+          // The history table comes with a clone; a replay (or no files) makes it.
+          if (cloned === 0 || cloned < inTx.length) {
             await this.runner.applyInTransaction(client, schema, inTx.slice(cloned));
           }
+          replayed = cloned < inTx.length;
           const written = await client.query<TenantRow>(
             `UPDATE ${table}
                 SET status = $2, migrated_version = $3, migrations_digest = $4, last_migrated_at = now()
@@ -131,7 +151,8 @@ export class TenantProvisioner {
         throw new TenantCreationError(id, err, row ? 'provisioning' : 'nothing');
       }
     } finally {
-      await session.close();
+      await this.#sessions.release(session, replayed);
+      this.template?.replenish();
     }
     if (split >= 0) {
       try {

@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { integerOption } from '../core/option-values.js';
 import type { SchemaDb } from '../core/schema-db.js';
 import type { DrainController } from '../lifecycle/drain-controller.js';
-import { loadMigrationFiles, type MigrationFile } from '../migrations/migration-files.js';
+import { migrationFilesLoader, type MigrationFile } from '../migrations/migration-files.js';
 import { MigrationRunner } from '../migrations/migration-runner.js';
 import { CitusTenancy, type MoveTenantOptions, type TenantPlacement } from './citus.js';
 import { TenantPlacementError } from './citus.errors.js';
@@ -80,8 +80,8 @@ export class TenantService {
       logger: quietLogger(logger),
       tracker: drain,
     });
-    const files = (): Promise<readonly MigrationFile[]> =>
-      options.migrations ? loadMigrationFiles(options.migrations) : Promise.resolve([]);
+    const load = options.migrations ? migrationFilesLoader(options.migrations) : undefined;
+    const files = (): Promise<readonly MigrationFile[]> => load?.() ?? Promise.resolve([]);
     this.#template =
       options.template && options.migrations
         ? new TenantTemplate(
@@ -91,6 +91,7 @@ export class TenantService {
             files,
             logger,
             drain,
+            { registrySchema: options.registrySchema, count: options.templateSpares },
           )
         : undefined;
     this.#citus = new CitusTenancy(pool, connection, options.citus, drain, files);

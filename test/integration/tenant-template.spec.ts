@@ -144,6 +144,21 @@ describe('tenant template', () => {
         `SELECT version, name, checksum FROM "${schema}".schema_migrations ORDER BY version`,
       )
     ).rows;
+  /** The spare schemas listed, by name, with their oids. */
+  const spares = async () =>
+    (
+      await admin.query<{ name: string; oid: string; digest: string }>(
+        `SELECT s.schema_name AS name, n.oid::text AS oid, s.digest
+           FROM ${REGISTRY}.tenant_template_spares s
+           JOIN pg_namespace n ON n.nspname = s.schema_name ORDER BY s.made_at`,
+      )
+    ).rows;
+  const schemaOid = async (schema: string) =>
+    (
+      await admin.query<{ oid: string }>('SELECT oid::text FROM pg_namespace WHERE nspname = $1', [
+        schema,
+      ])
+    ).rows[0]?.oid;
   const fingerprint = async (schema: string) => {
     const client = await admin.connect();
     try {
@@ -162,7 +177,7 @@ describe('tenant template', () => {
     await admin.query(`DROP SCHEMA IF EXISTS ${REGISTRY} CASCADE`);
     await admin.query(`DROP SCHEMA IF EXISTS "${TEMPLATE}" CASCADE`);
     const { rows } = await admin.query<{ nspname: string }>(
-      "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%'",
+      "SELECT nspname FROM pg_namespace WHERE nspname LIKE 'tenant\\_%' OR nspname LIKE 'reg\\_tpl$spare\\_%'",
     );
     for (const { nspname } of rows) await admin.query(`DROP SCHEMA "${nspname}" CASCADE`);
     await admin.query('TRUNCATE probe.replays');
@@ -178,9 +193,14 @@ describe('tenant template', () => {
 
     const cloning = await boot({ migrations });
     const afterTemplate = await replays(); // start-up built the template by replay
+    const ready = await spares(); // start-up made the spares too
+    expect(ready).toHaveLength(2);
     await cloning.create('cloned');
     expect(warnings).toEqual([]);
     expect(await replays()).toBe(afterTemplate); // nothing was replayed for the clone
+    // It is the oldest spare, renamed (its functions re-pointed at the new name).
+    expect(await schemaOid('tenant_cloned')).toBe(ready[0].oid);
+    expect(await schemaOid(ready[0].name)).toBeUndefined();
 
     const [replayed, cloned] = [
       await fingerprint('tenant_replayed'),
@@ -207,6 +227,56 @@ describe('tenant template', () => {
     expect(invoice.rows[0].n).toBe(1020);
 
     await comparePgDump('tenant_replayed', 'tenant_cloned');
+
+    // Without spares the template is copied: the same result.
+    const copying = await boot({ migrations, templateSpares: 0 });
+    const copied = await copying.create('copied');
+    expect(copied.status).toBe('active');
+    expect(await spares()).toEqual([]); // templateSpares: 0 dropped the spares left
+    expect(await fingerprint('tenant_copied')).toEqual(replayed);
+    expect(await history('tenant_copied')).toEqual(await history('tenant_replayed'));
+    expect(await replays()).toBe(afterTemplate);
+    expect(warnings).toEqual([]);
+  });
+
+  it('gives concurrent creates distinct spares, and copies the template when none is left', async () => {
+    const migrations = await folder(FILES);
+    const service = await boot({ migrations, templateSpares: 3 });
+    const ready = await spares();
+    expect(ready).toHaveLength(3);
+    const before = await replays();
+    const ids = ['c1', 'c2', 'c3', 'c4', 'c5'];
+    await Promise.all(ids.map((id) => service.create(id)));
+    const oids = await Promise.all(ids.map((id) => schemaOid(`tenant_${id}`)));
+    // Each spare went to exactly one tenant; the others were copied (or took a newer spare).
+    expect(oids.filter((oid) => ready.some((s) => s.oid === oid))).toHaveLength(3);
+    expect(new Set(oids).size).toBe(5);
+    expect(await replays()).toBe(before);
+    const expected = await fingerprint('tenant_c1');
+    for (const id of ids.slice(1)) expect(await fingerprint(`tenant_${id}`)).toEqual(expected);
+    for (const id of ids) expect(await history(`tenant_${id}`)).toHaveLength(5);
+    // The spares are never tenants.
+    expect((await service.list()).map((t) => t.id).sort()).toEqual(ids);
+    expect(warnings).toEqual([]);
+  });
+
+  it('keeps a provisioning session between creates and closes it at shutdown', async () => {
+    const migrations = await folder(FILES);
+    const service = await boot({ migrations, templateSpares: 0 });
+    const sessions = async () =>
+      (
+        await admin.query<{ pid: number }>(
+          `SELECT pid FROM pg_stat_activity
+            WHERE application_name = 'nestjs-pg-tenancy:provisioning' AND datname = current_database()`,
+        )
+      ).rows.map((r) => r.pid);
+    await service.create('k1');
+    const kept = await sessions();
+    expect(kept).toHaveLength(1);
+    await service.create('k2');
+    expect(await sessions()).toEqual(kept); // the same backend served the second create
+    await Promise.all(apps.splice(0).map((app) => app.close()));
+    expect(await sessions()).toEqual([]);
   });
 
   it('replays files marked no-template, and those after them, on top of the clone', async () => {
@@ -252,9 +322,19 @@ describe('tenant template', () => {
       ...FILES,
       '006_extra.sql': 'CREATE TABLE {{tables.extra}} (id int);\n',
     });
+    const oldSpares = await spares();
+    expect(oldSpares).toHaveLength(2);
     const [a, b] = await Promise.all([boot({ migrations: next }), boot({ migrations: next })]);
     expect((await history(TEMPLATE)).slice(0, 5)).toEqual(templateBefore);
     expect(await history(TEMPLATE)).toHaveLength(6);
+    // Spares of the old files are dropped; those made now are of the new files.
+    const newSpares = await spares();
+    expect(newSpares.length).toBeGreaterThanOrEqual(2);
+    expect(newSpares.map((s) => s.digest)).not.toContain(oldSpares[0].digest);
+    const left = await admin.query('SELECT 1 FROM pg_namespace WHERE nspname = ANY($1)', [
+      oldSpares.map((s) => s.name),
+    ]);
+    expect(left.rowCount).toBe(0);
     const before = await replays();
     await Promise.all([a.create('one'), b.create('two')]);
     expect(await replays()).toBe(before);
