@@ -153,30 +153,12 @@ export class SessionKeeper {
         await kept.session.close();
         throw err;
       }
-      if (await this.#answers(kept.session)) return kept.session;
+      // A NAT or load balancer may have dropped it silently while it sat idle, and a query on
+      // it would then wait for ever.
+      if (await answersWithin(kept.session, this.options.pingTimeoutMs)) return kept.session;
       void kept.session.close();
     }
     return openSession(this.config, this.options);
-  }
-
-  /**
-   * Whether an idle session still answers within `pingTimeoutMs`: a NAT or load balancer may
-   * have dropped it silently while it sat idle, and a query on it would then wait for ever.
-   */
-  async #answers(session: Session): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), this.options.pingTimeoutMs);
-    });
-    const answered = session.client.query('SELECT 1').then(
-      () => true,
-      () => false,
-    );
-    try {
-      return await Promise.race([answered, late]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /**
@@ -224,6 +206,25 @@ async function destroy(client: pg.Client): Promise<void> {
   const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection
     ?.stream;
   stream?.destroy();
+}
+
+/** Whether `session` answers `SELECT 1` within `timeoutMs` (`false` on an error too). */
+export async function answersWithin(session: Session, timeoutMs: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      session.client.query('SELECT 1').then(
+        () => true,
+        () => false,
+      ),
+      late,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Runs `fn` in a transaction on `client`; rolls back (ignoring a second failure) on error. */

@@ -2,7 +2,7 @@ import type { LoggerService } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { quoteIdentifier } from '../core/identifiers.js';
-import { openSession, type Session } from '../pool/sessions.js';
+import { answersWithin, openSession, type Session } from '../pool/sessions.js';
 import { parseNotice, type RegistryNotice } from './tenant-registry-store.js';
 
 /** How an instance keeps up with the registry table, for health checks and metrics. */
@@ -197,7 +197,7 @@ export class RegistrySync {
       // PgBouncer in transaction mode: LISTEN ran on one server connection and notifications go
       // to a session nobody reads. One that does not answer went silent (a network fault right
       // after LISTEN): that is a lost listener, not a pooler, and it is reconnected.
-      if (!(await this.#answers(session))) {
+      if (!(await answersWithin(session, PROBE_TIMEOUT_MS))) {
         this.#lost(session, new Error('the listener connection stopped answering'));
         return;
       }
@@ -225,25 +225,6 @@ export class RegistrySync {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
     return true;
-  }
-
-  /** Whether `session` answers a query within the probe timeout. */
-  async #answers(session: Session): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
-    });
-    try {
-      return await Promise.race([
-        session.client.query('SELECT 1').then(
-          () => true,
-          () => false,
-        ),
-        late,
-      ]);
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   /** NOTIFYs the heartbeat channel through the pool; resolves with the send time. */
