@@ -67,10 +67,28 @@ function codeOnly(sql: string): string {
   return out;
 }
 
-/** Reads `file` for what Citus refuses on a distributed schema. Pure; see {@link CitusMigrationFindings}. */
+/** Findings per file object: the files loader hands out the same objects until the folder changes. */
+const findingsOf = new WeakMap<Pick<MigrationFile, 'sql'>, CitusMigrationFindings>();
+
+/**
+ * Reads `file` for what Citus refuses on a distributed schema (see
+ * {@link CitusMigrationFindings}); each file object is read once.
+ */
 export function findCitusConflicts(file: Pick<MigrationFile, 'sql'>): CitusMigrationFindings {
-  const code = codeOnly(file.sql);
-  const starts = statementStarts(file.sql);
+  let found = findingsOf.get(file);
+  if (!found) findingsOf.set(file, (found = readCitusConflicts(file.sql)));
+  return found;
+}
+
+/** Whether `file` raises anything at all (then the catalog may have to be asked). */
+export function hasCitusConflicts(file: Pick<MigrationFile, 'sql'>): boolean {
+  const found = findCitusConflicts(file);
+  return found.multiStatementDdl !== undefined || found.externalReferences.length > 0;
+}
+
+function readCitusConflicts(sql: string): CitusMigrationFindings {
+  const code = codeOnly(sql);
+  const starts = statementStarts(sql);
   let multiStatementDdl: string | undefined;
   if (starts.length > 1) {
     for (const [i, start] of starts.entries()) {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { MigrationFile } from '../migrations/migration-files.js';
 import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
-import { assertCitusCompatible, findCitusConflicts } from './citus-migration-check.js';
+import { assertCitusCompatible, hasCitusConflicts } from './citus-migration-check.js';
 import { CitusUnavailableError } from './citus.errors.js';
 import { lockTenant } from './tenant-locks.js';
 
@@ -205,11 +205,7 @@ export class CitusTenancy {
     if (!this.#files || !(await this.state()).distributeNewTenants) return;
     const files = await this.#files();
     // Text only first: a fleet whose files raise nothing costs no query (a no-op run stays one).
-    const suspect = files.some((file) => {
-      const found = findCitusConflicts(file);
-      return found.multiStatementDdl !== undefined || found.externalReferences.length > 0;
-    });
-    if (!suspect) return;
+    if (!files.some(hasCitusConflicts)) return;
     const pending = files.slice(await appliedByAll());
     if (pending.length > 0) await assertCitusCompatible(this.#pool, pending);
   }
