@@ -1,12 +1,12 @@
 // Core: the schema-qualified manager, its query parameters and identifier helpers.
 export { SchemaDb, type SchemaDbCreateOptions } from './core/schema-db.js';
-export type { QueryParams } from './core/query-runner.js';
-export { quoteIdentifier, assertIdentifier, MAX_IDENTIFIER_BYTES } from './core/identifiers.js';
+export type { QueryParams } from './core/query/query-runner.js';
+export { quoteIdentifier, assertIdentifier, MAX_IDENTIFIER_BYTES } from './shared/identifiers.js';
 
 // Bulk load and streaming reads: SchemaDb.copyFrom(), insertMany(), stream() and their types.
-export type { BulkRow, BulkRowSource, InsertManyOptions, OnConflict } from './core/bulk-load.js';
-export { BulkLoadColumnsError, BulkLoadRowError } from './core/bulk-load.errors.js';
-export type { StreamOptions } from './core/result-stream.js';
+export type { BulkRow, BulkRowSource, InsertManyOptions, OnConflict } from './core/bulk/bulk-load.js';
+export { BulkLoadColumnsError, BulkLoadRowError } from './core/bulk/bulk-load.errors.js';
+export type { StreamOptions } from './core/bulk/result-stream.js';
 
 // Module & injection: forRoot/forFeature, their options, tokens and decorators.
 export { DatabaseModule, type DatabaseFeatureOptions } from './module/database.module.js';
@@ -27,8 +27,8 @@ export {
   type ConnectionSettings,
   type PoolOptions,
   type ResolvedPoolOptions,
-} from './pool/pool-options.js';
-export { TenantShareTimeoutError } from './pool/tenant-fair-share.js';
+} from './connection/pool-options.js';
+export { TenantShareTimeoutError } from './connection/tenant-fair-share.js';
 
 // Prepared statements: the managed per-connection statement cache, its options and counters.
 export {
@@ -36,16 +36,16 @@ export {
   type PreparedStatementOptions,
   type ResolvedPreparedStatementOptions,
   type StatementCacheStats,
-} from './pool/statement-cache.js';
+} from './connection/statement-cache.js';
 // Read replicas: options, each replica's health, and their errors.
 export {
   REPLICA_DEFAULTS,
   type ReadYourWritesMode,
   type ReplicaDefaults,
   type ReplicaOptions,
-} from './pool/replica-options.js';
-export type { ReplicaState, ReplicaStatus } from './pool/replica-health.js';
-export { NoHealthyReplicaError, ReplicaWriteError } from './pool/replica.errors.js';
+} from './connection/replicas/replica-options.js';
+export type { ReplicaState, ReplicaStatus } from './connection/replicas/replica-health.js';
+export { NoHealthyReplicaError, ReplicaWriteError } from './connection/replicas/replica.errors.js';
 
 // Errors: the base class and the manager's, pool's, transactions' and shutdown's errors.
 export {
@@ -65,7 +65,7 @@ export {
   TransactionalHostMissingError,
   TransactionNotAllowedError,
   TransactionRequiredError,
-} from './errors.js';
+} from './shared/errors.js';
 
 // Migrations: the runner, its results, the folder reader and the migration errors.
 export {
@@ -102,11 +102,11 @@ export {
   fromSubdomain,
   fromUser,
   type TenantResolver,
-} from './tenancy/tenant-resolvers.js';
-export { NoTenant, NO_TENANT_KEY } from './tenancy/no-tenant.decorator.js';
-export { TenantInterceptor } from './tenancy/tenant.interceptor.js';
-export { TenantMiddleware } from './tenancy/tenant.middleware.js';
-export { TenantContext, type TenantScope } from './tenancy/tenant-context.js';
+} from './tenancy/routing/tenant-resolvers.js';
+export { NoTenant, NO_TENANT_KEY } from './module/no-tenant.decorator.js';
+export { TenantInterceptor } from './module/tenant.interceptor.js';
+export { TenantMiddleware } from './module/tenant.middleware.js';
+export { TenantContext, type TenantScope } from './tenancy/routing/tenant-context.js';
 
 // Tenancy, service: provisioning, scoped execution and fleet migrations.
 export {
@@ -126,10 +126,10 @@ export type {
   MigrationWaveOptions,
   MigrationWaveSummary,
   TenantRolloutOutcome,
-} from './tenancy/tenant-waves.js';
+} from './tenancy/fleet/tenant-waves.js';
 
 // Tenancy, copies: clone, rename, export and import of a tenant, and the export format.
-export type { CloneTenantOptions, TenantCopyProgress } from './tenancy/tenant-copy.js';
+export type { CloneTenantOptions, TenantCopyProgress } from './tenancy/transfer/tenant-copy.js';
 export {
   TENANT_EXPORT_FORMAT,
   TENANT_EXPORT_FORMAT_VERSION,
@@ -137,14 +137,14 @@ export {
   type ImportTenantOptions,
   type TenantExportManifest,
   type TenantExportResult,
-} from './tenancy/tenant-export.js';
-export type { MigrationHistoryEntry, SequencePosition } from './tenancy/tenant-schema-catalog.js';
+} from './tenancy/transfer/tenant-export.js';
+export type { MigrationHistoryEntry, SequencePosition } from './catalog/tenant-schema-catalog.js';
 export {
   TenantCloneError,
   TenantExportError,
   TenantImportError,
   TenantRenameError,
-} from './tenancy/tenant-copy.errors.js';
+} from './tenancy/transfer/tenant-copy.errors.js';
 
 // Tenancy, Citus: schema-based sharding, placements and moves (TenantService.placements/move).
 export type {
@@ -152,12 +152,12 @@ export type {
   MoveTenantOptions,
   TenantMoveProgress,
   TenantPlacement,
-} from './tenancy/citus.js';
+} from './tenancy/citus/citus.js';
 export {
   CitusMigrationError,
   CitusUnavailableError,
   TenantPlacementError,
-} from './tenancy/citus.errors.js';
+} from './tenancy/citus/citus.errors.js';
 
 // Tenancy, registry types: a tenant's row and lifecycle states. TenantRegistry is advanced API.
 export {
@@ -165,7 +165,7 @@ export {
   type RegistrySyncState,
   type TenantEntry,
   type TenantInfo,
-} from './tenancy/tenant-registry.js';
+} from './tenancy/registry/tenant-registry.js';
 export { TENANT_STATUSES, TENANT_TRANSITIONS, type TenantStatus } from './tenancy/tenant-state.js';
 
 // Tenancy, errors: each carries the HTTP status a request gets.
@@ -181,7 +181,7 @@ export {
   TenantRequiredError,
   TenantSuspendedError,
 } from './tenancy/tenant.errors.js';
-export { RegistryMissingError } from './tenancy/tenant-registry-store.js';
+export { RegistryMissingError } from './tenancy/registry/tenant-registry-store.js';
 
 // Transactions: options of SchemaDb.transaction() and the @Transactional() decorator.
 export type {
@@ -195,17 +195,17 @@ export {
 } from './transactions/transactional.decorator.js';
 
 // Lifecycle & observability: shutdown drain (advanced API), monitor, error filter, query hooks.
-export { DrainController, type DrainReport } from './lifecycle/drain-controller.js';
-export { DatabaseDrainInterceptor } from './lifecycle/database-drain.interceptor.js';
+export { DrainController, type DrainReport } from './connection/drain-controller.js';
+export { DatabaseDrainInterceptor } from './module/database-drain.interceptor.js';
 export {
   DatabaseMonitor,
   type PingResult,
   type TenantSyncStatus,
 } from './observability/database-monitor.js';
-export { DatabaseExceptionFilter } from './observability/database-exception.filter.js';
+export { DatabaseExceptionFilter } from './module/database-exception.filter.js';
 export type { PoolStats } from './observability/metrics.js';
 export type { SlowQuery } from './observability/query-observer.js';
-export type { QueryEvent, QueryListener } from './observability/query-event.js';
+export type { QueryEvent, QueryListener } from './core/query/query-event.js';
 export type {
   MetricsOptions,
   ObservabilityOptions,

@@ -7,7 +7,7 @@
 // Reported: the quiet tenants' p50/p99 latency and their ratio to (Q), and the noisy tenant's
 // throughput. Correctness: every quiet query returns its own tenant's value, no query fails.
 import { SchemaDb, TenantContext } from '../../dist/index.js';
-import { TenantFairShare } from '../../dist/pool/tenant-fair-share.js';
+import { TenantFairShare } from '../../dist/connection/tenant-fair-share.js';
 import { runClosedLoop } from '../lib/load.mjs';
 import { createPool } from '../lib/postgres.mjs';
 import { percentile, round } from '../lib/stats.mjs';

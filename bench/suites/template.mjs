@@ -12,7 +12,7 @@ import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DatabaseModule, TenantService } from '../../dist/index.js';
-import { schemaFingerprint } from '../../dist/tenancy/tenant-catalog.js';
+import { schemaFingerprint } from '../../dist/catalog/tenant-catalog.js';
 import { withClient } from '../lib/postgres.mjs';
 import { median, round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';

@@ -2,7 +2,7 @@ import { access } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { InvalidOptionsError } from '../errors.js';
+import { InvalidOptionsError } from '../shared/errors.js';
 import type { DatabaseModuleOptions, SchemaOptions } from '../module/database-options.interface.js';
 import type { TenancyOptions } from '../tenancy/tenancy-options.js';
 

@@ -1,13 +1,13 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
-import { PgTenancyError } from '../errors.js';
-import { createPool } from '../pool/create-pool.js';
-import { toSessionConfig } from '../pool/pool-options.js';
+import { PgTenancyError } from '../shared/errors.js';
+import { createPool } from '../connection/create-pool.js';
+import { toSessionConfig } from '../connection/pool-options.js';
 import { resolveTenancyOptions } from '../tenancy/tenancy-options.js';
-import { TenantContext } from '../tenancy/tenant-context.js';
-import { TenantRegistry } from '../tenancy/tenant-registry.js';
+import { TenantContext } from '../tenancy/routing/tenant-context.js';
+import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
 import { TenantService, type TenantMigrationSummary } from '../tenancy/tenant.service.js';
-import type { MigrationWaveOptions, MigrationWaveSummary } from '../tenancy/tenant-waves.js';
+import type { MigrationWaveOptions, MigrationWaveSummary } from '../tenancy/fleet/tenant-waves.js';
 import type { PgTenancyConfig } from './cli-config.js';
 import { createProgress, type Progress } from './progress.js';
 

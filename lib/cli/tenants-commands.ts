@@ -1,7 +1,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import pMap from 'p-map';
-import { PgTenancyError } from '../errors.js';
+import { PgTenancyError } from '../shared/errors.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
 import { createByteProgress, createProgress } from './progress.js';
 import { printTable, printTenantList } from './tenancy-cli.js';

@@ -6,37 +6,37 @@ import {
   TransactionAbortedError,
   TransactionNotAllowedError,
   TransactionRequiredError,
-} from '../errors.js';
-import { isBrokenConnectionError } from '../pool/connection-errors.js';
+} from '../shared/errors.js';
+import { isBrokenConnectionError } from '../connection/connection-errors.js';
 import {
   resolvePreparedStatementOptions,
   StatementCache,
   type PreparedStatementOptions,
   type StatementCacheStats,
-} from '../pool/statement-cache.js';
+} from '../connection/statement-cache.js';
 import {
   checkout,
   ClientQueryRunner,
   PoolQueryRunner,
   type QueryParams,
   type QueryRunner,
-} from './query-runner.js';
+} from './query/query-runner.js';
 import {
   currentTransaction,
   runInTransaction,
   type AmbientTransaction,
-} from './ambient-transaction.js';
-import type { QueryEnvironment } from './query-environment.js';
-import { ReplicaQueryRunner } from './replica-query-runner.js';
+} from './transaction/ambient-transaction.js';
+import type { QueryEnvironment } from './query/query-environment.js';
+import { ReplicaQueryRunner } from './query/replica-query-runner.js';
 import {
   copyRows,
   insertRows,
   type BulkRow,
   type BulkRowSource,
   type InsertManyOptions,
-} from './bulk-load.js';
-import { streamRows, type StreamOptions } from './result-stream.js';
-import { SqlTemplate, TemplateCache } from './sql-template.js';
+} from './bulk/bulk-load.js';
+import { streamRows, type StreamOptions } from './bulk/result-stream.js';
+import { SqlTemplate, TemplateCache } from './sql/sql-template.js';
 
 /** Options of {@link SchemaDb.create}. */
 export interface SchemaDbCreateOptions {

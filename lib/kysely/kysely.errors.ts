@@ -1,4 +1,4 @@
-import { PgTenancyError } from '../errors.js';
+import { PgTenancyError } from '../shared/errors.js';
 
 /**
  * Thrown by Kysely's `stream()` on an instance from `kyselyFor()`: the module runs each query

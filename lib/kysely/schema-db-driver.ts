@@ -11,10 +11,10 @@ import {
   innermostTransaction,
   runWithPendingTransaction,
   type AmbientTransaction,
-} from '../core/ambient-transaction.js';
-import { quoteIdentifier } from '../core/identifiers.js';
+} from '../core/transaction/ambient-transaction.js';
+import { quoteIdentifier } from '../shared/identifiers.js';
 import type { SchemaDb, TransactionOptions } from '../core/schema-db.js';
-import { InvalidOptionsError } from '../errors.js';
+import { InvalidOptionsError } from '../shared/errors.js';
 import { KyselyStreamNotSupportedError } from './kysely.errors.js';
 
 /** Rejects the parked callback so that `SchemaDb.transaction()` rolls back; never surfaces. */

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { statementStarts } from '../core/sql-lexer.js';
+import { statementStarts } from '../core/sql/sql-lexer.js';
 import { MigrationFilesError, MigrationTransactionControlError } from './migration.errors.js';
 
 /** One migration file, read and checksummed. */

@@ -1,9 +1,9 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
-import { assertIdentifier, quoteIdentifier } from '../core/identifiers.js';
-import { SqlTemplate, TemplateCache } from '../core/sql-template.js';
-import { InvalidOptionsError, PgTenancyError } from '../errors.js';
-import { inTransaction, openSession, type Session, type SessionTracker } from '../pool/sessions.js';
+import { assertIdentifier, quoteIdentifier } from '../shared/identifiers.js';
+import { SqlTemplate, TemplateCache } from '../core/sql/sql-template.js';
+import { InvalidOptionsError, PgTenancyError } from '../shared/errors.js';
+import { inTransaction, openSession, type Session, type SessionTracker } from '../connection/sessions.js';
 import { loadMigrationFiles, matchesChecksum, type MigrationFile } from './migration-files.js';
 import {
   MigrationChecksumError,

@@ -1,4 +1,4 @@
-import { PgTenancyError } from '../errors.js';
+import { PgTenancyError } from '../shared/errors.js';
 
 /** The migrations folder holds files that cannot be applied safely: bad names, duplicates, gaps. */
 export class MigrationFilesError extends PgTenancyError {}

@@ -4,11 +4,11 @@ import {
   type OnApplicationShutdown,
   type OnModuleInit,
 } from '@nestjs/common';
-import { endPool } from '../pool/create-pool.js';
-import type { MigrationPlan } from '../migrations/schema-migrator.js';
+import { endPool } from '../connection/create-pool.js';
+import type { MigrationPlan } from './schema-migrator.js';
 import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
-import type { TenantRegistry } from '../tenancy/tenant-registry.js';
-import { CitusMigrationError } from '../tenancy/citus.errors.js';
+import type { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
+import { CitusMigrationError } from '../tenancy/citus/citus.errors.js';
 import { TenantMigrationsFailedError } from '../tenancy/tenant.errors.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';

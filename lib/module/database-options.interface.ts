@@ -2,9 +2,9 @@ import type {
   ObservabilityOptions,
   ShutdownOptions,
 } from '../observability/observability-options.js';
-import type { ConnectionSettings } from '../pool/pool-options.js';
-import type { PreparedStatementOptions } from '../pool/statement-cache.js';
-import type { ReplicaOptions } from '../pool/replica-options.js';
+import type { ConnectionSettings } from '../connection/pool-options.js';
+import type { PreparedStatementOptions } from '../connection/statement-cache.js';
+import type { ReplicaOptions } from '../connection/replicas/replica-options.js';
 import type { TenancyOptions } from '../tenancy/tenancy-options.js';
 
 /** Options of one named schema. */

@@ -1,19 +1,19 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
-import type { QueryEnvironment } from '../core/query-environment.js';
-import { TemplateCache } from '../core/sql-template.js';
-import { InvalidOptionsError } from '../errors.js';
-import { DrainController } from '../lifecycle/drain-controller.js';
+import type { QueryEnvironment } from '../core/query/query-environment.js';
+import { TemplateCache } from '../core/sql/sql-template.js';
+import { InvalidOptionsError } from '../shared/errors.js';
+import { DrainController } from '../connection/drain-controller.js';
 import { DatabaseMonitor, type TenantSyncSource } from '../observability/database-monitor.js';
 import { createMetrics, SchemaLabels } from '../observability/metrics.js';
 import { QueryObserver } from '../observability/query-observer.js';
-import { createPool } from '../pool/create-pool.js';
-import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
-import { resolvePreparedStatementOptions, StatementCache } from '../pool/statement-cache.js';
-import { resolveReplicaOptions } from '../pool/replica-options.js';
-import { ReplicaSet } from '../pool/replica-set.js';
-import { TenantFairShare } from '../pool/tenant-fair-share.js';
-import type { TenantContext } from '../tenancy/tenant-context.js';
+import { createPool } from '../connection/create-pool.js';
+import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../connection/pool-options.js';
+import { resolvePreparedStatementOptions, StatementCache } from '../connection/statement-cache.js';
+import { resolveReplicaOptions } from '../connection/replicas/replica-options.js';
+import { ReplicaSet } from '../core/query/replica-set.js';
+import { TenantFairShare } from '../connection/tenant-fair-share.js';
+import type { TenantContext } from '../tenancy/routing/tenant-context.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
 /** Everything one application's managers share, built once from the options. */

@@ -1,21 +1,21 @@
 import { Logger, type Provider } from '@nestjs/common';
 import { APP_INTERCEPTOR, ModulesContainer } from '@nestjs/core';
-import { assertIdentifier } from '../core/identifiers.js';
+import { assertIdentifier } from '../shared/identifiers.js';
 import { SchemaDb } from '../core/schema-db.js';
-import { DatabaseDrainInterceptor } from '../lifecycle/database-drain.interceptor.js';
-import { DrainController } from '../lifecycle/drain-controller.js';
-import { MigrationPlan, SchemaMigrator } from '../migrations/schema-migrator.js';
+import { DatabaseDrainInterceptor } from './database-drain.interceptor.js';
+import { DrainController } from '../connection/drain-controller.js';
+import { MigrationPlan, SchemaMigrator } from './schema-migrator.js';
 import { DatabaseMonitor } from '../observability/database-monitor.js';
 import {
   resolveTenancyOptions,
   type ResolvedTenancyOptions,
   type TenancyOptions,
 } from '../tenancy/tenancy-options.js';
-import { TenantContext } from '../tenancy/tenant-context.js';
-import { createTenantDbProxy } from '../tenancy/tenant-db.proxy.js';
-import { TenantRegistry } from '../tenancy/tenant-registry.js';
-import { TenantInterceptor, VanishedTenantInterceptor } from '../tenancy/tenant.interceptor.js';
-import { TenantMiddleware } from '../tenancy/tenant.middleware.js';
+import { TenantContext } from '../tenancy/routing/tenant-context.js';
+import { createTenantDbProxy } from '../tenancy/routing/tenant-db.proxy.js';
+import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
+import { TenantInterceptor, VanishedTenantInterceptor } from './tenant.interceptor.js';
+import { TenantMiddleware } from './tenant.middleware.js';
 import { TenantService } from '../tenancy/tenant.service.js';
 import { TransactionalBinder } from '../transactions/transactional.binder.js';
 import { DatabaseLifecycle } from './database-lifecycle.js';

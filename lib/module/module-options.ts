@@ -1,8 +1,8 @@
-import { booleanOption, describeValue, integerOption } from '../core/option-values.js';
-import { InvalidOptionsError } from '../errors.js';
-import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../pool/pool-options.js';
-import { resolvePreparedStatementOptions } from '../pool/statement-cache.js';
-import { resolveReplicaOptions } from '../pool/replica-options.js';
+import { booleanOption, describeValue, integerOption } from '../shared/option-values.js';
+import { InvalidOptionsError } from '../shared/errors.js';
+import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../connection/pool-options.js';
+import { resolvePreparedStatementOptions } from '../connection/statement-cache.js';
+import { resolveReplicaOptions } from '../connection/replicas/replica-options.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 
 // Options that shape the module graph: read by forRoot/forRootAsync themselves, never by a factory.

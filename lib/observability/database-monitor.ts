@@ -1,7 +1,7 @@
 import type pg from 'pg';
-import type { DrainController } from '../lifecycle/drain-controller.js';
-import type { StatementCache, StatementCacheStats } from '../pool/statement-cache.js';
-import type { ReplicaStatus } from '../pool/replica-health.js';
+import type { DrainController } from '../connection/drain-controller.js';
+import type { StatementCache, StatementCacheStats } from '../connection/statement-cache.js';
+import type { ReplicaStatus } from '../connection/replicas/replica-health.js';
 import { poolStats, type PoolStats } from './metrics.js';
 import type { QueryObserver, SlowQuery } from './query-observer.js';
 

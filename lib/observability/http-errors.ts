@@ -1,5 +1,5 @@
 import { HttpException } from '@nestjs/common';
-import { DatabaseShuttingDownError, PoolAcquireTimeoutError, PoolClosedError } from '../errors.js';
+import { DatabaseShuttingDownError, PoolAcquireTimeoutError, PoolClosedError } from '../shared/errors.js';
 import { TenantError } from '../tenancy/tenant.errors.js';
 
 /**

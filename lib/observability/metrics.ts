@@ -1,9 +1,9 @@
 import type pg from 'pg';
-import { InvalidOptionsError } from '../errors.js';
-import type { StatementCache } from '../pool/statement-cache.js';
+import { InvalidOptionsError } from '../shared/errors.js';
+import type { StatementCache } from '../connection/statement-cache.js';
 import type { ReplicaStatusSource, TenantSyncSource } from './database-monitor.js';
 import type { MetricsOptions } from './observability-options.js';
-import type { QueryEvent } from './query-event.js';
+import type { QueryEvent } from '../core/query/query-event.js';
 import type { QueryMetrics } from './query-observer.js';
 
 /** Pool figures shared by the exporters. */

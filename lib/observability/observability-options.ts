@@ -1,4 +1,4 @@
-import type { QueryListener } from './query-event.js';
+import type { QueryListener } from '../core/query/query-event.js';
 
 /** Metrics export. Both integrations are optional peer dependencies, loaded only when enabled. */
 export interface MetricsOptions {

@@ -1,10 +1,10 @@
-import { assertIdentifier, MAX_IDENTIFIER_BYTES } from '../core/identifiers.js';
-import { booleanOption, describeValue, integerOption } from '../core/option-values.js';
-import { InvalidOptionsError } from '../errors.js';
+import { assertIdentifier, MAX_IDENTIFIER_BYTES } from '../shared/identifiers.js';
+import { booleanOption, describeValue, integerOption } from '../shared/option-values.js';
+import { InvalidOptionsError } from '../shared/errors.js';
 import type { ExecutionContext } from '@nestjs/common';
 import type { ModuleRef } from '@nestjs/core';
-import type { CitusMode } from './citus.js';
-import { fromHeader, type TenantResolver } from './tenant-resolvers.js';
+import type { CitusMode } from './citus/citus.js';
+import { fromHeader, type TenantResolver } from './routing/tenant-resolvers.js';
 
 /**
  * Decides whether the caller of a request may enter tenant `tenantId`. Runs for every tenant

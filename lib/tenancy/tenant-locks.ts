@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { inTransaction, openSession, type SessionTracker } from '../pool/sessions.js';
+import { inTransaction, openSession, type SessionTracker } from '../connection/sessions.js';
 import type { TenantStatus } from './tenant-state.js';
 
 // Advisory lock namespace shared with the migration runner ("pgtn"); the second key is

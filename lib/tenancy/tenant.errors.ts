@@ -1,4 +1,4 @@
-import { PgTenancyError } from '../errors.js';
+import { PgTenancyError } from '../shared/errors.js';
 
 /**
  * Base of the errors about a request's tenant. `status` is the HTTP answer the interceptor (and

@@ -1,31 +1,31 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import type pg from 'pg';
-import { integerOption } from '../core/option-values.js';
+import { integerOption } from '../shared/option-values.js';
 import type { SchemaDb } from '../core/schema-db.js';
-import type { DrainController } from '../lifecycle/drain-controller.js';
+import type { DrainController } from '../connection/drain-controller.js';
 import { migrationFilesLoader, type MigrationFile } from '../migrations/migration-files.js';
 import { MigrationRunner } from '../migrations/migration-runner.js';
-import { CitusTenancy, type MoveTenantOptions, type TenantPlacement } from './citus.js';
-import { TenantPlacementError } from './citus.errors.js';
+import { CitusTenancy, type MoveTenantOptions, type TenantPlacement } from './citus/citus.js';
+import { TenantPlacementError } from './citus/citus.errors.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
-import type { TenantContext } from './tenant-context.js';
+import type { TenantContext } from './routing/tenant-context.js';
 import {
   TenantFleetMigrator,
   type MigrateAllOptions,
   type TenantMigrationState,
   type TenantMigrationSummary,
-} from './tenant-fleet-migrator.js';
-import { TenantProvisioner, type TenantRepairResult } from './tenant-provisioner.js';
-import { TenantCopier, type CloneTenantOptions } from './tenant-copy.js';
+} from './fleet/tenant-fleet-migrator.js';
+import { TenantProvisioner, type TenantRepairResult } from './provisioning/tenant-provisioner.js';
+import { TenantCopier, type CloneTenantOptions } from './transfer/tenant-copy.js';
 import {
   TenantTransfer,
   type ExportTenantOptions,
   type ImportTenantOptions,
   type TenantExportResult,
-} from './tenant-export.js';
-import { TenantRolloutStore, type MigrationRolloutState } from './tenant-waves.js';
-import type { TenantInfo, TenantRegistry } from './tenant-registry.js';
-import { TenantTemplate, templateSchemaFor } from './tenant-template.js';
+} from './transfer/tenant-export.js';
+import { TenantRolloutStore, type MigrationRolloutState } from './fleet/tenant-waves.js';
+import type { TenantInfo, TenantRegistry } from './registry/tenant-registry.js';
+import { TenantTemplate, templateSchemaFor } from './provisioning/tenant-template.js';
 import { TenantNotFoundError } from './tenant.errors.js';
 
 export type {
@@ -33,8 +33,8 @@ export type {
   TenantMigrationProgress,
   TenantMigrationState,
   TenantMigrationSummary,
-} from './tenant-fleet-migrator.js';
-export type { TenantRepairResult } from './tenant-provisioner.js';
+} from './fleet/tenant-fleet-migrator.js';
+export type { TenantRepairResult } from './provisioning/tenant-provisioner.js';
 
 /** Options of {@link TenantService.forEach}. */
 export interface ForEachOptions {

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { quoteIdentifier } from '../core/identifiers.js';
+import { quoteIdentifier } from '../shared/identifiers.js';
 
 const DROP_ATTEMPTS = 10;
 

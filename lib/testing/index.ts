@@ -8,9 +8,9 @@ export {
   startEmbeddedPostgres,
   type EmbeddedPostgresOptions,
   type EmbeddedPostgresServer,
-} from './embedded-server.js';
+} from './embedded/embedded-server.js';
 export {
   startEmbeddedReplication,
   type EmbeddedReplication,
   type EmbeddedReplicationOptions,
-} from './embedded-replication.js';
+} from './embedded/embedded-replication.js';

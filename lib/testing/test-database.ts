@@ -1,8 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { quoteIdentifier } from '../core/identifiers.js';
+import { quoteIdentifier } from '../shared/identifiers.js';
 import { dropCitusDatabase, findCitusCluster, spreadCitusDatabase } from './citus-test-database.js';
-import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './embedded-server.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './embedded/embedded-server.js';
 
 /** A fresh, empty database for one test file (or one test). */
 export interface TestDatabase {

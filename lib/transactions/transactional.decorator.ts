@@ -1,5 +1,5 @@
 import { PROPAGATIONS, type SchemaDb, type TransactionOptions } from '../core/schema-db.js';
-import { InvalidOptionsError, TransactionalHostMissingError } from '../errors.js';
+import { InvalidOptionsError, TransactionalHostMissingError } from '../shared/errors.js';
 
 /** Options of {@link Transactional}: the same as `db.transaction()`'s. */
 export type TransactionalOptions = TransactionOptions;

@@ -1,0 +1,194 @@
+import type { ConnectionOptions } from 'node:tls';
+import type pg from 'pg';
+import { parse as parseConnectionString } from 'pg-connection-string';
+import { integerOption } from '../shared/option-values.js';
+import { InvalidOptionsError } from '../shared/errors.js';
+
+/** Sizing and time limits of the shared pool. Every field is optional. */
+export interface PoolOptions {
+  /** Most connections the pool opens. Default: `10`. */
+  max?: number;
+  /** Connections kept open even when idle. Default: `0`. */
+  min?: number;
+  /** Close a connection after it has been idle this long. Default: `10_000` ms. */
+  idleTimeoutMs?: number;
+  /**
+   * Longest wait for a free connection (or for a new one to open) before the call fails with
+   * `PoolAcquireTimeoutError`, instead of queueing forever when the pool is exhausted.
+   * Default: `5_000` ms.
+   */
+  acquireTimeoutMs?: number;
+  /**
+   * Server-side `statement_timeout`: PostgreSQL cancels any statement that runs longer, so a
+   * runaway query cannot hold a connection forever. `0` disables it. Default: `30_000` ms.
+   */
+  statementTimeoutMs?: number;
+  /**
+   * Server-side `idle_in_transaction_session_timeout`: PostgreSQL ends a session that sits in
+   * an open transaction this long without sending anything (a forgotten `await`), releasing its
+   * locks. `0` disables it. Default: `60_000` ms.
+   */
+  idleInTransactionTimeoutMs?: number;
+  /** Server-side `lock_timeout`. `0` disables it. Default: `0` (wait for locks up to `statementTimeoutMs`). */
+  lockTimeoutMs?: number;
+  /** `application_name` shown in `pg_stat_activity`. Default: `'nestjs-pg-tenancy'`. */
+  applicationName?: string;
+  /**
+   * Close and replace a connection after this many seconds (pg-pool's `maxLifetimeSeconds`; a
+   * busy connection is replaced when it is released), so load spreads again after a failover
+   * or a PgBouncer restart, and the server memory a connection accumulates (the catalog
+   * caches of every tenant schema it served, its prepared statements) is returned now and
+   * then. `0` disables it. Default: `3_600` (an hour).
+   */
+  maxLifetimeSeconds?: number;
+  /**
+   * Close and replace a connection after it has been checked out this many times (pg-pool's
+   * `maxUses`). A connection that serves many tenant schemas keeps every one's relations
+   * cached in its backend, and PostgreSQL never evicts them: this bounds how many a connection
+   * can collect, at the cost of one reconnect (and re-preparing its statements) per `maxUses`
+   * queries. `0` disables it. Default: `0`.
+   */
+  maxUses?: number;
+}
+
+/** Where and how to connect. */
+export interface ConnectionSettings {
+  /**
+   * A `postgres://` URL or a `pg.PoolConfig`. When omitted, `DATABASE_URL` is used if set, and
+   * otherwise `pg` reads the standard `PGHOST`, `PGPORT`, `PGUSER`, `PGPASSWORD`, `PGDATABASE`.
+   * Pool sizing set here is overridden by `pool`.
+   */
+  connection?: string | pg.PoolConfig;
+  /**
+   * A connection straight to PostgreSQL, for the work that needs a real session: migrations
+   * (advisory locks) and the tenant change listener (LISTEN). Set it when `connection` goes
+   * through PgBouncer in transaction mode. Default: `connection`.
+   */
+  directConnection?: string | pg.PoolConfig;
+  /** Pool sizing and server-side time limits. */
+  pool?: PoolOptions;
+  /**
+   * TLS: `true` for TLS with certificate verification, or `node:tls` options (`ca`, `cert`,
+   * `key`, `rejectUnauthorized`, `servername`). Default: whatever `connection` says (`sslmode`
+   * in the URL), otherwise no TLS.
+   */
+  ssl?: boolean | ConnectionOptions;
+}
+
+/** The pool options with every default filled in. */
+export type ResolvedPoolOptions = Readonly<Required<PoolOptions>>;
+
+/** The defaults, in one place. */
+export const POOL_DEFAULTS: ResolvedPoolOptions = Object.freeze({
+  max: 10,
+  min: 0,
+  idleTimeoutMs: 10_000,
+  acquireTimeoutMs: 5_000,
+  statementTimeoutMs: 30_000,
+  idleInTransactionTimeoutMs: 60_000,
+  lockTimeoutMs: 0,
+  applicationName: 'nestjs-pg-tenancy',
+  maxLifetimeSeconds: 3_600,
+  maxUses: 0,
+});
+
+/** Fills in defaults and checks ranges. @throws InvalidOptionsError */
+export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptions {
+  const resolved = { ...POOL_DEFAULTS };
+  for (const [key, value] of Object.entries(options) as [keyof PoolOptions, unknown][]) {
+    if (value === undefined) continue;
+    if (!(key in POOL_DEFAULTS)) {
+      throw new InvalidOptionsError(
+        `Unknown pool option "${key}". Known options: ${Object.keys(POOL_DEFAULTS).join(', ')}.`,
+      );
+    }
+    if (key === 'applicationName') {
+      if (typeof value !== 'string' || value.length > 63) {
+        throw new InvalidOptionsError(
+          'pool.applicationName must be a string of at most 63 characters.',
+        );
+      }
+      (resolved as Record<string, unknown>)[key] = value;
+    } else {
+      (resolved as Record<string, unknown>)[key] = integerOption(value, `pool.${key}`);
+    }
+  }
+  if (resolved.max < 1) throw new InvalidOptionsError('pool.max must be at least 1.');
+  if (resolved.min > resolved.max) {
+    throw new InvalidOptionsError(
+      `pool.min (${resolved.min}) cannot exceed pool.max (${resolved.max}).`,
+    );
+  }
+  if (resolved.acquireTimeoutMs < 1) {
+    throw new InvalidOptionsError(
+      'pool.acquireTimeoutMs must be at least 1 ms: an unbounded wait can hang requests forever.',
+    );
+  }
+  return Object.freeze(resolved);
+}
+
+/** Builds the `pg.Pool` configuration from the module's connection settings. */
+export function toPgPoolConfig(settings: ConnectionSettings): pg.PoolConfig {
+  const pool = resolvePoolOptions(settings.pool);
+  const connection = settings.connection ?? process.env.DATABASE_URL;
+  if (
+    connection !== undefined &&
+    typeof connection !== 'string' &&
+    typeof connection !== 'object'
+  ) {
+    throw new InvalidOptionsError(
+      'connection must be a postgres:// URL or a pg.PoolConfig object.',
+    );
+  }
+  if (typeof connection === 'string') assertConnectionString(connection, 'connection');
+  else if (typeof connection?.connectionString === 'string') {
+    assertConnectionString(connection.connectionString, 'connection.connectionString');
+  }
+  const base: pg.PoolConfig =
+    typeof connection === 'string' ? { connectionString: connection } : { ...(connection ?? {}) };
+  return {
+    ...base,
+    ...(settings.ssl !== undefined ? { ssl: settings.ssl } : {}),
+    max: pool.max,
+    min: pool.min,
+    idleTimeoutMillis: pool.idleTimeoutMs,
+    connectionTimeoutMillis: pool.acquireTimeoutMs,
+    maxLifetimeSeconds: pool.maxLifetimeSeconds,
+    ...(pool.maxUses > 0 ? { maxUses: pool.maxUses } : {}),
+    application_name: pool.applicationName,
+    // Sent in the startup packet: server-side limits with no extra round trip per checkout.
+    ...(pool.statementTimeoutMs > 0 ? { statement_timeout: pool.statementTimeoutMs } : {}),
+    ...(pool.idleInTransactionTimeoutMs > 0
+      ? { idle_in_transaction_session_timeout: pool.idleInTransactionTimeoutMs }
+      : {}),
+    ...(pool.lockTimeoutMs > 0 ? { lock_timeout: pool.lockTimeoutMs } : {}),
+  };
+}
+
+/**
+ * Settings for connections that need a session of their own (migrations, LISTEN):
+ * `directConnection` when given, otherwise the pool's.
+ */
+export function toSessionConfig(settings: ConnectionSettings): pg.PoolConfig {
+  return settings.directConnection === undefined
+    ? toPgPoolConfig(settings)
+    : toPgPoolConfig({ ...settings, connection: settings.directConnection });
+}
+
+/**
+ * Parses `url` as `pg` will, at start-up: a malformed URL otherwise surfaces on the first query
+ * as a raw `TypeError` from deep inside `pg`. The message never repeats the URL, which may hold
+ * the password.
+ *
+ * @throws InvalidOptionsError
+ */
+function assertConnectionString(url: string, name: string): void {
+  try {
+    parseConnectionString(url);
+  } catch (err) {
+    throw new InvalidOptionsError(
+      `${name} is not a valid postgres:// URL (${(err as Error).message}); it is not repeated here because it may hold a password. ` +
+        'Check the host and port, and percent-encode special characters in the user name and password (encodeURIComponent).',
+    );
+  }
+}

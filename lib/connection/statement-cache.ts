@@ -1,0 +1,425 @@
+import { createHash } from 'node:crypto';
+import { Logger, type LoggerService } from '@nestjs/common';
+import pg from 'pg';
+import { booleanOption, describeValue, integerOption } from '../shared/option-values.js';
+import { InvalidOptionsError, PreparedStatementStaleError } from '../shared/errors.js';
+
+/**
+ * Managed prepared statements: each pooled connection keeps its most recently used statements
+ * parsed and planned on the server, so a repeated query skips PostgreSQL's parse and plan steps.
+ * Set with `preparedStatements` in the module options, or `SchemaDb.create(pool, schema, { preparedStatements })`.
+ */
+export interface PreparedStatementOptions {
+  /**
+   * `'auto'`: on, unless the first connection shows a pooler in front (its backend key differs
+   * from `pg_backend_pid()`, as behind PgBouncer, whose transaction mode before 1.21 cannot keep
+   * a statement on one server connection). `true`: always on (PgBouncer 1.21+ with
+   * `max_prepared_statements` set, or a session-mode pooler). `false`: never.
+   * Default: `'auto'` in the module; off for `SchemaDb.create()` unless given.
+   */
+  enabled?: boolean | 'auto';
+  /**
+   * Most statements kept per connection: the least recently used one is closed on the server
+   * when a new one is prepared beyond it, so server memory stays within
+   * `maxPerConnection × pool.max` statements. Default: `1_000`.
+   */
+  maxPerConnection?: number;
+  /**
+   * Prepare a statement on its Nth use on a connection; until then it is sent unnamed, so SQL
+   * run once (or evicted before it comes back, when there are far more distinct statements
+   * than `maxPerConnection`) never pays for preparing. `1` prepares at first use.
+   * Default: `2`.
+   */
+  prepareThreshold?: number;
+  /**
+   * Also prepare statements run inside a transaction. A prepared statement invalidated by a
+   * schema change (SQLSTATE `0A000` after an `ALTER TABLE` changed a `SELECT *` result) aborts
+   * the transaction: it fails with `PreparedStatementStaleError`, the statement is dropped, and
+   * `transaction({ retries })` runs the transaction again. Outside transactions the query is
+   * re-prepared and run again transparently. Default: `false`.
+   */
+  inTransactions?: boolean;
+}
+
+/** The prepared-statement options with every default filled in. */
+export type ResolvedPreparedStatementOptions = Readonly<Required<PreparedStatementOptions>>;
+
+/** The defaults, in one place. */
+export const PREPARED_STATEMENT_DEFAULTS: ResolvedPreparedStatementOptions = Object.freeze({
+  enabled: 'auto',
+  maxPerConnection: 1_000,
+  prepareThreshold: 2,
+  inTransactions: false,
+});
+
+/**
+ * Fills in defaults: `true`/`false` stand for `{ enabled }`.
+ *
+ * @throws InvalidOptionsError
+ */
+export function resolvePreparedStatementOptions(
+  options: boolean | 'auto' | PreparedStatementOptions | undefined,
+  fallback: ResolvedPreparedStatementOptions = PREPARED_STATEMENT_DEFAULTS,
+): ResolvedPreparedStatementOptions {
+  if (options === undefined) return fallback;
+  const given: PreparedStatementOptions =
+    typeof options === 'object' && options !== null ? options : { enabled: options };
+  if (typeof given !== 'object' || given === null) {
+    throw new InvalidOptionsError(
+      `preparedStatements must be true, false, 'auto' or an object, received ${describeValue(options)}.`,
+    );
+  }
+  for (const key of Object.keys(given)) {
+    if (!(key in PREPARED_STATEMENT_DEFAULTS)) {
+      throw new InvalidOptionsError(
+        `Unknown preparedStatements option "${key}". Known options: ${Object.keys(PREPARED_STATEMENT_DEFAULTS).join(', ')}.`,
+      );
+    }
+  }
+  return Object.freeze({
+    enabled: enabledOption(given.enabled ?? fallback.enabled),
+    maxPerConnection:
+      given.maxPerConnection === undefined
+        ? fallback.maxPerConnection
+        : integerOption(given.maxPerConnection, 'preparedStatements.maxPerConnection', 1),
+    prepareThreshold:
+      given.prepareThreshold === undefined
+        ? fallback.prepareThreshold
+        : integerOption(given.prepareThreshold, 'preparedStatements.prepareThreshold', 1),
+    inTransactions:
+      given.inTransactions === undefined
+        ? fallback.inTransactions
+        : booleanOption(given.inTransactions, 'preparedStatements.inTransactions'),
+  });
+}
+
+function enabledOption(value: unknown): boolean | 'auto' {
+  if (value === 'auto') return 'auto';
+  try {
+    return booleanOption(value, 'preparedStatements.enabled');
+  } catch {
+    throw new InvalidOptionsError(
+      `preparedStatements.enabled must be true, false or 'auto', received ${describeValue(value)}.`,
+    );
+  }
+}
+
+/** Counters of a statement cache, from {@link DatabaseMonitor.getStatementStats}. */
+export interface StatementCacheStats {
+  /**
+   * `on`: statements are prepared; `off`: disabled by the options; `detecting`: `'auto'` and no
+   * connection has answered yet; `pooler`: `'auto'` found a pooler in front, so it is off.
+   */
+  readonly mode: 'on' | 'off' | 'detecting' | 'pooler';
+  /** Queries that reused a statement already prepared on their connection. */
+  readonly hits: number;
+  /** Queries whose statement was not prepared on their connection (yet, or any more). */
+  readonly misses: number;
+  /** Statements prepared (a miss that reached `prepareThreshold` uses). */
+  readonly prepared: number;
+  /** `hits / (hits + misses)`, 0 before the first prepared query. */
+  readonly hitRate: number;
+  /** Statements closed to stay within `maxPerConnection`. */
+  readonly evictions: number;
+  /** Queries run again after their statement was invalidated (`26000`, `0A000`). */
+  readonly reprepared: number;
+  /** Queries sent unprepared: no bind parameters, in a transaction, or the cache is off. */
+  readonly unprepared: number;
+  /** Statements prepared on the pool's open connections now. */
+  readonly statements: number;
+  /** `maxPerConnection`. */
+  readonly maxPerConnection: number;
+}
+
+/** One connection's statements: query text → statement name, oldest use first. */
+interface ConnectionStatements {
+  readonly names: Map<string, string>;
+  /** Texts seen but not prepared yet → uses so far, oldest first, at most `maxPerConnection`. */
+  readonly seen: Map<string, number>;
+  /** Names to close on the server, sent ahead of the next prepared query. */
+  closing: string[];
+}
+
+type QueryCallback<R extends pg.QueryResultRow> = (
+  err: Error | null,
+  result: pg.QueryResult<R>,
+) => void;
+
+/** What pg keeps per connection about the statements it has parsed (`client.connection`). */
+interface PgConnection {
+  parsedStatements: Record<string, string>;
+  stream: { cork?(): void; uncork?(): void };
+  close(message: { type: 'S'; name: string }): void;
+}
+
+const STALE_ROUTINE = 'RevalidateCachedQuery';
+let cacheIds = 0;
+
+/**
+ * `true` for the errors that say a cached statement is gone or unusable: `26000` (the server
+ * does not know the name: `DEALLOCATE ALL`, `DISCARD ALL`, a pooler switched backends) and the
+ * `0A000` that plan revalidation raises ("cached plan must not change result type"), not any
+ * other "feature not supported".
+ */
+function isStale(err: Error): boolean {
+  const { code, routine } = err as Error & { code?: string; routine?: string };
+  if (code === '26000') return true;
+  return (
+    code === '0A000' &&
+    (routine === STALE_ROUTINE || /cached plan must not change result type/.test(err.message))
+  );
+}
+
+/**
+ * A bounded LRU of named prepared statements per pooled connection, keyed by the expanded SQL.
+ * Only statements with bind parameters are prepared: a parameterless query keeps pg's simple
+ * protocol (one message, several statements allowed). Internal: created by the module, or by
+ * `SchemaDb.create(pool, schema, { preparedStatements })`.
+ */
+export class StatementCache {
+  readonly options: ResolvedPreparedStatementOptions;
+  readonly #connections = new WeakMap<pg.ClientBase, ConnectionStatements>();
+  readonly #prefix = `pgt${++cacheIds}_`;
+  readonly #logger: LoggerService;
+  #detected: 'unknown' | 'direct' | 'pooler' = 'unknown';
+  #probing = false;
+  #hits = 0;
+  #misses = 0;
+  #prepared = 0;
+  #evictions = 0;
+  #reprepared = 0;
+  #unprepared = 0;
+  #statements = 0;
+
+  constructor(
+    options: ResolvedPreparedStatementOptions,
+    pool?: pg.Pool,
+    logger: LoggerService = new Logger('DatabaseModule'),
+  ) {
+    this.options = options;
+    this.#logger = logger;
+    // A connection that leaves the pool takes its statements with it.
+    pool?.on('remove', (client: pg.PoolClient) => {
+      const state = this.#connections.get(client);
+      if (state) this.#statements -= state.names.size;
+      this.#connections.delete(client);
+    });
+  }
+
+  /** The current counters. */
+  stats(): StatementCacheStats {
+    const lookups = this.#hits + this.#misses;
+    return {
+      mode: this.#mode(),
+      hits: this.#hits,
+      misses: this.#misses,
+      prepared: this.#prepared,
+      hitRate: lookups === 0 ? 0 : this.#hits / lookups,
+      evictions: this.#evictions,
+      reprepared: this.#reprepared,
+      unprepared: this.#unprepared,
+      statements: this.#statements,
+      maxPerConnection: this.options.maxPerConnection,
+    };
+  }
+
+  #mode(): StatementCacheStats['mode'] {
+    const { enabled } = this.options;
+    if (enabled === false) return 'off';
+    if (enabled === true || this.#detected === 'direct') return 'on';
+    return this.#detected === 'pooler' ? 'pooler' : 'detecting';
+  }
+
+  /**
+   * Runs `text` on `client`, as a prepared statement when it can be, and calls `callback` once.
+   * A statement found invalidated is re-prepared and the query run once more, unless a
+   * transaction is open: the error has aborted it, so the caller gets
+   * `PreparedStatementStaleError` and the statement is dropped.
+   */
+  send<R extends pg.QueryResultRow>(
+    client: pg.ClientBase,
+    text: string,
+    values: readonly unknown[] | undefined,
+    arrayRows: boolean | undefined,
+    callback: QueryCallback<R>,
+  ): void {
+    // null before the first ReadyForQuery has been recorded: pg-pool hands a new connection
+    // out from inside its connect callback, idle.
+    const status = client.getTransactionStatus() ?? 'I';
+    if (!this.#prepares(client, values, status)) {
+      this.#unprepared++;
+      client.query<R>(
+        (arrayRows
+          ? { text, values, rowMode: 'array' }
+          : { text, values: values ?? [] }) as pg.QueryConfig,
+        callback,
+      );
+      return;
+    }
+    this.#run(client, text, values as unknown[], arrayRows, status, false, callback);
+  }
+
+  #prepares(
+    client: pg.ClientBase,
+    values: readonly unknown[] | undefined,
+    status: string | null,
+  ): boolean {
+    const { enabled, inTransactions } = this.options;
+    if (enabled === false || values === undefined || values.length === 0) return false;
+    if (status !== 'I' && !(status === 'T' && inTransactions)) return false;
+    if (enabled === 'auto' && this.#detected !== 'direct') {
+      if (this.#detected === 'unknown' && status === 'I') this.#probe(client);
+      return false;
+    }
+    return true;
+  }
+
+  /**
+   * Behind a pooler the backend key data comes from the pooler, not from PostgreSQL, so the
+   * process id it announced is not the one that answers. Queued before the caller's query on an
+   * idle connection, so it costs one round trip, once.
+   */
+  #probe(client: pg.ClientBase): void {
+    if (this.#probing) return;
+    this.#probing = true;
+    const announced = (client as unknown as { processID?: number }).processID;
+    client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid', (err, result) => {
+      this.#probing = false;
+      if (err || this.#detected !== 'unknown') return;
+      this.#detected = result.rows[0]?.pid === announced ? 'direct' : 'pooler';
+      if (this.#detected === 'pooler') {
+        this.#logger.log(
+          'Prepared statements are off: a connection pooler is in front of PostgreSQL (its backend key is not the server process id). ' +
+            'Set preparedStatements: { enabled: true } if it keeps named statements (PgBouncer 1.21+ with max_prepared_statements).',
+        );
+      }
+    });
+  }
+
+  #run<R extends pg.QueryResultRow>(
+    client: pg.ClientBase,
+    text: string,
+    values: unknown[],
+    arrayRows: boolean | undefined,
+    status: string | null,
+    retried: boolean,
+    callback: QueryCallback<R>,
+  ): void {
+    const state = this.#stateOf(client);
+    const conn = (client as unknown as { connection: PgConnection }).connection;
+    let name = state.names.get(text);
+    if (name !== undefined) {
+      this.#hits++;
+      state.names.delete(text);
+      state.names.set(text, name);
+    } else {
+      this.#misses++;
+      if (!retried && !this.#due(state, text)) {
+        client.query<R>(
+          (arrayRows ? { text, values, rowMode: 'array' } : { text, values }) as pg.QueryConfig,
+          callback,
+        );
+        return;
+      }
+      this.#prepared++;
+      // Named after the text itself: a name can never stand for another statement, on any
+      // connection of any instance (even where a pooler moves names between backends).
+      name = this.#prefix + createHash('sha256').update(text).digest('base64url').slice(0, 24);
+      if (state.names.size >= this.options.maxPerConnection) this.#evictOldest(state, conn);
+      state.names.set(text, name);
+      this.#statements++;
+    }
+    const config = { name, text, values, ...(arrayRows ? { rowMode: 'array' } : {}) };
+    const done: QueryCallback<R> = (err, result) => {
+      if (err && conn.parsedStatements[name] === undefined && state.names.get(text) === name) {
+        // Never parsed (a syntax error, a connection error): the server has no such statement.
+        state.names.delete(text);
+        this.#statements--;
+      }
+      if (!err || !isStale(err)) {
+        callback(err, result);
+        return;
+      }
+      this.#drop(state, conn, text, name);
+      if (status === 'I' && !retried) {
+        // Outside a transaction the failed statement ran nothing: running it again is safe.
+        this.#reprepared++;
+        this.#run(client, text, values, arrayRows, status, true, callback);
+        return;
+      }
+      callback(new PreparedStatementStaleError(err), result);
+    };
+    const closing = state.closing;
+    if (closing.length === 0) {
+      client.query<R>(config as pg.QueryConfig, done);
+      return;
+    }
+    state.closing = [];
+    client.query(closeFirst(config, closing, done));
+  }
+
+  /** Counts one more use of `text`; `true` once it reaches `prepareThreshold`. */
+  #due(state: ConnectionStatements, text: string): boolean {
+    const uses = (state.seen.get(text) ?? 0) + 1;
+    state.seen.delete(text);
+    if (uses >= this.options.prepareThreshold) return true;
+    state.seen.set(text, uses);
+    if (state.seen.size > this.options.maxPerConnection) {
+      state.seen.delete(state.seen.keys().next().value!);
+    }
+    return false;
+  }
+
+  #stateOf(client: pg.ClientBase): ConnectionStatements {
+    let state = this.#connections.get(client);
+    if (!state) {
+      state = { names: new Map(), seen: new Map(), closing: [] };
+      this.#connections.set(client, state);
+    }
+    return state;
+  }
+
+  #evictOldest(state: ConnectionStatements, pg: PgConnection): void {
+    const oldest = state.names.keys().next();
+    if (oldest.done) return;
+    this.#evictions++;
+    this.#drop(state, pg, oldest.value, state.names.get(oldest.value)!);
+  }
+
+  /** Forgets `name` here and in pg, and closes it on the server with the next query. */
+  #drop(state: ConnectionStatements, pg: PgConnection, text: string, name: string): void {
+    if (state.names.get(text) === name) {
+      state.names.delete(text);
+      this.#statements--;
+    }
+    delete pg.parsedStatements[name];
+    state.closing.push(name);
+  }
+}
+
+/**
+ * A pg query that first sends a Close message for each name in `closing`, in the same write
+ * and the same round trip: closing a statement the server does not have is not an error, and
+ * pg ignores the CloseComplete replies.
+ */
+function closeFirst<R extends pg.QueryResultRow>(
+  config: object,
+  closing: readonly string[],
+  callback: QueryCallback<R>,
+): pg.Submittable {
+  type Submit = (connection: PgConnection) => unknown;
+  const query = new pg.Query({ ...config, callback } as unknown as pg.QueryConfig) as unknown as {
+    submit: Submit;
+  };
+  const submit = query.submit;
+  query.submit = function (this: unknown, connection: PgConnection) {
+    connection.stream.cork?.();
+    try {
+      for (const name of closing) connection.close({ type: 'S', name });
+      return submit.call(this, connection);
+    } finally {
+      connection.stream.uncork?.();
+    }
+  };
+  return query as unknown as pg.Submittable;
+}

@@ -1,0 +1,40 @@
+import type pg from 'pg';
+import type { DrainController } from '../../connection/drain-controller.js';
+import type { TenantFairShare } from '../../connection/tenant-fair-share.js';
+import type { QuerySink } from './query-event.js';
+import type { StatementCache } from '../../connection/statement-cache.js';
+import type { TemplateCache } from '../sql/sql-template.js';
+
+/**
+ * What every manager of an application shares: the pool, the shutdown gate and the query
+ * observer. Built once by the module; `SchemaDb.create(pool, …)` makes a bare one.
+ */
+export interface QueryEnvironment {
+  readonly pool: pg.Pool;
+  /** Refuses new checkouts during shutdown and tracks busy connections. */
+  readonly drain?: DrainController;
+  /** Hooks, slow-query log and metrics. */
+  readonly sink?: QuerySink;
+  /** The per-tenant cap on connections, taken before every checkout. Default: none. */
+  readonly fairShare?: Pick<TenantFairShare, 'acquire'>;
+  /** Parsed SQL templates shared by all managers (one entry per distinct SQL text). */
+  readonly templates?: TemplateCache;
+  /** Managed prepared statements; absent: every query is sent unnamed. */
+  readonly statements?: StatementCache;
+  /** Where `db.replica()` reads go; absent when no replicas are configured. */
+  readonly replicas?: ReplicaRouter;
+}
+
+/**
+ * Read routing to streaming replicas (implemented by the module's replica set). Internal.
+ */
+export interface ReplicaRouter {
+  /** Runs a read outside any transaction on a healthy replica, or on the primary. */
+  read<R extends pg.QueryResultRow>(
+    text: string,
+    params: readonly unknown[] | undefined,
+    arrayRows: boolean | undefined,
+  ): Promise<pg.QueryResult<R>>;
+  /** Records that the current request or job sent a statement to the primary. */
+  notePrimary(): void;
+}

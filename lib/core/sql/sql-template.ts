@@ -1,0 +1,197 @@
+import { TemplateError } from '../../shared/errors.js';
+import { assertIdentifier, quoteIdentifier } from '../../shared/identifiers.js';
+import { scanSql } from './sql-lexer.js';
+
+/**
+ * A placeholder is `{{` + optional spaces + a name starting with a letter + `}}`. Content that
+ * starts with anything else (`{{1,2}}` array literals, JSON) is left alone. `\{{` is a literal
+ * `{{` in code (the backslash is dropped).
+ */
+const PLACEHOLDER = /\\\{\{|\{\{\s*([A-Za-z_][^{}]*?)\s*\}\}/g;
+const LEFTOVER = /\{\{\s*(?:tables\b|schema\b)/;
+const TABLE_PREFIX = 'tables.';
+// Inside a dollar-quoted body, an expanded name must not contain anything that could close it.
+const DOLLAR_TAG_LIKE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
+
+/** Default number of distinct SQL texts a template cache remembers. */
+const DEFAULT_TEMPLATE_CACHE_SIZE = 2_000;
+
+/**
+ * A parsed SQL text, independent of any schema: the literal pieces, and between each two a slot
+ * that is either `{{schema}}` (`null`) or a quoted table name.
+ */
+interface CompiledTemplate {
+  readonly parts: readonly string[];
+  readonly slots: readonly (string | null)[];
+  /** Per slot, `true` when it lies inside a dollar-quoted body (`$fn$ … $fn$`). */
+  readonly inDollarBody: readonly boolean[];
+}
+
+/**
+ * Parsed SQL templates, shared by every manager of an application. Parsing (the regex pass and
+ * name validation) happens once per distinct SQL text, whatever the number of schemas: with
+ * 10,000 tenants, a query is parsed once, not once per tenant. Bounded: when full, the oldest
+ * entry is evicted, so SQL built dynamically cannot grow it without limit.
+ */
+export class TemplateCache {
+  readonly #compiled = new Map<string, CompiledTemplate>();
+  readonly #max: number;
+
+  constructor(maxSize = DEFAULT_TEMPLATE_CACHE_SIZE) {
+    this.#max = maxSize;
+  }
+
+  /** Entries held. */
+  get size(): number {
+    return this.#compiled.size;
+  }
+
+  /** @throws TemplateError, InvalidIdentifierError */
+  get(sql: string): CompiledTemplate {
+    const hit = this.#compiled.get(sql);
+    if (hit !== undefined) return hit;
+    if (typeof sql !== 'string') {
+      throw new TemplateError(`SQL must be a string, received ${typeof sql}.`);
+    }
+    const compiled = compile(sql);
+    if (this.#compiled.size >= this.#max) {
+      // Maps iterate in insertion order: the first key is the oldest entry.
+      this.#compiled.delete(this.#compiled.keys().next().value as string);
+    }
+    this.#compiled.set(sql, compiled);
+    return compiled;
+  }
+}
+
+/**
+ * Finds placeholders the way PostgreSQL reads SQL: in code and in dollar-quoted bodies (function
+ * bodies are code too), never in string literals, quoted identifiers or comments, which are kept
+ * exactly as written.
+ */
+function compile(sql: string): CompiledTemplate {
+  if (!sql.includes('{{')) return { parts: [sql], slots: [], inDollarBody: [] };
+  const parts: string[] = [];
+  const slots: (string | null)[] = [];
+  const inDollarBody: boolean[] = [];
+  let part = '';
+  for (const segment of scanSql(sql)) {
+    const text = sql.slice(segment.start, segment.end);
+    if ((segment.kind !== 'code' && segment.kind !== 'dollar-body') || !text.includes('{{')) {
+      part += text;
+      continue;
+    }
+    let last = 0;
+    for (const match of text.matchAll(PLACEHOLDER)) {
+      const before = text.slice(last, match.index);
+      assertNoLeftover(before);
+      part += before;
+      last = match.index + match[0].length;
+      if (match[1] === undefined) {
+        part += '{{'; // the escape \{{
+        continue;
+      }
+      parts.push(part);
+      part = '';
+      slots.push(slotOf(match[1]));
+      inDollarBody.push(segment.kind === 'dollar-body');
+    }
+    const rest = text.slice(last);
+    assertNoLeftover(rest);
+    part += rest;
+  }
+  parts.push(part);
+  return { parts, slots, inDollarBody };
+}
+
+function assertNoLeftover(text: string): void {
+  const leftover = LEFTOVER.exec(text);
+  if (leftover) {
+    const snippet = text.slice(leftover.index, leftover.index + 40);
+    throw new TemplateError(
+      `Malformed placeholder near ${JSON.stringify(snippet)}: write {{tables.name}} or {{schema}}, closed with "}}" (or \\{{ for a literal "{{").`,
+    );
+  }
+}
+
+function slotOf(name: string): string | null {
+  if (name === 'schema') return null;
+  if (name.startsWith(TABLE_PREFIX)) return quoteTable(name.slice(TABLE_PREFIX.length).trim());
+  throw new TemplateError(
+    `Unknown placeholder {{${name}}}: the supported placeholders are {{tables.name}} and {{schema}}.`,
+  );
+}
+
+function quoteTable(table: string): string {
+  assertIdentifier(table, 'table');
+  return quoteIdentifier(table, 'table');
+}
+
+/**
+ * Expands `{{tables.name}}` and `{{schema}}` placeholders for one schema (or for none: then
+ * tables stay unqualified and `{{schema}}` is an error). A hot query costs a Map lookup in the
+ * shared {@link TemplateCache} and a few string concatenations.
+ */
+export class SqlTemplate {
+  readonly #schema: string | null;
+  readonly #quotedSchema: string | null;
+  /** `"schema".` — prepended to table names. */
+  readonly #prefix: string;
+  readonly #cache: TemplateCache;
+  /** The schema contains `$`, so it needs care inside dollar-quoted bodies. */
+  readonly #dollar: boolean;
+
+  constructor(schema: string | null, cache: TemplateCache = new TemplateCache()) {
+    if (schema !== null) assertIdentifier(schema, 'schema');
+    this.#schema = schema;
+    this.#dollar = schema !== null && DOLLAR_TAG_LIKE.test(schema);
+    this.#quotedSchema = schema === null ? null : quoteIdentifier(schema, 'schema');
+    this.#prefix = this.#quotedSchema === null ? '' : `${this.#quotedSchema}.`;
+    this.#cache = cache;
+  }
+
+  /** The schema this template qualifies names with, or `null` for unqualified names. */
+  get schema(): string | null {
+    return this.#schema;
+  }
+
+  /** The cache this template parses through (shared with managers created from it). */
+  get cache(): TemplateCache {
+    return this.#cache;
+  }
+
+  /** The qualified, quoted name of `table`: `"schema"."table"`, or `"table"` without a schema. */
+  table(table: string): string {
+    return this.#prefix + quoteTable(table);
+  }
+
+  /** Expands every placeholder in `sql`. @throws TemplateError, InvalidIdentifierError */
+  expand(sql: string): string {
+    const compiled = this.#cache.get(sql);
+    const { parts, slots } = compiled;
+    if (slots.length === 0) return parts[0];
+    if (this.#dollar && compiled.inDollarBody.includes(true)) this.#refuseDollar();
+    let out = parts[0];
+    for (let i = 0; i < slots.length; i++) {
+      const slot = slots[i]!;
+      if (slot === null) {
+        if (this.#quotedSchema === null) {
+          throw new TemplateError(
+            '{{schema}} was used on a manager that has no schema. Use a named schema manager (@InjectSchemaDb(name)) or write the schema explicitly.',
+          );
+        }
+        out += this.#quotedSchema;
+      } else {
+        out += this.#prefix + slot;
+      }
+      out += parts[i + 1];
+    }
+    return out;
+  }
+
+  #refuseDollar(): never {
+    throw new TemplateError(
+      `Schema ${JSON.stringify(this.#schema)} contains a dollar-quote tag ("$…$"), so expanding it inside a dollar-quoted body ($fn$ … $fn$) could end that body early. ` +
+        'Use schema names (tenant ids and schemaPrefix) without "$".',
+    );
+  }
+}

@@ -1,0 +1,209 @@
+import type { SchemaDb } from '../../core/schema-db.js';
+import type { TenantRow } from './tenant-registry-store.js';
+import { isServable, type TenantStatus } from '../tenant-state.js';
+
+/** A tenant as the registry records it. */
+export interface TenantInfo {
+  /** The tenant id, as passed to `TenantService.create()` and resolved from requests. */
+  readonly id: string;
+  /** The PostgreSQL schema holding the tenant's tables (unquoted). */
+  readonly schema: string;
+  /** See the lifecycle in `tenant-state.ts`: only `active` tenants are served. */
+  readonly status: TenantStatus;
+  /** The `metadata` given to `TenantService.create()` (a `jsonb` column); `{}` when none. */
+  readonly metadata: Record<string, unknown>;
+  /** When the registry row was created. */
+  readonly createdAt: Date;
+  /** Number of tenant migration files applied, as of the last `migrateAll()`/`create()`. */
+  readonly migratedVersion: number;
+  /** When a migration run last succeeded for the tenant; `null` before the first. */
+  readonly lastMigratedAt: Date | null;
+  /** Why the last migration attempt failed, or `null`. */
+  readonly lastError: string | null;
+  /** The row's version: grows with every change, from the registry's sequence. */
+  readonly version: number;
+}
+
+/** A known tenant and its pre-built manager. */
+export interface TenantEntry {
+  /** The tenant's registry row. */
+  readonly info: TenantInfo;
+  /** A manager bound to the tenant's schema. */
+  readonly db: SchemaDb;
+}
+
+/** What the cache knows about one id. */
+export interface TenantSlot {
+  /** Highest version applied; a deletion keeps a version too (a tombstone). */
+  version: number;
+  /** `undefined` for a tombstone (no row). */
+  entry: TenantEntry | undefined;
+  /** When (performance.now()) the state applied was current: the start of the read, or arrival. */
+  checkedAt: number;
+}
+
+const NEGATIVE_CACHE_MAX = 10_000;
+
+/**
+ * The in-memory view of the registry. It only moves forward: a row is applied only when its
+ * version is newer than what is held, a deletion leaves a versioned tombstone, and a snapshot
+ * (reload) merges into the map instead of replacing it, so a slow reload cannot undo a change
+ * applied while it ran.
+ */
+export class TenantCache {
+  readonly #slots = new Map<string, TenantSlot>();
+  readonly #negative = new Map<string, number>();
+  readonly #createDb: (schema: string) => SchemaDb;
+
+  constructor(createDb: (schema: string) => SchemaDb) {
+    this.#createDb = createDb;
+  }
+
+  /** The slot of `id`, tombstones included. */
+  slot(id: string): TenantSlot | undefined {
+    return this.#slots.get(id);
+  }
+
+  /** Every tenant with a row (all states), unordered. */
+  entries(): TenantEntry[] {
+    const out: TenantEntry[] = [];
+    for (const slot of this.#slots.values()) if (slot.entry) out.push(slot.entry);
+    return out;
+  }
+
+  /** Number of tenants with a row. */
+  get size(): number {
+    let n = 0;
+    for (const slot of this.#slots.values()) if (slot.entry) n++;
+    return n;
+  }
+
+  /**
+   * Applies a row read by a query that started at `readAt`. Older than what is held: ignored.
+   * Returns the slot's entry afterwards.
+   */
+  applyRow(row: TenantRow, readAt: number): TenantEntry | undefined {
+    this.#negative.delete(row.id);
+    const slot = this.#slots.get(row.id);
+    if (slot) {
+      // A tombstone needs a strictly newer row: a read that started before the deletion was
+      // applied can still return the deleted row at the same version.
+      const newer = slot.entry ? row.version >= slot.version : row.version > slot.version;
+      if (!newer) {
+        if (row.version === slot.version) slot.checkedAt = Math.max(slot.checkedAt, readAt);
+        return slot.entry;
+      }
+    }
+    const entry = this.#toEntry(row, slot?.entry);
+    this.#slots.set(row.id, {
+      version: row.version,
+      entry,
+      checkedAt: Math.max(readAt, slot?.checkedAt ?? 0),
+    });
+    return entry;
+  }
+
+  /**
+   * A point read that started at `readAt` found no row. The state held is older than the read
+   * unless it was applied after the read began; only then is it kept.
+   */
+  applyMissing(id: string, readAt: number): void {
+    const slot = this.#slots.get(id);
+    // Nothing is kept for an id never seen: bogus ids must not grow the map (the negative cache,
+    // which is bounded, remembers them).
+    if (!slot || slot.checkedAt > readAt) return;
+    slot.entry = undefined;
+    slot.checkedAt = readAt;
+  }
+
+  /**
+   * A change announced by the trigger, arriving at `at`. A deletion is applied at once (a
+   * tombstone with its version); a change to a state that is not served is applied at once to the
+   * status (the rest of the row follows from the re-read the caller schedules). Returns whether
+   * the id needs a re-read.
+   */
+  applyNotice(
+    id: string,
+    version: number,
+    op: 'insert' | 'update' | 'delete',
+    status: TenantStatus | undefined,
+    at: number,
+  ): boolean {
+    this.#negative.delete(id);
+    const slot = this.#slots.get(id);
+    if (slot && version <= slot.version) return false;
+    if (op === 'delete') {
+      this.#slots.set(id, { version, entry: undefined, checkedAt: at });
+      return false;
+    }
+    if (slot?.entry && status && !isServable(status)) {
+      // Refusing sooner is always safe; serving sooner waits for the full row.
+      slot.entry = {
+        info: Object.freeze({ ...slot.entry.info, status, version }),
+        db: slot.entry.db,
+      };
+      slot.version = version;
+      slot.checkedAt = at;
+    }
+    return true;
+  }
+
+  /**
+   * Merges a full snapshot read by a query that started at `readAt`: newer rows are applied, and
+   * ids the snapshot lacks are tombstoned unless something newer than the snapshot was applied.
+   */
+  merge(rows: readonly TenantRow[], readAt: number): void {
+    const seen = new Set<string>();
+    for (const row of rows) {
+      seen.add(row.id);
+      this.applyRow(row, readAt);
+    }
+    for (const [id, slot] of this.#slots) {
+      if (seen.has(id)) continue;
+      if (slot.checkedAt > readAt) continue;
+      if (slot.entry) slot.entry = undefined;
+      slot.checkedAt = readAt;
+    }
+    this.#negative.clear();
+  }
+
+  /** Whether `id` is remembered as unknown (only consulted while unsynced). */
+  isKnownMissing(id: string, now: number): boolean {
+    const until = this.#negative.get(id);
+    if (until === undefined) return false;
+    if (until > now) return true;
+    this.#negative.delete(id);
+    return false;
+  }
+
+  /** Remembers `id` as unknown until `until`. */
+  rememberMissing(id: string, until: number): void {
+    if (this.#negative.size >= NEGATIVE_CACHE_MAX) {
+      this.#negative.delete(this.#negative.keys().next().value as string);
+    }
+    this.#negative.set(id, until);
+  }
+
+  #toEntry(row: TenantRow, previous: TenantEntry | undefined): TenantEntry {
+    const db =
+      previous && previous.db.schema === row.schema_name
+        ? previous.db
+        : this.#createDb(row.schema_name);
+    return { info: toTenantInfo(row), db };
+  }
+}
+
+/** A registry row as `TenantInfo` (frozen). */
+export function toTenantInfo(row: TenantRow): TenantInfo {
+  return Object.freeze({
+    id: row.id,
+    schema: row.schema_name,
+    status: row.status,
+    metadata: row.metadata,
+    createdAt: row.created_at,
+    migratedVersion: row.migrated_version,
+    lastMigratedAt: row.last_migrated_at,
+    lastError: row.last_error,
+    version: row.version,
+  });
+}

@@ -1,0 +1,291 @@
+import type pg from 'pg';
+import { quoteIdentifier } from '../../shared/identifiers.js';
+import { PgTenancyError } from '../../shared/errors.js';
+import type { SessionTracker } from '../../connection/sessions.js';
+import { isDistributedSchema, keepRegistryLocal } from '../citus/citus.js';
+import { ensureOnce } from '../tenant-locks.js';
+import type { TenantStatus } from '../tenant-state.js';
+
+/** A registry row as read from the table. */
+export interface TenantRow {
+  id: string;
+  schema_name: string;
+  status: TenantStatus;
+  metadata: Record<string, unknown>;
+  created_at: Date;
+  migrated_version: number;
+  migrations_digest: string | null;
+  last_migrated_at: Date | null;
+  last_error: string | null;
+  /** From the registry's sequence; `0` on a registry not upgraded yet (read-only CLI). */
+  version: number;
+}
+
+/** A change announced by the registry table's trigger. */
+export interface RegistryNotice {
+  readonly id: string;
+  /** `null` when an older instance announced it (payload: the bare id). */
+  readonly version: number | null;
+  readonly op: 'insert' | 'update' | 'delete' | 'truncate' | 'unknown';
+  readonly status?: TenantStatus;
+}
+
+/** The table has no registry: read-only commands say so instead of creating one. */
+export class RegistryMissingError extends PgTenancyError {
+  constructor(
+    /** The qualified name of the registry table that was looked for. */
+    readonly table: string,
+  ) {
+    super(
+      `There is no tenant registry in this database: the table ${table} does not exist. Nothing was created. ` +
+        'Check the connection settings and tenancy.registrySchema; the registry is created by the app at start-up or by `tenants create`.',
+    );
+  }
+}
+
+// Bumped whenever the DDL below changes; an up-to-date registry is left alone (no lock, no DDL).
+const REGISTRY_MARKER = 'nestjs-pg-tenancy registry v2';
+
+/**
+ * The registry table and everything PostgreSQL does for it: its DDL (created, or upgraded in place
+ * from an older release, under an advisory lock), the version sequence, and the trigger that
+ * announces every insert, update and delete — operators' plain SQL included — inside the changing
+ * transaction, so no change can commit unannounced.
+ */
+export class TenantRegistryStore {
+  readonly #pool: pg.Pool;
+  readonly #schema: string;
+
+  constructor(pool: pg.Pool, registrySchema: string) {
+    this.#pool = pool;
+    this.#schema = registrySchema;
+  }
+
+  /** `"registrySchema"."tenants"`. */
+  get table(): string {
+    return `${quoteIdentifier(this.#schema)}.${quoteIdentifier('tenants')}`;
+  }
+
+  /** The NOTIFY channel of registry changes. */
+  get channel(): string {
+    return `pg_tenancy_${this.#schema}`;
+  }
+
+  get #sequence(): string {
+    return `${quoteIdentifier(this.#schema)}.${quoteIdentifier('tenants_version_seq')}`;
+  }
+
+  /** Whether the table exists. Reads only. */
+  async exists(): Promise<boolean> {
+    const { rows } = await this.#pool.query<{ found: string | null }>(
+      'SELECT to_regclass($1)::text AS found',
+      [this.table],
+    );
+    return rows[0]?.found != null;
+  }
+
+  /** @throws RegistryMissingError when there is no registry table. Reads only. */
+  async assertExists(): Promise<void> {
+    if (!(await this.exists())) throw new RegistryMissingError(this.table);
+  }
+
+  /**
+   * Creates the registry, or upgrades one made by an older release (adds `version`, the
+   * `dropping` state and the trigger), under an advisory lock so instances starting together do
+   * not collide. Costs one read when the registry is already current.
+   */
+  async ensure(connection: pg.ClientConfig, tracker?: SessionTracker): Promise<void> {
+    await ensureOnce(
+      this.#pool,
+      { connection, tracker },
+      `registry:${this.#schema}`,
+      (db) => this.#isCurrent(db),
+      async (client) => {
+        await keepRegistryLocal(client, this.#schema);
+        await client.query(this.#ddl());
+      },
+    );
+  }
+
+  async #isCurrent(db: pg.Pool | pg.ClientBase): Promise<boolean> {
+    const { rows } = await db.query<{ marker: string | null; citus: boolean }>(
+      `SELECT obj_description(to_regclass($1), 'pg_class') AS marker,
+              to_regclass('pg_catalog.pg_dist_schema') IS NOT NULL AS citus`,
+      [this.table],
+    );
+    if (rows[0]?.marker !== REGISTRY_MARKER) return false;
+    // On Citus, a registry that a database-wide schema-based sharding made distributed is not
+    // current: every read of it would hop to a worker.
+    return !rows[0].citus || !(await isDistributedSchema(db, this.#schema));
+  }
+
+  #ddl(): string {
+    const schema = quoteIdentifier(this.#schema);
+    const table = this.table;
+    const seq = this.#sequence;
+    const fn = (name: string) => `${schema}.${quoteIdentifier(name)}`;
+    // Identifiers are validated ([A-Za-z0-9_$]), so they are safe inside these literals.
+    const channel = `'${this.channel}'`;
+    const seqLiteral = `'${seq.replace(/'/g, "''")}'`;
+    return `
+      CREATE SCHEMA IF NOT EXISTS ${schema};
+      CREATE TABLE IF NOT EXISTS ${table} (
+        id text PRIMARY KEY,
+        schema_name text NOT NULL UNIQUE,
+        status text NOT NULL DEFAULT 'provisioning',
+        metadata jsonb NOT NULL DEFAULT '{}',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        migrated_version integer NOT NULL DEFAULT 0,
+        migrations_digest text,
+        last_migrated_at timestamptz,
+        last_error text
+      );
+      CREATE SEQUENCE IF NOT EXISTS ${seq};
+      ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT nextval(${seqLiteral});
+      ALTER SEQUENCE ${seq} OWNED BY ${table}.version;
+      ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS tenants_status_check;
+      ALTER TABLE ${table} ADD CONSTRAINT tenants_status_check
+        CHECK (status IN ('provisioning', 'active', 'suspended', 'dropping'));
+      CREATE OR REPLACE FUNCTION ${fn('tenants_version')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        -- Every change gets a fresh version, whoever makes it. The row is locked by now, so a
+        -- row's versions grow in commit order.
+        NEW.version := nextval(${seqLiteral});
+        RETURN NEW;
+      END $fn$;
+      CREATE OR REPLACE FUNCTION ${fn('tenants_announce')}() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_OP = 'TRUNCATE' THEN
+          PERFORM pg_notify(${channel}, json_build_object('op', 'truncate', 'id', '', 'version', nextval(${seqLiteral}))::text);
+          RETURN NULL;
+        ELSIF TG_OP = 'DELETE' THEN
+          -- A deletion is a versioned tombstone: newer than anything the row ever carried.
+          PERFORM pg_notify(${channel}, json_build_object('op', 'delete', 'id', OLD.id, 'version', nextval(${seqLiteral}))::text);
+          RETURN OLD;
+        END IF;
+        PERFORM pg_notify(${channel}, json_build_object('op', lower(TG_OP), 'id', NEW.id, 'version', NEW.version, 'status', NEW.status)::text);
+        RETURN NEW;
+      END $fn$;
+      DROP TRIGGER IF EXISTS tenants_version ON ${table};
+      CREATE TRIGGER tenants_version BEFORE INSERT OR UPDATE ON ${table}
+        FOR EACH ROW EXECUTE FUNCTION ${fn('tenants_version')}();
+      DROP TRIGGER IF EXISTS tenants_announce ON ${table};
+      CREATE TRIGGER tenants_announce AFTER INSERT OR UPDATE OR DELETE ON ${table}
+        FOR EACH ROW EXECUTE FUNCTION ${fn('tenants_announce')}();
+      DROP TRIGGER IF EXISTS tenants_announce_truncate ON ${table};
+      CREATE TRIGGER tenants_announce_truncate AFTER TRUNCATE ON ${table}
+        FOR EACH STATEMENT EXECUTE FUNCTION ${fn('tenants_announce')}();
+      COMMENT ON TABLE ${table} IS '${REGISTRY_MARKER}';`;
+  }
+
+  /** One tenant's row (an indexed lookup), or `undefined`. */
+  async one(id: string, db: pg.Pool | pg.ClientBase = this.#pool): Promise<TenantRow | undefined> {
+    const { rows } = await db.query<TenantRow>(`SELECT * FROM ${this.table} WHERE id = $1`, [id]);
+    return rows[0] && normaliseRow(rows[0]);
+  }
+
+  /** Moves `id` to `to` if its status is one of `from`; whether it did. */
+  async setStatus(id: string, to: TenantStatus, from: readonly TenantStatus[]): Promise<boolean> {
+    const updated = await this.#pool.query(
+      `UPDATE ${this.table} SET status = $2 WHERE id = $1 AND status = ANY($3)`,
+      [id, to, from],
+    );
+    return updated.rowCount === 1;
+  }
+
+  /** Finishes a `provisioning` tenant: `active`, with the files applied. Returns the row written. */
+  async activate(
+    id: string,
+    migratedVersion: number,
+    digest: string,
+  ): Promise<TenantRow | undefined> {
+    const { rows } = await this.#pool.query<TenantRow>(
+      `UPDATE ${this.table}
+          SET status = 'active', migrated_version = $2, migrations_digest = $3,
+              last_migrated_at = now(), last_error = NULL
+        WHERE id = $1 AND status = 'provisioning'
+        RETURNING *`,
+      [id, migratedVersion, digest],
+    );
+    return rows[0] && normaliseRow(rows[0]);
+  }
+
+  /**
+   * How many migration files every tenant has applied: the lowest `migrated_version` of tenants
+   * that are not being dropped, or `Infinity` when there are none.
+   */
+  async appliedByAll(): Promise<number> {
+    const { rows } = await this.#pool.query<{ v: number | null }>(
+      `SELECT min(migrated_version) AS v FROM ${this.table} WHERE status <> 'dropping'`,
+    );
+    return rows[0].v ?? Infinity;
+  }
+
+  /** Records a migration run of a served tenant (no effect on one that is gone or dropping). */
+  async recordMigrated(id: string, migratedVersion: number, digest: string): Promise<void> {
+    await this.#pool.query(
+      `UPDATE ${this.table}
+          SET migrated_version = $2, migrations_digest = $3, last_migrated_at = now(), last_error = NULL
+        WHERE id = $1 AND status IN ('active', 'suspended')`,
+      [id, migratedVersion, digest],
+    );
+  }
+
+  /** Records why a tenant's migrations failed. */
+  async recordFailure(id: string, message: string): Promise<void> {
+    await this.#pool.query(`UPDATE ${this.table} SET last_error = $2 WHERE id = $1`, [id, message]);
+  }
+
+  /** Deletes `id`'s row if it has `status`; whether it did. */
+  async deleteIf(id: string, status: TenantStatus): Promise<boolean> {
+    const deleted = await this.#pool.query(
+      `DELETE FROM ${this.table} WHERE id = $1 AND status = $2`,
+      [id, status],
+    );
+    return deleted.rowCount === 1;
+  }
+
+  /** Whether `schema` exists. */
+  async schemaExists(schema: string): Promise<boolean> {
+    const found = await this.#pool.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+    return found.rowCount === 1;
+  }
+
+  /** Every row, or only `ids`, ordered by id. */
+  async all(ids?: readonly string[]): Promise<TenantRow[]> {
+    const { rows } = await this.#pool.query<TenantRow>(
+      `SELECT * FROM ${this.table} WHERE ($1::text[] IS NULL OR id = ANY($1)) ORDER BY id`,
+      [ids ?? null],
+    );
+    return rows.map(normaliseRow);
+  }
+}
+
+/** Parses a notification payload (JSON from the trigger, or a bare id from an older release). */
+export function parseNotice(payload: string): RegistryNotice | undefined {
+  if (!payload.startsWith('{')) return { id: payload, version: null, op: 'unknown' };
+  try {
+    const value = JSON.parse(payload) as {
+      id?: unknown;
+      version?: unknown;
+      op?: unknown;
+      status?: unknown;
+    };
+    if (typeof value.id !== 'string') return undefined;
+    return {
+      id: value.id,
+      version: typeof value.version === 'number' ? value.version : Number(value.version),
+      op: value.op as RegistryNotice['op'],
+      ...(typeof value.status === 'string' ? { status: value.status as TenantStatus } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Fixes up a row as `pg` returns it (`version` is a bigint, hence a string). */
+export function normaliseRow(row: TenantRow): TenantRow {
+  // bigint arrives as a string; versions stay far below 2^53.
+  row.version = row.version === undefined || row.version === null ? 0 : Number(row.version);
+  return row;
+}

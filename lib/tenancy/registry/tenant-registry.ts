@@ -1,0 +1,394 @@
+import type { LoggerService } from '@nestjs/common';
+import pg from 'pg';
+import { assertIdentifier } from '../../shared/identifiers.js';
+import type { QueryEnvironment } from '../../core/query/query-environment.js';
+import { SchemaDb } from '../../core/schema-db.js';
+import type { SessionTracker } from '../../connection/sessions.js';
+import type { ResolvedTenancyOptions } from '../tenancy-options.js';
+import { TenantCache, type TenantEntry } from './tenant-cache.js';
+import { TenantRegistryStore, type RegistryNotice } from './tenant-registry-store.js';
+import { RegistrySync, type RegistrySyncState } from './tenant-registry-sync.js';
+import {
+  InvalidTenantIdError,
+  TenantNotFoundError,
+  TenantSuspendedError,
+} from '../tenant.errors.js';
+
+export type { TenantEntry, TenantInfo } from './tenant-cache.js';
+export type { RegistrySyncState } from './tenant-registry-sync.js';
+
+/** The answer a request gets for tenant `id` in the state `entry` records. */
+function admitted(id: string, entry: TenantEntry | null): TenantEntry {
+  const status = entry?.info.status;
+  if (status === 'active') return entry!;
+  if (status === 'suspended') throw new TenantSuspendedError(id);
+  throw new TenantNotFoundError(id);
+}
+
+/** How long announced changes gather before they are re-read together. */
+const STALE_FLUSH_MS = 5;
+/** Above this many changed ids, one full reload is cheaper than a query per id. */
+const STALE_BATCH_RELOAD = 32;
+
+/** SQLSTATEs of a statement that lost its table or schema. */
+const VANISHED = new Set(['42P01', '3F000']);
+
+/** A read in flight that concurrent callers share. */
+interface SharedRead<T> {
+  /** Another read must start after the current one (a caller arrived meanwhile). */
+  again: boolean;
+  readonly done: Promise<T>;
+}
+
+/**
+ * Shares `read` among concurrent callers without handing anyone a result older than their call:
+ * a caller arriving while a read runs gets one more read after it (however many arrive), since
+ * the read running may have taken its snapshot before the caller's reason to ask. `settle` runs
+ * when the last read is done.
+ */
+function shareRead<T>(
+  pending: SharedRead<T> | undefined,
+  read: () => Promise<T>,
+  settle: () => void,
+): SharedRead<T> {
+  if (pending) {
+    pending.again = true;
+    return pending;
+  }
+  const shared: { again: boolean; done?: Promise<T> } = { again: true };
+  shared.done = (async () => {
+    try {
+      let result: T;
+      do {
+        shared.again = false;
+        result = await read();
+      } while (shared.again);
+      return result;
+    } finally {
+      settle();
+    }
+  })();
+  return shared as SharedRead<T>;
+}
+
+/**
+ * The tenants every request is checked against: an in-memory view of the registry table, each
+ * tenant with a pre-built `SchemaDb`, that moves only forward (by row version) and is proven
+ * current within `maxStalenessMs` (see `RegistrySync`). Resolving a tenant is a Map lookup and a
+ * clock read; an entry is re-checked against the table (one indexed query, shared by concurrent
+ * lookups of that id) only when the instance cannot prove it current within the bound.
+ *
+ * While the view is proven current, an unknown id costs no query at all, so a flood of bogus ids
+ * never reaches the database; otherwise a miss costs one primary-key lookup and unknown ids are
+ * remembered for `negativeCacheMs`.
+ *
+ * Advanced: created and driven by `DatabaseModule` (with `tenancy`). It may be injected to read
+ * the view (`find`, `entries`, `syncState`), but it is not part of the stable API and may change
+ * in a minor release; `TenantService` and `DatabaseMonitor` are the supported surface.
+ */
+export class TenantRegistry {
+  readonly #env: QueryEnvironment;
+  readonly #connection: pg.ClientConfig;
+  readonly #options: ResolvedTenancyOptions;
+  readonly #logger: LoggerService;
+  readonly #store: TenantRegistryStore;
+  readonly #cache: TenantCache;
+  readonly #sync: RegistrySync;
+  readonly #reads = new Map<string, SharedRead<void>>();
+  /** Ids announced changed and not re-read yet, with the sequence number of the latest notice. */
+  readonly #stale = new Map<string, number>();
+  #staleSeq = 0;
+  #flushTimer: NodeJS.Timeout | undefined;
+  #reloading: SharedRead<number> | undefined;
+
+  /**
+   * @param env the pool (and shutdown gate, query observer) the tenants' managers use.
+   * @param connection connection settings with the password (not `pool.options`, where pg-pool
+   *   hides it), used for the listener's and the registry's own connections.
+   */
+  constructor(
+    env: QueryEnvironment | pg.Pool,
+    connection: pg.ClientConfig,
+    options: ResolvedTenancyOptions,
+    logger: LoggerService,
+  ) {
+    this.#env = env instanceof pg.Pool ? { pool: env } : env;
+    this.#connection = connection;
+    this.#options = options;
+    this.#logger = logger;
+    this.#store = new TenantRegistryStore(this.#env.pool, options.registrySchema);
+    this.#cache = new TenantCache((schema) => SchemaDb.create(this.#env, schema));
+    this.#sync = new RegistrySync(
+      {
+        pool: this.#env.pool,
+        connection,
+        channel: this.#store.channel,
+        maxStalenessMs: options.maxStalenessMs,
+        pollIntervalMs: options.pollIntervalMs,
+        logger,
+      },
+      {
+        onNotice: (notice, at) => this.#onNotice(notice, at),
+        reload: () => this.#reload(),
+      },
+    );
+  }
+
+  /** `"registrySchema"."tenants"`. */
+  get table(): string {
+    return this.#store.table;
+  }
+
+  /** The NOTIFY channel for registry changes (sent by the table's trigger). */
+  get channel(): string {
+    return this.#store.channel;
+  }
+
+  /** @internal The table's DDL and reads. */
+  get store(): TenantRegistryStore {
+    return this.#store;
+  }
+
+  /** `true` while the view is proven complete within `maxStalenessMs`. */
+  get synced(): boolean {
+    return this.#sync.state().synced;
+  }
+
+  /** How the view keeps up with the table: mode, whether synced, lag. For health and metrics. */
+  syncState(): RegistrySyncState {
+    return this.#sync.state();
+  }
+
+  /** Number of tenants in memory (every state). */
+  get size(): number {
+    return this.#cache.size;
+  }
+
+  /** @throws InvalidTenantIdError */
+  validate(id: unknown): asserts id is string {
+    if (typeof id !== 'string' || !this.#options.idPattern.test(id)) {
+      throw new InvalidTenantIdError(this.#options.idPattern);
+    }
+  }
+
+  /** The schema of tenant `id` (validated). @throws InvalidTenantIdError, InvalidIdentifierError */
+  schemaFor(id: string): string {
+    this.validate(id);
+    const schema = `${this.#options.schemaPrefix}${id}`;
+    assertIdentifier(schema, 'tenant schema');
+    return schema;
+  }
+
+  /**
+   * Creates the registry table, or upgrades one from an older release in place (safe when many
+   * instances start at once; one read when it is already current).
+   *
+   * @internal Called by `start()` and the CLI.
+   */
+  async ensureTable(tracker?: SessionTracker): Promise<void> {
+    await this.#store.ensure(this.#connection, tracker ?? this.#env.drain);
+  }
+
+  /** Ensures the table, starts the change listener and loads every tenant. */
+  async start(): Promise<void> {
+    await this.ensureTable();
+    await this.#sync.start();
+  }
+
+  /** Stops the listener. Idempotent. */
+  async close(): Promise<void> {
+    clearTimeout(this.#flushTimer);
+    this.#flushTimer = undefined;
+    await this.#sync.close();
+  }
+
+  /**
+   * Re-reads every tenant from the table and merges it into the view: a change applied while the
+   * read ran is never undone by it. Concurrent calls share reads, and each gets one that started
+   * after it was called.
+   *
+   * @internal Used by `TenantService.list()`.
+   */
+  async reload(): Promise<void> {
+    const readAt = await this.#reload();
+    this.#sync.heard(readAt);
+  }
+
+  /**
+   * Re-reads the whole table and merges it; resolves with when the (last) read started. A call
+   * while a read runs gets a read that starts after it: a listener that reconnects must not be
+   * handed a snapshot taken before it listened again, or a change committed in between is lost.
+   */
+  #reload(): Promise<number> {
+    this.#reloading = shareRead(
+      this.#reloading,
+      async () => {
+        const readAt = performance.now();
+        const rows = await this.#store.all();
+        this.#cache.merge(rows, readAt);
+        return readAt;
+      },
+      () => (this.#reloading = undefined),
+    );
+    return this.#reloading.done;
+  }
+
+  /**
+   * Re-reads one tenant (one indexed query) and applies it if newer; the result is current as of
+   * a read that started after this call. Reads of one id are serialised and shared. Resolves with
+   * the tenant in whatever state its row has, or `null` when there is no row.
+   *
+   * @internal Used by `TenantService` after each change it makes.
+   */
+  refresh(id: string): Promise<TenantEntry | null> {
+    const read = shareRead(
+      this.#reads.get(id),
+      async () => {
+        const readAt = performance.now();
+        const row = await this.#store.one(id);
+        if (row) this.#cache.applyRow(row, readAt);
+        else this.#cache.applyMissing(id, readAt);
+      },
+      () => this.#reads.delete(id),
+    );
+    this.#reads.set(id, read);
+    return read.done.then(() => this.#cache.slot(id)?.entry ?? null);
+  }
+
+  /** Every tenant in memory, in every state. */
+  entries(): TenantEntry[] {
+    return this.#cache.entries();
+  }
+
+  /**
+   * The tenant `id` in whatever state, or `null` if there is none. Validates first: a malformed
+   * id throws and costs no query.
+   */
+  find(id: string): Promise<TenantEntry | null> {
+    try {
+      const hit = this.#lookupNow(id);
+      return hit === undefined ? this.#lookupSlow(id) : Promise.resolve(hit);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The active tenant `id`. Tenants being created or dropped are unknown to requests.
+   * @throws InvalidTenantIdError, TenantNotFoundError, TenantSuspendedError
+   */
+  require(id: string): Promise<TenantEntry> {
+    // The hot path of every request: no promise beyond the one returned when the view answers.
+    try {
+      const hit = this.#lookupNow(id);
+      return hit === undefined
+        ? this.#lookupSlow(id).then((entry) => admitted(id, entry))
+        : Promise.resolve(admitted(id, hit));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * What the view says about `id` when it can be trusted now (`null`: no such tenant), or
+   * `undefined` when the table must be asked. Validates first.
+   */
+  #lookupNow(id: string): TenantEntry | null | undefined {
+    this.validate(id);
+    if (this.#reads.size > 0 && this.#reads.has(id)) return undefined;
+    if (this.#stale.size > 0 && this.#stale.has(id)) return undefined;
+    const now = performance.now();
+    const horizon = now - this.#options.maxStalenessMs;
+    const slot = this.#cache.slot(id);
+    const proven = this.#sync.heardAsOf >= horizon;
+    if (slot) return proven || slot.checkedAt >= horizon ? (slot.entry ?? null) : undefined;
+    // A miss is authoritative only while changes are arriving: with the listener known lost,
+    // ids are looked up (and remembered as unknown for negativeCacheMs).
+    if (proven && this.#sync.live) return null;
+    if (this.#cache.isKnownMissing(id, now)) return null;
+    return undefined;
+  }
+
+  /** One indexed read of `id` (shared with concurrent ones), then the view's answer. */
+  async #lookupSlow(id: string): Promise<TenantEntry | null> {
+    const upTo = this.#staleSeq;
+    const known = this.#cache.slot(id) !== undefined;
+    // The read starts after this moment, so "unknown" is true as of it: count from here.
+    const readAt = performance.now();
+    const entry = await this.refresh(id);
+    if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
+    if (!entry && !known) this.#cache.rememberMissing(id, readAt + this.#options.negativeCacheMs);
+    return entry;
+  }
+
+  /** Resolves once the view is proven current. For tests and readiness checks. */
+  whenSynced(): Promise<void> {
+    return this.#sync.whenSynced();
+  }
+
+  /**
+   * `TenantNotFoundError` when `err` says a table or schema is missing (SQLSTATE 42P01, 3F000)
+   * and tenant `id` is gone or being dropped — a request that raced a drop; `err` otherwise.
+   * Costs one indexed query, and only on such errors.
+   */
+  async vanishedTenantError(id: string, err: unknown): Promise<unknown> {
+    if (!VANISHED.has((err as { code?: string } | null)?.code ?? '')) return err;
+    const entry = await this.refresh(id).catch(() => undefined);
+    return entry === null || entry?.info.status === 'dropping' ? new TenantNotFoundError(id) : err;
+  }
+
+  /** @internal Cuts the listener as a network failure would; it reconnects and re-reads. */
+  resync(reason = 'resync requested'): void {
+    this.#sync.resync(reason);
+  }
+
+  #onNotice(notice: RegistryNotice, at: number): void {
+    if (notice.op === 'truncate') {
+      this.#reload().catch((err: Error) => this.#failed('the registry', err));
+      return;
+    }
+    const reread =
+      notice.version === null || notice.op === 'unknown'
+        ? true
+        : this.#cache.applyNotice(notice.id, notice.version, notice.op, notice.status, at);
+    if (reread) this.#markStale(notice.id);
+  }
+
+  /**
+   * Re-reads announced changes in batches: a bulk change (an operator's UPDATE of every row, a
+   * fleet migration recording its progress) costs one reload instead of a query per row. A
+   * lookup of a stale id re-reads it at once.
+   */
+  #markStale(id: string): void {
+    this.#stale.set(id, ++this.#staleSeq);
+    this.#flushTimer ??= setTimeout(() => this.#flush(), STALE_FLUSH_MS);
+  }
+
+  #flush(): void {
+    this.#flushTimer = undefined;
+    const upTo = this.#staleSeq;
+    const ids = [...this.#stale.keys()];
+    const settle = (id: string) => {
+      if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
+    };
+    if (ids.length > STALE_BATCH_RELOAD) {
+      this.#reload().then(
+        () => ids.forEach(settle),
+        (err: Error) => this.#failed('the registry', err),
+      );
+      return;
+    }
+    for (const id of ids) {
+      this.refresh(id).then(
+        () => settle(id),
+        (err: Error) => this.#failed(`tenant ${id}`, err),
+      );
+    }
+  }
+
+  #failed(what: string, err: Error): void {
+    this.#logger.warn(`Could not re-read ${what} after a change: ${err.message}`);
+    // A change not applied is worse than a reload: resynchronise through a reconnect.
+    this.#sync.resync(`re-read failed: ${err.message}`);
+  }
+}

@@ -1,0 +1,300 @@
+import type pg from 'pg';
+import { quoteIdentifier } from '../../shared/identifiers.js';
+import type { MigrationFile } from '../../migrations/migration-files.js';
+import type { MigrationRunner } from '../../migrations/migration-runner.js';
+import { inTransaction, openSession, type Session, type SessionTracker } from '../../connection/sessions.js';
+import { migrationsDigest } from '../tenant-migrations-digest.js';
+import { holdTenantLock, lockTenant } from '../tenant-locks.js';
+import { reserveTenant } from '../provisioning/tenant-provisioner.js';
+import type { TenantInfo, TenantRegistry } from '../registry/tenant-registry.js';
+import type { TenantRow } from '../registry/tenant-registry-store.js';
+import {
+  type CatalogTable,
+  catalogTables,
+  columnList,
+  fingerprintDifference,
+  historyMismatch,
+  normaliseSchemaName,
+  qualified,
+  readHistory,
+  schemaFingerprint,
+  sequenceValues,
+  setSequences,
+  setUserTriggers,
+  truncateAll,
+  withoutTimeouts,
+} from '../../catalog/tenant-schema-catalog.js';
+import { statesLeadingTo, type TenantStatus } from '../tenant-state.js';
+import { TenantCloneError, TenantRenameError } from './tenant-copy.errors.js';
+import { TenantAlreadyExistsError, TenantNotFoundError } from '../tenant.errors.js';
+
+/** Progress of a copy (clone, export, import), reported after each table. */
+export interface TenantCopyProgress {
+  /** The table just copied. */
+  readonly table: string;
+  /** Rows it held. */
+  readonly rows: number;
+  /** Tables copied so far, this one included. */
+  readonly done: number;
+  /** Tables to copy. */
+  readonly total: number;
+}
+
+/** Options of {@link TenantService.clone}. */
+export interface CloneTenantOptions {
+  /** The new tenant's metadata. Default: the source's. */
+  metadata?: Record<string, unknown>;
+  /** Called after each table. */
+  onProgress?: (progress: TenantCopyProgress) => void;
+}
+
+/**
+ * Inserts tenant `id`'s row as `provisioning` and creates its schema with the first `files`
+ * replayed into it, in the open transaction on `client`, under the tenant's lock.
+ *
+ * @throws TenantAlreadyExistsError, or an `Error` when the schema already exists.
+ */
+export async function startTenant(
+  client: pg.ClientBase,
+  registry: TenantRegistry,
+  runner: MigrationRunner,
+  tenant: { id: string; schema: string; metadata: Record<string, unknown> },
+  files: readonly MigrationFile[],
+  beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
+): Promise<void> {
+  await reserveTenant(client, registry, tenant, beforeCreateSchema);
+  const later = files.find((f) => !f.transactional);
+  if (later) {
+    throw new Error(
+      `migration ${later.name} is marked no-transaction and cannot be replayed inside the copy's transaction; create the tenant and copy its data with SQL instead`,
+    );
+  }
+  await runner.applyInTransaction(client, tenant.schema, files);
+}
+
+/** Moves a `provisioning` tenant to `active` with its migration version, in the open transaction. */
+export async function finishTenant(
+  client: pg.ClientBase,
+  table: string,
+  id: string,
+  files: readonly MigrationFile[],
+  version: number,
+): Promise<void> {
+  await client.query(
+    `UPDATE ${table}
+        SET status = 'active', migrated_version = $2, migrations_digest = $3,
+            last_migrated_at = now(), last_error = NULL
+      WHERE id = $1 AND status = ANY($4)`,
+    [id, version, migrationsDigest(files, version), statesLeadingTo('active')],
+  );
+}
+
+/**
+ * What clones, renames, exports and imports share: the registry, the migration runner and files,
+ * and their own connections, opened without statement or lock timeouts (copies run long).
+ */
+export abstract class TenantCopyJob {
+  readonly #connection: pg.ClientConfig;
+
+  constructor(
+    protected readonly registry: TenantRegistry,
+    protected readonly runner: MigrationRunner,
+    connection: pg.ClientConfig,
+    protected readonly files: () => Promise<readonly MigrationFile[]>,
+    private readonly tracker?: SessionTracker,
+    /** Runs before a new tenant's `CREATE SCHEMA` (Citus placement: distributed or local). */
+    protected readonly beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
+  ) {
+    this.#connection = withoutTimeouts(connection);
+  }
+
+  /** A connection of the job's own, counted by the shutdown drain. */
+  protected session(job: string): Promise<Session> {
+    return openSession(this.#connection, {
+      tracker: this.tracker,
+      applicationName: `nestjs-pg-tenancy:${job}`,
+    });
+  }
+}
+
+/**
+ * Cloning and renaming tenants. A clone replays the source's migration history into the new
+ * schema (so tables, sequences, foreign keys, functions and triggers refer to the new schema),
+ * checks that the result matches the source's catalog, then copies every row from one
+ * consistent snapshot: all in one transaction, with the new tenant going `provisioning` →
+ * `active` in it.
+ */
+export class TenantCopier extends TenantCopyJob {
+  async clone(
+    sourceId: string,
+    targetId: string,
+    options: CloneTenantOptions,
+  ): Promise<TenantInfo> {
+    const source = this.registry.schemaFor(sourceId);
+    const target = this.registry.schemaFor(targetId);
+    const files = await this.files();
+    const session = await this.session('clone');
+    const { client } = session;
+    try {
+      // The source's lock first, then the snapshot: no migration or drop of the source can
+      // commit between the snapshot and the copy.
+      const release = await holdTenantLock(client, source);
+      try {
+        await inTransaction(
+          client,
+          async () => {
+            const row = await this.#servedRow(client, sourceId);
+            const history = await readHistory(client, source);
+            const mismatch = historyMismatch(history, files);
+            if (mismatch) throw new Error(`the source's migration history ${mismatch}`);
+            await startTenant(
+              client,
+              this.registry,
+              this.runner,
+              { id: targetId, schema: target, metadata: options.metadata ?? row.metadata },
+              files.slice(0, history.length),
+              this.beforeCreateSchema,
+            );
+            const difference = fingerprintDifference(
+              await schemaFingerprint(client, source),
+              await schemaFingerprint(client, target),
+            );
+            if (difference) {
+              throw new Error(
+                `the source schema differs from what its migration history builds (changed outside migrations?): ${difference}`,
+              );
+            }
+            const tables = await catalogTables(client, source);
+            await truncateAll(client, target, tables);
+            await setUserTriggers(client, target, tables, false);
+            let done = 0;
+            for (const t of tables) {
+              const columns = columnList(t.columns);
+              const copied = await client.query(
+                `INSERT INTO ${qualified(target, t.name)} ${columns} OVERRIDING SYSTEM VALUE
+                 SELECT ${castList(t, source, target)} FROM ${qualified(source, t.name)}`,
+              );
+              options.onProgress?.({
+                table: t.name,
+                rows: copied.rowCount ?? 0,
+                done: ++done,
+                total: tables.length,
+              });
+            }
+            await setUserTriggers(client, target, tables, true);
+            await setSequences(client, target, await sequenceValues(client, source));
+            await finishTenant(client, this.registry.table, targetId, files, history.length);
+          },
+          'BEGIN ISOLATION LEVEL REPEATABLE READ',
+        );
+      } finally {
+        await release();
+      }
+    } catch (err) {
+      if (err instanceof TenantAlreadyExistsError || err instanceof TenantNotFoundError) throw err;
+      throw new TenantCloneError(sourceId, targetId, (err as Error).message, { cause: err });
+    } finally {
+      await session.close();
+    }
+    const entry = await this.registry.refresh(targetId);
+    if (!entry) throw new TenantNotFoundError(targetId);
+    return entry.info;
+  }
+
+  /**
+   * Renames schema and registry row in one transaction. The row is deleted and inserted under the
+   * new id (going `provisioning` → its former state), so every instance sees the old id deleted
+   * — a versioned tombstone — and stops routing it within `maxStalenessMs`, like a drop.
+   * Functions whose bodies name the old schema are rewritten to the new one.
+   */
+  async rename(oldId: string, newId: string): Promise<TenantInfo> {
+    const from = this.registry.schemaFor(oldId);
+    const to = this.registry.schemaFor(newId);
+    const table = this.registry.table;
+    const session = await this.session('rename');
+    const { client } = session;
+    try {
+      await inTransaction(client, async () => {
+        await lockTenant(client, from);
+        await lockTenant(client, to);
+        const row = await this.#servedRow(client, oldId, true);
+        const inserted = await client.query(
+          `INSERT INTO ${table} (id, schema_name, metadata, created_at, migrated_version,
+                                 migrations_digest, last_migrated_at, last_error)
+           SELECT $2, $3, metadata, created_at, migrated_version, migrations_digest,
+                  last_migrated_at, last_error
+             FROM ${table} WHERE id = $1
+           ON CONFLICT DO NOTHING`,
+          [oldId, newId, to],
+        );
+        if (inserted.rowCount === 0) {
+          const existing = await this.registry.store.one(newId, client);
+          throw new TenantAlreadyExistsError(newId, existing?.status);
+        }
+        try {
+          await client.query(
+            `ALTER SCHEMA ${quoteIdentifier(from)} RENAME TO ${quoteIdentifier(to)}`,
+          );
+        } catch (err) {
+          if ((err as { code?: string }).code === '42P06') {
+            throw new Error(`schema "${to}" already exists; it was left untouched`, { cause: err });
+          }
+          throw err;
+        }
+        await this.#repointFunctions(client, from, to);
+        await client.query(`DELETE FROM ${table} WHERE id = $1`, [oldId]);
+        await client.query(`UPDATE ${table} SET status = $2 WHERE id = $1 AND status = ANY($3)`, [
+          newId,
+          row.status,
+          statesLeadingTo(row.status),
+        ]);
+      });
+    } catch (err) {
+      if (err instanceof TenantAlreadyExistsError || err instanceof TenantNotFoundError) throw err;
+      throw new TenantRenameError(oldId, newId, (err as Error).message, { cause: err });
+    } finally {
+      await session.close();
+    }
+    await this.registry.refresh(oldId).catch(() => undefined);
+    const entry = await this.registry.refresh(newId);
+    if (!entry) throw new TenantNotFoundError(newId);
+    return entry.info;
+  }
+
+  /** The tenant's row if it is `active` or `suspended`. @throws TenantNotFoundError */
+  async #servedRow(client: pg.ClientBase, id: string, forUpdate = false): Promise<TenantRow> {
+    const { rows } = await client.query<TenantRow>(
+      `SELECT * FROM ${this.registry.table} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+      [id],
+    );
+    const status: TenantStatus | undefined = rows[0]?.status;
+    if (status !== 'active' && status !== 'suspended') throw new TenantNotFoundError(id);
+    return rows[0];
+  }
+
+  /** Re-creates functions of schema `to` whose source still names schema `from`. */
+  async #repointFunctions(client: pg.ClientBase, from: string, to: string): Promise<void> {
+    const { rows } = await client.query<{ def: string }>(
+      `SELECT pg_get_functiondef(p.oid) AS def FROM pg_proc p
+        WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
+          AND p.prokind IN ('f', 'p') AND strpos(p.prosrc, $2) > 0`,
+      [to, from],
+    );
+    for (const { def } of rows) {
+      await client.query(normaliseSchemaName(def, from, quoteIdentifier(to)));
+    }
+  }
+}
+
+/** The table's columns for a SELECT copying into `target`: types of the source schema cast. */
+function castList(table: CatalogTable, source: string, target: string): string {
+  return table.columns
+    .map((column, i) => {
+      const local = table.localTypes[i];
+      const name = quoteIdentifier(column);
+      return local === null
+        ? name
+        : `${name}::text::${normaliseSchemaName(local, source, quoteIdentifier(target))}`;
+    })
+    .join(', ');
+}

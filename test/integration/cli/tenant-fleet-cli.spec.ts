@@ -1,0 +1,98 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import pg from 'pg';
+import { adminPool, useTestDatabase } from '../../support/database.js';
+import { runCli } from '../../support/cli.js';
+import { useMigrationFolders, write } from '../../support/migrations.js';
+import { jest } from '@jest/globals';
+
+const cli = (args: string[]) => runCli(args);
+
+jest.setTimeout(120_000);
+
+describe('tenants CLI: clone, rename, export, import, and migration waves', () => {
+  const database = useTestDatabase();
+  const folder = useMigrationFolders();
+  let admin: pg.Pool;
+  let root: string;
+  let config: string;
+  let tenantDir: string;
+
+  beforeAll(async () => {
+    admin = adminPool(database.current.url);
+    root = await folder();
+    tenantDir = join(root, 'tenant');
+    await mkdir(tenantDir);
+    await write(tenantDir, {
+      '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY, name text);',
+    });
+    config = join(root, 'pg-tenancy.config.mjs');
+    await writeFile(
+      config,
+      `export default ${JSON.stringify({
+        connection: database.current.url,
+        tenancy: { migrations: tenantDir, registrySchema: 'fleet_cli', schemaPrefix: 'fc_' },
+      })};\n`,
+    );
+  });
+  afterAll(() => admin.end());
+
+  it('clones, renames, exports and imports a tenant', async () => {
+    expect((await cli(['tenants', 'create', 'src', '-c', config])).code).toBe(0);
+    await admin.query(`INSERT INTO fc_src.projects (name) VALUES ('one'), ('two')`);
+
+    const cloned = await cli(['tenants', 'clone', 'src', 'copy', '-c', config]);
+    expect(cloned).toMatchObject({ code: 0 });
+    expect(cloned.stdout).toContain('Cloned tenant src into copy (schema fc_copy).');
+    const renamed = await cli(['tenants', 'rename', 'copy', 'moved', '--json', '-c', config]);
+    expect(JSON.parse(renamed.stdout)).toMatchObject({ id: 'moved', schema: 'fc_moved' });
+
+    const dir = join(root, 'export-moved');
+    const exported = await cli(['tenants', 'export', 'moved', dir, '-c', config]);
+    expect(exported.stdout).toContain('2 table(s), 3 row(s)');
+    const imported = await cli(['tenants', 'import', dir, '--id', 'back', '-c', config]);
+    expect(imported).toMatchObject({ code: 0 });
+    const names = await admin.query<{ name: string }>(
+      'SELECT name FROM fc_back.projects ORDER BY id',
+    );
+    expect(names.rows.map((r) => r.name)).toEqual(['one', 'two']);
+
+    const refused = await cli(['tenants', 'import', join(root, 'nowhere'), '-c', config]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(/refused and nothing was created/);
+  });
+
+  it('migrates in waves with a canary, and shows the waves in the fleet view', async () => {
+    await write(tenantDir, { '002_extra.sql': 'CREATE TABLE {{tables.extra}} (id int);' });
+    await admin.query('CREATE TABLE fc_src.extra (other text)');
+    const stopped = await cli([
+      'migrate',
+      '--tenants',
+      '--canary',
+      'src',
+      'back',
+      '--wave-size',
+      '1',
+      '-c',
+      config,
+    ]);
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toContain('Stopped in wave 0: a canary tenant failed');
+    expect(stopped.stdout).toContain(
+      'wave 1: 0 applied, 0 up to date, 0 failed, 0 gone, 1 not attempted',
+    );
+
+    const status = await cli(['migrate', '--tenants', '--status', '-c', config]);
+    expect(status.stdout).toMatch(/back\s+active\s+2\s+0\s+0 \(canary\)\s+applied/);
+    expect(status.stdout).toMatch(/src\s+active\s+1\s+1\s+0 \(canary\)\s+failed/);
+    expect(status.stdout).toContain('Rollout of 2 file(s): stopped (canary-failed)');
+
+    await admin.query('DROP TABLE fc_src.extra');
+    const retried = await cli(['migrate', '--tenants', '--retry-failed', '-c', config]);
+    expect(retried.code).toBe(0);
+    expect(retried.stdout).toContain('src: applied 002_extra.sql');
+    const resumed = await cli(['migrate', '--tenants', '-c', config]);
+    expect(resumed.stdout).toContain('moved: applied 002_extra.sql');
+    expect(resumed.stdout).toContain('Tenants: 1 migrated, 2 up to date, 0 failed');
+  });
+});
