@@ -4,13 +4,17 @@ export type { QueryParams } from './core/query/query-runner.js';
 export { quoteIdentifier, assertIdentifier, MAX_IDENTIFIER_BYTES } from './shared/identifiers.js';
 
 // Bulk load and streaming reads: SchemaDb.copyFrom(), insertMany(), stream() and their types.
-export type { BulkRow, BulkRowSource, InsertManyOptions, OnConflict } from './core/bulk/bulk-load.js';
+export type {
+  BulkRow,
+  BulkRowSource,
+  InsertManyOptions,
+  OnConflict,
+} from './core/bulk/bulk-load.js';
 export { BulkLoadColumnsError, BulkLoadRowError } from './core/bulk/bulk-load.errors.js';
 export type { StreamOptions } from './core/bulk/result-stream.js';
 
 // Module & injection: forRoot/forFeature, their options, tokens and decorators.
 export { DatabaseModule, type DatabaseFeatureOptions } from './module/database.module.js';
-export { DATABASE_MODULE_OPTIONS } from './module/database.module-definition.js';
 export type {
   DatabaseModuleExtras,
   DatabaseModuleOptions,
@@ -18,7 +22,12 @@ export type {
   SchemaOptions,
 } from './module/database-options.interface.js';
 export type { PgTenancyConfig } from './cli/cli-config.js';
-export { getPoolToken, getSchemaDbToken, getTenantDbToken } from './module/database.tokens.js';
+export {
+  DATABASE_MODULE_OPTIONS,
+  getPoolToken,
+  getSchemaDbToken,
+  getTenantDbToken,
+} from './module/database.tokens.js';
 export { InjectPool, InjectSchemaDb, InjectTenantDb } from './module/inject.decorators.js';
 
 // Pool: connection settings, sizing and timeouts, their defaults, and the per-tenant share.
@@ -188,7 +197,7 @@ export type {
   IsolationLevel,
   TransactionOptions,
   TransactionPropagation,
-} from './core/schema-db.js';
+} from './core/transaction/transaction-options.js';
 export {
   Transactional,
   type TransactionalOptions,
@@ -203,7 +212,7 @@ export {
   type TenantSyncStatus,
 } from './observability/database-monitor.js';
 export { DatabaseExceptionFilter } from './module/database-exception.filter.js';
-export type { PoolStats } from './observability/metrics.js';
+export type { PoolStats } from './observability/pool-stats.js';
 export type { SlowQuery } from './observability/query-observer.js';
 export type { QueryEvent, QueryListener } from './core/query/query-event.js';
 export type {

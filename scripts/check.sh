@@ -24,6 +24,10 @@ step() {
 
 step format npm run -s format:check
 step build npm run -s build
+# Layers run one way, no import cycles (.dependency-cruiser.cjs holds the order).
+step layers npm run -s check:layers
+# No file in lib/ over 400 lines without a reason in scripts/long-files.txt.
+step file-size npm run -s check:size
 # Type-aware ESLint over lib/, sample-app/ and test/.
 step lint npm run -s lint
 # Unused files, exports and dependencies.

@@ -5,8 +5,8 @@ import { createPool } from '../connection/create-pool.js';
 import { toSessionConfig } from '../connection/pool-options.js';
 import { resolveTenancyOptions } from '../tenancy/tenancy-options.js';
 import { TenantContext } from '../tenancy/routing/tenant-context.js';
-import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
-import { TenantService, type TenantMigrationSummary } from '../tenancy/tenant.service.js';
+import { createTenantRegistry, createTenantService } from '../tenancy/tenancy-root.js';
+import type { TenantService, TenantMigrationSummary } from '../tenancy/tenant.service.js';
 import type { MigrationWaveOptions, MigrationWaveSummary } from '../tenancy/fleet/tenant-waves.js';
 import type { PgTenancyConfig } from './cli-config.js';
 import { createProgress, type Progress } from './progress.js';
@@ -33,7 +33,8 @@ export async function openTenancy(
   const tenancy = resolveTenancyOptions(config.tenancy);
   const pool: pg.Pool = createPool(config, new Logger('Tenancy'));
   const connection = toSessionConfig(config);
-  const registry = new TenantRegistry(pool, connection, tenancy, consoleLogger);
+  const input = { env: pool, connection, options: tenancy, logger: consoleLogger };
+  const registry = createTenantRegistry(input);
   try {
     if (options.readOnly) await registry.store.assertExists();
     else await registry.ensureTable();
@@ -42,14 +43,7 @@ export async function openTenancy(
     throw err;
   }
   return {
-    service: new TenantService(
-      pool,
-      connection,
-      tenancy,
-      registry,
-      new TenantContext(),
-      consoleLogger,
-    ),
+    service: createTenantService(input, registry, new TenantContext()),
     end: () => pool.end(),
   };
 }

@@ -13,7 +13,8 @@ import {
   type AmbientTransaction,
 } from '../core/transaction/ambient-transaction.js';
 import { quoteIdentifier } from '../shared/identifiers.js';
-import type { SchemaDb, TransactionOptions } from '../core/schema-db.js';
+import type { SchemaDb } from '../core/schema-db.js';
+import type { TransactionOptions } from '../core/transaction/transaction-options.js';
 import { InvalidOptionsError } from '../shared/errors.js';
 import { KyselyStreamNotSupportedError } from './kysely.errors.js';
 

@@ -3,7 +3,12 @@ import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../shared/identifiers.js';
 import { SqlTemplate, TemplateCache } from '../core/sql/sql-template.js';
 import { InvalidOptionsError, PgTenancyError } from '../shared/errors.js';
-import { inTransaction, openSession, type Session, type SessionTracker } from '../connection/sessions.js';
+import {
+  inTransaction,
+  openSession,
+  type Session,
+  type SessionTracker,
+} from '../connection/sessions.js';
 import { loadMigrationFiles, matchesChecksum, type MigrationFile } from './migration-files.js';
 import {
   MigrationChecksumError,

@@ -1,13 +1,15 @@
 import { ConfigurableModuleBuilder } from '@nestjs/common';
 import type { DatabaseModuleExtras, DatabaseModuleOptions } from './database-options.interface.js';
 import { createRootProviders } from './database.providers.js';
+import { DATABASE_MODULE_OPTIONS } from './database.tokens.js';
 
 export const {
   ConfigurableModuleClass: ConfigurableDatabaseModule,
-  /** Injection token of the resolved `forRoot`/`forRootAsync` options. */
-  MODULE_OPTIONS_TOKEN: DATABASE_MODULE_OPTIONS,
   ASYNC_OPTIONS_TYPE: DATABASE_ASYNC_OPTIONS_TYPE,
-} = new ConfigurableModuleBuilder<DatabaseModuleOptions>({ moduleName: 'Database' })
+} = new ConfigurableModuleBuilder<DatabaseModuleOptions>({
+  moduleName: 'Database',
+  optionsInjectionToken: DATABASE_MODULE_OPTIONS,
+})
   .setClassMethodName('forRoot')
   .setFactoryMethodName('createDatabaseOptions')
   // Every extra is listed (tenancy too, though it has no default) so that Nest keeps all of them

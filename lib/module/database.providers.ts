@@ -17,6 +17,11 @@ import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
 import { TenantInterceptor, VanishedTenantInterceptor } from './tenant.interceptor.js';
 import { TenantMiddleware } from './tenant.middleware.js';
 import { TenantService } from '../tenancy/tenant.service.js';
+import {
+  createTenantRegistry,
+  createTenantService,
+  type TenancyRootInput,
+} from '../tenancy/tenancy-root.js';
 import { TransactionalBinder } from '../transactions/transactional.binder.js';
 import { DatabaseLifecycle } from './database-lifecycle.js';
 import type { DatabaseModuleOptions, SchemaOptions } from './database-options.interface.js';
@@ -32,7 +37,7 @@ import {
   DATABASE_SCHEMAS,
   TENANCY_OPTIONS,
 } from './database.internal-constants.js';
-import { DATABASE_MODULE_OPTIONS } from './database.module-definition.js';
+import { DATABASE_MODULE_OPTIONS } from './database.tokens.js';
 import { resolveModuleOptions } from './module-options.js';
 import { getPoolToken, getSchemaDbToken, getTenantDbToken } from './database.tokens.js';
 
@@ -110,6 +115,17 @@ export function createMigratorProvider(
   };
 }
 
+/** What the tenancy composition root builds from, in the module. */
+function rootInput(runtime: DatabaseRuntime, options: ResolvedTenancyOptions): TenancyRootInput {
+  return {
+    env: runtime,
+    connection: runtime.sessionConnection,
+    options,
+    logger: new Logger('Tenancy'),
+    drain: runtime.drain,
+  };
+}
+
 /** Registry, service, tenant-db proxy, interceptor and middleware. */
 function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
   providers: Provider[];
@@ -120,12 +136,7 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
     {
       provide: TenantRegistry,
       useFactory: (runtime: DatabaseRuntime) => {
-        const registry = new TenantRegistry(
-          runtime,
-          runtime.sessionConnection,
-          tenancy,
-          new Logger('Tenancy'),
-        );
+        const registry = createTenantRegistry(rootInput(runtime, tenancy));
         runtime.tenantSync.current = () => registry.syncState();
         return registry;
       },
@@ -134,15 +145,7 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
     {
       provide: TenantService,
       useFactory: (runtime: DatabaseRuntime, registry: TenantRegistry, context: TenantContext) =>
-        new TenantService(
-          runtime.pool,
-          runtime.sessionConnection,
-          tenancy,
-          registry,
-          context,
-          new Logger('Tenancy'),
-          runtime.drain,
-        ),
+        createTenantService(rootInput(runtime, tenancy), registry, context),
       inject: [DATABASE_RUNTIME, TenantRegistry, TenantContext],
     },
     {

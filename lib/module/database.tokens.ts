@@ -1,3 +1,6 @@
+/** Injection token of the resolved `forRoot`/`forRootAsync` options. */
+export const DATABASE_MODULE_OPTIONS = 'DATABASE_MODULE_OPTIONS';
+
 /**
  * The injection token of the manager for `schema`, or of the default manager (unqualified
  * names) when called without one. Use it in `inject: [...]` lists, `moduleRef.get()` and tests.

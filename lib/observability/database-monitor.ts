@@ -2,7 +2,7 @@ import type pg from 'pg';
 import type { DrainController } from '../connection/drain-controller.js';
 import type { StatementCache, StatementCacheStats } from '../connection/statement-cache.js';
 import type { ReplicaStatus } from '../connection/replicas/replica-health.js';
-import { poolStats, type PoolStats } from './metrics.js';
+import { poolStats, type PoolStats } from './pool-stats.js';
 import type { QueryObserver, SlowQuery } from './query-observer.js';
 
 /** Result of {@link DatabaseMonitor.ping}. */

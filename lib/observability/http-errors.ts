@@ -1,5 +1,9 @@
 import { HttpException } from '@nestjs/common';
-import { DatabaseShuttingDownError, PoolAcquireTimeoutError, PoolClosedError } from '../shared/errors.js';
+import {
+  DatabaseShuttingDownError,
+  PoolAcquireTimeoutError,
+  PoolClosedError,
+} from '../shared/errors.js';
 import { TenantError } from '../tenancy/tenant.errors.js';
 
 /**

@@ -1,6 +1,11 @@
 import type { LoggerService } from '@nestjs/common';
 import type { TenantContext } from '../tenancy/routing/tenant-context.js';
-import type { QueryEvent, QueryListener, QuerySink, RawQueryEvent } from '../core/query/query-event.js';
+import type {
+  QueryEvent,
+  QueryListener,
+  QuerySink,
+  RawQueryEvent,
+} from '../core/query/query-event.js';
 
 /** A query that took at least `slowQueryMs`, as kept by `DatabaseMonitor.getSlowQueries()`. */
 export interface SlowQuery {

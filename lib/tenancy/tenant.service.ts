@@ -1,13 +1,8 @@
-import { Logger, type LoggerService } from '@nestjs/common';
-import type pg from 'pg';
 import { integerOption } from '../shared/option-values.js';
 import type { SchemaDb } from '../core/schema-db.js';
 import type { DrainController } from '../connection/drain-controller.js';
-import { migrationFilesLoader, type MigrationFile } from '../migrations/migration-files.js';
-import { MigrationRunner } from '../migrations/migration-runner.js';
 import { CitusTenancy, type MoveTenantOptions, type TenantPlacement } from './citus/citus.js';
 import { TenantPlacementError } from './citus/citus.errors.js';
-import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import type { TenantContext } from './routing/tenant-context.js';
 import {
   TenantFleetMigrator,
@@ -23,9 +18,9 @@ import {
   type ImportTenantOptions,
   type TenantExportResult,
 } from './transfer/tenant-export.js';
-import { TenantRolloutStore, type MigrationRolloutState } from './fleet/tenant-waves.js';
+import type { MigrationRolloutState } from './fleet/tenant-waves.js';
 import type { TenantInfo, TenantRegistry } from './registry/tenant-registry.js';
-import { TenantTemplate, templateSchemaFor } from './provisioning/tenant-template.js';
+import type { TenantTemplate } from './provisioning/tenant-template.js';
 import { TenantNotFoundError } from './tenant.errors.js';
 
 export type {
@@ -35,6 +30,19 @@ export type {
   TenantMigrationSummary,
 } from './fleet/tenant-fleet-migrator.js';
 export type { TenantRepairResult } from './provisioning/tenant-provisioner.js';
+
+/** @internal The parts a `TenantService` composes (see `tenancy-root.ts`). */
+export interface TenantServiceParts {
+  readonly registry: TenantRegistry;
+  readonly context: TenantContext;
+  readonly drain: DrainController | undefined;
+  readonly provisioner: TenantProvisioner;
+  readonly fleet: TenantFleetMigrator;
+  readonly template: TenantTemplate | undefined;
+  readonly copier: TenantCopier;
+  readonly transfer: TenantTransfer;
+  readonly citus: CitusTenancy;
+}
 
 /** Options of {@link TenantService.forEach}. */
 export interface ForEachOptions {
@@ -63,69 +71,17 @@ export class TenantService {
   readonly #transfer: TenantTransfer;
   readonly #citus: CitusTenancy;
 
-  /** @internal Created by `DatabaseModule` (or the CLI). */
-  constructor(
-    pool: pg.Pool,
-    connection: pg.ClientConfig,
-    options: ResolvedTenancyOptions,
-    registry: TenantRegistry,
-    context: TenantContext,
-    logger: LoggerService = new Logger('Tenancy'),
-    drain?: DrainController,
-  ) {
-    this.#drain = drain;
-    this.#registry = registry;
-    this.#context = context;
-    const runner = new MigrationRunner(connection, {
-      logger: quietLogger(logger),
-      tracker: drain,
-    });
-    const load = options.migrations ? migrationFilesLoader(options.migrations) : undefined;
-    const files = (): Promise<readonly MigrationFile[]> => load?.() ?? Promise.resolve([]);
-    this.#template =
-      options.template && options.migrations
-        ? new TenantTemplate(
-            templateSchemaFor(options.registrySchema),
-            runner,
-            connection,
-            files,
-            logger,
-            drain,
-            { registrySchema: options.registrySchema, count: options.templateSpares },
-          )
-        : undefined;
-    this.#citus = new CitusTenancy(pool, connection, options.citus, drain, files);
-    this.#provisioner = new TenantProvisioner(
-      registry,
-      runner,
-      connection,
-      files,
-      logger,
-      drain,
-      this.#template,
-      this.#citus,
-    );
-    // Clones and imports are placed as create() places a new tenant (Citus: distributed or not).
-    const beforeCreateSchema = async (client: pg.ClientBase) => {
-      await this.#citus.beforeCreateSchema(client);
-    };
-    this.#copier = new TenantCopier(registry, runner, connection, files, drain, beforeCreateSchema);
-    this.#transfer = new TenantTransfer(
-      registry,
-      runner,
-      connection,
-      files,
-      drain,
-      beforeCreateSchema,
-    );
-    const rollouts = new TenantRolloutStore(pool, options.registrySchema);
-    this.#fleet = new TenantFleetMigrator(
-      registry,
-      runner,
-      files,
-      (requested) => Math.min(requested ?? options.migrationConcurrency, pool.options.max ?? 10),
-      { store: rollouts, ensure: () => rollouts.ensure(connection, drain) },
-    );
+  /** @internal Built by `createTenantService` (the module and the CLI both use it). */
+  constructor(parts: TenantServiceParts) {
+    this.#registry = parts.registry;
+    this.#context = parts.context;
+    this.#drain = parts.drain;
+    this.#provisioner = parts.provisioner;
+    this.#fleet = parts.fleet;
+    this.#template = parts.template;
+    this.#copier = parts.copier;
+    this.#transfer = parts.transfer;
+    this.#citus = parts.citus;
   }
 
   /**
@@ -425,17 +381,4 @@ async function mapLimit<T>(
     while (next < items.length) await fn(items[next++]);
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-}
-
-/** Per-file lines for thousands of tenants drown the log: keep warnings and errors only. */
-function quietLogger(logger: LoggerService): LoggerService {
-  return {
-    log: () => undefined,
-    warn: (message: unknown) => {
-      logger.warn(message);
-    },
-    error: (message: unknown) => {
-      logger.error(message);
-    },
-  };
 }

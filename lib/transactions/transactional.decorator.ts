@@ -1,4 +1,5 @@
-import { PROPAGATIONS, type SchemaDb, type TransactionOptions } from '../core/schema-db.js';
+import type { SchemaDb } from '../core/schema-db.js';
+import { PROPAGATIONS, type TransactionOptions } from '../core/transaction/transaction-options.js';
 import { InvalidOptionsError, TransactionalHostMissingError } from '../shared/errors.js';
 
 /** Options of {@link Transactional}: the same as `db.transaction()`'s. */

@@ -3,7 +3,7 @@ import { SavepointActiveError, TransactionClosedError } from '../../shared/error
 import { isBrokenConnectionError, toAcquireError } from '../../connection/connection-errors.js';
 import type { ReleaseSlot } from '../../connection/tenant-fair-share.js';
 import type { QueryEnvironment } from './query-environment.js';
-import type { IsolationLevel } from '../schema-db.js';
+import type { IsolationLevel } from '../transaction/transaction-options.js';
 
 /** Bind parameters, as `pg` takes them. */
 export type QueryParams = readonly unknown[];

@@ -15,7 +15,10 @@ import {
   type ReplicaStatus,
 } from '../../connection/replicas/replica-health.js';
 import type { ResolvedReplicaOptions } from '../../connection/replicas/replica-options.js';
-import { NoHealthyReplicaError, ReplicaWriteError } from '../../connection/replicas/replica.errors.js';
+import {
+  NoHealthyReplicaError,
+  ReplicaWriteError,
+} from '../../connection/replicas/replica.errors.js';
 
 /** What one request or job has done on the primary, for read-your-writes. */
 interface WriteMark {

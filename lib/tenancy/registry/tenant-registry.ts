@@ -4,7 +4,6 @@ import { assertIdentifier } from '../../shared/identifiers.js';
 import type { QueryEnvironment } from '../../core/query/query-environment.js';
 import { SchemaDb } from '../../core/schema-db.js';
 import type { SessionTracker } from '../../connection/sessions.js';
-import type { ResolvedTenancyOptions } from '../tenancy-options.js';
 import { TenantCache, type TenantEntry } from './tenant-cache.js';
 import { TenantRegistryStore, type RegistryNotice } from './tenant-registry-store.js';
 import { RegistrySync, type RegistrySyncState } from './tenant-registry-sync.js';
@@ -16,6 +15,16 @@ import {
 
 export type { TenantEntry, TenantInfo } from './tenant-cache.js';
 export type { RegistrySyncState } from './tenant-registry-sync.js';
+
+/** What the registry needs of the resolved `tenancy` options (they satisfy it as they are). */
+export interface RegistryOptions {
+  readonly registrySchema: string;
+  readonly schemaPrefix: string;
+  readonly idPattern: RegExp;
+  readonly maxStalenessMs: number;
+  readonly pollIntervalMs: number;
+  readonly negativeCacheMs: number;
+}
 
 /** The answer a request gets for tenant `id` in the state `entry` records. */
 function admitted(id: string, entry: TenantEntry | null): TenantEntry {
@@ -89,7 +98,7 @@ function shareRead<T>(
 export class TenantRegistry {
   readonly #env: QueryEnvironment;
   readonly #connection: pg.ClientConfig;
-  readonly #options: ResolvedTenancyOptions;
+  readonly #options: RegistryOptions;
   readonly #logger: LoggerService;
   readonly #store: TenantRegistryStore;
   readonly #cache: TenantCache;
@@ -109,7 +118,7 @@ export class TenantRegistry {
   constructor(
     env: QueryEnvironment | pg.Pool,
     connection: pg.ClientConfig,
-    options: ResolvedTenancyOptions,
+    options: RegistryOptions,
     logger: LoggerService,
   ) {
     this.#env = env instanceof pg.Pool ? { pool: env } : env;

@@ -2,7 +2,12 @@ import type pg from 'pg';
 import { quoteIdentifier } from '../../shared/identifiers.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
-import { inTransaction, openSession, type Session, type SessionTracker } from '../../connection/sessions.js';
+import {
+  inTransaction,
+  openSession,
+  type Session,
+  type SessionTracker,
+} from '../../connection/sessions.js';
 import { migrationsDigest } from '../tenant-migrations-digest.js';
 import { holdTenantLock, lockTenant } from '../tenant-locks.js';
 import { reserveTenant } from '../provisioning/tenant-provisioner.js';
