@@ -21,7 +21,10 @@ import {
   SchemaDb,
   type ReplicaStatus,
 } from '../../../../lib/index.js';
-import { startEmbeddedReplication, type EmbeddedReplication } from '../../../../lib/testing/index.js';
+import {
+  startEmbeddedReplication,
+  type EmbeddedReplication,
+} from '../../../../lib/testing/index.js';
 import { adminPool } from '../../../support/database.js';
 
 // A primary and a streaming replica of this file's own (not the shared test server), so the

@@ -1,7 +1,10 @@
 import { InvalidOptionsError } from '../../../../lib/shared/errors.js';
 import { resolveModuleOptions } from '../../../../lib/module/module-options.js';
 import { parseLsn } from '../../../../lib/connection/replicas/replica-health.js';
-import { REPLICA_DEFAULTS, resolveReplicaOptions } from '../../../../lib/connection/replicas/replica-options.js';
+import {
+  REPLICA_DEFAULTS,
+  resolveReplicaOptions,
+} from '../../../../lib/connection/replicas/replica-options.js';
 
 describe('replica options', () => {
   it('fills in the defaults', () => {
