@@ -28,7 +28,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
-import { DatabaseModule, getTenantDbToken, TenantRegistry, TenantService } from '../dist/index.js';
+import { DatabaseModule, getTenantDbToken, TenantService } from '../dist/index.js';
+import { TenantRegistry } from '../dist/tenancy/index.js';
 import { createTestDatabase } from '../dist/testing/index.js';
 
 const DEADLINE_MS = 240_000;

@@ -31,18 +31,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
-import {
-  DatabaseConnectionError,
-  DatabaseModule,
-  DatabaseMonitor,
-  getPoolToken,
-  getSchemaDbToken,
-  POOL_DEFAULTS,
-  SchemaDb,
-  TenantNotFoundError,
-  TenantService,
-  TenantSuspendedError,
-} from '../dist/index.js';
+import { DatabaseConnectionError, DatabaseModule, getPoolToken, getSchemaDbToken, SchemaDb, TenantNotFoundError, TenantService, TenantSuspendedError } from '../dist/index.js';
+import { DatabaseMonitor } from '../dist/observability/index.js';
+import { POOL_DEFAULTS } from '../dist/advanced.js';
 import { startEmbeddedPostgres } from '../dist/testing/index.js';
 
 // ---------------------------------------------------------------------------------------------

@@ -9,7 +9,9 @@
 import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { DatabaseModule, DatabaseMonitor, DrainController, getSchemaDbToken } from '../../dist/index.js';
+import { DatabaseModule, getSchemaDbToken } from '../../dist/index.js';
+import { DatabaseMonitor } from '../../dist/observability/index.js';
+import { DrainController } from '../../dist/advanced.js';
 import { startEmbeddedReplication } from '../../dist/testing/index.js';
 import { runClosedLoop } from '../lib/load.mjs';
 import { median, percentile, round } from '../lib/stats.mjs';

@@ -8,12 +8,11 @@ import {
   TransactionRequiredError,
 } from '../shared/errors.js';
 import { isBrokenConnectionError } from '../connection/connection-errors.js';
+import { StatementCache, type StatementCacheStats } from '../connection/statement-cache.js';
 import {
   resolvePreparedStatementOptions,
-  StatementCache,
   type PreparedStatementOptions,
-  type StatementCacheStats,
-} from '../connection/statement-cache.js';
+} from '../connection/statement-cache-options.js';
 import {
   checkout,
   ClientQueryRunner,

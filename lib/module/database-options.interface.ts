@@ -3,7 +3,7 @@ import type {
   ShutdownOptions,
 } from '../observability/observability-options.js';
 import type { ConnectionSettings } from '../connection/pool-options.js';
-import type { PreparedStatementOptions } from '../connection/statement-cache.js';
+import type { PreparedStatementOptions } from '../connection/statement-cache-options.js';
 import type { ReplicaOptions } from '../connection/replicas/replica-options.js';
 import type { TenancyOptions } from '../tenancy/tenancy-options.js';
 

@@ -1,7 +1,7 @@
 import { booleanOption, describeValue, integerOption } from '../shared/option-values.js';
 import { InvalidOptionsError } from '../shared/errors.js';
 import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../connection/pool-options.js';
-import { resolvePreparedStatementOptions } from '../connection/statement-cache.js';
+import { resolvePreparedStatementOptions } from '../connection/statement-cache-options.js';
 import { resolveReplicaOptions } from '../connection/replicas/replica-options.js';
 import type { DatabaseModuleOptions } from './database-options.interface.js';
 

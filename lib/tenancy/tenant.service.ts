@@ -23,14 +23,6 @@ import type { TenantInfo, TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantTemplate } from './provisioning/tenant-template.js';
 import { TenantNotFoundError } from './tenant.errors.js';
 
-export type {
-  MigrateAllOptions,
-  TenantMigrationProgress,
-  TenantMigrationState,
-  TenantMigrationSummary,
-} from './fleet/tenant-fleet-migrator.js';
-export type { TenantRepairResult } from './provisioning/tenant-provisioner.js';
-
 /** @internal The parts a `TenantService` composes (see `tenancy-root.ts`). */
 export interface TenantServiceParts {
   readonly registry: TenantRegistry;

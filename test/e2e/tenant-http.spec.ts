@@ -21,10 +21,10 @@ import {
   SchemaDb,
   TenantContext,
   TenantMiddleware,
-  TenantRegistry,
   TenantService,
   type TenancyOptions,
 } from '../../lib/index.js';
+import { TenantRegistry } from '../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
 import { useMigrationFolders } from '../support/migrations.js';
 

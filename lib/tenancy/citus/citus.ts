@@ -53,7 +53,7 @@ export interface TenantMoveProgress {
   readonly totalBytes: number;
 }
 
-/** Options of {@link TenantService.move}. */
+/** Options of `TenantService.move()`. */
 export interface MoveTenantOptions {
   /**
    * Citus's `shard_transfer_mode`. `'force_logical'` copies the tables and then streams changes
@@ -68,7 +68,7 @@ export interface MoveTenantOptions {
   onProgress?: (progress: TenantMoveProgress) => void;
 }
 
-/** Options of {@link TenantService.move} with defaults filled in. */
+/** Options of `TenantService.move()` with defaults filled in. */
 const MOVE_DEFAULTS = Object.freeze({ mode: 'force_logical' as const, progressIntervalMs: 500 });
 
 const SCHEMA_BASED_SHARDING_SINCE = 12;

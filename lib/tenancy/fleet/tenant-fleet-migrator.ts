@@ -39,7 +39,7 @@ export interface TenantMigrationProgress {
 }
 
 /**
- * Options of {@link TenantService.migrateAll}. The wave options (`canary`, `waveSize`,
+ * Options of `TenantService.migrateAll()`. The wave options (`canary`, `waveSize`,
  * `stopAfterFailures`, `retryFailed`) are described on {@link MigrationWaveOptions}.
  */
 export interface MigrateAllOptions extends MigrationWaveOptions {

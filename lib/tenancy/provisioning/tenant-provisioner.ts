@@ -23,7 +23,7 @@ import {
   TenantNotFoundError,
 } from '../tenant.errors.js';
 
-/** What {@link TenantService.repair} found and did. */
+/** What `TenantService.repair()` found and did. */
 export interface TenantRepairResult {
   /** The tenant repaired. */
   readonly tenantId: string;

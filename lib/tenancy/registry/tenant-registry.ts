@@ -111,6 +111,7 @@ export class TenantRegistry {
   #reloading: SharedRead<number> | undefined;
 
   /**
+   * @internal Built by the tenancy composition root (`createTenantRegistry`).
    * @param env the pool (and shutdown gate, query observer) the tenants' managers use.
    * @param connection connection settings with the password (not `pool.options`, where pg-pool
    *   hides it), used for the listener's and the registry's own connections.

@@ -45,7 +45,7 @@ export interface TenantCopyProgress {
   readonly total: number;
 }
 
-/** Options of {@link TenantService.clone}. */
+/** Options of `TenantService.clone()`. */
 export interface CloneTenantOptions {
   /** The new tenant's metadata. Default: the source's. */
   metadata?: Record<string, unknown>;

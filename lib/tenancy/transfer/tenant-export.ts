@@ -95,7 +95,7 @@ export interface TenantExportManifest {
   readonly sequences: readonly SequencePosition[];
 }
 
-/** What {@link TenantService.export} wrote. */
+/** What `TenantService.export()` wrote. */
 export interface TenantExportResult {
   /** The export directory (absolute). */
   readonly path: string;
@@ -107,13 +107,13 @@ export interface TenantExportResult {
   readonly bytes: number;
 }
 
-/** Options of {@link TenantService.export}. */
+/** Options of `TenantService.export()`. */
 export interface ExportTenantOptions {
   /** Called after each table. */
   onProgress?: (progress: TenantCopyProgress) => void;
 }
 
-/** Options of {@link TenantService.import}. */
+/** Options of `TenantService.import()`. */
 export interface ImportTenantOptions {
   /** The id of the tenant created. Default: the exported tenant's id. */
   id?: string;

@@ -1,13 +1,13 @@
 import { Test, type TestingModule } from '@nestjs/testing';
 import {
   DatabaseModule,
-  DrainController,
   getSchemaDbToken,
   SchemaDb,
-  TenantRegistry,
   TenantService,
   TenantSuspendedError,
 } from '../../../lib/index.js';
+import { DrainController } from '../../../lib/advanced.js';
+import { TenantRegistry } from '../../../lib/tenancy/index.js';
 import { createTestDatabase, type TestDatabase } from '../../../lib/testing/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 

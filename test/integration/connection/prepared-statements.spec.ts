@@ -3,13 +3,13 @@ import pg from 'pg';
 import { Registry } from 'prom-client';
 import {
   DatabaseModule,
-  DatabaseMonitor,
   getSchemaDbToken,
   PreparedStatementStaleError,
   SchemaDb,
   type DatabaseModuleOptions,
   type SchemaDbCreateOptions,
 } from '../../../lib/index.js';
+import { DatabaseMonitor } from '../../../lib/observability/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 
 /** Statements the server holds for the session that runs this (on a one-connection pool). */

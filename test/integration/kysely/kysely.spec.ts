@@ -4,9 +4,7 @@ import { sql, type Generated, type Kysely } from 'kysely';
 import pg from 'pg';
 import {
   DatabaseModule,
-  DatabaseMonitor,
   DatabaseShuttingDownError,
-  DrainController,
   InjectSchemaDb,
   InjectTenantDb,
   InvalidOptionsError,
@@ -15,8 +13,9 @@ import {
   TenantService,
   Transactional,
   TransactionAbortedError,
-  type QueryEvent,
 } from '../../../lib/index.js';
+import { DatabaseMonitor, type QueryEvent } from '../../../lib/observability/index.js';
+import { DrainController } from '../../../lib/advanced.js';
 import { KyselyStreamNotSupportedError, kyselyFor } from '../../../lib/kysely/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 import { hold } from '../../support/hold.js';

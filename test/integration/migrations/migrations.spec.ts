@@ -4,15 +4,15 @@ import { join } from 'node:path';
 import { ConsoleLogger, Logger } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import pg from 'pg';
+import { DatabaseModule } from '../../../lib/index.js';
 import {
-  DatabaseModule,
   MigrationChecksumError,
   MigrationFailedError,
   MigrationFilesMissingError,
   MigrationLockTimeoutError,
   MigrationRunner,
   MigrationTransactionControlError,
-} from '../../../lib/index.js';
+} from '../../../lib/migrations/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 import { RecordingLogger } from '../../support/logs.js';
 import { useMigrationFolders, write } from '../../support/migrations.js';

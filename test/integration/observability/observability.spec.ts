@@ -3,13 +3,12 @@ import { MeterProvider, MetricReader, DataPointType } from '@opentelemetry/sdk-m
 import { Registry } from 'prom-client';
 import {
   DatabaseModule,
-  DatabaseMonitor,
   getSchemaDbToken,
   SchemaDb,
   TenantService,
   type DatabaseModuleOptions,
-  type QueryEvent,
 } from '../../../lib/index.js';
+import { DatabaseMonitor, type QueryEvent } from '../../../lib/observability/index.js';
 import { useTestDatabase } from '../../support/database.js';
 import { holdTransaction } from '../../support/hold.js';
 import { useMigrationFolders } from '../../support/migrations.js';

@@ -3,11 +3,11 @@ import pg from 'pg';
 import {
   DatabaseModule,
   TenantNotFoundError,
-  TenantRegistry,
   TenantService,
   TenantSuspendedError,
   type TenantStatus,
 } from '../../../lib/index.js';
+import { TenantRegistry } from '../../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 import { useMigrationFolders, write } from '../../support/migrations.js';
 import { startSilentProxy, type SilentProxy } from '../../support/tcp-proxy.js';

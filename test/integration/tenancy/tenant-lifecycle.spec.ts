@@ -12,11 +12,11 @@ import {
   TenantContextMissingError,
   TenantCreationError,
   TenantNotFoundError,
-  TenantRegistry,
   TenantService,
   TenantSuspendedError,
   type TenancyOptions,
 } from '../../../lib/index.js';
+import { TenantRegistry } from '../../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 import { useMigrationFolders, write } from '../../support/migrations.js';
 

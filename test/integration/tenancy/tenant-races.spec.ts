@@ -13,12 +13,12 @@ import {
   SchemaDb,
   TenantAlreadyExistsError,
   TenantNotFoundError,
-  TenantRegistry,
   TenantMiddleware,
   TenantService,
   InjectTenantDb,
   type TenancyOptions,
 } from '../../../lib/index.js';
+import { TenantRegistry } from '../../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 import { useMigrationFolders, write } from '../../support/migrations.js';
 import { jest } from '@jest/globals';

@@ -12,15 +12,14 @@ import pg from 'pg';
 import { Registry } from 'prom-client';
 import {
   DatabaseModule,
-  DatabaseMonitor,
-  DrainController,
   getSchemaDbToken,
   InjectSchemaDb,
   NoHealthyReplicaError,
   ReplicaWriteError,
   SchemaDb,
-  type ReplicaStatus,
 } from '../../../../lib/index.js';
+import { DatabaseMonitor, type ReplicaStatus } from '../../../../lib/observability/index.js';
+import { DrainController } from '../../../../lib/advanced.js';
 import {
   startEmbeddedReplication,
   type EmbeddedReplication,

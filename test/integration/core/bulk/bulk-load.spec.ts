@@ -5,8 +5,8 @@ import {
   BulkLoadRowError,
   InvalidIdentifierError,
   SchemaDb,
-  type QueryEvent,
 } from '../../../../lib/index.js';
+import { type QueryEvent } from '../../../../lib/observability/index.js';
 import { QueryObserver } from '../../../../lib/observability/query-observer.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 

@@ -1,11 +1,11 @@
 import pg from 'pg';
 import {
   DatabaseShuttingDownError,
-  DrainController,
   InvalidOptionsError,
   SchemaDb,
   TemplateError,
 } from '../../../../lib/index.js';
+import { DrainController } from '../../../../lib/advanced.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 
 const ROWS = 2_500;

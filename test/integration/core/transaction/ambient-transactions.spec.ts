@@ -4,7 +4,6 @@ import pg from 'pg';
 import {
   DatabaseModule,
   DatabaseShuttingDownError,
-  DrainController,
   getSchemaDbToken,
   InjectSchemaDb,
   InjectTenantDb,
@@ -18,6 +17,7 @@ import {
   TransactionRequiredError,
   type TransactionalOptions,
 } from '../../../../lib/index.js';
+import { DrainController } from '../../../../lib/advanced.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
 

@@ -4,10 +4,12 @@ import pg from 'pg';
 import {
   CitusMigrationError,
   CitusUnavailableError,
+  TenantPlacementError,
+} from '../../../../lib/tenancy/index.js';
+import {
   DatabaseModule,
   InvalidOptionsError,
   TenantCreationError,
-  TenantPlacementError,
   TenantService,
   type TenancyOptions,
 } from '../../../../lib/index.js';

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { openTenancy } from '../../../../lib/cli/tenancy-cli.js';
-import type { TenantMigrationProgress, TenantService } from '../../../../lib/index.js';
+import type { TenantMigrationProgress } from '../../../../lib/tenancy/index.js';
+import type { TenantService } from '../../../../lib/index.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders, write } from '../../../support/migrations.js';
 

@@ -3,13 +3,13 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import pg from 'pg';
 import {
   DatabaseModule,
-  DatabaseMonitor,
   TenantNotFoundError,
-  TenantRegistry,
   TenantService,
   TenantSuspendedError,
   type TenancyOptions,
 } from '../../../../lib/index.js';
+import { DatabaseMonitor } from '../../../../lib/observability/index.js';
+import { TenantRegistry } from '../../../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 import { RecordingLogger } from '../../../support/logs.js';
 import { useMigrationFolders } from '../../../support/migrations.js';

@@ -7,13 +7,15 @@ import { openTenancy } from '../../../../lib/cli/tenancy-cli.js';
 import {
   DatabaseModule,
   TenantAlreadyExistsError,
+  TenantNotFoundError,
+  TenantService,
+} from '../../../../lib/index.js';
+import {
   TenantCloneError,
   TenantImportError,
-  TenantNotFoundError,
   TenantRegistry,
-  TenantService,
   type TenantExportManifest,
-} from '../../../../lib/index.js';
+} from '../../../../lib/tenancy/index.js';
 import { createTestDatabase, type TestDatabase } from '../../../../lib/testing/index.js';
 import { schemaFingerprint } from '../../../../lib/catalog/tenant-schema-catalog.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';

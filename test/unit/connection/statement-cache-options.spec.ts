@@ -2,7 +2,7 @@ import { InvalidOptionsError } from '../../../lib/shared/errors.js';
 import {
   PREPARED_STATEMENT_DEFAULTS,
   resolvePreparedStatementOptions,
-} from '../../../lib/connection/statement-cache.js';
+} from '../../../lib/connection/statement-cache-options.js';
 
 describe('prepared statement options', () => {
   it("defaults to 'auto' with a bound of 1,000 statements per connection, outside transactions", () => {

@@ -1,0 +1,66 @@
+/**
+ * `nestjs-pg-tenancy/tenancy` — **stable.** The types and errors of `TenantService`'s fleet
+ * operations: fleet migrations in waves, repair, clone/rename/export/import, Citus placement and
+ * moves, and the registry's states. `TenantService` itself is on the main entry.
+ *
+ * `TenantRegistry` is **advanced**: the module's cached view of the registry table, for code that
+ * needs a tenant's row without a request. It may change in a minor version (named in the CHANGELOG).
+ *
+ * @module tenancy
+ */
+
+// Fleet migrations: waves, canaries and the rollout record of migrateAll(); repair.
+export type {
+  MigrateAllOptions,
+  TenantMigrationProgress,
+  TenantMigrationState,
+  TenantMigrationSummary,
+} from './fleet/tenant-fleet-migrator.js';
+export type {
+  MigrationRolloutState,
+  MigrationRolloutStop,
+  MigrationWaveOptions,
+  MigrationWaveSummary,
+  TenantRolloutOutcome,
+} from './fleet/tenant-waves.js';
+export type { TenantRepairResult } from './provisioning/tenant-provisioner.js';
+
+// Transfer: clone, rename, export and import of a tenant, and the export format.
+export type { CloneTenantOptions, TenantCopyProgress } from './transfer/tenant-copy.js';
+export {
+  TENANT_EXPORT_FORMAT,
+  TENANT_EXPORT_FORMAT_VERSION,
+  type ExportTenantOptions,
+  type ImportTenantOptions,
+  type TenantExportManifest,
+  type TenantExportResult,
+} from './transfer/tenant-export.js';
+export type { MigrationHistoryEntry, SequencePosition } from '../catalog/tenant-schema-catalog.js';
+export {
+  TenantCloneError,
+  TenantExportError,
+  TenantImportError,
+  TenantRenameError,
+} from './transfer/tenant-copy.errors.js';
+
+// Citus: schema-based sharding, placements and moves (TenantService.placements/move).
+export type {
+  CitusMode,
+  MoveTenantOptions,
+  TenantMoveProgress,
+  TenantPlacement,
+} from './citus/citus.js';
+export {
+  CitusMigrationError,
+  CitusUnavailableError,
+  TenantPlacementError,
+} from './citus/citus.errors.js';
+
+// Registry: a tenant's row, its lifecycle states, and the registry itself (advanced).
+export {
+  TenantRegistry,
+  type RegistrySyncState,
+  type TenantEntry,
+} from './registry/tenant-registry.js';
+export { TENANT_STATUSES, TENANT_TRANSITIONS } from './tenant-state.js';
+export { RegistryMissingError } from './registry/tenant-registry-store.js';
