@@ -137,6 +137,11 @@ describe('a CommonJS Nest app built against the tarball', () => {
         status: 200,
         body: { status: 'ok', details: { database: { status: 'up' } } },
       });
+      // The subpaths /observability and /tenancy load under require() and type-check too.
+      expect(await app.request('GET', '/stats')).toMatchObject({
+        status: 200,
+        body: { pool: { max: 10 }, statuses: expect.arrayContaining(['active', 'suspended']) },
+      });
       // enableShutdownHooks(): Nest closes the app, then ends the process by the signal.
       expect(await app.stop('SIGTERM')).toEqual({ code: null, signal: 'SIGTERM' });
       expect(app.output()).not.toMatch(/ExperimentalWarning|Error/);
