@@ -3,8 +3,10 @@
 //
 // A file may import its own folder and any folder of a LOWER layer; never a higher one, never a
 // sibling of the same rank. A lower layer that needs something of a higher one declares a small
-// interface and is handed the implementation (e.g. `QueryEventSink` in core/query, `DrainGate`
-// in connection). `lib/index.ts` and the other entry points (`*/index.ts`) sit on top.
+// interface and is handed the implementation: core/query's `QuerySink` (the observability
+// layer's `QueryObserver` implements it), connection's `SessionTracker` (the drain), the
+// registry's `RegistryOptions` (the resolved tenancy options). `lib/index.ts`, `lib/advanced.ts`
+// and the other entry points (`*/index.ts`) sit on top.
 //
 // `testing/` is a side branch: the test-database helpers a user's test suite imports. They need
 // nothing of the library but identifiers and errors, so that a test helper can never start a pool
