@@ -135,33 +135,75 @@ describe('the tenancy guide', () => {
   });
 });
 
-describe('the errors guide', () => {
-  const ENTRIES: Record<string, string> = {
-    'nestjs-pg-tenancy': 'lib/index.ts',
-    'nestjs-pg-tenancy/migrations': 'lib/migrations/index.ts',
-    'nestjs-pg-tenancy/tenancy': 'lib/tenancy/index.ts',
-    'nestjs-pg-tenancy/observability': 'lib/observability/index.ts',
-    'nestjs-pg-tenancy/advanced': 'lib/advanced.ts',
-    'nestjs-pg-tenancy/testing': 'lib/testing/index.ts',
-    'nestjs-pg-tenancy/terminus': 'lib/terminus/index.ts',
-    'nestjs-pg-tenancy/kysely': 'lib/kysely/index.ts',
-  };
-  const guide = docText('docs/errors.md');
+/** Each entry point and the source file its exports map points at. */
+const ENTRIES: Record<string, string> = {
+  'nestjs-pg-tenancy': 'lib/index.ts',
+  'nestjs-pg-tenancy/migrations': 'lib/migrations/index.ts',
+  'nestjs-pg-tenancy/tenancy': 'lib/tenancy/index.ts',
+  'nestjs-pg-tenancy/observability': 'lib/observability/index.ts',
+  'nestjs-pg-tenancy/advanced': 'lib/advanced.ts',
+  'nestjs-pg-tenancy/testing': 'lib/testing/index.ts',
+  'nestjs-pg-tenancy/terminus': 'lib/terminus/index.ts',
+  'nestjs-pg-tenancy/kysely': 'lib/kysely/index.ts',
+};
 
-  /** The error classes an entry point exports, read from its explicit export lists. */
-  function exportedErrors(source: string): string[] {
-    const text = readFileSync(join(ROOT, source), 'utf8');
-    const names = [...text.matchAll(/export\s*(?:type\s*)?\{([^}]*)\}/g)].flatMap((m) =>
-      m[1].split(',').map((n) =>
-        n
-          .trim()
-          .replace(/^type\s+/, '')
-          .split(/\s+as\s+/)
-          .at(-1)!,
-      ),
-    );
-    return names.filter((n) => /Error$/.test(n)).sort();
+/** The names an entry point exports, read from its explicit export lists. */
+function exportedNames(entry: string): string[] {
+  const text = readFileSync(join(ROOT, ENTRIES[entry]), 'utf8');
+  return [...text.matchAll(/export\s*(?:type\s*)?\{([^}]*)\}/g)]
+    .flatMap((m) => m[1].split(','))
+    .map((n) =>
+      n
+        .trim()
+        .replace(/^type\s+/, '')
+        .split(/\s+as\s+/)
+        .at(-1)!,
+    )
+    .filter(Boolean);
+}
+
+describe('"Imports on this page" in each guide', () => {
+  const guides = DOC_FILES.filter(
+    (f) => f.startsWith('docs/') && !['docs/glossary.md', 'docs/errors.md'].includes(f),
+  );
+
+  /** The line's names, each with the entry point it says the name comes from. */
+  function statedImports(file: string): Map<string, string> {
+    const line = /Imports on this page: ([\s\S]*?)\.\n\n/.exec(docText(file))?.[1];
+    if (!line) throw new Error(`${file} has no "Imports on this page:" paragraph`);
+    const stated = new Map<string, string>();
+    for (const clause of line.replace(/\s+/g, ' ').split(';')) {
+      const [, names, entry] = /^(.*) from `([^`]+)`$/.exec(clause.trim()) ?? [];
+      if (!(entry in ENTRIES)) throw new Error(`${file}: "${clause}" names no entry point`);
+      for (const [, name] of names.matchAll(/`(\w+)`/g)) stated.set(name, entry);
+    }
+    return stated;
   }
+
+  it.each(guides.map((f) => [f]))(
+    '%s: each name is exported by the entry point it names',
+    (file) => {
+      for (const [name, entry] of statedImports(file)) {
+        expect([name, entry, exportedNames(entry).includes(name)]).toEqual([name, entry, true]);
+      }
+    },
+  );
+
+  it.each(guides.map((f) => [f]))('%s: names every import of its code blocks', (file) => {
+    const stated = statedImports(file);
+    const text = docText(file);
+    for (const [, names, entry] of text.matchAll(
+      /import (?:type )?\{([^}]*)\} from '(nestjs-pg-tenancy[^']*)'/g,
+    )) {
+      for (const name of names.split(',').map((n) => n.trim().replace(/^type\s+/, ''))) {
+        if (name) expect([name, stated.get(name)]).toEqual([name, entry]);
+      }
+    }
+  });
+});
+
+describe('the errors guide', () => {
+  const guide = docText('docs/errors.md');
 
   /** The part of the guide about one entry point: its own section, or its row of the last table. */
   function section(entry: string): string {
@@ -177,7 +219,9 @@ describe('the errors guide', () => {
     'lists every error class of %s in its section',
     (entry, source) => {
       const listed = section(entry);
-      const missing = exportedErrors(source).filter((name) => !listed.includes(`\`${name}\``));
+      const missing = exportedNames(entry)
+        .filter((name) => /Error$/.test(name))
+        .filter((name) => !listed.includes(`\`${name}\``));
       expect(missing).toEqual([]);
     },
   );
