@@ -10,14 +10,14 @@
 //   - starts an embedded PostgreSQL (startEmbeddedPostgres from the testing entry);
 //   - starts PgBouncer (pool_mode = transaction, default_pool_size = 3) twice:
 //       A. ignore_startup_parameters lists the library's three server-side limits, and the
-//          library runs with its default pool options (the README's first alternative);
-//       B. only extra_float_digits is ignored, and the three limits are set to 0 (the README's
+//          library runs with its default pool options (docs/production.md's first alternative);
+//       B. only extra_float_digits is ignored, and the three limits are set to 0 (docs/production.md's
 //          second alternative); on the same PgBouncer, the library's default options are then
-//          expected to be refused with DatabaseConnectionError (the README's warning);
+//          expected to be refused with DatabaseConnectionError (docs/production.md's warning);
 //   - through each, SchemaDb managers for schemas `a` and `b` on ONE pg.Pool (the module's pool,
 //     built by DatabaseModule.forRoot) run interleaved concurrent queries and transactions and
 //     every row they see must belong to their own schema;
-//   - D: README claims that need a session (shutdown cancellation by backend pid, LISTEN/NOTIFY
+//   - D: documented claims that need a session (shutdown cancellation by backend pid, LISTEN/NOTIFY
 //     for the tenant registry) are reported as KNOWN, non-fatal unless PGBOUNCER_COMPAT_STRICT=1.
 // One line per check; exit code 1 when any check failed.
 
@@ -78,7 +78,7 @@ async function check(name, fn) {
   }
 }
 /**
- * A README claim outside the brief's checks that is known not to hold behind PgBouncer. `fn`
+ * A documented claim outside the brief's checks that is known not to hold behind PgBouncer. `fn`
  * returns `{ ok, detail }`: PASS when the claim holds, otherwise a non-fatal KNOWN line (FAIL
  * with PGBOUNCER_COMPAT_STRICT=1). An unexpected exception is always a FAIL.
  */
@@ -580,7 +580,7 @@ async function runVariant(label, { url, directUrl, poolOptions }) {
 }
 
 /**
- * D. What the README promises elsewhere that depends on a session-level feature PgBouncer's
+ * D. What the documentation promises elsewhere that depends on a session-level feature PgBouncer's
  * transaction mode does not give: cancelling by backend pid at shutdown, and LISTEN/NOTIFY.
  */
 async function readmeClaims(url) {

@@ -173,7 +173,7 @@ function rootOf(command: Command): Command {
  * Builds the command-line program; actions store their exit code in `result`. Exported for
  * tests; `bin` runs {@link main}.
  */
-function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
+export function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
   const program = new Command('nestjs-pg-tenancy')
     .description(
       'Migrations and tenants for nestjs-pg-tenancy. Settings come from a config module, or from flags and the environment alone; the options below are accepted before or after the subcommand.',

@@ -10,8 +10,8 @@ import { toPgPoolConfig, type ConnectionSettings } from './pool-options.js';
  * broken client and opens a fresh one on the next checkout.
  *
  * No `connect` hook sets session state: tenancy is carried by qualified names, never by a
- * session, so every connection can serve every schema (see the README on PgBouncer for the
- * startup parameters that carry the server-side timeouts).
+ * session, so every connection can serve every schema (see docs/production.md, "Behind
+ * PgBouncer", for the startup parameters that carry the server-side timeouts).
  */
 export function createPool(
   settings: ConnectionSettings,

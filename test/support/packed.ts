@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { chmod, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,13 +14,14 @@ export interface Run {
 
 /**
  * The environment a user's shell would give npm: without the `npm_*` variables of the `npm test`
- * that runs us (they would point npm at this repository), and with the warm cache preferred so
- * an install does not revalidate every package with the registry.
+ * that runs us (they would point npm at this repository) or Jest's worker id (a Jest started in
+ * it would take itself for a worker), and with the warm cache preferred so an install does not
+ * revalidate every package with the registry.
  */
-function userNpmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+export function userNpmEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [key, value] of Object.entries(process.env)) {
-    if (!/^npm_/i.test(key)) env[key] = value;
+    if (!/^npm_/i.test(key) && key !== 'JEST_WORKER_ID') env[key] = value;
   }
   return {
     ...env,
@@ -63,18 +64,12 @@ async function packLibrary(destination: string): Promise<string> {
 }
 
 /**
- * A temporary directory holding the packed tarball and an empty project (`app/`, CommonJS: no
- * `"type"`). World-readable, since an embedded server started there as root runs as `postgres`.
+ * A temporary directory holding the packed tarball, where a test makes its projects.
+ * World-readable, since an embedded server started there as root runs as `postgres`.
  */
-export async function scratchProject(): Promise<{ root: string; app: string; tarball: string }> {
+export async function scratchDirectory(): Promise<{ root: string; tarball: string }> {
   const root = await mkdtemp(join(tmpdir(), 'pg-tenancy-packed-'));
   await chmod(root, 0o755);
   const tarball = await packLibrary(root);
-  const app = join(root, 'app');
-  await mkdir(app);
-  await writeFile(
-    join(app, 'package.json'),
-    JSON.stringify({ name: 'scratch-app', version: '1.0.0', private: true }, null, 2),
-  );
-  return { root, app, tarball };
+  return { root, tarball };
 }

@@ -74,7 +74,7 @@ export interface TenantExportManifest {
     /** The file's template text, when the exporting application had the same file. */
     readonly sql?: string;
   })[];
-  /** The schema's catalog with its name as `{{schema}}` (see the README), checked on import. */
+  /** The schema's catalog with its name as `{{schema}}` (see docs/provisioning.md), checked on import. */
   readonly fingerprint: readonly string[];
   /** Tables in an order that satisfies foreign keys, with their data file. */
   readonly tables: readonly {

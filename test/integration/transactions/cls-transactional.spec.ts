@@ -5,9 +5,10 @@ import { useTestDatabase } from '../../support/database.js';
 import { useMigrationFolders } from '../../support/migrations.js';
 
 /**
- * The README's recipe for `@nestjs-cls/transactional` users, run by a child process (see the
- * fixture for why): the plugin's transaction is this module's, so services that inject managers
- * join it, roll back with it, and this module's propagation passes through the plugin's options.
+ * The recipe for `@nestjs-cls/transactional` users in docs/transactions.md, run by a child
+ * process (see the fixture for why): the plugin's transaction is this module's, so services that
+ * inject managers join it, roll back with it, and this module's propagation passes through the
+ * plugin's options.
  */
 describe('the @nestjs-cls/transactional recipe', () => {
   const database = useTestDatabase();
