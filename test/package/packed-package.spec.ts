@@ -167,7 +167,7 @@ describe('a CommonJS Nest app built against the tarball', () => {
         body: { status: 'ok', details: { database: { status: 'up' } } },
       });
       // The subpaths /observability and /tenancy load under require() and type-check too.
-      expect(await app.request('GET', '/stats')).toMatchObject({
+      expect(await cjs.request('GET', '/stats')).toMatchObject({
         status: 200,
         body: { pool: { max: 10 }, statuses: expect.arrayContaining(['active', 'suspended']) },
       });
