@@ -83,6 +83,7 @@ export {
   PoolClosedError,
   PreparedStatementStaleError,
   SavepointActiveError,
+  SqlTemplateError,
   TemplateError,
   TransactionAbortedError,
   TransactionClosedError,

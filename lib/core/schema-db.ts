@@ -35,7 +35,7 @@ import {
   type InsertManyOptions,
 } from './bulk/bulk-load.js';
 import { streamRows, type StreamOptions } from './bulk/result-stream.js';
-import { SqlTemplate, TemplateCache } from './sql/sql-template.js';
+import { SqlTemplate, SqlTemplateCache } from './sql/sql-template.js';
 import {
   PROPAGATIONS,
   type IsolationLevel,
@@ -76,14 +76,14 @@ const BACKOFF_CAP_MS = 500;
  */
 export class SchemaDb {
   readonly #runner: QueryRunner;
-  readonly #template: SqlTemplate;
+  readonly #sqlTemplate: SqlTemplate;
   readonly #savepoints: { next: number };
   #replica: SchemaDb | undefined;
 
   /** @internal Use the module's providers, {@link SchemaDb.create} or `withSchema()`. */
   constructor(runner: QueryRunner, template: SqlTemplate, savepoints = { next: 1 }) {
     this.#runner = runner;
-    this.#template = template;
+    this.#sqlTemplate = template;
     this.#savepoints = savepoints;
   }
 
@@ -99,7 +99,7 @@ export class SchemaDb {
     const env: QueryEnvironment = pool instanceof pg.Pool ? bareEnvironment(pool, options) : pool;
     return new SchemaDb(
       new PoolQueryRunner(env),
-      new SqlTemplate(schema, env.templates ?? new TemplateCache()),
+      new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache()),
     );
   }
 
@@ -114,7 +114,7 @@ export class SchemaDb {
 
   /** The schema this manager qualifies tables with; `null` for the default manager. */
   get schema(): string | null {
-    return this.#template.schema;
+    return this.#sqlTemplate.schema;
   }
 
   /**
@@ -138,7 +138,7 @@ export class SchemaDb {
   withSchema(schema: string | null): SchemaDb {
     return new SchemaDb(
       this.#runner,
-      new SqlTemplate(schema, this.#template.cache),
+      new SqlTemplate(schema, this.#sqlTemplate.cache),
       this.#savepoints,
     );
   }
@@ -162,19 +162,19 @@ export class SchemaDb {
     }
     return (this.#replica ??= new SchemaDb(
       new ReplicaQueryRunner(this.#runner.env, replicas),
-      this.#template,
+      this.#sqlTemplate,
       this.#savepoints,
     ));
   }
 
   /** The quoted, schema-qualified name of `table`, e.g. `"orders"."orders"`. */
   table(name: string): string {
-    return this.#template.table(name);
+    return this.#sqlTemplate.table(name);
   }
 
   /** The SQL that would be sent for `sql`, with every placeholder expanded. For debugging. */
   prepareQuery(sql: string): string {
-    return this.#template.expand(sql);
+    return this.#sqlTemplate.expand(sql);
   }
 
   /** Runs `sql` and returns the full `pg` result. */
@@ -192,7 +192,7 @@ export class SchemaDb {
   ): Promise<pg.QueryResult<T>> {
     let text: string;
     try {
-      text = this.#template.expand(sql);
+      text = this.#sqlTemplate.expand(sql);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -352,14 +352,20 @@ export class SchemaDb {
     params?: QueryParams,
     options?: StreamOptions,
   ): AsyncGenerator<T, void, undefined> {
-    return streamRows<T>(this.#active(), this.schema, this.#template.expand(sql), params, options);
+    return streamRows<T>(
+      this.#active(),
+      this.schema,
+      this.#sqlTemplate.expand(sql),
+      params,
+      options,
+    );
   }
 
   /** A bulk load's target: a table of this schema, or a `{{tables.x}}` template. */
   #target(table: string): string {
     return typeof table === 'string' && table.includes('{{')
-      ? this.#template.expand(table)
-      : this.#template.table(table);
+      ? this.#sqlTemplate.expand(table)
+      : this.#sqlTemplate.table(table);
   }
 
   /**
@@ -452,7 +458,7 @@ export class SchemaDb {
 
   /** Runs `fn` in `outer`, as the flow's transaction, without a savepoint. */
   #joined<T>(outer: AmbientTransaction, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
-    const tx = new SchemaDb(outer.runner, this.#template, outer.savepoints);
+    const tx = new SchemaDb(outer.runner, this.#sqlTemplate, outer.savepoints);
     return runInTransaction(this.#runner.env.pool, outer, () => fn(tx));
   }
 
@@ -461,7 +467,7 @@ export class SchemaDb {
     const db =
       this.#runner.client === null
         ? this
-        : new SchemaDb(new PoolQueryRunner(this.#runner.env), this.#template);
+        : new SchemaDb(new PoolQueryRunner(this.#runner.env), this.#sqlTemplate);
     return runInTransaction(this.#runner.env.pool, null, () => fn(db));
   }
 
@@ -483,7 +489,7 @@ export class SchemaDb {
     try {
       try {
         const ambient: AmbientTransaction = { runner, savepoints: { next: 1 } };
-        const tx = new SchemaDb(runner, this.#template, ambient.savepoints);
+        const tx = new SchemaDb(runner, this.#sqlTemplate, ambient.savepoints);
         const result = await runInTransaction(this.#runner.env.pool, ambient, () => fn(tx));
         runner.close();
         const commit = await client.query('COMMIT');
@@ -534,7 +540,7 @@ export class SchemaDb {
       // Inside the savepoint's scope, joined managers run in the savepoint too: their writes
       // are undone with it, and the outer runner (busy with the savepoint) is never touched.
       const inner: AmbientTransaction = { runner, savepoints };
-      const tx = new SchemaDb(runner, this.#template, savepoints);
+      const tx = new SchemaDb(runner, this.#sqlTemplate, savepoints);
       const result = await runInTransaction(this.#runner.env.pool, inner, () => fn(tx));
       runner.close();
       await parent.control(`RELEASE SAVEPOINT ${name}`);

@@ -12,7 +12,7 @@ export interface MigrationFile {
   /** The file name, e.g. `003_add_index.sql`. */
   readonly name: string;
   /**
-   * The file's text, before template expansion, with a leading byte-order mark removed and CRLF
+   * The file's text, before SQL template expansion, with a leading byte-order mark removed and CRLF
    * line ends read as LF, so a Windows checkout runs (and inserts) exactly what a Unix one does.
    */
   readonly sql: string;

@@ -1,7 +1,7 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { assertIdentifier, quoteIdentifier } from '../shared/identifiers.js';
-import { SqlTemplate, TemplateCache } from '../core/sql/sql-template.js';
+import { SqlTemplate, SqlTemplateCache } from '../core/sql/sql-template.js';
 import { InvalidOptionsError, PgTenancyError } from '../shared/errors.js';
 import {
   inTransaction,
@@ -158,7 +158,7 @@ export class MigrationRunner {
   readonly #lockTimeoutMs: number;
   readonly #tracker: SessionTracker | undefined;
   // One parse per file however many schemas (tenants) it is applied to.
-  readonly #templates = new TemplateCache();
+  readonly #sqlTemplates = new SqlTemplateCache();
 
   /** @param connection the pool's options (`pool.options`) or any `pg.ClientConfig`. */
   constructor(connection: pg.ClientConfig, options: MigrationRunnerOptions = {}) {
@@ -197,7 +197,7 @@ export class MigrationRunner {
   async plan(schema: string, source: MigrationSource): Promise<PlannedMigration[]> {
     const status = await this.status(schema, source);
     if (status.changed.length > 0) throw new MigrationChecksumError(schema, status.changed[0]);
-    const template = new SqlTemplate(schema, this.#templates);
+    const template = new SqlTemplate(schema, this.#sqlTemplates);
     return status.pending.map((file) => ({
       name: file.name,
       transactional: file.transactional,
@@ -232,7 +232,7 @@ export class MigrationRunner {
   ): Promise<MigrationResult> {
     assertIdentifier(schema, 'schema');
     await client.query(historyDdl(schema));
-    const template = new SqlTemplate(schema, this.#templates);
+    const template = new SqlTemplate(schema, this.#sqlTemplates);
     const applied: MigrationResult['applied'] = [];
     for (const file of files) {
       const sql = template.expand(file.sql);
@@ -288,7 +288,7 @@ export class MigrationRunner {
   ): Promise<MigrationResult> {
     assertIdentifier(schema, 'schema');
     const files = await filesOf(source);
-    const template = new SqlTemplate(schema, this.#templates);
+    const template = new SqlTemplate(schema, this.#sqlTemplates);
     await this.#locked(client, schema, async () => {
       await options.guard?.(client);
       if (options.createSchema === false) {
