@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { quoteIdentifier } from '../shared/identifiers.js';
-import { MIGRATIONS_TABLE } from '../migrations/migration-runner.js';
+import { historyTable } from '../migrations/migration-history.js';
 
 /**
  * Reading a schema's catalog: the DDL script that re-creates it under another name (used to
@@ -54,7 +54,7 @@ async function schemaIds(
   const { rows } = await client.query<{ nsp: number | null; history: number | null }>(
     `SELECT (SELECT oid FROM pg_catalog.pg_namespace WHERE nspname = $1)::int8 AS nsp,
             coalesce(pg_catalog.to_regclass($2)::oid, 0)::int8 AS history`,
-    [schema, `${quoteIdentifier(schema)}.${quoteIdentifier(MIGRATIONS_TABLE)}`],
+    [schema, historyTable(schema)],
   );
   if (rows[0].nsp === null) throw new UncloneableSchemaError(`schema "${schema}" does not exist`);
   return { nsp: Number(rows[0].nsp), history: Number(rows[0].history) };

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import { quoteIdentifier } from '../shared/identifiers.js';
 import { matchesChecksum, type MigrationFile } from '../migrations/migration-files.js';
-import { MIGRATIONS_TABLE } from '../migrations/migration-runner.js';
+import { historyTable } from '../migrations/migration-history.js';
 
 /** A table of a tenant schema and the columns a copy writes (generated ones are left out). */
 export interface CatalogTable {
@@ -35,16 +35,6 @@ export interface MigrationHistoryEntry {
   readonly name: string;
   /** SHA-256 (hex) of the file's text when it was applied. */
   readonly checksum: string;
-}
-
-/** Connection settings without the statement and lock timeouts (copies legitimately run long). */
-export function withoutTimeouts(connection: pg.ClientConfig): pg.ClientConfig {
-  const {
-    statement_timeout: _statementTimeout,
-    lock_timeout: _lockTimeout,
-    ...rest
-  } = connection as pg.ClientConfig & { lock_timeout?: number };
-  return rest;
 }
 
 const NAMESPACE = '(SELECT oid FROM pg_namespace WHERE nspname = $1)';
@@ -150,7 +140,7 @@ export async function readHistory(
   schema: string,
 ): Promise<MigrationHistoryEntry[]> {
   const { rows } = await client.query<MigrationHistoryEntry>(
-    `SELECT version, name, checksum FROM ${qualified(schema, MIGRATIONS_TABLE)} ORDER BY version`,
+    `SELECT version, name, checksum FROM ${historyTable(schema)} ORDER BY version`,
   );
   return rows;
 }

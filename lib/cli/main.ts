@@ -1,7 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { createRequire } from 'node:module';
 import { PgTenancyError } from '../shared/errors.js';
-import { MigrationRunner, type MigrationStatus } from '../migrations/migration-runner.js';
+import { MigrationRunner } from '../migrations/migration-runner.js';
+import type { MigrationStatus } from '../migrations/migration-types.js';
 import { toSessionConfig } from '../connection/pool-options.js';
 import { resolveCliConfig, type CliSettings, type PgTenancyConfig } from './cli-config.js';
 import { migrateTenants, openTenancy, printTenantStatus } from './tenancy-cli.js';

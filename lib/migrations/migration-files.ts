@@ -184,6 +184,14 @@ function legacyChecksums(sql: string): string[] {
     .map(sha256);
 }
 
+/** A migrations folder, or its files already loaded (to read a folder once for many schemas). */
+export type MigrationSource = string | readonly MigrationFile[];
+
+/** The files of `source`: read from the folder, or as given. */
+export function readMigrationSource(source: MigrationSource): Promise<readonly MigrationFile[]> {
+  return typeof source === 'string' ? loadMigrationFiles(source) : Promise.resolve(source);
+}
+
 /** Whether `recorded` (a history row's checksum) is this file's text. */
 export function matchesChecksum(file: MigrationFile, recorded: string): boolean {
   return recorded === file.checksum || (file.legacyChecksums?.includes(recorded) ?? false);

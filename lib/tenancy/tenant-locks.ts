@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { inTransaction, openSession, type SessionTracker } from '../connection/sessions.js';
+import { ADVISORY_LOCK_NAMESPACE as LOCK_NAMESPACE } from '../migrations/migration-lock.js';
 import type { TenantStatus } from './tenant-state.js';
 
-// Advisory lock namespace shared with the migration runner ("pgtn"); the second key is
-// hashtext(schema). Creating, dropping and migrating a tenant all take this one lock.
-const LOCK_NAMESPACE = 0x7067746e;
+// The migration runner's namespace; the second key is hashtext(schema). Creating, dropping and
+// migrating a tenant all take this one lock.
 
 /**
  * Creates or upgrades shared bookkeeping (the registry, the rollout tables) once across

@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import type pg from 'pg';
 import { quoteIdentifier } from '../../shared/identifiers.js';
+import { withoutTimeouts } from '../../connection/pool-options.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
 import {
@@ -77,13 +78,8 @@ export class TenantProvisioner {
   ) {
     // Tenant migrations run in these sessions: like the migration runner's, they have no
     // statement timeout (index builds and backfills legitimately run long).
-    const {
-      statement_timeout: _statementTimeout,
-      lock_timeout: _lockTimeout,
-      ...rest
-    } = connection as pg.ClientConfig & { lock_timeout?: number };
-    this.#connection = rest;
-    this.#sessions = new SessionKeeper(rest, {
+    this.#connection = withoutTimeouts(connection);
+    this.#sessions = new SessionKeeper(this.#connection, {
       tracker,
       applicationName: 'nestjs-pg-tenancy:provisioning',
       max: CREATE_SESSIONS_KEPT,

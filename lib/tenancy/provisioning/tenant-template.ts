@@ -4,7 +4,8 @@ import type pg from 'pg';
 import { DatabaseShuttingDownError } from '../../shared/errors.js';
 import { quoteIdentifier } from '../../shared/identifiers.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
-import { MIGRATIONS_TABLE, type MigrationRunner } from '../../migrations/migration-runner.js';
+import { MIGRATIONS_TABLE } from '../../migrations/migration-history.js';
+import type { MigrationRunner } from '../../migrations/migration-runner.js';
 import { inTransaction, openSession, type SessionTracker } from '../../connection/sessions.js';
 import {
   cloneScript,

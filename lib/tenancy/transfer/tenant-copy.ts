@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { quoteIdentifier } from '../../shared/identifiers.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
+import { withoutTimeouts } from '../../connection/pool-options.js';
 import {
   inTransaction,
   openSession,
@@ -27,7 +28,6 @@ import {
   setSequences,
   setUserTriggers,
   truncateAll,
-  withoutTimeouts,
 } from '../../catalog/tenant-schema-catalog.js';
 import { statesLeadingTo, type TenantStatus } from '../tenant-state.js';
 import { TenantCloneError, TenantRenameError } from './tenant-copy.errors.js';
