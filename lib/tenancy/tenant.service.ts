@@ -19,7 +19,8 @@ import {
   type TenantExportResult,
 } from './transfer/tenant-export.js';
 import type { MigrationRolloutState } from './fleet/tenant-waves.js';
-import type { TenantInfo, TenantRegistry } from './registry/tenant-registry.js';
+import type { TenantInfo } from './registry/tenant-info.js';
+import type { TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantTemplate } from './provisioning/tenant-template.js';
 import { TenantNotFoundError } from './tenant.errors.js';
 

@@ -12,7 +12,8 @@ import {
 import { migrationsDigest } from '../tenant-migrations-digest.js';
 import { holdTenantLock, lockTenant } from '../tenant-locks.js';
 import { reserveTenant } from '../provisioning/tenant-provisioner.js';
-import type { TenantInfo, TenantRegistry } from '../registry/tenant-registry.js';
+import type { TenantInfo } from '../registry/tenant-info.js';
+import type { TenantRegistry } from '../registry/tenant-registry.js';
 import type { TenantRow } from '../registry/tenant-registry-store.js';
 import {
   type CatalogTable,
@@ -80,17 +81,17 @@ export async function startTenant(
 /** Moves a `provisioning` tenant to `active` with its migration version, in the open transaction. */
 export async function finishTenant(
   client: pg.ClientBase,
-  table: string,
+  registry: TenantRegistry,
   id: string,
   files: readonly MigrationFile[],
   version: number,
 ): Promise<void> {
-  await client.query(
-    `UPDATE ${table}
-        SET status = 'active', migrated_version = $2, migrations_digest = $3,
-            last_migrated_at = now(), last_error = NULL
-      WHERE id = $1 AND status = ANY($4)`,
-    [id, version, migrationsDigest(files, version), statesLeadingTo('active')],
+  await registry.store.activate(
+    id,
+    version,
+    migrationsDigest(files, version),
+    client,
+    statesLeadingTo('active'),
   );
 }
 
@@ -188,7 +189,7 @@ export class TenantCopier extends TenantCopyJob {
             }
             await setUserTriggers(client, target, tables, true);
             await setSequences(client, target, await sequenceValues(client, source));
-            await finishTenant(client, this.registry.table, targetId, files, history.length);
+            await finishTenant(client, this.registry, targetId, files, history.length);
           },
           'BEGIN ISOLATION LEVEL REPEATABLE READ',
         );
@@ -215,7 +216,7 @@ export class TenantCopier extends TenantCopyJob {
   async rename(oldId: string, newId: string): Promise<TenantInfo> {
     const from = this.registry.schemaFor(oldId);
     const to = this.registry.schemaFor(newId);
-    const table = this.registry.table;
+    const { store } = this.registry;
     const session = await this.session('rename');
     const { client } = session;
     try {
@@ -223,17 +224,8 @@ export class TenantCopier extends TenantCopyJob {
         await lockTenant(client, from);
         await lockTenant(client, to);
         const row = await this.#servedRow(client, oldId, true);
-        const inserted = await client.query(
-          `INSERT INTO ${table} (id, schema_name, metadata, created_at, migrated_version,
-                                 migrations_digest, last_migrated_at, last_error)
-           SELECT $2, $3, metadata, created_at, migrated_version, migrations_digest,
-                  last_migrated_at, last_error
-             FROM ${table} WHERE id = $1
-           ON CONFLICT DO NOTHING`,
-          [oldId, newId, to],
-        );
-        if (inserted.rowCount === 0) {
-          const existing = await this.registry.store.one(newId, client);
+        if (!(await store.insertCopy(client, oldId, newId, to))) {
+          const existing = await store.one(newId, client);
           throw new TenantAlreadyExistsError(newId, existing?.status);
         }
         try {
@@ -247,12 +239,8 @@ export class TenantCopier extends TenantCopyJob {
           throw err;
         }
         await this.#repointFunctions(client, from, to);
-        await client.query(`DELETE FROM ${table} WHERE id = $1`, [oldId]);
-        await client.query(`UPDATE ${table} SET status = $2 WHERE id = $1 AND status = ANY($3)`, [
-          newId,
-          row.status,
-          statesLeadingTo(row.status),
-        ]);
+        await store.deleteIf(oldId, null, client);
+        await store.setStatus(newId, row.status, statesLeadingTo(row.status), client);
       });
     } catch (err) {
       if (err instanceof TenantAlreadyExistsError || err instanceof TenantNotFoundError) throw err;
@@ -268,13 +256,10 @@ export class TenantCopier extends TenantCopyJob {
 
   /** The tenant's row if it is `active` or `suspended`. @throws TenantNotFoundError */
   async #servedRow(client: pg.ClientBase, id: string, forUpdate = false): Promise<TenantRow> {
-    const { rows } = await client.query<TenantRow>(
-      `SELECT * FROM ${this.registry.table} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
-      [id],
-    );
-    const status: TenantStatus | undefined = rows[0]?.status;
+    const row = await this.registry.store.one(id, client, forUpdate);
+    const status: TenantStatus | undefined = row?.status;
     if (status !== 'active' && status !== 'suspended') throw new TenantNotFoundError(id);
-    return rows[0];
+    return row!;
   }
 
   /** Re-creates functions of schema `to` whose source still names schema `from`. */

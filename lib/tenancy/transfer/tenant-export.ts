@@ -15,8 +15,7 @@ import {
 } from './tenant-copy.js';
 import { TenantExportError, TenantImportError } from './tenant-copy.errors.js';
 import { holdTenantLock } from '../tenant-locks.js';
-import type { TenantInfo } from '../registry/tenant-registry.js';
-import type { TenantRow } from '../registry/tenant-registry-store.js';
+import type { TenantInfo } from '../registry/tenant-info.js';
 import {
   catalogTables,
   columnList,
@@ -153,11 +152,7 @@ export class TenantTransfer extends TenantCopyJob {
         manifest = await inTransaction(
           client,
           async () => {
-            const { rows } = await client.query<TenantRow>(
-              `SELECT * FROM ${this.registry.table} WHERE id = $1`,
-              [id],
-            );
-            const row = rows[0];
+            const row = await this.registry.store.one(id, client);
             if (row?.status !== 'active' && row?.status !== 'suspended') {
               throw new TenantNotFoundError(id);
             }
@@ -324,7 +319,7 @@ export class TenantTransfer extends TenantCopyJob {
           );
         }
         if (later.length > 0) await this.runner.applyInTransaction(client, schema, later);
-        await finishTenant(client, this.registry.table, id, files, files.length);
+        await finishTenant(client, this.registry, id, files, files.length);
       });
     } catch (err) {
       if (err instanceof TenantImportError || err instanceof TenantAlreadyExistsError) throw err;
