@@ -15,8 +15,8 @@ import { TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantContext } from './routing/tenant-context.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import { TenantService } from './tenant.service.js';
-import { TenantCopier } from './transfer/tenant-copy.js';
-import { TenantTransfer } from './transfer/tenant-export.js';
+import { TenantCopier } from './transfer/tenant-copier.js';
+import { TenantTransfer } from './transfer/tenant-transfer.js';
 
 /** What the tenancy services are built from. */
 export interface TenancyRootInput {

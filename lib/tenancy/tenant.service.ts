@@ -11,13 +11,13 @@ import {
   type TenantMigrationSummary,
 } from './fleet/tenant-fleet-migrator.js';
 import { TenantProvisioner, type TenantRepairResult } from './provisioning/tenant-provisioner.js';
-import { TenantCopier, type CloneTenantOptions } from './transfer/tenant-copy.js';
+import { TenantCopier, type CloneTenantOptions } from './transfer/tenant-copier.js';
 import {
   TenantTransfer,
   type ExportTenantOptions,
   type ImportTenantOptions,
   type TenantExportResult,
-} from './transfer/tenant-export.js';
+} from './transfer/tenant-transfer.js';
 import type { MigrationRolloutState } from './fleet/tenant-waves.js';
 import type { TenantInfo } from './registry/tenant-info.js';
 import type { TenantRegistry } from './registry/tenant-registry.js';
