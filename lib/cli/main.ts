@@ -240,8 +240,8 @@ function buildProgram(result: { code: number } = { code: EXIT.ok }): Command {
     .addHelpText(
       'after',
       `
-Tenant rollouts in waves (with --tenants): each wave's outcomes are recorded in the registry, so a
-rerun resumes where a run stopped (done tenants are skipped, earlier failures go last).
+Fleet migrations in waves (with --tenants): each wave's outcomes are recorded in the registry (the
+rollout), so a rerun resumes where a run stopped (done tenants are skipped, earlier failures go last).
   migrate --tenants --canary internal beta --wave-size 500 --stop-after 3
   migrate --tenants --retry-failed
   migrate --tenants --status          fleet view: each tenant's wave and outcome, rollout state`,

@@ -16,13 +16,12 @@ export type {
   TenantMigrationState,
   TenantMigrationSummary,
 } from './fleet/tenant-fleet-migrator.js';
+export type { MigrationWaveOptions, MigrationWaveSummary } from './fleet/migration-waves.js';
 export type {
   MigrationRolloutState,
   MigrationRolloutStop,
-  MigrationWaveOptions,
-  MigrationWaveSummary,
   TenantRolloutOutcome,
-} from './fleet/tenant-waves.js';
+} from './fleet/tenant-rollout-store.js';
 export type { TenantRepairResult } from './provisioning/tenant-provisioner.js';
 
 // Transfer: clone, rename, export and import of a tenant, and the export format.

@@ -8,7 +8,7 @@ import { migrationFilesLoader, type MigrationFile } from '../migrations/migratio
 import { MigrationRunner } from '../migrations/migration-runner.js';
 import { CitusTenancy } from './citus/citus.js';
 import { TenantFleetMigrator } from './fleet/tenant-fleet-migrator.js';
-import { TenantRolloutStore } from './fleet/tenant-waves.js';
+import { TenantRolloutStore } from './fleet/tenant-rollout-store.js';
 import { TenantProvisioner } from './provisioning/tenant-provisioner.js';
 import { TenantTemplate, templateSchemaFor } from './provisioning/tenant-template.js';
 import { TenantRegistry } from './registry/tenant-registry.js';

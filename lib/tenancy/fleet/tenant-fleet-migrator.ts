@@ -10,16 +10,19 @@ import type { TenantRow } from '../registry/tenant-registry-store.js';
 import type { TenantStatus } from '../tenant-state.js';
 import {
   planWaves,
-  type PlannedWave,
   resolveWaveOptions,
-  type MigrationRolloutState,
-  type MigrationRolloutStop,
+  waveSummary,
   type MigrationWaveOptions,
   type MigrationWaveSummary,
-  type RecordedOutcome,
-  type TenantRolloutOutcome,
-  type TenantRolloutStore,
-} from './tenant-waves.js';
+  type PlannedWave,
+} from './migration-waves.js';
+import type {
+  MigrationRolloutState,
+  MigrationRolloutStop,
+  RecordedOutcome,
+  TenantRolloutOutcome,
+  TenantRolloutStore,
+} from './tenant-rollout-store.js';
 import { TenantNotFoundError } from '../tenant.errors.js';
 
 /** Progress of `migrateAll()`, reported after each tenant. */
@@ -291,22 +294,4 @@ export class TenantFleetMigrator {
     if (missing.length > 0) throw new TenantNotFoundError(missing[0]);
     return rows;
   }
-}
-
-function waveSummary(
-  wave: number,
-  tenants: number,
-  outcomes: readonly { outcome: TenantRolloutOutcome }[],
-  notAttempted: number,
-): MigrationWaveSummary {
-  const count = (o: TenantRolloutOutcome) => outcomes.filter((x) => x.outcome === o).length;
-  return {
-    wave,
-    tenants,
-    applied: count('applied'),
-    upToDate: count('up-to-date'),
-    failed: count('failed'),
-    gone: count('gone'),
-    notAttempted,
-  };
 }
