@@ -89,8 +89,8 @@ export async function tryLockTenantShared(client: pg.ClientBase, schema: string)
 }
 
 /**
- * Takes tenant `schema`'s lock for the session (the key the transaction-scoped tenant lock
- * uses). Taken before a `REPEATABLE READ` transaction begins, its snapshot is then taken after
+ * Takes tenant `schema`'s lock on `client` until released (PostgreSQL's session-level lock, on
+ * the key the transaction-scoped tenant lock uses). Taken before a `REPEATABLE READ` transaction begins, its snapshot is then taken after
  * any migration or drop that held the lock has committed. Returns the release.
  */
 export async function holdTenantLock(
