@@ -46,7 +46,7 @@ const OPERATIONS = 2_000; // interleaved queries and transactions per variant
 const IN_FLIGHT = 50; // operations started at once (more than CLIENT_POOL_MAX: the pool queues)
 const SEED_ROWS = 100; // rows per schema before the run
 const SCHEMAS = ['a', 'b'];
-// The embedded server's superuser (lib/testing/embedded-server.ts).
+// The embedded server's superuser (lib/testing/embedded/server-install.ts).
 const PG_USER = 'postgres';
 const PG_PASSWORD = 'postgres';
 // A second login role with a distinctive password, so that "the error never contains the

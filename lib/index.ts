@@ -57,7 +57,7 @@ export { TenantInterceptor } from './module/tenant.interceptor.js';
 export { TenantMiddleware } from './module/tenant.middleware.js';
 export { TenantContext, type TenantScope } from './tenancy/routing/tenant-context.js';
 export { TenantService, type ForEachOptions } from './tenancy/tenant.service.js';
-export type { TenantInfo } from './tenancy/registry/tenant-cache.js';
+export type { TenantInfo } from './tenancy/registry/tenant-info.js';
 export type { TenantStatus } from './tenancy/tenant-state.js';
 
 // Transactions: options of SchemaDb.transaction() and the @Transactional() decorator.
@@ -83,6 +83,7 @@ export {
   PoolClosedError,
   PreparedStatementStaleError,
   SavepointActiveError,
+  SqlTemplateError,
   TemplateError,
   TransactionAbortedError,
   TransactionClosedError,

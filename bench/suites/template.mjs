@@ -12,7 +12,7 @@ import 'reflect-metadata';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DatabaseModule, TenantService } from '../../dist/index.js';
-import { schemaFingerprint } from '../../dist/catalog/tenant-catalog.js';
+import { exactFingerprint } from '../../dist/catalog/fingerprints.js';
 import { withClient } from '../lib/postgres.mjs';
 import { median, round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';
@@ -185,7 +185,7 @@ async function sparesReady(url) {
   });
 }
 
-const fingerprint = (url, schema) => withClient(url, (client) => schemaFingerprint(client, schema));
+const fingerprint = (url, schema) => withClient(url, (client) => exactFingerprint(client, schema));
 
 export default {
   name: 'template',

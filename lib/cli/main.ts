@@ -1,7 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { createRequire } from 'node:module';
 import { PgTenancyError } from '../shared/errors.js';
-import { MigrationRunner, type MigrationStatus } from '../migrations/migration-runner.js';
+import { MigrationRunner } from '../migrations/migration-runner.js';
+import type { MigrationStatus } from '../migrations/migration-types.js';
 import { toSessionConfig } from '../connection/pool-options.js';
 import { resolveCliConfig, type CliSettings, type PgTenancyConfig } from './cli-config.js';
 import { migrateTenants, openTenancy, printTenantStatus } from './tenancy-cli.js';
@@ -239,8 +240,8 @@ export function buildProgram(result: { code: number } = { code: EXIT.ok }): Comm
     .addHelpText(
       'after',
       `
-Tenant rollouts in waves (with --tenants): each wave's outcomes are recorded in the registry, so a
-rerun resumes where a run stopped (done tenants are skipped, earlier failures go last).
+Fleet migrations in waves (with --tenants): each wave's outcomes are recorded in the registry (the
+rollout), so a rerun resumes where a run stopped (done tenants are skipped, earlier failures go last).
   migrate --tenants --canary internal beta --wave-size 500 --stop-after 3
   migrate --tenants --retry-failed
   migrate --tenants --status          fleet view: each tenant's wave and outcome, rollout state`,

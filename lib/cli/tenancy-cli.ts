@@ -8,7 +8,10 @@ import { TenantContext } from '../tenancy/routing/tenant-context.js';
 import { createTenantRegistry, createTenantService } from '../tenancy/tenancy-root.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
 import type { TenantMigrationSummary } from '../tenancy/fleet/tenant-fleet-migrator.js';
-import type { MigrationWaveOptions, MigrationWaveSummary } from '../tenancy/fleet/tenant-waves.js';
+import type {
+  MigrationWaveOptions,
+  MigrationWaveSummary,
+} from '../tenancy/fleet/migration-waves.js';
 import type { PgTenancyConfig } from './cli-config.js';
 import { createProgress, type Progress } from './progress.js';
 

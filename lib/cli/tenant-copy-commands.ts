@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import type { TenantCopyProgress } from '../tenancy/transfer/tenant-copy.js';
+import type { TenantCopyProgress } from '../tenancy/transfer/tenant-copy-job.js';
 import { createProgress, type Progress } from './progress.js';
 import { EXIT, parseMetadata, type TenantsCommandContext } from './tenants-commands.js';
 

@@ -167,7 +167,7 @@ function registerExec(tenants: Command, ctx: TenantsCommandContext): void {
   tenants
     .command('exec')
     .description(
-      'run SQL in every tenant (or --tenants), each in a transaction, with {{tables.x}} and {{schema}} templates; exit 1 if any tenant failed',
+      'run SQL in every tenant (or --tenants), each in a transaction, with {{tables.x}} and {{schema}} placeholders; exit 1 if any tenant failed',
     )
     .addOption(new Option('-f, --file <path>', 'a file of SQL statements').conflicts('sql'))
     .addOption(new Option('-e, --sql <statement>', 'SQL statements given inline'))

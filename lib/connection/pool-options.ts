@@ -192,3 +192,22 @@ function assertConnectionString(url: string, name: string): void {
     );
   }
 }
+
+/**
+ * `config` without the pool's `statement_timeout` and `lock_timeout`, for a session whose work
+ * legitimately runs long (migrations, index builds, copies of whole tenants). With
+ * `keepLockTimeout`, only the statement timeout goes.
+ */
+export function withoutTimeouts(
+  config: pg.ClientConfig,
+  options: { readonly keepLockTimeout?: boolean } = {},
+): pg.ClientConfig {
+  const {
+    statement_timeout: _statementTimeout,
+    lock_timeout: lockTimeout,
+    ...rest
+  } = config as pg.ClientConfig & { lock_timeout?: number };
+  return options.keepLockTimeout && lockTimeout !== undefined
+    ? { ...rest, lock_timeout: lockTimeout }
+    : rest;
+}

@@ -243,3 +243,26 @@ export async function inTransaction<T>(
     throw err;
   }
 }
+
+/**
+ * Runs `fn` with `search_path` set to `path` on `client` (a session: the setting is the
+ * connection's, not the transaction's), and restores the previous path afterwards however `fn`
+ * ends. With `pg_catalog` alone, PostgreSQL qualifies every name it deparses.
+ */
+export async function withSearchPath<T>(
+  client: pg.ClientBase,
+  path: string,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const { rows } = await client.query<{ path: string }>(
+    `SELECT current_setting('search_path') AS path, set_config('search_path', $1, false)`,
+    [path],
+  );
+  try {
+    return await fn();
+  } finally {
+    await client
+      .query(`SELECT set_config('search_path', $1, false)`, [rows[0].path])
+      .catch(() => undefined);
+  }
+}

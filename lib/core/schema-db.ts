@@ -1,30 +1,11 @@
 import pg from 'pg';
-import {
-  ConcurrentSavepointError,
-  InvalidOptionsError,
-  PreparedStatementStaleError,
-  TransactionAbortedError,
-  TransactionNotAllowedError,
-  TransactionRequiredError,
-} from '../shared/errors.js';
-import { isBrokenConnectionError } from '../connection/connection-errors.js';
 import { StatementCache, type StatementCacheStats } from '../connection/statement-cache.js';
 import {
   resolvePreparedStatementOptions,
   type PreparedStatementOptions,
 } from '../connection/statement-cache-options.js';
-import {
-  checkout,
-  ClientQueryRunner,
-  PoolQueryRunner,
-  type QueryParams,
-  type QueryRunner,
-} from './query/query-runner.js';
-import {
-  currentTransaction,
-  runInTransaction,
-  type AmbientTransaction,
-} from './transaction/ambient-transaction.js';
+import { PoolQueryRunner, type QueryParams, type QueryRunner } from './query/query-runner.js';
+import { currentTransaction } from './transaction/ambient-transaction.js';
 import type { QueryEnvironment } from './query/query-environment.js';
 import { ReplicaQueryRunner } from './query/replica-query-runner.js';
 import {
@@ -35,12 +16,9 @@ import {
   type InsertManyOptions,
 } from './bulk/bulk-load.js';
 import { streamRows, type StreamOptions } from './bulk/result-stream.js';
-import { SqlTemplate, TemplateCache } from './sql/sql-template.js';
-import {
-  PROPAGATIONS,
-  type IsolationLevel,
-  type TransactionOptions,
-} from './transaction/transaction-options.js';
+import { SqlTemplate, SqlTemplateCache } from './sql/sql-template.js';
+import type { TransactionOptions } from './transaction/transaction-options.js';
+import { runTransaction } from './transaction/transaction-engine.js';
 
 /** Options of {@link SchemaDb.create}. */
 export interface SchemaDbCreateOptions {
@@ -53,15 +31,6 @@ export interface SchemaDbCreateOptions {
    */
   preparedStatements?: boolean | 'auto' | PreparedStatementOptions;
 }
-
-const ISOLATION_SQL: Record<IsolationLevel, string> = {
-  'read committed': 'READ COMMITTED',
-  'repeatable read': 'REPEATABLE READ',
-  serializable: 'SERIALIZABLE',
-};
-const RETRYABLE_SQLSTATES = new Set(['40001', '40P01']);
-const BACKOFF_BASE_MS = 5;
-const BACKOFF_CAP_MS = 500;
 
 /**
  * The manager for one schema over the shared pool. It qualifies table names in SQL templates
@@ -76,14 +45,14 @@ const BACKOFF_CAP_MS = 500;
  */
 export class SchemaDb {
   readonly #runner: QueryRunner;
-  readonly #template: SqlTemplate;
+  readonly #sqlTemplate: SqlTemplate;
   readonly #savepoints: { next: number };
   #replica: SchemaDb | undefined;
 
   /** @internal Use the module's providers, {@link SchemaDb.create} or `withSchema()`. */
   constructor(runner: QueryRunner, template: SqlTemplate, savepoints = { next: 1 }) {
     this.#runner = runner;
-    this.#template = template;
+    this.#sqlTemplate = template;
     this.#savepoints = savepoints;
   }
 
@@ -99,7 +68,7 @@ export class SchemaDb {
     const env: QueryEnvironment = pool instanceof pg.Pool ? bareEnvironment(pool, options) : pool;
     return new SchemaDb(
       new PoolQueryRunner(env),
-      new SqlTemplate(schema, env.templates ?? new TemplateCache()),
+      new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache()),
     );
   }
 
@@ -114,7 +83,7 @@ export class SchemaDb {
 
   /** The schema this manager qualifies tables with; `null` for the default manager. */
   get schema(): string | null {
-    return this.#template.schema;
+    return this.#sqlTemplate.schema;
   }
 
   /**
@@ -138,7 +107,7 @@ export class SchemaDb {
   withSchema(schema: string | null): SchemaDb {
     return new SchemaDb(
       this.#runner,
-      new SqlTemplate(schema, this.#template.cache),
+      new SqlTemplate(schema, this.#sqlTemplate.cache),
       this.#savepoints,
     );
   }
@@ -162,19 +131,19 @@ export class SchemaDb {
     }
     return (this.#replica ??= new SchemaDb(
       new ReplicaQueryRunner(this.#runner.env, replicas),
-      this.#template,
+      this.#sqlTemplate,
       this.#savepoints,
     ));
   }
 
   /** The quoted, schema-qualified name of `table`, e.g. `"orders"."orders"`. */
   table(name: string): string {
-    return this.#template.table(name);
+    return this.#sqlTemplate.table(name);
   }
 
   /** The SQL that would be sent for `sql`, with every placeholder expanded. For debugging. */
   prepareQuery(sql: string): string {
-    return this.#template.expand(sql);
+    return this.#sqlTemplate.expand(sql);
   }
 
   /** Runs `sql` and returns the full `pg` result. */
@@ -192,7 +161,7 @@ export class SchemaDb {
   ): Promise<pg.QueryResult<T>> {
     let text: string;
     try {
-      text = this.#template.expand(sql);
+      text = this.#sqlTemplate.expand(sql);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -352,14 +321,20 @@ export class SchemaDb {
     params?: QueryParams,
     options?: StreamOptions,
   ): AsyncGenerator<T, void, undefined> {
-    return streamRows<T>(this.#active(), this.schema, this.#template.expand(sql), params, options);
+    return streamRows<T>(
+      this.#active(),
+      this.schema,
+      this.#sqlTemplate.expand(sql),
+      params,
+      options,
+    );
   }
 
   /** A bulk load's target: a table of this schema, or a `{{tables.x}}` template. */
   #target(table: string): string {
     return typeof table === 'string' && table.includes('{{')
-      ? this.#template.expand(table)
-      : this.#template.table(table);
+      ? this.#sqlTemplate.expand(table)
+      : this.#sqlTemplate.table(table);
   }
 
   /**
@@ -383,188 +358,18 @@ export class SchemaDb {
    *   await ledger.record(a, b, n); // another service's manager: joins this transaction
    * }, { isolationLevel: 'serializable', retries: 3 });
    */
-  async transaction<T>(
-    fn: (tx: SchemaDb) => Promise<T>,
-    options: TransactionOptions = {},
-  ): Promise<T> {
-    const begin = beginStatement(options);
-    const retries = options.retries ?? 0;
-    if (!Number.isInteger(retries) || retries < 0) {
-      throw new InvalidOptionsError(
-        `transaction retries must be a non-negative integer, received ${retries}.`,
-      );
-    }
-    const { propagation } = options;
-    if (propagation !== undefined && !PROPAGATIONS.has(propagation)) {
-      throw new InvalidOptionsError(
-        `Unknown transaction propagation ${JSON.stringify(propagation)}: use 'join', 'requires-new', 'nested', 'mandatory', 'never' or 'not-supported'.`,
-      );
-    }
-    const own = this.#runner.client !== null;
-    if (own && propagation === undefined) {
-      if (begin !== 'BEGIN' || retries > 0) {
-        throw new InvalidOptionsError(
-          'A nested transaction runs in a savepoint and inherits the outer transaction: isolationLevel, readOnly and retries cannot be set on it.',
-        );
-      }
-      return this.#savepoint(this.#ambientOf(), fn);
-    }
-    const outer = own ? this.#ambientOf() : currentTransaction(this.#runner.env.pool);
-    switch (propagation ?? 'join') {
-      case 'mandatory':
-      case 'join':
-        if (outer) {
-          assertCompatible(options, outer.runner);
-          return this.#joined(outer, fn);
-        }
-        if (propagation === 'mandatory') throw new TransactionRequiredError();
-        break;
-      case 'nested':
-        if (outer) {
-          assertCompatible(options, outer.runner);
-          return this.#savepoint(outer, fn);
-        }
-        break;
-      case 'never':
-        if (outer) throw new TransactionNotAllowedError();
-        return this.#outside(fn);
-      case 'not-supported':
-        return this.#outside(fn);
-      case 'requires-new':
-        break;
-    }
-    for (let attempt = 0; ; attempt++) {
-      try {
-        return await this.#transactionOnce(fn, begin, options.isolationLevel);
-      } catch (err) {
-        if (attempt >= retries || !isRetryable(err)) {
-          throw err;
-        }
-        await backoff(attempt);
-      }
-    }
-  }
-
-  /** This transaction-bound manager's transaction, as an ambient one. */
-  #ambientOf(): AmbientTransaction {
-    return { runner: this.#runner as ClientQueryRunner, savepoints: this.#savepoints };
-  }
-
-  /** Runs `fn` in `outer`, as the flow's transaction, without a savepoint. */
-  #joined<T>(outer: AmbientTransaction, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
-    const tx = new SchemaDb(outer.runner, this.#template, outer.savepoints);
-    return runInTransaction(this.#runner.env.pool, outer, () => fn(tx));
-  }
-
-  /** Runs `fn` on the pool with any transaction of this flow on it suspended. */
-  #outside<T>(fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
-    const db =
-      this.#runner.client === null
-        ? this
-        : new SchemaDb(new PoolQueryRunner(this.#runner.env), this.#template);
-    return runInTransaction(this.#runner.env.pool, null, () => fn(db));
-  }
-
-  async #transactionOnce<T>(
-    fn: (tx: SchemaDb) => Promise<T>,
-    begin: string,
-    isolationLevel: IsolationLevel | undefined,
-  ): Promise<T> {
-    const lease = await checkout(this.#runner.env);
-    const { client } = lease;
-    const runner = new ClientQueryRunner(this.#runner.env, client, undefined, isolationLevel);
-    let discard: Error | undefined;
-    try {
-      await client.query(begin);
-    } catch (err) {
-      lease.release(isBrokenConnectionError(err) ? (err as Error) : undefined);
-      throw err;
-    }
-    try {
-      try {
-        const ambient: AmbientTransaction = { runner, savepoints: { next: 1 } };
-        const tx = new SchemaDb(runner, this.#template, ambient.savepoints);
-        const result = await runInTransaction(this.#runner.env.pool, ambient, () => fn(tx));
-        runner.close();
-        const commit = await client.query('COMMIT');
-        // An aborted transaction (an error caught inside fn) "commits" as a ROLLBACK.
-        if (commit.command !== 'COMMIT') throw new TransactionAbortedError();
-        return result;
-      } catch (err) {
-        runner.close();
-        // After a failed COMMIT the server has already ended the transaction and ROLLBACK is a
-        // harmless no-op; if ROLLBACK itself fails, the connection is gone.
-        if (lease.brokenBy) {
-          discard = lease.brokenBy;
-        } else {
-          await client.query('ROLLBACK').catch((rollbackErr: Error) => {
-            discard = rollbackErr;
-          });
-        }
-        throw err;
-      }
-    } finally {
-      // Errors thrown by fn do not condemn the connection: a successful ROLLBACK proves it
-      // healthy. Only a failed ROLLBACK or an error event on the client discards it.
-      runner.close();
-      lease.release(discard);
-    }
-  }
-
-  async #savepoint<T>(outer: AmbientTransaction, fn: (tx: SchemaDb) => Promise<T>): Promise<T> {
-    const parent = outer.runner;
-    if (parent.savepointActive) throw new ConcurrentSavepointError();
-    parent.savepointActive = true;
-    try {
-      return await this.#savepointOnce(parent, outer.savepoints, fn);
-    } finally {
-      parent.savepointActive = false;
-    }
-  }
-
-  async #savepointOnce<T>(
-    parent: ClientQueryRunner,
-    savepoints: { next: number },
-    fn: (tx: SchemaDb) => Promise<T>,
-  ): Promise<T> {
-    const name = `pgt_savepoint_${savepoints.next++}`;
-    const runner = new ClientQueryRunner(parent.env, parent.client, parent);
-    await parent.control(`SAVEPOINT ${name}`);
-    try {
-      // Inside the savepoint's scope, joined managers run in the savepoint too: their writes
-      // are undone with it, and the outer runner (busy with the savepoint) is never touched.
-      const inner: AmbientTransaction = { runner, savepoints };
-      const tx = new SchemaDb(runner, this.#template, savepoints);
-      const result = await runInTransaction(this.#runner.env.pool, inner, () => fn(tx));
-      runner.close();
-      await parent.control(`RELEASE SAVEPOINT ${name}`);
-      return result;
-    } catch (err) {
-      runner.close();
-      // If this fails too, the outer transaction is aborted and its own ROLLBACK cleans up.
-      await parent.control(`ROLLBACK TO SAVEPOINT ${name}`).catch(() => undefined);
-      throw err;
-    }
-  }
-}
-
-/** A joining call may not ask for an isolation level its outer transaction does not have. */
-function assertCompatible(options: TransactionOptions, outer: ClientQueryRunner): void {
-  const wanted = options.isolationLevel;
-  if (wanted === undefined) return;
-  const running = outer.isolationLevel ?? 'read committed';
-  if (wanted !== running) {
-    throw new InvalidOptionsError(
-      `This call asks for isolationLevel '${wanted}' but joins a running '${running}' transaction. ` +
-        "Start the outermost transaction with that level, or use propagation 'requires-new' for an independent one.",
+  transaction<T>(fn: (tx: SchemaDb) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    return runTransaction(
+      {
+        runner: this.#runner,
+        savepoints: this.#savepoints,
+        manager: this,
+        managerOn: (runner, savepoints) => new SchemaDb(runner, this.#sqlTemplate, savepoints),
+      },
+      fn,
+      options,
     );
   }
-}
-
-/** Serialization failures, deadlocks, and a cached statement invalidated inside the transaction. */
-function isRetryable(err: unknown): boolean {
-  if (err instanceof PreparedStatementStaleError) return true;
-  return RETRYABLE_SQLSTATES.has((err as { code?: string }).code ?? '');
 }
 
 /** A bare `SchemaDb.create(pool)`: managed statements only when asked for. */
@@ -572,24 +377,4 @@ function bareEnvironment(pool: pg.Pool, options: SchemaDbCreateOptions): QueryEn
   const wanted = options.preparedStatements;
   if (wanted === undefined || wanted === false) return { pool };
   return { pool, statements: new StatementCache(resolvePreparedStatementOptions(wanted), pool) };
-}
-
-function beginStatement({ isolationLevel, readOnly }: TransactionOptions): string {
-  let sql = 'BEGIN';
-  if (isolationLevel !== undefined) {
-    const level = ISOLATION_SQL[isolationLevel];
-    if (level === undefined) {
-      throw new InvalidOptionsError(
-        `Unknown isolationLevel ${JSON.stringify(isolationLevel)}: use 'read committed', 'repeatable read' or 'serializable'.`,
-      );
-    }
-    sql += ` ISOLATION LEVEL ${level}`;
-  }
-  if (readOnly) sql += ' READ ONLY';
-  return sql;
-}
-
-function backoff(attempt: number): Promise<void> {
-  const ceiling = Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** attempt);
-  return new Promise((resolve) => setTimeout(resolve, Math.random() * ceiling));
 }

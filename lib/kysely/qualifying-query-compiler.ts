@@ -10,13 +10,13 @@ import {
 // Stands for "the manager's schema" between the two steps below. A NUL byte cannot occur in a
 // PostgreSQL name, so no real schema is ever mistaken for it.
 const MANAGER_SCHEMA = '\0nestjs-pg-tenancy:schema';
-const TEMPLATE_NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/;
+const PLACEHOLDER_NAME = /^[A-Za-z_][A-Za-z0-9_$]*$/;
 
 /**
  * Compiles queries to SQL templates: every table the query names without a schema becomes
  * `{{tables.name}}`, which the `SchemaDb` that runs the query expands to its own schema (or
  * leaves unqualified, on the default manager). The compiled text is therefore the same for every
- * tenant, shares the module's template cache, and no connection ever needs a `search_path`.
+ * tenant, shares the module's SQL template cache, and no connection ever needs a `search_path`.
  *
  * Which names are tables (not CTE names, aliases or columns) is decided by Kysely's own
  * `withSchema` logic, run here rather than as a plugin so that `withoutPlugins()` cannot drop
@@ -35,11 +35,11 @@ export class QualifyingQueryCompiler extends PostgresQueryCompiler {
       return;
     }
     const name = node.identifier.name;
-    if (TEMPLATE_NAME.test(name)) {
+    if (PLACEHOLDER_NAME.test(name)) {
       this.append(`{{tables.${name}}}`);
       return;
     }
-    // A name templates cannot carry ("order-items"): qualify it by hand.
+    // A name SQL templates cannot carry ("order-items"): qualify it by hand.
     this.append('{{schema}}.');
     this.visitNode(node.identifier);
   }

@@ -5,27 +5,27 @@
  *
  * @module migrations
  */
-export {
-  MigrationRunner,
-  MigrationSchemaMissingError,
-  MIGRATIONS_TABLE,
-  DEFAULT_MIGRATION_LOCK_TIMEOUT_MS,
-  type AppliedMigration,
-  type MigrateOptions,
-  type MigrationResult,
-  type MigrationRunnerOptions,
-  type MigrationSession,
-  type MigrationSource,
-  type MigrationStatus,
-  type PlannedMigration,
-} from './migration-runner.js';
-export { loadMigrationFiles, type MigrationFile } from './migration-files.js';
+export { MigrationRunner } from './migration-runner.js';
+export type {
+  AppliedMigration,
+  MigrateOptions,
+  MigrationConnection,
+  MigrationResult,
+  MigrationRunnerOptions,
+  MigrationSession,
+  MigrationStatus,
+  PlannedMigration,
+} from './migration-types.js';
+export { MIGRATIONS_TABLE } from './migration-history.js';
+export { DEFAULT_MIGRATION_LOCK_TIMEOUT_MS } from './migration-lock.js';
+export { loadMigrationFiles, type MigrationFile, type MigrationSource } from './migration-files.js';
 export {
   MigrationChecksumError,
   MigrationFailedError,
   MigrationFilesError,
   MigrationFilesMissingError,
   MigrationLockTimeoutError,
+  MigrationSchemaMissingError,
   MigrationTransactionControlError,
   type MigrationLockHolder,
 } from './migration.errors.js';

@@ -12,7 +12,7 @@ export interface MigrationFile {
   /** The file name, e.g. `003_add_index.sql`. */
   readonly name: string;
   /**
-   * The file's text, before template expansion, with a leading byte-order mark removed and CRLF
+   * The file's text, before SQL template expansion, with a leading byte-order mark removed and CRLF
    * line ends read as LF, so a Windows checkout runs (and inserts) exactly what a Unix one does.
    */
   readonly sql: string;
@@ -182,6 +182,14 @@ function legacyChecksums(sql: string): string[] {
   return [...new Set([crlf, BOM + sql, BOM + crlf])]
     .filter((variant) => variant !== sql)
     .map(sha256);
+}
+
+/** A migrations folder, or its files already loaded (to read a folder once for many schemas). */
+export type MigrationSource = string | readonly MigrationFile[];
+
+/** The files of `source`: read from the folder, or as given. */
+export function readMigrationSource(source: MigrationSource): Promise<readonly MigrationFile[]> {
+  return typeof source === 'string' ? loadMigrationFiles(source) : Promise.resolve(source);
 }
 
 /** Whether `recorded` (a history row's checksum) is this file's text. */

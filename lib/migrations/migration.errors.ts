@@ -86,20 +86,20 @@ export class MigrationFailedError extends PgTenancyError {
   }
 }
 
-/** The session holding a schema's migration lock, as `pg_stat_activity` shows it. */
+/** The backend holding a schema's migration lock, as `pg_stat_activity` shows it. */
 export interface MigrationLockHolder {
   /** The holder's backend process id, as `pg_terminate_backend()` takes it. */
   readonly pid: number;
   /** The holder's `application_name` (empty when it set none). */
   readonly applicationName: string;
-  /** When the holder's current transaction (or, outside one, its session) began. */
+  /** When the holder's current transaction (or, outside one, its connection) began. */
   readonly since: Date;
   /** `active`, `idle in transaction`, … */
   readonly state: string | null;
 }
 
 /**
- * Another session held the schema's migration lock for longer than `migrationLockTimeoutMs`:
+ * Another connection held the schema's migration lock for longer than `migrationLockTimeoutMs`:
  * another instance is migrating the schema, or is stuck while holding the lock. Nothing was
  * applied. The holder is named so an operator can look at it, and end it if it is stuck.
  */
@@ -115,7 +115,7 @@ export class MigrationLockTimeoutError extends PgTenancyError {
   ) {
     const who = holder
       ? `held by pid ${holder.pid} (application_name ${JSON.stringify(holder.applicationName)}, ${holder.state ?? 'state unknown'}, since ${holder.since.toISOString()})`
-      : 'held by another session';
+      : 'held by another connection';
     super(
       `Timed out after ${timeoutMs} ms waiting for the migration lock of schema "${schema}", ${who}. ` +
         'Another instance is migrating this schema, or is stuck: wait for it and retry' +
@@ -124,6 +124,21 @@ export class MigrationLockTimeoutError extends PgTenancyError {
           : '') +
         ', or raise migrationLockTimeoutMs.',
       options,
+    );
+  }
+}
+/**
+ * `migrate(…, { createSchema: false })` on a schema that does not exist: nothing was created.
+ * Create the schema first (for a tenant: `TenantService.create`, or `repair` a tenant whose
+ * registry row has no schema).
+ */
+export class MigrationSchemaMissingError extends PgTenancyError {
+  constructor(
+    /** The schema that does not exist. */
+    readonly schema: string,
+  ) {
+    super(
+      `Schema "${schema}" does not exist, and migrations do not create it here: create the schema first.`,
     );
   }
 }

@@ -1,11 +1,12 @@
 import { Logger } from '@nestjs/common';
 import type pg from 'pg';
 import type { QueryEnvironment } from '../core/query/query-environment.js';
-import { TemplateCache } from '../core/sql/sql-template.js';
+import { SqlTemplateCache } from '../core/sql/sql-template.js';
 import { InvalidOptionsError } from '../shared/errors.js';
 import { DrainController } from '../connection/drain-controller.js';
 import { DatabaseMonitor, type TenantSyncSource } from '../observability/database-monitor.js';
-import { createMetrics, SchemaLabels } from '../observability/metrics.js';
+import { createMetrics } from '../observability/metrics/create-metrics.js';
+import { SchemaLabels } from '../observability/metrics/metric-labels.js';
 import { QueryObserver } from '../observability/query-observer.js';
 import { createPool } from '../connection/create-pool.js';
 import { resolvePoolOptions, toPgPoolConfig, toSessionConfig } from '../connection/pool-options.js';
@@ -130,7 +131,7 @@ export async function createDatabaseRuntime(
       ...(fairShare ? { fairShare } : {}),
       monitor: new DatabaseMonitor(pool, observer, drain, tenantSync, statements, replicas),
       tenantSync,
-      templates: new TemplateCache(),
+      sqlTemplates: new SqlTemplateCache(),
       ...(statements ? { statements } : {}),
       connection,
       sessionConnection: toSessionConfig(options),

@@ -36,7 +36,12 @@ export class InvalidIdentifierError extends PgTenancyError {
  * `{{table.x}}`, an unterminated `{{tables.x`, or `{{schema}}` on a manager without a schema.
  * Thrown before any SQL is sent.
  */
-export class TemplateError extends PgTenancyError {}
+export class SqlTemplateError extends PgTenancyError {}
+
+/** @deprecated Use SqlTemplateError; removed in 0.3. */
+export const TemplateError = SqlTemplateError;
+/** @deprecated Use SqlTemplateError; removed in 0.3. */
+export type TemplateError = SqlTemplateError;
 
 /**
  * No pooled connection became free within `pool.acquireTimeoutMs`. The pool is exhausted:

@@ -56,3 +56,8 @@ export function quoteIdentifier(value: string, kind = 'identifier'): string {
   }
   return `"${value.replace(/"/g, '""')}"`;
 }
+
+/** The quoted, schema-qualified name of `name` in `schema`: `"schema"."name"`. */
+export function qualifiedName(schema: string, name: string): string {
+  return `${quoteIdentifier(schema)}.${quoteIdentifier(name)}`;
+}

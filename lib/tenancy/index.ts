@@ -16,26 +16,29 @@ export type {
   TenantMigrationState,
   TenantMigrationSummary,
 } from './fleet/tenant-fleet-migrator.js';
+export type { MigrationWaveOptions, MigrationWaveSummary } from './fleet/migration-waves.js';
 export type {
   MigrationRolloutState,
   MigrationRolloutStop,
-  MigrationWaveOptions,
-  MigrationWaveSummary,
   TenantRolloutOutcome,
-} from './fleet/tenant-waves.js';
+} from './fleet/tenant-rollout-store.js';
 export type { TenantRepairResult } from './provisioning/tenant-provisioner.js';
 
 // Transfer: clone, rename, export and import of a tenant, and the export format.
-export type { CloneTenantOptions, TenantCopyProgress } from './transfer/tenant-copy.js';
+export type { CloneTenantOptions } from './transfer/tenant-copier.js';
+export type { TenantCopyProgress } from './transfer/tenant-copy-job.js';
+export type {
+  ExportTenantOptions,
+  ImportTenantOptions,
+  TenantExportResult,
+} from './transfer/tenant-transfer.js';
 export {
   TENANT_EXPORT_FORMAT,
   TENANT_EXPORT_FORMAT_VERSION,
-  type ExportTenantOptions,
-  type ImportTenantOptions,
   type TenantExportManifest,
-  type TenantExportResult,
-} from './transfer/tenant-export.js';
-export type { MigrationHistoryEntry, SequencePosition } from '../catalog/tenant-schema-catalog.js';
+} from './transfer/tenant-export-manifest.js';
+export type { MigrationHistoryEntry } from '../catalog/schema-history.js';
+export type { SequencePosition } from '../catalog/schema-tables.js';
 export {
   TenantCloneError,
   TenantExportError,

@@ -8,15 +8,15 @@ import { migrationFilesLoader, type MigrationFile } from '../migrations/migratio
 import { MigrationRunner } from '../migrations/migration-runner.js';
 import { CitusTenancy } from './citus/citus.js';
 import { TenantFleetMigrator } from './fleet/tenant-fleet-migrator.js';
-import { TenantRolloutStore } from './fleet/tenant-waves.js';
+import { TenantRolloutStore } from './fleet/tenant-rollout-store.js';
 import { TenantProvisioner } from './provisioning/tenant-provisioner.js';
 import { TenantTemplate, templateSchemaFor } from './provisioning/tenant-template.js';
 import { TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantContext } from './routing/tenant-context.js';
 import type { ResolvedTenancyOptions } from './tenancy-options.js';
 import { TenantService } from './tenant.service.js';
-import { TenantCopier } from './transfer/tenant-copy.js';
-import { TenantTransfer } from './transfer/tenant-export.js';
+import { TenantCopier } from './transfer/tenant-copier.js';
+import { TenantTransfer } from './transfer/tenant-transfer.js';
 
 /** What the tenancy services are built from. */
 export interface TenancyRootInput {

@@ -1,10 +1,10 @@
 import type pg from 'pg';
 import { inTransaction, openSession, type SessionTracker } from '../connection/sessions.js';
+import { ADVISORY_LOCK_NAMESPACE as LOCK_NAMESPACE } from '../migrations/migration-lock.js';
 import type { TenantStatus } from './tenant-state.js';
 
-// Advisory lock namespace shared with the migration runner ("pgtn"); the second key is
-// hashtext(schema). Creating, dropping and migrating a tenant all take this one lock.
-const LOCK_NAMESPACE = 0x7067746e;
+// The migration runner's namespace; the second key is hashtext(schema). Creating, dropping and
+// migrating a tenant all take this one lock.
 
 /**
  * Creates or upgrades shared bookkeeping (the registry, the rollout tables) once across
@@ -89,8 +89,8 @@ export async function tryLockTenantShared(client: pg.ClientBase, schema: string)
 }
 
 /**
- * Takes tenant `schema`'s lock for the session (the key the transaction-scoped tenant lock
- * uses). Taken before a `REPEATABLE READ` transaction begins, its snapshot is then taken after
+ * Takes tenant `schema`'s lock on `client` until released (PostgreSQL's session-level lock, on
+ * the key the transaction-scoped tenant lock uses). Taken before a `REPEATABLE READ` transaction begins, its snapshot is then taken after
  * any migration or drop that held the lock has committed. Returns the release.
  */
 export async function holdTenantLock(

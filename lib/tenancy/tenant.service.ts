@@ -11,15 +11,16 @@ import {
   type TenantMigrationSummary,
 } from './fleet/tenant-fleet-migrator.js';
 import { TenantProvisioner, type TenantRepairResult } from './provisioning/tenant-provisioner.js';
-import { TenantCopier, type CloneTenantOptions } from './transfer/tenant-copy.js';
+import { TenantCopier, type CloneTenantOptions } from './transfer/tenant-copier.js';
 import {
   TenantTransfer,
   type ExportTenantOptions,
   type ImportTenantOptions,
   type TenantExportResult,
-} from './transfer/tenant-export.js';
-import type { MigrationRolloutState } from './fleet/tenant-waves.js';
-import type { TenantInfo, TenantRegistry } from './registry/tenant-registry.js';
+} from './transfer/tenant-transfer.js';
+import type { MigrationRolloutState } from './fleet/tenant-rollout-store.js';
+import type { TenantInfo } from './registry/tenant-info.js';
+import type { TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantTemplate } from './provisioning/tenant-template.js';
 import { TenantNotFoundError } from './tenant.errors.js';
 
@@ -255,11 +256,12 @@ export class TenantService {
    * summary lists it and the registry keeps its error for the fleet view. Then the template
    * schema that `create()` copies is brought to the same files (see `tenancy.template`).
    *
-   * Rollouts in waves: `canary` tenants go first (wave 0) and any failure among them stops the
-   * run before wave 1; the rest go `waveSize` at a time; `stopAfterFailures` stops starting new
+   * A fleet migration runs in waves: `canary` tenants go first (wave 0) and any failure among
+   * them stops the run before wave 1; the rest go `waveSize` at a time; `stopAfterFailures` stops starting new
    * tenants after that many failures; `retryFailed` migrates only the tenants whose last attempt
-   * at these files failed. Each wave's outcomes are recorded in the registry schema
-   * (`tenant_rollouts`, `tenant_rollout_outcomes`), so a rerun resumes where a run stopped:
+   * at these files failed. Each wave's outcomes are recorded in the rollout, the registry
+   * schema's record of these files (`tenant_rollouts`, `tenant_rollout_outcomes`), so a rerun
+   * resumes where a run stopped:
    * tenants done are skipped, those not attempted come first, earlier failures last.
    *
    * @throws CitusMigrationError on Citus, before any tenant is migrated, when a tenant migration

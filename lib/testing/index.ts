@@ -3,8 +3,8 @@ export {
   type TestDatabase,
   type TestDatabaseOptions,
 } from './test-database.js';
+export { EmbeddedPostgresError } from './embedded/embedded.errors.js';
 export {
-  EmbeddedPostgresError,
   startEmbeddedPostgres,
   type EmbeddedPostgresOptions,
   type EmbeddedPostgresServer,

@@ -256,7 +256,7 @@ const COLUMN_TYPES_SQL = `SELECT a.attname AS name, format_type(a.atttypid, NULL
   FROM pg_catalog.pg_attribute a JOIN pg_catalog.pg_type t ON t.oid = a.atttypid
   WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped`;
 
-/** How `insertMany` runs SQL: through the manager, so templates, transactions and hooks apply. */
+/** How `insertMany` runs SQL: through the manager, so SQL templates, transactions and hooks apply. */
 export type SqlExecutor = (
   text: string,
   params: readonly unknown[],

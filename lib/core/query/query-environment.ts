@@ -3,7 +3,7 @@ import type { DrainController } from '../../connection/drain-controller.js';
 import type { TenantFairShare } from '../../connection/tenant-fair-share.js';
 import type { QuerySink } from './query-event.js';
 import type { StatementCache } from '../../connection/statement-cache.js';
-import type { TemplateCache } from '../sql/sql-template.js';
+import type { SqlTemplateCache } from '../sql/sql-template.js';
 
 /**
  * What every manager of an application shares: the pool, the shutdown gate and the query
@@ -18,7 +18,7 @@ export interface QueryEnvironment {
   /** The per-tenant cap on connections, taken before every checkout. Default: none. */
   readonly fairShare?: Pick<TenantFairShare, 'acquire'>;
   /** Parsed SQL templates shared by all managers (one entry per distinct SQL text). */
-  readonly templates?: TemplateCache;
+  readonly sqlTemplates?: SqlTemplateCache;
   /** Managed prepared statements; absent: every query is sent unnamed. */
   readonly statements?: StatementCache;
   /** Where `db.replica()` reads go; absent when no replicas are configured. */

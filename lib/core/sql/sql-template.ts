@@ -1,4 +1,4 @@
-import { TemplateError } from '../../shared/errors.js';
+import { SqlTemplateError } from '../../shared/errors.js';
 import { assertIdentifier, quoteIdentifier } from '../../shared/identifiers.js';
 import { scanSql } from './sql-lexer.js';
 
@@ -13,8 +13,8 @@ const TABLE_PREFIX = 'tables.';
 // Inside a dollar-quoted body, an expanded name must not contain anything that could close it.
 const DOLLAR_TAG_LIKE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?\$/;
 
-/** Default number of distinct SQL texts a template cache remembers. */
-const DEFAULT_TEMPLATE_CACHE_SIZE = 2_000;
+/** Default number of distinct SQL texts an SQL template cache remembers. */
+const DEFAULT_CACHE_SIZE = 2_000;
 
 /**
  * A parsed SQL text, independent of any schema: the literal pieces, and between each two a slot
@@ -33,11 +33,11 @@ interface CompiledTemplate {
  * 10,000 tenants, a query is parsed once, not once per tenant. Bounded: when full, the oldest
  * entry is evicted, so SQL built dynamically cannot grow it without limit.
  */
-export class TemplateCache {
+export class SqlTemplateCache {
   readonly #compiled = new Map<string, CompiledTemplate>();
   readonly #max: number;
 
-  constructor(maxSize = DEFAULT_TEMPLATE_CACHE_SIZE) {
+  constructor(maxSize = DEFAULT_CACHE_SIZE) {
     this.#max = maxSize;
   }
 
@@ -46,12 +46,12 @@ export class TemplateCache {
     return this.#compiled.size;
   }
 
-  /** @throws TemplateError, InvalidIdentifierError */
+  /** @throws SqlTemplateError, InvalidIdentifierError */
   get(sql: string): CompiledTemplate {
     const hit = this.#compiled.get(sql);
     if (hit !== undefined) return hit;
     if (typeof sql !== 'string') {
-      throw new TemplateError(`SQL must be a string, received ${typeof sql}.`);
+      throw new SqlTemplateError(`SQL must be a string, received ${typeof sql}.`);
     }
     const compiled = compile(sql);
     if (this.#compiled.size >= this.#max) {
@@ -107,7 +107,7 @@ function assertNoLeftover(text: string): void {
   const leftover = LEFTOVER.exec(text);
   if (leftover) {
     const snippet = text.slice(leftover.index, leftover.index + 40);
-    throw new TemplateError(
+    throw new SqlTemplateError(
       `Malformed placeholder near ${JSON.stringify(snippet)}: write {{tables.name}} or {{schema}}, closed with "}}" (or \\{{ for a literal "{{").`,
     );
   }
@@ -116,7 +116,7 @@ function assertNoLeftover(text: string): void {
 function slotOf(name: string): string | null {
   if (name === 'schema') return null;
   if (name.startsWith(TABLE_PREFIX)) return quoteTable(name.slice(TABLE_PREFIX.length).trim());
-  throw new TemplateError(
+  throw new SqlTemplateError(
     `Unknown placeholder {{${name}}}: the supported placeholders are {{tables.name}} and {{schema}}.`,
   );
 }
@@ -129,18 +129,18 @@ function quoteTable(table: string): string {
 /**
  * Expands `{{tables.name}}` and `{{schema}}` placeholders for one schema (or for none: then
  * tables stay unqualified and `{{schema}}` is an error). A hot query costs a Map lookup in the
- * shared {@link TemplateCache} and a few string concatenations.
+ * shared {@link SqlTemplateCache} and a few string concatenations.
  */
 export class SqlTemplate {
   readonly #schema: string | null;
   readonly #quotedSchema: string | null;
   /** `"schema".` — prepended to table names. */
   readonly #prefix: string;
-  readonly #cache: TemplateCache;
+  readonly #cache: SqlTemplateCache;
   /** The schema contains `$`, so it needs care inside dollar-quoted bodies. */
   readonly #dollar: boolean;
 
-  constructor(schema: string | null, cache: TemplateCache = new TemplateCache()) {
+  constructor(schema: string | null, cache: SqlTemplateCache = new SqlTemplateCache()) {
     if (schema !== null) assertIdentifier(schema, 'schema');
     this.#schema = schema;
     this.#dollar = schema !== null && DOLLAR_TAG_LIKE.test(schema);
@@ -155,7 +155,7 @@ export class SqlTemplate {
   }
 
   /** The cache this template parses through (shared with managers created from it). */
-  get cache(): TemplateCache {
+  get cache(): SqlTemplateCache {
     return this.#cache;
   }
 
@@ -164,7 +164,7 @@ export class SqlTemplate {
     return this.#prefix + quoteTable(table);
   }
 
-  /** Expands every placeholder in `sql`. @throws TemplateError, InvalidIdentifierError */
+  /** Expands every placeholder in `sql`. @throws SqlTemplateError, InvalidIdentifierError */
   expand(sql: string): string {
     const compiled = this.#cache.get(sql);
     const { parts, slots } = compiled;
@@ -175,7 +175,7 @@ export class SqlTemplate {
       const slot = slots[i]!;
       if (slot === null) {
         if (this.#quotedSchema === null) {
-          throw new TemplateError(
+          throw new SqlTemplateError(
             '{{schema}} was used on a manager that has no schema. Use a named schema manager (@InjectSchemaDb(name)) or write the schema explicitly.',
           );
         }
@@ -189,7 +189,7 @@ export class SqlTemplate {
   }
 
   #refuseDollar(): never {
-    throw new TemplateError(
+    throw new SqlTemplateError(
       `Schema ${JSON.stringify(this.#schema)} contains a dollar-quote tag ("$…$"), so expanding it inside a dollar-quoted body ($fn$ … $fn$) could end that body early. ` +
         'Use schema names (tenant ids and schemaPrefix) without "$".',
     );

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { MigrationFile } from '../../migrations/migration-files.js';
+import { withoutTimeouts } from '../../connection/pool-options.js';
 import { inTransaction, openSession, type SessionTracker } from '../../connection/sessions.js';
 import { assertCitusCompatible, hasCitusConflicts } from './citus-migration-check.js';
 import { CitusUnavailableError } from './citus.errors.js';
@@ -126,8 +127,7 @@ export class CitusTenancy {
   ) {
     this.#pool = pool;
     // A move or a conversion copies whole tenants: no statement timeout (as for migrations).
-    const { statement_timeout: _statementTimeout, ...rest } = connection;
-    this.#connection = rest;
+    this.#connection = withoutTimeouts(connection, { keepLockTimeout: true });
     this.#mode = mode;
     this.#tracker = tracker;
     this.#files = files;

@@ -1,10 +1,8 @@
 import { integerOption } from '../../shared/option-values.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
-import {
-  MigrationSchemaMissingError,
-  type MigrationRunner,
-  type MigrationSession,
-} from '../../migrations/migration-runner.js';
+import type { MigrationRunner } from '../../migrations/migration-runner.js';
+import type { MigrationConnection } from '../../migrations/migration-types.js';
+import { MigrationSchemaMissingError } from '../../migrations/migration.errors.js';
 import { migrationsDigest } from '../tenant-migrations-digest.js';
 import { TenantGoneError, tenantGuard } from '../tenant-locks.js';
 import type { TenantRegistry } from '../registry/tenant-registry.js';
@@ -12,16 +10,19 @@ import type { TenantRow } from '../registry/tenant-registry-store.js';
 import type { TenantStatus } from '../tenant-state.js';
 import {
   planWaves,
-  type PlannedWave,
   resolveWaveOptions,
-  type MigrationRolloutState,
-  type MigrationRolloutStop,
+  waveSummary,
   type MigrationWaveOptions,
   type MigrationWaveSummary,
-  type RecordedOutcome,
-  type TenantRolloutOutcome,
-  type TenantRolloutStore,
-} from './tenant-waves.js';
+  type PlannedWave,
+} from './migration-waves.js';
+import type {
+  MigrationRolloutState,
+  MigrationRolloutStop,
+  RecordedOutcome,
+  TenantRolloutOutcome,
+  TenantRolloutStore,
+} from './tenant-rollout-store.js';
 import { TenantNotFoundError } from '../tenant.errors.js';
 
 /** Progress of `migrateAll()`, reported after each tenant. */
@@ -160,7 +161,7 @@ export class TenantFleetMigrator {
     }
     const migrateOne = async (
       row: TenantRow,
-      session: MigrationSession,
+      connection: MigrationConnection,
       wave: number,
     ): Promise<{
       tenantId: string;
@@ -170,7 +171,7 @@ export class TenantFleetMigrator {
       let outcome: TenantMigrationProgress['outcome'];
       let error: string | undefined;
       try {
-        const result = await session.migrate(row.schema_name, files, {
+        const result = await connection.migrate(row.schema_name, files, {
           createSchema: false,
           guard: tenantGuard(this.registry.table, row.id, ['active', 'suspended']),
         });
@@ -205,9 +206,9 @@ export class TenantFleetMigrator {
     };
     // Each worker keeps one migration connection for all the tenants it takes, across waves: a
     // new connection per tenant would cost about as much as a small tenant's migrations.
-    const sessions = Array.from(
+    const connections = Array.from(
       { length: Math.min(concurrency, Math.max(0, ...waves.map((w) => w.tenants.length))) },
-      () => this.runner.session(),
+      () => this.runner.connection(),
     );
     const waveSummaries: MigrationWaveSummary[] = [];
     const notAttempted: string[] = [];
@@ -224,12 +225,12 @@ export class TenantFleetMigrator {
         const limitReached = () =>
           waveOptions.stopAfterFailures !== undefined &&
           failed.length >= waveOptions.stopAfterFailures;
-        const worker = async (session: MigrationSession) => {
+        const worker = async (connection: MigrationConnection) => {
           while (next < tenants.length && !limitReached()) {
-            outcomes.push(await migrateOne(tenants[next++], session, wave));
+            outcomes.push(await migrateOne(tenants[next++], connection, wave));
           }
         };
-        await Promise.all(sessions.slice(0, tenants.length).map(worker));
+        await Promise.all(connections.slice(0, tenants.length).map(worker));
         const left = tenants.slice(next).map((t) => t.id);
         notAttempted.push(...left);
         await this.rollouts.store.record(current, wave, outcomes);
@@ -240,7 +241,7 @@ export class TenantFleetMigrator {
         }
       }
     } finally {
-      await Promise.all(sessions.map((s) => s.close()));
+      await Promise.all(connections.map((c) => c.close()));
     }
     if (stale.length > 0) await this.rollouts.store.end(current, stopped);
     return {
@@ -293,22 +294,4 @@ export class TenantFleetMigrator {
     if (missing.length > 0) throw new TenantNotFoundError(missing[0]);
     return rows;
   }
-}
-
-function waveSummary(
-  wave: number,
-  tenants: number,
-  outcomes: readonly { outcome: TenantRolloutOutcome }[],
-  notAttempted: number,
-): MigrationWaveSummary {
-  const count = (o: TenantRolloutOutcome) => outcomes.filter((x) => x.outcome === o).length;
-  return {
-    wave,
-    tenants,
-    applied: count('applied'),
-    upToDate: count('up-to-date'),
-    failed: count('failed'),
-    gone: count('gone'),
-    notAttempted,
-  };
 }

@@ -1,6 +1,7 @@
 import type { LoggerService } from '@nestjs/common';
 import type pg from 'pg';
 import { quoteIdentifier } from '../../shared/identifiers.js';
+import { withoutTimeouts } from '../../connection/pool-options.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
 import {
@@ -12,9 +13,9 @@ import {
 import type { CitusTenancy } from '../citus/citus.js';
 import { migrationsDigest } from '../tenant-migrations-digest.js';
 import { lockTenant, tenantGuard } from '../tenant-locks.js';
-import { toTenantInfo } from '../registry/tenant-cache.js';
-import type { TenantInfo, TenantRegistry } from '../registry/tenant-registry.js';
-import { normaliseRow, type TenantRow } from '../registry/tenant-registry-store.js';
+import { toTenantInfo, type TenantInfo } from '../registry/tenant-info.js';
+import type { TenantRegistry } from '../registry/tenant-registry.js';
+import type { TenantRow } from '../registry/tenant-registry-store.js';
 import type { TenantTemplate } from './tenant-template.js';
 import { statesLeadingTo, type TenantStatus } from '../tenant-state.js';
 import {
@@ -77,13 +78,8 @@ export class TenantProvisioner {
   ) {
     // Tenant migrations run in these sessions: like the migration runner's, they have no
     // statement timeout (index builds and backfills legitimately run long).
-    const {
-      statement_timeout: _statementTimeout,
-      lock_timeout: _lockTimeout,
-      ...rest
-    } = connection as pg.ClientConfig & { lock_timeout?: number };
-    this.#connection = rest;
-    this.#sessions = new SessionKeeper(rest, {
+    this.#connection = withoutTimeouts(connection);
+    this.#sessions = new SessionKeeper(this.#connection, {
       tracker,
       applicationName: 'nestjs-pg-tenancy:provisioning',
       max: CREATE_SESSIONS_KEPT,
@@ -103,7 +99,6 @@ export class TenantProvisioner {
     const files = await this.files();
     const split = files.findIndex((f) => !f.transactional);
     const inTx = split < 0 ? files : files.slice(0, split);
-    const table = this.registry.table;
     const session = await this.#sessions.acquire();
     // Whether migration files ran on the session (they may have changed its settings).
     let replayed = true;
@@ -129,19 +124,13 @@ export class TenantProvisioner {
             await this.runner.applyInTransaction(client, schema, inTx.slice(cloned));
           }
           replayed = cloned < inTx.length;
-          const written = await client.query<TenantRow>(
-            `UPDATE ${table}
-                SET status = $2, migrated_version = $3, migrations_digest = $4, last_migrated_at = now()
-              WHERE id = $1
-              RETURNING *`,
-            [
-              id,
-              split < 0 ? 'active' : 'provisioning',
-              inTx.length,
-              migrationsDigest(inTx, inTx.length),
-            ],
+          created = await this.registry.store.recordCreated(
+            client,
+            id,
+            split < 0 ? 'active' : 'provisioning',
+            inTx.length,
+            migrationsDigest(inTx, inTx.length),
           );
-          created = normaliseRow(written.rows[0]);
         });
       } catch (err) {
         if (err instanceof TenantAlreadyExistsError) throw err;
@@ -172,7 +161,7 @@ export class TenantProvisioner {
    */
   async drop(id: string): Promise<void> {
     const schema = this.registry.schemaFor(id);
-    const table = this.registry.table;
+    const { store } = this.registry;
     const session = await openSession(this.#connection, {
       tracker: this.tracker,
       applicationName: 'nestjs-pg-tenancy:drop',
@@ -180,14 +169,9 @@ export class TenantProvisioner {
     try {
       await inTransaction(session.client, async () => {
         await lockTenant(session.client, schema);
-        const { rows } = await session.client.query<{ status: TenantStatus }>(
-          `SELECT status FROM ${table} WHERE id = $1 FOR UPDATE`,
-          [id],
-        );
-        if (!rows[0]) throw new TenantNotFoundError(id);
-        if (rows[0].status !== 'dropping') {
-          await session.client.query(`UPDATE ${table} SET status = 'dropping' WHERE id = $1`, [id]);
-        }
+        const row = await store.one(id, session.client, true);
+        if (!row) throw new TenantNotFoundError(id);
+        if (row.status !== 'dropping') await store.markDropping(session.client, id);
       });
       await this.registry.refresh(id).catch(() => undefined);
       await this.#dropSchema(session.client, id, schema);
@@ -208,8 +192,7 @@ export class TenantProvisioner {
   async setStatus(id: string, to: 'active' | 'suspended'): Promise<TenantInfo> {
     this.registry.validate(id);
     const from = [to, ...statesLeadingTo(to)];
-    const pool = this.registry.store;
-    const updated = await pool.setStatus(id, to, from);
+    const updated = await this.registry.store.setStatus(id, to, from);
     if (!updated) throw new TenantNotFoundError(id);
     return this.#info(id);
   }
@@ -272,10 +255,7 @@ export class TenantProvisioner {
           await client.query(`SET LOCAL lock_timeout = ${DROP_LOCK_TIMEOUT_MS}`);
           await lockTenant(client, schema);
           await client.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`);
-          await client.query(
-            `DELETE FROM ${this.registry.table} WHERE id = $1 AND status = 'dropping'`,
-            [id],
-          );
+          await this.registry.store.deleteIf(id, 'dropping', client);
         });
         return;
       } catch (err) {
@@ -315,7 +295,7 @@ export class TenantProvisioner {
 
   /**
    * Running queries on the schema's tables are cancelled; a transaction left idle while
-   * holding them would never end on its own, so its session is terminated.
+   * holding them would never end on its own, so its backend is terminated.
    */
   async #cancelWorkOn(client: pg.ClientBase, id: string, schema: string): Promise<void> {
     const { rows } = await client.query<{ pid: number }>(
@@ -331,7 +311,7 @@ export class TenantProvisioner {
       [schema],
     );
     this.logger.warn(
-      `Dropping tenant ${id}: work on its schema outlived ${DROP_GRACE_MS} ms; cancelled the work of ${rows.length} session(s).`,
+      `Dropping tenant ${id}: work on its schema outlived ${DROP_GRACE_MS} ms; cancelled the work of ${rows.length} connection(s).`,
     );
   }
 
@@ -362,11 +342,7 @@ export async function reserveTenant<T>(
   tenant: { id: string; schema: string; metadata: Record<string, unknown> },
   beforeCreateSchema?: (client: pg.ClientBase) => Promise<T>,
 ): Promise<T | undefined> {
-  const inserted = await client.query(
-    `INSERT INTO ${registry.table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-    [tenant.id, tenant.schema, JSON.stringify(tenant.metadata)],
-  );
-  if (inserted.rowCount === 0) {
+  if (!(await registry.store.insertProvisioning(client, tenant))) {
     const existing = await registry.store.one(tenant.id, client);
     throw new TenantAlreadyExistsError(tenant.id, existing?.status);
   }

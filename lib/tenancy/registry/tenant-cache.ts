@@ -1,28 +1,7 @@
 import type { SchemaDb } from '../../core/schema-db.js';
 import type { TenantRow } from './tenant-registry-store.js';
+import { toTenantInfo, type TenantInfo } from './tenant-info.js';
 import { isServable, type TenantStatus } from '../tenant-state.js';
-
-/** A tenant as the registry records it. */
-export interface TenantInfo {
-  /** The tenant id, as passed to `TenantService.create()` and resolved from requests. */
-  readonly id: string;
-  /** The PostgreSQL schema holding the tenant's tables (unquoted). */
-  readonly schema: string;
-  /** See the lifecycle in `tenant-state.ts`: only `active` tenants are served. */
-  readonly status: TenantStatus;
-  /** The `metadata` given to `TenantService.create()` (a `jsonb` column); `{}` when none. */
-  readonly metadata: Record<string, unknown>;
-  /** When the registry row was created. */
-  readonly createdAt: Date;
-  /** Number of tenant migration files applied, as of the last `migrateAll()`/`create()`. */
-  readonly migratedVersion: number;
-  /** When a migration run last succeeded for the tenant; `null` before the first. */
-  readonly lastMigratedAt: Date | null;
-  /** Why the last migration attempt failed, or `null`. */
-  readonly lastError: string | null;
-  /** The row's version: grows with every change, from the registry's sequence. */
-  readonly version: number;
-}
 
 /** A known tenant and its pre-built manager. */
 export interface TenantEntry {
@@ -191,19 +170,4 @@ export class TenantCache {
         : this.#createDb(row.schema_name);
     return { info: toTenantInfo(row), db };
   }
-}
-
-/** A registry row as `TenantInfo` (frozen). */
-export function toTenantInfo(row: TenantRow): TenantInfo {
-  return Object.freeze({
-    id: row.id,
-    schema: row.schema_name,
-    status: row.status,
-    metadata: row.metadata,
-    createdAt: row.created_at,
-    migratedVersion: row.migrated_version,
-    lastMigratedAt: row.last_migrated_at,
-    lastError: row.last_error,
-    version: row.version,
-  });
 }

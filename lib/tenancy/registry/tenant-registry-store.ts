@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { quoteIdentifier } from '../../shared/identifiers.js';
+import { qualifiedName, quoteIdentifier } from '../../shared/identifiers.js';
 import { PgTenancyError } from '../../shared/errors.js';
 import type { SessionTracker } from '../../connection/sessions.js';
 import { isDistributedSchema, keepRegistryLocal } from '../citus/citus.js';
@@ -50,7 +50,9 @@ const REGISTRY_MARKER = 'nestjs-pg-tenancy registry v2';
  * The registry table and everything PostgreSQL does for it: its DDL (created, or upgraded in place
  * from an older release, under an advisory lock), the version sequence, and the trigger that
  * announces every insert, update and delete — operators' plain SQL included — inside the changing
- * transaction, so no change can commit unannounced.
+ * transaction, so no change can commit unannounced. It is the library's only writer of registry
+ * rows: provisioning, copies and fleet migrations call its methods (inside their own transaction
+ * when they pass a client) rather than writing SQL of their own.
  */
 export class TenantRegistryStore {
   readonly #pool: pg.Pool;
@@ -63,7 +65,7 @@ export class TenantRegistryStore {
 
   /** `"registrySchema"."tenants"`. */
   get table(): string {
-    return `${quoteIdentifier(this.#schema)}.${quoteIdentifier('tenants')}`;
+    return qualifiedName(this.#schema, 'tenants');
   }
 
   /** The NOTIFY channel of registry changes. */
@@ -72,7 +74,7 @@ export class TenantRegistryStore {
   }
 
   get #sequence(): string {
-    return `${quoteIdentifier(this.#schema)}.${quoteIdentifier('tenants_version_seq')}`;
+    return qualifiedName(this.#schema, 'tenants_version_seq');
   }
 
   /** Whether the table exists. Reads only. */
@@ -178,34 +180,126 @@ export class TenantRegistryStore {
       COMMENT ON TABLE ${table} IS '${REGISTRY_MARKER}';`;
   }
 
-  /** One tenant's row (an indexed lookup), or `undefined`. */
-  async one(id: string, db: pg.Pool | pg.ClientBase = this.#pool): Promise<TenantRow | undefined> {
-    const { rows } = await db.query<TenantRow>(`SELECT * FROM ${this.table} WHERE id = $1`, [id]);
+  /**
+   * One tenant's row (an indexed lookup), or `undefined`. `forUpdate`: locked for the rest of the
+   * open transaction on `db`.
+   */
+  async one(
+    id: string,
+    db: pg.Pool | pg.ClientBase = this.#pool,
+    forUpdate = false,
+  ): Promise<TenantRow | undefined> {
+    const { rows } = await db.query<TenantRow>(
+      `SELECT * FROM ${this.table} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+      [id],
+    );
     return rows[0] && normaliseRow(rows[0]);
   }
 
+  // Every write of a registry row is below: the table's states and transitions (tenant-state.ts)
+  // are kept by these statements only.
+
+  /**
+   * Inserts tenant `id`'s row as `provisioning`, in the open transaction on `client`; `false`
+   * when a row with that id exists already.
+   */
+  async insertProvisioning(
+    client: pg.ClientBase,
+    tenant: {
+      readonly id: string;
+      readonly schema: string;
+      readonly metadata: Record<string, unknown>;
+    },
+  ): Promise<boolean> {
+    const inserted = await client.query(
+      `INSERT INTO ${this.table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+      [tenant.id, tenant.schema, JSON.stringify(tenant.metadata)],
+    );
+    return inserted.rowCount !== 0;
+  }
+
+  /**
+   * Records a tenant just created in the open transaction on `client`: its `status` (`active`,
+   * or `provisioning` while files remain to apply) and the files applied. Returns the row written.
+   */
+  async recordCreated(
+    client: pg.ClientBase,
+    id: string,
+    status: TenantStatus,
+    migratedVersion: number,
+    digest: string,
+  ): Promise<TenantRow> {
+    const written = await client.query<TenantRow>(
+      `UPDATE ${this.table}
+          SET status = $2, migrated_version = $3, migrations_digest = $4, last_migrated_at = now()
+        WHERE id = $1
+        RETURNING *`,
+      [id, status, migratedVersion, digest],
+    );
+    return normaliseRow(written.rows[0]);
+  }
+
+  /**
+   * Inserts a copy of `fromId`'s row under `toId` with schema `toSchema` (as `provisioning`, its
+   * creation and migration columns kept), in the open transaction on `client`; `false` when a
+   * row with id `toId` exists already.
+   */
+  async insertCopy(
+    client: pg.ClientBase,
+    fromId: string,
+    toId: string,
+    toSchema: string,
+  ): Promise<boolean> {
+    const inserted = await client.query(
+      `INSERT INTO ${this.table} (id, schema_name, metadata, created_at, migrated_version,
+                                 migrations_digest, last_migrated_at, last_error)
+       SELECT $2, $3, metadata, created_at, migrated_version, migrations_digest,
+              last_migrated_at, last_error
+         FROM ${this.table} WHERE id = $1
+       ON CONFLICT DO NOTHING`,
+      [fromId, toId, toSchema],
+    );
+    return inserted.rowCount !== 0;
+  }
+
+  /** Marks `id` `dropping`, in the open transaction on `client` (its row locked by the caller). */
+  async markDropping(client: pg.ClientBase, id: string): Promise<void> {
+    await client.query(`UPDATE ${this.table} SET status = 'dropping' WHERE id = $1`, [id]);
+  }
+
   /** Moves `id` to `to` if its status is one of `from`; whether it did. */
-  async setStatus(id: string, to: TenantStatus, from: readonly TenantStatus[]): Promise<boolean> {
-    const updated = await this.#pool.query(
+  async setStatus(
+    id: string,
+    to: TenantStatus,
+    from: readonly TenantStatus[],
+    db: pg.Pool | pg.ClientBase = this.#pool,
+  ): Promise<boolean> {
+    const updated = await db.query(
       `UPDATE ${this.table} SET status = $2 WHERE id = $1 AND status = ANY($3)`,
       [id, to, from],
     );
     return updated.rowCount === 1;
   }
 
-  /** Finishes a `provisioning` tenant: `active`, with the files applied. Returns the row written. */
+  /**
+   * Finishes a `provisioning` tenant: `active`, with the files applied. Returns the row written.
+   * `from`: the states it may be finished from (a copy made in one transaction passes every
+   * state leading to `active`).
+   */
   async activate(
     id: string,
     migratedVersion: number,
     digest: string,
+    db: pg.Pool | pg.ClientBase = this.#pool,
+    from: readonly TenantStatus[] = ['provisioning'],
   ): Promise<TenantRow | undefined> {
-    const { rows } = await this.#pool.query<TenantRow>(
+    const { rows } = await db.query<TenantRow>(
       `UPDATE ${this.table}
           SET status = 'active', migrated_version = $2, migrations_digest = $3,
               last_migrated_at = now(), last_error = NULL
-        WHERE id = $1 AND status = 'provisioning'
+        WHERE id = $1 AND status = ANY($4)
         RETURNING *`,
-      [id, migratedVersion, digest],
+      [id, migratedVersion, digest, from],
     );
     return rows[0] && normaliseRow(rows[0]);
   }
@@ -236,12 +330,16 @@ export class TenantRegistryStore {
     await this.#pool.query(`UPDATE ${this.table} SET last_error = $2 WHERE id = $1`, [id, message]);
   }
 
-  /** Deletes `id`'s row if it has `status`; whether it did. */
-  async deleteIf(id: string, status: TenantStatus): Promise<boolean> {
-    const deleted = await this.#pool.query(
-      `DELETE FROM ${this.table} WHERE id = $1 AND status = $2`,
-      [id, status],
-    );
+  /** Deletes `id`'s row if it has `status` (any status when `null`); whether it did. */
+  async deleteIf(
+    id: string,
+    status: TenantStatus | null,
+    db: pg.Pool | pg.ClientBase = this.#pool,
+  ): Promise<boolean> {
+    const deleted =
+      status === null
+        ? await db.query(`DELETE FROM ${this.table} WHERE id = $1`, [id])
+        : await db.query(`DELETE FROM ${this.table} WHERE id = $1 AND status = $2`, [id, status]);
     return deleted.rowCount === 1;
   }
 
@@ -284,7 +382,7 @@ export function parseNotice(payload: string): RegistryNotice | undefined {
 }
 
 /** Fixes up a row as `pg` returns it (`version` is a bigint, hence a string). */
-export function normaliseRow(row: TenantRow): TenantRow {
+function normaliseRow(row: TenantRow): TenantRow {
   // bigint arrives as a string; versions stay far below 2^53.
   row.version = row.version === undefined || row.version === null ? 0 : Number(row.version);
   return row;

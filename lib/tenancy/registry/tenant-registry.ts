@@ -7,13 +7,14 @@ import type { SessionTracker } from '../../connection/sessions.js';
 import { TenantCache, type TenantEntry } from './tenant-cache.js';
 import { TenantRegistryStore, type RegistryNotice } from './tenant-registry-store.js';
 import { RegistrySync, type RegistrySyncState } from './tenant-registry-sync.js';
+import { shareRead, type SharedRead } from './shared-read.js';
 import {
   InvalidTenantIdError,
   TenantNotFoundError,
   TenantSuspendedError,
 } from '../tenant.errors.js';
 
-export type { TenantEntry, TenantInfo } from './tenant-cache.js';
+export type { TenantEntry } from './tenant-cache.js';
 export type { RegistrySyncState } from './tenant-registry-sync.js';
 
 /** What the registry needs of the resolved `tenancy` options (they satisfy it as they are). */
@@ -41,44 +42,6 @@ const STALE_BATCH_RELOAD = 32;
 
 /** SQLSTATEs of a statement that lost its table or schema. */
 const VANISHED = new Set(['42P01', '3F000']);
-
-/** A read in flight that concurrent callers share. */
-interface SharedRead<T> {
-  /** Another read must start after the current one (a caller arrived meanwhile). */
-  again: boolean;
-  readonly done: Promise<T>;
-}
-
-/**
- * Shares `read` among concurrent callers without handing anyone a result older than their call:
- * a caller arriving while a read runs gets one more read after it (however many arrive), since
- * the read running may have taken its snapshot before the caller's reason to ask. `settle` runs
- * when the last read is done.
- */
-function shareRead<T>(
-  pending: SharedRead<T> | undefined,
-  read: () => Promise<T>,
-  settle: () => void,
-): SharedRead<T> {
-  if (pending) {
-    pending.again = true;
-    return pending;
-  }
-  const shared: { again: boolean; done?: Promise<T> } = { again: true };
-  shared.done = (async () => {
-    try {
-      let result: T;
-      do {
-        shared.again = false;
-        result = await read();
-      } while (shared.again);
-      return result;
-    } finally {
-      settle();
-    }
-  })();
-  return shared as SharedRead<T>;
-}
 
 /**
  * The tenants every request is checked against: an in-memory view of the registry table, each
@@ -154,7 +117,7 @@ export class TenantRegistry {
     return this.#store.channel;
   }
 
-  /** @internal The table's DDL and reads. */
+  /** @internal The table: its DDL, and every read and write of its rows. */
   get store(): TenantRegistryStore {
     return this.#store;
   }

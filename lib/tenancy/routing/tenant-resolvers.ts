@@ -56,7 +56,7 @@ export function fromSubdomain(minLabels = 3): TenantResolver {
 /**
  * Reads the tenant id from the authenticated principal, `request.user`, as your guard or
  * passport sets it (for a JWT strategy, the verified claims): the secure default for apps whose
- * users belong to one tenant per session. `path` is a property or a dotted path
+ * users belong to one tenant per login. `path` is a property or a dotted path
  * (`'org.id'`), or a function of the user. With the interceptor mount, guards have run first, so
  * the user is there; a request without one names no tenant (400, or 401 from your guard).
  *

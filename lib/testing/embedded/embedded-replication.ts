@@ -4,11 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import {
-  EmbeddedPostgresError,
-  startEmbeddedPostgres,
-  type EmbeddedPostgresServer,
-} from './embedded-server.js';
+import { EmbeddedPostgresError } from './embedded.errors.js';
+import { startEmbeddedPostgres, type EmbeddedPostgresServer } from './embedded-server.js';
 
 /** Options of {@link startEmbeddedReplication}. */
 export interface EmbeddedReplicationOptions {

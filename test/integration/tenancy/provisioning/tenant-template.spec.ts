@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { DatabaseModule, TenantService, type TenancyOptions } from '../../../../lib/index.js';
-import { schemaFingerprint } from '../../../../lib/catalog/tenant-catalog.js';
+import { exactFingerprint } from '../../../../lib/catalog/fingerprints.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
 
@@ -162,7 +162,7 @@ describe('tenant template', () => {
   const fingerprint = async (schema: string) => {
     const client = await admin.connect();
     try {
-      return await schemaFingerprint(client, schema);
+      return await exactFingerprint(client, schema);
     } finally {
       client.release();
     }

@@ -17,7 +17,7 @@ import {
   type TenantExportManifest,
 } from '../../../../lib/tenancy/index.js';
 import { createTestDatabase, type TestDatabase } from '../../../../lib/testing/index.js';
-import { schemaFingerprint } from '../../../../lib/catalog/tenant-schema-catalog.js';
+import { definitionFingerprint } from '../../../../lib/catalog/fingerprints.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
 import { jest } from '@jest/globals';
@@ -99,7 +99,7 @@ describe('tenant clone, rename, export and import', () => {
   async function fingerprint(db: pg.Pool, schema: string): Promise<string[]> {
     const client = await db.connect();
     try {
-      return await schemaFingerprint(client, schema);
+      return await definitionFingerprint(client, schema);
     } finally {
       client.release();
     }

@@ -1,4 +1,4 @@
-import { SqlTemplate, TemplateCache } from '../../../../lib/core/sql/sql-template.js';
+import { SqlTemplate, SqlTemplateCache } from '../../../../lib/core/sql/sql-template.js';
 import { InvalidIdentifierError, TemplateError } from '../../../../lib/shared/errors.js';
 
 // Input SQL → expanded SQL or the error, at the edges the main template spec does not reach.
@@ -49,7 +49,7 @@ describe('SqlTemplate edge cases', () => {
   });
 
   it('keeps at most maxSize parsed queries', () => {
-    const cache = new TemplateCache(2);
+    const cache = new SqlTemplateCache(2);
     const template = new SqlTemplate('s', cache);
     template.expand('SELECT 1 FROM {{tables.a}}');
     template.expand('SELECT 2 FROM {{tables.b}}');

@@ -1,5 +1,5 @@
 import { InvalidIdentifierError, TemplateError } from '../../../../lib/shared/errors.js';
-import { SqlTemplate, TemplateCache } from '../../../../lib/core/sql/sql-template.js';
+import { SqlTemplate, SqlTemplateCache } from '../../../../lib/core/sql/sql-template.js';
 
 describe('SqlTemplate', () => {
   const orders = new SqlTemplate('orders');
@@ -74,7 +74,7 @@ describe('SqlTemplate', () => {
   });
 
   it('parses a query once for every schema that shares the cache', () => {
-    const cache = new TemplateCache();
+    const cache = new SqlTemplateCache();
     const sql =
       'SELECT * FROM {{tables.t}} JOIN {{tables.u}} USING (id) WHERE {{schema}} IS NOT NULL';
     const a = new SqlTemplate('a', cache);
@@ -90,7 +90,7 @@ describe('SqlTemplate', () => {
   });
 
   it('bounds the cache: evicted entries are re-expanded correctly', () => {
-    const template = new SqlTemplate('s', new TemplateCache(2));
+    const template = new SqlTemplate('s', new SqlTemplateCache(2));
     const queries = [1, 2, 3].map((n) => `SELECT ${n} FROM {{tables.t${n}}}`);
     const expanded = queries.map((q) => template.expand(q));
     expect(queries.map((q) => template.expand(q))).toEqual(expanded);

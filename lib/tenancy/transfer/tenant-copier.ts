@@ -1,49 +1,24 @@
 import type pg from 'pg';
-import { quoteIdentifier } from '../../shared/identifiers.js';
-import type { MigrationFile } from '../../migrations/migration-files.js';
-import type { MigrationRunner } from '../../migrations/migration-runner.js';
-import {
-  inTransaction,
-  openSession,
-  type Session,
-  type SessionTracker,
-} from '../../connection/sessions.js';
-import { migrationsDigest } from '../tenant-migrations-digest.js';
+import { qualifiedName, quoteIdentifier } from '../../shared/identifiers.js';
+import { inTransaction } from '../../connection/sessions.js';
+import { fingerprintDifference } from '../../catalog/fingerprints.js';
+import { SchemaIntrospector } from '../../catalog/schema-introspector.js';
+import { historyMismatch } from '../../catalog/schema-history.js';
+import type { CatalogTable } from '../../catalog/schema-tables.js';
+import { requalify } from '../../catalog/script-target.js';
 import { holdTenantLock, lockTenant } from '../tenant-locks.js';
-import { reserveTenant } from '../provisioning/tenant-provisioner.js';
-import type { TenantInfo, TenantRegistry } from '../registry/tenant-registry.js';
+import type { TenantInfo } from '../registry/tenant-info.js';
 import type { TenantRow } from '../registry/tenant-registry-store.js';
-import {
-  type CatalogTable,
-  catalogTables,
-  columnList,
-  fingerprintDifference,
-  historyMismatch,
-  normaliseSchemaName,
-  qualified,
-  readHistory,
-  schemaFingerprint,
-  sequenceValues,
-  setSequences,
-  setUserTriggers,
-  truncateAll,
-  withoutTimeouts,
-} from '../../catalog/tenant-schema-catalog.js';
 import { statesLeadingTo, type TenantStatus } from '../tenant-state.js';
+import { columnList, setSequences, setUserTriggers, truncateAll } from './copy-statements.js';
+import {
+  finishTenant,
+  startTenant,
+  TenantCopyJob,
+  type TenantCopyProgress,
+} from './tenant-copy-job.js';
 import { TenantCloneError, TenantRenameError } from './tenant-copy.errors.js';
 import { TenantAlreadyExistsError, TenantNotFoundError } from '../tenant.errors.js';
-
-/** Progress of a copy (clone, export, import), reported after each table. */
-export interface TenantCopyProgress {
-  /** The table just copied. */
-  readonly table: string;
-  /** Rows it held. */
-  readonly rows: number;
-  /** Tables copied so far, this one included. */
-  readonly done: number;
-  /** Tables to copy. */
-  readonly total: number;
-}
 
 /** Options of `TenantService.clone()`. */
 export interface CloneTenantOptions {
@@ -51,75 +26,6 @@ export interface CloneTenantOptions {
   metadata?: Record<string, unknown>;
   /** Called after each table. */
   onProgress?: (progress: TenantCopyProgress) => void;
-}
-
-/**
- * Inserts tenant `id`'s row as `provisioning` and creates its schema with the first `files`
- * replayed into it, in the open transaction on `client`, under the tenant's lock.
- *
- * @throws TenantAlreadyExistsError, or an `Error` when the schema already exists.
- */
-export async function startTenant(
-  client: pg.ClientBase,
-  registry: TenantRegistry,
-  runner: MigrationRunner,
-  tenant: { id: string; schema: string; metadata: Record<string, unknown> },
-  files: readonly MigrationFile[],
-  beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
-): Promise<void> {
-  await reserveTenant(client, registry, tenant, beforeCreateSchema);
-  const later = files.find((f) => !f.transactional);
-  if (later) {
-    throw new Error(
-      `migration ${later.name} is marked no-transaction and cannot be replayed inside the copy's transaction; create the tenant and copy its data with SQL instead`,
-    );
-  }
-  await runner.applyInTransaction(client, tenant.schema, files);
-}
-
-/** Moves a `provisioning` tenant to `active` with its migration version, in the open transaction. */
-export async function finishTenant(
-  client: pg.ClientBase,
-  table: string,
-  id: string,
-  files: readonly MigrationFile[],
-  version: number,
-): Promise<void> {
-  await client.query(
-    `UPDATE ${table}
-        SET status = 'active', migrated_version = $2, migrations_digest = $3,
-            last_migrated_at = now(), last_error = NULL
-      WHERE id = $1 AND status = ANY($4)`,
-    [id, version, migrationsDigest(files, version), statesLeadingTo('active')],
-  );
-}
-
-/**
- * What clones, renames, exports and imports share: the registry, the migration runner and files,
- * and their own connections, opened without statement or lock timeouts (copies run long).
- */
-export abstract class TenantCopyJob {
-  readonly #connection: pg.ClientConfig;
-
-  constructor(
-    protected readonly registry: TenantRegistry,
-    protected readonly runner: MigrationRunner,
-    connection: pg.ClientConfig,
-    protected readonly files: () => Promise<readonly MigrationFile[]>,
-    private readonly tracker?: SessionTracker,
-    /** Runs before a new tenant's `CREATE SCHEMA` (Citus placement: distributed or local). */
-    protected readonly beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
-  ) {
-    this.#connection = withoutTimeouts(connection);
-  }
-
-  /** A connection of the job's own, counted by the shutdown drain. */
-  protected session(job: string): Promise<Session> {
-    return openSession(this.#connection, {
-      tracker: this.tracker,
-      applicationName: `nestjs-pg-tenancy:${job}`,
-    });
-  }
 }
 
 /**
@@ -149,7 +55,8 @@ export class TenantCopier extends TenantCopyJob {
           client,
           async () => {
             const row = await this.#servedRow(client, sourceId);
-            const history = await readHistory(client, source);
+            const from = new SchemaIntrospector(client, source);
+            const history = await from.history();
             const mismatch = historyMismatch(history, files);
             if (mismatch) throw new Error(`the source's migration history ${mismatch}`);
             await startTenant(
@@ -161,23 +68,23 @@ export class TenantCopier extends TenantCopyJob {
               this.beforeCreateSchema,
             );
             const difference = fingerprintDifference(
-              await schemaFingerprint(client, source),
-              await schemaFingerprint(client, target),
+              await from.definitionFingerprint(),
+              await new SchemaIntrospector(client, target).definitionFingerprint(),
             );
             if (difference) {
               throw new Error(
                 `the source schema differs from what its migration history builds (changed outside migrations?): ${difference}`,
               );
             }
-            const tables = await catalogTables(client, source);
+            const tables = await from.tables();
             await truncateAll(client, target, tables);
             await setUserTriggers(client, target, tables, false);
             let done = 0;
             for (const t of tables) {
               const columns = columnList(t.columns);
               const copied = await client.query(
-                `INSERT INTO ${qualified(target, t.name)} ${columns} OVERRIDING SYSTEM VALUE
-                 SELECT ${castList(t, source, target)} FROM ${qualified(source, t.name)}`,
+                `INSERT INTO ${qualifiedName(target, t.name)} ${columns} OVERRIDING SYSTEM VALUE
+                 SELECT ${castList(t, source, target)} FROM ${qualifiedName(source, t.name)}`,
               );
               options.onProgress?.({
                 table: t.name,
@@ -187,8 +94,8 @@ export class TenantCopier extends TenantCopyJob {
               });
             }
             await setUserTriggers(client, target, tables, true);
-            await setSequences(client, target, await sequenceValues(client, source));
-            await finishTenant(client, this.registry.table, targetId, files, history.length);
+            await setSequences(client, target, await from.sequencePositions());
+            await finishTenant(client, this.registry, targetId, files, history.length);
           },
           'BEGIN ISOLATION LEVEL REPEATABLE READ',
         );
@@ -215,7 +122,7 @@ export class TenantCopier extends TenantCopyJob {
   async rename(oldId: string, newId: string): Promise<TenantInfo> {
     const from = this.registry.schemaFor(oldId);
     const to = this.registry.schemaFor(newId);
-    const table = this.registry.table;
+    const { store } = this.registry;
     const session = await this.session('rename');
     const { client } = session;
     try {
@@ -223,17 +130,8 @@ export class TenantCopier extends TenantCopyJob {
         await lockTenant(client, from);
         await lockTenant(client, to);
         const row = await this.#servedRow(client, oldId, true);
-        const inserted = await client.query(
-          `INSERT INTO ${table} (id, schema_name, metadata, created_at, migrated_version,
-                                 migrations_digest, last_migrated_at, last_error)
-           SELECT $2, $3, metadata, created_at, migrated_version, migrations_digest,
-                  last_migrated_at, last_error
-             FROM ${table} WHERE id = $1
-           ON CONFLICT DO NOTHING`,
-          [oldId, newId, to],
-        );
-        if (inserted.rowCount === 0) {
-          const existing = await this.registry.store.one(newId, client);
+        if (!(await store.insertCopy(client, oldId, newId, to))) {
+          const existing = await store.one(newId, client);
           throw new TenantAlreadyExistsError(newId, existing?.status);
         }
         try {
@@ -247,12 +145,8 @@ export class TenantCopier extends TenantCopyJob {
           throw err;
         }
         await this.#repointFunctions(client, from, to);
-        await client.query(`DELETE FROM ${table} WHERE id = $1`, [oldId]);
-        await client.query(`UPDATE ${table} SET status = $2 WHERE id = $1 AND status = ANY($3)`, [
-          newId,
-          row.status,
-          statesLeadingTo(row.status),
-        ]);
+        await store.deleteIf(oldId, null, client);
+        await store.setStatus(newId, row.status, statesLeadingTo(row.status), client);
       });
     } catch (err) {
       if (err instanceof TenantAlreadyExistsError || err instanceof TenantNotFoundError) throw err;
@@ -268,13 +162,10 @@ export class TenantCopier extends TenantCopyJob {
 
   /** The tenant's row if it is `active` or `suspended`. @throws TenantNotFoundError */
   async #servedRow(client: pg.ClientBase, id: string, forUpdate = false): Promise<TenantRow> {
-    const { rows } = await client.query<TenantRow>(
-      `SELECT * FROM ${this.registry.table} WHERE id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
-      [id],
-    );
-    const status: TenantStatus | undefined = rows[0]?.status;
+    const row = await this.registry.store.one(id, client, forUpdate);
+    const status: TenantStatus | undefined = row?.status;
     if (status !== 'active' && status !== 'suspended') throw new TenantNotFoundError(id);
-    return rows[0];
+    return row!;
   }
 
   /** Re-creates functions of schema `to` whose source still names schema `from`. */
@@ -286,7 +177,7 @@ export class TenantCopier extends TenantCopyJob {
       [to, from],
     );
     for (const { def } of rows) {
-      await client.query(normaliseSchemaName(def, from, quoteIdentifier(to)));
+      await client.query(requalify(def, from, quoteIdentifier(to)));
     }
   }
 }
@@ -299,7 +190,7 @@ function castList(table: CatalogTable, source: string, target: string): string {
       const name = quoteIdentifier(column);
       return local === null
         ? name
-        : `${name}::text::${normaliseSchemaName(local, source, quoteIdentifier(target))}`;
+        : `${name}::text::${requalify(local, source, quoteIdentifier(target))}`;
     })
     .join(', ');
 }

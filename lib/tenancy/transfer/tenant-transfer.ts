@@ -1,99 +1,40 @@
-import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import { qualifiedName } from '../../shared/identifiers.js';
 import { inTransaction } from '../../connection/sessions.js';
+import { fingerprintDifference } from '../../catalog/fingerprints.js';
+import { SchemaIntrospector } from '../../catalog/schema-introspector.js';
+import { historyMismatch } from '../../catalog/schema-history.js';
+import { holdTenantLock } from '../tenant-locks.js';
+import type { TenantInfo } from '../registry/tenant-info.js';
+import {
+  columnList,
+  selectList,
+  setSequences,
+  setUserTriggers,
+  truncateAll,
+} from './copy-statements.js';
 import {
   finishTenant,
   startTenant,
   TenantCopyJob,
   type TenantCopyProgress,
-} from './tenant-copy.js';
+} from './tenant-copy-job.js';
 import { TenantExportError, TenantImportError } from './tenant-copy.errors.js';
-import { holdTenantLock } from '../tenant-locks.js';
-import type { TenantInfo } from '../registry/tenant-registry.js';
-import type { TenantRow } from '../registry/tenant-registry-store.js';
 import {
-  catalogTables,
-  columnList,
-  fingerprintDifference,
-  historyMismatch,
-  qualified,
-  readHistory,
-  schemaFingerprint,
-  selectList,
-  sequenceValues,
-  setSequences,
-  setUserTriggers,
-  truncateAll,
-  type MigrationHistoryEntry,
-  type SequencePosition,
-} from '../../catalog/tenant-schema-catalog.js';
+  digestStream,
+  fileDigest,
+  MANIFEST,
+  readManifest,
+  TENANT_EXPORT_FORMAT,
+  TENANT_EXPORT_FORMAT_VERSION,
+  type TenantExportManifest,
+} from './tenant-export-manifest.js';
 import { TenantAlreadyExistsError, TenantNotFoundError } from '../tenant.errors.js';
-
-/** The `format` field of every export manifest. */
-export const TENANT_EXPORT_FORMAT = 'nestjs-pg-tenancy/tenant-export';
-/** The manifest version this release writes and reads. */
-export const TENANT_EXPORT_FORMAT_VERSION = 1;
-const MANIFEST = 'manifest.json';
-
-/**
- * `manifest.json` of an export directory (format version 1). Beside it, `data/NNNN.copy.gz` holds
- * each table's rows in PostgreSQL's COPY text format, gzipped.
- */
-export interface TenantExportManifest {
-  /** Always {@link TENANT_EXPORT_FORMAT}. */
-  readonly format: typeof TENANT_EXPORT_FORMAT;
-  /** {@link TENANT_EXPORT_FORMAT_VERSION} when written. */
-  readonly formatVersion: number;
-  /** When the snapshot was taken (ISO 8601). */
-  readonly exportedAt: string;
-  /** The tenant's registry row as exported. */
-  readonly tenant: {
-    /** Its id (the default id on import). */
-    readonly id: string;
-    /** Its schema in the exporting database. */
-    readonly schema: string;
-    /** Its status then (an import is always `active`). */
-    readonly status: string;
-    /** Its metadata (the default on import). */
-    readonly metadata: Record<string, unknown>;
-    /** When it was created (ISO 8601). */
-    readonly createdAt: string;
-  };
-  /**
-   * The schema's migration history: the DDL is these files, replayed on import (the importing
-   * application must have the same files). `sql` is the file's template text when the exporting
-   * application had it.
-   */
-  readonly migrations: readonly (MigrationHistoryEntry & {
-    /** The file's template text, when the exporting application had the same file. */
-    readonly sql?: string;
-  })[];
-  /** The schema's catalog with its name as `{{schema}}` (see docs/provisioning.md), checked on import. */
-  readonly fingerprint: readonly string[];
-  /** Tables in an order that satisfies foreign keys, with their data file. */
-  readonly tables: readonly {
-    /** The table's name (unqualified). */
-    readonly name: string;
-    /** The columns in the file, in order (generated columns are left out). */
-    readonly columns: readonly string[];
-    /** Path relative to the export directory. */
-    readonly file: string;
-    /** Rows in the file. */
-    readonly rows: number;
-    /** Size of the file in bytes. */
-    readonly bytes: number;
-    /** SHA-256 (hex) of the file. */
-    readonly sha256: string;
-  }[];
-  /** Positions of the schema's sequences. */
-  readonly sequences: readonly SequencePosition[];
-}
 
 /** What `TenantService.export()` wrote. */
 export interface TenantExportResult {
@@ -153,25 +94,22 @@ export class TenantTransfer extends TenantCopyJob {
         manifest = await inTransaction(
           client,
           async () => {
-            const { rows } = await client.query<TenantRow>(
-              `SELECT * FROM ${this.registry.table} WHERE id = $1`,
-              [id],
-            );
-            const row = rows[0];
+            const row = await this.registry.store.one(id, client);
             if (row?.status !== 'active' && row?.status !== 'suspended') {
               throw new TenantNotFoundError(id);
             }
-            const history = await readHistory(client, schema);
-            const fingerprint = await schemaFingerprint(client, schema);
-            const tables = await catalogTables(client, schema);
-            const sequences = await sequenceValues(client, schema);
+            const catalog = new SchemaIntrospector(client, schema);
+            const history = await catalog.history();
+            const fingerprint = await catalog.definitionFingerprint();
+            const tables = await catalog.tables();
+            const sequences = await catalog.sequencePositions();
             const written: TenantExportManifest['tables'][number][] = [];
             for (const [i, t] of tables.entries()) {
               const file = `data/${String(i + 1).padStart(4, '0')}.copy.gz`;
               const digest = digestStream();
               const stream = client.query(
                 copyTo(
-                  `COPY (SELECT ${selectList(t.columns)} FROM ${qualified(schema, t.name)}) TO STDOUT`,
+                  `COPY (SELECT ${selectList(t.columns)} FROM ${qualifiedName(schema, t.name)}) TO STDOUT`,
                 ),
               );
               await pipeline(stream, createGzip(), digest, createWriteStream(join(dir, file)));
@@ -270,9 +208,10 @@ export class TenantTransfer extends TenantCopyJob {
           files.slice(0, applied),
           this.beforeCreateSchema,
         );
+        const catalog = new SchemaIntrospector(client, schema);
         const difference = fingerprintDifference(
           manifest.fingerprint,
-          await schemaFingerprint(client, schema),
+          await catalog.definitionFingerprint(),
         );
         if (difference) {
           throw new TenantImportError(
@@ -281,7 +220,7 @@ export class TenantTransfer extends TenantCopyJob {
             `the migrations built a schema that differs from the exported one: ${difference}`,
           );
         }
-        const tables = await catalogTables(client, schema);
+        const tables = await catalog.tables();
         const built = tables.map((t) => `${t.name}(${t.columns.join(',')})`).sort();
         const exported = manifest.tables.map((t) => `${t.name}(${t.columns.join(',')})`).sort();
         if (JSON.stringify(built) !== JSON.stringify(exported)) {
@@ -295,7 +234,7 @@ export class TenantTransfer extends TenantCopyJob {
         await setUserTriggers(client, schema, tables, false);
         for (const [i, t] of manifest.tables.entries()) {
           const stream = client.query(
-            copyFrom(`COPY ${qualified(schema, t.name)} ${columnList(t.columns)} FROM STDIN`),
+            copyFrom(`COPY ${qualifiedName(schema, t.name)} ${columnList(t.columns)} FROM STDIN`),
           );
           await pipeline(createReadStream(join(dir, t.file)), createGunzip(), stream);
           if (stream.rowCount !== t.rows) {
@@ -324,7 +263,7 @@ export class TenantTransfer extends TenantCopyJob {
           );
         }
         if (later.length > 0) await this.runner.applyInTransaction(client, schema, later);
-        await finishTenant(client, this.registry.table, id, files, files.length);
+        await finishTenant(client, this.registry, id, files, files.length);
       });
     } catch (err) {
       if (err instanceof TenantImportError || err instanceof TenantAlreadyExistsError) throw err;
@@ -336,57 +275,4 @@ export class TenantTransfer extends TenantCopyJob {
     if (!entry) throw new TenantNotFoundError(id);
     return entry.info;
   }
-}
-
-/** Reads and checks an export's manifest. @throws TenantImportError (`format`) */
-async function readManifest(dir: string): Promise<TenantExportManifest> {
-  let manifest: TenantExportManifest;
-  try {
-    manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as TenantExportManifest;
-  } catch (err) {
-    throw new TenantImportError(
-      dir,
-      'format',
-      `cannot read ${MANIFEST} (${(err as Error).message}); an export without one is unfinished`,
-      { cause: err },
-    );
-  }
-  if (manifest?.format !== TENANT_EXPORT_FORMAT) {
-    throw new TenantImportError(dir, 'format', `${MANIFEST} is not a tenant export manifest`);
-  }
-  if (manifest.formatVersion !== TENANT_EXPORT_FORMAT_VERSION) {
-    throw new TenantImportError(
-      dir,
-      'format',
-      `format version ${String(manifest.formatVersion)} is not readable by this release (it reads version ${TENANT_EXPORT_FORMAT_VERSION}); import with the release that wrote it`,
-    );
-  }
-  const safe = /^data\/\d{4}\.copy\.gz$/;
-  const bad = manifest.tables.find((t) => !safe.test(t.file));
-  if (bad) throw new TenantImportError(dir, 'format', `unexpected data file name "${bad.file}"`);
-  return manifest;
-}
-
-/** A pass-through stream that hashes and counts what flows through it. */
-function digestStream(): Transform & { result(): { sha256: string; bytes: number } } {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  const stream = new Transform({
-    transform(chunk: Buffer, _encoding, done) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      done(null, chunk);
-    },
-  });
-  return Object.assign(stream, { result: () => ({ sha256: hash.digest('hex'), bytes }) });
-}
-
-async function fileDigest(file: string): Promise<{ sha256: string; bytes: number }> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  for await (const chunk of createReadStream(file)) {
-    hash.update(chunk as Buffer);
-    bytes += (chunk as Buffer).length;
-  }
-  return { sha256: hash.digest('hex'), bytes };
 }

@@ -1,0 +1,78 @@
+// The OpenTelemetry exporter (@opentelemetry/api, an optional peer dependency).
+import type { QueryMetrics } from '../query-observer.js';
+import { queryLabels } from './metric-labels.js';
+import {
+  connectionsByState,
+  DURATION_BUCKETS,
+  importOptional,
+  STATEMENT_RESULTS,
+  type MetricSources,
+} from './metric-sources.js';
+
+type OtelApi = typeof import('@opentelemetry/api');
+
+/** Creates the OpenTelemetry instruments (on the given or the global meter) and returns the query recorder. */
+export async function openTelemetryMetrics(sources: MetricSources): Promise<QueryMetrics> {
+  const { options, pool, schemas, tenants, tenantSync, statements, replicas } = sources;
+  const config = typeof options.openTelemetry === 'object' ? options.openTelemetry : {};
+  let meter = config.meter as import('@opentelemetry/api').Meter | undefined;
+  if (!meter) {
+    const api = await importOptional<OtelApi>('@opentelemetry/api');
+    meter = api.metrics.getMeter('nestjs-pg-tenancy');
+  }
+  const queries = meter.createCounter('pg_tenancy.queries', {
+    description: 'Queries run through nestjs-pg-tenancy managers',
+  });
+  const duration = meter.createHistogram('pg_tenancy.query.duration', {
+    description: 'Query duration',
+    unit: 's',
+    advice: { explicitBucketBoundaries: DURATION_BUCKETS },
+  });
+  meter
+    .createObservableGauge('pg_tenancy.pool.connections', {
+      description: 'Pool connections by state',
+    })
+    .addCallback((result) => {
+      for (const { state, count } of connectionsByState(pool)) result.observe(count, { state });
+    });
+  meter
+    .createObservableGauge('pg_tenancy.registry.lag', {
+      description: 'Age of the last proof that the tenant registry view is complete',
+      unit: 's',
+    })
+    .addCallback((result) => {
+      const state = tenantSync.current?.();
+      if (state?.lagMs != null)
+        result.observe(state.lagMs / 1000, { synced: String(state.synced) });
+    });
+  if (statements) {
+    meter
+      .createObservableCounter('pg_tenancy.prepared_statements', {
+        description:
+          'Prepared-statement cache counters by result: hits, misses, evictions, reprepared, unprepared',
+      })
+      .addCallback((result) => {
+        const stats = statements.stats();
+        for (const name of STATEMENT_RESULTS) result.observe(stats[name], { result: name });
+      });
+  }
+  if (replicas) {
+    meter
+      .createObservableGauge('pg_tenancy.replica.lag', {
+        description: "How far a streaming replica's replay is behind the primary",
+        unit: 's',
+      })
+      .addCallback((result) => {
+        for (const r of replicas.statuses()) {
+          if (r.lagMs !== null) result.observe(r.lagMs / 1000, { replica: r.name, state: r.state });
+        }
+      });
+  }
+  return {
+    record(event) {
+      const attributes = queryLabels(event, schemas, tenants);
+      queries.add(1, attributes);
+      duration.record(event.durationMs / 1000, attributes);
+    },
+  };
+}
