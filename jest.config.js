@@ -28,9 +28,11 @@ export default {
   coverageProvider: 'v8',
   collectCoverageFrom: ['lib/**/*.ts'],
   coverageReporters: ['text-summary', 'json-summary', 'lcov'],
-  // Just under the figures of 2026-11-27 (statements and lines 85.9%, branches 84.3%, functions
-  // 93.9%), so coverage can only go up: raise these when it does, never lower them.
+  // Just under the figures of 2026-12-07 on Node 24 (statements and lines 91.7%, branches 88.3%,
+  // functions 93.5%), so coverage can only go up: raise these when it does, never lower them.
+  // The CLI's own specs run the built binary in child processes, which V8 coverage does not see;
+  // test/integration/cli/main.spec.ts runs its entry in process as well.
   coverageThreshold: {
-    global: { statements: 85, lines: 85, branches: 83, functions: 93 },
+    global: { statements: 91, lines: 91, branches: 87, functions: 93 },
   },
 };
