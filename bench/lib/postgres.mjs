@@ -27,6 +27,29 @@ export function createPool(config) {
   pool.on('error', (err) =>
     idleClientErrors.push(`${config.application_name ?? 'pool'}: ${err.message}`),
   );
+  // pg-pool's end() resolves once every client has been asked to end, while sockets are still
+  // closing (and clients retired by maxUses may still be closing too). A suite that drops its
+  // database right after would terminate those backends, and the clients would report it as an
+  // error. So end() here also waits, within 5 s, until every client's connection has closed, as
+  // the library's own shutdown does.
+  const open = new Set();
+  pool.on('connect', (client) => {
+    open.add(client);
+    client.once('end', () => open.delete(client));
+  });
+  const end = pool.end.bind(pool);
+  pool.end = async () => {
+    await end();
+    let timer;
+    const closed = Promise.all(
+      [...open].map((client) => new Promise((done) => client.once('end', done))),
+    );
+    const late = new Promise((done) => {
+      timer = setTimeout(done, 5_000);
+      timer.unref();
+    });
+    await Promise.race([closed, late]).finally(() => clearTimeout(timer));
+  };
   return pool;
 }
 
