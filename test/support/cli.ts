@@ -1,5 +1,7 @@
 import { execFile } from 'node:child_process';
-import { resolve } from 'node:path';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { write } from './migrations.js';
 
 /** The built CLI (`npm run build` first; `pretest` does). */
 export const CLI_BIN = resolve('dist/cli/bin.js');
@@ -30,4 +32,33 @@ export function runCli(
       },
     );
   });
+}
+
+/**
+ * A CLI project in `root`: a tenant migrations folder with `tenantFiles`, a named schema `shared`
+ * with one migration (`plans`), and `pg-tenancy.config.mjs` pointing at `url` with the registry in
+ * `registrySchema`.
+ */
+export async function writeCliProject(
+  root: string,
+  url: string,
+  registrySchema: string,
+  tenantFiles: Record<string, string>,
+): Promise<{ config: string; tenantDir: string }> {
+  const tenantDir = join(root, 'tenant');
+  const sharedDir = join(root, 'shared');
+  await mkdir(tenantDir);
+  await mkdir(sharedDir);
+  await write(tenantDir, tenantFiles);
+  await write(sharedDir, { '001_plans.sql': 'CREATE TABLE {{tables.plans}} (id int);' });
+  const config = join(root, 'pg-tenancy.config.mjs');
+  await writeFile(
+    config,
+    `export default ${JSON.stringify({
+      connection: url,
+      schemas: { shared: { migrations: sharedDir } },
+      tenancy: { migrations: tenantDir, registrySchema },
+    })};\n`,
+  );
+  return { config, tenantDir };
 }

@@ -2,12 +2,12 @@
 // (bin.ts only sets the exit code), with its output captured. The specs beside this one run the
 // built binary in child processes, as a user does; this one also lets V8's coverage see the
 // commands' code, which it cannot follow into a child process.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jest } from '@jest/globals';
 import pg from 'pg';
 import { main } from '../../../lib/cli/main.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
+import { writeCliProject } from '../../support/cli.js';
 import { useMigrationFolders, write } from '../../support/migrations.js';
 
 jest.setTimeout(60_000);
@@ -45,22 +45,12 @@ describe('the CLI in process (main)', () => {
 
   beforeAll(async () => {
     admin = adminPool(database.current.url);
-    const root = await folder();
-    tenantDir = join(root, 'tenant');
-    const sharedDir = join(root, 'shared');
-    await mkdir(tenantDir);
-    await mkdir(sharedDir);
-    await write(tenantDir, { '001_notes.sql': 'CREATE TABLE {{tables.notes}} (id int);' });
-    await write(sharedDir, { '001_plans.sql': 'CREATE TABLE {{tables.plans}} (id int);' });
-    config = join(root, 'pg-tenancy.config.mjs');
-    await writeFile(
-      config,
-      `export default ${JSON.stringify({
-        connection: database.current.url,
-        schemas: { shared: { migrations: sharedDir } },
-        tenancy: { migrations: tenantDir, registrySchema: 'inproc_reg' },
-      })};\n`,
-    );
+    ({ config, tenantDir } = await writeCliProject(
+      await folder(),
+      database.current.url,
+      'inproc_reg',
+      { '001_notes.sql': 'CREATE TABLE {{tables.notes}} (id int);' },
+    ));
   });
   afterAll(() => admin.end());
 

@@ -1,8 +1,8 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { adminPool, useTestDatabase } from '../../support/database.js';
-import { runCli } from '../../support/cli.js';
+import { runCli, writeCliProject } from '../../support/cli.js';
 import { useMigrationFolders, write } from '../../support/migrations.js';
 import { jest } from '@jest/globals';
 
@@ -20,22 +20,14 @@ describe('tenants CLI', () => {
 
   beforeAll(async () => {
     admin = adminPool(database.current.url);
-    const root = await folder();
-    tenantDir = join(root, 'tenant');
-    const sharedDir = join(root, 'shared');
-    await mkdir(tenantDir);
-    await mkdir(sharedDir);
-    await write(tenantDir, { '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id int);' });
-    await write(sharedDir, { '001_plans.sql': 'CREATE TABLE {{tables.plans}} (id int);' });
-    config = join(root, 'pg-tenancy.config.mjs');
-    await writeFile(
-      config,
-      `export default ${JSON.stringify({
-        connection: database.current.url,
-        schemas: { shared: { migrations: sharedDir } },
-        tenancy: { migrations: tenantDir, registrySchema: 'cli_reg' },
-      })};\n`,
-    );
+    ({ config, tenantDir } = await writeCliProject(
+      await folder(),
+      database.current.url,
+      'cli_reg',
+      {
+        '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id int);',
+      },
+    ));
   });
   afterAll(() => admin.end());
 
