@@ -2,6 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import pMap from 'p-map';
 import { PgTenancyError } from '../shared/errors.js';
+import { assertNoTransactionControl } from '../tenancy/tenant-exec.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
 import { createByteProgress, createProgress } from './progress.js';
 import { printTable, printTenantList } from './tenancy-cli.js';
@@ -182,18 +183,14 @@ function registerExec(tenants: Command, ctx: TenantsCommandContext): void {
           command.error('error: tenants exec needs --file <path> or --sql <statement>');
         }
         const sql = flags.sql ?? (await readFile(flags.file!, 'utf8'));
+        // Before connecting: a text that commits part of itself is refused for every tenant.
+        assertNoTransactionControl(sql, flags.file ?? '--sql');
         ctx.exit(
           await ctx.withTenants(command, async (service) => {
             const ids = flags.tenants ?? (await service.list()).map((t) => t.id);
-            const outcomes = await eachTenant(ids, flags.concurrency, 'exec', async (id) => {
-              const db = await service.db(id);
-              // Without parameters, several statements may run in one call; pg then answers
-              // with one result per statement, and the last one is reported.
-              const raw: unknown = await db.transaction((tx) => tx.query(sql));
-              const last = (Array.isArray(raw) ? raw.at(-1) : raw) as
-                { rowCount: number | null; rows: unknown[] } | undefined;
-              return { rowCount: last?.rowCount ?? 0, rows: last?.rows ?? [] };
-            });
+            const outcomes = await eachTenant(ids, flags.concurrency, 'exec', async (id) => ({
+              ...(await service.exec(id, sql)),
+            }));
             return report(command, outcomes, (o) =>
               o.ok
                 ? `${o.tenant}: ok (${String(o.rowCount)} row(s))`

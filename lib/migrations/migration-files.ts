@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { statementStarts } from '../core/sql/sql-lexer.js';
+import { findTransactionControl } from '../core/sql/transaction-control.js';
 import { MigrationFilesError, MigrationTransactionControlError } from './migration.errors.js';
 
 /** One migration file, read and checksummed. */
@@ -120,37 +120,11 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
   return files;
 }
 
-/**
- * Statements that end, open or split the file's own transaction. `END` is PostgreSQL's `COMMIT`;
- * `RELEASE`, `PREPARE TRANSACTION`, `COMMIT/ROLLBACK PREPARED` act on transactions too.
- */
-function transactionControl(keyword: string, next: string | undefined): string | undefined {
-  switch (keyword) {
-    case 'BEGIN':
-      return next === 'ATOMIC' ? undefined : 'BEGIN';
-    case 'START':
-      return next === 'TRANSACTION' ? 'START TRANSACTION' : undefined;
-    case 'COMMIT':
-    case 'END':
-    case 'ROLLBACK':
-    case 'ABORT':
-    case 'SAVEPOINT':
-    case 'RELEASE':
-      return keyword;
-    case 'PREPARE':
-      return next === 'TRANSACTION' ? 'PREPARE TRANSACTION' : undefined;
-    default:
-      return undefined;
-  }
-}
-
 /** @throws MigrationTransactionControlError at the first top-level transaction statement. */
 function assertNoTransactionControl(file: MigrationFile, folder: string): void {
-  for (const start of statementStarts(file.sql)) {
-    const statement = transactionControl(start.keyword, start.next);
-    if (statement === undefined) continue;
-    const line = file.sql.slice(0, start.index).split('\n').length;
-    throw new MigrationTransactionControlError(file.name, line, statement, folder);
+  const found = findTransactionControl(file.sql);
+  if (found) {
+    throw new MigrationTransactionControlError(file.name, found.line, found.statement, folder);
   }
 }
 

@@ -46,6 +46,9 @@ export {
   TenantRenameError,
 } from './transfer/tenant-copy.errors.js';
 
+// SQL run in each tenant (TenantService.exec, `tenants exec`).
+export { TenantExecTransactionControlError, type TenantExecResult } from './tenant-exec.js';
+
 // Citus: schema-based sharding, placements and moves (TenantService.placements/move).
 export type {
   CitusMode,

@@ -23,6 +23,11 @@ import type { TenantInfo } from './registry/tenant-info.js';
 import type { TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantTemplate } from './provisioning/tenant-template.js';
 import { TenantNotFoundError } from './tenant.errors.js';
+import {
+  assertNoTransactionControl,
+  execInTransaction,
+  type TenantExecResult,
+} from './tenant-exec.js';
 
 /** @internal The parts a `TenantService` composes (see `tenancy-root.ts`). */
 export interface TenantServiceParts {
@@ -202,6 +207,17 @@ export class TenantService {
    */
   async db(id: string): Promise<SchemaDb> {
     return (await this.#registry.require(id)).db;
+  }
+
+  /**
+   * Runs `sql` (statements with `{{tables.x}}`/`{{schema}}` placeholders) in tenant `id` in one
+   * transaction: where it fails, nothing of it is kept. Text that begins, ends or splits a
+   * transaction itself is refused before the tenant is touched. Returns the last result.
+   * @throws TenantExecTransactionControlError, TenantNotFoundError, TenantSuspendedError
+   */
+  async exec(id: string, sql: string): Promise<TenantExecResult> {
+    assertNoTransactionControl(sql);
+    return execInTransaction(await this.db(id), sql);
   }
 
   /**

@@ -252,6 +252,41 @@ describe('CLI for scripts', () => {
   );
 
   it(
+    'refuses SQL that commits or opens a transaction itself, before touching any tenant',
+    async () => {
+      const sum = async () =>
+        (await admin.query('SELECT sum(n)::int AS s FROM scr_t01.items')).rows[0].s as number;
+      const before = await sum();
+      const file = join(root, 'half.sql');
+      await writeFile(
+        file,
+        "UPDATE {{tables.items}} SET n = n + 100; -- one ';' here\ncommit;\nUPDATE {{tables.items}} SET n = 1/0;\n",
+      );
+      const refused = await cli(['tenants', 'exec', '--file', file, '--tenants', 't01'], {
+        env,
+        cwd: root,
+      });
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`(${file}) runs COMMIT at line 2`);
+      expect(refused.stderr).toContain('No tenant was touched.');
+      expect(`${refused.stdout}${refused.stderr}`).not.toMatch(/t01/);
+      const inline = await cli(
+        [
+          'tenants',
+          'exec',
+          '--sql',
+          'BEGIN; UPDATE {{tables.items}} SET n = n + 100; COMMIT; SELECT 1/0',
+        ],
+        { env, cwd: root },
+      );
+      expect(inline.code).toBe(1);
+      expect(inline.stderr).toContain('(--sql) runs BEGIN at line 1');
+      expect(await sum()).toBe(before);
+    },
+    TIMEOUT,
+  );
+
+  it(
     'lists every tenants subcommand in its help',
     async () => {
       const help = await cli(['tenants', '--help'], { env, cwd: root });
