@@ -143,7 +143,8 @@ export class TenantService {
    * (format, migration history, catalog, per table its row count and SHA-256) and a gzipped COPY
    * file per table. The tenant stays served. `import()` reads it back, here or elsewhere.
    *
-   * @throws TenantNotFoundError, TenantExportError (the partial directory is removed)
+   * Missing parents of `path` are created; an existing `path` is refused, never written into.
+   * @throws TenantNotFoundError, TenantExportError (what it wrote is removed)
    */
   export(id: string, path: string, options: ExportTenantOptions = {}): Promise<TenantExportResult> {
     return this.#transfer.export(id, path, options);
@@ -155,7 +156,8 @@ export class TenantService {
    * (newer exports are refused), those files are replayed, the catalog compared, rows loaded and
    * counted, and files newer than the export applied. The tenant is `active` when it returns.
    *
-   * @throws TenantImportError (nothing was created), TenantAlreadyExistsError
+   * @throws TenantImportError (nothing created; `field` names a malformed manifest field),
+   *   TenantAlreadyExistsError
    */
   import(path: string, options: ImportTenantOptions = {}): Promise<TenantInfo> {
     return this.#transfer.import(path, options);

@@ -40,7 +40,10 @@ export class TenantRenameError extends PgTenancyError {
   }
 }
 
-/** `TenantService.export()` failed; the partial export directory was removed. */
+/**
+ * `TenantService.export()` failed. Nothing of it is left: the partial export directory (and any
+ * parent directory it created) was removed; a path that already existed is left untouched.
+ */
 export class TenantExportError extends PgTenancyError {
   constructor(
     /** The tenant exported. */
@@ -51,7 +54,7 @@ export class TenantExportError extends PgTenancyError {
     options?: { cause?: unknown },
   ) {
     super(
-      `Exporting tenant "${tenantId}" to ${path} failed; the partial export was removed: ${reason}`,
+      `Exporting tenant "${tenantId}" to ${path} failed, and nothing of it was left behind: ${reason}`,
       options,
     );
   }
@@ -63,7 +66,8 @@ export class TenantExportError extends PgTenancyError {
  * read), `corrupt` (a file's checksum, size or row count differs from the manifest),
  * `migrations` (the export's migration history differs from this application's files or is
  * newer), `schema` (the migrations built a schema that differs from the exported one), or
- * `failed` (a database error).
+ * `failed` (a database error). A manifest with a missing or malformed field is `format`, with
+ * `field` naming it (e.g. `tables[0].rows`).
  */
 export class TenantImportError extends PgTenancyError {
   constructor(
@@ -72,11 +76,15 @@ export class TenantImportError extends PgTenancyError {
     /** What was wrong (see the class description). */
     readonly reason: 'format' | 'corrupt' | 'migrations' | 'schema' | 'failed',
     detail: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; field?: string },
   ) {
     super(
       `Import of ${path} ${reason === 'failed' ? 'failed' : 'refused'} and nothing was created (no registry row, no schema): ${detail}`,
       options,
     );
+    this.field = options?.field;
   }
+
+  /** For a malformed manifest: the field, as a path such as `tables[0].rows`. */
+  readonly field: string | undefined;
 }

@@ -70,11 +70,15 @@ export interface TenantExportManifest {
   readonly sequences: readonly SequencePosition[];
 }
 
-/** Reads and checks an export's manifest. @throws TenantImportError (`format`) */
+/**
+ * Reads and checks an export's manifest: its format and version, then the type and range of
+ * every field the importer reads, before anything is written.
+ * @throws TenantImportError (`format`; `field` names a malformed field)
+ */
 export async function readManifest(dir: string): Promise<TenantExportManifest> {
-  let manifest: TenantExportManifest;
+  let manifest: unknown;
   try {
-    manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8')) as TenantExportManifest;
+    manifest = JSON.parse(await readFile(join(dir, MANIFEST), 'utf8'));
   } catch (err) {
     throw new TenantImportError(
       dir,
@@ -83,7 +87,7 @@ export async function readManifest(dir: string): Promise<TenantExportManifest> {
       { cause: err },
     );
   }
-  if (manifest?.format !== TENANT_EXPORT_FORMAT) {
+  if (!isRecord(manifest) || manifest.format !== TENANT_EXPORT_FORMAT) {
     throw new TenantImportError(dir, 'format', `${MANIFEST} is not a tenant export manifest`);
   }
   if (manifest.formatVersion !== TENANT_EXPORT_FORMAT_VERSION) {
@@ -93,10 +97,129 @@ export async function readManifest(dir: string): Promise<TenantExportManifest> {
       `format version ${String(manifest.formatVersion)} is not readable by this release (it reads version ${TENANT_EXPORT_FORMAT_VERSION}); import with the release that wrote it`,
     );
   }
-  const safe = /^data\/\d{4}\.copy\.gz$/;
-  const bad = manifest.tables.find((t) => !safe.test(t.file));
-  if (bad) throw new TenantImportError(dir, 'format', `unexpected data file name "${bad.file}"`);
-  return manifest;
+  const problem = manifestProblem(manifest);
+  if (problem) {
+    throw new TenantImportError(
+      dir,
+      'format',
+      `${MANIFEST} field ${problem.field} ${problem.expected} (found ${found(problem.value)}); the manifest was edited or damaged: use the export as written`,
+      { field: problem.field },
+    );
+  }
+  return manifest as unknown as TenantExportManifest;
+}
+
+interface ShapeProblem {
+  readonly field: string;
+  readonly expected: string;
+  readonly value: unknown;
+}
+
+const HEX_SHA256 = /^[0-9a-f]{64}$/;
+const BIGINT_TEXT = /^-?\d{1,19}$/;
+const DATA_FILE = /^data\/\d{4}\.copy\.gz$/;
+
+const isRecord = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isText = (v: unknown): v is string => typeof v === 'string' && v !== '';
+const isCount = (v: unknown) => Number.isSafeInteger(v) && (v as number) >= 0;
+
+/** The first field (in reading order) of `m` that the importer could not use, or `undefined`. */
+function manifestProblem(m: Record<string, unknown>): ShapeProblem | undefined {
+  const bad = (field: string, expected: string, value: unknown) => ({ field, expected, value });
+  const tenant = m.tenant;
+  if (!isRecord(tenant)) return bad('tenant', 'must be an object', tenant);
+  if (!isText(tenant.id)) return bad('tenant.id', 'must be a non-empty string', tenant.id);
+  if (!isRecord(tenant.metadata)) {
+    return bad('tenant.metadata', 'must be an object', tenant.metadata);
+  }
+  for (const [key, check] of [
+    ['migrations', migrationProblem],
+    [
+      'fingerprint',
+      (v: unknown, at: string) =>
+        typeof v === 'string' ? undefined : bad(at, 'must be a string', v),
+    ],
+    ['tables', tableProblem],
+    ['sequences', sequenceProblem],
+  ] as const) {
+    const list = m[key];
+    if (!Array.isArray(list)) return bad(key, 'must be an array', list);
+    for (const [i, item] of list.entries()) {
+      const problem = check(item, `${key}[${i}]`);
+      if (problem) return problem;
+    }
+  }
+  const versions = (m.migrations as { version: number }[]).map((e) => e.version);
+  const gap = versions.findIndex((v, i) => v !== i + 1);
+  if (gap !== -1) {
+    return bad(
+      `migrations[${gap}].version`,
+      `must be ${gap + 1} (versions run 1, 2, 3…)`,
+      versions[gap],
+    );
+  }
+  return undefined;
+}
+
+function migrationProblem(e: unknown, at: string): ShapeProblem | undefined {
+  if (!isRecord(e)) return { field: at, expected: 'must be an object', value: e };
+  if (!Number.isSafeInteger(e.version) || (e.version as number) < 1) {
+    return { field: `${at}.version`, expected: 'must be a positive integer', value: e.version };
+  }
+  if (!isText(e.name)) {
+    return { field: `${at}.name`, expected: 'must be a non-empty string', value: e.name };
+  }
+  if (typeof e.checksum !== 'string' || !HEX_SHA256.test(e.checksum)) {
+    return { field: `${at}.checksum`, expected: 'must be a SHA-256 in hex', value: e.checksum };
+  }
+  if (e.sql !== undefined && typeof e.sql !== 'string') {
+    return { field: `${at}.sql`, expected: 'must be a string when present', value: e.sql };
+  }
+  return undefined;
+}
+
+function tableProblem(t: unknown, at: string): ShapeProblem | undefined {
+  if (!isRecord(t)) return { field: at, expected: 'must be an object', value: t };
+  if (!isText(t.name)) {
+    return { field: `${at}.name`, expected: 'must be a non-empty string', value: t.name };
+  }
+  if (!Array.isArray(t.columns) || !t.columns.every(isText)) {
+    return { field: `${at}.columns`, expected: 'must be an array of names', value: t.columns };
+  }
+  if (typeof t.file !== 'string' || !DATA_FILE.test(t.file)) {
+    return { field: `${at}.file`, expected: 'must be data/NNNN.copy.gz', value: t.file };
+  }
+  for (const key of ['rows', 'bytes'] as const) {
+    if (!isCount(t[key])) {
+      return { field: `${at}.${key}`, expected: 'must be a non-negative integer', value: t[key] };
+    }
+  }
+  if (typeof t.sha256 !== 'string' || !HEX_SHA256.test(t.sha256)) {
+    return { field: `${at}.sha256`, expected: 'must be a SHA-256 in hex', value: t.sha256 };
+  }
+  return undefined;
+}
+
+function sequenceProblem(q: unknown, at: string): ShapeProblem | undefined {
+  if (!isRecord(q)) return { field: at, expected: 'must be an object', value: q };
+  if (!isText(q.name)) {
+    return { field: `${at}.name`, expected: 'must be a non-empty string', value: q.name };
+  }
+  if (typeof q.lastValue !== 'string' || !BIGINT_TEXT.test(q.lastValue)) {
+    return { field: `${at}.lastValue`, expected: 'must be an integer as text', value: q.lastValue };
+  }
+  if (typeof q.isCalled !== 'boolean') {
+    return { field: `${at}.isCalled`, expected: 'must be true or false', value: q.isCalled };
+  }
+  return undefined;
+}
+
+/** A value as the error shows it: `missing`, or its JSON, cut short. */
+function found(value: unknown): string {
+  if (value === undefined) return 'missing';
+  const text = JSON.stringify(value);
+  return text.length > 40 ? `${text.slice(0, 37)}…` : text;
 }
 
 /** A pass-through stream that hashes and counts what flows through it. */

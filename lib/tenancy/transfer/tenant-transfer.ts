@@ -1,6 +1,6 @@
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
@@ -77,13 +77,8 @@ export class TenantTransfer extends TenantCopyJob {
     const schema = this.registry.schemaFor(id);
     const dir = resolve(path);
     const files = await this.files();
-    try {
-      await mkdir(dir);
-    } catch (err) {
-      throw new TenantExportError(id, dir, 'the directory already exists; choose a new path', {
-        cause: err,
-      });
-    }
+    // What a failure removes: the target, or the first missing parent created for it.
+    const created = (await makeExportDir(id, dir)) ?? dir;
     const session = await this.session('export');
     const { client } = session;
     try {
@@ -161,7 +156,7 @@ export class TenantTransfer extends TenantCopyJob {
         bytes: manifest.tables.reduce((n, t) => n + t.bytes, 0),
       };
     } catch (err) {
-      await rm(dir, { recursive: true, force: true });
+      await rm(created, { recursive: true, force: true });
       if (err instanceof TenantNotFoundError) throw err;
       throw new TenantExportError(id, dir, (err as Error).message, { cause: err });
     } finally {
@@ -274,5 +269,40 @@ export class TenantTransfer extends TenantCopyJob {
     const entry = await this.registry.refresh(id);
     if (!entry) throw new TenantNotFoundError(id);
     return entry.info;
+  }
+}
+
+/**
+ * Creates the export directory `dir`, and its missing parents as `mkdir -p` does; never reuses
+ * an existing path. Returns the first parent it created, if any (a failed export removes it).
+ * @throws TenantExportError with the true reason: the path exists, or a parent cannot be made
+ */
+async function makeExportDir(id: string, dir: string): Promise<string | undefined> {
+  const parent = dirname(dir);
+  let createdParent: string | undefined;
+  try {
+    createdParent = await mkdir(parent, { recursive: true });
+  } catch (err) {
+    throw new TenantExportError(
+      id,
+      dir,
+      `cannot create its parent directory ${parent} (${(err as Error).message})`,
+      { cause: err },
+    );
+  }
+  try {
+    await mkdir(dir);
+    return createdParent;
+  } catch (err) {
+    if (createdParent) await rm(createdParent, { recursive: true, force: true });
+    const exists = (err as NodeJS.ErrnoException).code === 'EEXIST';
+    throw new TenantExportError(
+      id,
+      dir,
+      exists
+        ? 'the path already exists, and an export never writes into an existing path; choose a new one'
+        : `cannot create the directory (${(err as Error).message})`,
+      { cause: err },
+    );
   }
 }

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { adminPool, useTestDatabase } from '../../support/database.js';
@@ -60,6 +60,40 @@ describe('tenants CLI: clone, rename, export, import, and migration waves', () =
     const refused = await cli(['tenants', 'import', join(root, 'nowhere'), '-c', config]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(/refused and nothing was created/);
+  });
+
+  it('exports under missing parent directories, refuses an existing path and a malformed manifest', async () => {
+    // A relative path whose parent does not exist yet: created, as mkdir -p does.
+    const exported = await runCli(['tenants', 'export', 'src', 'backups/src', '-c', config], {
+      cwd: root,
+    });
+    expect(exported).toMatchObject({ code: 0 });
+    expect(exported.stdout).toContain(`Exported tenant src to ${join(root, 'backups', 'src')}:`);
+    const again = await runCli(['tenants', 'export', 'src', 'backups/src', '-c', config], {
+      cwd: root,
+    });
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/the path already exists/);
+
+    const manifest = join(root, 'backups', 'src', 'manifest.json');
+    const parsed = JSON.parse(await readFile(manifest, 'utf8')) as Record<string, unknown>;
+    await writeFile(manifest, JSON.stringify({ ...parsed, tables: null }));
+    const refused = await cli([
+      'tenants',
+      'import',
+      join(root, 'backups', 'src'),
+      '--id',
+      'nul',
+      '-c',
+      config,
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /refused and nothing was created .*field tables must be an array \(found null\)/,
+    );
+    expect((await admin.query("SELECT 1 FROM fleet_cli.tenants WHERE id = 'nul'")).rowCount).toBe(
+      0,
+    );
   });
 
   it('migrates in waves with a canary, and shows the waves in the fleet view', async () => {
