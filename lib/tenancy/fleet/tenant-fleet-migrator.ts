@@ -143,10 +143,13 @@ export class TenantFleetMigrator {
     const gone = rows.filter((r) => r.status === 'dropping').map((r) => r.id);
     const provisioning = rows.filter((r) => r.status === 'provisioning').map((r) => r.id);
     const served = rows.filter((r) => r.status === 'active' || r.status === 'suspended');
-    const stale = served.filter(
-      (r) => r.migrated_version !== files.length || r.migrations_digest !== current,
-    );
+    const stale = served.filter((r) => !isUpToDate(r, files, current));
     const skipped = served.length - stale.length;
+    // A failure recorded for files the folder no longer has (the failing file was deleted, or
+    // fixed elsewhere) does not hold for a tenant up to date with these files: clear it, so the
+    // fleet view stops reporting it. No statement when there is none (a no-op run stays one query).
+    const settled = served.filter((r) => r.last_error !== null && isUpToDate(r, files, current));
+    if (settled.length > 0) await this.registry.store.clearFailures(settled.map((r) => r.id));
     const applied: { tenantId: string; files: string[] }[] = [];
     const failed: { tenantId: string; error: string }[] = [];
     let done = skipped;
@@ -265,6 +268,7 @@ export class TenantFleetMigrator {
   /** The fleet view: per tenant, its version, pending count, edited files and last failure. One query. */
   async migrationStatus(tenants?: readonly string[]): Promise<TenantMigrationState[]> {
     const files = await this.files();
+    const current = migrationsDigest(files, files.length);
     const rows = await this.#rows(tenants);
     const latest = await this.rollouts.store.latest();
     const recorded: Map<string, RecordedOutcome> = latest
@@ -281,7 +285,8 @@ export class TenantFleetMigrator {
         row.migrated_version <= files.length &&
         row.migrations_digest !== migrationsDigest(files, row.migrated_version),
       lastMigratedAt: row.last_migrated_at,
-      lastError: row.last_error,
+      // A failure is not reported for a tenant up to date with the files (see migrateAll).
+      lastError: isUpToDate(row, files, current) ? null : row.last_error,
       wave: recorded.get(row.id)?.wave ?? null,
       rolloutOutcome: recorded.get(row.id)?.outcome ?? null,
     }));
@@ -294,4 +299,9 @@ export class TenantFleetMigrator {
     if (missing.length > 0) throw new TenantNotFoundError(missing[0]);
     return rows;
   }
+}
+
+/** Whether `row` has applied exactly `files`, unedited: nothing to migrate and nothing failing. */
+function isUpToDate(row: TenantRow, files: readonly MigrationFile[], digest: string): boolean {
+  return row.migrated_version === files.length && row.migrations_digest === digest;
 }

@@ -330,6 +330,14 @@ export class TenantRegistryStore {
     await this.#pool.query(`UPDATE ${this.table} SET last_error = $2 WHERE id = $1`, [id, message]);
   }
 
+  /** Clears the recorded failure of tenants `ids`: up to date with the files after all. */
+  async clearFailures(ids: readonly string[]): Promise<void> {
+    await this.#pool.query(
+      `UPDATE ${this.table} SET last_error = NULL WHERE id = ANY($1) AND last_error IS NOT NULL`,
+      [ids],
+    );
+  }
+
   /** Deletes `id`'s row if it has `status` (any status when `null`); whether it did. */
   async deleteIf(
     id: string,

@@ -1,4 +1,4 @@
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
 import { adminPool, useTestDatabase } from '../../support/database.js';
@@ -128,5 +128,23 @@ describe('tenants CLI: clone, rename, export, import, and migration waves', () =
     const resumed = await cli(['migrate', '--tenants', '-c', config]);
     expect(resumed.stdout).toContain('moved: applied 002_extra.sql');
     expect(resumed.stdout).toContain('Tenants: 1 migrated, 2 up to date, 0 failed');
+  });
+
+  it('forgets a failure once the failing file is deleted: status exits 0, --retry-failed clears it', async () => {
+    await write(tenantDir, { '003_broken.sql': 'SELECT 1/0;' });
+    expect((await cli(['migrate', '--tenants', '-c', config])).code).toBe(1);
+    const failing = await cli(['migrate', '--tenants', '--status', '-c', config]);
+    expect(failing.code).toBe(1);
+    expect(failing.stdout).toContain('division by zero');
+
+    await rm(join(tenantDir, '003_broken.sql'));
+    const fixed = await cli(['migrate', '--tenants', '--status', '-c', config]);
+    expect(fixed.code).toBe(0);
+    expect(fixed.stdout).not.toContain('division by zero');
+    expect(fixed.stdout).toContain('0 with pending migrations, 0 needing attention.');
+    const retried = await cli(['migrate', '--tenants', '--retry-failed', '-c', config]);
+    expect(retried.code).toBe(0);
+    const left = await admin.query('SELECT id FROM fleet_cli.tenants WHERE last_error IS NOT NULL');
+    expect(left.rows).toEqual([]);
   });
 });
