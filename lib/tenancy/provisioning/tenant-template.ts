@@ -42,6 +42,8 @@ export function templateSchemaFor(registrySchema: string): string {
 export class TenantTemplate {
   readonly #snapshots: TemplateSnapshots;
   readonly #spares: TemplateSpares;
+  /** Checksum of the schema-dependent file last announced. */
+  #announced: string | undefined;
 
   constructor(
     /** The template schema's name. */
@@ -141,6 +143,7 @@ export class TenantTemplate {
   }
 
   async #update(): Promise<void> {
+    this.#announceSchemaDependent(await this.files());
     let current = false;
     await this.#withSession(async (client, files) => {
       const history = await inTransaction(client, () => templateHistory(client, this.schema));
@@ -165,6 +168,16 @@ export class TenantTemplate {
       current = true;
     });
     if (current) await this.#spares.refill();
+  }
+
+  /** Says once per file which file ends the copy because it runs schema-dependent code. */
+  #announceSchemaDependent(files: readonly MigrationFile[]): void {
+    const stop = files[cloneableFiles(files).length];
+    if (stop?.schemaDependent === undefined || this.#announced === stop.checksum) return;
+    this.#announced = stop.checksum;
+    this.logger.log(
+      `Tenants are copied from the template schema "${this.schema}" up to the file before ${stop.name}, and replay it and every later file: it runs code that depends on the schema's name (${stop.schemaDependent}).`,
+    );
   }
 
   /**
