@@ -22,17 +22,24 @@ function reference(schema: string): RegExp {
   );
 }
 
-/** Whether `text` names schema `schema`, quoted or bare (as a name of its own). */
+/**
+ * Whether `text` names schema `schema`, quoted (`"schema"`) or bare, where the name stands for
+ * a schema: a qualifier or a search_path element (see {@link repointFunctionDef}).
+ */
 export function namesSchema(text: string, schema: string): boolean {
-  return reference(schema).test(text);
+  for (const m of text.matchAll(reference(schema))) {
+    if (namesSchemaAt(text, m.index, m.index + m[0].length)) return true;
+  }
+  return false;
 }
 
 /**
  * `def`, a function as `pg_get_functiondef` prints it, with every reference to schema `from`
  * pointed at `to` (a schema's name, or the script placeholder `TARGET`): in its
  * `SET search_path` list element by element (printed there as string literals, whatever the
- * quoting it was written with), and elsewhere quoted (`"from"`) or bare (`from`, as string
- * constants and hand-written SQL hold it).
+ * quoting it was written with), and elsewhere, quoted (`"from"`) or bare, where the name stands
+ * for a schema: a qualifier (`from.x`) or an element of a search_path string
+ * (`'from, public'`). Elsewhere the same name may be a table's: it is left alone.
  */
 export function repointFunctionDef(def: string, from: string, to: string): string {
   const quoted = to === TARGET ? TARGET : quoteIdentifier(to);
@@ -47,9 +54,26 @@ export function repointFunctionDef(def: string, from: string, to: string): strin
       if (i > 0 && !line.startsWith(' ')) header = false;
       const setting = header && i > 0 ? /^ SET search_path TO (.*)$/.exec(line) : null;
       if (setting) return ` SET search_path TO ${repointPathList(setting[1], from, quoted)}`;
-      return line.replace(pattern, (match) => (match === fromQuoted ? quoted : bare));
+      return line.replace(pattern, (match: string, at: number) => {
+        if (!namesSchemaAt(line, at, at + match.length)) return match;
+        return match === fromQuoted ? quoted : bare;
+      });
     })
     .join('\n');
+}
+
+/**
+ * Whether the name (quoted or bare) at `line[start, end)` stands for the schema: a qualifier
+ * (`name.x`), or an element of a search_path value (`'name'`, `'a, name'`, `= name;`,
+ * `TO name, public`). Anywhere else (`x.name`, `INSERT INTO name (…)`) it may be another object
+ * of the same name, a table say: it is left as it is.
+ */
+function namesSchemaAt(line: string, start: number, end: number): boolean {
+  const before = line.slice(0, start);
+  if (/\.[ \t]*$/.test(before)) return false; // a member of something: `x.name`
+  const after = /^[ \t]*([.',;\n]|$)/.exec(line.slice(end));
+  if (!after) return false;
+  return after[1] === '.' || /(?:['",=]|\bTO)[ \t]*$/i.test(before);
 }
 
 /** A printed search_path list (`'a', 'b'`) with the element `from` replaced by identifier `to`. */
@@ -60,10 +84,10 @@ function repointPathList(list: string, from: string, to: string): string {
 }
 
 /**
- * The objects of `schema` whose definitions still name schema `name` as text: functions (body
- * or `SET search_path`), triggers (their arguments), column defaults, constraints, indexes,
- * views, policies and rules, each as `kind "schema".name`. Comments are descriptions and are
- * not read.
+ * The objects of `schema` whose definitions still name schema `name` as text (see
+ * {@link namesSchema}): functions (body or `SET search_path`), triggers (their arguments),
+ * column defaults, constraints, indexes, views, policies and rules, each as
+ * `kind "schema".name`. Comments are descriptions and are not read.
  */
 export async function objectsNaming(
   client: pg.ClientBase,

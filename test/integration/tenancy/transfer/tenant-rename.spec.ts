@@ -71,6 +71,23 @@ describe('tenant rename re-points what names the schema as text', () => {
     },
   );
 
+  it('leaves alone a table named like the schema: only schema positions are re-pointed', async () => {
+    // No prefix: tenant "notes" has schema "notes", and its functions use its table "notes".
+    const service = await t.boot({
+      migrations: await t.folder(FILES),
+      template: false,
+      schemaPrefix: '',
+    });
+    await service.create('notes');
+    await service.rename('notes', 'memo');
+    await service.create('notes');
+    for (const [i, call] of CALLS.entries()) {
+      await t.admin.query(call.replace('{s}', 'memo'), [`memo ${i}`]);
+    }
+    expect(await notes('memo')).toEqual(CALLS.map((_, i) => `memo ${i}`));
+    expect(await notes('notes')).toEqual([]);
+  });
+
   it('refuses, naming the object, when something else names the schema as text', async () => {
     const service = await t.boot({
       migrations: await t.folder({
