@@ -5,7 +5,7 @@ import type pg from 'pg';
 import { withSearchPath } from '../connection/sessions.js';
 import { qualifiedName, quoteIdentifier } from '../shared/identifiers.js';
 import { COMMENTS, RELATIONS, idParams, schemaIds } from './catalog-sql.js';
-import { requalify } from './script-target.js';
+import { replaceSchemaReferences } from './schema-references.js';
 
 /**
  * The exact fingerprint of `schema`, for proving a copy equal to its source in the same
@@ -110,7 +110,8 @@ export async function exactFingerprint(client: pg.ClientBase, schema: string): P
  * The definition fingerprint of `schema`, comparable across databases: everything the schema
  * defines — relations, columns with types, defaults, identity and generation, constraints,
  * indexes, triggers, functions, views, sequences, types, comments — with the schema's own name
- * replaced by `{{schema}}`, sorted: two schemas built alike give equal lists wherever they live.
+ * replaced by `{{schema}}` (as a qualifier and in search_path values, `SET search_path` included),
+ * sorted: two schemas built alike give equal lists wherever they live.
  * Owners, privileges, rows and sequence positions are left out (roles and data differ between
  * databases). Stored in tenant exports, so its lines never change within a format version.
  */
@@ -166,7 +167,7 @@ export async function definitionFingerprint(
       WHERE c.relnamespace = ns.oid`,
     [schema],
   );
-  return rows.map((r) => requalify(r.line, schema, '{{schema}}')).sort();
+  return rows.map((r) => replaceSchemaReferences(r.line, schema, '{{schema}}')).sort();
 }
 
 /** The first line one fingerprint has and the other lacks, or `undefined` when they are equal. */

@@ -34,6 +34,17 @@ export function namesSchema(text: string, schema: string): boolean {
 }
 
 /**
+ * `text` with every reference to schema `schema` (quoted or bare, where the name stands for a
+ * schema: see {@link namesSchema}) replaced by `replacement`, e.g. `{{schema}}` in a
+ * fingerprint comparable across schema names.
+ */
+export function replaceSchemaReferences(text: string, schema: string, replacement: string): string {
+  return text.replace(reference(schema), (match: string, at: number) =>
+    namesSchemaAt(text, at, at + match.length) ? replacement : match,
+  );
+}
+
+/**
  * `def`, a function as `pg_get_functiondef` prints it, with every reference to schema `from`
  * pointed at `to` (a schema's name, or the script placeholder `TARGET`): in its
  * `SET search_path` list element by element (printed there as string literals, whatever the

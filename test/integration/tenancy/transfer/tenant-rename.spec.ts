@@ -37,7 +37,7 @@ const CALLS = [
   'SELECT {s}.add_atomic($1)',
 ];
 
-describe('tenant rename re-points what names the schema as text', () => {
+describe('tenant rename and clone: functions that name the schema as text', () => {
   const t = useTenancyApps(REGISTRY);
 
   const notes = async (schema: string) =>
@@ -86,6 +86,17 @@ describe('tenant rename re-points what names the schema as text', () => {
     }
     expect(await notes('memo')).toEqual(CALLS.map((_, i) => `memo ${i}`));
     expect(await notes('notes')).toEqual([]);
+  });
+
+  it('clones a tenant with such functions: the copy writes into its own schema', async () => {
+    const service = await t.boot({ migrations: await t.folder(FILES), template: false });
+    await service.create('acme');
+    await service.clone('acme', 'copy');
+    for (const [i, call] of CALLS.entries()) {
+      await t.admin.query(call.replace('{s}', 'tenant_copy'), [`copy ${i}`]);
+    }
+    expect(await notes('tenant_copy')).toEqual(CALLS.map((_, i) => `copy ${i}`));
+    expect(await notes('tenant_acme')).toEqual([]);
   });
 
   it('refuses, naming the object, when something else names the schema as text', async () => {
