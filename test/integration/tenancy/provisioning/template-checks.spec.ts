@@ -50,6 +50,22 @@ describe('template checks', () => {
     expect(await spares()).toEqual(newer);
   });
 
+  it('copies instead of renaming a spare, with a warning, when a renamed copy would differ', async () => {
+    // A dollar-quoted constant is expanded: the view holds the schema's name as text, which the
+    // copy script re-points and a rename of a spare would not.
+    const migrations = await t.folder({
+      ...FILES,
+      '003_whoami.sql': 'CREATE VIEW {{schema}}.whoami AS SELECT $q${{schema}}$q$::text AS name;\n',
+    });
+    const service = await t.boot({ migrations, templateSpares: 1 });
+    expect(t.warnings.join('\n')).toMatch(/Spare schemas are not used .*view whoami/);
+    expect(await spares()).toEqual([]);
+    await service.create('acme');
+    const { rows } = await t.admin.query('SELECT name FROM tenant_acme.whoami');
+    expect(rows).toEqual([{ name: '"tenant_acme"' }]);
+    expect(await t.history('tenant_acme')).toHaveLength(3);
+  });
+
   it('replays, with a warning naming the object, when a copy of the template differs', async () => {
     // Column storage is not something the copy script reproduces: only the check sees it.
     const migrations = await t.folder({
