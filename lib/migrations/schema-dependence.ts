@@ -28,6 +28,7 @@ const RUNNING = new Set([
   'TABLE',
   'COPY',
   'EXECUTE',
+  'EXPLAIN',
 ]);
 
 /**
@@ -36,9 +37,10 @@ const RUNNING = new Set([
  * - a `DO` block or a `CALL` that uses `{{schema}}` or `{{tables.x}}` anywhere (the code runs
  *   now, and can see the name);
  * - a statement that runs expressions now (`SELECT`, `INSERT`, `UPDATE`, `DELETE`, `MERGE`,
- *   `WITH`, `VALUES`, `TABLE`, `COPY`, `EXECUTE`, `ALTER TABLE` — a default or `USING` computed
- *   for existing rows — and `CREATE TABLE … AS`) that calls a function or procedure of the
- *   schema, `{{schema}}.name(…)`: that code was written by the migrations and may use the name.
+ *   `WITH`, `VALUES`, `TABLE`, `COPY`, `EXECUTE`, `EXPLAIN`, `ALTER TABLE` — a default or
+ *   `USING` computed for existing rows — and `CREATE TABLE … AS`) that calls a function or
+ *   procedure of the schema, `{{schema}}.name(…)`: that code was written by the migrations and
+ *   may use the name.
  *
  * Reading or writing the schema's tables by name (`INSERT INTO {{tables.a}} SELECT … FROM
  * {{tables.b}}`) is not schema-dependent: their contents are equal in every schema the same

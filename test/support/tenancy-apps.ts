@@ -7,13 +7,14 @@ import { useMigrationFolders } from './migrations.js';
 
 /**
  * A database of the file's own and apps booted on it with tenancy under `registrySchema`, their
- * warnings collected. After each test the apps close and every schema but `public` is dropped.
+ * warnings and log lines collected. After each test the apps close and every schema but `public` is dropped.
  */
 export function useTenancyApps(registrySchema: string) {
   const database = useTestDatabase();
   const folder = useMigrationFolders();
   const apps: TestingModule[] = [];
   const warnings: string[] = [];
+  const logs: string[] = [];
   const state = {} as { admin: pg.Pool };
 
   async function boot(tenancy: TenancyOptions): Promise<TenantService> {
@@ -27,7 +28,9 @@ export function useTenancyApps(registrySchema: string) {
       ],
     })
       .setLogger({
-        log: () => undefined,
+        log: (message: unknown) => {
+          logs.push(String(message));
+        },
         error: () => undefined,
         warn: (message: unknown) => {
           warnings.push(String(message));
@@ -56,6 +59,7 @@ export function useTenancyApps(registrySchema: string) {
       await state.admin.query(`DROP SCHEMA IF EXISTS "${nspname}" CASCADE`);
     }
     warnings.length = 0;
+    logs.length = 0;
   });
   afterAll(() => state.admin?.end());
 
@@ -65,6 +69,7 @@ export function useTenancyApps(registrySchema: string) {
     boot,
     closeApps,
     warnings,
+    logs,
     /** A pool for direct checks. */
     get admin(): pg.Pool {
       return state.admin;

@@ -12,6 +12,7 @@ describe('schemaDependentStatement', () => {
     ],
     ['CALL {{schema}}.seed();', "a CALL that uses the schema's name"],
     ['SELECT {{schema}}.seed();', 'SELECT calling a function of the schema'],
+    ['EXPLAIN ANALYZE SELECT {{schema}}.seed();', 'EXPLAIN calling a function of the schema'],
     [
       'INSERT INTO {{tables.a}} (code) SELECT {{ schema }} . code ( ) ;',
       'INSERT calling a function of the schema',

@@ -50,8 +50,11 @@ describe('template: files that run schema-dependent code are replayed per tenant
     ['a copy', { templateSpares: 0 }],
   ])('copies the files before the first one and replays the rest (%s)', async (_, options) => {
     const service = await t.boot({ migrations: await t.folder(FILES), ...options });
-    // The template holds only what is the same in every schema.
+    // The template holds only what is the same in every schema, and start-up says why.
     expect(await t.history(TEMPLATE)).toEqual(['001_settings.sql']);
+    expect(t.logs.join('\n')).toMatch(
+      /up to the file before 002_per_tenant\.sql.*depends on the schema's name \(line 2: a DO/,
+    );
     await service.create('acme');
     await service.create('globex');
     for (const schema of ['tenant_acme', 'tenant_globex']) {
