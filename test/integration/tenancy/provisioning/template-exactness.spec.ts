@@ -9,6 +9,7 @@ const FILES: Record<string, string> = {
   '001_sequences.sql': `
 CREATE TABLE {{tables.notes}} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL);
 INSERT INTO {{tables.notes}} (body) VALUES ('seed');
+ALTER TABLE {{tables.notes}} ALTER COLUMN id RESTART WITH 500;
 CREATE SEQUENCE {{schema}}.invoice_no START 1000;
 ALTER SEQUENCE {{schema}}.invoice_no RESTART WITH 1041;
 CREATE SEQUENCE {{schema}}.ticket_no;
@@ -63,6 +64,7 @@ describe('template and spares: sequence state and SET search_path', () => {
     expect(expected).toContain('sequence invoice_no at last=1041 called=false');
     expect(expected).toContain('sequence ticket_no at last=7 called=false');
     expect(expected).toContain('sequence receipt_no at last=1 called=true');
+    expect(expected).toContain('sequence notes_id_seq at last=500 called=false');
 
     const copying = await t.boot({ migrations, templateSpares: 0 });
     await copying.create('copied');
@@ -94,11 +96,15 @@ describe('template and spares: sequence state and SET search_path', () => {
         order: '50',
         receipt: '2',
       });
-      // Each function writes into its own schema's table.
+      // Each function writes into its own schema's table, the identity going on from 500.
       expect(await callAll(schema)).toEqual({
         count: '5',
         notes: ['seed', 'one', 'two', 'three', 'three!'],
       });
+      const ids = await t.admin.query<{ id: string }>(
+        `SELECT max(id)::text AS id FROM "${schema}".notes`,
+      );
+      expect(ids.rows[0].id).toBe('503');
     }
   });
 });

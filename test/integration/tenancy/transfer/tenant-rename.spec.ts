@@ -48,6 +48,7 @@ describe('tenant rename and clone: functions that name the schema as text', () =
   it.each([
     ['replayed', { template: false }],
     ['template-copied', { templateSpares: 0 }],
+    ['spare-renamed', {}],
   ])(
     'a %s tenant renamed, then its old id re-created: every function writes into its own schema',
     async (_, options) => {
