@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { TenantCreationError } from '../../../../lib/index.js';
+import { MigrationRunner } from '../../../../lib/migrations/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 
 const REGISTRY = 'reg_dep';
@@ -61,6 +62,23 @@ describe('template: files that run schema-dependent code are replayed per tenant
       expect(await settings(schema)).toEqual(expectedFor(schema));
       expect(await t.history(schema)).toEqual(Object.keys(FILES));
     }
+    expect(t.warnings).toEqual([]);
+  });
+
+  it('rebuilds a template that an earlier release migrated past such a file', async () => {
+    const migrations = await t.folder(FILES);
+    // What a release that did not detect them left: the template holding every file.
+    const quiet = { log: () => undefined, error: () => undefined, warn: () => undefined };
+    const runner = new MigrationRunner(
+      { connectionString: t.database.current.url },
+      { logger: quiet },
+    );
+    await runner.migrate(TEMPLATE, migrations);
+    expect(await t.history(TEMPLATE)).toHaveLength(4);
+    const service = await t.boot({ migrations, templateSpares: 0 });
+    expect(await t.history(TEMPLATE)).toEqual(['001_settings.sql']);
+    await service.create('acme');
+    expect(await settings('tenant_acme')).toEqual(expectedFor('tenant_acme'));
     expect(t.warnings).toEqual([]);
   });
 
