@@ -10,6 +10,8 @@ import { UncloneableSchemaError } from './catalog.errors.js';
 import { uncloneableReason } from './cloneability.js';
 import { cloneGrants } from './clone-grants.js';
 import { CloneSource } from './clone-source.js';
+import { repointFunctionDef } from './schema-references.js';
+import { TARGET } from './script-target.js';
 
 const q = quoteIdentifier;
 
@@ -37,11 +39,11 @@ export async function cloneScript(client: pg.ClientBase, schema: string): Promis
       ...createSequences(source, sequences),
       // Bodies in quotes are not checked (check_function_bodies is off): they may name tables
       // created below. SQL-standard bodies are parsed at once, so they come after the tables.
-      ...functions.filter((fn) => !fn.atomic).map((f) => source.retarget(f.def)),
+      ...functions.filter((fn) => !fn.atomic).map((f) => repointFunctionDef(f.def, schema, TARGET)),
       ...createTables(source, tables, sequences),
       ...(await copySeedRows(source, tables)),
       ...(await createViews(source)),
-      ...functions.filter((fn) => fn.atomic).map((f) => source.retarget(f.def)),
+      ...functions.filter((fn) => fn.atomic).map((f) => repointFunctionDef(f.def, schema, TARGET)),
       ...(await addConstraintsAndIndexes(source)),
       ...(await setReplicaIdentities(source, tables)),
       ...(await createTriggers(source)),
@@ -297,7 +299,11 @@ async function createTriggers(source: CloneSource): Promise<string[]> {
   return out;
 }
 
-/** Each sequence's owning column, and its position as of now. */
+/**
+ * Each sequence's owning column, and its position as of now: `last_value` and `is_called` both,
+ * so a sequence restarted (`RESTART WITH 1041`, or `setval(…, false)`) hands out the same next
+ * value in the copy.
+ */
 async function ownAndPositionSequences(
   source: CloneSource,
   sequences: readonly SequenceInfo[],
@@ -313,9 +319,9 @@ async function ownAndPositionSequences(
     const { rows } = await source.client.query<{ last_value: string; is_called: boolean }>(
       `SELECT last_value::text, is_called FROM ${source.inSource(s.name)}`,
     );
-    if (rows[0]?.is_called) {
+    if (rows[0]) {
       out.push(
-        `SELECT pg_catalog.setval(${literal(source.inTarget(s.name))}, ${rows[0].last_value}, true)`,
+        `SELECT pg_catalog.setval(${literal(source.inTarget(s.name))}, ${rows[0].last_value}, ${rows[0].is_called})`,
       );
     }
   }

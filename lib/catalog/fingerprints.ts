@@ -5,13 +5,13 @@ import type pg from 'pg';
 import { withSearchPath } from '../connection/sessions.js';
 import { qualifiedName, quoteIdentifier } from '../shared/identifiers.js';
 import { COMMENTS, RELATIONS, idParams, schemaIds } from './catalog-sql.js';
-import { requalify } from './script-target.js';
+import { replaceSchemaReferences } from './schema-references.js';
 
 /**
  * The exact fingerprint of `schema`, for proving a copy equal to its source in the same
  * database: a sorted, schema-name-free description of relations, columns with types, defaults,
  * identity and storage, constraints, indexes, views, functions, triggers, sequences with their
- * owners and positions, owners and privileges, comments, every object it contains, and a
+ * owners and positions (`last_value` and `is_called`), owners and privileges, comments, every object it contains, and a
  * checksum of every table's rows. Two schemas with equal exact fingerprints are the same to
  * their users. The schema's name appears as `<schema>`. The migration history table is left
  * out, and so is the column option `pg_attver`, a per-creation stamp some server builds keep,
@@ -62,7 +62,6 @@ export async function exactFingerprint(client: pg.ClientBase, schema: string): P
        UNION ALL SELECT 'sequence ' || c.relname || ' ' || pg_catalog.format_type(s.seqtypid, NULL)
               || ' start=' || s.seqstart || ' increment=' || s.seqincrement || ' min=' || s.seqmin
               || ' max=' || s.seqmax || ' cache=' || s.seqcache || ' cycle=' || s.seqcycle
-              || ' last=' || coalesce(pg_catalog.pg_sequence_last_value(c.oid)::text, '-')
               || ' owned=' || coalesce((SELECT d.deptype::text || ':' || t.relname || '.' || a.attname
                    FROM pg_catalog.pg_depend d
                    JOIN pg_catalog.pg_class t ON t.oid = d.refobjid
@@ -82,6 +81,18 @@ export async function exactFingerprint(client: pg.ClientBase, schema: string): P
       `WITH rels AS (${RELATIONS}) SELECT relname AS name FROM rels WHERE relkind = 'r'`,
       idParams(ids),
     );
+    // The position is read from the sequence itself: `pg_sequence_last_value` is NULL both for
+    // a sequence never used and for one restarted (`RESTART WITH 1041`, `setval(…, false)`).
+    const sequences = await client.query<{ name: string }>(
+      `WITH rels AS (${RELATIONS}) SELECT relname AS name FROM rels WHERE relkind = 'S'`,
+      idParams(ids),
+    );
+    for (const { name } of sequences.rows) {
+      const { rows: at } = await client.query<{ last_value: string; is_called: boolean }>(
+        `SELECT last_value::text, is_called FROM ${qualifiedName(schema, name)}`,
+      );
+      lines.push(`sequence ${name} at last=${at[0].last_value} called=${at[0].is_called}`);
+    }
     for (const { name } of tables.rows) {
       const { rows: data } = await client.query<{ line: string }>(
         `SELECT 'rows ' || $1 || ' ' || count(*) || ' '
@@ -99,7 +110,8 @@ export async function exactFingerprint(client: pg.ClientBase, schema: string): P
  * The definition fingerprint of `schema`, comparable across databases: everything the schema
  * defines — relations, columns with types, defaults, identity and generation, constraints,
  * indexes, triggers, functions, views, sequences, types, comments — with the schema's own name
- * replaced by `{{schema}}`, sorted: two schemas built alike give equal lists wherever they live.
+ * replaced by `{{schema}}` (as a qualifier and in search_path values, `SET search_path` included),
+ * sorted: two schemas built alike give equal lists wherever they live.
  * Owners, privileges, rows and sequence positions are left out (roles and data differ between
  * databases). Stored in tenant exports, so its lines never change within a format version.
  */
@@ -155,7 +167,7 @@ export async function definitionFingerprint(
       WHERE c.relnamespace = ns.oid`,
     [schema],
   );
-  return rows.map((r) => requalify(r.line, schema, '{{schema}}')).sort();
+  return rows.map((r) => replaceSchemaReferences(r.line, schema, '{{schema}}')).sort();
 }
 
 /** The first line one fingerprint has and the other lacks, or `undefined` when they are equal. */

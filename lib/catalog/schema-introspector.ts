@@ -1,7 +1,8 @@
 import type pg from 'pg';
 import { cloneScript } from './clone-script.js';
 import { definitionFingerprint, exactFingerprint } from './fingerprints.js';
-import { renameScript } from './rename-script.js';
+import { renameScript, repointScript } from './rename-script.js';
+import { objectsNaming } from './schema-references.js';
 import { readHistory, type MigrationHistoryEntry } from './schema-history.js';
 import {
   sequencePositions,
@@ -71,5 +72,18 @@ export class SchemaIntrospector {
   /** What a copy of the schema still needs once renamed (its target left for `scriptFor`). */
   renameScript(): Promise<string> {
     return renameScript(this.client, this.schema);
+  }
+
+  /**
+   * The statements that re-create the schema's functions that name schema `from` as text, with
+   * `from` replaced by `to` (after a rename from `from`); `''` when none does.
+   */
+  repointScript(from: string, to: string): Promise<string> {
+    return repointScript(this.client, this.schema, from, to);
+  }
+
+  /** The schema's objects whose definitions name schema `name` as text, e.g. `function "s".f()`. */
+  objectsNaming(name: string): Promise<string[]> {
+    return objectsNaming(this.client, this.schema, name);
   }
 }

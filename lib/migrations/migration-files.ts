@@ -4,6 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { findTransactionControl } from '../core/sql/transaction-control.js';
 import { MigrationFilesError, MigrationTransactionControlError } from './migration.errors.js';
+import { schemaDependentStatement } from './schema-dependence.js';
 
 /** One migration file, read and checksummed. */
 export interface MigrationFile {
@@ -27,12 +28,20 @@ export interface MigrationFile {
   /** `false` when the first line is `-- migrate:no-transaction`. */
   readonly transactional: boolean;
   /**
-   * `false` when a line of the file's leading comment block is `-- pg-tenancy: no-template`:
-   * tenants are never cloned past this file from the template schema, they replay it (and every
-   * file after it). Mark files whose effect a copy cannot reproduce, e.g. seed rows computed from
+   * `false` when a line of the file's leading comment block is `-- pg-tenancy: no-template`, or
+   * when the file runs code that depends on the schema's name (see `schemaDependent`): tenants
+   * are never cloned past this file from the template schema, they replay it (and every file
+   * after it). Mark files whose effect a copy cannot reproduce, e.g. seed rows computed from
    * `now()` or a function with side effects. Default: `true`.
    */
   readonly cloneable?: boolean;
+  /**
+   * Set when a statement of the file runs code whose effect can depend on the schema's name
+   * while the file is applied (a `DO` block or `CALL` using `{{schema}}`, a statement calling
+   * `{{schema}}.fn(…)`): where and why, e.g. `line 3: a DO that uses the schema's name`. Such a
+   * file is not `cloneable`. Default: unset.
+   */
+  readonly schemaDependent?: string;
 }
 
 const FILE_NAME = /^(\d+)_([A-Za-z0-9_-]+)\.sql$/;
@@ -87,6 +96,8 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
       const raw = await readFile(join(folder, name), 'utf8');
       const sql = normaliseText(raw);
       const firstLine = sql.split('\n', 1)[0].trim();
+      const dependent = schemaDependentStatement(sql);
+      const schemaDependent = dependent && `line ${dependent.line}: ${dependent.reason}`;
       return {
         version: Number(FILE_NAME.exec(name)![1]),
         name: basename(name),
@@ -94,7 +105,10 @@ export async function loadMigrationFiles(dir: string): Promise<MigrationFile[]> 
         checksum: sha256(sql),
         legacyChecksums: legacyChecksums(sql),
         transactional: !NO_TRANSACTION_MARKER.test(firstLine),
-        cloneable: !leadingComments(sql).some((line) => NO_TEMPLATE_MARKER.test(line)),
+        cloneable:
+          schemaDependent === undefined &&
+          !leadingComments(sql).some((line) => NO_TEMPLATE_MARKER.test(line)),
+        ...(schemaDependent === undefined ? {} : { schemaDependent }),
       };
     }),
   );

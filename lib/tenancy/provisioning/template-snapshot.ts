@@ -107,14 +107,15 @@ export class TemplateSnapshots {
     await client.query('SAVEPOINT pg_tenancy_template');
     let snapshot: Snapshot;
     let transient = false;
+    let spareMismatch: string | undefined;
     try {
       const template = new SchemaIntrospector(client, this.schema);
       const script = await template.cloneScript();
       const mismatch = await this.#check(client, script);
       if (mismatch === undefined) {
         const rename = await template.renameScript();
-        const renamed = await this.#check(client, script, rename);
-        snapshot = { key, script, rename: renamed === undefined ? rename : undefined };
+        spareMismatch = await this.#check(client, script, rename);
+        snapshot = { key, script, rename: spareMismatch === undefined ? rename : undefined };
       } else {
         snapshot = { key, uncloneable: mismatch };
       }
@@ -130,6 +131,11 @@ export class TemplateSnapshots {
       await client.query('RELEASE SAVEPOINT pg_tenancy_template');
     }
     if (transient) return undefined;
+    if (spareMismatch !== undefined) {
+      this.logger.warn(
+        `Spare schemas are not used for the template schema "${this.schema}": a copy renamed to a tenant's name is not exact (${spareMismatch}). Tenants are copied from the template instead.`,
+      );
+    }
     if (snapshot.uncloneable !== undefined) {
       this.logger.warn(
         `Tenants are created by replaying their migrations, not from the template schema "${this.schema}": it cannot be cloned exactly (${snapshot.uncloneable}). Mark the migration responsible with "-- pg-tenancy: no-template" to clone the files before it.`,

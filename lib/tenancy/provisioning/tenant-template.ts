@@ -42,6 +42,8 @@ export function templateSchemaFor(registrySchema: string): string {
 export class TenantTemplate {
   readonly #snapshots: TemplateSnapshots;
   readonly #spares: TemplateSpares;
+  /** Checksum of the schema-dependent file last announced. */
+  #announced: string | undefined;
 
   constructor(
     /** The template schema's name. */
@@ -141,11 +143,13 @@ export class TenantTemplate {
   }
 
   async #update(): Promise<void> {
+    const all = await this.files();
+    this.#announceSchemaDependent(all);
     let current = false;
     await this.#withSession(async (client, files) => {
       const history = await inTransaction(client, () => templateHistory(client, this.schema));
-      if (history && this.#stale(history, files)) {
-        // Built from files that changed (or that are now marked no-template): start again.
+      if (history && this.#stale(history, files, all)) {
+        // Built from files that changed, or holding one that is not copied: start again.
         await inTransaction(client, async () => {
           await lockTenant(client, this.schema);
           await client.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(this.schema)} CASCADE`);
@@ -167,14 +171,31 @@ export class TenantTemplate {
     if (current) await this.#spares.refill();
   }
 
+  /** Says once per file which file ends the copy because it runs schema-dependent code. */
+  #announceSchemaDependent(files: readonly MigrationFile[]): void {
+    const stop = files[cloneableFiles(files).length];
+    if (stop?.schemaDependent === undefined || this.#announced === stop.checksum) return;
+    this.#announced = stop.checksum;
+    this.logger.log(
+      `Tenants are copied from the template schema "${this.schema}" up to the file before ${stop.name}, and replay it and every later file: it runs code that depends on the schema's name (${stop.schemaDependent}).`,
+    );
+  }
+
   /**
-   * A file the template applied differs from this instance's file of that number, although the
-   * template is not simply ahead with files this instance does not have.
+   * A file the template applied differs from this instance's file of that number, or is one
+   * this instance has but does not copy (it runs schema-dependent code: an earlier release,
+   * which did not tell, applied it to the template), although the template is not simply ahead
+   * with files this instance does not have.
    */
-  #stale(history: readonly TemplateHistoryRow[], files: readonly MigrationFile[]): boolean {
+  #stale(
+    history: readonly TemplateHistoryRow[],
+    files: readonly MigrationFile[],
+    all: readonly MigrationFile[],
+  ): boolean {
     return history.some((row) => {
       const file = files[row.version - 1];
-      return file !== undefined && file.checksum !== row.checksum;
+      if (file !== undefined) return file.checksum !== row.checksum;
+      return all[row.version - 1]?.checksum === row.checksum;
     });
   }
 }

@@ -117,7 +117,9 @@ export class TenantCopier extends TenantCopyJob {
    * Renames schema and registry row in one transaction. The row is deleted and inserted under the
    * new id (going `provisioning` → its former state), so every instance sees the old id deleted
    * — a versioned tombstone — and stops routing it within `maxStalenessMs`, like a drop.
-   * Functions whose bodies name the old schema are rewritten to the new one.
+   * Functions that name the old schema as text (body or `SET search_path`) are re-created for
+   * the new one; anything else naming it as text makes the rename fail (`TenantRenameError`
+   * naming the object) rather than keep reaching the old name.
    */
   async rename(oldId: string, newId: string): Promise<TenantInfo> {
     const from = this.registry.schemaFor(oldId);
@@ -168,16 +170,21 @@ export class TenantCopier extends TenantCopyJob {
     return row!;
   }
 
-  /** Re-creates functions of schema `to` whose source still names schema `from`. */
+  /**
+   * Re-creates the functions of schema `to` that still name schema `from` as text (body or
+   * `SET search_path`), pointed at `to`; then refuses the rename if anything else still names
+   * `from` as text (a trigger's argument, a string in a default, a check or a policy), since
+   * it would go on reaching whatever schema has that name next.
+   */
   async #repointFunctions(client: pg.ClientBase, from: string, to: string): Promise<void> {
-    const { rows } = await client.query<{ def: string }>(
-      `SELECT pg_get_functiondef(p.oid) AS def FROM pg_proc p
-        WHERE p.pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = $1)
-          AND p.prokind IN ('f', 'p') AND strpos(p.prosrc, $2) > 0`,
-      [to, from],
-    );
-    for (const { def } of rows) {
-      await client.query(requalify(def, from, quoteIdentifier(to)));
+    const renamed = new SchemaIntrospector(client, to);
+    const script = await renamed.repointScript(from, to);
+    if (script) await client.query(script);
+    const left = await renamed.objectsNaming(from);
+    if (left.length > 0) {
+      throw new Error(
+        `${left.join(', ')} still name${left.length === 1 ? 's' : ''} schema "${from}" as text, which the rename cannot re-point. Change ${left.length === 1 ? 'it' : 'them'} in a migration to use the schema's objects by name ({{schema}}.x), or create a new tenant and clone into it`,
+      );
     }
   }
 }

@@ -75,7 +75,9 @@ INSERT INTO {{tables.accounts}} (email, score, created_at)
   VALUES ('owner@example.com', 10, '2026-01-01'), ('admin@example.com', 2, '2026-01-02');
 INSERT INTO {{tables.projects}} (account_id, title, tags)
   SELECT id, 'Welcome ' || email, ARRAY['seed'] FROM {{tables.accounts}};
-UPDATE {{tables.projects}} SET invoice = {{schema}}.next_invoice();
+-- the sequence by its oid: calling {{schema}}.next_invoice() here would run the schema's own
+-- code now, which makes a file replayed per tenant (see schema-dependence.ts)
+UPDATE {{tables.projects}} SET invoice = nextval((SELECT tableoid FROM {{schema}}.invoice_numbers));
 ALTER TABLE {{tables.projects}} ALTER COLUMN invoice SET NOT NULL;
 CREATE OR REPLACE FUNCTION {{schema}}.log_project() RETURNS trigger LANGUAGE plpgsql AS $fn$
 BEGIN
