@@ -155,7 +155,21 @@ export async function definitionFingerprint(
       WHERE c.relnamespace = ns.oid`,
     [schema],
   );
-  return rows.map((r) => requalify(r.line, schema, '{{schema}}')).sort();
+  return rows.map((r) => withSchemaPlaceholder(r.line, schema)).sort();
+}
+
+/**
+ * A definition fingerprint's line with `schema` written `{{schema}}`: where the schema qualifies a
+ * name, and where a function's `SET search_path` names it — `pg_get_functiondef` prints each
+ * element of that list as a literal (`SET search_path TO 'tenant_a', 'pg_temp'`), so without this
+ * two tenants' hardened functions would never compare equal. Also applied to the lines of an
+ * export made before search paths were normalised, so those still import.
+ */
+export function withSchemaPlaceholder(line: string, schema: string): string {
+  const literal = `'${schema.replaceAll("'", "''")}'`;
+  return requalify(line, schema, '{{schema}}').replace(/^ SET search_path TO .*$/gm, (setting) =>
+    setting.replaceAll(literal, "'{{schema}}'"),
+  );
 }
 
 /** The first line one fingerprint has and the other lacks, or `undefined` when they are equal. */

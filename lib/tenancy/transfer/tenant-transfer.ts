@@ -6,7 +6,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { qualifiedName } from '../../shared/identifiers.js';
 import { inTransaction } from '../../connection/sessions.js';
-import { fingerprintDifference } from '../../catalog/fingerprints.js';
+import { fingerprintDifference, withSchemaPlaceholder } from '../../catalog/fingerprints.js';
 import { SchemaIntrospector } from '../../catalog/schema-introspector.js';
 import { historyMismatch } from '../../catalog/schema-history.js';
 import { holdTenantLock } from '../tenant-locks.js';
@@ -210,7 +210,7 @@ export class TenantTransfer extends TenantCopyJob {
         );
         const catalog = new SchemaIntrospector(client, schema);
         const difference = fingerprintDifference(
-          manifest.fingerprint,
+          manifest.fingerprint.map((line) => withSchemaPlaceholder(line, manifest.tenant.schema)),
           await catalog.definitionFingerprint(),
         );
         if (difference) {
