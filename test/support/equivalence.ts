@@ -26,7 +26,7 @@ export function normalise(text: string, schemas: readonly string[]): string {
  * The catalog of `schema`: the library's exact fingerprint (every definition, privileges,
  * comments, owners; its row checksums left to {@link dataChecksums}, which normalises the
  * schema's name inside rows) and what it does not spell out: each function's `proconfig`,
- * policies in full, enum labels, domains, partition keys and bounds, and type privileges.
+ * policies in full, enum labels, domains, partition keys and bounds, type and default privileges.
  */
 export async function catalog(client: pg.ClientBase, schema: string): Promise<string[]> {
   const lines = (await exactFingerprint(client, schema)).filter((l) => !l.startsWith('rows '));
@@ -48,6 +48,9 @@ export async function catalog(client: pg.ClientBase, schema: string): Promise<st
             || ' base=' || pg_catalog.format_type(t.typbasetype, t.typtypmod) || ' notnull=' || t.typnotnull
             || ' default=' || coalesce(t.typdefault, '-') || ' acl=' || coalesce(t.typacl::text, '-')
        FROM pg_catalog.pg_type t, ns WHERE t.typnamespace = ns.oid AND t.typtype IN ('e', 'd')
+     UNION ALL SELECT 'default privileges ' || d.defaclobjtype::text || ' for '
+            || pg_catalog.pg_get_userbyid(d.defaclrole) || ' ' || coalesce(d.defaclacl::text, '-')
+       FROM pg_catalog.pg_default_acl d, ns WHERE d.defaclnamespace = ns.oid
      UNION ALL SELECT 'partitioned ' || c.relname || ' ' || pg_catalog.pg_get_partkeydef(c.oid)
        FROM pg_catalog.pg_class c, ns WHERE c.relnamespace = ns.oid AND c.relkind = 'p'
      UNION ALL SELECT 'partition ' || c.relname || ' of ' || i.inhparent::regclass::text || ' '

@@ -13,9 +13,9 @@ import { holdTenantLock } from '../tenant-locks.js';
 import type { TenantInfo } from '../registry/tenant-info.js';
 import {
   columnList,
+  pauseUserTriggers,
   selectList,
   setSequences,
-  setUserTriggers,
   truncateAll,
 } from './copy-statements.js';
 import {
@@ -231,7 +231,7 @@ export class TenantTransfer extends TenantCopyJob {
           );
         }
         await truncateAll(client, schema, tables);
-        await setUserTriggers(client, schema, tables, false);
+        const resumeTriggers = await pauseUserTriggers(client, schema, tables);
         for (const [i, t] of manifest.tables.entries()) {
           const stream = client.query(
             copyFrom(`COPY ${qualifiedName(schema, t.name)} ${columnList(t.columns)} FROM STDIN`),
@@ -251,7 +251,7 @@ export class TenantTransfer extends TenantCopyJob {
             total: manifest.tables.length,
           });
         }
-        await setUserTriggers(client, schema, tables, true);
+        await resumeTriggers();
         await setSequences(client, schema, manifest.sequences);
         // An export older than this application's files is brought up to date here.
         const later = files.slice(applied);

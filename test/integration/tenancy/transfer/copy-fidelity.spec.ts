@@ -1,6 +1,7 @@
-// Clone and import of a tenant whose functions are hardened with SET search_path (PostgreSQL's
-// own advice): the copy's catalog check must see the same schema, and the copy's functions must
-// write into the copy.
+// Clone and import keep what replay builds, where they once did not: functions hardened with
+// SET search_path (PostgreSQL's own advice; the copy's catalog check refused them, and the
+// copy's functions must write into the copy), and triggers left disabled, ALWAYS or REPLICA by
+// the migrations (the row copy turned every one back on).
 import { Test, type TestingModule } from '@nestjs/testing';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -16,9 +17,20 @@ CREATE TABLE {{tables.notes}} (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY, 
 CREATE FUNCTION {{schema}}.add_note(t text) RETURNS int LANGUAGE sql
   SET search_path = {{schema}}, pg_temp
   AS $$ INSERT INTO notes (body) VALUES (t) RETURNING id $$;`,
+  '002_triggers.sql': `
+CREATE TABLE {{tables.fired}} (trigger text NOT NULL);
+CREATE FUNCTION {{schema}}.fire() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN INSERT INTO {{tables.fired}} VALUES (TG_NAME); RETURN NEW; END $$;
+CREATE TRIGGER off AFTER INSERT ON {{tables.notes}} FOR EACH ROW EXECUTE FUNCTION {{schema}}.fire();
+CREATE TRIGGER always AFTER INSERT ON {{tables.notes}} FOR EACH ROW EXECUTE FUNCTION {{schema}}.fire();
+CREATE TRIGGER replica AFTER INSERT ON {{tables.notes}} FOR EACH ROW EXECUTE FUNCTION {{schema}}.fire();
+CREATE TRIGGER plain AFTER INSERT ON {{tables.notes}} FOR EACH ROW EXECUTE FUNCTION {{schema}}.fire();
+ALTER TABLE {{tables.notes}} DISABLE TRIGGER off;
+ALTER TABLE {{tables.notes}} ENABLE ALWAYS TRIGGER always;
+ALTER TABLE {{tables.notes}} ENABLE REPLICA TRIGGER replica;`,
 };
 
-describe('clone and import of SET search_path functions', () => {
+describe('clone and import keep what replay builds', () => {
   const database = useTestDatabase();
   const folder = useMigrationFolders();
   let admin: pg.Pool;
@@ -88,5 +100,32 @@ describe('clone and import of SET search_path functions', () => {
     await writeFile(join(path, 'manifest.json'), JSON.stringify(manifest));
     await tenants.import(path, { id: 'acme_older' });
     expect(await writesOf('acme_older')).toEqual(['tenant_acme_older']);
+  });
+
+  it('keeps each trigger disabled, ALWAYS, REPLICA or enabled as the migrations left it', async () => {
+    const states = async (id: string) =>
+      (
+        await admin.query<{ name: string; state: string }>(
+          `SELECT tgname AS name, tgenabled AS state FROM pg_trigger
+            WHERE tgrelid = '"tenant_${id}".notes'::regclass ORDER BY tgname`,
+        )
+      ).rows;
+    const expected = [
+      { name: 'always', state: 'A' },
+      { name: 'off', state: 'D' },
+      { name: 'plain', state: 'O' },
+      { name: 'replica', state: 'R' },
+    ];
+    expect(await states('acme')).toEqual(expected);
+    await tenants.clone('acme', 'acme_triggers');
+    await tenants.export('acme', join(dir, 'triggers'));
+    await tenants.import(join(dir, 'triggers'), { id: 'acme_triggers_imported' });
+    for (const id of ['acme_triggers', 'acme_triggers_imported']) {
+      expect(await states(id)).toEqual(expected);
+      await admin.query(`TRUNCATE "tenant_${id}".fired`);
+      await admin.query(`INSERT INTO "tenant_${id}".notes (body) VALUES ('x')`);
+      const fired = await admin.query(`SELECT trigger FROM "tenant_${id}".fired ORDER BY 1`);
+      expect(fired.rows.map((r) => r.trigger)).toEqual(['always', 'plain']);
+    }
   });
 });
