@@ -9,6 +9,7 @@ import { COMMENT_KEYWORDS, COMMENTS, RELATIONS, schemaIds } from './catalog-sql.
 import { UncloneableSchemaError } from './catalog.errors.js';
 import { uncloneableReason } from './cloneability.js';
 import { cloneGrants } from './clone-grants.js';
+import { columnAndTableSettings } from './clone-settings.js';
 import { CloneSource } from './clone-source.js';
 
 const q = quoteIdentifier;
@@ -44,6 +45,7 @@ export async function cloneScript(client: pg.ClientBase, schema: string): Promis
       ...functions.filter((fn) => fn.atomic).map((f) => source.retarget(f.def)),
       ...(await addConstraintsAndIndexes(source)),
       ...(await setReplicaIdentities(source, tables)),
+      ...(await columnAndTableSettings(source)),
       ...(await createTriggers(source)),
       ...(await ownAndPositionSequences(source, sequences)),
       ...(await addComments(source)),

@@ -10,12 +10,12 @@ import { requalify } from './script-target.js';
 /**
  * The exact fingerprint of `schema`, for proving a copy equal to its source in the same
  * database: a sorted, schema-name-free description of relations, columns with types, defaults,
- * identity and storage, constraints, indexes, views, functions, triggers, sequences with their
- * owners and positions, owners and privileges, comments, every object it contains, and a
- * checksum of every table's rows. Two schemas with equal exact fingerprints are the same to
- * their users. The schema's name appears as `<schema>`. The migration history table is left
- * out, and so is the column option `pg_attver`, a per-creation stamp some server builds keep,
- * which differs between any two creations of the same column.
+ * identity, storage and statistics targets, constraints, indexes, views, functions, triggers,
+ * sequences with their owners and positions, owners and privileges, comments, every object it
+ * contains, and a checksum of every table's rows. Two schemas with equal exact fingerprints are
+ * the same to their users. The schema's name appears as `<schema>`. The migration history table
+ * is left out, and so is the column option `pg_attver`, a per-creation stamp some server builds
+ * keep, which differs between any two creations of the same column.
  */
 export async function exactFingerprint(client: pg.ClientBase, schema: string): Promise<string[]> {
   return withSearchPath(client, 'pg_catalog', async () => {
@@ -41,6 +41,7 @@ export async function exactFingerprint(client: pg.ClientBase, schema: string): P
               || ' collation=' || a.attcollation::regcollation::text || ' storage=' || a.attstorage::text
               || ' compression=' || a.attcompression::text || ' options=' || coalesce((SELECT pg_catalog.array_agg(o) FROM pg_catalog.unnest(a.attoptions) o
                                       WHERE o NOT LIKE 'pg\\_attver=%')::text, '-')
+              || ' statistics=' || coalesce(CASE WHEN a.attstattarget >= 0 THEN a.attstattarget::text END, '-')
               || ' acl=' || coalesce(a.attacl::text, '-')
          FROM rels c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
          LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
