@@ -11,7 +11,7 @@ import { sequencePositions } from '../../lib/catalog/schema-tables.js';
 import { qualifiedName, quoteIdentifier } from '../../lib/shared/identifiers.js';
 
 /** Replaces each of `schemas` (quoted or bare) in `text` with `<schema>`. */
-export function normalise(text: string, schemas: readonly string[]): string {
+function normalise(text: string, schemas: readonly string[]): string {
   let out = text;
   for (const schema of schemas) {
     const escaped = schema.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

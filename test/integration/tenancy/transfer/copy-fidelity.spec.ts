@@ -91,9 +91,11 @@ describe('clone and import keep what replay builds', () => {
   it('imports an export written before search paths were normalised', async () => {
     const path = join(dir, 'older');
     await tenants.export('acme', path);
-    const manifest = JSON.parse(await readFile(join(path, 'manifest.json'), 'utf8'));
+    const manifest = JSON.parse(await readFile(join(path, 'manifest.json'), 'utf8')) as {
+      fingerprint: string[];
+    };
     // What earlier releases stored: the exporting schema's name in the search_path list.
-    manifest.fingerprint = manifest.fingerprint.map((line: string) =>
+    manifest.fingerprint = manifest.fingerprint.map((line) =>
       line.replaceAll("'{{schema}}'", "'tenant_acme'"),
     );
     expect(JSON.stringify(manifest.fingerprint)).toContain("TO 'tenant_acme'");
