@@ -94,6 +94,8 @@ describe.each(Object.keys(SETS) as SetName[])(
     let exportDir: string;
     let corpus: FileSet;
     let spareOids: string[] = [];
+    /** The replayed tenant after its behaviour run, and its clone and export → import then. */
+    const used = new Map<string, { catalog: string[]; rows: string[]; sequences: string[] }>();
     /** Per tenant id: its state before and after the behaviour run, and that run. */
     const state = new Map<
       string,
@@ -206,6 +208,20 @@ describe.each(Object.keys(SETS) as SetName[])(
           entry.sequencesAfter = await sequenceState(client, schema);
         }
       });
+      // Copies of the replayed tenant once used: its rows and sequence positions as they are now.
+      await replaying.clone('replayed', 'cloned_used');
+      await replaying.export('replayed', `${exportDir}_used`);
+      await replaying.import(`${exportDir}_used`, { id: 'imported_used' });
+      await withClient(async (client) => {
+        for (const id of ['replayed', 'cloned_used', 'imported_used']) {
+          const schema = `tenant_${id}`;
+          used.set(id, {
+            catalog: await catalog(client, schema),
+            rows: await dataChecksums(client, schema, [schema, 'tenant_replayed']), // rows copied
+            sequences: await sequenceState(client, schema),
+          });
+        }
+      });
     });
 
     afterAll(async () => {
@@ -284,6 +300,16 @@ describe.each(Object.keys(SETS) as SetName[])(
       check(path, 'writes', () =>
         expect(mine().behaviour!.writes).toEqual(replayed().behaviour!.writes),
       );
+    }
+
+    for (const id of ['cloned_used', 'imported_used']) {
+      it(`${id === 'cloned_used' ? 'clone' : 'import'} of a used tenant: catalog, rows and sequences equal to the source`, () => {
+        const copy = used.get(id)!;
+        const source = used.get('replayed')!;
+        expect(copy.catalog).toEqual(source.catalog);
+        expect(copy.rows).toEqual(source.rows);
+        expect(copy.sequences).toEqual(source.sequences);
+      });
     }
 
     /** One assertion about one path, expected to fail while BLOCKED names it. */
