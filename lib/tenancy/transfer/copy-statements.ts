@@ -80,3 +80,15 @@ export function selectList(columns: readonly string[]): string {
 export function columnList(columns: readonly string[]): string {
   return `(${selectList(columns)})`;
 }
+
+/**
+ * The message of an error that failed a copy, with what to do when PostgreSQL refused an enum
+ * value the replayed migrations added (`55P04`): a copy replays the migrations and loads the rows
+ * in one transaction, and PostgreSQL 16 and older cannot use a value added by `ALTER TYPE … ADD
+ * VALUE` in the transaction that adds it.
+ */
+export function copyFailure(err: unknown): string {
+  const { code, message } = err as { code?: string; message: string };
+  if (code !== '55P04') return message;
+  return `${message}: a row uses an enum value that the tenant's migrations add with ALTER TYPE … ADD VALUE, and a copy replays those migrations and loads the rows in one transaction, which PostgreSQL 16 and older refuse. Copy the tenant on PostgreSQL 17 or later, or copy the schema with pg_dump`;
+}

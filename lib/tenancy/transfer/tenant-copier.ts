@@ -10,7 +10,13 @@ import { holdTenantLock, lockTenant } from '../tenant-locks.js';
 import type { TenantInfo } from '../registry/tenant-info.js';
 import type { TenantRow } from '../registry/tenant-registry-store.js';
 import { statesLeadingTo, type TenantStatus } from '../tenant-state.js';
-import { columnList, pauseUserTriggers, setSequences, truncateAll } from './copy-statements.js';
+import {
+  columnList,
+  copyFailure,
+  pauseUserTriggers,
+  setSequences,
+  truncateAll,
+} from './copy-statements.js';
 import {
   finishTenant,
   startTenant,
@@ -104,7 +110,7 @@ export class TenantCopier extends TenantCopyJob {
       }
     } catch (err) {
       if (err instanceof TenantAlreadyExistsError || err instanceof TenantNotFoundError) throw err;
-      throw new TenantCloneError(sourceId, targetId, (err as Error).message, { cause: err });
+      throw new TenantCloneError(sourceId, targetId, copyFailure(err), { cause: err });
     } finally {
       await session.close();
     }

@@ -13,6 +13,7 @@ import { holdTenantLock } from '../tenant-locks.js';
 import type { TenantInfo } from '../registry/tenant-info.js';
 import {
   columnList,
+  copyFailure,
   pauseUserTriggers,
   selectList,
   setSequences,
@@ -267,7 +268,7 @@ export class TenantTransfer extends TenantCopyJob {
       });
     } catch (err) {
       if (err instanceof TenantImportError || err instanceof TenantAlreadyExistsError) throw err;
-      throw new TenantImportError(dir, 'failed', (err as Error).message, { cause: err });
+      throw new TenantImportError(dir, 'failed', copyFailure(err), { cause: err });
     } finally {
       await session.close();
     }

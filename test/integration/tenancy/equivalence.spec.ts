@@ -96,6 +96,8 @@ describe.each(Object.keys(SETS) as SetName[])(
     let spareOids: string[] = [];
     /** The replayed tenant after its behaviour run, and its clone and export → import then. */
     const used = new Map<string, { catalog: string[]; rows: string[]; sequences: string[] }>();
+    const refused = new Map<string, Error>();
+    let serverVersion = 0;
     /** Per tenant id: its state before and after the behaviour run, and that run. */
     const state = new Map<
       string,
@@ -209,11 +211,21 @@ describe.each(Object.keys(SETS) as SetName[])(
         }
       });
       // Copies of the replayed tenant once used: its rows and sequence positions as they are now.
-      await replaying.clone('replayed', 'cloned_used');
+      // (Where a copy fails, its test checks the failure.)
+      await replaying
+        .clone('replayed', 'cloned_used')
+        .catch((err: Error) => refused.set('cloned_used', err));
       await replaying.export('replayed', `${exportDir}_used`);
-      await replaying.import(`${exportDir}_used`, { id: 'imported_used' });
+      await replaying
+        .import(`${exportDir}_used`, { id: 'imported_used' })
+        .catch((err: Error) => refused.set('imported_used', err));
+      serverVersion = Number(
+        (await admin.query<{ v: string }>("SELECT current_setting('server_version_num') AS v"))
+          .rows[0].v,
+      );
       await withClient(async (client) => {
         for (const id of ['replayed', 'cloned_used', 'imported_used']) {
+          if (refused.has(id)) continue;
           const schema = `tenant_${id}`;
           used.set(id, {
             catalog: await catalog(client, schema),
@@ -303,7 +315,16 @@ describe.each(Object.keys(SETS) as SetName[])(
     }
 
     for (const id of ['cloned_used', 'imported_used']) {
-      it(`${id === 'cloned_used' ? 'clone' : 'import'} of a used tenant: catalog, rows and sequences equal to the source`, () => {
+      const path = id === 'cloned_used' ? 'clone' : 'import';
+      it(`${path} of a used tenant: catalog, rows and sequences equal to the source`, () => {
+        // The used full tenant's rows hold an enum value its migrations add with ALTER TYPE …
+        // ADD VALUE: PostgreSQL 16 and older refuse it in the copying transaction, which the
+        // library says, naming what to do.
+        if (set === 'full' && serverVersion < 170000) {
+          expect(refused.get(id)?.message).toMatch(/ADD VALUE.*PostgreSQL 17 or later/);
+          return;
+        }
+        expect(refused.get(id)).toBeUndefined();
         const copy = used.get(id)!;
         const source = used.get('replayed')!;
         expect(copy.catalog).toEqual(source.catalog);
