@@ -28,7 +28,8 @@ const CORPUS = join(import.meta.dirname, '../../fixtures/equivalence');
 /**
  * The file sets: `core` is what the template copies; `search-path` adds functions hardened with
  * `SET search_path`; `full` adds what the template cannot copy (enums, domains, partitions, RLS,
- * rules, rows naming the schema), for which every create must replay, with a warning.
+ * rules, default privileges, rows naming the schema), for which every create must replay, with a
+ * warning.
  */
 const SETS = {
   core: ['core', 'late'],
