@@ -9,6 +9,7 @@ import { COMMENT_KEYWORDS, COMMENTS, RELATIONS, schemaIds } from './catalog-sql.
 import { UncloneableSchemaError } from './catalog.errors.js';
 import { uncloneableReason } from './cloneability.js';
 import { cloneGrants } from './clone-grants.js';
+import { columnAndTableSettings } from './clone-settings.js';
 import { CloneSource } from './clone-source.js';
 import { repointFunctionDef } from './schema-references.js';
 import { TARGET } from './script-target.js';
@@ -46,6 +47,7 @@ export async function cloneScript(client: pg.ClientBase, schema: string): Promis
       ...functions.filter((fn) => fn.atomic).map((f) => repointFunctionDef(f.def, schema, TARGET)),
       ...(await addConstraintsAndIndexes(source)),
       ...(await setReplicaIdentities(source, tables)),
+      ...(await columnAndTableSettings(source)),
       ...(await createTriggers(source)),
       ...(await ownAndPositionSequences(source, sequences)),
       ...(await addComments(source)),

@@ -10,12 +10,13 @@ import { replaceSchemaReferences } from './schema-references.js';
 /**
  * The exact fingerprint of `schema`, for proving a copy equal to its source in the same
  * database: a sorted, schema-name-free description of relations, columns with types, defaults,
- * identity and storage, constraints, indexes, views, functions, triggers, sequences with their
- * owners and positions (`last_value` and `is_called`), owners and privileges, comments, every object it contains, and a
- * checksum of every table's rows. Two schemas with equal exact fingerprints are the same to
- * their users. The schema's name appears as `<schema>`. The migration history table is left
- * out, and so is the column option `pg_attver`, a per-creation stamp some server builds keep,
- * which differs between any two creations of the same column.
+ * identity, storage and statistics targets, constraints, indexes, views, functions, triggers,
+ * sequences with their owners and positions (`last_value` and `is_called`), owners and
+ * privileges, comments, every object it contains, and a checksum of every table's rows. Two
+ * schemas with equal exact fingerprints are the same to their users. The schema's name appears
+ * as `<schema>`. The migration history table is left out, and so is the column option
+ * `pg_attver`, a per-creation stamp some server builds keep, which differs between any two
+ * creations of the same column.
  */
 export async function exactFingerprint(client: pg.ClientBase, schema: string): Promise<string[]> {
   return withSearchPath(client, 'pg_catalog', async () => {
@@ -41,6 +42,7 @@ export async function exactFingerprint(client: pg.ClientBase, schema: string): P
               || ' collation=' || a.attcollation::regcollation::text || ' storage=' || a.attstorage::text
               || ' compression=' || a.attcompression::text || ' options=' || coalesce((SELECT pg_catalog.array_agg(o) FROM pg_catalog.unnest(a.attoptions) o
                                       WHERE o NOT LIKE 'pg\\_attver=%')::text, '-')
+              || ' statistics=' || coalesce(CASE WHEN a.attstattarget >= 0 THEN a.attstattarget::text END, '-')
               || ' acl=' || coalesce(a.attacl::text, '-')
          FROM rels c JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid
          LEFT JOIN pg_catalog.pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
@@ -167,7 +169,17 @@ export async function definitionFingerprint(
       WHERE c.relnamespace = ns.oid`,
     [schema],
   );
-  return rows.map((r) => replaceSchemaReferences(r.line, schema, '{{schema}}')).sort();
+  return rows.map((r) => withSchemaPlaceholder(r.line, schema)).sort();
+}
+
+/**
+ * A definition fingerprint's line with `schema` written `{{schema}}` wherever it stands for the
+ * schema: a qualifier, or an element of a function's `SET search_path` (which
+ * `pg_get_functiondef` prints as a literal). Also applied to the lines of an export made before
+ * search paths were normalised, so those still import.
+ */
+export function withSchemaPlaceholder(line: string, schema: string): string {
+  return replaceSchemaReferences(line, schema, '{{schema}}');
 }
 
 /** The first line one fingerprint has and the other lacks, or `undefined` when they are equal. */

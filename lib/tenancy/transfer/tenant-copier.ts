@@ -10,7 +10,13 @@ import { holdTenantLock, lockTenant } from '../tenant-locks.js';
 import type { TenantInfo } from '../registry/tenant-info.js';
 import type { TenantRow } from '../registry/tenant-registry-store.js';
 import { statesLeadingTo, type TenantStatus } from '../tenant-state.js';
-import { columnList, setSequences, setUserTriggers, truncateAll } from './copy-statements.js';
+import {
+  columnList,
+  copyFailure,
+  pauseUserTriggers,
+  setSequences,
+  truncateAll,
+} from './copy-statements.js';
 import {
   finishTenant,
   startTenant,
@@ -78,7 +84,7 @@ export class TenantCopier extends TenantCopyJob {
             }
             const tables = await from.tables();
             await truncateAll(client, target, tables);
-            await setUserTriggers(client, target, tables, false);
+            const resumeTriggers = await pauseUserTriggers(client, target, tables);
             let done = 0;
             for (const t of tables) {
               const columns = columnList(t.columns);
@@ -93,7 +99,7 @@ export class TenantCopier extends TenantCopyJob {
                 total: tables.length,
               });
             }
-            await setUserTriggers(client, target, tables, true);
+            await resumeTriggers();
             await setSequences(client, target, await from.sequencePositions());
             await finishTenant(client, this.registry, targetId, files, history.length);
           },
@@ -104,7 +110,7 @@ export class TenantCopier extends TenantCopyJob {
       }
     } catch (err) {
       if (err instanceof TenantAlreadyExistsError || err instanceof TenantNotFoundError) throw err;
-      throw new TenantCloneError(sourceId, targetId, (err as Error).message, { cause: err });
+      throw new TenantCloneError(sourceId, targetId, copyFailure(err), { cause: err });
     } finally {
       await session.close();
     }

@@ -6,16 +6,17 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
 import { qualifiedName } from '../../shared/identifiers.js';
 import { inTransaction } from '../../connection/sessions.js';
-import { fingerprintDifference } from '../../catalog/fingerprints.js';
+import { fingerprintDifference, withSchemaPlaceholder } from '../../catalog/fingerprints.js';
 import { SchemaIntrospector } from '../../catalog/schema-introspector.js';
 import { historyMismatch } from '../../catalog/schema-history.js';
 import { holdTenantLock } from '../tenant-locks.js';
 import type { TenantInfo } from '../registry/tenant-info.js';
 import {
   columnList,
+  copyFailure,
+  pauseUserTriggers,
   selectList,
   setSequences,
-  setUserTriggers,
   truncateAll,
 } from './copy-statements.js';
 import {
@@ -205,7 +206,7 @@ export class TenantTransfer extends TenantCopyJob {
         );
         const catalog = new SchemaIntrospector(client, schema);
         const difference = fingerprintDifference(
-          manifest.fingerprint,
+          manifest.fingerprint.map((line) => withSchemaPlaceholder(line, manifest.tenant.schema)),
           await catalog.definitionFingerprint(),
         );
         if (difference) {
@@ -226,7 +227,7 @@ export class TenantTransfer extends TenantCopyJob {
           );
         }
         await truncateAll(client, schema, tables);
-        await setUserTriggers(client, schema, tables, false);
+        const resumeTriggers = await pauseUserTriggers(client, schema, tables);
         for (const [i, t] of manifest.tables.entries()) {
           const stream = client.query(
             copyFrom(`COPY ${qualifiedName(schema, t.name)} ${columnList(t.columns)} FROM STDIN`),
@@ -246,7 +247,7 @@ export class TenantTransfer extends TenantCopyJob {
             total: manifest.tables.length,
           });
         }
-        await setUserTriggers(client, schema, tables, true);
+        await resumeTriggers();
         await setSequences(client, schema, manifest.sequences);
         // An export older than this application's files is brought up to date here.
         const later = files.slice(applied);
@@ -262,7 +263,7 @@ export class TenantTransfer extends TenantCopyJob {
       });
     } catch (err) {
       if (err instanceof TenantImportError || err instanceof TenantAlreadyExistsError) throw err;
-      throw new TenantImportError(dir, 'failed', (err as Error).message, { cause: err });
+      throw new TenantImportError(dir, 'failed', copyFailure(err), { cause: err });
     } finally {
       await session.close();
     }
