@@ -51,37 +51,6 @@ type PathName = keyof typeof PATHS;
 type Aspect =
   'fast path' | 'catalog' | 'pg_dump' | 'rows' | 'sequences' | 'history' | 'behaviour' | 'writes';
 
-/**
- * Assertions that fail until helper a-template's fixes of issue 23's findings 1–4 are merged
- * (`set/path/aspect` → why). `it.failing` runs them and expects the failure, so each one turns
- * red the moment it starts passing: then remove its line. The integrator empties this list.
- */
-const F1 = 'issue 23 finding 1: rename leaves SET search_path on the old schema';
-const F2 = 'issue 23 finding 2: template and spares lose a sequence at is_called false';
-const F3 = 'issue 23 finding 3: a DO block on {{schema}} runs for the template only';
-const F4 = 'issue 23 finding 4: SET search_path turns the template off';
-const BLOCKED: Partial<Record<`${SetName}/${PathName}/${Aspect}`, string>> = {
-  'core/template/rows': F3,
-  'core/template/sequences': F2,
-  'core/template/behaviour': `${F2}; ${F3}`,
-  'core/spare/rows': F3,
-  'core/spare/sequences': F2,
-  'core/spare/behaviour': `${F2}; ${F3}`,
-  'search-path/template/fast path': F4,
-  'search-path/spare/fast path': F4,
-  'search-path/rename/catalog': F1,
-  'search-path/rename/pg_dump': F1,
-  'search-path/rename/behaviour': F1,
-  'search-path/rename/writes': F1,
-  'search-path/rename, then re-create the old id/behaviour': F1,
-  'full/rename/catalog': F1,
-  'full/rename/pg_dump': F1,
-  'full/rename/behaviour': F1,
-  'full/rename/writes': F1,
-  'full/rename, then re-create the old id/behaviour': F1,
-  'full/rename, then re-create the old id/writes': F1,
-};
-
 const REGISTRY = 'reg_eq';
 
 describe.each(Object.keys(SETS) as SetName[])(
@@ -334,11 +303,9 @@ describe.each(Object.keys(SETS) as SetName[])(
       });
     }
 
-    /** One assertion about one path, expected to fail while BLOCKED names it. */
+    /** One assertion about one path. */
     function check(path: PathName, aspect: Aspect, fn: () => unknown): void {
-      const blocked = BLOCKED[`${set}/${path}/${aspect}`];
-      const title = `${path}: ${aspect} equal to replay${blocked ? ` (fails until ${blocked})` : ''}`;
-      (blocked ? it.failing : it)(title, async () => {
+      it(`${path}: ${aspect} equal to replay`, async () => {
         await fn();
       });
     }
