@@ -34,8 +34,12 @@ export function isBrokenConnectionError(err: unknown): boolean {
 const CONNECTION_FAILURE_MESSAGE =
   /Connection terminated|not queryable|Query read timeout|connection timeout|socket|ECONN/i;
 
-/** Translates a failure of `pool.connect()` into this module's typed errors. */
+/**
+ * Translates a failure of `pool.connect()` (or of a session's `client.connect()`) into this
+ * module's typed errors; one of them already typed passes through.
+ */
 export function toAcquireError(err: unknown, config: pg.PoolConfig): Error {
+  if (err instanceof PgTenancyError) return err;
   const message = err instanceof Error ? err.message : String(err);
   const { connectionTimeoutMillis = 0, max = 10 } = config;
   if (message === 'timeout exceeded when trying to connect') {

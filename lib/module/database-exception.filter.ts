@@ -11,7 +11,8 @@ import { httpStatusOf } from '../observability/http-errors.js';
 
 /**
  * Maps this module's typed errors to HTTP answers (opt-in):
- * - `PoolAcquireTimeoutError`, `DatabaseShuttingDownError`, `PoolClosedError` → 503 with `Retry-After`
+ * - `PoolAcquireTimeoutError`, `DatabaseConnectionError` (database unreachable),
+ *   `DatabaseShuttingDownError`, `PoolClosedError` → 503 with `Retry-After`
  * - tenant errors → their status (400, 403, 404, 409)
  * Anything else goes to Nest's default handling.
  *

@@ -1,5 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import {
+  DatabaseConnectionError,
   DatabaseShuttingDownError,
   PoolAcquireTimeoutError,
   PoolClosedError,
@@ -8,13 +9,15 @@ import { TenantError } from '../tenancy/tenant.errors.js';
 
 /**
  * The HTTP status for this module's errors that have one: tenant errors (400, 403, 404, 409),
- * and 503 when the database cannot take more work (pool exhausted or closed, shutting down).
+ * and 503 when the database cannot take more work (pool exhausted or closed, shutting down) or
+ * cannot be reached (`DatabaseConnectionError`: the server is down, restarting or refusing us).
  * `undefined` for everything else.
  */
 export function httpStatusOf(error: unknown): number | undefined {
   if (error instanceof TenantError) return error.status;
   if (
     error instanceof PoolAcquireTimeoutError ||
+    error instanceof DatabaseConnectionError ||
     error instanceof DatabaseShuttingDownError ||
     error instanceof PoolClosedError
   ) {

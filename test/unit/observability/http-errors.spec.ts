@@ -1,5 +1,6 @@
 import { HttpException } from '@nestjs/common';
 import {
+  DatabaseConnectionError,
   DatabaseShuttingDownError,
   PoolAcquireTimeoutError,
   PoolClosedError,
@@ -24,6 +25,7 @@ describe('HTTP statuses of errors', () => {
         [new TenantNotFoundError('acme'), 404],
         [new TenantAlreadyExistsError('acme'), 409],
         [new PoolAcquireTimeoutError(5_000, 10), 503],
+        [new DatabaseConnectionError('Could not connect to PostgreSQL at app@db:5432/main'), 503],
         [new DatabaseShuttingDownError(), 503],
         [new PoolClosedError(), 503],
       ] as const
