@@ -98,7 +98,7 @@ describe('a request whose work a drop cancels', () => {
     const url = (await web.getUrl()).replace('[::1]', '127.0.0.1');
     const get = async (path: string) => {
       const res = await fetch(`${url}${path}`, { headers: { 'x-tenant-id': 't2' } });
-      return { status: res.status, body: (await res.json()) };
+      return { status: res.status, body: await res.json() };
     };
     let resume!: () => void;
     idle.resume = new Promise<void>((resolve) => (resume = resolve));
