@@ -40,7 +40,10 @@ const CONNECTION_FAILURE_MESSAGE =
  */
 export function toAcquireError(err: unknown, config: pg.PoolConfig): Error {
   if (err instanceof PgTenancyError) return err;
-  const message = err instanceof Error ? err.message : String(err);
+  // Read the message of any error-like value: a socket error raised in another realm (a VM
+  // context, a test runner's sandbox) is not an instance of this realm's Error.
+  const raw = (err as { message?: unknown } | null)?.message;
+  const message = typeof raw === 'string' ? raw : String(err);
   const { connectionTimeoutMillis = 0, max = 10 } = config;
   if (message === 'timeout exceeded when trying to connect') {
     return new PoolAcquireTimeoutError(connectionTimeoutMillis, max, { cause: err });
