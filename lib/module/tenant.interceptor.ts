@@ -32,7 +32,9 @@ import { TenantRequiredError } from '../tenancy/tenant.errors.js';
 @Injectable()
 export class TenantInterceptor implements NestInterceptor {
   constructor(
+    /** The tenants requests are checked against. */
     protected readonly registry: TenantRegistry,
+    /** Where the request's tenant is kept for the rest of the request. */
     protected readonly context: TenantContext,
     private readonly reflector: Reflector,
     @Inject(TENANCY_OPTIONS) private readonly options: ResolvedTenancyOptions,
