@@ -16,7 +16,7 @@ import {
 } from '../../../lib/index.js';
 import { TenantRegistry } from '../../../lib/tenancy/index.js';
 import { openTenancy } from '../../../lib/cli/tenancy-cli.js';
-import { useTestDatabase } from '../../support/database.js';
+import { adminPool, useTestDatabase } from '../../support/database.js';
 import { useMigrationFolders } from '../../support/migrations.js';
 import { closedPort, startSilentProxy } from '../../support/tcp-proxy.js';
 
@@ -113,6 +113,9 @@ describe('a database that cannot be reached', () => {
       count() {
         return this.db.fetchValue('SELECT count(*) FROM {{tables.notes}}');
       }
+      slow() {
+        return this.db.fetchValue('SELECT count(*) FROM {{tables.notes}}, pg_sleep(30)');
+      }
     }
 
     @Controller('notes')
@@ -120,6 +123,10 @@ describe('a database that cannot be reached', () => {
       constructor(private readonly notes: NotesService) {}
       @Get() count() {
         return this.notes.count();
+      }
+      /** A query still running when the server goes away. */
+      @Get('slow') slow() {
+        return this.notes.slow();
       }
     }
 
@@ -129,7 +136,7 @@ describe('a database that cannot be reached', () => {
       app = undefined;
     });
 
-    it('answers tenant routes 503 with Retry-After, not 500, whether the query or the tenant lookup fails', async () => {
+    it('answers tenant routes 503 with Retry-After, not 500, whether a query under way, a new query or the tenant lookup fails', async () => {
       // The app reaches PostgreSQL through a proxy; closing it is the server going away: every
       // connection cut, every new one refused.
       const proxy = await startSilentProxy(database.current.url);
@@ -150,8 +157,8 @@ describe('a database that cannot be reached', () => {
       await app.listen(0, '127.0.0.1');
       const url = (await app.getUrl()).replace('[::1]', '127.0.0.1');
       await app.get(TenantService).create('t1');
-      const get = async () => {
-        const res = await fetch(`${url}/notes`, { headers: { 'x-tenant-id': 't1' } });
+      const get = async (path = '/notes') => {
+        const res = await fetch(`${url}${path}`, { headers: { 'x-tenant-id': 't1' } });
         return {
           status: res.status,
           retryAfter: res.headers.get('retry-after'),
@@ -159,8 +166,28 @@ describe('a database that cannot be reached', () => {
         };
       };
       expect((await get()).status).toBe(200);
+      const inFlight = get('/notes/slow');
+      const admin = adminPool(database.current.url, 1);
+      try {
+        const running = `SELECT 1 FROM pg_stat_activity
+          WHERE datname = current_database() AND state = 'active' AND query LIKE '%pg_sleep(30)%'
+            AND pid <> pg_backend_pid()`;
+        while (!(await admin.query(running)).rowCount);
+      } finally {
+        await admin.end();
+      }
 
       await proxy.close();
+      // The query under way loses its connection.
+      expect(await inFlight).toEqual({
+        status: 503,
+        retryAfter: '1',
+        body: {
+          statusCode: 503,
+          error: 'DatabaseConnectionError',
+          message: expect.stringMatching(/^The connection to PostgreSQL was lost \(.*\); retry/),
+        },
+      });
       const down = {
         status: 503,
         retryAfter: '1',
