@@ -34,9 +34,16 @@ export function isBrokenConnectionError(err: unknown): boolean {
 const CONNECTION_FAILURE_MESSAGE =
   /Connection terminated|not queryable|Query read timeout|connection timeout|socket|ECONN/i;
 
-/** Translates a failure of `pool.connect()` into this module's typed errors. */
+/**
+ * Translates a failure of `pool.connect()` (or of a session's `client.connect()`) into this
+ * module's typed errors; one of them already typed passes through.
+ */
 export function toAcquireError(err: unknown, config: pg.PoolConfig): Error {
-  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof PgTenancyError) return err;
+  // Read the message of any error-like value: a socket error raised in another realm (a VM
+  // context, a test runner's sandbox) is not an instance of this realm's Error.
+  const raw = (err as { message?: unknown } | null)?.message;
+  const message = typeof raw === 'string' ? raw : String(err);
   const { connectionTimeoutMillis = 0, max = 10 } = config;
   if (message === 'timeout exceeded when trying to connect') {
     return new PoolAcquireTimeoutError(connectionTimeoutMillis, max, { cause: err });

@@ -1,6 +1,6 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
-import { describeTarget } from './connection-errors.js';
+import { describeTarget, toAcquireError } from './connection-errors.js';
 import { toPgPoolConfig, type ConnectionSettings } from './pool-options.js';
 
 /**
@@ -18,7 +18,7 @@ export function createPool(
   logger: LoggerService = new Logger('DatabaseModule'),
 ): pg.Pool {
   const config = toPgPoolConfig(settings);
-  const pool = new pg.Pool(config);
+  const pool = new TypedErrorPool(config);
   const target = describeTarget(config);
   trackClients(pool);
   pool.on('error', (err: Error & { code?: string }) => {
@@ -27,6 +27,41 @@ export function createPool(
     );
   });
   return pool;
+}
+
+/**
+ * A `pg.Pool` whose checkouts fail with this module's typed errors: `DatabaseConnectionError`
+ * naming `user@host:port/db` (server down, refused, bad credentials, unknown database),
+ * `PoolAcquireTimeoutError`, `PoolClosedError`. Every connection the library makes goes through
+ * here or through `openSession`, which translate the same way, so an application, the registry,
+ * migrations and the CLI report one failure with one error. `pool.query()` checks out through
+ * `connect()`, so it is covered too; SQL errors pass through unchanged.
+ */
+class TypedErrorPool extends pg.Pool {
+  override connect(): Promise<pg.PoolClient>;
+  override connect(
+    callback: (
+      err: Error | undefined,
+      client: pg.PoolClient | undefined,
+      done: (release?: unknown) => void,
+    ) => void,
+  ): void;
+  override connect(
+    callback?: (
+      err: Error | undefined,
+      client: pg.PoolClient | undefined,
+      done: (release?: unknown) => void,
+    ) => void,
+  ): Promise<pg.PoolClient> | void {
+    if (callback === undefined) {
+      return super.connect().catch((err: unknown) => {
+        throw toAcquireError(err, this.options);
+      });
+    }
+    super.connect((err, client, done) =>
+      callback(err ? toAcquireError(err, this.options) : err, client, done),
+    );
+  }
 }
 
 /** The connections each pool made by {@link createPool} has open, until their sockets close. */

@@ -89,6 +89,11 @@ export class DrainController {
    */
   enter(): () => void {
     if (this.#draining) throw new DatabaseShuttingDownError();
+    return this.#count();
+  }
+
+  /** Counts one unit of work until the returned `leave` is called. */
+  #count(): () => void {
     this.#requests++;
     let left = false;
     return () => {
@@ -105,9 +110,14 @@ export class DrainController {
     return this.#admitted.run(true, scope ? () => scope(fn) : fn);
   }
 
-  /** Admits a job for its whole duration (enter, run, leave). @throws DatabaseShuttingDownError */
+  /**
+   * Admits a job for its whole duration (enter, run, leave). A job started inside admitted work
+   * (a `tenants.run()` in a request or in another run) is part of it: it is counted, and not
+   * refused once shutdown has begun, since the work it belongs to is let finish.
+   * @throws DatabaseShuttingDownError
+   */
   async admit<T>(fn: () => Promise<T>): Promise<T> {
-    const leave = this.enter();
+    const leave = this.#admitted.getStore() ? this.#count() : this.enter();
     try {
       return await this.runAdmitted(fn);
     } finally {

@@ -175,6 +175,9 @@ export function toSessionConfig(settings: ConnectionSettings): pg.PoolConfig {
     : toPgPoolConfig({ ...settings, connection: settings.directConnection });
 }
 
+/** URL schemes `pg` connects with (`socket:` is its form for a Unix socket with options). */
+const KNOWN_SCHEMES = new Set(['postgres', 'postgresql', 'socket']);
+
 /**
  * Parses `url` as `pg` will, at start-up: a malformed URL otherwise surfaces on the first query
  * as a raw `TypeError` from deep inside `pg`. The message never repeats the URL, which may hold
@@ -183,6 +186,18 @@ export function toSessionConfig(settings: ConnectionSettings): pg.PoolConfig {
  * @throws InvalidOptionsError
  */
 function assertConnectionString(url: string, name: string): void {
+  // pg reads anything else as a path relative to `postgres://base`: a typo in the scheme, or a
+  // URL without one, would otherwise fail later as "getaddrinfo ENOTFOUND base".
+  const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(url)?.[1]?.toLowerCase();
+  if (!url.startsWith('/') && !KNOWN_SCHEMES.has(scheme ?? '')) {
+    throw new InvalidOptionsError(
+      `${name} must start with postgres:// or postgresql:// (or be a Unix socket path)` +
+        (scheme !== undefined && /^[a-z]{1,20}$/.test(scheme) && url.includes('://')
+          ? `, not ${scheme}://`
+          : ', and it has no such scheme') +
+        '; the rest is not repeated here because it may hold a password. Example: postgres://user:password@host:5432/database.',
+    );
+  }
   try {
     parseConnectionString(url);
   } catch (err) {

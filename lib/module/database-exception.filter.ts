@@ -7,11 +7,13 @@ import {
 } from '@nestjs/common';
 import { BaseExceptionFilter, HttpAdapterHost } from '@nestjs/core';
 import { PgTenancyError } from '../shared/errors.js';
-import { httpStatusOf } from '../observability/http-errors.js';
+import { httpStatusOf, presentedError } from '../observability/http-errors.js';
 
 /**
  * Maps this module's typed errors to HTTP answers (opt-in):
- * - `PoolAcquireTimeoutError`, `DatabaseShuttingDownError`, `PoolClosedError` → 503 with `Retry-After`
+ * - `PoolAcquireTimeoutError`, `DatabaseConnectionError` (database unreachable, or the connection
+ *   lost under a query: answered as a `DatabaseConnectionError`), `DatabaseShuttingDownError`,
+ *   `PoolClosedError` → 503 with `Retry-After`
  * - tenant errors → their status (400, 403, 404, 409)
  * Anything else goes to Nest's default handling.
  *
@@ -32,10 +34,11 @@ export class DatabaseExceptionFilter extends BaseExceptionFilter implements Exce
    * passes anything else to Nest's base filter.
    */
   override catch(exception: unknown, host: ArgumentsHost): void {
-    const error =
+    const error = presentedError(
       exception instanceof HttpException && exception.cause instanceof PgTenancyError
         ? exception.cause
-        : exception;
+        : exception,
+    );
     const status = httpStatusOf(error);
     const adapter = this.adapterHost?.httpAdapter;
     if (host.getType() !== 'http' || status === undefined || !adapter) {

@@ -14,7 +14,7 @@ import {
 import { TenantContext } from '../tenancy/routing/tenant-context.js';
 import { createTenantDbProxy } from '../tenancy/routing/tenant-db.proxy.js';
 import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
-import { TenantInterceptor, VanishedTenantInterceptor } from './tenant.interceptor.js';
+import { TenantInterceptor, MiddlewareTenantInterceptor } from './tenant.interceptor.js';
 import { TenantMiddleware } from './tenant.middleware.js';
 import { TenantService } from '../tenancy/tenant.service.js';
 import {
@@ -159,7 +159,7 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
   if (tenancy.interceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: TenantInterceptor });
   } else {
-    providers.push({ provide: APP_INTERCEPTOR, useClass: VanishedTenantInterceptor });
+    providers.push({ provide: APP_INTERCEPTOR, useClass: MiddlewareTenantInterceptor });
   }
   return {
     providers,

@@ -32,8 +32,10 @@ import { TenantRequiredError } from '../tenancy/tenant.errors.js';
 @Injectable()
 export class TenantInterceptor implements NestInterceptor {
   constructor(
-    private readonly registry: TenantRegistry,
-    private readonly context: TenantContext,
+    /** The tenants requests are checked against. */
+    protected readonly registry: TenantRegistry,
+    /** Where the request's tenant is kept for the rest of the request. */
+    protected readonly context: TenantContext,
     private readonly reflector: Reflector,
     @Inject(TENANCY_OPTIONS) private readonly options: ResolvedTenancyOptions,
     private readonly moduleRef: ModuleRef,
@@ -44,13 +46,18 @@ export class TenantInterceptor implements NestInterceptor {
     next: CallHandler,
   ): Observable<unknown> | Promise<Observable<unknown>> {
     const current = this.context.current;
-    if (current)
-      return translateVanishedTenant(this.registry, ctx, current.tenantId, next.handle());
     if (
       this.reflector.getAllAndOverride<boolean>(NO_TENANT_KEY, [ctx.getHandler(), ctx.getClass()])
     ) {
-      return next.handle();
+      // TenantMiddleware runs before routing and cannot see the marker: the handler runs without
+      // the tenant it resolved, as the route says.
+      if (!current) return next.handle();
+      return new Observable((subscriber) =>
+        this.context.runWithout(() => next.handle().subscribe(subscriber)),
+      );
     }
+    if (current)
+      return translateVanishedTenant(this.registry, ctx, current.tenantId, next.handle());
     return this.resolve(ctx).then((scope) => {
       if (!scope) return next.handle();
       return translateVanishedTenant(
@@ -84,19 +91,22 @@ export class TenantInterceptor implements NestInterceptor {
 }
 
 /**
- * With `tenancy.interceptor: false` (tenants resolved by `TenantMiddleware` alone), registered
- * globally in its place to do the one thing the middleware cannot: answer 404, not 500, for a
- * request whose tenant was dropped while it ran.
+ * With `tenancy.interceptor: false` (tenants resolved by `TenantMiddleware`), registered globally
+ * in its place to do for HTTP requests what the middleware cannot, as the interceptor would: run
+ * `@NoTenant()` routes without a tenant, answer 400 for a route that needs a tenant when the
+ * request names none (not a 500 from `@InjectTenantDb()`), resolve the tenant of a resolver that
+ * reads route params (parsed only after the middleware), and answer 404, not 500, for a request
+ * whose tenant was dropped while it ran. Other contexts (RPC, WebSockets) are left alone but for
+ * that last translation.
  * @internal
  */
 @Injectable()
-export class VanishedTenantInterceptor implements NestInterceptor {
-  constructor(
-    private readonly registry: TenantRegistry,
-    private readonly context: TenantContext,
-  ) {}
-
-  intercept(ctx: ExecutionContext, next: CallHandler): Observable<unknown> {
+export class MiddlewareTenantInterceptor extends TenantInterceptor {
+  override intercept(
+    ctx: ExecutionContext,
+    next: CallHandler,
+  ): Observable<unknown> | Promise<Observable<unknown>> {
+    if (ctx.getType() === 'http') return super.intercept(ctx, next);
     const current = this.context.current;
     if (!current) return next.handle();
     return translateVanishedTenant(this.registry, ctx, current.tenantId, next.handle());

@@ -79,8 +79,10 @@ export interface TenancyOptions {
   required?: boolean;
   /**
    * Register `TenantInterceptor` globally. Default: `true`. With `false`, mount
-   * `TenantMiddleware` to resolve tenants; a small interceptor is still registered so that a
-   * request whose tenant is dropped while it runs is answered 404, not 500.
+   * `TenantMiddleware` to resolve tenants; a small interceptor still finishes HTTP requests as
+   * the full one would (400 for a route that needs a tenant when none is named, `@NoTenant()`
+   * routes without a tenant, resolvers that read route params, 404 when the tenant is dropped
+   * mid-flight). Other contexts (RPC, WebSockets) get no tenant resolution.
    */
   interceptor?: boolean;
   /**

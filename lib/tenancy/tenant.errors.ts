@@ -31,9 +31,11 @@ export class TenantNotFoundError extends TenantError {
   constructor(
     /** The tenant id (validated, so safe to show). */
     readonly tenantId: string,
+    /** `cause`: what the work of a request that raced a drop failed with. */
+    options?: { cause?: unknown },
   ) {
     // The id has passed validation, so it is safe to repeat.
-    super(`Unknown tenant "${tenantId}".`);
+    super(`Unknown tenant "${tenantId}".`, options);
   }
 }
 

@@ -226,7 +226,8 @@ export class TenantService {
    * Runs `fn` with tenant `id` as the ambient tenant, so `@InjectTenantDb()` resolves to it.
    * During graceful shutdown a job already running finishes; a new one is refused with
    * `DatabaseShuttingDownError`. A failure because the tenant was dropped meanwhile is a
-   * `TenantNotFoundError`.
+   * `TenantNotFoundError`. Inside a request or another `run()` (for any tenant), it joins that
+   * work: `id` is current for `fn` only, and replica reads on either side see the other's writes.
    */
   async run<T>(id: string, fn: () => T | Promise<T>): Promise<T> {
     const entry = await this.#registry.require(id);

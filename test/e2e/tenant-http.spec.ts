@@ -14,6 +14,8 @@ import { Test } from '@nestjs/testing';
 import pg from 'pg';
 import {
   DatabaseModule,
+  fromHeader,
+  fromPathParam,
   fromUser,
   getPoolToken,
   InjectTenantDb,
@@ -23,6 +25,7 @@ import {
   TenantMiddleware,
   TenantService,
   type TenancyOptions,
+  type TenantResolver,
 } from '../../lib/index.js';
 import { TenantRegistry } from '../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../support/database.js';
@@ -59,10 +62,36 @@ class NotesController {
 @Controller('health')
 @NoTenant()
 class HealthController {
+  constructor(
+    private readonly notes: NotesService,
+    private readonly context: TenantContext,
+  ) {}
   @Get() health() {
     return { ok: true };
   }
+  /** What a @NoTenant() handler sees of the tenant a request names. */
+  @Get('tenant') async tenant() {
+    const tenant = this.context.current?.tenantId ?? null;
+    try {
+      return { tenant, rows: (await this.notes.list()).length };
+    } catch (err) {
+      return { tenant, error: (err as Error).name };
+    }
+  }
 }
+
+/** The tenant in the path: `/t/c2/notes`. */
+@Controller('t/:tenant/notes')
+class PathNotesController {
+  constructor(private readonly notes: NotesService) {}
+  @Get() list() {
+    return this.notes.list();
+  }
+}
+
+/** "The path param, else the header": a resolver apps write themselves. */
+const paramElseHeader: TenantResolver = (ctx) =>
+  fromPathParam('tenant')(ctx) ?? fromHeader('x-tenant-id')(ctx);
 
 /** A guard that needs the tenant: it only sees it with the middleware mount. */
 @Injectable()
@@ -133,7 +162,7 @@ describe('tenant routing over HTTP', () => {
           },
         }),
       ],
-      controllers: [NotesController, HealthController, GuardedController],
+      controllers: [NotesController, HealthController, GuardedController, PathNotesController],
       providers: [NotesService, TenantSeenGuard, { provide: APP_GUARD, useClass: FakeAuthGuard }],
     })
     class AppModule implements NestModule {
@@ -285,6 +314,60 @@ describe('tenant routing over HTTP', () => {
   it('lets @NoTenant() routes run without a tenant', async () => {
     const { get } = await start();
     expect(await get('/health')).toEqual({ status: 200, body: { ok: true } });
+  });
+
+  describe('under TenantMiddleware (the edges the docs name)', () => {
+    const rowsOf = (tenant: string) => [1, 2, 3].map((n) => ({ tenant, body: `${tenant}-${n}` }));
+
+    it.each([
+      ['with the interceptor', {}],
+      ['with interceptor: false', { interceptor: false }],
+    ])(
+      '%s, a "path param, else header" resolver takes the path param, which the middleware cannot see',
+      async (_mount, tenancy: Partial<TenancyOptions>) => {
+        const { get } = await start({
+          middleware: true,
+          tenancy: { ...tenancy, resolver: paramElseHeader },
+        });
+        expect(await get('/t/c2/notes', 'c1')).toEqual({ status: 200, body: rowsOf('c2') });
+        expect(await get('/t/c2/notes')).toEqual({ status: 200, body: rowsOf('c2') });
+        expect(await get('/notes', 'c1')).toEqual({ status: 200, body: rowsOf('c1') });
+        expect((await get('/t/nobody/notes', 'c1')).status).toBe(404);
+      },
+    );
+
+    it.each([
+      ['with the interceptor', {}],
+      ['with interceptor: false', { interceptor: false }],
+    ])(
+      '%s, a @NoTenant() route runs without the tenant the request names',
+      async (_mount, tenancy: Partial<TenancyOptions>) => {
+        const { get } = await start({ middleware: true, tenancy });
+        expect(await get('/health/tenant', 'c1')).toEqual({
+          status: 200,
+          body: { tenant: null, error: 'TenantContextMissingError' },
+        });
+        expect(await get('/health/tenant')).toEqual({
+          status: 200,
+          body: { tenant: null, error: 'TenantContextMissingError' },
+        });
+      },
+    );
+
+    it('with interceptor: false, a tenant route called without an id answers 400, not 500', async () => {
+      const { get } = await start({ middleware: true, tenancy: { interceptor: false } });
+      const res = await get('/notes');
+      expect(res).toEqual({
+        status: 400,
+        body: {
+          statusCode: 400,
+          error: 'TenantRequiredError',
+          message: expect.stringContaining('x-tenant-id') as unknown,
+        },
+      });
+      expect(await get('/health')).toEqual({ status: 200, body: { ok: true } });
+      expect(await get('/notes', 'c5')).toEqual({ status: 200, body: rowsOf('c5') });
+    });
   });
 
   it(

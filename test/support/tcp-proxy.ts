@@ -59,3 +59,15 @@ export async function startSilentProxy(targetUrl: string): Promise<SilentProxy> 
     },
   };
 }
+
+/**
+ * A TCP port on 127.0.0.1 that nothing listens on: one the kernel gave a server socket, which is
+ * then closed. Connecting to it is refused at once (ECONNREFUSED); no fixed port is assumed free.
+ */
+export async function closedPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}

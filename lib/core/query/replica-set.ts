@@ -85,8 +85,13 @@ export class ReplicaSet implements ReplicaRouter {
     return this.#checker.start();
   }
 
-  /** Runs `fn` as one request or job: reads after its writes see them. */
+  /**
+   * Runs `fn` as one request or job: reads after its writes see them. Work started inside one
+   * (a `tenants.run()` in a request, a nested `run()` for any tenant) joins it: a write on either
+   * side is seen by the later replica reads of both.
+   */
   scope<T>(fn: () => T): T {
+    if (this.#marks.getStore() !== undefined) return fn();
     return this.#marks.run({ wrote: false, target: undefined }, fn);
   }
 

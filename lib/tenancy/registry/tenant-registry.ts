@@ -4,6 +4,7 @@ import { assertIdentifier } from '../../shared/identifiers.js';
 import type { QueryEnvironment } from '../../core/query/query-environment.js';
 import { SchemaDb } from '../../core/schema-db.js';
 import type { SessionTracker } from '../../connection/sessions.js';
+import { isBrokenConnectionError } from '../../connection/connection-errors.js';
 import { TenantCache, type TenantEntry } from './tenant-cache.js';
 import { TenantRegistryStore, type RegistryNotice } from './tenant-registry-store.js';
 import { RegistrySync, type RegistrySyncState } from './tenant-registry-sync.js';
@@ -40,8 +41,11 @@ const STALE_FLUSH_MS = 5;
 /** Above this many changed ids, one full reload is cheaper than a query per id. */
 const STALE_BATCH_RELOAD = 32;
 
-/** SQLSTATEs of a statement that lost its table or schema. */
-const VANISHED = new Set(['42P01', '3F000']);
+/**
+ * SQLSTATEs a tenant's work gets when the tenant is dropped under it: its table or schema is gone
+ * (42P01, 3F000), or the drop cancelled its statement (57014) or ended its session (57P01).
+ */
+const VANISHED = new Set(['42P01', '3F000', '57014', '57P01']);
 
 /**
  * The tenants every request is checked against: an in-memory view of the registry table, each
@@ -300,14 +304,21 @@ export class TenantRegistry {
   }
 
   /**
-   * `TenantNotFoundError` when `err` says a table or schema is missing (SQLSTATE 42P01, 3F000)
-   * and tenant `id` is gone or being dropped — a request that raced a drop; `err` otherwise.
-   * Costs one indexed query, and only on such errors.
+   * `TenantNotFoundError` (with `err` as its cause) when tenant `id` is gone or being dropped and
+   * `err` is what a drop does to work on it: a table or schema missing (42P01, 3F000), a
+   * statement cancelled (57014) or a session ended (57P01, or the connection lost while a
+   * transaction sat idle) — a request that raced a drop; `err` otherwise. Costs one indexed
+   * query, and only on such errors.
    */
   async vanishedTenantError(id: string, err: unknown): Promise<unknown> {
-    if (!VANISHED.has((err as { code?: string } | null)?.code ?? '')) return err;
+    const code = (err as { code?: unknown } | null)?.code;
+    if (!(typeof code === 'string' && VANISHED.has(code)) && !isBrokenConnectionError(err)) {
+      return err;
+    }
     const entry = await this.refresh(id).catch(() => undefined);
-    return entry === null || entry?.info.status === 'dropping' ? new TenantNotFoundError(id) : err;
+    return entry === null || entry?.info.status === 'dropping'
+      ? new TenantNotFoundError(id, { cause: err })
+      : err;
   }
 
   /** @internal Cuts the listener as a network failure would; it reconnects and re-reads. */

@@ -23,6 +23,14 @@ export class TenantContext {
     return this.#storage.run(scope, fn);
   }
 
+  /**
+   * Runs `fn` with no current tenant, even inside a tenant context (a `@NoTenant()` route under
+   * `TenantMiddleware`): `@InjectTenantDb()` throws `TenantContextMissingError` there.
+   */
+  runWithout<T>(fn: () => T): T {
+    return this.#storage.exit(fn);
+  }
+
   /** The current tenant, or `undefined` outside a tenant context. */
   get current(): TenantScope | undefined {
     return this.#storage.getStore();

@@ -5,7 +5,8 @@ import type { ExecutionContext } from '@nestjs/common';
  * every request, so keep it cheap; it may be async (e.g. reading a verified JWT claim).
  *
  * In the middleware mount (`TenantMiddleware`), `ctx.getHandler()` is not available and route
- * params are not parsed yet.
+ * params are not parsed yet: a resolver that reads `request.params` there is left to the
+ * interceptor, which calls it again after routing.
  *
  * @example (ctx) => ctx.switchToHttp().getRequest().user?.tenantId
  */
@@ -94,7 +95,10 @@ export function fromUser<U = Record<string, unknown>>(
   });
 }
 
-/** Reads the tenant id from a route parameter, e.g. `/t/:tenant/projects`. Interceptor mount only. */
+/**
+ * Reads the tenant id from a route parameter, e.g. `/t/:tenant/projects`. Resolved after routing
+ * (by the interceptor), also where `TenantMiddleware` is mounted.
+ */
 export function fromPathParam(name: string): TenantResolver {
   const resolver: TenantResolver = (ctx) => single(request(ctx).params?.[name]);
   return Object.assign(resolver, { description: `put the tenant in the ":${name}" path segment` });

@@ -8,6 +8,7 @@ import pg from 'pg';
 import { main } from '../../../lib/cli/main.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 import { writeCliProject } from '../../support/cli.js';
+import { closedPort } from '../../support/tcp-proxy.js';
 import { useMigrationFolders, write } from '../../support/migrations.js';
 
 jest.setTimeout(60_000);
@@ -124,6 +125,38 @@ describe('the CLI in process (main)', () => {
         expect.objectContaining({ tenantId: 'good', pending: 0 }),
       ]),
     );
+  });
+
+  it('says which database it cannot reach, naming user@host:port/db, and refuses a mistyped scheme', async () => {
+    const url = new URL(database.current.url);
+    url.port = String(await closedPort());
+    url.password = 'Sekr3t-pw';
+    const target = `${url.username}@127.0.0.1:${url.port}${url.pathname}`;
+    for (const args of [
+      ['tenants', 'list', '--tenant-migrations', tenantDir],
+      ['migrate', '--migrations', `shared=${tenantDir}`],
+    ]) {
+      const run = await cli([...args, '--database-url', url.toString()]);
+      expect(run.code).toBe(1);
+      expect(run.stderr).toMatch(
+        new RegExp(`^error: Could not connect to PostgreSQL at ${target}: connect ECONNREFUSED`),
+      );
+      expect(run.stderr).not.toContain('Sekr3t');
+    }
+    url.protocol = 'postgress:';
+    const typo = await cli([
+      'tenants',
+      'list',
+      '--tenant-migrations',
+      tenantDir,
+      '--database-url',
+      url.toString(),
+    ]);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(
+      /must start with postgres:\/\/ or postgresql:\/\/.*not postgress:\/\//,
+    );
+    expect(typo.stderr).not.toContain('Sekr3t');
   });
 
   it('answers a config it cannot load, and a usage error, with their exit codes', async () => {

@@ -58,8 +58,10 @@ describe('crashes: a process killed midway leaves nothing, or a row that list() 
     const exited = new Promise<void>((done) => child.once('exit', () => done()));
     for (;;) {
       if (child.exitCode !== null) throw new Error(`The child exited early:\n${output}`);
+      // This database only: other test files on the server have drops waiting on locks too.
       const { rowCount } = await admin.query(
-        `SELECT 1 FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ${point}`,
+        `SELECT 1 FROM pg_stat_activity
+          WHERE pid <> pg_backend_pid() AND datname = current_database() AND ${point}`,
       );
       if (rowCount) break;
       await new Promise((r) => setTimeout(r, 20));

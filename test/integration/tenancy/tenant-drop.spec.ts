@@ -66,7 +66,8 @@ describe('tenant drop', () => {
       (
         await admin.query(
           `SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-            WHERE NOT l.granted AND a.application_name = 'nestjs-pg-tenancy:drop'`,
+            WHERE NOT l.granted AND a.application_name = 'nestjs-pg-tenancy:drop'
+              AND a.datname = current_database()`,
         )
       ).rowCount! > 0;
     while (!(await seen())) {

@@ -72,6 +72,39 @@ describe('pool options', () => {
     );
   });
 
+  it.each([
+    ['a misspelt scheme', 'postgress://app:Sekr3t@db:5432/warehouse9', /not postgress:\/\//],
+    ['no scheme at all', 'app:Sekr3t@db:5432/warehouse9', /has no such scheme/],
+    ['a bare host and database', 'db.internal/warehouse9', /has no such scheme/],
+    ['an http URL', 'http://db:5432/warehouse9', /not http:\/\//],
+  ])('refuses %s with a typed error that never repeats the URL', (_label, url, reason) => {
+    for (const settings of [{ connection: url }, { connection: { connectionString: url } }]) {
+      const error = (() => {
+        try {
+          toPgPoolConfig(settings);
+        } catch (err) {
+          return err as Error;
+        }
+        throw new Error(`${url} was accepted`);
+      })();
+      expect(error).toBeInstanceOf(InvalidOptionsError);
+      expect(error.message).toMatch(/must start with postgres:\/\/ or postgresql:\/\//);
+      expect(error.message).toMatch(reason);
+      expect(error.message).not.toContain('Sekr3t');
+      expect(error.message).not.toContain('warehouse9');
+    }
+  });
+
+  it.each([
+    'postgres://db/app',
+    'postgresql://u:p@db:5433/app',
+    'POSTGRES://db/app',
+    '/var/run/postgresql app',
+    'socket:/var/run/postgresql?db=app',
+  ])('accepts the forms pg connects with: %s', (url) => {
+    expect(toPgPoolConfig({ connection: url }).connectionString).toBe(url);
+  });
+
   it('sends the default server-side limits, and none that are disabled', () => {
     const config = toPgPoolConfig({ connection: 'postgres://db/app' });
     expect(config).toMatchObject({

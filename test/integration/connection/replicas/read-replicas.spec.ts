@@ -17,7 +17,11 @@ import {
   NoHealthyReplicaError,
   ReplicaWriteError,
   SchemaDb,
+  TenantService,
 } from '../../../../lib/index.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { DatabaseMonitor, type ReplicaStatus } from '../../../../lib/observability/index.js';
 import { DrainController } from '../../../../lib/advanced.js';
 import {
@@ -159,6 +163,21 @@ describe('read replicas', () => {
     });
   });
 
+  it.each([
+    ['copyFrom', (d: SchemaDb) => d.copyFrom('items', ['v'], [['bulk:copyFrom']])],
+    ['insertMany', (d: SchemaDb) => d.insertMany('items', [{ v: 'bulk:insertMany' }])],
+  ])('counts a %s load as a write: the next replica read sees its rows', async (how, load) => {
+    await withReplayPaused(async () => {
+      const seen = await drain.admit(async () => {
+        await load(db);
+        return db
+          .replica()
+          .fetchValue('SELECT count(*) FROM {{tables.items}} WHERE v = $1', [`bulk:${how}`]);
+      });
+      expect(seen).toBe('1');
+    });
+  });
+
   it('serves every read while the replica stops, and sends reads back when it rejoins', async () => {
     let stop = false;
     let failures = 0;
@@ -284,6 +303,86 @@ describe('read replicas over HTTP: each request is a read-your-writes context', 
       expect(created).toEqual({ seen: 'http', replica: false });
       const other = await (await fetch(`${url}/items/where`)).json();
       expect(other).toEqual({ replica: true });
+    });
+  });
+});
+
+describe('read replicas with tenancy: a nested tenants.run() joins the job it runs in', () => {
+  let app: INestApplicationContext;
+  let tenants: TenantService;
+  let folder: string;
+
+  beforeAll(async () => {
+    folder = await mkdtemp(join(tmpdir(), 'pgt-replica-tenants-'));
+    await writeFile(
+      join(folder, '001_notes.sql'),
+      'CREATE TABLE {{tables.notes}} (id serial PRIMARY KEY, v text NOT NULL);',
+    );
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        DatabaseModule.forRoot({
+          connection: pair.primary.url,
+          replicas: { connections: [pair.replica.url], checkIntervalMs: 50 },
+          tenancy: { migrations: folder, registrySchema: 'replica_reg', interceptor: false },
+        }),
+      ],
+    }).compile();
+    app = await moduleRef.init();
+    tenants = app.get(TenantService);
+    await tenants.create('ta');
+    await tenants.create('tb');
+    // Both tenants' tables on the replica before its replay is paused.
+    const replica = adminPool(pair.replica.url, 1);
+    try {
+      const ready =
+        "SELECT to_regclass('tenant_ta.notes') IS NOT NULL AND to_regclass('tenant_tb.notes') IS NOT NULL AS ok";
+      while (!(await replica.query<{ ok: boolean }>(ready)).rows[0].ok);
+    } finally {
+      await replica.end();
+    }
+  });
+  afterAll(async () => {
+    await app?.close();
+    await rm(folder, { recursive: true, force: true });
+  });
+
+  const count = (db: SchemaDb, v: string) =>
+    db.replica().fetchValue('SELECT count(*) FROM {{tables.notes}} WHERE v = $1', [v]);
+  const insert = (db: SchemaDb, v: string) =>
+    db.execute('INSERT INTO {{tables.notes}} (v) VALUES ($1)', [v]);
+
+  it.each([
+    ['the same tenant', 'ta'],
+    ['another tenant', 'tb'],
+  ])(
+    'with %s: a write inside the nested run is read by the enclosing run, and the reverse',
+    async (_label, inner) => {
+      const ta = await tenants.db('ta');
+      const other = await tenants.db(inner);
+      await withReplayPaused(async () => {
+        // Inner write, outer read.
+        const outward = await tenants.run('ta', async () => {
+          await tenants.run(inner, () => insert(other, `out-${inner}`));
+          return count(other, `out-${inner}`);
+        });
+        expect(outward).toBe('1');
+        // Outer write, inner read (of the outer tenant's table, and of its own).
+        const inward = await tenants.run('ta', async () => {
+          await insert(ta, `in-${inner}`);
+          return tenants.run(inner, () =>
+            Promise.all([count(ta, `in-${inner}`), count(other, `out-${inner}`)]),
+          );
+        });
+        expect(inward).toEqual(['1', '1']);
+      });
+    },
+  );
+
+  it('keeps separate runs separate: a run that wrote nothing still reads the replica', async () => {
+    const ta = await tenants.db('ta');
+    await withReplayPaused(async () => {
+      await tenants.run('ta', () => insert(ta, 'separate'));
+      expect(await tenants.run('ta', () => count(ta, 'separate'))).toBe('0');
     });
   });
 });
