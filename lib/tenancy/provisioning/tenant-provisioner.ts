@@ -295,7 +295,8 @@ export class TenantProvisioner {
 
   /**
    * Running queries on the schema's tables are cancelled; a transaction left idle while
-   * holding them would never end on its own, so its backend is terminated.
+   * holding them would never end on its own, so its backend is terminated. Only locks in this
+   * database count: relation oids repeat across the server's databases.
    */
   async #cancelWorkOn(client: pg.ClientBase, id: string, schema: string): Promise<void> {
     const { rows } = await client.query<{ pid: number }>(
@@ -307,7 +308,9 @@ export class TenantProvisioner {
           AND a.pid IN (SELECT l.pid FROM pg_locks l
                           JOIN pg_class c ON c.oid = l.relation
                           JOIN pg_namespace n ON n.oid = c.relnamespace
-                         WHERE n.nspname = $1 AND l.granted)`,
+                         WHERE n.nspname = $1 AND l.granted
+                           AND l.database = (SELECT oid FROM pg_database
+                                              WHERE datname = current_database()))`,
       [schema],
     );
     this.logger.warn(
