@@ -148,8 +148,15 @@ function build() {
 
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
-    child?.kill(signal);
     restore();
+    // Jest runs in a process group of its own: end it with what it started (an embedded server).
+    if (child) {
+      try {
+        process.kill(-child.pid, 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
     if (distDirty) {
       rmSync('dist', { recursive: true, force: true });
       console.error('\ncheck-planted: dist/ held a planted bug and was removed: run npm run build');
@@ -165,6 +172,7 @@ function jest(tests) {
   return new Promise((resolvePromise, reject) => {
     child = spawn(process.execPath, [...JEST, '--bail', '--ci', '--runTestsByPath', ...tests], {
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     let output = '';
     const keep = (chunk) => {
