@@ -72,6 +72,16 @@ describe('Citus schema-based sharding', () => {
   });
   afterAll(() => admin.end());
 
+  it('runs on the cluster whenever compat/citus.sh runs it, never on plain PostgreSQL by accident', async () => {
+    if (process.env.CITUS_COMPAT !== '1') return;
+    expect(citus).toBe(true);
+    const { rows } = await admin.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_dist_node
+        WHERE groupid <> 0 AND isactive AND hasmetadata AND metadatasynced`,
+    );
+    expect(rows[0].n).toBeGreaterThan(0);
+  });
+
   it('reads tenancy.citus as "auto", true or false, and refuses anything else', async () => {
     await expect(boot({ citus: 'sometimes' as never })).rejects.toThrow(InvalidOptionsError);
     await expect(boot({ citus: 'sometimes' as never })).rejects.toThrow(
