@@ -77,8 +77,11 @@ function readEntries() {
     }
     list.forEach((entry, index) => {
       const where = `${path}[${index}]`;
-      const strings = ['name', 'file', 'find', 'replace'];
-      const bad = strings.filter((key) => typeof entry?.[key] !== 'string' || entry[key] === '');
+      // `replace` may be empty: deleting a line is a bug too.
+      const bad = ['name', 'file', 'find'].filter(
+        (key) => typeof entry?.[key] !== 'string' || entry[key] === '',
+      );
+      if (typeof entry?.replace !== 'string') bad.push('replace');
       const tests = entry?.tests;
       if (!Array.isArray(tests) || tests.length === 0 || tests.some((t) => typeof t !== 'string')) {
         bad.push('tests');
