@@ -134,7 +134,8 @@ export class StatementCache {
    * Runs `text` on `client`, as a prepared statement when it can be, and calls `callback` once.
    * A statement found invalidated is re-prepared and the query run once more, unless a
    * transaction is open: the error has aborted it, so the caller gets
-   * `PreparedStatementStaleError` and the statement is dropped.
+   * `PreparedStatementStaleError` and the statement is dropped. Once only: invalid again, the
+   * caller gets the error too.
    */
   send<R extends pg.QueryResultRow>(
     client: pg.ClientBase,
@@ -247,7 +248,7 @@ export class StatementCache {
         this.#run(client, text, values, arrayRows, status, true, callback);
         return;
       }
-      callback(new PreparedStatementStaleError(err), result);
+      callback(new PreparedStatementStaleError(err, { afterRetry: retried }), result);
     };
     const closing = state.closing;
     if (closing.length === 0) {

@@ -199,18 +199,27 @@ export class TransactionalHostMissingError extends PgTenancyError {
  * change such as `ALTER TABLE … ADD COLUMN` under a `SELECT *`) or `26000` (the statement is
  * gone). The error has already aborted the transaction, so it cannot be hidden there; the
  * statement was dropped, and running the transaction again succeeds. `transaction({ retries })`
- * does that by itself. Outside transactions this never surfaces: the query is re-prepared.
+ * does that by itself. Outside transactions the query is prepared again and run once more; only
+ * when that second attempt is invalid too does this surface (`afterRetry`), never a third run.
  */
 export class PreparedStatementStaleError extends PgTenancyError {
   /** The SQLSTATE PostgreSQL answered: `'0A000'` or `'26000'`. */
   readonly code: string;
-  constructor(cause: Error) {
+  /** `true` outside a transaction: the statement was prepared again and was still invalid. */
+  readonly afterRetry: boolean;
+  constructor(cause: Error, options: { afterRetry?: boolean } = {}) {
     const code = (cause as Error & { code?: string }).code ?? '';
+    const afterRetry = options.afterRetry ?? false;
     super(
-      `A cached prepared statement became invalid inside a transaction (${code}: ${cause.message}), which PostgreSQL has aborted. ` +
-        'It was dropped from the cache: run the transaction again (transaction({ retries }) does), or set preparedStatements.inTransactions to false.',
+      afterRetry
+        ? `A cached prepared statement was still invalid after it was prepared again and run once more (${code}: ${cause.message}); it is not retried again. ` +
+            'It was dropped from the cache: the schema is probably changing under it; run the query again once the change is done.'
+        : `A cached prepared statement became invalid inside a transaction (${code}: ${cause.message}), which PostgreSQL has aborted. ` +
+            'It was dropped from the cache: run the transaction again (transaction({ retries }) does), or set preparedStatements.inTransactions to false.',
       { cause },
     );
+    this.code = code;
+    this.afterRetry = afterRetry;
     this.code = code;
   }
 }

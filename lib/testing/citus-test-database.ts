@@ -45,11 +45,35 @@ function nodeUrl(serverUrl: string, node: CitusNode, database?: string): string 
 }
 
 /**
+ * The session advisory lock, taken in the server URL's own database, under which test databases
+ * are spread over the cluster one at a time. `citus_add_node` copies the cluster's roles to the
+ * worker (`worker_create_or_alter_role`, an `ALTER ROLE` in the worker's shared catalog): two at
+ * once, for two new databases, fail one with "tuple concurrently updated", which the coordinator
+ * reports as "failure on connection marked as essential". Jest's workers start their first test
+ * files together, so without the lock a run on Citus failed now and then.
+ */
+export const CITUS_SPREAD_LOCK = 'nestjs-pg-tenancy:spread-citus-test-database';
+
+/**
  * Makes database `name` (just created on the coordinator) a Citus database of its own: the same
  * database on every worker, the extension on every node, the nodes registered. Citus keeps its
- * metadata per database, so a fresh database needs all of it.
+ * metadata per database, so a fresh database needs all of it. One database at a time per
+ * cluster ({@link CITUS_SPREAD_LOCK}).
  */
 export async function spreadCitusDatabase(
+  serverUrl: string,
+  cluster: CitusCluster,
+  name: string,
+  withClient: <T>(url: string, fn: (client: pg.Client) => Promise<T>) => Promise<T>,
+): Promise<void> {
+  await withClient(serverUrl, async (lock) => {
+    // Released with the session, also when a step below fails.
+    await lock.query('SELECT pg_advisory_lock(hashtext($1))', [CITUS_SPREAD_LOCK]);
+    await spread(serverUrl, cluster, name, withClient);
+  });
+}
+
+async function spread(
   serverUrl: string,
   cluster: CitusCluster,
   name: string,

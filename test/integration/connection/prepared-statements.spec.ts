@@ -118,6 +118,28 @@ describe('managed prepared statements', () => {
     expect(db.statementStats).toMatchObject({ reprepared: 1, hits: 1, misses: 2 });
   });
 
+  it('re-runs a statement only once: stale again after re-preparing, the caller gets the typed error', async () => {
+    const db = manager({ preparedStatements: { enabled: true, prepareThreshold: 1 } });
+    // A server that keeps answering "stale" (a migration racing every attempt, or a pooler
+    // that loses statements): the function reports 0A000 on its first 9 calls, then succeeds.
+    await db.execute('CREATE SEQUENCE {{schema}}.stale_calls');
+    await db.execute(
+      `CREATE FUNCTION {{schema}}.always_stale(n int) RETURNS int LANGUAGE plpgsql AS $$
+       BEGIN
+         IF nextval('{{schema}}.stale_calls') < 10 THEN
+           RAISE EXCEPTION 'cached plan must not change result type' USING ERRCODE = '0A000';
+         END IF;
+         RETURN n;
+       END $$`,
+    );
+    const attempt = db.fetchValue('SELECT {{schema}}.always_stale($1)', [1]);
+    await expect(attempt).rejects.toBeInstanceOf(PreparedStatementStaleError);
+    await expect(attempt).rejects.toThrow(/still invalid after it was prepared again/);
+    // The first run and one retry, never more (sequences are not rolled back).
+    expect(await db.fetchValue('SELECT last_value::int FROM {{schema}}.stale_calls')).toBe(2);
+    expect(db.statementStats).toMatchObject({ reprepared: 1, statements: 0 });
+  });
+
   it('never prepares inside a transaction by default, so a migration cannot abort one', async () => {
     const db = manager({ preparedStatements: { enabled: true, prepareThreshold: 1 } });
     await db.execute('CREATE TABLE {{tables.tx_default}} (id int PRIMARY KEY)');

@@ -13,6 +13,8 @@ import {
   TenantService,
   type TenancyOptions,
 } from '../../../../lib/index.js';
+import { createTestDatabase } from '../../../../lib/testing/index.js';
+import { CITUS_SPREAD_LOCK } from '../../../../lib/testing/citus-test-database.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 import { runCli } from '../../../support/cli.js';
 import { useMigrationFolders, write } from '../../../support/migrations.js';
@@ -69,6 +71,16 @@ describe('Citus schema-based sharding', () => {
     await Promise.all(apps.splice(0).map((app) => app.close()));
   });
   afterAll(() => admin.end());
+
+  it('runs on the cluster whenever compat/citus.sh runs it, never on plain PostgreSQL by accident', async () => {
+    if (process.env.CITUS_COMPAT !== '1') return;
+    expect(citus).toBe(true);
+    const { rows } = await admin.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_dist_node
+        WHERE groupid <> 0 AND isactive AND hasmetadata AND metadatasynced`,
+    );
+    expect(rows[0].n).toBeGreaterThan(0);
+  });
 
   it('reads tenancy.citus as "auto", true or false, and refuses anything else', async () => {
     await expect(boot({ citus: 'sometimes' as never })).rejects.toThrow(InvalidOptionsError);
@@ -273,6 +285,35 @@ describe('Citus schema-based sharding', () => {
     } else {
       expect(distributed.code).toBe(1);
       expect(distributed.stderr).toContain('no citus extension');
+    }
+  });
+
+  it('spreads test databases over the cluster one at a time (concurrent citus_add_node fails)', async () => {
+    if (!citus) return;
+    // Holding the lock the way another test file's createTestDatabase() does: this one waits.
+    const server = process.env.DATABASE_URL!;
+    const holder = new pg.Client({ connectionString: server });
+    await holder.connect();
+    try {
+      await holder.query('SELECT pg_advisory_lock(hashtext($1))', [CITUS_SPREAD_LOCK]);
+      let settled = false;
+      const creating = createTestDatabase().finally(() => (settled = true));
+      creating.catch(() => undefined);
+      const waiting = async (): Promise<boolean> => {
+        const { rows } = await holder.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity
+            WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'
+              AND datname = current_database() AND query LIKE '%pg_advisory_lock%'`,
+        );
+        return rows[0].n > 0;
+      };
+      while (!settled && !(await waiting())) await new Promise((r) => setTimeout(r, 20));
+      expect(settled).toBe(false); // it waited for the lock instead of spreading alongside
+      await holder.query('SELECT pg_advisory_unlock(hashtext($1))', [CITUS_SPREAD_LOCK]);
+      const created = await creating;
+      await created.drop();
+    } finally {
+      await holder.end();
     }
   });
 });

@@ -102,6 +102,7 @@ describe('SqlTemplate', () => {
       ['a string literal', "INSERT INTO t VALUES ('Hello {{first_name}}')"],
       ['a placeholder-looking literal', "SELECT '{{tables.users}}'"],
       ['an E string with an escaped quote', "SELECT E'it\\'s {{x}}', E'\\\\', '{{y}}'"],
+      ['a lower-case e string with an escaped quote', "SELECT e'it\\'s {{x}}', '{{y}}'"],
       ['doubled quotes', "SELECT 'it''s {{x}}'"],
       ['a quoted identifier', 'SELECT 1 AS "{{tables.x}}"'],
       ['a line comment', 'SELECT 1 -- TODO {{ later }}'],
