@@ -47,12 +47,19 @@ export function assertNoTransactionControl(sql: string, source?: string): void {
 
 /**
  * Runs `sql` (one or more statements, with placeholders) in one transaction on `db`; returns the
- * last statement's result. Check the text with {@link assertNoTransactionControl} first.
+ * last statement's result, and leaves no session setting behind on the connection. Check the text
+ * with {@link assertNoTransactionControl} first.
  */
 export async function execInTransaction(db: SchemaDb, sql: string): Promise<TenantExecResult> {
   // Without parameters, several statements may run in one call; pg then answers with one
   // result per statement, and the last one is reported.
-  const raw: unknown = await db.transaction((tx) => tx.query(sql));
+  // A session-level SET (or set_config(…, false)) in the text would outlive the commit on a pooled
+  // connection that serves other tenants next: RESET ALL, committed with the text, undoes it.
+  const raw: unknown = await db.transaction(async (tx) => {
+    const result: unknown = await tx.query(sql);
+    await tx.query('RESET ALL');
+    return result;
+  });
   const last = (Array.isArray(raw) ? raw.at(-1) : raw) as
     { rowCount: number | null; rows: Record<string, unknown>[] } | undefined;
   return { rowCount: last?.rowCount ?? 0, rows: last?.rows ?? [] };

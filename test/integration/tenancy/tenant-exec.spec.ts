@@ -16,16 +16,17 @@ describe('TenantService.exec', () => {
   let admin: pg.Pool;
   let service: TenantService;
   let tenancy: { service: TenantService; end(): Promise<void> } | undefined;
+  let tenancyMigrations: string;
 
   beforeAll(async () => {
     admin = adminPool(database.current.url);
-    const migrations = await folder({
+    tenancyMigrations = await folder({
       '001_items.sql':
         'CREATE TABLE {{tables.items}} (n int); INSERT INTO {{tables.items}} VALUES (1);',
     });
     tenancy = await openTenancy({
       connection: database.current.url,
-      tenancy: { migrations, registrySchema: 'exec_reg', schemaPrefix: 'exec_' },
+      tenancy: { migrations: tenancyMigrations, registrySchema: 'exec_reg', schemaPrefix: 'exec_' },
     });
     service = tenancy.service;
     await service.create('t1');
@@ -92,5 +93,26 @@ describe('TenantService.exec', () => {
       ].join('\n'),
     );
     expect(result.rows).toEqual([{ one: 1, q: ' COMMIT ' }]);
+  });
+
+  it('leaves no session setting on the pooled connection', async () => {
+    // One connection, so the next query shares the exec's connection.
+    const single = await openTenancy({
+      connection: database.current.url,
+      pool: { max: 1 },
+      tenancy: { migrations: tenancyMigrations, registrySchema: 'exec_reg', schemaPrefix: 'exec_' },
+    });
+    try {
+      const db = await single.service.db('t1');
+      const before = await db.fetchValue('SHOW search_path');
+      await single.service.exec(
+        't1',
+        "SET search_path = {{schema}}; SELECT set_config('application_name', 'exec', false)",
+      );
+      expect(await db.fetchValue('SHOW search_path')).toBe(before);
+      expect(await db.fetchValue('SHOW application_name')).not.toBe('exec');
+    } finally {
+      await single.end();
+    }
   });
 });
