@@ -63,10 +63,9 @@ const PROBE_TIMEOUT_MS = 2_000;
  * re-checks entries against the table otherwise. A listener that stays silent past the bound (a
  * NAT dropping packets without closing) is cut and reconnected, which re-reads the table.
  *
- * After a gap (a heartbeat sent earlier never came back: a listener that dropped messages and
- * stays open; none heard within the bound; or the view's digest differs from the table's as the
- * heartbeat read it: a notice lost between heartbeats) the view is reconciled with the table,
- * every id and version compared, before it counts as current again, however long the gap was.
+ * After a gap (a heartbeat lost while later ones arrive, none heard within the bound, or a view
+ * whose digest differs from the table's as the heartbeat read it) the view is reconciled with
+ * the table, every id and version compared, before it counts as current again.
  *
  * Where notifications cannot arrive at all (LISTEN through a transaction-mode pooler, detected by
  * the first heartbeat), the table is re-read every `pollIntervalMs` and each read counts as heard.
@@ -86,9 +85,10 @@ export class RegistrySync {
   #nonce = 0;
   /** Heartbeats not heard yet: when each was sent, and when its NOTIFY committed. */
   readonly #sent = new Map<number, { sentAt: number; committedAt?: number }>();
-  /** When a gap was noticed that no read of the table has covered yet. */
-  #gapAt: number | undefined;
+  #gapAt: number | undefined; // a gap noticed that no read of the table has covered yet
   #reconciling = false;
+  /** When the listener's load of the table (after its LISTEN) began. */
+  #loadedAt = Number.NEGATIVE_INFINITY;
   #waiters: Array<() => void> = [];
   #warnedHeartbeat = false;
   /** The oldest heartbeat sent (committed) and not heard yet. */
@@ -210,7 +210,7 @@ export class RegistrySync {
     // Lost while loading (terminated, cut as silent): the reconnect already scheduled takes over.
     // Going on would claim a listener that does not exist.
     if (this.#session !== session) return;
-    this.heard(readAt);
+    this.#loadedAt = readAt;
     this.#mode = 'listening';
     if (!(await this.#probe(session))) {
       if (this.#session !== session) return;
@@ -297,7 +297,7 @@ export class RegistrySync {
       this.#sent.delete(other);
       lost = true;
     }
-    const silentMs = Math.round(performance.now() - this.#heardAsOf);
+    const silentMs = Math.round(performance.now() - Math.max(this.#heardAsOf, this.#loadedAt));
     const gap = lost
       ? 'a heartbeat never arrived while later ones did'
       : this.#gapAt === undefined && silentMs > this.#options.maxStalenessMs
