@@ -308,9 +308,9 @@ export class RegistrySync {
         `Tenant change notifications may have been lost (${gap}); reconciling the registry view with the table.`,
       );
     }
-    // A notice lost between two heartbeats shows as a view that differs from the table.
-    if (gap || digest !== this.#target.digest()) this.#reconcile();
-    else if (this.#gapAt === undefined) this.heard(beat.sentAt);
+    // A notice lost between heartbeats shows as a view unlike the table; an open gap too reconciles.
+    if (gap || this.#gapAt !== undefined || digest !== this.#target.digest()) this.#reconcile();
+    else this.heard(beat.sentAt);
   }
 
   /** Reconciles the view while a gap newer than the last read is noted; a failure cuts the listener. */
