@@ -32,6 +32,8 @@ const NEGATIVE_CACHE_MAX = 10_000;
 export class TenantCache {
   readonly #slots = new Map<string, TenantSlot>();
   readonly #negative = new Map<string, number>();
+  /** Versions announced by a notice and not applied yet (the re-read is pending), with arrival. */
+  readonly #announced = new Map<string, { version: number; at: number }>();
   readonly #createDb: (schema: string) => SchemaDb;
 
   constructor(createDb: (schema: string) => SchemaDb) {
@@ -63,6 +65,8 @@ export class TenantCache {
    */
   applyRow(row: TenantRow, readAt: number): TenantEntry | undefined {
     this.#negative.delete(row.id);
+    const announced = this.#announced.get(row.id);
+    if (announced && announced.version <= row.version) this.#announced.delete(row.id);
     const slot = this.#slots.get(row.id);
     if (slot) {
       // A tombstone needs a strictly newer row: a read that started before the deletion was
@@ -87,6 +91,7 @@ export class TenantCache {
    * unless it was applied after the read began; only then is it kept.
    */
   applyMissing(id: string, readAt: number): void {
+    this.#forgetAnnounced(id, readAt);
     const slot = this.#slots.get(id);
     // Nothing is kept for an id never seen: bogus ids must not grow the map (the negative cache,
     // which is bounded, remembers them).
@@ -112,9 +117,12 @@ export class TenantCache {
     const slot = this.#slots.get(id);
     if (slot && version <= slot.version) return false;
     if (op === 'delete') {
+      this.#announced.delete(id);
       this.#slots.set(id, { version, entry: undefined, checkedAt: at });
       return false;
     }
+    const announced = this.#announced.get(id);
+    if (!announced || announced.version < version) this.#announced.set(id, { version, at });
     if (slot?.entry && status && !isServable(status)) {
       // Refusing sooner is always safe; serving sooner waits for the full row.
       slot.entry = {
@@ -137,13 +145,67 @@ export class TenantCache {
       seen.add(row.id);
       this.applyRow(row, readAt);
     }
+    this.#removeUnseen(seen, readAt);
+  }
+
+  /**
+   * Compares the view with every id and version of the table, as read by a query that started at
+   * `readAt`: ids the table lacks are tombstoned (as by `merge`), and the ids whose row is newer
+   * than the view's, or unknown to it, are returned for a re-read.
+   */
+  compare(versions: readonly { id: string; version: number }[], readAt: number): string[] {
+    const seen = new Set<string>();
+    const changed: string[] = [];
+    for (const { id, version } of versions) {
+      seen.add(id);
+      const slot = this.#slots.get(id);
+      if (!slot || slot.version < version) changed.push(id);
+      else if (slot.version === version && slot.entry) {
+        slot.checkedAt = Math.max(slot.checkedAt, readAt);
+      }
+    }
+    this.#removeUnseen(seen, readAt);
+    return changed;
+  }
+
+  /**
+   * `count:sum` of the versions of the rows the view holds, a version announced but not re-read
+   * yet counting as held. A heartbeat reads the same of the table: when nothing was lost, the two
+   * agree (barring a change that commits while the heartbeat is sent).
+   */
+  digest(): string {
+    let count = 0;
+    let sum = 0n;
     for (const [id, slot] of this.#slots) {
-      if (seen.has(id)) continue;
-      if (slot.checkedAt > readAt) continue;
+      const announced = this.#announced.get(id)?.version ?? 0;
+      if (announced > slot.version || slot.entry) {
+        count++;
+        sum += BigInt(Math.max(announced, slot.version));
+      }
+    }
+    for (const [id, { version }] of this.#announced) {
+      if (this.#slots.has(id)) continue;
+      count++;
+      sum += BigInt(version);
+    }
+    return `${count}:${sum}`;
+  }
+
+  /** Tombstones what a snapshot started at `readAt` lacks, unless applied after it began. */
+  #removeUnseen(seen: ReadonlySet<string>, readAt: number): void {
+    for (const [id, slot] of this.#slots) {
+      if (seen.has(id) || slot.checkedAt > readAt) continue;
       if (slot.entry) slot.entry = undefined;
       slot.checkedAt = readAt;
     }
+    for (const id of this.#announced.keys()) if (!seen.has(id)) this.#forgetAnnounced(id, readAt);
     this.#negative.clear();
+  }
+
+  /** Drops what a notice that arrived before `readAt` announced: a read from `readAt` is newer. */
+  #forgetAnnounced(id: string, readAt: number): void {
+    const announced = this.#announced.get(id);
+    if (announced && announced.at < readAt) this.#announced.delete(id);
   }
 
   /** Whether `id` is remembered as unknown (only consulted while unsynced). */

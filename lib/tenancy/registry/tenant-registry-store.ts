@@ -357,6 +357,17 @@ export class TenantRegistryStore {
     return found.rowCount === 1;
   }
 
+  /** Every row's id and version: what a reconciliation compares with the view. */
+  async versions(): Promise<{ id: string; version: number }[]> {
+    const { rows } = await this.#pool.query<TenantRow>(`SELECT id, version FROM ${this.table}`);
+    return rows.map((r) => ({ id: r.id, version: Number(r.version) }));
+  }
+
+  /** The heartbeat: NOTIFY `$1` with `$2:count:sum` of the rows' versions (`TenantCache.digest`). */
+  get heartbeatSql(): string {
+    return `SELECT pg_notify($1, $2::text || ':' || count(*) || ':' || coalesce(sum(version), 0)) FROM ${this.table}`;
+  }
+
   /** Every row, or only `ids`, ordered by id. */
   async all(ids?: readonly string[]): Promise<TenantRow[]> {
     const { rows } = await this.#pool.query<TenantRow>(

@@ -30,12 +30,21 @@ export interface RegistrySyncTarget {
    * this call (a read already running is not reused: it may predate a LISTEN).
    */
   reload(): Promise<number>;
+  /**
+   * Brings the view level with the table after a gap (compares every id and version, re-reads
+   * what differs); resolves with when its read started: every change committed before is applied.
+   */
+  reconcile(): Promise<number>;
+  /** The view's `count:sum` of versions, as the heartbeat reads the table's (see the store). */
+  digest(): string;
 }
 
 export interface RegistrySyncOptions {
   readonly pool: pg.Pool;
   readonly connection: pg.ClientConfig;
   readonly channel: string;
+  /** Sends a heartbeat: `$1` channel, `$2` nonce (`TenantRegistryStore.heartbeatSql`). */
+  readonly heartbeatSql: string;
   readonly maxStalenessMs: number;
   readonly pollIntervalMs: number;
   readonly logger: LoggerService;
@@ -54,6 +63,10 @@ const PROBE_TIMEOUT_MS = 2_000;
  * re-checks entries against the table otherwise. A listener that stays silent past the bound (a
  * NAT dropping packets without closing) is cut and reconnected, which re-reads the table.
  *
+ * After a gap (a heartbeat lost while later ones arrive, none heard within the bound, or a view
+ * whose digest differs from the table's as the heartbeat read it) the view is reconciled with
+ * the table, every id and version compared, before it counts as current again.
+ *
  * Where notifications cannot arrive at all (LISTEN through a transaction-mode pooler, detected by
  * the first heartbeat), the table is re-read every `pollIntervalMs` and each read counts as heard.
  */
@@ -70,7 +83,12 @@ export class RegistrySync {
   #heartbeatTimer: NodeJS.Timeout | undefined;
   #pollTimer: NodeJS.Timeout | undefined;
   #nonce = 0;
-  readonly #sent = new Map<number, number>();
+  /** Heartbeats not heard yet: when each was sent, and when its NOTIFY committed. */
+  readonly #sent = new Map<number, { sentAt: number; committedAt?: number }>();
+  #gapAt: number | undefined; // a gap noticed that no read of the table has covered yet
+  #reconciling = false;
+  /** When the listener's load of the table (after its LISTEN) began. */
+  #loadedAt = Number.NEGATIVE_INFINITY;
   #waiters: Array<() => void> = [];
   #warnedHeartbeat = false;
   /** The oldest heartbeat sent (committed) and not heard yet. */
@@ -104,6 +122,7 @@ export class RegistrySync {
 
   /** Records proof that every change committed before `asOf` has been applied. */
   heard(asOf: number): void {
+    if (this.#gapAt !== undefined && asOf >= this.#gapAt) this.#gapAt = undefined;
     if (asOf <= this.#heardAsOf) return;
     this.#heardAsOf = asOf;
     if (this.#unheard && this.#unheard.sentAt <= asOf) this.#unheard = undefined;
@@ -164,6 +183,7 @@ export class RegistrySync {
     this.#session = session;
     // A connection that goes silent while we set up must not hang start-up.
     let timer: NodeJS.Timeout | undefined;
+    let readAt = Number.NEGATIVE_INFINITY;
     const deadline = new Promise<never>((_, reject) => {
       timer = setTimeout(
         () => reject(new Error(`no answer within ${Math.max(maxStalenessMs, 2_000)} ms`)),
@@ -176,7 +196,7 @@ export class RegistrySync {
           await client.query(`LISTEN ${quoteIdentifier(this.#options.channel)}`);
           await client.query(`LISTEN ${quoteIdentifier(this.#heartbeatChannel)}`);
           // Listen first, then load: a change committed in between is seen by one or the other.
-          await this.#target.reload();
+          readAt = await this.#target.reload();
         })(),
         deadline,
       ]);
@@ -190,6 +210,7 @@ export class RegistrySync {
     // Lost while loading (terminated, cut as silent): the reconnect already scheduled takes over.
     // Going on would claim a listener that does not exist.
     if (this.#session !== session) return;
+    this.#loadedAt = readAt;
     this.#mode = 'listening';
     if (!(await this.#probe(session))) {
       if (this.#session !== session) return;
@@ -231,17 +252,20 @@ export class RegistrySync {
   async #beat(): Promise<number | undefined> {
     const nonce = ++this.#nonce;
     const sentAt = performance.now();
-    this.#sent.set(nonce, sentAt);
+    const beat: { sentAt: number; committedAt?: number } = { sentAt };
+    this.#sent.set(nonce, beat);
     if (this.#sent.size > 64) this.#sent.delete(this.#sent.keys().next().value as number);
     try {
-      await this.#options.pool.query('SELECT pg_notify($1, $2)', [
+      await this.#options.pool.query(this.#options.heartbeatSql, [
         this.#heartbeatChannel,
         String(nonce),
       ]);
+      beat.committedAt = performance.now();
       this.#warnedHeartbeat = false;
       if (this.#heardAsOf < sentAt) this.#unheard ??= { sentAt, committedAt: performance.now() };
       return sentAt;
     } catch (err) {
+      this.#sent.delete(nonce);
       if (!this.#warnedHeartbeat) {
         this.#warnedHeartbeat = true;
         this.#options.logger.warn(`Tenant registry heartbeat failed: ${(err as Error).message}`);
@@ -253,13 +277,57 @@ export class RegistrySync {
   #onNotification(message: pg.Notification): void {
     const at = performance.now();
     if (message.channel === this.#heartbeatChannel) {
-      const sentAt = this.#sent.get(Number(message.payload));
-      if (sentAt !== undefined) this.heard(sentAt);
+      const [nonce, ...digest] = (message.payload ?? '').split(':');
+      this.#onHeartbeat(Number(nonce), digest.join(':'));
       return;
     }
     if (message.channel !== this.#options.channel || !message.payload) return;
     const notice = parseNotice(message.payload);
     if (notice) this.#target.onNotice(notice, at);
+  }
+
+  #onHeartbeat(nonce: number, digest: string): void {
+    const beat = this.#sent.get(nonce);
+    if (!beat || !this.#sent.delete(nonce)) return;
+    // Notifications arrive in commit order: a heartbeat committed before this one was sent and
+    // still unheard was lost, and changes with it may have been.
+    let lost = false;
+    for (const [other, earlier] of this.#sent) {
+      if ((earlier.committedAt ?? Infinity) > beat.sentAt) continue;
+      this.#sent.delete(other);
+      lost = true;
+    }
+    const silentMs = Math.round(performance.now() - Math.max(this.#heardAsOf, this.#loadedAt));
+    const gap = lost
+      ? 'a heartbeat never arrived while later ones did'
+      : this.#gapAt === undefined && silentMs > this.#options.maxStalenessMs
+        ? `no heartbeat was heard for ${silentMs} ms`
+        : undefined;
+    if (gap) {
+      this.#options.logger.warn(
+        `Tenant change notifications may have been lost (${gap}); reconciling the registry view with the table.`,
+      );
+    }
+    // A notice lost between heartbeats shows as a view unlike the table; an open gap too reconciles.
+    if (gap || this.#gapAt !== undefined || digest !== this.#target.digest()) this.#reconcile();
+    else this.heard(beat.sentAt);
+  }
+
+  /** Reconciles the view while a gap newer than the last read is noted; a failure cuts the listener. */
+  #reconcile(): void {
+    this.#gapAt = performance.now();
+    if (this.#reconciling) return;
+    this.#reconciling = true;
+    void (async () => {
+      try {
+        while (this.#gapAt !== undefined && !this.#closed)
+          this.heard(await this.#target.reconcile());
+      } catch (err) {
+        this.resync(`reconciling the registry view failed: ${(err as Error).message}`);
+      } finally {
+        this.#reconciling = false;
+      }
+    })();
   }
 
   #startHeartbeats(): void {

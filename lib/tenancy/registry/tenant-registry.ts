@@ -100,6 +100,7 @@ export class TenantRegistry {
         pool: this.#env.pool,
         connection,
         channel: this.#store.channel,
+        heartbeatSql: this.#store.heartbeatSql,
         maxStalenessMs: options.maxStalenessMs,
         pollIntervalMs: options.pollIntervalMs,
         logger,
@@ -107,6 +108,8 @@ export class TenantRegistry {
       {
         onNotice: (notice, at) => this.#onNotice(notice, at),
         reload: () => this.#reload(),
+        reconcile: () => this.#reconcile(),
+        digest: () => this.#cache.digest(),
       },
     );
   }
@@ -208,6 +211,19 @@ export class TenantRegistry {
       () => (this.#reloading = undefined),
     );
     return this.#reloading.done;
+  }
+
+  /** Compares every id and version with the view, then re-reads the rows that differ. */
+  async #reconcile(): Promise<number> {
+    const readAt = performance.now();
+    const changed = this.#cache.compare(await this.#store.versions(), readAt);
+    if (changed.length === 0) return readAt;
+    const fetchedAt = performance.now();
+    const rows = await this.#store.all(changed);
+    for (const row of rows) this.#cache.applyRow(row, fetchedAt);
+    const found = new Set(rows.map((row) => row.id));
+    for (const id of changed) if (!found.has(id)) this.#cache.applyMissing(id, fetchedAt);
+    return readAt;
   }
 
   /**

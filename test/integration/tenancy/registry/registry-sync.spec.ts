@@ -13,7 +13,12 @@ import { TenantRegistry } from '../../../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../../../support/database.js';
 import { RecordingLogger } from '../../../support/logs.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
-import { startSilentProxy, type SilentProxy } from '../../../support/tcp-proxy.js';
+import {
+  startLossyProxy,
+  startSilentProxy,
+  type LossyProxy,
+  type SilentProxy,
+} from '../../../support/tcp-proxy.js';
 import { jest } from '@jest/globals';
 
 const FILES = { '001_projects.sql': 'CREATE TABLE {{tables.projects}} (id serial PRIMARY KEY);' };
@@ -84,6 +89,7 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
   const folder = useMigrationFolders();
   let admin: pg.Pool;
   let proxy: SilentProxy;
+  let lossy: LossyProxy | undefined;
   const apps: TestingModule[] = [];
 
   async function boot(tenancy: TenancyOptions, directConnection?: string, logger?: LoggerService) {
@@ -116,6 +122,8 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
   afterEach(async () => {
     await Promise.all(apps.splice(0).map((app) => app.close()));
     await proxy?.close();
+    await lossy?.close();
+    lossy = undefined;
     Logger.overrideLogger(new ConsoleLogger());
   });
   afterAll(() => admin.end());
@@ -156,6 +164,38 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     await b.tenants.resume('quiet');
     await expectWithinBound(a.registry, 'quiet', performance.now(), 'active', BOUND_MS, 0);
   }, 60_000);
+
+  it('changes lost between heartbeats on a listener that stays open converge within the bound', async () => {
+    const migrations = await folder(FILES);
+    lossy = await startLossyProxy(database.current.url);
+    const a = await boot({ migrations, registrySchema: 'sync_lost' }, lossy.url);
+    const b = await boot({ migrations, registrySchema: 'sync_lost' });
+    await b.tenants.create('kept');
+    await b.tenants.create('gone');
+    await expectWithinBound(a.registry, 'gone', performance.now(), 'active', BOUND_MS, 0);
+    expect(await answer(a.registry, 'kept')).toBe('active');
+
+    // The registry's notices are lost; every heartbeat still arrives, so A stays synced.
+    lossy.losing = /^pg_tenancy_sync_lost$/;
+    await b.tenants.suspend('kept');
+    const suspendedAt = performance.now();
+    await b.tenants.drop('gone');
+    const droppedAt = performance.now();
+    await b.tenants.create('fresh');
+    const createdAt = performance.now();
+    // Five notices (suspend; dropping, delete; insert, activate) reach the proxy and are lost.
+    const until = performance.now() + 5_000;
+    while (lossy.dropped < 5 && performance.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    lossy.losing = false;
+    expect(lossy.dropped).toBe(5);
+
+    await expectWithinBound(a.registry, 'kept', suspendedAt, 'suspended');
+    await expectWithinBound(a.registry, 'gone', droppedAt, 'unknown', BOUND_MS, 0);
+    await expectWithinBound(a.registry, 'fresh', createdAt, 'active', BOUND_MS, 0);
+    expect(a.registry.syncState()).toMatchObject({ mode: 'listening', synced: true });
+  });
 
   it('a listener that reconnects while a reload runs reads the table again once it listens', async () => {
     const migrations = await folder(FILES);

@@ -67,6 +67,85 @@ describe('TenantCache only moves forward', () => {
     expect(status(c, 'a')).toBe('active');
   });
 
+  it('a read that began before a deletion cannot bring the row back at the same version', () => {
+    const c = cache();
+    c.applyRow(row('a', 3), 0);
+    // A reload that started at t=10 no longer saw the row: a tombstone that keeps version 3.
+    c.merge([], 10);
+    expect(status(c, 'a')).toBeNull();
+    // A point read that started at t=5, before the deletion, returns the row at version 3.
+    c.applyRow(row('a', 3), 5);
+    expect(status(c, 'a')).toBeNull();
+    // The same after a point read found nothing.
+    c.applyRow(row('b', 7), 0);
+    c.applyMissing('b', 10);
+    c.applyRow(row('b', 7), 5);
+    expect(status(c, 'b')).toBeNull();
+    // A live row at the same version is still confirmed by such a read.
+    c.applyRow(row('c', 4), 0);
+    c.applyRow(row('c', 4), 20);
+    expect(c.slot('c')!.checkedAt).toBe(20);
+  });
+
+  it('a late, older delete notice does not tombstone a newer row', () => {
+    const c = cache();
+    // The id was dropped (delete at version 8) and created again (version 9); a read of the new
+    // row lands before the delete notice does.
+    c.applyRow(row('a', 9), 10);
+    expect(c.applyNotice('a', 8, 'delete', undefined, 12)).toBe(false);
+    expect(status(c, 'a')).toBe('active');
+    expect(c.slot('a')!.version).toBe(9);
+    // A newer delete notice does.
+    expect(c.applyNotice('a', 10, 'delete', undefined, 13)).toBe(false);
+    expect(status(c, 'a')).toBeNull();
+  });
+
+  it('compares the table’s ids and versions: newer or unknown rows to re-read, missing ids tombstoned', () => {
+    const c = cache();
+    c.applyRow(row('same', 2), 0);
+    c.applyRow(row('older', 3), 0);
+    c.applyRow(row('gone', 4), 0);
+    c.applyRow(row('late', 5), 0);
+    // A change applied after the comparison's read began is not undone by it.
+    c.applyRow(row('fresh', 9), 30);
+    const changed = c.compare(
+      [
+        { id: 'same', version: 2 },
+        { id: 'older', version: 6 },
+        { id: 'new', version: 7 },
+        { id: 'late', version: 1 },
+      ],
+      20,
+    );
+    expect(changed.sort()).toEqual(['new', 'older']);
+    expect(status(c, 'gone')).toBeNull();
+    expect(status(c, 'fresh')).toBe('active');
+    expect(status(c, 'late')).toBe('active');
+    expect(c.slot('same')!.checkedAt).toBe(20);
+  });
+
+  it('digests what it holds as the heartbeat digests the table, announced versions included', () => {
+    const c = cache();
+    expect(c.digest()).toBe('0:0');
+    c.applyRow(row('a', 3), 0);
+    c.applyRow(row('b', 5), 0);
+    expect(c.digest()).toBe('2:8');
+    // Announced and not re-read yet: counted at the announced version.
+    expect(c.applyNotice('a', 6, 'update', 'active', 1)).toBe(true);
+    expect(c.applyNotice('n', 7, 'insert', 'provisioning', 1)).toBe(true);
+    expect(c.digest()).toBe('3:18');
+    c.applyRow(row('a', 6), 2);
+    c.applyRow(row('n', 7, 'provisioning'), 2);
+    expect(c.digest()).toBe('3:18');
+    // A deletion leaves the count at once.
+    c.applyNotice('b', 8, 'delete', undefined, 3);
+    expect(c.digest()).toBe('2:13');
+    // An announced insert whose row a later read did not find is forgotten.
+    c.applyNotice('x', 9, 'insert', 'provisioning', 4);
+    c.applyMissing('x', 5);
+    expect(c.digest()).toBe('2:13');
+  });
+
   it('applies refusals from a notice at once, and waits for the row to serve', () => {
     const c = cache();
     c.applyRow(row('a', 1), 0);
