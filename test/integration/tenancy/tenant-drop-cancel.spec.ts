@@ -12,6 +12,7 @@ import {
   TenantNotFoundError,
   TenantService,
 } from '../../../lib/index.js';
+import { TenantRegistry } from '../../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 import { useMigrationFolders } from '../../support/migrations.js';
 
@@ -95,6 +96,8 @@ describe('a request whose work a drop cancels', () => {
   it('answers 404, not 500, for a running statement cancelled and for an idle transaction ended', async () => {
     const tenants = dropper.get(TenantService);
     await tenants.create('t2');
+    // The web instance reads the new row now, not when its notice arrives.
+    await web.get(TenantRegistry).refresh('t2');
     const url = (await web.getUrl()).replace('[::1]', '127.0.0.1');
     const get = async (path: string) => {
       const res = await fetch(`${url}${path}`, { headers: { 'x-tenant-id': 't2' } });
@@ -129,6 +132,7 @@ describe('a request whose work a drop cancels', () => {
     const tenants = dropper.get(TenantService);
     const web$ = web.get(TenantService);
     await tenants.create('t3');
+    await web.get(TenantRegistry).refresh('t3');
     const db = await web$.db('t3');
     const job = web$.run('t3', () =>
       db.fetchValue('SELECT count(*) FROM {{tables.projects}}, pg_sleep(20)'),
