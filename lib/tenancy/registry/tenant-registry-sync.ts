@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import { quoteIdentifier } from '../../shared/identifiers.js';
 import { answersWithin, openSession, type Session } from '../../connection/sessions.js';
-import { parseNotice, type RegistryNotice } from './tenant-registry-store.js';
+import { parseNotice, type RegistryNotice } from './registry-notice.js';
 
 /** How an instance keeps up with the registry table, for health checks and metrics. */
 export interface RegistrySyncState {

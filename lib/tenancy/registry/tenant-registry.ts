@@ -6,7 +6,8 @@ import { SchemaDb } from '../../core/schema-db.js';
 import type { SessionTracker } from '../../connection/sessions.js';
 import { isBrokenConnectionError } from '../../connection/connection-errors.js';
 import { TenantCache, type TenantEntry } from './tenant-cache.js';
-import { TenantRegistryStore, type RegistryNotice } from './tenant-registry-store.js';
+import type { RegistryNotice } from './registry-notice.js';
+import { TenantRegistryStore } from './tenant-registry-store.js';
 import { RegistrySync, type RegistrySyncState } from './tenant-registry-sync.js';
 import { shareRead, type SharedRead } from './shared-read.js';
 import {
