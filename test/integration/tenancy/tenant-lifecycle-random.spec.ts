@@ -11,27 +11,12 @@ import { TenantRegistry } from '../../../lib/tenancy/index.js';
 import { adminPool, useTestDatabase } from '../../support/database.js';
 import { useMigrationFolders, write } from '../../support/migrations.js';
 import { startSilentProxy, type SilentProxy } from '../../support/tcp-proxy.js';
+import { answerOf, random, type Answer } from '../../support/random-runs.js';
 
 const BOUND_MS = 1_000;
 const RUN_MS = Number(process.env.LIFECYCLE_RUN_MS ?? 20_000);
 const IDS = Array.from({ length: 8 }, (_, i) => `z${i}`);
 const REGISTRY = 'random_reg';
-
-/** mulberry32: small, seedable, good enough to pick operations. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type Answer = 'active' | 'suspended' | 'unknown';
-const answerOf = (status: TenantStatus | undefined): Answer =>
-  status === 'active' ? 'active' : status === 'suspended' ? 'suspended' : 'unknown';
 
 /** Per id: the states it had, each valid from (at the earliest) `from` to (at the latest) `to`. */
 type Timeline = Map<string, { answer: Answer; from: number; to: number }[]>;

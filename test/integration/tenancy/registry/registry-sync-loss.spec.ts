@@ -12,6 +12,7 @@ import { adminPool, useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
 import { startLossyProxy, type LossyProxy } from '../../../support/tcp-proxy.js';
 import { jest } from '@jest/globals';
+import { answerOf, random, type Answer } from '../../../support/random-runs.js';
 
 // Small, so that a run of a few seconds crosses the bound many times.
 const BOUND_MS = 400;
@@ -21,21 +22,6 @@ const RUN_MS = Number(process.env.SYNC_LOSS_RUN_MS ?? 8_000);
 const IDS = Array.from({ length: 16 }, (_, i) => `l${i}`);
 const REGISTRY = 'loss_reg';
 
-/** mulberry32: small and seedable. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-type Answer = 'active' | 'suspended' | 'unknown';
-const answerOf = (status: TenantStatus | undefined): Answer =>
-  status === 'active' ? 'active' : status === 'suspended' ? 'suspended' : 'unknown';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 jest.setTimeout(RUN_MS + 60_000);
