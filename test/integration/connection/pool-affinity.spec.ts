@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { SchemaDb, TenantContext, type PoolOptions } from '../../../lib/index.js';
-import { createPool } from '../../../lib/connection/create-pool.js';
+import { createPool, endPool } from '../../../lib/connection/create-pool.js';
 import {
   affinityStats,
   connectForAsync,
@@ -34,7 +34,8 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
     return created;
   }
   afterEach(async () => {
-    await Promise.all(pools.splice(0).map((p) => p.end()));
+    // Bounded: a failing test may leave a connection checked out.
+    await Promise.all(pools.splice(0).map((p) => endPool(p, 2_000)));
   });
 
   /** Opens `count` connections at once (keyless, so on lanes 0…count-1) and returns them. */
@@ -88,11 +89,15 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
         await wait();
       }),
     );
-    expect(heldPid).toBe(home);
-    const during = await pid(db);
+    let during: number;
+    try {
+      expect(heldPid).toBe(home);
+      during = await pid(db);
+    } finally {
+      await transaction.release();
+    }
     expect(during).not.toBe(home);
     expect(stats(pool)).toMatchObject({ stolen: 1 });
-    await transaction.release();
     expect(await pid(db)).toBe(home);
     // The connection that stole it had served it: a second steal counts as warm.
     const again = await hold((wait) => db.transaction(() => wait()));
@@ -113,32 +118,40 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
       const [lane0, lane1] = await fill(pool, 2);
       const [mine] = schemasOnLane(0, 2, 1);
       const [other] = schemasOnLane(1, 2, 1);
-      const served: string[] = [];
+      const waiting = new Map<string, Promise<[string, pg.PoolClient]>>();
       const waiter = (name: string, key: string | undefined) =>
-        connectForAsync(pool, key).then((client) => {
-          served.push(name);
-          return client;
-        });
-      const first = waiter('first', otherKind && other);
-      const a1 = waiter('a1', mine);
-      const a2 = waiter('a2', mine);
-      const a3 = waiter('a3', mine);
-      const a4 = waiter('a4', mine);
+        waiting.set(
+          name,
+          connectForAsync(pool, key).then((client) => [name, client]),
+        );
+      /** The next waiter served, and its connection. */
+      const next = async () => {
+        const [name, client] = await Promise.race(waiting.values());
+        waiting.delete(name);
+        return { name, client };
+      };
+      waiter('first', otherKind && other);
+      for (const name of ['a1', 'a2', 'a3', 'a4']) waiter(name, mine);
+      const served: string[] = [];
       lane0!.release();
-      const c1 = await a1;
-      expect(served).toEqual(['a1']);
-      expect(backendPid(c1)).toBe(backendPid(lane0!));
-      c1.release();
-      const c2 = await a2;
-      expect(served).toEqual(['a1', 'a2']);
+      const c1 = await next();
+      expect(c1.name).toBe('a1');
+      expect(backendPid(c1.client)).toBe(backendPid(lane0!));
+      c1.client.release();
+      const c2 = await next();
+      expect(c2.name).toBe('a2');
       // `first` has now been passed over max (2) times: it is served next, in order.
-      c2.release();
-      const c3 = await first;
-      expect(served).toEqual(['a1', 'a2', 'first']);
-      c3.release();
-      (await a3).release();
+      c2.client.release();
+      const c3 = await next();
+      expect(c3.name).toBe('first');
+      served.push(c1.name, c2.name, c3.name);
+      c3.client.release();
+      const c4 = await next();
+      c4.client.release();
       lane1!.release();
-      (await a4).release();
+      const c5 = await next();
+      c5.client.release();
+      served.push(c4.name, c5.name);
       expect(served).toEqual(['a1', 'a2', 'first', 'a3', 'a4']);
       expect(stats(pool).handoffs).toBe(2);
     },
