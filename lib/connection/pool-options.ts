@@ -58,7 +58,7 @@ export interface PoolOptions {
    * catalogs, and its managed prepared statements keep hitting. `true` stands for
    * `{ preferredConnections: 1 }`; `false` keeps pg-pool's order (the most recently released
    * idle connection, waiters first come first served). No session state is ever set, so it is
-   * harmless behind PgBouncer. See docs/scaling-out.md, "Tenant affinity".
+   * harmless behind PgBouncer. See docs/production.md, "Tenant affinity".
    * Default: `true` (`{ preferredConnections: 1 }`).
    *
    * @example
