@@ -131,9 +131,21 @@ export type ResolvedPoolOptions = Readonly<
   Required<Omit<PoolOptions, 'affinity' | 'backendMemory'>>
 > & {
   /** `false`, or the affinity settings in full. */
-  readonly affinity: false | { readonly preferredConnections: number };
+  readonly affinity:
+    | false
+    | {
+        /** See `PoolOptions.affinity`. */
+        readonly preferredConnections: number;
+      };
   /** `false`, or the budget in full. */
-  readonly backendMemory: false | { readonly budgetMiB: number; readonly perSchemaKiB: number };
+  readonly backendMemory:
+    | false
+    | {
+        /** See `PoolOptions.backendMemory`. */
+        readonly budgetMiB: number;
+        /** See `PoolOptions.backendMemory`. */
+        readonly perSchemaKiB: number;
+      };
 };
 
 /** The defaults, in one place. */
