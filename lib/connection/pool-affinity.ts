@@ -94,7 +94,8 @@ interface PoolInternals {
     this: AffinityPool,
     client: TaggedClient,
     pendingItem: PendingItem,
-    ...rest: unknown[]
+    idleListener: unknown,
+    isNew: boolean,
   ) => unknown;
 }
 
@@ -192,12 +193,13 @@ export function installAffinity(
     this: AffinityPool,
     client: TaggedClient,
     pendingItem: PendingItem,
-    ...rest: unknown[]
+    idleListener: unknown,
+    isNew: boolean,
   ) {
     const key = pendingItem[KEY];
     const tag = client[TAG];
     if (key !== undefined && tag !== undefined) record(this, state, tag, client, key, pendingItem);
-    return acquireClient.call(this, client, pendingItem, ...rest);
+    return acquireClient.call(this, client, pendingItem, idleListener, isNew);
   };
   return true;
 }
@@ -296,6 +298,15 @@ function freeLane(clients: TaggedClient[], pendingItem: PendingItem, lanes: numb
   return -1;
 }
 
+/** The idle item on the first of `lanes` that has one, else the last that has served `key`. */
+function pickIdle(idle: IdleItem[], lanes: readonly number[], key: string): number {
+  for (const lane of lanes) {
+    for (let i = 0; i < idle.length; i++) if (idle[i].client[TAG]?.lane === lane) return i;
+  }
+  for (let i = idle.length - 1; i >= 0; i--) if (idle[i].client[TAG]?.served.has(key)) return i;
+  return -1;
+}
+
 /**
  * Reorders `_idle` and `_pendingQueue` so that pg-pool's pulse (last idle, first waiter) pairs
  * them as affinity wants.
@@ -310,12 +321,7 @@ function pair(pool: AffinityPool, state: AffinityState, window: number, maxPasse
     const head = queue[0];
     const key = head[KEY];
     if (key === undefined) return;
-    let pick = -1;
-    for (const lane of head[LANES] ?? []) {
-      pick = idle.findIndex((item) => item.client[TAG]?.lane === lane);
-      if (pick >= 0) break;
-    }
-    if (pick < 0) pick = idle.findLastIndex((item) => item.client[TAG]?.served.has(key) === true);
+    const pick = pickIdle(idle, head[LANES] ?? [], key);
     if (pick >= 0 && pick !== idle.length - 1) idle.push(idle.splice(pick, 1)[0]);
     return;
   }
