@@ -40,7 +40,10 @@ export interface PoolAffinityStats {
   readonly recycled: number;
   /** Most distinct schemas a connection serves before it is replaced; `null` without a bound. */
   readonly schemaBound: number | null;
-  /** The distinct schemas each open connection has served so far. */
+  /**
+   * The distinct schemas each open connection has served so far (without `schemaBound`,
+   * counted up to 65,536).
+   */
   readonly schemasPerConnection: number[];
 }
 
@@ -50,6 +53,9 @@ export type ConnectCallback = (
   client: pg.PoolClient | undefined,
   done: (release?: unknown) => void,
 ) => void;
+
+/** The most schemas remembered per connection when `backendMemory` is `false`. */
+const UNBOUNDED_TRACKING = 65_536;
 
 const STATE = Symbol('nestjs-pg-tenancy:affinity');
 const TAG = Symbol('nestjs-pg-tenancy:lane');
@@ -278,7 +284,8 @@ function record(
     else if (known) counts.warm++;
     else counts.stolen++;
   }
-  if (known) return;
+  // Without a bound, stop remembering at some point: the set lives in the application's heap.
+  if (known || (state.bound === undefined && tag.served.size >= UNBOUNDED_TRACKING)) return;
   tag.served.add(key);
   if (state.bound !== undefined && tag.served.size > state.bound && !tag.recycling) {
     // pg-pool closes an expired client when it is released, and opens another on demand.
