@@ -1,8 +1,15 @@
 import { createHash } from 'node:crypto';
 import { Logger, type LoggerService } from '@nestjs/common';
-import pg from 'pg';
+import type pg from 'pg';
 import { PreparedStatementStaleError } from '../shared/errors.js';
 import type { ResolvedPreparedStatementOptions } from './statement-cache-options.js';
+import {
+  closeFirst,
+  namedQuery,
+  sendUnnamed,
+  type PgConnection,
+  type QueryCallback,
+} from './pg-query.js';
 
 /** Counters of a statement cache, from {@link DatabaseMonitor.getStatementStats}. */
 export interface StatementCacheStats {
@@ -31,25 +38,28 @@ export interface StatementCacheStats {
   readonly maxPerConnection: number;
 }
 
-/** One connection's statements: query text → statement name, oldest use first. */
+/** A statement prepared on one connection, linked into its connection's use order. */
+interface Statement {
+  readonly text: string;
+  readonly name: string;
+  /** The statement used just before this one, or `undefined` for the least recently used. */
+  older: Statement | undefined;
+  /** The statement used just after this one, or `undefined` for the most recently used. */
+  newer: Statement | undefined;
+}
+
+/**
+ * One connection's statements: query text → statement, and a list from the least recently used
+ * to the most: a hit only relinks its entry, and the oldest is found without a scan.
+ */
 interface ConnectionStatements {
-  readonly names: Map<string, string>;
+  readonly byText: Map<string, Statement>;
+  oldest: Statement | undefined;
+  newest: Statement | undefined;
   /** Texts seen but not prepared yet → uses so far, oldest first, at most `maxPerConnection`. */
   readonly seen: Map<string, number>;
   /** Names to close on the server, sent ahead of the next prepared query. */
   closing: string[];
-}
-
-type QueryCallback<R extends pg.QueryResultRow> = (
-  err: Error | null,
-  result: pg.QueryResult<R>,
-) => void;
-
-/** What pg keeps per connection about the statements it has parsed (`client.connection`). */
-interface PgConnection {
-  parsedStatements: Record<string, string>;
-  stream: { cork?(): void; uncork?(): void };
-  close(message: { type: 'S'; name: string }): void;
 }
 
 const STALE_ROUTINE = 'RevalidateCachedQuery';
@@ -101,7 +111,7 @@ export class StatementCache {
     // A connection that leaves the pool takes its statements with it.
     pool?.on('remove', (client: pg.PoolClient) => {
       const state = this.#connections.get(client);
-      if (state) this.#statements -= state.names.size;
+      if (state) this.#statements -= state.byText.size;
       this.#connections.delete(client);
     });
   }
@@ -149,12 +159,7 @@ export class StatementCache {
     const status = client.getTransactionStatus() ?? 'I';
     if (!this.#prepares(client, values, status)) {
       this.#unprepared++;
-      client.query<R>(
-        (arrayRows
-          ? { text, values, rowMode: 'array' }
-          : { text, values: values ?? [] }) as pg.QueryConfig,
-        callback,
-      );
+      sendUnnamed(client, text, values ?? [], arrayRows, callback);
       return;
     }
     this.#run(client, text, values as unknown[], arrayRows, status, false, callback);
@@ -208,40 +213,45 @@ export class StatementCache {
   ): void {
     const state = this.#stateOf(client);
     const conn = (client as unknown as { connection: PgConnection }).connection;
-    let name = state.names.get(text);
-    if (name !== undefined) {
+    let statement = state.byText.get(text);
+    if (statement !== undefined) {
       this.#hits++;
-      state.names.delete(text);
-      state.names.set(text, name);
+      if (statement !== state.newest) {
+        unlink(state, statement);
+        append(state, statement);
+      }
     } else {
       this.#misses++;
       if (!retried && !this.#due(state, text)) {
-        client.query<R>(
-          (arrayRows ? { text, values, rowMode: 'array' } : { text, values }) as pg.QueryConfig,
-          callback,
-        );
+        sendUnnamed(client, text, values, arrayRows, callback);
         return;
       }
       this.#prepared++;
+      if (state.byText.size >= this.options.maxPerConnection) this.#evictOldest(state, conn);
       // Named after the text itself: a name can never stand for another statement, on any
       // connection of any instance (even where a pooler moves names between backends).
-      name = this.#prefix + createHash('sha256').update(text).digest('base64url').slice(0, 24);
-      if (state.names.size >= this.options.maxPerConnection) this.#evictOldest(state, conn);
-      state.names.set(text, name);
+      const name =
+        this.#prefix + createHash('sha256').update(text).digest('base64url').slice(0, 24);
+      statement = { text, name, older: undefined, newer: undefined };
+      state.byText.set(text, statement);
+      append(state, statement);
       this.#statements++;
     }
-    const config = { name, text, values, ...(arrayRows ? { rowMode: 'array' } : {}) };
+    const prepared = statement;
     const done: QueryCallback<R> = (err, result) => {
-      if (err && conn.parsedStatements[name] === undefined && state.names.get(text) === name) {
+      if (
+        err &&
+        conn.parsedStatements[prepared.name] === undefined &&
+        state.byText.get(text) === prepared
+      ) {
         // Never parsed (a syntax error, a connection error): the server has no such statement.
-        state.names.delete(text);
-        this.#statements--;
+        this.#forget(state, prepared);
       }
       if (!err || !isStale(err)) {
         callback(err, result);
         return;
       }
-      this.#drop(state, conn, text, name);
+      this.#drop(state, conn, prepared);
       if (status === 'I' && !retried) {
         // Outside a transaction the failed statement ran nothing: running it again is safe.
         this.#reprepared++;
@@ -250,13 +260,13 @@ export class StatementCache {
       }
       callback(new PreparedStatementStaleError(err, { afterRetry: retried }), result);
     };
+    const query = namedQuery(prepared.name, text, values, arrayRows, done);
     const closing = state.closing;
-    if (closing.length === 0) {
-      client.query<R>(config as pg.QueryConfig, done);
-      return;
+    if (closing.length !== 0) {
+      state.closing = [];
+      closeFirst(query, closing);
     }
-    state.closing = [];
-    client.query(closeFirst(config, closing, done));
+    client.query(query);
   }
 
   /** Counts one more use of `text`; `true` once it reaches `prepareThreshold`. */
@@ -274,53 +284,55 @@ export class StatementCache {
   #stateOf(client: pg.ClientBase): ConnectionStatements {
     let state = this.#connections.get(client);
     if (!state) {
-      state = { names: new Map(), seen: new Map(), closing: [] };
+      state = {
+        byText: new Map(),
+        oldest: undefined,
+        newest: undefined,
+        seen: new Map(),
+        closing: [],
+      };
       this.#connections.set(client, state);
     }
     return state;
   }
 
   #evictOldest(state: ConnectionStatements, pg: PgConnection): void {
-    const oldest = state.names.keys().next();
-    if (oldest.done) return;
+    const oldest = state.oldest;
+    if (oldest === undefined) return;
     this.#evictions++;
-    this.#drop(state, pg, oldest.value, state.names.get(oldest.value)!);
+    this.#drop(state, pg, oldest);
   }
 
-  /** Forgets `name` here and in pg, and closes it on the server with the next query. */
-  #drop(state: ConnectionStatements, pg: PgConnection, text: string, name: string): void {
-    if (state.names.get(text) === name) {
-      state.names.delete(text);
-      this.#statements--;
-    }
-    delete pg.parsedStatements[name];
-    state.closing.push(name);
+  /** Forgets `statement` here and in pg, and closes it on the server with the next query. */
+  #drop(state: ConnectionStatements, pg: PgConnection, statement: Statement): void {
+    if (state.byText.get(statement.text) === statement) this.#forget(state, statement);
+    delete pg.parsedStatements[statement.name];
+    state.closing.push(statement.name);
+  }
+
+  /** Removes `statement` from its connection's table and use order. */
+  #forget(state: ConnectionStatements, statement: Statement): void {
+    state.byText.delete(statement.text);
+    unlink(state, statement);
+    this.#statements--;
   }
 }
 
-/**
- * A pg query that first sends a Close message for each name in `closing`, in the same write
- * and the same round trip: closing a statement the server does not have is not an error, and
- * pg ignores the CloseComplete replies.
- */
-function closeFirst<R extends pg.QueryResultRow>(
-  config: object,
-  closing: readonly string[],
-  callback: QueryCallback<R>,
-): pg.Submittable {
-  type Submit = (connection: PgConnection) => unknown;
-  const query = new pg.Query({ ...config, callback } as unknown as pg.QueryConfig) as unknown as {
-    submit: Submit;
-  };
-  const submit = query.submit;
-  query.submit = function (this: unknown, connection: PgConnection) {
-    connection.stream.cork?.();
-    try {
-      for (const name of closing) connection.close({ type: 'S', name });
-      return submit.call(this, connection);
-    } finally {
-      connection.stream.uncork?.();
-    }
-  };
-  return query as unknown as pg.Submittable;
+/** Puts `statement` last in its connection's use order (most recently used). */
+function append(state: ConnectionStatements, statement: Statement): void {
+  statement.older = state.newest;
+  statement.newer = undefined;
+  if (state.newest === undefined) state.oldest = statement;
+  else state.newest.newer = statement;
+  state.newest = statement;
+}
+
+/** Takes `statement` out of its connection's use order. */
+function unlink(state: ConnectionStatements, statement: Statement): void {
+  const { older, newer } = statement;
+  if (older === undefined) state.oldest = newer;
+  else older.newer = newer;
+  if (newer === undefined) state.newest = older;
+  else newer.older = older;
+  statement.older = statement.newer = undefined;
 }

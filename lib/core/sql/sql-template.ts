@@ -15,6 +15,15 @@ const DOLLAR_TAG_LIKE = /\$(?:[A-Za-z_\u0080-\uffff][A-Za-z0-9_\u0080-\uffff]*)?
 
 /** Default number of distinct SQL texts an SQL template cache remembers. */
 const DEFAULT_CACHE_SIZE = 2_000;
+/**
+ * Default bound of the expansions kept, in characters of SQL (each counted with
+ * {@link EXPANSION_OVERHEAD} more): about 4 MiB of one-byte text.
+ */
+const DEFAULT_EXPANSION_BUDGET = 4_000_000;
+/** What an expansion costs besides its characters (Map entry, string header), in characters. */
+const EXPANSION_OVERHEAD = 64;
+/** Longer expansions (migration files, generated SQL) are rebuilt each time, never kept. */
+const MAX_KEPT_EXPANSION = 16_384;
 
 /**
  * A parsed SQL text, independent of any schema: the literal pieces, and between each two a slot
@@ -25,25 +34,43 @@ interface CompiledTemplate {
   readonly slots: readonly (string | null)[];
   /** Per slot, `true` when it lies inside a dollar-quoted body (`$fn$ … $fn$`). */
   readonly inDollarBody: readonly boolean[];
+  /**
+   * Expansions already built, by schema (`null`: unqualified), oldest first. A hot query then
+   * gets the same string object every time: each Map it is a key of downstream (the statement
+   * cache per connection) hashes it once, not once per call, as it must a freshly built string.
+   */
+  readonly expanded: Map<string | null, string>;
 }
 
 /**
  * Parsed SQL templates, shared by every manager of an application. Parsing (the regex pass and
  * name validation) happens once per distinct SQL text, whatever the number of schemas: with
  * 10,000 tenants, a query is parsed once, not once per tenant. Bounded: when full, the oldest
- * entry is evicted, so SQL built dynamically cannot grow it without limit.
+ * entry is evicted, so SQL built dynamically cannot grow it without limit. Each entry also keeps
+ * its expansions per schema, within a budget of characters shared by all entries.
  */
 export class SqlTemplateCache {
   readonly #compiled = new Map<string, CompiledTemplate>();
   readonly #max: number;
+  readonly #expansionBudget: number;
+  /** Characters (plus overhead) of every expansion kept, across all entries. */
+  #expansionCost = 0;
 
-  constructor(maxSize = DEFAULT_CACHE_SIZE) {
+  constructor(maxSize = DEFAULT_CACHE_SIZE, expansionBudget = DEFAULT_EXPANSION_BUDGET) {
     this.#max = maxSize;
+    this.#expansionBudget = expansionBudget;
   }
 
   /** Entries held. */
   get size(): number {
     return this.#compiled.size;
+  }
+
+  /** Expansions kept, across all entries. */
+  get expansions(): number {
+    let n = 0;
+    for (const compiled of this.#compiled.values()) n += compiled.expanded.size;
+    return n;
   }
 
   /** @throws SqlTemplateError, InvalidIdentifierError */
@@ -56,10 +83,40 @@ export class SqlTemplateCache {
     const compiled = compile(sql);
     if (this.#compiled.size >= this.#max) {
       // Maps iterate in insertion order: the first key is the oldest entry.
-      this.#compiled.delete(this.#compiled.keys().next().value as string);
+      const oldest = this.#compiled.keys().next().value as string;
+      this.#forget(this.#compiled.get(oldest)!);
+      this.#compiled.delete(oldest);
     }
     this.#compiled.set(sql, compiled);
     return compiled;
+  }
+
+  /**
+   * Keeps `text` as the expansion of `compiled` (just returned by {@link get}) for `schema`,
+   * within the budget: the entry's own oldest expansions go first, and everything when that is
+   * not enough. No bookkeeping on a hit, so a hit costs one Map lookup.
+   */
+  keep(compiled: CompiledTemplate, schema: string | null, text: string): void {
+    if (text.length > MAX_KEPT_EXPANSION) return;
+    const cost = text.length + EXPANSION_OVERHEAD;
+    const { expanded } = compiled;
+    while (this.#expansionCost + cost > this.#expansionBudget && expanded.size > 0) {
+      const oldest = expanded.keys().next().value as string | null;
+      this.#expansionCost -= expanded.get(oldest)!.length + EXPANSION_OVERHEAD;
+      expanded.delete(oldest);
+    }
+    if (this.#expansionCost + cost > this.#expansionBudget) {
+      for (const other of this.#compiled.values()) this.#forget(other);
+    }
+    expanded.set(schema, text);
+    this.#expansionCost += cost;
+  }
+
+  #forget(compiled: CompiledTemplate): void {
+    for (const text of compiled.expanded.values()) {
+      this.#expansionCost -= text.length + EXPANSION_OVERHEAD;
+    }
+    compiled.expanded.clear();
   }
 }
 
@@ -69,7 +126,8 @@ export class SqlTemplateCache {
  * exactly as written.
  */
 function compile(sql: string): CompiledTemplate {
-  if (!sql.includes('{{')) return { parts: [sql], slots: [], inDollarBody: [] };
+  if (!sql.includes('{{'))
+    return { parts: [sql], slots: [], inDollarBody: [], expanded: new Map() };
   const parts: string[] = [];
   const slots: (string | null)[] = [];
   const inDollarBody: boolean[] = [];
@@ -100,7 +158,7 @@ function compile(sql: string): CompiledTemplate {
     part += rest;
   }
   parts.push(part);
-  return { parts, slots, inDollarBody };
+  return { parts, slots, inDollarBody, expanded: new Map() };
 }
 
 function assertNoLeftover(text: string): void {
@@ -128,8 +186,8 @@ function quoteTable(table: string): string {
 
 /**
  * Expands `{{tables.name}}` and `{{schema}}` placeholders for one schema (or for none: then
- * tables stay unqualified and `{{schema}}` is an error). A hot query costs a Map lookup in the
- * shared {@link SqlTemplateCache} and a few string concatenations.
+ * tables stay unqualified and `{{schema}}` is an error). A hot query costs two Map lookups in
+ * the shared {@link SqlTemplateCache}, and gets the string it got last time.
  */
 export class SqlTemplate {
   readonly #schema: string | null;
@@ -169,6 +227,8 @@ export class SqlTemplate {
     const compiled = this.#cache.get(sql);
     const { parts, slots } = compiled;
     if (slots.length === 0) return parts[0];
+    const kept = compiled.expanded.get(this.#schema);
+    if (kept !== undefined) return kept;
     if (this.#dollar && compiled.inDollarBody.includes(true)) this.#refuseDollar();
     let out = parts[0];
     for (let i = 0; i < slots.length; i++) {
@@ -185,6 +245,7 @@ export class SqlTemplate {
       }
       out += parts[i + 1];
     }
+    this.#cache.keep(compiled, this.#schema, out);
     return out;
   }
 
