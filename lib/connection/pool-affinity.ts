@@ -34,7 +34,10 @@ export interface PoolAffinityStats {
   readonly warm: number;
   /** Served by any other connection, so that the caller did not wait (work stealing). */
   readonly stolen: number;
-  /** Released connections given to a waiter that prefers them, out of first-come order. */
+  /**
+   * Released connections given out of first-come order: to a waiter that prefers them, or else
+   * to one whose schema they have served.
+   */
   readonly handoffs: number;
   /** Connections closed for having served more schemas than `schemaBound`. */
   readonly recycled: number;
@@ -176,7 +179,7 @@ export function installAffinity(
   if (state.ranks !== undefined) {
     const window = 4 * lanes;
     target._pulseQueue = function (this: AffinityPool) {
-      if (!this.ending && !this.ended) pair(this, state, window, lanes);
+      if (!this.ending && !this.ended) pair(this, state, window, 2 * lanes);
       return pulseQueue.call(this);
     };
   }
@@ -334,22 +337,39 @@ function pair(pool: AffinityPool, state: AffinityState, window: number, maxPasse
   }
   if (queue.length === 1) return;
   // One connection, several waiters (a release under load): it goes to the first waiter in the
-  // window that prefers its lane, unless that passes over a waiter already passed over
+  // window that prefers its lane; failing that, to the first whose schema it has served (its
+  // catalog is cached there, and perhaps its statements), so that a connection does not gather
+  // schemas from the queue's head. Never by passing over a waiter already passed over
   // `maxPassed` times, which is then served in order: nobody starves.
-  const lane = idle[0].client[TAG]?.lane;
+  const client = idle[0].client;
+  const lane = client[TAG]?.lane;
   if (lane === undefined || lane < 0) return;
   const end = Math.min(queue.length, window);
-  let chosen = 0;
-  for (let i = 0; i < end; i++) {
-    const waiter = queue[i];
-    if (waiter[LANES]?.includes(lane)) {
-      chosen = i;
-      break;
-    }
-    if ((waiter[PASSED] ?? 0) >= maxPassed) break;
+  let chosen = waiterFor(queue, end, maxPassed, (waiter) => waiter[LANES]?.includes(lane) === true);
+  if (chosen < 0) {
+    const served = client[TAG]!.served;
+    chosen = waiterFor(queue, end, maxPassed, (waiter) => served.has(waiter[KEY]!));
   }
-  if (chosen === 0) return;
+  if (chosen <= 0) return;
   for (let i = 0; i < chosen; i++) queue[i][PASSED] = (queue[i][PASSED] ?? 0) + 1;
   queue.unshift(queue.splice(chosen, 1)[0]);
   state.counts.handoffs++;
+}
+
+/**
+ * The index of the first of `queue`'s first `end` waiters that `wanted` accepts, without passing
+ * over one already passed over `maxPassed` times; `-1` when there is none.
+ */
+function waiterFor(
+  queue: PendingItem[],
+  end: number,
+  maxPassed: number,
+  wanted: (waiter: PendingItem) => boolean,
+): number {
+  for (let i = 0; i < end; i++) {
+    const waiter = queue[i];
+    if (waiter[KEY] !== undefined && wanted(waiter)) return i;
+    if ((waiter[PASSED] ?? 0) >= maxPassed) return -1;
+  }
+  return -1;
 }

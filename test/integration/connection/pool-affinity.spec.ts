@@ -112,7 +112,7 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
     ['a waiter for another schema', 'other'],
     ['a waiter without a schema', undefined],
   ])(
-    'under saturation hands a released connection to a waiter preferring it, passing %s over at most max times',
+    'under saturation hands a released connection to a waiter preferring it, passing %s over at most 2 × max times',
     async (_label, otherKind) => {
       const pool = open({ max: 2 });
       const [lane0, lane1] = await fill(pool, 2);
@@ -131,31 +131,66 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
         return { name, client };
       };
       waiter('first', otherKind && other);
-      for (const name of ['a1', 'a2', 'a3', 'a4']) waiter(name, mine);
+      const mineNames = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'];
+      for (const name of mineNames) waiter(name, mine);
       const served: string[] = [];
-      lane0.release();
-      const c1 = await next();
-      expect(c1.name).toBe('a1');
-      expect(backendPid(c1.client)).toBe(backendPid(lane0));
-      c1.client.release();
-      const c2 = await next();
-      expect(c2.name).toBe('a2');
-      // `first` has now been passed over max (2) times: it is served next, in order.
-      c2.client.release();
-      const c3 = await next();
-      expect(c3.name).toBe('first');
-      served.push(c1.name, c2.name, c3.name);
-      c3.client.release();
-      const c4 = await next();
-      c4.client.release();
-      lane1.release();
+      let release = lane0;
+      // `first` is passed over 2 × max (4) times, each time for a waiter preferring lane 0 ...
+      for (const name of mineNames.slice(0, 4)) {
+        release.release();
+        const c = await next();
+        expect(c.name).toBe(name);
+        expect(backendPid(c.client)).toBe(backendPid(lane0));
+        served.push(c.name);
+        release = c.client;
+      }
+      // ... and is then served next, in order.
+      release.release();
       const c5 = await next();
+      expect(c5.name).toBe('first');
       c5.client.release();
-      served.push(c4.name, c5.name);
-      expect(served).toEqual(['a1', 'a2', 'first', 'a3', 'a4']);
-      expect(stats(pool).handoffs).toBe(2);
+      const c6 = await next();
+      c6.client.release();
+      lane1.release();
+      const c7 = await next();
+      c7.client.release();
+      served.push(c5.name, c6.name, c7.name);
+      expect(served).toEqual(['a1', 'a2', 'a3', 'a4', 'first', 'a5', 'a6']);
+      expect(stats(pool).handoffs).toBe(4);
     },
   );
+
+  // Catches: a released connection that no waiter prefers going to the queue's head although a
+  // waiter whose schema it has already served is queued (the connection then gathers schemas).
+  it('under saturation, failing a preferring waiter, hands a connection to a waiter whose schema it served', async () => {
+    const pool = open({ max: 2 });
+    const [lane0, lane1] = await fill(pool, 2);
+    const [known] = schemasOnLane(1, 2, 1, 'known');
+    const [cold] = schemasOnLane(1, 2, 1, 'cold');
+    // lane 0 serves `known` once, while lane 1 is busy: a steal.
+    lane0.release();
+    const stolen = await connectForAsync(pool, known);
+    expect(backendPid(stolen)).toBe(backendPid(lane0));
+    const waiting = new Map<string, Promise<[string, pg.PoolClient]>>();
+    const waiter = (name: string, key: string) =>
+      waiting.set(
+        name,
+        connectForAsync(pool, key).then((client) => [name, client]),
+      );
+    waiter('cold', cold);
+    waiter('known', known);
+    stolen.release();
+    const [first, client] = await Promise.race(waiting.values());
+    expect(first).toBe('known');
+    expect(backendPid(client)).toBe(backendPid(lane0));
+    waiting.delete(first);
+    client.release();
+    const [second, other] = await Promise.race(waiting.values());
+    expect(second).toBe('cold');
+    other.release();
+    lane1.release();
+    expect(stats(pool)).toMatchObject({ handoffs: 1, stolen: 2, warm: 1 });
+  });
 
   // Catches: an off-by-one in the bound, and recycling when backendMemory is false.
   it('replaces a connection once it has served more schemas than the budget allows', async () => {
