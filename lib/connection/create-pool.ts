@@ -1,7 +1,8 @@
 import { Logger, type LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { describeTarget, toAcquireError } from './connection-errors.js';
-import { toPgPoolConfig, type ConnectionSettings } from './pool-options.js';
+import { installAffinity } from './pool-affinity.js';
+import { resolvePoolOptions, toPgPoolConfig, type ConnectionSettings } from './pool-options.js';
 
 /**
  * Creates the one shared pool. Its `error` listener turns errors on idle clients (the server
@@ -11,7 +12,8 @@ import { toPgPoolConfig, type ConnectionSettings } from './pool-options.js';
  *
  * No `connect` hook sets session state: tenancy is carried by qualified names, never by a
  * session, so every connection can serve every schema (see docs/production.md, "Behind
- * PgBouncer", for the startup parameters that carry the server-side timeouts).
+ * PgBouncer", for the startup parameters that carry the server-side timeouts). Tenant affinity
+ * and memory-aware recycling (`pool.affinity`, `pool.backendMemory`) are installed on it.
  */
 export function createPool(
   settings: ConnectionSettings,
@@ -21,6 +23,7 @@ export function createPool(
   const pool = new TypedErrorPool(config);
   const target = describeTarget(config);
   trackClients(pool);
+  installAffinity(pool, resolvePoolOptions(settings.pool), (message) => logger.warn(message));
   pool.on('error', (err: Error & { code?: string }) => {
     logger.warn(
       `Idle connection to ${target} failed and was discarded (${err.code ? `${err.code}: ` : ''}${err.message}); the pool will reconnect on demand.`,

@@ -1,7 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
-import { integerOption } from '../shared/option-values.js';
+import { booleanOption, describeValue, integerOption } from '../shared/option-values.js';
 import { InvalidOptionsError } from '../shared/errors.js';
 
 /** Sizing and time limits of the shared pool. Every field is optional. */
@@ -49,6 +49,57 @@ export interface PoolOptions {
    * queries. `0` disables it. Default: `0`.
    */
   maxUses?: number;
+  /**
+   * Tenant affinity: each schema prefers `preferredConnections` of the pool's connections
+   * (chosen by rendezvous hashing over `max` lanes), and a checkout for it takes an idle
+   * preferred connection when there is one. Otherwise it takes any idle connection (work
+   * stealing), so a query never waits on a busy lane while another connection sits idle. A
+   * connection then serves a bounded set of tenants: its backend caches fewer schemas'
+   * catalogs, and its managed prepared statements keep hitting. `true` stands for
+   * `{ preferredConnections: 1 }`; `false` keeps pg-pool's order (the most recently released
+   * idle connection, waiters first come first served). No session state is ever set, so it is
+   * harmless behind PgBouncer. See docs/scaling-out.md, "Tenant affinity".
+   * Default: `true` (`{ preferredConnections: 1 }`).
+   *
+   * @example
+   * pool: { max: 20, affinity: { preferredConnections: 2 } }
+   */
+  affinity?:
+    | boolean
+    | {
+        /**
+         * How many of the pool's connections each schema prefers, at most `max`. More spreads
+         * one busy tenant over more connections; fewer keeps each connection's set of tenants
+         * smaller. Default: `1`.
+         */
+        preferredConnections?: number;
+      };
+  /**
+   * The server memory a connection may accumulate in catalog caches before it is replaced.
+   * PostgreSQL never evicts the relations a backend has touched: a fresh backend takes about
+   * 2 MiB, and each schema it serves adds about `perSchemaKiB` (one query in each of 1,000
+   * one-table schemas grew a backend to 12.9 MiB; 10,000 to 98 MiB). A connection that has
+   * served more than `floor((budgetMiB * 1024 - 2048) / perSchemaKiB)` distinct schemas (at
+   * least 1) is closed when it is released, and a new one opens on demand. `false` turns the
+   * schema count off (`maxUses` and `maxLifetimeSeconds` still apply). With `affinity` on,
+   * each connection sees few schemas and this is rare. Default: `{ budgetMiB: 64, perSchemaKiB:
+   * 10 }` (6,348 schemas a connection).
+   *
+   * @example
+   * pool: { backendMemory: { budgetMiB: 32 } } // about 3,000 schemas a connection
+   */
+  backendMemory?:
+    | false
+    | {
+        /** The memory budget of one backend, in MiB, at least 3. Default: `64`. */
+        budgetMiB?: number;
+        /**
+         * What each schema a backend serves adds to it, in KiB: measure yours with a
+         * query on `pg_backend_memory_contexts` after a sweep. Default: `10` (one small table
+         * and its index per schema).
+         */
+        perSchemaKiB?: number;
+      };
 }
 
 /** Where and how to connect. */
@@ -76,7 +127,14 @@ export interface ConnectionSettings {
 }
 
 /** The pool options with every default filled in. */
-export type ResolvedPoolOptions = Readonly<Required<PoolOptions>>;
+export type ResolvedPoolOptions = Readonly<
+  Required<Omit<PoolOptions, 'affinity' | 'backendMemory'>>
+> & {
+  /** `false`, or the affinity settings in full. */
+  readonly affinity: false | { readonly preferredConnections: number };
+  /** `false`, or the budget in full. */
+  readonly backendMemory: false | { readonly budgetMiB: number; readonly perSchemaKiB: number };
+};
 
 /** The defaults, in one place. */
 export const POOL_DEFAULTS: ResolvedPoolOptions = Object.freeze({
@@ -90,7 +148,24 @@ export const POOL_DEFAULTS: ResolvedPoolOptions = Object.freeze({
   applicationName: 'nestjs-pg-tenancy',
   maxLifetimeSeconds: 3_600,
   maxUses: 0,
+  affinity: Object.freeze({ preferredConnections: 1 }),
+  backendMemory: Object.freeze({ budgetMiB: 64, perSchemaKiB: 10 }),
 });
+
+/** A fresh backend's memory, KiB, before it has served any schema. */
+const FRESH_BACKEND_KIB = 2048;
+
+/**
+ * How many distinct schemas a connection may serve within `backendMemory`'s budget:
+ * `undefined` without a bound.
+ */
+export function schemaBound(memory: ResolvedPoolOptions['backendMemory']): number | undefined {
+  if (memory === false) return undefined;
+  return Math.max(
+    1,
+    Math.floor((memory.budgetMiB * 1024 - FRESH_BACKEND_KIB) / memory.perSchemaKiB),
+  );
+}
 
 /** Fills in defaults and checks ranges. @throws InvalidOptionsError */
 export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptions {
@@ -102,6 +177,7 @@ export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptio
         `Unknown pool option "${key}". Known options: ${Object.keys(POOL_DEFAULTS).join(', ')}.`,
       );
     }
+    if (key === 'affinity' || key === 'backendMemory') continue;
     if (key === 'applicationName') {
       if (typeof value !== 'string' || value.length > 63) {
         throw new InvalidOptionsError(
@@ -124,7 +200,81 @@ export function resolvePoolOptions(options: PoolOptions = {}): ResolvedPoolOptio
       'pool.acquireTimeoutMs must be at least 1 ms: an unbounded wait can hang requests forever.',
     );
   }
+  if (options.affinity !== undefined) {
+    (resolved as { affinity: unknown }).affinity = resolveAffinity(options.affinity, resolved.max);
+  }
+  if (options.backendMemory !== undefined) {
+    (resolved as { backendMemory: unknown }).backendMemory = resolveBackendMemory(
+      options.backendMemory,
+    );
+  }
   return Object.freeze(resolved);
+}
+
+function resolveAffinity(value: unknown, max: number): ResolvedPoolOptions['affinity'] {
+  if (typeof value === 'boolean' || typeof value === 'string') {
+    return booleanOption(value, 'pool.affinity') ? POOL_DEFAULTS.affinity : false;
+  }
+  const fields = optionObject(value, 'pool.affinity', ['preferredConnections'], 'true, false or');
+  const preferredConnections =
+    fields.preferredConnections === undefined
+      ? (POOL_DEFAULTS.affinity as { preferredConnections: number }).preferredConnections
+      : integerOption(fields.preferredConnections, 'pool.affinity.preferredConnections', 1);
+  if (preferredConnections > max) {
+    throw new InvalidOptionsError(
+      `pool.affinity.preferredConnections (${preferredConnections}) cannot exceed pool.max (${max}): ` +
+        'set it to at most pool.max, or set affinity: false to let every schema use every connection alike.',
+    );
+  }
+  return Object.freeze({ preferredConnections });
+}
+
+function resolveBackendMemory(value: unknown): ResolvedPoolOptions['backendMemory'] {
+  if (value === false || value === 'false') return false;
+  const fields = optionObject(
+    value,
+    'pool.backendMemory',
+    ['budgetMiB', 'perSchemaKiB'],
+    'false or',
+  );
+  const defaults = POOL_DEFAULTS.backendMemory as { budgetMiB: number; perSchemaKiB: number };
+  const budgetMiB =
+    fields.budgetMiB === undefined
+      ? defaults.budgetMiB
+      : integerOption(fields.budgetMiB, 'pool.backendMemory.budgetMiB', 1);
+  if (budgetMiB < 3) {
+    throw new InvalidOptionsError(
+      `pool.backendMemory.budgetMiB must be at least 3, received ${budgetMiB}: a fresh backend alone takes about 2 MiB. ` +
+        'Set a budget above it, or backendMemory: false to recycle connections only by maxUses and maxLifetimeSeconds.',
+    );
+  }
+  const perSchemaKiB =
+    fields.perSchemaKiB === undefined
+      ? defaults.perSchemaKiB
+      : integerOption(fields.perSchemaKiB, 'pool.backendMemory.perSchemaKiB', 1);
+  return Object.freeze({ budgetMiB, perSchemaKiB });
+}
+
+/** `value` as an object with only the `known` fields. @throws InvalidOptionsError */
+function optionObject(
+  value: unknown,
+  name: string,
+  known: readonly string[],
+  alternatives: string,
+): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionsError(
+      `${name} must be ${alternatives} an object { ${known.join(', ')} }, received ${describeValue(value)}.`,
+    );
+  }
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new InvalidOptionsError(
+        `Unknown option "${name}.${key}". Known options: ${known.join(', ')}.`,
+      );
+    }
+  }
+  return value as Record<string, unknown>;
 }
 
 /** Builds the `pg.Pool` configuration from the module's connection settings. */

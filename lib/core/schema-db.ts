@@ -67,7 +67,7 @@ export class SchemaDb {
   ): SchemaDb {
     const env: QueryEnvironment = pool instanceof pg.Pool ? bareEnvironment(pool, options) : pool;
     return new SchemaDb(
-      new PoolQueryRunner(env),
+      new PoolQueryRunner(env, schema ?? undefined),
       new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache()),
     );
   }
@@ -105,8 +105,12 @@ export class SchemaDb {
    * transaction, both run on the same connection, so one transaction can span schemas.
    */
   withSchema(schema: string | null): SchemaDb {
+    const runner = this.#runner;
     return new SchemaDb(
-      this.#runner,
+      // A pool runner's checkouts prefer the new schema's connections; a transaction's is shared.
+      runner instanceof PoolQueryRunner && runner.key !== (schema ?? undefined)
+        ? new PoolQueryRunner(runner.env, schema ?? undefined)
+        : runner,
       new SqlTemplate(schema, this.#sqlTemplate.cache),
       this.#savepoints,
     );

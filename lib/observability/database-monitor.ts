@@ -2,6 +2,7 @@ import type pg from 'pg';
 import type { DrainController } from '../connection/drain-controller.js';
 import type { StatementCache, StatementCacheStats } from '../connection/statement-cache.js';
 import type { ReplicaStatus } from '../connection/replicas/replica-health.js';
+import { affinityStats, type PoolAffinityStats } from '../connection/pool-affinity.js';
 import { poolStats, type PoolStats } from './pool-stats.js';
 import type { QueryObserver, SlowQuery } from './query-observer.js';
 
@@ -99,6 +100,16 @@ export class DatabaseMonitor {
   /** Open, idle and waiting connections, `max`, and utilisation (checked out / max). */
   getPoolStats(): PoolStats {
     return poolStats(this.#pool);
+  }
+
+  /**
+   * Tenant affinity (`pool.affinity`): how checkouts for a schema were served (on a preferred
+   * connection, on one that had served the schema, or stolen by an idle one so nobody waited),
+   * the connections recycled for the schema bound (`pool.backendMemory`), and the distinct
+   * schemas each open connection has served. `undefined` when affinity is off.
+   */
+  getAffinityStats(): PoolAffinityStats | undefined {
+    return affinityStats(this.#pool);
   }
 
   /** The most recent slow queries (see `slowQueryMs`), newest last. */

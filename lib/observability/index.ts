@@ -11,4 +11,5 @@ export type { SlowQuery } from './query-observer.js';
 export type { QueryEvent, QueryListener } from '../core/query/query-event.js';
 export type { MetricsOptions, ObservabilityOptions } from './observability-options.js';
 export type { StatementCacheStats } from '../connection/statement-cache.js';
+export type { PoolAffinityStats } from '../connection/pool-affinity.js';
 export type { ReplicaState, ReplicaStatus } from '../connection/replicas/replica-health.js';

@@ -23,7 +23,7 @@ export interface HeldConnection {
 /** @throws SavepointActiveError, TransactionClosedError, or an acquire error. */
 export async function holdConnection(runner: QueryRunner): Promise<HeldConnection> {
   if (runner.client === null) {
-    const lease = await checkout(runner.env);
+    const lease = await checkout(runner.env, runner.key);
     return {
       client: lease.client,
       transaction: null,

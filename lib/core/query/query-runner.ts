@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { SavepointActiveError, TransactionClosedError } from '../../shared/errors.js';
 import { isBrokenConnectionError, toAcquireError } from '../../connection/connection-errors.js';
 import type { ReleaseSlot } from '../../connection/tenant-fair-share.js';
+import { connectFor, connectForAsync } from '../../connection/pool-affinity.js';
 import type { QueryEnvironment } from './query-environment.js';
 import type { IsolationLevel } from '../transaction/transaction-options.js';
 
@@ -22,6 +23,8 @@ export interface QueryRunner {
   /** The transaction client, or `null` when queries go to the pool. */
   readonly client: pg.PoolClient | null;
   readonly env: QueryEnvironment;
+  /** The schema a pool runner's checkouts are for (tenant affinity); none for unqualified work. */
+  readonly key?: string;
 }
 
 /**
@@ -30,7 +33,11 @@ export interface QueryRunner {
  */
 export class PoolQueryRunner implements QueryRunner {
   readonly client = null;
-  constructor(readonly env: QueryEnvironment) {}
+  constructor(
+    readonly env: QueryEnvironment,
+    /** The schema its checkouts are for: they prefer the schema's connections (`pool.affinity`). */
+    readonly key?: string,
+  ) {}
 
   // The hot path: one promise and pg's callback API, the way pool.query() works, but with the
   // explicit release that keeps healthy clients after SQL errors (pool.query discards them).
@@ -63,7 +70,7 @@ export class PoolQueryRunner implements QueryRunner {
         reject(err);
         return;
       }
-      pool.connect((connectErr, client, done) => {
+      connectFor(pool, this.key, (connectErr, client, done) => {
         if (connectErr || !client) {
           releaseSlot?.();
           reject(toAcquireError(connectErr, pool.options));
@@ -175,14 +182,17 @@ export interface Lease {
   release(err?: Error): void;
 }
 
-/** `pool.connect()` with this module's typed errors, a watched client and shutdown tracking. */
-export async function checkout(env: QueryEnvironment): Promise<Lease> {
+/**
+ * `pool.connect()` with this module's typed errors, a watched client and shutdown tracking;
+ * `key` is the schema the work is for (tenant affinity).
+ */
+export async function checkout(env: QueryEnvironment, key?: string): Promise<Lease> {
   const { pool, drain, fairShare } = env;
   drain?.assertCanCheckout();
   const releaseSlot = await fairShare?.acquire();
   let client: pg.PoolClient;
   try {
-    client = await pool.connect();
+    client = await connectForAsync(pool, key);
   } catch (err) {
     releaseSlot?.();
     throw toAcquireError(err, pool.options);

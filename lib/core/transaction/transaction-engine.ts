@@ -98,8 +98,8 @@ async function transactionOnce<M, T>(
   begin: string,
   isolationLevel: IsolationLevel | undefined,
 ): Promise<T> {
-  const { env } = host.runner;
-  const lease = await checkout(env);
+  const { env, key } = host.runner;
+  const lease = await checkout(env, key);
   const { client } = lease;
   const runner = new ClientQueryRunner(env, client, undefined, isolationLevel);
   let discard: Error | undefined;

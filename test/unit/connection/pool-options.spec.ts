@@ -35,7 +35,7 @@ describe('pool options', () => {
 
   it('lists the known options when it meets an unknown one', () => {
     expect(() => resolvePoolOptions({ size: 3 } as never)).toThrow(
-      'Unknown pool option "size". Known options: max, min, idleTimeoutMs, acquireTimeoutMs, statementTimeoutMs, idleInTransactionTimeoutMs, lockTimeoutMs, applicationName, maxLifetimeSeconds, maxUses.',
+      'Unknown pool option "size". Known options: max, min, idleTimeoutMs, acquireTimeoutMs, statementTimeoutMs, idleInTransactionTimeoutMs, lockTimeoutMs, applicationName, maxLifetimeSeconds, maxUses, affinity, backendMemory.',
     );
   });
 

@@ -1,0 +1,404 @@
+import type pg from 'pg';
+import { schemaBound, type ResolvedPoolOptions } from './pool-options.js';
+
+/**
+ * Tenant affinity and memory-aware recycling, installed on a `pg.Pool` instance.
+ *
+ * pg-pool pairs the most recently released idle client with the oldest waiter, so over time
+ * every connection serves every schema: each backend caches every schema's catalog (PostgreSQL
+ * never evicts it) and a connection's managed statements cycle through its LRU. Here each
+ * schema ranks the pool's `max` lanes by rendezvous hashing, a new connection takes the lane
+ * its first caller prefers, and the pairing of idle connections with waiters favours a
+ * schema's preferred lanes, without ever leaving a waiter queued while a connection is idle.
+ *
+ * pg-pool has no hook for this, so three of its 3.x internals are wrapped on the instance:
+ * `_pulseQueue` (the pairing: it pops `_idle`'s last item and shifts `_pendingQueue`'s first,
+ * so those arrays are reordered before it runs), `newClient` (the lane of a new connection)
+ * and `_acquireClient` (the schemas a connection has served, and recycling through pg-pool's
+ * `_expired` set, which closes a connection when it is released).
+ * `test/unit/connection/pool-internals.spec.ts` pins them.
+ */
+
+/** Figures of tenant affinity, from `DatabaseMonitor.getAffinityStats()`. */
+export interface PoolAffinityStats {
+  /** Lanes a schema's preference ranges over: the pool's `max`. */
+  readonly lanes: number;
+  /** How many lanes each schema prefers (`pool.affinity.preferredConnections`). */
+  readonly preferredConnections: number;
+  /** Checkouts made for a schema (the ones affinity can steer). */
+  readonly checkouts: number;
+  /** Of those, served by a connection on one of the schema's preferred lanes. */
+  readonly preferred: number;
+  /** Served by another connection that had already served the schema. */
+  readonly warm: number;
+  /** Served by any other connection, so that the caller did not wait (work stealing). */
+  readonly stolen: number;
+  /** Released connections given to a waiter that prefers them, out of first-come order. */
+  readonly handoffs: number;
+  /** Connections closed for having served more schemas than `schemaBound`. */
+  readonly recycled: number;
+  /** Most distinct schemas a connection serves before it is replaced; `null` without a bound. */
+  readonly schemaBound: number | null;
+  /** The distinct schemas each open connection has served so far. */
+  readonly schemasPerConnection: number[];
+}
+
+/** A checkout's callback, as `pg.Pool.connect` takes it. */
+export type ConnectCallback = (
+  err: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: unknown) => void,
+) => void;
+
+const STATE = Symbol('nestjs-pg-tenancy:affinity');
+const TAG = Symbol('nestjs-pg-tenancy:lane');
+const KEY = Symbol('nestjs-pg-tenancy:key');
+const LANES = Symbol('nestjs-pg-tenancy:lanes');
+const PASSED = Symbol('nestjs-pg-tenancy:passed');
+
+/** What pg-pool queues for a caller, with the schema it is for. */
+interface PendingItem {
+  callback: ConnectCallback;
+  timedOut?: boolean;
+  [KEY]?: string;
+  [LANES]?: readonly number[];
+  /** How many times a later waiter was served before this one. */
+  [PASSED]?: number;
+}
+
+interface ClientTag {
+  readonly lane: number;
+  readonly served: Set<string>;
+  recycling: boolean;
+}
+
+type TaggedClient = pg.PoolClient & { [TAG]?: ClientTag };
+
+interface IdleItem {
+  client: TaggedClient;
+}
+
+/** pg-pool 3.x internals this module wraps. */
+interface PoolInternals {
+  options: { max?: number };
+  _clients: TaggedClient[];
+  _idle: IdleItem[];
+  _pendingQueue: PendingItem[];
+  _expired: WeakSet<object>;
+  ending: boolean;
+  ended: boolean;
+  _pulseQueue(): unknown;
+  newClient(pendingItem: PendingItem): unknown;
+  _acquireClient(client: TaggedClient, pendingItem: PendingItem, ...rest: unknown[]): unknown;
+}
+
+interface AffinityState {
+  /** Set only while `connectFor` runs `pool.connect()`: the key of the item it creates. */
+  pendingKey: string | undefined;
+  readonly ranks: LaneRanks | undefined;
+  readonly bound: number | undefined;
+  readonly counts: {
+    checkouts: number;
+    preferred: number;
+    warm: number;
+    stolen: number;
+    handoffs: number;
+    recycled: number;
+  };
+}
+
+type AffinityPool = pg.Pool & PoolInternals & { [STATE]?: AffinityState };
+
+/** Has `pool` the pg-pool 3.x internals wrapped here? */
+export function hasPoolInternals(pool: pg.Pool): boolean {
+  const p = pool as Partial<PoolInternals>;
+  return (
+    typeof p._pulseQueue === 'function' &&
+    typeof p.newClient === 'function' &&
+    typeof p._acquireClient === 'function' &&
+    Array.isArray(p._clients) &&
+    Array.isArray(p._idle) &&
+    Array.isArray(p._pendingQueue) &&
+    p._expired instanceof WeakSet
+  );
+}
+
+/**
+ * Installs affinity and recycling on `pool`, as `options` (resolved pool options) say.
+ * Returns `false`, changing nothing, when the pool lacks the internals (a pg-pool other than
+ * 3.x) or both are off.
+ */
+export function installAffinity(
+  pool: pg.Pool,
+  options: Pick<ResolvedPoolOptions, 'affinity' | 'backendMemory'>,
+  warn: (message: string) => void,
+): boolean {
+  const bound = schemaBound(options.backendMemory);
+  if (options.affinity === false && bound === undefined) return false;
+  if (!hasPoolInternals(pool)) {
+    warn(
+      'This pg-pool version lacks the internals tenant affinity and backendMemory recycling ' +
+        'rely on (pg-pool 3.x); the pool runs without them. Pin pg-pool 3, or set ' +
+        'pool.affinity: false and pool.backendMemory: false to silence this.',
+    );
+    return false;
+  }
+  const target = pool as AffinityPool;
+  if (target[STATE] !== undefined) return true;
+  const lanes = target.options.max ?? 10;
+  const state: AffinityState = {
+    pendingKey: undefined,
+    ranks:
+      options.affinity === false
+        ? undefined
+        : new LaneRanks(lanes, Math.min(options.affinity.preferredConnections, lanes)),
+    bound,
+    counts: { checkouts: 0, preferred: 0, warm: 0, stolen: 0, handoffs: 0, recycled: 0 },
+  };
+  target[STATE] = state;
+
+  const pulseQueue = target._pulseQueue;
+  const newClient = target.newClient;
+  const acquireClient = target._acquireClient;
+  if (state.ranks !== undefined) {
+    const window = 4 * lanes;
+    target._pulseQueue = function (this: AffinityPool) {
+      if (!this.ending && !this.ended) pair(this, state, window, lanes);
+      return pulseQueue.call(this);
+    };
+  }
+  target.newClient = function (this: AffinityPool, pendingItem: PendingItem) {
+    if (state.pendingKey !== undefined && pendingItem[KEY] === undefined) {
+      tagItem(state, pendingItem, state.pendingKey);
+    }
+    const result = newClient.call(this, pendingItem);
+    const client = this._clients[this._clients.length - 1];
+    if (client !== undefined && client[TAG] === undefined) {
+      client[TAG] = {
+        lane: state.ranks === undefined ? -1 : freeLane(this._clients, pendingItem, lanes),
+        served: new Set(),
+        recycling: false,
+      };
+    }
+    return result;
+  };
+  target._acquireClient = function (
+    this: AffinityPool,
+    client: TaggedClient,
+    pendingItem: PendingItem,
+    ...rest: unknown[]
+  ) {
+    const key = pendingItem[KEY];
+    const tag = client[TAG];
+    if (key !== undefined && tag !== undefined) record(this, state, tag, client, key, pendingItem);
+    return acquireClient.call(this, client, pendingItem, ...rest);
+  };
+  return true;
+}
+
+/**
+ * `pool.connect(callback)` for work in schema `key`: with affinity installed, the checkout
+ * prefers the schema's lanes and counts toward its connection's schema bound. Without a key,
+ * or on a pool without affinity, it is exactly `pool.connect(callback)`.
+ */
+export function connectFor(
+  pool: pg.Pool,
+  key: string | undefined,
+  callback: ConnectCallback,
+): void {
+  const state = (pool as AffinityPool)[STATE];
+  if (key === undefined || state === undefined) {
+    pool.connect(callback);
+    return;
+  }
+  const queue = (pool as AffinityPool)._pendingQueue;
+  const queued = queue.length;
+  // pg-pool creates the caller's pending item synchronously: it either queues it (tagged
+  // below) or hands it to `newClient` (tagged there, from `pendingKey`).
+  state.pendingKey = key;
+  try {
+    pool.connect(callback);
+  } finally {
+    state.pendingKey = undefined;
+  }
+  if (queue.length > queued) tagItem(state, queue[queue.length - 1]!, key);
+}
+
+/** `connectFor` as a promise. */
+export function connectForAsync(pool: pg.Pool, key: string | undefined): Promise<pg.PoolClient> {
+  if (key === undefined || (pool as AffinityPool)[STATE] === undefined) return pool.connect();
+  return new Promise((resolve, reject) =>
+    connectFor(pool, key, (err, client) => (err || !client ? reject(err) : resolve(client))),
+  );
+}
+
+/** The pool's affinity figures; `undefined` when affinity is not installed or off. */
+export function affinityStats(pool: pg.Pool): PoolAffinityStats | undefined {
+  const target = pool as AffinityPool;
+  const state = target[STATE];
+  if (state?.ranks === undefined) return undefined;
+  return {
+    lanes: state.ranks.lanes,
+    preferredConnections: state.ranks.preferred,
+    ...state.counts,
+    schemaBound: state.bound ?? null,
+    schemasPerConnection: target._clients.map((c) => c[TAG]?.served.size ?? 0),
+  };
+}
+
+function tagItem(state: AffinityState, item: PendingItem, key: string): void {
+  item[KEY] = key;
+  if (state.ranks !== undefined) item[LANES] = state.ranks.of(key);
+}
+
+/** Counts the checkout, adds `key` to what the client has served, and recycles past the bound. */
+function record(
+  pool: AffinityPool,
+  state: AffinityState,
+  tag: ClientTag,
+  client: TaggedClient,
+  key: string,
+  pendingItem: PendingItem,
+): void {
+  const { counts } = state;
+  const known = tag.served.has(key);
+  if (state.ranks !== undefined) {
+    counts.checkouts++;
+    if (pendingItem[LANES]?.includes(tag.lane)) counts.preferred++;
+    else if (known) counts.warm++;
+    else counts.stolen++;
+  }
+  if (known) return;
+  tag.served.add(key);
+  if (state.bound !== undefined && tag.served.size > state.bound && !tag.recycling) {
+    // pg-pool closes an expired client when it is released, and opens another on demand.
+    tag.recycling = true;
+    pool._expired.add(client);
+    counts.recycled++;
+  }
+}
+
+/** The lane of a new connection: the caller's best free preferred lane, else the lowest free. */
+function freeLane(clients: TaggedClient[], pendingItem: PendingItem, lanes: number): number {
+  const used = new Set<number>();
+  // pg-pool drops a client that failed to connect without `_remove`: its lane is free again.
+  for (const c of clients) if (c[TAG] !== undefined) used.add(c[TAG].lane);
+  for (const lane of pendingItem[LANES] ?? []) if (!used.has(lane)) return lane;
+  for (let lane = 0; lane < lanes; lane++) if (!used.has(lane)) return lane;
+  return -1;
+}
+
+/**
+ * Reorders `_idle` and `_pendingQueue` so that pg-pool's pulse (last idle, first waiter) pairs
+ * them as affinity wants.
+ */
+function pair(pool: AffinityPool, state: AffinityState, window: number, maxPassed: number): void {
+  const idle = pool._idle;
+  const queue = pool._pendingQueue;
+  if (queue.length === 0 || idle.length === 0) return;
+  if (idle.length > 1) {
+    // Connections to spare: the first waiter takes one of its lanes, else one that has served
+    // its schema, else pg-pool's pick (the most recently released).
+    const head = queue[0]!;
+    const key = head[KEY];
+    if (key === undefined) return;
+    let pick = -1;
+    for (const lane of head[LANES] ?? []) {
+      pick = idle.findIndex((item) => item.client[TAG]?.lane === lane);
+      if (pick >= 0) break;
+    }
+    if (pick < 0) pick = idle.findLastIndex((item) => item.client[TAG]?.served.has(key) === true);
+    if (pick >= 0 && pick !== idle.length - 1) idle.push(idle.splice(pick, 1)[0]!);
+    return;
+  }
+  if (queue.length === 1) return;
+  // One connection, several waiters (a release under load): it goes to the first waiter in the
+  // window that prefers its lane, unless that passes over a waiter already passed over
+  // `maxPassed` times, which is then served in order: nobody starves.
+  const lane = idle[0]!.client[TAG]?.lane;
+  if (lane === undefined || lane < 0) return;
+  const end = Math.min(queue.length, window);
+  let chosen = 0;
+  for (let i = 0; i < end; i++) {
+    const waiter = queue[i]!;
+    if (waiter[LANES]?.includes(lane)) {
+      chosen = i;
+      break;
+    }
+    if ((waiter[PASSED] ?? 0) >= maxPassed) break;
+  }
+  if (chosen === 0) return;
+  for (let i = 0; i < chosen; i++) queue[i]![PASSED] = (queue[i]![PASSED] ?? 0) + 1;
+  queue.unshift(queue.splice(chosen, 1)[0]!);
+  state.counts.handoffs++;
+}
+
+/**
+ * Each key's preferred lanes by rendezvous (highest-random-weight) hashing: a key scores every
+ * lane with a hash of the pair and prefers the highest. Keys spread evenly, one key always
+ * ranks the same lanes, and a change of `max` moves only about 1/max of the keys' first choice.
+ */
+export class LaneRanks {
+  readonly #cache = new Map<string, readonly number[]>();
+  readonly #limit: number;
+
+  constructor(
+    readonly lanes: number,
+    readonly preferred: number,
+    limit = 16_384,
+  ) {
+    this.#limit = limit;
+  }
+
+  /** The `preferred` best lanes for `key`, best first. */
+  of(key: string): readonly number[] {
+    let ranked = this.#cache.get(key);
+    if (ranked === undefined) {
+      ranked = rankLanes(key, this.lanes, this.preferred);
+      if (this.#cache.size >= this.#limit) this.#cache.delete(this.#cache.keys().next().value!);
+      this.#cache.set(key, ranked);
+    }
+    return ranked;
+  }
+}
+
+/** The `count` highest-scoring lanes of `lanes` for `key`, best first. */
+export function rankLanes(key: string, lanes: number, count: number): number[] {
+  const hash = fnv1a(key);
+  const best: number[] = [];
+  const scores: number[] = [];
+  for (let lane = 0; lane < lanes; lane++) {
+    const score = laneScore(hash, lane);
+    let at = best.length;
+    while (at > 0 && scores[at - 1]! < score) at--;
+    if (at >= count) continue;
+    best.splice(at, 0, lane);
+    scores.splice(at, 0, score);
+    if (best.length > count) {
+      best.pop();
+      scores.pop();
+    }
+  }
+  return best;
+}
+
+/** FNV-1a, 32 bits, over UTF-16 code units. */
+function fnv1a(text: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    hash ^= text.charCodeAt(i);
+    hash = Math.imul(hash, 0x01000193);
+  }
+  return hash >>> 0;
+}
+
+/** The key's hash mixed with the lane through murmur3's finaliser. */
+function laneScore(hash: number, lane: number): number {
+  let x = hash ^ Math.imul(lane + 1, 0x9e3779b1);
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x85ebca6b);
+  x ^= x >>> 13;
+  x = Math.imul(x, 0xc2b2ae35);
+  x ^= x >>> 16;
+  return x >>> 0;
+}
