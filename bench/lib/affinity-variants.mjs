@@ -30,14 +30,26 @@ const qualifiedSql = (schema) =>
 const AFFINITY_COUNTERS = ['checkouts', 'preferred', 'warm', 'stolen', 'handoffs', 'recycled'];
 
 export const VARIANTS = {
-  raw: { key: 'raw', label: 'raw pg, unnamed (pool.query, hand-qualified SQL)', color: '#9c9c9c' },
+  raw: {
+    key: 'raw',
+    label: 'raw pg, unnamed (pool.query, hand-qualified SQL)',
+    short: 'raw pg',
+    color: '#9c9c9c',
+  },
   off: {
     key: 'off',
+    short: 'affinity off (as before)',
     label: 'library, affinity off (pool: { affinity: false, backendMemory: false })',
     color: '#e15759',
     pool: { affinity: false, backendMemory: false },
   },
-  on: { key: 'on', label: 'library, defaults (affinity on)', color: '#4e79a7', pool: {} },
+  on: {
+    key: 'on',
+    label: 'library, defaults (affinity on)',
+    short: 'affinity on (defaults)',
+    color: '#4e79a7',
+    pool: {},
+  },
 };
 
 /** raw pg: one pool of `poolMax`, the SQL of each tenant built once. */

@@ -361,13 +361,13 @@ async function writeCurve(ctx, config, curve) {
     series: ['off', 'on'].flatMap((key) => [
       {
         key,
-        label: `${VARIANTS[key].label}: whole backend`,
+        label: `${VARIANTS[key].short}: whole backend`,
         color: VARIANTS[key].color,
         points: curve[key].map((p) => ({ x: p.tenants, y: p.totalMiB })),
       },
       {
         key: `${key}-catalog`,
-        label: `${VARIANTS[key].label}: catalog caches (CacheMemoryContext, index info)`,
+        label: `${VARIANTS[key].short}: catalog caches (CacheMemoryContext, index info)`,
         color: VARIANTS[key].color,
         dashed: true,
         points: curve[key].map((p) => ({ x: p.tenants, y: p.relcacheMiB })),
