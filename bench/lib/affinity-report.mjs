@@ -1,10 +1,43 @@
 // The `affinity` suite's tables and its figures against the issue's targets (reported, never
 // asserted: the suite checks correctness only).
+import { max, median, min, round } from './stats.mjs';
 import { fmtFixed, fmtInt } from './table.mjs';
 
 const pct = (v) => (v === undefined ? '' : `${(v * 100).toFixed(1)}%`);
 const fixed = (digits) => (v) => (v === undefined ? '' : fmtFixed(digits)(v));
 const ratio = (a, b) => (b ? fmtFixed(2)(a / b) : '');
+
+const share = (part, whole) => (whole ? round(part / whole, 4) : undefined);
+
+/**
+ * Medians over a variant's rounds (queries/s with its range, CPU per query, hit rate) and the
+ * affinity counters summed over them, with the preferred and stolen shares of the checkouts.
+ */
+export function summarizeRounds(rounds) {
+  const qps = rounds.map((x) => x.qps);
+  const medianOf = (key) =>
+    rounds[0][key] === undefined ? undefined : median(rounds.map((x) => x[key]));
+  const out = {
+    qps: round(median(qps)),
+    qpsMin: round(min(qps)),
+    qpsMax: round(max(qps)),
+    serverCpuUsPerQuery: medianOf('serverCpuUsPerQuery'),
+    clientCpuUsPerQuery: medianOf('clientCpuUsPerQuery'),
+    hitRate: medianOf('hitRate'),
+  };
+  if (rounds.some((x) => x.affinity)) {
+    const affinity = {};
+    for (const { affinity: counters } of rounds)
+      for (const [key, value] of Object.entries(counters ?? {}))
+        affinity[key] = (affinity[key] ?? 0) + value;
+    Object.assign(out, {
+      affinity,
+      preferredShare: share(affinity.preferred, affinity.checkouts),
+      stolenShare: share(affinity.stolen, affinity.checkouts),
+    });
+  }
+  return out;
+}
 
 /** The done-when figures: each a same-run ratio, its target, and whether it is met. */
 export function targetNotes({ curve, uniformRows, skewRows }) {
@@ -12,12 +45,15 @@ export function targetNotes({ curve, uniformRows, skewRows }) {
   const lastOff = curve.off.at(-1);
   const lastOn = curve.on.at(-1);
   const on = byKey(uniformRows, 'on');
+  const off = byKey(uniformRows, 'off');
   const skewOn = byKey(skewRows, 'on');
   const values = {
     catalogAfterSweepOnToOff: lastOff.relcacheMiB
       ? lastOn.relcacheMiB / lastOff.relcacheMiB
       : undefined,
     memoryAfterSweepOnToOff: lastOff.totalMiB ? lastOn.totalMiB / lastOff.totalMiB : undefined,
+    catalogAfterRoundsOnToOff: on.memory.relcacheMiB / off.memory.relcacheMiB,
+    memoryAfterRoundsOnToOff: on.memory.totalMiB / off.memory.totalMiB,
     hitRateOn: on.hitRate,
     uniformOnToRaw: on.ratioToRaw,
     skewedOnToOff: skewOn.ratioToOff,
@@ -27,6 +63,7 @@ export function targetNotes({ curve, uniformRows, skewRows }) {
     value === undefined ? 'n/a' : (below ? value <= target : value >= target) ? 'met' : 'NOT met';
   const notes = [
     `server memory per connection after the passes over ${fmtInt(lastOn.tenants)} tenants: catalog caches on ${lastOn.relcacheMiB} MiB, off ${lastOff.relcacheMiB} MiB = ${fmtFixed(3)(values.catalogAfterSweepOnToOff)} of off (target <= 0.25: ${check(values.catalogAfterSweepOnToOff, 0.25, true)}); whole backend (plans included) on ${lastOn.totalMiB} MiB, off ${lastOff.totalMiB} MiB = ${fmtFixed(3)(values.memoryAfterSweepOnToOff)} of off (${check(values.memoryAfterSweepOnToOff, 0.25, true)})`,
+    `server memory per connection after the uniform rounds as well (steady state): catalog caches on ${on.memory.relcacheMiB} MiB, off ${off.memory.relcacheMiB} MiB = ${fmtFixed(3)(values.catalogAfterRoundsOnToOff)} of off (${check(values.catalogAfterRoundsOnToOff, 0.25, true)}); whole backend ${fmtFixed(3)(values.memoryAfterRoundsOnToOff)} of off (${check(values.memoryAfterRoundsOnToOff, 0.25, true)})${lastOn.affinity?.recycled ? `; the passes over ${fmtInt(lastOn.tenants)} tenants recycled ${lastOn.affinity.recycled} of on's connections just before the first reading` : ''}`,
     `uniform: statement hit rate on ${pct(values.hitRateOn)} (target >= 90%: ${check(values.hitRateOn, 0.9)}); throughput on/raw ${fmtFixed(3)(values.uniformOnToRaw)} (target >= 1.3: ${check(values.uniformOnToRaw, 1.3)})`,
     `skewed: throughput on/off ${fmtFixed(3)(values.skewedOnToOff)} (target >= 0.95: ${check(values.skewedOnToOff, 0.95)}); quiet tenants' p99 on/off ${fmtFixed(3)(values.skewedQuietP99OnToOff)} (target <= 1.2: ${check(values.skewedQuietP99OnToOff, 1.2, true)})`,
   ];
@@ -60,6 +97,11 @@ export function affinityTables({ config, curve, uniformRows, skewRows, POOL_MAX,
           label: 'on/off catalog',
           format: (_, r) => ratio(r.on.relcacheMiB, r.off.relcacheMiB),
         },
+        {
+          key: 'x13',
+          label: 'on recycled',
+          format: (_, r) => (r.on.affinity ? String(r.on.affinity.recycled ?? '') : ''),
+        },
         { key: 'x11', label: 'hit rate off', format: at('off', 'hitRate', pct) },
         { key: 'x12', label: 'hit rate on', format: at('on', 'hitRate', pct) },
       ],
@@ -73,6 +115,8 @@ export function affinityTables({ config, curve, uniformRows, skewRows, POOL_MAX,
         { key: 'ratioToRaw', label: 'vs raw', format: fixed(2) },
         { key: 'ratioToOff', label: 'vs off', format: fixed(2) },
         { key: 'p99Ms', label: 'p99 ms', format: fixed(2) },
+        { key: 'serverCpuUsPerQuery', label: 'server CPU µs/q', format: fixed(1) },
+        { key: 'clientCpuUsPerQuery', label: 'client CPU µs/q', format: fixed(1) },
         { key: 'hitRate', label: 'hit rate', format: pct },
         { key: 'preferredShare', label: 'preferred', format: pct },
         { key: 'stolenShare', label: 'stolen', format: pct },
@@ -104,6 +148,8 @@ export function affinityTables({ config, curve, uniformRows, skewRows, POOL_MAX,
         { key: 'quietP50Ms', label: 'quiet p50 ms', format: fixed(2) },
         { key: 'quietP99Ms', label: 'quiet p99 ms', format: fixed(2) },
         { key: 'p99ToOff', label: 'p99 vs off', format: fixed(2) },
+        { key: 'serverCpuUsPerQuery', label: 'server CPU µs/q', format: fixed(1) },
+        { key: 'clientCpuUsPerQuery', label: 'client CPU µs/q', format: fixed(1) },
         { key: 'hitRate', label: 'hit rate', format: pct },
         { key: 'preferredShare', label: 'preferred', format: pct },
         { key: 'stolenShare', label: 'stolen', format: pct },

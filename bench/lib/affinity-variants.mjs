@@ -13,7 +13,9 @@ import {
   TenantContext,
 } from '../../dist/index.js';
 import { DatabaseMonitor } from '../../dist/observability/index.js';
+import { serverCpuMicros } from './backend-cpu.mjs';
 import { memoryByConnection } from './backend-memory.mjs';
+import { runClosedLoop } from './load.mjs';
 import { createPool } from './postgres.mjs';
 import { createRandom } from './random.mjs';
 import { median, round } from './stats.mjs';
@@ -190,6 +192,27 @@ export async function sweep(entry, tenants, { passes, concurrency, seed }) {
   result.elapsedMs = performance.now() - t0;
   entry.tally(result);
   return result;
+}
+
+/**
+ * One measured round of `runClosedLoop(loop)` on `entry`: queries/s, the server's and this
+ * process's CPU per query (server: the backends that served the entry so far, read from /proc;
+ * `undefined` when PostgreSQL is not local), and {@link statsDelta} over the round.
+ */
+export async function measureRound(entry, loop) {
+  const pids = [...entry.served.keys()];
+  const before = entry.instance.stats();
+  const cpuBefore = serverCpuMicros(pids);
+  const res = await runClosedLoop(loop);
+  const serverCpu = serverCpuMicros(pids) - cpuBefore;
+  entry.tally(res);
+  return {
+    res,
+    qps: round(res.operations / (res.elapsedMs / 1000)),
+    ...(cpuBefore > 0 ? { serverCpuUsPerQuery: round(serverCpu / res.operations, 1) } : {}),
+    clientCpuUsPerQuery: round((res.cpu.user + res.cpu.system) / res.operations, 1),
+    ...statsDelta(before, entry.instance.stats()),
+  };
 }
 
 /** Hit rate of the managed statements and the affinity counters between two `stats()`. */

@@ -13,6 +13,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import {
   AFFINITY_BUILT,
+  measureRound,
   openEntry,
   readMemory,
   statsDelta,
@@ -23,11 +24,11 @@ import { canReadMemory } from '../lib/backend-memory.mjs';
 import { runClosedLoop } from '../lib/load.mjs';
 import { describeMachine, loadAverage, machineInfo } from '../lib/machine.mjs';
 import { createPool } from '../lib/postgres.mjs';
-import { max, median, min, percentile, round, Samples } from '../lib/stats.mjs';
+import { median, percentile, round, Samples } from '../lib/stats.mjs';
 import { renderLineChart } from '../lib/svg.mjs';
 import { fmtInt } from '../lib/table.mjs';
 import { createTenants, tenantName } from '../lib/tenant-schemas.mjs';
-import { affinityTables, targetNotes } from '../lib/affinity-report.mjs';
+import { affinityTables, summarizeRounds, targetNotes } from '../lib/affinity-report.mjs';
 
 const POOL_MAX = 10;
 const CONCURRENCY = 32;
@@ -50,8 +51,6 @@ const QUICK = {
   roundMs: 1000,
   warmupMs: 300,
 };
-
-const pctOf = (part, whole) => (whole ? round(part / whole, 4) : undefined);
 
 export default {
   name: 'affinity',
@@ -143,20 +142,17 @@ export default {
     }
     for (let r = 0; r < config.rounds; r++) {
       for (const entry of uniform.map((_, i) => uniform[(i + r) % uniform.length])) {
-        const before = entry.instance.stats();
-        const res = await runClosedLoop({
+        const { res, ...figures } = await measureRound(entry, {
           concurrency: CONCURRENCY,
           durationMs: config.roundMs,
           seed: 3e6 + r * 1000,
           operation: uniformOp(entry),
         });
-        entry.tally(res);
         const sorted = res.latencies.sorted();
         entry.uniformRounds.push({
-          qps: round(res.operations / (res.elapsedMs / 1000)),
+          ...figures,
           p50Ms: round(percentile(sorted, 50), 3),
           p99Ms: round(percentile(sorted, 99), 3),
-          ...statsDelta(before, entry.instance.stats()),
         });
         const last = entry.uniformRounds.at(-1);
         ctx.log(
@@ -167,26 +163,14 @@ export default {
     const uniformRows = [];
     for (const entry of uniform) {
       const rounds = entry.uniformRounds;
-      const qps = rounds.map((x) => x.qps);
       const memory = await readMemory(entry, POOL_MAX);
-      const affinity = sumCounters(rounds.map((x) => x.affinity));
       uniformRows.push({
         variant: entry.variant.key,
         label: entry.variant.label,
-        qps: round(median(qps)),
-        qpsMin: round(min(qps)),
-        qpsMax: round(max(qps)),
+        ...summarizeRounds(rounds),
         p99Ms: round(median(rounds.map((x) => x.p99Ms)), 3),
-        ...(rounds[0].hitRate !== undefined
-          ? { hitRate: median(rounds.map((x) => x.hitRate)) }
-          : {}),
-        ...(affinity
-          ? {
-              affinity,
-              preferredShare: pctOf(affinity.preferred, affinity.checkouts),
-              stolenShare: pctOf(affinity.stolen, affinity.checkouts),
-              affinityState: entry.instance.stats().affinity,
-            }
+        ...(entry.variant.key === 'on' && AFFINITY_BUILT
+          ? { affinityState: entry.instance.stats().affinity }
           : {}),
         memory,
         rounds,
@@ -227,22 +211,19 @@ export default {
     for (let r = 0; r < config.rounds; r++) {
       for (const entry of r % 2 ? [...library].reverse() : library) {
         const sink = { hot: 0, quiet: new Samples() };
-        const before = entry.instance.stats();
-        const res = await runClosedLoop({
+        const { res, ...figures } = await measureRound(entry, {
           concurrency: CONCURRENCY,
           durationMs: config.roundMs,
           seed: 5e6 + r * 1000,
           operation: skewOp(entry, sink),
           record: false,
         });
-        entry.tally(res);
         const quiet = sink.quiet.sorted();
         entry.skewRounds.push({
-          qps: round(res.operations / (res.elapsedMs / 1000)),
+          ...figures,
           hotShare: round(sink.hot / res.operations, 3),
           quietP50Ms: round(percentile(quiet, 50), 3),
           quietP99Ms: round(percentile(quiet, 99), 3),
-          ...statsDelta(before, entry.instance.stats()),
         });
         const last = entry.skewRounds.at(-1);
         ctx.log(
@@ -252,21 +233,12 @@ export default {
     }
     const skewRows = library.map((entry) => {
       const rounds = entry.skewRounds;
-      const affinity = sumCounters(rounds.map((x) => x.affinity));
       return {
         variant: entry.variant.key,
         label: entry.variant.label,
-        qps: round(median(rounds.map((x) => x.qps))),
+        ...summarizeRounds(rounds),
         quietP50Ms: round(median(rounds.map((x) => x.quietP50Ms)), 3),
         quietP99Ms: round(median(rounds.map((x) => x.quietP99Ms)), 3),
-        hitRate: median(rounds.map((x) => x.hitRate)),
-        ...(affinity
-          ? {
-              affinity,
-              preferredShare: pctOf(affinity.preferred, affinity.checkouts),
-              stolenShare: pctOf(affinity.stolen, affinity.checkouts),
-            }
-          : {}),
         rounds,
       };
     });
@@ -289,6 +261,19 @@ export default {
       if (mode !== 'on') notes.push(`${entry.variant.key}: managed statements are ${mode}, not on`);
     }
 
+    // The library counts the schemas each connection served; so do the pids the rows came from.
+    const state = uniformRows.find((x) => x.variant === 'on').affinityState;
+    if (state) {
+      const own = uniformRows
+        .find((x) => x.variant === 'on')
+        .memory.perConnection.map((c) => c.schemas);
+      const same =
+        JSON.stringify([...state.schemasPerConnection].sort((a, b) => a - b)) ===
+        JSON.stringify([...own].sort((a, b) => a - b));
+      notes.push(
+        `on: getAffinityStats().schemasPerConnection ${same ? 'agrees with' : 'DIFFERS from'} the schemas each backend pid served (${state.schemasPerConnection.join(', ')} vs ${own.join(', ')})`,
+      );
+    }
     const targets = targetNotes({ curve, uniformRows, skewRows });
     notes.push(...targets.notes);
     const curveFile = await writeCurve(ctx, config, curve);
@@ -336,15 +321,6 @@ export default {
   },
 };
 
-/** The sum of each affinity counter over rounds; `undefined` without affinity. */
-function sumCounters(list) {
-  if (list.every((x) => x === undefined)) return undefined;
-  const sum = {};
-  for (const counters of list)
-    for (const [key, value] of Object.entries(counters ?? {})) sum[key] = (sum[key] ?? 0) + value;
-  return sum;
-}
-
 /** The memory curve as its own SVG: results/affinity-memory.svg (quick: affinity-memory-quick.svg). */
 async function writeCurve(ctx, config, curve) {
   const name = ctx.quick ? 'affinity-memory-quick.svg' : 'affinity-memory.svg';
@@ -355,6 +331,12 @@ async function writeCurve(ctx, config, curve) {
     subtitle: [
       describeMachine(machineInfo(), ctx.postgresVersion),
       `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${ctx.quick ? 'quick run, indicative only' : 'full run'} — 10 connections, 32 callers, ${config.passes} shuffled passes over the tenants per point — load ${loadAverage()[0]}`,
+      ...curve.on
+        .filter((p) => p.affinity?.recycled)
+        .map(
+          (p) =>
+            `affinity on: ${p.affinity.recycled} connection(s) recycled at the schema bound during the passes over ${fmtInt(p.tenants)} tenants`,
+        ),
     ],
     xLabel: 'tenant schemas in the traffic',
     yLabel: 'MiB per connection (mean, pg_backend_memory_contexts)',
