@@ -1,6 +1,10 @@
 // The `affinity` suite's tables and its figures against the issue's targets (reported, never
 // asserted: the suite checks correctness only).
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { VARIANTS } from './affinity-variants.mjs';
+import { describeMachine } from './machine.mjs';
 import { max, median, min, round } from './stats.mjs';
+import { renderLineChart } from './svg.mjs';
 import { fmtFixed, fmtInt } from './table.mjs';
 
 const pct = (v) => (v === undefined ? '' : `${(v * 100).toFixed(1)}%`);
@@ -157,4 +161,75 @@ export function affinityTables({ config, curve, uniformRows, skewRows, POOL_MAX,
       rows: skewRows,
     },
   ];
+}
+
+const RESULTS = new URL('../results/', import.meta.url);
+
+/**
+ * Draws the memory curve on its own, for the README: results/affinity-memory.svg, or
+ * affinity-memory-quick.svg for a quick run. `data` is the suite's `data` (config, curve,
+ * uniform); returns the file's path from the repository root.
+ */
+export async function writeCurve({ data, machine, postgresVersion, date, quick, load }) {
+  const { config, curve, uniform } = data;
+  const name = quick ? 'affinity-memory-quick.svg' : 'affinity-memory.svg';
+  const svg = renderLineChart({
+    title: 'PostgreSQL server memory per pooled connection vs tenant schemas in the traffic',
+    subtitle: [
+      describeMachine(machine, postgresVersion),
+      `${date.slice(0, 16).replace('T', ' ')} UTC — ${quick ? 'quick run, indicative only' : 'full run'} — 10 connections, 32 callers, ${config.passes} shuffled passes over the tenants per point — load ${load}`,
+      ...curve.on
+        .filter((p) => p.affinity?.recycled)
+        .map(
+          (p) =>
+            `affinity on: ${p.affinity.recycled} connection(s) recycled at the schema bound during the passes over ${fmtInt(p.tenants)} tenants`,
+        ),
+    ],
+    xLabel: 'tenant schemas in the traffic',
+    yLabel: 'MiB per connection (mean, pg_backend_memory_contexts)',
+    series: ['off', 'on'].flatMap((key) => [
+      {
+        key,
+        label: `${VARIANTS[key].short}: whole backend`,
+        color: VARIANTS[key].color,
+        points: curve[key].map((p) => ({ x: p.tenants, y: p.totalMiB })),
+      },
+      {
+        key: `${key}-catalog`,
+        label: `${VARIANTS[key].short}: catalog caches (CacheMemoryContext, index info)`,
+        color: VARIANTS[key].color,
+        dashed: true,
+        labels: 'last',
+        points: curve[key].map((p) => ({ x: p.tenants, y: p.relcacheMiB })),
+      },
+      {
+        key: `${key}-steady`,
+        label: `${VARIANTS[key].short}: whole backend after the ${config.rounds} uniform rounds as well`,
+        color: VARIANTS[key].color,
+        markersOnly: true,
+        points: [{ x: config.tenants, y: uniform.find((r) => r.variant === key).memory.totalMiB }],
+      },
+    ]),
+  });
+  await mkdir(RESULTS, { recursive: true });
+  await writeFile(new URL(name, RESULTS), svg);
+  return `bench/results/${name}`;
+}
+
+/**
+ * Redraws the memory curve from results/<name>.json (after a chart change):
+ * `node -e "import('./bench/lib/affinity-report.mjs').then((m) => m.replotCurve('affinity-full'))"`.
+ */
+export async function replotCurve(name) {
+  const report = JSON.parse(await readFile(new URL(`${name}.json`, RESULTS), 'utf8'));
+  const suite = report.suites.affinity;
+  const file = await writeCurve({
+    data: suite.data,
+    machine: report.machine,
+    postgresVersion: report.postgres?.version,
+    date: report.date,
+    quick: report.mode === 'quick',
+    load: suite.loadAverageAtEnd?.[0],
+  });
+  console.log(`wrote ${file}`);
 }

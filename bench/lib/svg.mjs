@@ -174,7 +174,9 @@ export function renderBarChart({ title, subtitle = [], panels }) {
  * @param {string} chart.xLabel
  * @param {string} chart.yLabel
  * @param {{ key: string, label: string, color?: string, dashed?: boolean,
+ *           markersOnly?: boolean, labels?: 'all' | 'last',
  *           points: { x: number, y: number }[] }[]} chart.series
+ *   `markersOnly`: hollow squares, no line; `labels: 'last'`: only the last point's value shown
  * @returns {string} an SVG document
  */
 export function renderLineChart({ title, subtitle = [], xLabel, yLabel, series }) {
@@ -226,24 +228,34 @@ export function renderLineChart({ title, subtitle = [], xLabel, yLabel, series }
   series.forEach((s, si) => {
     const color = s.color ?? PALETTE[si % PALETTE.length];
     const pts = s.points.filter((p) => Number.isFinite(p.y));
-    parts.push(
-      `<polyline fill="none" stroke="${color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="7 5"' : ''} points="${pts.map((p) => `${xOf(p.x).toFixed(1)},${yOf(p.y).toFixed(1)}`).join(' ')}"/>`,
-    );
-    for (const p of pts) {
+    const dash = s.dashed ? ' stroke-dasharray="7 5"' : '';
+    if (!s.markersOnly)
+      parts.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2.5"${dash} points="${pts.map((p) => `${xOf(p.x).toFixed(1)},${yOf(p.y).toFixed(1)}`).join(' ')}"/>`,
+      );
+    pts.forEach((p, i) => {
       const px = xOf(p.x);
       const py = yOf(p.y);
+      const tip = `<title>${esc(`${s.label} — ${p.x}: ${p.y}`)}</title>`;
       parts.push(
-        `<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="4" fill="${color}"><title>${esc(`${s.label} — ${p.x}: ${p.y}`)}</title></circle>`,
-        `<text x="${px.toFixed(1)}" y="${(py - 8).toFixed(1)}" text-anchor="middle" font-size="11" fill="${color}">${p.y.toFixed(p.y < 10 ? 1 : 0)}</text>`,
+        s.markersOnly
+          ? `<rect x="${(px - 5).toFixed(1)}" y="${(py - 5).toFixed(1)}" width="10" height="10" fill="#fff" stroke="${color}" stroke-width="2">${tip}</rect>`
+          : `<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="4" fill="${color}">${tip}</circle>`,
       );
-    }
+      if (s.labels !== 'last' || i === pts.length - 1)
+        parts.push(
+          `<text x="${(px + (s.markersOnly ? -9 : 0)).toFixed(1)}" y="${(py + (s.markersOnly ? 4 : -8)).toFixed(1)}" text-anchor="${s.markersOnly ? 'end' : 'middle'}" font-size="11" fill="${color}">${p.y.toFixed(p.y < 10 ? 1 : 0)}</text>`,
+        );
+    });
   });
 
   let ly = bottom + 66;
   series.forEach((s, si) => {
     const color = s.color ?? PALETTE[si % PALETTE.length];
     parts.push(
-      `<line x1="${margin.left}" x2="${margin.left + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="7 5"' : ''}/>`,
+      s.markersOnly
+        ? `<rect x="${margin.left + 6}" y="${ly - 9}" width="10" height="10" fill="#fff" stroke="${color}" stroke-width="2"/>`
+        : `<line x1="${margin.left}" x2="${margin.left + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="7 5"' : ''}/>`,
       `<text x="${margin.left + 28}" y="${ly}" font-size="12">${esc(s.label)}</text>`,
     );
     ly += 18;

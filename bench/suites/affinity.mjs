@@ -9,7 +9,6 @@
 //      tenants' p99.
 // Every row is checked to be the asked tenant's; the memory curve is also drawn on its own
 // (bench/results/affinity-memory.svg) for the README.
-import { mkdir, writeFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import {
   AFFINITY_BUILT,
@@ -22,13 +21,17 @@ import {
 } from '../lib/affinity-variants.mjs';
 import { canReadMemory } from '../lib/backend-memory.mjs';
 import { runClosedLoop } from '../lib/load.mjs';
-import { describeMachine, loadAverage, machineInfo } from '../lib/machine.mjs';
+import { loadAverage, machineInfo } from '../lib/machine.mjs';
 import { createPool } from '../lib/postgres.mjs';
 import { median, percentile, round, Samples } from '../lib/stats.mjs';
-import { renderLineChart } from '../lib/svg.mjs';
 import { fmtInt } from '../lib/table.mjs';
 import { createTenants, tenantName } from '../lib/tenant-schemas.mjs';
-import { affinityTables, summarizeRounds, targetNotes } from '../lib/affinity-report.mjs';
+import {
+  affinityTables,
+  summarizeRounds,
+  targetNotes,
+  writeCurve,
+} from '../lib/affinity-report.mjs';
 
 const POOL_MAX = 10;
 const CONCURRENCY = 32;
@@ -276,7 +279,14 @@ export default {
     }
     const targets = targetNotes({ curve, uniformRows, skewRows });
     notes.push(...targets.notes);
-    const curveFile = await writeCurve(ctx, config, curve);
+    const curveFile = await writeCurve({
+      data: { config, curve, uniform: uniformRows },
+      machine: machineInfo(),
+      postgresVersion: ctx.postgresVersion,
+      date: new Date().toISOString(),
+      quick: ctx.quick,
+      load: loadAverage()[0],
+    });
     notes.push(`memory curve drawn in ${curveFile}`);
 
     return {
@@ -320,42 +330,3 @@ export default {
     };
   },
 };
-
-/** The memory curve as its own SVG: results/affinity-memory.svg (quick: affinity-memory-quick.svg). */
-async function writeCurve(ctx, config, curve) {
-  const name = ctx.quick ? 'affinity-memory-quick.svg' : 'affinity-memory.svg';
-  const dir = new URL('../results/', import.meta.url);
-  await mkdir(dir, { recursive: true });
-  const svg = renderLineChart({
-    title: 'PostgreSQL server memory per pooled connection vs tenant schemas in the traffic',
-    subtitle: [
-      describeMachine(machineInfo(), ctx.postgresVersion),
-      `${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC — ${ctx.quick ? 'quick run, indicative only' : 'full run'} — 10 connections, 32 callers, ${config.passes} shuffled passes over the tenants per point — load ${loadAverage()[0]}`,
-      ...curve.on
-        .filter((p) => p.affinity?.recycled)
-        .map(
-          (p) =>
-            `affinity on: ${p.affinity.recycled} connection(s) recycled at the schema bound during the passes over ${fmtInt(p.tenants)} tenants`,
-        ),
-    ],
-    xLabel: 'tenant schemas in the traffic',
-    yLabel: 'MiB per connection (mean, pg_backend_memory_contexts)',
-    series: ['off', 'on'].flatMap((key) => [
-      {
-        key,
-        label: `${VARIANTS[key].short}: whole backend`,
-        color: VARIANTS[key].color,
-        points: curve[key].map((p) => ({ x: p.tenants, y: p.totalMiB })),
-      },
-      {
-        key: `${key}-catalog`,
-        label: `${VARIANTS[key].short}: catalog caches (CacheMemoryContext, index info)`,
-        color: VARIANTS[key].color,
-        dashed: true,
-        points: curve[key].map((p) => ({ x: p.tenants, y: p.relcacheMiB })),
-      },
-    ]),
-  });
-  await writeFile(new URL(name, dir), svg);
-  return `bench/results/${name}`;
-}
