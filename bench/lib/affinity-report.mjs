@@ -1,6 +1,6 @@
 // The `affinity` suite's tables and its figures against the issue's targets (reported, never
 // asserted: the suite checks correctness only).
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { VARIANTS } from './affinity-variants.mjs';
 import { describeMachine } from './machine.mjs';
 import { max, median, min, round } from './stats.mjs';
@@ -217,13 +217,13 @@ export async function writeCurve({ data, machine, postgresVersion, date, quick, 
 }
 
 /**
- * Redraws the memory curve from results/<name>.json (after a chart change):
- * `node -e "import('./bench/lib/affinity-report.mjs').then((m) => m.replotCurve('affinity-full'))"`.
+ * Redraws the memory curve from a run's report (`run.mjs --replot <name>`, after a chart
+ * change); `undefined` when the run had no `affinity` suite.
  */
-export async function replotCurve(name) {
-  const report = JSON.parse(await readFile(new URL(`${name}.json`, RESULTS), 'utf8'));
-  const suite = report.suites.affinity;
-  const file = await writeCurve({
+export async function replotCurve(report) {
+  const suite = report.suites?.affinity;
+  if (!suite?.data?.curve) return undefined;
+  return writeCurve({
     data: suite.data,
     machine: report.machine,
     postgresVersion: report.postgres?.version,
@@ -231,5 +231,4 @@ export async function replotCurve(name) {
     quick: report.mode === 'quick',
     load: suite.loadAverageAtEnd?.[0],
   });
-  console.log(`wrote ${file}`);
 }
