@@ -23,7 +23,9 @@ export function createPool(
   const pool = new TypedErrorPool(config);
   const target = describeTarget(config);
   trackClients(pool);
-  installAffinity(pool, resolvePoolOptions(settings.pool), (message) => logger.warn(message));
+  installAffinity(pool, resolvePoolOptions(settings.pool), (message) => {
+    logger.warn(message);
+  });
   pool.on('error', (err: Error & { code?: string }) => {
     logger.warn(
       `Idle connection to ${target} failed and was discarded (${err.code ? `${err.code}: ` : ''}${err.message}); the pool will reconnect on demand.`,

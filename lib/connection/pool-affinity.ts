@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { LaneRanks } from './lane-ranks.js';
 import { schemaBound, type ResolvedPoolOptions } from './pool-options.js';
 
 /**
@@ -16,7 +17,7 @@ import { schemaBound, type ResolvedPoolOptions } from './pool-options.js';
  * so those arrays are reordered before it runs), `newClient` (the lane of a new connection)
  * and `_acquireClient` (the schemas a connection has served, and recycling through pg-pool's
  * `_expired` set, which closes a connection when it is released).
- * `test/unit/connection/pool-internals.spec.ts` pins them.
+ * `test/unit/connection/pool-affinity.spec.ts` pins them.
  */
 
 /** Figures of tenant affinity, from `DatabaseMonitor.getAffinityStats()`. */
@@ -87,9 +88,14 @@ interface PoolInternals {
   _expired: WeakSet<object>;
   ending: boolean;
   ended: boolean;
-  _pulseQueue(): unknown;
-  newClient(pendingItem: PendingItem): unknown;
-  _acquireClient(client: TaggedClient, pendingItem: PendingItem, ...rest: unknown[]): unknown;
+  _pulseQueue: (this: AffinityPool) => unknown;
+  newClient: (this: AffinityPool, pendingItem: PendingItem) => unknown;
+  _acquireClient: (
+    this: AffinityPool,
+    client: TaggedClient,
+    pendingItem: PendingItem,
+    ...rest: unknown[]
+  ) => unknown;
 }
 
 interface AffinityState {
@@ -221,14 +227,16 @@ export function connectFor(
   } finally {
     state.pendingKey = undefined;
   }
-  if (queue.length > queued) tagItem(state, queue[queue.length - 1]!, key);
+  if (queue.length > queued) tagItem(state, queue[queue.length - 1], key);
 }
 
 /** `connectFor` as a promise. */
 export function connectForAsync(pool: pg.Pool, key: string | undefined): Promise<pg.PoolClient> {
   if (key === undefined || (pool as AffinityPool)[STATE] === undefined) return pool.connect();
   return new Promise((resolve, reject) =>
-    connectFor(pool, key, (err, client) => (err || !client ? reject(err) : resolve(client))),
+    connectFor(pool, key, (err, client) =>
+      client ? resolve(client) : reject(err ?? new Error('The pool gave no client')),
+    ),
   );
 }
 
@@ -299,7 +307,7 @@ function pair(pool: AffinityPool, state: AffinityState, window: number, maxPasse
   if (idle.length > 1) {
     // Connections to spare: the first waiter takes one of its lanes, else one that has served
     // its schema, else pg-pool's pick (the most recently released).
-    const head = queue[0]!;
+    const head = queue[0];
     const key = head[KEY];
     if (key === undefined) return;
     let pick = -1;
@@ -308,19 +316,19 @@ function pair(pool: AffinityPool, state: AffinityState, window: number, maxPasse
       if (pick >= 0) break;
     }
     if (pick < 0) pick = idle.findLastIndex((item) => item.client[TAG]?.served.has(key) === true);
-    if (pick >= 0 && pick !== idle.length - 1) idle.push(idle.splice(pick, 1)[0]!);
+    if (pick >= 0 && pick !== idle.length - 1) idle.push(idle.splice(pick, 1)[0]);
     return;
   }
   if (queue.length === 1) return;
   // One connection, several waiters (a release under load): it goes to the first waiter in the
   // window that prefers its lane, unless that passes over a waiter already passed over
   // `maxPassed` times, which is then served in order: nobody starves.
-  const lane = idle[0]!.client[TAG]?.lane;
+  const lane = idle[0].client[TAG]?.lane;
   if (lane === undefined || lane < 0) return;
   const end = Math.min(queue.length, window);
   let chosen = 0;
   for (let i = 0; i < end; i++) {
-    const waiter = queue[i]!;
+    const waiter = queue[i];
     if (waiter[LANES]?.includes(lane)) {
       chosen = i;
       break;
@@ -328,77 +336,7 @@ function pair(pool: AffinityPool, state: AffinityState, window: number, maxPasse
     if ((waiter[PASSED] ?? 0) >= maxPassed) break;
   }
   if (chosen === 0) return;
-  for (let i = 0; i < chosen; i++) queue[i]![PASSED] = (queue[i]![PASSED] ?? 0) + 1;
-  queue.unshift(queue.splice(chosen, 1)[0]!);
+  for (let i = 0; i < chosen; i++) queue[i][PASSED] = (queue[i][PASSED] ?? 0) + 1;
+  queue.unshift(queue.splice(chosen, 1)[0]);
   state.counts.handoffs++;
-}
-
-/**
- * Each key's preferred lanes by rendezvous (highest-random-weight) hashing: a key scores every
- * lane with a hash of the pair and prefers the highest. Keys spread evenly, one key always
- * ranks the same lanes, and a change of `max` moves only about 1/max of the keys' first choice.
- */
-export class LaneRanks {
-  readonly #cache = new Map<string, readonly number[]>();
-  readonly #limit: number;
-
-  constructor(
-    readonly lanes: number,
-    readonly preferred: number,
-    limit = 16_384,
-  ) {
-    this.#limit = limit;
-  }
-
-  /** The `preferred` best lanes for `key`, best first. */
-  of(key: string): readonly number[] {
-    let ranked = this.#cache.get(key);
-    if (ranked === undefined) {
-      ranked = rankLanes(key, this.lanes, this.preferred);
-      if (this.#cache.size >= this.#limit) this.#cache.delete(this.#cache.keys().next().value!);
-      this.#cache.set(key, ranked);
-    }
-    return ranked;
-  }
-}
-
-/** The `count` highest-scoring lanes of `lanes` for `key`, best first. */
-export function rankLanes(key: string, lanes: number, count: number): number[] {
-  const hash = fnv1a(key);
-  const best: number[] = [];
-  const scores: number[] = [];
-  for (let lane = 0; lane < lanes; lane++) {
-    const score = laneScore(hash, lane);
-    let at = best.length;
-    while (at > 0 && scores[at - 1]! < score) at--;
-    if (at >= count) continue;
-    best.splice(at, 0, lane);
-    scores.splice(at, 0, score);
-    if (best.length > count) {
-      best.pop();
-      scores.pop();
-    }
-  }
-  return best;
-}
-
-/** FNV-1a, 32 bits, over UTF-16 code units. */
-function fnv1a(text: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    hash ^= text.charCodeAt(i);
-    hash = Math.imul(hash, 0x01000193);
-  }
-  return hash >>> 0;
-}
-
-/** The key's hash mixed with the lane through murmur3's finaliser. */
-function laneScore(hash: number, lane: number): number {
-  let x = hash ^ Math.imul(lane + 1, 0x9e3779b1);
-  x ^= x >>> 16;
-  x = Math.imul(x, 0x85ebca6b);
-  x ^= x >>> 13;
-  x = Math.imul(x, 0xc2b2ae35);
-  x ^= x >>> 16;
-  return x >>> 0;
 }

@@ -58,7 +58,7 @@ export interface PoolOptions {
    * catalogs, and its managed prepared statements keep hitting. `true` stands for
    * `{ preferredConnections: 1 }`; `false` keeps pg-pool's order (the most recently released
    * idle connection, waiters first come first served). No session state is ever set, so it is
-   * harmless behind PgBouncer. See docs/scaling-out.md, "Tenant affinity".
+   * harmless behind PgBouncer. See docs/production.md, "Tenant affinity".
    * Default: `true` (`{ preferredConnections: 1 }`).
    *
    * @example
@@ -131,9 +131,21 @@ export type ResolvedPoolOptions = Readonly<
   Required<Omit<PoolOptions, 'affinity' | 'backendMemory'>>
 > & {
   /** `false`, or the affinity settings in full. */
-  readonly affinity: false | { readonly preferredConnections: number };
+  readonly affinity:
+    | false
+    | {
+        /** See `PoolOptions.affinity`. */
+        readonly preferredConnections: number;
+      };
   /** `false`, or the budget in full. */
-  readonly backendMemory: false | { readonly budgetMiB: number; readonly perSchemaKiB: number };
+  readonly backendMemory:
+    | false
+    | {
+        /** See `PoolOptions.backendMemory`. */
+        readonly budgetMiB: number;
+        /** See `PoolOptions.backendMemory`. */
+        readonly perSchemaKiB: number;
+      };
 };
 
 /** The defaults, in one place. */

@@ -28,6 +28,9 @@ export const STATEMENT_RESULTS = [
   'unprepared',
 ] as const;
 
+/** How checkouts for a schema were served (`PoolAffinityStats`), by the label value they get. */
+export const AFFINITY_SERVED = ['preferred', 'warm', 'stolen'] as const;
+
 /** The pool's connections by state (`total`, `idle`, `busy`, `waiting`), as every exporter labels them. */
 export function connectionsByState(pool: pg.Pool): readonly { state: string; count: number }[] {
   const stats = poolStats(pool);

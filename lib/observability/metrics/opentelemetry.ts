@@ -1,7 +1,9 @@
 // The OpenTelemetry exporter (@opentelemetry/api, an optional peer dependency).
 import type { QueryMetrics } from '../query-observer.js';
 import { queryLabels } from './metric-labels.js';
+import { affinityStats } from '../../connection/pool-affinity.js';
 import {
+  AFFINITY_SERVED,
   connectionsByState,
   DURATION_BUCKETS,
   importOptional,
@@ -35,6 +37,23 @@ export async function openTelemetryMetrics(sources: MetricSources): Promise<Quer
     .addCallback((result) => {
       for (const { state, count } of connectionsByState(pool)) result.observe(count, { state });
     });
+  if (affinityStats(pool)) {
+    meter
+      .createObservableCounter('pg_tenancy.pool.affinity_checkouts', {
+        description:
+          'Checkouts for a tenant schema by the connection that served them: preferred, warm, stolen',
+      })
+      .addCallback((result) => {
+        const stats = affinityStats(pool);
+        if (stats) for (const served of AFFINITY_SERVED) result.observe(stats[served], { served });
+      });
+    meter
+      .createObservableCounter('pg_tenancy.pool.recycled', {
+        description:
+          'Connections replaced for having served more schemas than pool.backendMemory allows',
+      })
+      .addCallback((result) => result.observe(affinityStats(pool)?.recycled ?? 0));
+  }
   meter
     .createObservableGauge('pg_tenancy.registry.lag', {
       description: 'Age of the last proof that the tenant registry view is complete',

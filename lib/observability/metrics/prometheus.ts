@@ -1,8 +1,10 @@
 // The Prometheus exporter (prom-client, an optional peer dependency).
 import type { QueryMetrics } from '../query-observer.js';
 import { poolStats } from '../pool-stats.js';
+import { affinityStats } from '../../connection/pool-affinity.js';
 import { queryLabels } from './metric-labels.js';
 import {
+  AFFINITY_SERVED,
   connectionsByState,
   DURATION_BUCKETS,
   importOptional,
@@ -57,6 +59,30 @@ export async function prometheusMetrics(sources: MetricSources): Promise<QueryMe
       this.set(poolStats(pool).max);
     },
   });
+  fresh('pg_tenancy_pool_affinity_checkouts_total');
+  fresh('pg_tenancy_pool_recycled_total');
+  if (affinityStats(pool)) {
+    new client.Counter({
+      name: 'pg_tenancy_pool_affinity_checkouts_total',
+      help: 'Checkouts for a tenant schema by the connection that served them: preferred, warm (had served the schema), stolen (any idle one)',
+      labelNames: ['served'],
+      registers: [registry],
+      collect() {
+        const stats = affinityStats(pool);
+        this.reset();
+        if (stats) for (const served of AFFINITY_SERVED) this.inc({ served }, stats[served]);
+      },
+    });
+    new client.Counter({
+      name: 'pg_tenancy_pool_recycled_total',
+      help: 'Connections replaced for having served more schemas than pool.backendMemory allows',
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.inc(affinityStats(pool)?.recycled ?? 0);
+      },
+    });
+  }
   fresh('pg_tenancy_registry_synced');
   new client.Gauge({
     name: 'pg_tenancy_registry_synced',

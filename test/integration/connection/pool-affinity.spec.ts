@@ -4,9 +4,9 @@ import { createPool, endPool } from '../../../lib/connection/create-pool.js';
 import {
   affinityStats,
   connectForAsync,
-  rankLanes,
   type PoolAffinityStats,
 } from '../../../lib/connection/pool-affinity.js';
+import { rankLanes } from '../../../lib/connection/lane-ranks.js';
 import { createDatabaseRuntime } from '../../../lib/module/database-runtime.js';
 import { useTestDatabase } from '../../support/database.js';
 import { hold } from '../../support/hold.js';
@@ -20,7 +20,7 @@ function schemasOnLane(lane: number, lanes: number, count: number, prefix = 't')
   return out;
 }
 
-const pid = (db: SchemaDb) => db.fetchValue<number>('SELECT pg_backend_pid()');
+const pid = async (db: SchemaDb) => Number(await db.fetchValue('SELECT pg_backend_pid()'));
 const backendPid = (client: pg.PoolClient) =>
   (client as unknown as { processID: number }).processID;
 
@@ -55,7 +55,7 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
     const pidOfLane = new Map<number, number>();
     for (let lane = 0; lane < lanes; lane++) {
       const [first, second] = schemasOnLane(lane, lanes, 2);
-      for (const db of [SchemaDb.create(pool, first!), base.withSchema(second!)]) {
+      for (const db of [SchemaDb.create(pool, first), base.withSchema(second)]) {
         for (let i = 0; i < 5; i++) {
           const seen = await pid(db);
           expect(seen).toBe(pidOfLane.get(lane) ?? seen);
@@ -133,10 +133,10 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
       waiter('first', otherKind && other);
       for (const name of ['a1', 'a2', 'a3', 'a4']) waiter(name, mine);
       const served: string[] = [];
-      lane0!.release();
+      lane0.release();
       const c1 = await next();
       expect(c1.name).toBe('a1');
-      expect(backendPid(c1.client)).toBe(backendPid(lane0!));
+      expect(backendPid(c1.client)).toBe(backendPid(lane0));
       c1.client.release();
       const c2 = await next();
       expect(c2.name).toBe('a2');
@@ -148,7 +148,7 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
       c3.client.release();
       const c4 = await next();
       c4.client.release();
-      lane1!.release();
+      lane1.release();
       const c5 = await next();
       c5.client.release();
       served.push(c4.name, c5.name);
@@ -190,14 +190,14 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
       for (const client of clients) client.release();
       // Idle: [lane 0, lane 1, lane 2]; pg-pool takes the last released.
       const taken = await connectForAsync(pool, onLane0);
-      const idle = backendPid(taken) === backendPid(clients[0]!);
+      const idle = backendPid(taken) === backendPid(clients[0]);
       const held = [taken, ...(await fill(pool, 2))];
       const served: string[] = [];
       const w1 = connectForAsync(pool, onLane1).then((c) => (served.push('w1'), c));
       const w2 = connectForAsync(pool, onLane0).then((c) => (served.push('w2'), c));
-      held[0]!.release();
+      held[0].release();
       const [winner] = await Promise.race([w1, w2]).then(() => served);
-      picks[String(affinity)] = { idle, waiter: winner! };
+      picks[String(affinity)] = { idle, waiter: winner };
       for (const client of held.slice(1)) client.release();
       for (const client of await Promise.all([w1, w2])) client.release();
       if (!affinity) expect(affinityStats(pool)).toBeUndefined();

@@ -176,6 +176,15 @@ describe('observability', () => {
     expect(text).toMatch(/pg_tenancy_query_duration_seconds_bucket\{le="0.005",schema="obs"/);
     expect(text).toMatch(/pg_tenancy_pool_connections\{state="idle"\} \d+/);
     expect(text).toMatch(/pg_tenancy_pool_max 10/);
+    // Tenant affinity (on by default): the tenants' checkouts, by the connection that served them.
+    const served = (kind: string) =>
+      Number(
+        new RegExp(`pg_tenancy_pool_affinity_checkouts_total\\{served="${kind}"\\} (\\d+)`).exec(
+          text,
+        )?.[1],
+      );
+    expect(served('preferred') + served('warm') + served('stolen')).toBeGreaterThanOrEqual(2);
+    expect(text).toMatch(/pg_tenancy_pool_recycled_total 0/);
   });
 
   it('bounds Prometheus series by the tenant-label cap and the named schemas, with 300 tenants', async () => {
@@ -242,7 +251,12 @@ describe('observability', () => {
       }),
     ]);
     expect(metrics.map((m) => m.descriptor.name)).toEqual(
-      expect.arrayContaining(['pg_tenancy.query.duration', 'pg_tenancy.pool.connections']),
+      expect.arrayContaining([
+        'pg_tenancy.query.duration',
+        'pg_tenancy.pool.connections',
+        'pg_tenancy.pool.affinity_checkouts',
+        'pg_tenancy.pool.recycled',
+      ]),
     );
     await provider.shutdown();
   });

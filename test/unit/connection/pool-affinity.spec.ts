@@ -1,10 +1,6 @@
 import pg from 'pg';
-import {
-  LaneRanks,
-  hasPoolInternals,
-  installAffinity,
-  rankLanes,
-} from '../../../lib/connection/pool-affinity.js';
+import { hasPoolInternals, installAffinity } from '../../../lib/connection/pool-affinity.js';
+import { LaneRanks, rankLanes } from '../../../lib/connection/lane-ranks.js';
 import { resolvePoolOptions } from '../../../lib/connection/pool-options.js';
 
 const keys = (n: number) => Array.from({ length: n }, (_, i) => `tenant_${i}`);
@@ -12,7 +8,7 @@ const keys = (n: number) => Array.from({ length: n }, (_, i) => `tenant_${i}`);
 describe('rendezvous ranking of lanes', () => {
   it('spreads 10,000 keys over 10 lanes within a few percent of even', () => {
     const counts = new Array<number>(10).fill(0);
-    for (const key of keys(10_000)) counts[rankLanes(key, 10, 1)[0]!]!++;
+    for (const key of keys(10_000)) counts[rankLanes(key, 10, 1)[0]]++;
     for (const count of counts) expect(Math.abs(count - 1_000)).toBeLessThan(80);
   });
 
