@@ -5,6 +5,7 @@
 //   npm run bench -- --only pgbench
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { replotCurve } from './lib/affinity-report.mjs';
 import { describeMachine, libraryInfo, loadAverage, machineInfo } from './lib/machine.mjs';
 import { createDatabase, idleClientErrors, openServer, serverInfo } from './lib/postgres.mjs';
 import { renderBarChart } from './lib/svg.mjs';
@@ -25,7 +26,7 @@ const program = new Command('npm run bench --')
   .option('--list', 'list the suites and exit')
   .option(
     '--replot <name>',
-    're-draw results/<name>.svg from results/<name>.json (after a chart change) and exit',
+    're-draw results/<name>.svg (and the affinity memory curve) from results/<name>.json (after a chart change) and exit',
   )
   .option(
     '--out <name>',
@@ -64,6 +65,8 @@ if (options.replot) {
   const report = JSON.parse(await readFile(new URL(`${options.replot}.json`, resultsDir), 'utf8'));
   await writeFile(new URL(`${options.replot}.svg`, resultsDir), chartSvg(report));
   console.log(`wrote bench/results/${options.replot}.svg`);
+  const curve = await replotCurve(report); // the affinity suite's memory curve, drawn on its own
+  if (curve) console.log(`wrote ${curve}`);
   process.exit(0);
 }
 

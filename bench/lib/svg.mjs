@@ -1,4 +1,4 @@
-// Hand-rolled SVG grouped bar charts: no chart dependency, deterministic output.
+// Hand-rolled SVG charts (grouped bars, lines): no chart dependency, deterministic output.
 
 const PALETTE = [
   '#4e79a7',
@@ -155,6 +155,113 @@ export function renderBarChart({ title, subtitle = [], panels }) {
   }
 
   const height = Math.ceil(y + 16);
+  return [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>`,
+    `<rect width="100%" height="100%" fill="#fff"/>`,
+    ...parts,
+    '</svg>',
+    '',
+  ].join('\n');
+}
+
+/**
+ * A line chart over a numeric x axis (one line per series, a labelled dot per point): the
+ * server memory curve of the `affinity` suite.
+ *
+ * @param {object} chart
+ * @param {string} chart.title
+ * @param {string[]} [chart.subtitle]  lines under the title (machine, date, mode)
+ * @param {string} chart.xLabel
+ * @param {string} chart.yLabel
+ * @param {{ key: string, label: string, color?: string, dashed?: boolean,
+ *           markersOnly?: boolean, labels?: 'all' | 'last',
+ *           points: { x: number, y: number }[] }[]} chart.series
+ *   `markersOnly`: hollow squares, no line; `labels: 'last'`: only the last point's value shown
+ * @returns {string} an SVG document
+ */
+export function renderLineChart({ title, subtitle = [], xLabel, yLabel, series }) {
+  const width = 980;
+  const margin = { left: 80, right: 40 };
+  const plotWidth = width - margin.left - margin.right;
+  const plotHeight = 340;
+  const parts = [];
+  let y = 34;
+  parts.push(
+    `<text x="${width / 2}" y="${y}" text-anchor="middle" font-size="19" font-weight="600">${esc(title)}</text>`,
+  );
+  for (const line of subtitle) {
+    y += 19;
+    parts.push(
+      `<text x="${width / 2}" y="${y}" text-anchor="middle" font-size="12.5" fill="#555">${esc(line)}</text>`,
+    );
+  }
+  const top = y + 30;
+  const bottom = top + plotHeight;
+  const points = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.y));
+  const xs = [...new Set(points.map((p) => p.x))].sort((a, b) => a - b);
+  const xMaxRaw = Math.max(1, ...xs);
+  const yMaxRaw = Math.max(1, ...points.map((p) => p.y)) * 1.1;
+  const yStep = tickStep(yMaxRaw);
+  const yMax = yStep * Math.ceil(yMaxRaw / yStep);
+  const xOf = (v) => margin.left + (v / xMaxRaw) * plotWidth;
+  const yOf = (v) => bottom - (v / yMax) * plotHeight;
+
+  for (let v = 0; v <= yMax + 1e-9; v += yStep) {
+    const gy = yOf(v);
+    parts.push(
+      `<line x1="${margin.left}" x2="${margin.left + plotWidth}" y1="${gy}" y2="${gy}" stroke="${v ? '#e5e5e5' : '#333'}"/>`,
+      `<text x="${margin.left - 8}" y="${gy + 4}" text-anchor="end" font-size="11" fill="#444">${shortNumber(v)}</text>`,
+    );
+  }
+  for (const v of xs) {
+    const gx = xOf(v);
+    parts.push(
+      `<line x1="${gx}" x2="${gx}" y1="${top}" y2="${bottom}" stroke="#eee"/>`,
+      `<text x="${gx}" y="${bottom + 18}" text-anchor="middle" font-size="12">${shortNumber(v)}</text>`,
+    );
+  }
+  parts.push(
+    `<text x="${margin.left + plotWidth / 2}" y="${bottom + 40}" text-anchor="middle" font-size="12.5" fill="#444">${esc(xLabel)}</text>`,
+    `<text transform="translate(${margin.left - 56} ${(top + bottom) / 2}) rotate(-90)" text-anchor="middle" font-size="12" fill="#444">${esc(yLabel)}</text>`,
+  );
+
+  series.forEach((s, si) => {
+    const color = s.color ?? PALETTE[si % PALETTE.length];
+    const pts = s.points.filter((p) => Number.isFinite(p.y));
+    const dash = s.dashed ? ' stroke-dasharray="7 5"' : '';
+    if (!s.markersOnly)
+      parts.push(
+        `<polyline fill="none" stroke="${color}" stroke-width="2.5"${dash} points="${pts.map((p) => `${xOf(p.x).toFixed(1)},${yOf(p.y).toFixed(1)}`).join(' ')}"/>`,
+      );
+    pts.forEach((p, i) => {
+      const px = xOf(p.x);
+      const py = yOf(p.y);
+      const tip = `<title>${esc(`${s.label} — ${p.x}: ${p.y}`)}</title>`;
+      parts.push(
+        s.markersOnly
+          ? `<rect x="${(px - 5).toFixed(1)}" y="${(py - 5).toFixed(1)}" width="10" height="10" fill="#fff" stroke="${color}" stroke-width="2">${tip}</rect>`
+          : `<circle cx="${px.toFixed(1)}" cy="${py.toFixed(1)}" r="4" fill="${color}">${tip}</circle>`,
+      );
+      if (s.labels !== 'last' || i === pts.length - 1)
+        parts.push(
+          `<text x="${(px + (s.markersOnly ? -9 : 0)).toFixed(1)}" y="${(py + (s.markersOnly ? 4 : -8)).toFixed(1)}" text-anchor="${s.markersOnly ? 'end' : 'middle'}" font-size="11" fill="${color}">${p.y.toFixed(p.y < 10 ? 1 : 0)}</text>`,
+        );
+    });
+  });
+
+  let ly = bottom + 66;
+  series.forEach((s, si) => {
+    const color = s.color ?? PALETTE[si % PALETTE.length];
+    parts.push(
+      s.markersOnly
+        ? `<rect x="${margin.left + 6}" y="${ly - 9}" width="10" height="10" fill="#fff" stroke="${color}" stroke-width="2"/>`
+        : `<line x1="${margin.left}" x2="${margin.left + 22}" y1="${ly - 4}" y2="${ly - 4}" stroke="${color}" stroke-width="2.5"${s.dashed ? ' stroke-dasharray="7 5"' : ''}/>`,
+      `<text x="${margin.left + 28}" y="${ly}" font-size="12">${esc(s.label)}</text>`,
+    );
+    ly += 18;
+  });
+
+  const height = Math.ceil(ly + 8);
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>`,
     `<rect width="100%" height="100%" fill="#fff"/>`,

@@ -9,6 +9,7 @@
 // log(message), createDatabase(prefix) (a fresh database, dropped at the end of the run) and
 // defer(fn) (cleanup run at the end, also on failure). A suite asserts correctness only: put
 // anything that must hold into `failures` (the run then exits 1), never timing thresholds.
+import affinity from './affinity.mjs';
 import bulkLoad from './bulk-load.mjs';
 import fairShare from './fair-share.mjs';
 import fleetWaves from './fleet-waves.mjs';
@@ -28,6 +29,7 @@ export const suites = [
   kysely,
   preparedStatements,
   connectionMemory,
+  affinity,
   pgbench,
   http,
   migrations,
