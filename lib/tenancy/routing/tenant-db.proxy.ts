@@ -45,7 +45,7 @@ function forwarder(context: TenantContext, method: (typeof ASYNC_METHODS)[number
   return (...args) => {
     try {
       const db = context.requireDb() as unknown as Record<string, AsyncMethod>;
-      return db[method]!(...args);
+      return db[method](...args);
     } catch (err) {
       return Promise.reject(err);
     }
