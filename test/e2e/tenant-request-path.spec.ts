@@ -19,6 +19,7 @@ import {
   type TenancyOptions,
   type TenantResolver,
 } from '../../lib/index.js';
+import { DrainController } from '../../lib/advanced.js';
 import { TenantRegistry } from '../../lib/tenancy/index.js';
 import { useTestDatabase } from '../support/database.js';
 import { useMigrationFolders } from '../support/migrations.js';
@@ -225,6 +226,16 @@ describe('the per-request path of tenant routes', () => {
     expect(() => (tx = proxy.transaction(async () => 1))).not.toThrow();
     await expect(tx).rejects.toBeInstanceOf(TenantContextMissingError);
     expect(() => proxy.schema).toThrow(TenantContextMissingError);
+  });
+
+  it('counts every request as in-flight work until it ends, served or refused', async () => {
+    const { app, get } = await start();
+    const drain = app.get(DrainController);
+    expect((await get('/mixed/closed', 'p1')).status).toBe(200);
+    expect((await get('/mixed/closed', 'nobody')).status).toBe(404);
+    expect((await get('/mixed/closed')).status).toBe(400);
+    expect((await get('/mixed/open')).status).toBe(200);
+    expect(drain.busy.requests).toBe(0);
   });
 
   it("the registry's synchronous lookup refuses what require() refuses, and defers to the table", async () => {
