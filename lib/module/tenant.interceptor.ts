@@ -6,7 +6,7 @@ import {
   type NestInterceptor,
 } from '@nestjs/common';
 import { ModuleRef, Reflector } from '@nestjs/core';
-import { catchError, from, Observable, switchMap, throwError } from 'rxjs';
+import { Observable } from 'rxjs';
 import { TENANCY_OPTIONS } from './database.internal-constants.js';
 import { NO_TENANT_KEY } from './no-tenant.decorator.js';
 import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
@@ -14,7 +14,7 @@ import { TenantContext, type TenantScope } from '../tenancy/routing/tenant-conte
 import { toHttpError } from '../observability/http-errors.js';
 import { authorizeTenant } from './tenant-access.js';
 import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
-import { describeResolver } from '../tenancy/routing/tenant-resolvers.js';
+import { describeResolver, type TenantResolver } from '../tenancy/routing/tenant-resolvers.js';
 import { TenantRequiredError } from '../tenancy/tenant.errors.js';
 
 /**
@@ -31,6 +31,9 @@ import { TenantRequiredError } from '../tenancy/tenant.errors.js';
  */
 @Injectable()
 export class TenantInterceptor implements NestInterceptor {
+  /** `@NoTenant()` per controller class and handler: route metadata is fixed once routes are. */
+  readonly #noTenant = new WeakMap<object, WeakMap<object, boolean>>();
+
   constructor(
     /** The tenants requests are checked against. */
     protected readonly registry: TenantRegistry,
@@ -46,9 +49,7 @@ export class TenantInterceptor implements NestInterceptor {
     next: CallHandler,
   ): Observable<unknown> | Promise<Observable<unknown>> {
     const current = this.context.current;
-    if (
-      this.reflector.getAllAndOverride<boolean>(NO_TENANT_KEY, [ctx.getHandler(), ctx.getClass()])
-    ) {
+    if (this.#runsWithoutTenant(ctx)) {
       // TenantMiddleware runs before routing and cannot see the marker: the handler runs without
       // the tenant it resolved, as the route says.
       if (!current) return next.handle();
@@ -56,37 +57,85 @@ export class TenantInterceptor implements NestInterceptor {
         this.context.runWithout(() => next.handle().subscribe(subscriber)),
       );
     }
-    if (current)
-      return translateVanishedTenant(this.registry, ctx, current.tenantId, next.handle());
-    return this.resolve(ctx).then((scope) => {
-      if (!scope) return next.handle();
-      return translateVanishedTenant(
-        this.registry,
-        ctx,
-        scope.tenantId,
-        new Observable((subscriber) =>
-          this.context.run(scope, () => next.handle().subscribe(subscriber)),
-        ),
-      );
-    });
+    if (current) return serve(this.registry, ctx, current.tenantId, next);
+    let id: ReturnType<TenantResolver>;
+    try {
+      id = this.options.resolver(ctx);
+      // Every request's path, with no promise at all: a resolver that answers at once, no
+      // authorize hook, and a view of the registry that answers now.
+      if (!isThenable(id) && !this.options.authorize) {
+        const scope = this.#admitNow(id);
+        if (scope === null) return next.handle();
+        if (scope !== undefined)
+          return serve(this.registry, ctx, scope.tenantId, next, this.context, scope);
+      }
+    } catch (err) {
+      throw ctx.getType() === 'http' ? toHttpError(err) : err;
+    }
+    return this.#admit(ctx, id).then((scope) =>
+      scope ? serve(this.registry, ctx, scope.tenantId, next, this.context, scope) : next.handle(),
+    );
   }
 
   /** The tenant scope of the request, or `undefined` when it names none and none is required. */
   async resolve(ctx: ExecutionContext): Promise<TenantScope | undefined> {
+    let id: ReturnType<TenantResolver>;
     try {
-      const id = await this.options.resolver(ctx);
-      if (id === undefined || id === null || id === '') {
-        if (this.options.required)
-          throw new TenantRequiredError(describeResolver(this.options.resolver));
-        return undefined;
-      }
-      // Without a hook, no await: this is every request's path.
+      id = this.options.resolver(ctx);
+    } catch (err) {
+      throw ctx.getType() === 'http' ? toHttpError(err) : err;
+    }
+    return this.#admit(ctx, id);
+  }
+
+  /** `resolve`, given what the resolver returned. */
+  async #admit(
+    ctx: ExecutionContext,
+    resolved: ReturnType<TenantResolver>,
+  ): Promise<TenantScope | undefined> {
+    try {
+      const id = await resolved;
+      if (isMissing(id)) return this.#noId();
       if (this.options.authorize) await authorizeTenant(this.options, id, ctx, this.moduleRef);
       const entry = await this.registry.require(id);
       return { tenantId: entry.info.id, db: entry.db };
     } catch (err) {
       throw ctx.getType() === 'http' ? toHttpError(err) : err;
     }
+  }
+
+  /**
+   * The scope of tenant `id` when the registry's view answers now, `null` for a request that
+   * names no tenant where none is required, `undefined` when the table must be asked.
+   * @throws what `resolve` rejects with, untranslated
+   */
+  #admitNow(id: string | undefined | null): TenantScope | null | undefined {
+    if (isMissing(id)) return this.#noId() ?? null;
+    const entry = this.registry.requireNow(id);
+    return entry && { tenantId: entry.info.id, db: entry.db };
+  }
+
+  #noId(): undefined {
+    if (this.options.required)
+      throw new TenantRequiredError(describeResolver(this.options.resolver));
+    return undefined;
+  }
+
+  /** Whether the route is marked `@NoTenant()`, read from its metadata once per handler. */
+  #runsWithoutTenant(ctx: ExecutionContext): boolean {
+    const cls = ctx.getClass() as unknown;
+    const handler = ctx.getHandler() as unknown;
+    if (typeof cls !== 'function' || typeof handler !== 'function') return this.#marked(ctx);
+    let byHandler = this.#noTenant.get(cls);
+    if (byHandler === undefined) this.#noTenant.set(cls, (byHandler = new WeakMap()));
+    let marked = byHandler.get(handler);
+    if (marked === undefined) byHandler.set(handler, (marked = this.#marked(ctx)));
+    return marked;
+  }
+
+  #marked(ctx: ExecutionContext): boolean {
+    const targets = [ctx.getHandler(), ctx.getClass()];
+    return Boolean(this.reflector.getAllAndOverride<boolean>(NO_TENANT_KEY, targets));
   }
 }
 
@@ -109,26 +158,48 @@ export class MiddlewareTenantInterceptor extends TenantInterceptor {
     if (ctx.getType() === 'http') return super.intercept(ctx, next);
     const current = this.context.current;
     if (!current) return next.handle();
-    return translateVanishedTenant(this.registry, ctx, current.tenantId, next.handle());
+    return serve(this.registry, ctx, current.tenantId, next);
   }
 }
 
-/** A request that raced its tenant's drop (the schema vanished under it) is a 404, not a 500. */
-function translateVanishedTenant(
+function isMissing(id: string | undefined | null): id is undefined | null | '' {
+  return id === undefined || id === null || id === '';
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function';
+}
+
+/**
+ * Runs the rest of the request, in `scope` when given. A request that raced its tenant's drop
+ * (the schema vanished under it) is a 404, not a 500. One Observable, no operators: this is
+ * every tenant request's path.
+ */
+function serve(
   registry: TenantRegistry,
   ctx: ExecutionContext,
   tenantId: string,
-  source: Observable<unknown>,
+  next: CallHandler,
+  context?: TenantContext,
+  scope?: TenantScope,
 ): Observable<unknown> {
-  return source.pipe(
-    catchError((err: unknown) =>
-      from(registry.vanishedTenantError(tenantId, err)).pipe(
-        switchMap((translated) =>
-          throwError(() =>
-            translated !== err && ctx.getType() === 'http' ? toHttpError(translated) : translated,
-          ),
-        ),
-      ),
-    ),
-  );
+  return new Observable((subscriber) => {
+    const run = () =>
+      next.handle().subscribe({
+        next: (value) => subscriber.next(value),
+        error: (err: unknown) => {
+          registry.vanishedTenantError(tenantId, err).then(
+            (translated) =>
+              subscriber.error(
+                translated !== err && ctx.getType() === 'http'
+                  ? toHttpError(translated)
+                  : translated,
+              ),
+            () => subscriber.error(err),
+          );
+        },
+        complete: () => subscriber.complete(),
+      });
+    return context && scope ? context.run(scope, run) : run();
+  });
 }

@@ -272,15 +272,18 @@ export class TenantRegistry {
    * @throws InvalidTenantIdError, TenantNotFoundError, TenantSuspendedError
    */
   require(id: string): Promise<TenantEntry> {
-    // The hot path of every request: no promise beyond the one returned when the view answers.
     try {
-      const hit = this.#lookupNow(id);
-      return hit === undefined
-        ? this.#lookupSlow(id).then((entry) => admitted(id, entry))
-        : Promise.resolve(admitted(id, hit));
+      const hit = this.requireNow(id);
+      return hit ? Promise.resolve(hit) : this.#lookupSlow(id).then((row) => admitted(id, row));
     } catch (err) {
       return Promise.reject(err);
     }
+  }
+
+  /** @internal `require(id)` with no promise (hot path): `undefined` if the table must be asked. */
+  requireNow(id: string): TenantEntry | undefined {
+    const hit = this.#lookupNow(id);
+    return hit === undefined ? undefined : admitted(id, hit);
   }
 
   /**

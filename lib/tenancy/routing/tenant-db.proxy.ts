@@ -1,14 +1,16 @@
 import { SchemaDb } from '../../core/schema-db.js';
 import type { TenantContext } from './tenant-context.js';
 
-const ASYNC_METHODS = new Set([
+const ASYNC_METHODS = [
   'query',
   'execute',
   'fetchAll',
   'fetchOne',
   'fetchValue',
   'transaction',
-]);
+] as const;
+
+type AsyncMethod = (...args: unknown[]) => Promise<unknown>;
 
 /**
  * A `SchemaDb` stand-in that forwards every call to the current tenant's manager, so services
@@ -16,18 +18,18 @@ const ASYNC_METHODS = new Set([
  * other members throw `TenantContextMissingError`.
  */
 export function createTenantDbProxy(context: TenantContext): SchemaDb {
+  // One forwarder per async method, made once: each call looks up the tenant of its own flow.
+  const forwarders = new Map<string | symbol, AsyncMethod>(
+    ASYNC_METHODS.map((method) => [method, forwarder(context, method)]),
+  );
   return new Proxy(Object.create(SchemaDb.prototype) as SchemaDb, {
     get(_target, property) {
+      const forward = forwarders.get(property);
+      if (forward !== undefined) return forward;
       // Only SchemaDb's own members reach the context: Nest and `await` probe providers for
       // `then`, `onModuleInit` and the like, which must read as absent, not throw.
       if (property === 'constructor') return SchemaDb;
       if (typeof property === 'symbol' || !(property in SchemaDb.prototype)) return undefined;
-      if (ASYNC_METHODS.has(property)) {
-        return async (...args: unknown[]) => {
-          const db = context.requireDb() as unknown as Record<string, (...a: unknown[]) => unknown>;
-          return db[property](...args);
-        };
-      }
       const db = context.requireDb();
       const value: unknown = Reflect.get(db, property, db);
       return typeof value === 'function' ? (value as () => unknown).bind(db) : value;
@@ -36,4 +38,16 @@ export function createTenantDbProxy(context: TenantContext): SchemaDb {
       return property in SchemaDb.prototype;
     },
   });
+}
+
+/** Calls `method` on the current tenant's manager; outside a tenant context, rejects. */
+function forwarder(context: TenantContext, method: (typeof ASYNC_METHODS)[number]): AsyncMethod {
+  return (...args) => {
+    try {
+      const db = context.requireDb() as unknown as Record<string, AsyncMethod>;
+      return db[method](...args);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  };
 }
