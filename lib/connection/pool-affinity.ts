@@ -80,6 +80,8 @@ interface ClientTag {
   readonly lane: number;
   readonly served: Set<string>;
   recycling: boolean;
+  /** The current checkout is for a schema that does not prefer this connection's lane. */
+  away: boolean;
 }
 
 type TaggedClient = pg.PoolClient & { [TAG]?: ClientTag };
@@ -194,6 +196,7 @@ export function installAffinity(
         lane: state.ranks === undefined ? -1 : freeLane(this._clients, pendingItem, lanes),
         served: new Set(),
         recycling: false,
+        away: false,
       };
     }
     return result;
@@ -207,7 +210,10 @@ export function installAffinity(
   ) {
     const key = pendingItem[KEY];
     const tag = client[TAG];
-    if (key !== undefined && tag !== undefined) record(this, state, tag, client, key, pendingItem);
+    if (tag !== undefined) {
+      tag.away = false;
+      if (key !== undefined) record(this, state, tag, client, key, pendingItem);
+    }
     return acquireClient.call(this, client, pendingItem, idleListener, isNew);
   };
   return true;
@@ -239,6 +245,16 @@ export function connectFor(
     state.pendingKey = undefined;
   }
   if (queue.length > queued) tagItem(state, queue[queue.length - 1], key);
+}
+
+/**
+ * `true` while `client` is checked out, with affinity on, for a schema whose preferred
+ * connections it is not (a stolen or warm checkout). The statement cache prepares such a
+ * visitor's statements only once it comes back often, so that visitors do not evict the
+ * statements of the connection's own tenants.
+ */
+export function isAway(client: pg.ClientBase): boolean {
+  return (client as TaggedClient)[TAG]?.away === true;
 }
 
 /** `connectFor` as a promise. */
@@ -284,8 +300,11 @@ function record(
   if (state.ranks !== undefined) {
     counts.checkouts++;
     if (pendingItem[LANES]?.includes(tag.lane)) counts.preferred++;
-    else if (known) counts.warm++;
-    else counts.stolen++;
+    else {
+      tag.away = true;
+      if (known) counts.warm++;
+      else counts.stolen++;
+    }
   }
   // Without a bound, stop remembering at some point: the set lives in the application's heap.
   if (known || (state.bound === undefined && tag.served.size >= UNBOUNDED_TRACKING)) return;

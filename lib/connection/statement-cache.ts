@@ -3,6 +3,7 @@ import { Logger, type LoggerService } from '@nestjs/common';
 import type pg from 'pg';
 import { PreparedStatementStaleError } from '../shared/errors.js';
 import type { ResolvedPreparedStatementOptions } from './statement-cache-options.js';
+import { isAway } from './pool-affinity.js';
 import {
   closeFirst,
   namedQuery,
@@ -64,6 +65,8 @@ interface ConnectionStatements {
 
 const STALE_ROUTINE = 'RevalidateCachedQuery';
 let cacheIds = 0;
+/** How many times `prepareThreshold` a visiting tenant's statement needs on a connection. */
+const AWAY_FACTOR = 4;
 
 /**
  * `true` for the errors that say a cached statement is gone or unusable: `26000` (the server
@@ -222,7 +225,7 @@ export class StatementCache {
       }
     } else {
       this.#misses++;
-      if (!retried && !this.#due(state, text)) {
+      if (!retried && !this.#due(state, text, isAway(client))) {
         sendUnnamed(client, text, values, arrayRows, callback);
         return;
       }
@@ -269,11 +272,18 @@ export class StatementCache {
     client.query(query);
   }
 
-  /** Counts one more use of `text`; `true` once it reaches `prepareThreshold`. */
-  #due(state: ConnectionStatements, text: string): boolean {
+  /**
+   * Counts one more use of `text`; `true` once it reaches `prepareThreshold`, or
+   * {@link AWAY_FACTOR} times that on a checkout away from the schema's preferred connection
+   * (tenant affinity): a tenant that visits now and then must not evict the statements of the
+   * tenants the connection serves, while one that comes back often (a busy tenant spilling
+   * over its own connection) gets its statements prepared here too.
+   */
+  #due(state: ConnectionStatements, text: string, away: boolean): boolean {
     const uses = (state.seen.get(text) ?? 0) + 1;
     state.seen.delete(text);
-    if (uses >= this.options.prepareThreshold) return true;
+    const threshold = this.options.prepareThreshold * (away ? AWAY_FACTOR : 1);
+    if (uses >= threshold) return true;
     state.seen.set(text, uses);
     if (state.seen.size > this.options.maxPerConnection) {
       state.seen.delete(state.seen.keys().next().value!);

@@ -106,6 +106,46 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
     expect(stats(pool)).toMatchObject({ checkouts: 6, preferred: 4, stolen: 1, warm: 1 });
   });
 
+  // Catches: a visiting tenant's statement prepared at the plain threshold on a connection it
+  // does not prefer (visitors then evict the connection's own tenants' statements), and the
+  // away mark left on a connection after it goes back to serving its own tenant.
+  it('prepares a visiting tenant\'s statement only once it comes back often', async () => {
+    const pool = open({ max: 2, acquireTimeoutMs: 2_000 });
+    for (const client of await fill(pool, 2)) client.release();
+    const [visitor] = schemasOnLane(0, 2, 1, 'visitor');
+    const db = SchemaDb.create(pool, visitor, {
+      preparedStatements: { enabled: true, prepareThreshold: 2 },
+    });
+    const home = await pid(db);
+    const prepared = () => db.statementStats!.prepared;
+    const lookup = () => db.fetchValue('SELECT pg_backend_pid() + $1::int', [0]);
+    const held = await hold((wait) => db.transaction(() => wait()));
+    try {
+      // Away from home: 2 uses (the plain threshold) prepare nothing; the 8th (4 × 2) does.
+      for (let use = 1; use <= 7; use++) {
+        expect(Number(await lookup())).not.toBe(home);
+        expect(prepared()).toBe(0);
+      }
+      await lookup();
+      expect(prepared()).toBe(1);
+    } finally {
+      await held.release();
+    }
+    // At home, the plain threshold.
+    await lookup();
+    expect(prepared()).toBe(1);
+    expect(Number(await lookup())).toBe(home);
+    expect(prepared()).toBe(2);
+    // The connection it visited serves its own tenant at the plain threshold again.
+    const [native] = schemasOnLane(1, 2, 1, 'native');
+    const own = db.withSchema(native);
+    const ownLookup = () => own.fetchValue('SELECT pg_backend_pid() + $1::int + 0', [0]);
+    expect(Number(await ownLookup())).not.toBe(home);
+    expect(prepared()).toBe(2);
+    await ownLookup();
+    expect(prepared()).toBe(3);
+  });
+
   // Catches: no hand-off to a waiter that prefers the released connection (window of one),
   // and an unbounded pass-over that starves a waiter for another schema or for none.
   it.each([
