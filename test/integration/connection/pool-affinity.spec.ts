@@ -109,7 +109,7 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
   // Catches: a visiting tenant's statement prepared at the plain threshold on a connection it
   // does not prefer (visitors then evict the connection's own tenants' statements), and the
   // away mark left on a connection after it goes back to serving its own tenant.
-  it('prepares a visiting tenant\'s statement only once it comes back often', async () => {
+  it("prepares a visiting tenant's statement only once it comes back often", async () => {
     const pool = open({ max: 2, acquireTimeoutMs: 2_000 });
     for (const client of await fill(pool, 2)) client.release();
     const [visitor] = schemasOnLane(0, 2, 1, 'visitor');
