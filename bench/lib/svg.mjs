@@ -35,6 +35,21 @@ function shortNumber(v) {
   return String(Math.round(v));
 }
 
+/** Pushes a chart's centred title and subtitle lines; returns the baseline of the last one. */
+function titleBlock(parts, width, title, subtitle) {
+  let y = 34;
+  parts.push(
+    `<text x="${width / 2}" y="${y}" text-anchor="middle" font-size="19" font-weight="600">${esc(title)}</text>`,
+  );
+  for (const line of subtitle) {
+    y += 19;
+    parts.push(
+      `<text x="${width / 2}" y="${y}" text-anchor="middle" font-size="12.5" fill="#555">${esc(line)}</text>`,
+    );
+  }
+  return y;
+}
+
 /**
  * @param {object} chart
  * @param {string} chart.title
@@ -49,16 +64,7 @@ export function renderBarChart({ title, subtitle = [], panels }) {
   const margin = { left: 80, right: 215 };
   const plotWidth = width - margin.left - margin.right;
   const parts = [];
-  let y = 34;
-  parts.push(
-    `<text x="${width / 2}" y="${y}" text-anchor="middle" font-size="19" font-weight="600">${esc(title)}</text>`,
-  );
-  for (const line of subtitle) {
-    y += 19;
-    parts.push(
-      `<text x="${width / 2}" y="${y}" text-anchor="middle" font-size="12.5" fill="#555">${esc(line)}</text>`,
-    );
-  }
+  let y = titleBlock(parts, width, title, subtitle);
   y += 16;
 
   for (const panel of panels) {
@@ -185,16 +191,7 @@ export function renderLineChart({ title, subtitle = [], xLabel, yLabel, series }
   const plotWidth = width - margin.left - margin.right;
   const plotHeight = 340;
   const parts = [];
-  let y = 34;
-  parts.push(
-    `<text x="${width / 2}" y="${y}" text-anchor="middle" font-size="19" font-weight="600">${esc(title)}</text>`,
-  );
-  for (const line of subtitle) {
-    y += 19;
-    parts.push(
-      `<text x="${width / 2}" y="${y}" text-anchor="middle" font-size="12.5" fill="#555">${esc(line)}</text>`,
-    );
-  }
+  let y = titleBlock(parts, width, title, subtitle);
   const top = y + 30;
   const bottom = top + plotHeight;
   const points = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.y));
