@@ -13,7 +13,7 @@ import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
 import { TenantContext, type TenantScope } from '../tenancy/routing/tenant-context.js';
 import { toHttpError } from '../observability/http-errors.js';
 import { authorizeTenant } from './tenant-access.js';
-import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
+import { TenantRegistry, type TenantEntry } from '../tenancy/registry/tenant-registry.js';
 import { describeResolver, type TenantResolver } from '../tenancy/routing/tenant-resolvers.js';
 import { TenantRequiredError } from '../tenancy/tenant.errors.js';
 
@@ -98,7 +98,7 @@ export class TenantInterceptor implements NestInterceptor {
       if (isMissing(id)) return this.#noId();
       if (this.options.authorize) await authorizeTenant(this.options, id, ctx, this.moduleRef);
       const entry = await this.registry.require(id);
-      return { tenantId: entry.info.id, db: entry.db };
+      return scopeOf(entry);
     } catch (err) {
       throw ctx.getType() === 'http' ? toHttpError(err) : err;
     }
@@ -112,7 +112,7 @@ export class TenantInterceptor implements NestInterceptor {
   #admitNow(id: string | undefined | null): TenantScope | null | undefined {
     if (isMissing(id)) return this.#noId() ?? null;
     const entry = this.registry.requireNow(id);
-    return entry && { tenantId: entry.info.id, db: entry.db };
+    return entry && scopeOf(entry);
   }
 
   #noId(): undefined {
@@ -160,6 +160,11 @@ export class MiddlewareTenantInterceptor extends TenantInterceptor {
     if (!current) return next.handle();
     return serve(this.registry, ctx, current.tenantId, next);
   }
+}
+
+/** The request's tenant scope for an admitted registry entry. */
+function scopeOf(entry: TenantEntry): TenantScope {
+  return { tenantId: entry.info.id, db: entry.db };
 }
 
 function isMissing(id: string | undefined | null): id is undefined | null | '' {
