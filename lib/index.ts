@@ -55,6 +55,7 @@ export {
 export { NoTenant } from './module/no-tenant.decorator.js';
 export { TenantInterceptor } from './module/tenant.interceptor.js';
 export { TenantMiddleware } from './module/tenant.middleware.js';
+export { TenantAdmission, type TenantAdmissionOptions } from './module/tenant-admission.js';
 export { TenantContext, type TenantScope } from './tenancy/routing/tenant-context.js';
 export { TenantService, type ForEachOptions } from './tenancy/tenant.service.js';
 export type { TenantInfo } from './tenancy/registry/tenant-info.js';

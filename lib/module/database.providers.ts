@@ -15,6 +15,7 @@ import { TenantContext } from '../tenancy/routing/tenant-context.js';
 import { createTenantDbProxy } from '../tenancy/routing/tenant-db.proxy.js';
 import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
 import { TenantInterceptor, MiddlewareTenantInterceptor } from './tenant.interceptor.js';
+import { TenantAdmission } from './tenant-admission.js';
 import { TenantMiddleware } from './tenant.middleware.js';
 import { TenantService } from '../tenancy/tenant.service.js';
 import {
@@ -155,6 +156,7 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
     },
     TenantInterceptor,
     TenantMiddleware,
+    TenantAdmission,
   ];
   if (tenancy.interceptor) {
     providers.push({ provide: APP_INTERCEPTOR, useExisting: TenantInterceptor });
@@ -170,6 +172,7 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
       getTenantDbToken(),
       TenantInterceptor,
       TenantMiddleware,
+      TenantAdmission,
     ],
   };
 }
