@@ -24,6 +24,7 @@ const LAYERS = [
   ['observability'],
   ['kysely', 'terminus'],
   ['module'],
+  ['integrations'],
   ['cli'],
 ];
 
