@@ -6,7 +6,7 @@
  * ranks the same lanes, and a change of `max` moves only about 1/max of the keys' first choice.
  */
 export class LaneRanks {
-  readonly #cache = new Map<string, LaneOrder>();
+  readonly #cache = new Map<string, readonly number[]>();
   readonly #limit: number;
 
   constructor(
@@ -19,30 +19,14 @@ export class LaneRanks {
 
   /** The `preferred` best lanes for `key`, best first. */
   of(key: string): readonly number[] {
-    return this.order(key).preferred;
-  }
-
-  /** Every lane ranked for `key`: its preferred ones, and each lane's place in its order. */
-  order(key: string): LaneOrder {
-    let order = this.#cache.get(key);
-    if (order === undefined) {
-      const all = rankLanes(key, this.lanes, this.lanes);
-      const place = new Uint16Array(this.lanes);
-      all.forEach((lane, at) => (place[lane] = at));
-      order = { preferred: all.slice(0, this.preferred), place };
+    let ranked = this.#cache.get(key);
+    if (ranked === undefined) {
+      ranked = rankLanes(key, this.lanes, this.preferred);
       if (this.#cache.size >= this.#limit) this.#cache.delete(this.#cache.keys().next().value!);
-      this.#cache.set(key, order);
+      this.#cache.set(key, ranked);
     }
-    return order;
+    return ranked;
   }
-}
-
-/** A key's ranking of a pool's lanes. */
-export interface LaneOrder {
-  /** The lanes the key prefers, best first. */
-  readonly preferred: readonly number[];
-  /** `place[lane]`: the lane's place in the key's order, 0 for its best lane. */
-  readonly place: Uint16Array;
 }
 
 /** The `count` highest-scoring lanes of `lanes` for `key`, best first. */

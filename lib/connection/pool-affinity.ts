@@ -1,17 +1,4 @@
 import type pg from 'pg';
-import {
-  KEY,
-  ORDER,
-  pair,
-  TAG,
-  type ClientTag,
-  type ConnectCallback,
-  type IdleItem,
-  type PendingItem,
-  type TaggedClient,
-} from './affinity-pairing.js';
-
-export type { ConnectCallback } from './affinity-pairing.js';
 import { LaneRanks } from './lane-ranks.js';
 import { schemaBound, type ResolvedPoolOptions } from './pool-options.js';
 
@@ -63,10 +50,46 @@ export interface PoolAffinityStats {
   readonly schemasPerConnection: number[];
 }
 
+/** A checkout's callback, as `pg.Pool.connect` takes it. */
+export type ConnectCallback = (
+  err: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: unknown) => void,
+) => void;
+
 /** The most schemas remembered per connection when `backendMemory` is `false`. */
 const UNBOUNDED_TRACKING = 65_536;
 
 const STATE = Symbol('nestjs-pg-tenancy:affinity');
+const TAG = Symbol('nestjs-pg-tenancy:lane');
+const KEY = Symbol('nestjs-pg-tenancy:key');
+const LANES = Symbol('nestjs-pg-tenancy:lanes');
+const PASSED = Symbol('nestjs-pg-tenancy:passed');
+
+/** What pg-pool queues for a caller, with the schema it is for. */
+interface PendingItem {
+  callback: ConnectCallback;
+  timedOut?: boolean;
+  [KEY]?: string;
+  [LANES]?: readonly number[];
+  /** How many times a later waiter was served before this one. */
+  [PASSED]?: number;
+}
+
+interface ClientTag {
+  readonly lane: number;
+  readonly served: Set<string>;
+  recycling: boolean;
+  /** The current checkout is for a schema that does not prefer this connection's lane. */
+  away: boolean;
+}
+
+type TaggedClient = pg.PoolClient & { [TAG]?: ClientTag };
+
+interface IdleItem {
+  client: TaggedClient;
+}
+
 /** pg-pool 3.x internals this module wraps. */
 interface PoolInternals {
   options: { max?: number };
@@ -158,8 +181,7 @@ export function installAffinity(
   if (state.ranks !== undefined) {
     const window = 4 * lanes;
     target._pulseQueue = function (this: AffinityPool) {
-      if (!this.ending && !this.ended)
-        pair(this._idle, this._pendingQueue, state.counts, window, 2 * lanes);
+      if (!this.ending && !this.ended) pair(this, state, window, 2 * lanes);
       return pulseQueue.call(this);
     };
   }
@@ -261,7 +283,7 @@ export function affinityStats(pool: pg.Pool): PoolAffinityStats | undefined {
 
 function tagItem(state: AffinityState, item: PendingItem, key: string): void {
   item[KEY] = key;
-  if (state.ranks !== undefined) item[ORDER] = state.ranks.order(key);
+  if (state.ranks !== undefined) item[LANES] = state.ranks.of(key);
 }
 
 /** Counts the checkout, adds `key` to what the client has served, and recycles past the bound. */
@@ -277,7 +299,7 @@ function record(
   const known = tag.served.has(key);
   if (state.ranks !== undefined) {
     counts.checkouts++;
-    if (pendingItem[ORDER]?.preferred.includes(tag.lane)) counts.preferred++;
+    if (pendingItem[LANES]?.includes(tag.lane)) counts.preferred++;
     else {
       tag.away = true;
       if (known) counts.warm++;
@@ -300,7 +322,73 @@ function freeLane(clients: TaggedClient[], pendingItem: PendingItem, lanes: numb
   const used = new Set<number>();
   // pg-pool drops a client that failed to connect without `_remove`: its lane is free again.
   for (const c of clients) if (c[TAG] !== undefined) used.add(c[TAG].lane);
-  for (const lane of pendingItem[ORDER]?.preferred ?? []) if (!used.has(lane)) return lane;
+  for (const lane of pendingItem[LANES] ?? []) if (!used.has(lane)) return lane;
   for (let lane = 0; lane < lanes; lane++) if (!used.has(lane)) return lane;
+  return -1;
+}
+
+/** The idle item on the first of `lanes` that has one, else the last that has served `key`. */
+function pickIdle(idle: IdleItem[], lanes: readonly number[], key: string): number {
+  for (const lane of lanes) {
+    for (let i = 0; i < idle.length; i++) if (idle[i].client[TAG]?.lane === lane) return i;
+  }
+  for (let i = idle.length - 1; i >= 0; i--) if (idle[i].client[TAG]?.served.has(key)) return i;
+  return -1;
+}
+
+/**
+ * Reorders `_idle` and `_pendingQueue` so that pg-pool's pulse (last idle, first waiter) pairs
+ * them as affinity wants.
+ */
+function pair(pool: AffinityPool, state: AffinityState, window: number, maxPassed: number): void {
+  const idle = pool._idle;
+  const queue = pool._pendingQueue;
+  if (queue.length === 0 || idle.length === 0) return;
+  if (idle.length > 1) {
+    // Connections to spare: the first waiter takes one of its lanes, else one that has served
+    // its schema, else pg-pool's pick (the most recently released).
+    const head = queue[0];
+    const key = head[KEY];
+    if (key === undefined) return;
+    const pick = pickIdle(idle, head[LANES] ?? [], key);
+    if (pick >= 0 && pick !== idle.length - 1) idle.push(idle.splice(pick, 1)[0]);
+    return;
+  }
+  if (queue.length === 1) return;
+  // One connection, several waiters (a release under load): it goes to the first waiter in the
+  // window that prefers its lane; failing that, to the first whose schema it has served (its
+  // catalog is cached there, and perhaps its statements), so that a connection does not gather
+  // schemas from the queue's head. Never by passing over a waiter already passed over
+  // `maxPassed` times, which is then served in order: nobody starves.
+  const client = idle[0].client;
+  const lane = client[TAG]?.lane;
+  if (lane === undefined || lane < 0) return;
+  const end = Math.min(queue.length, window);
+  let chosen = waiterFor(queue, end, maxPassed, (waiter) => waiter[LANES]?.includes(lane) === true);
+  if (chosen < 0) {
+    const served = client[TAG]!.served;
+    chosen = waiterFor(queue, end, maxPassed, (waiter) => served.has(waiter[KEY]!));
+  }
+  if (chosen <= 0) return;
+  for (let i = 0; i < chosen; i++) queue[i][PASSED] = (queue[i][PASSED] ?? 0) + 1;
+  queue.unshift(queue.splice(chosen, 1)[0]);
+  state.counts.handoffs++;
+}
+
+/**
+ * The index of the first of `queue`'s first `end` waiters that `wanted` accepts, without passing
+ * over one already passed over `maxPassed` times; `-1` when there is none.
+ */
+function waiterFor(
+  queue: PendingItem[],
+  end: number,
+  maxPassed: number,
+  wanted: (waiter: PendingItem) => boolean,
+): number {
+  for (let i = 0; i < end; i++) {
+    const waiter = queue[i];
+    if (waiter[KEY] !== undefined && wanted(waiter)) return i;
+    if ((waiter[PASSED] ?? 0) >= maxPassed) return -1;
+  }
   return -1;
 }

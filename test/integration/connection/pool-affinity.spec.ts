@@ -232,57 +232,6 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
     expect(stats(pool)).toMatchObject({ handoffs: 1, stolen: 2, warm: 1 });
   });
 
-  /** A schema name whose full ranking of `lanes` lanes satisfies `test`. */
-  function schemaRanking(lanes: number, prefix: string, test: (order: number[]) => boolean) {
-    for (let i = 0; ; i++) {
-      const order = rankLanes(`${prefix}_${i}`, lanes, lanes);
-      if (test(order)) return { name: `${prefix}_${i}`, order };
-    }
-  }
-
-  // Catches: a steal that takes pg-pool's pick (the most recently released connection) instead
-  // of the one the schema ranks next; a schema's visits then spread over every connection.
-  it('steals the idle connection its schema ranks highest after its busy preferred one', async () => {
-    const pool = open({ max: 4 });
-    const clients = await fill(pool, 4);
-    const { name, order } = schemaRanking(4, 'spill', (o) => o[1] !== 3 && o[0] !== 3);
-    const [home, next] = order;
-    // The schema's own lane stays busy; its second lane is released first, so it is not pg's pick.
-    const rest = [next, ...[0, 1, 2, 3].filter((l) => l !== home && l !== next)];
-    for (const lane of rest) clients[lane].release();
-    const client = await connectForAsync(pool, name);
-    expect(backendPid(client)).toBe(backendPid(clients[next]));
-    client.release();
-    clients[home].release();
-    expect(stats(pool)).toMatchObject({ stolen: 1, preferred: 0 });
-  });
-
-  // Catches: a released connection that no waiter prefers or has been served by going to the
-  // queue's head, although a later waiter's schema ranks its lane higher.
-  it('under saturation, failing preferring and warm waiters, hands a connection to the waiter ranking it highest', async () => {
-    const pool = open({ max: 3 });
-    const clients = await fill(pool, 3);
-    const lane = 0;
-    const far = schemaRanking(3, 'far', (o) => o[2] === lane).name;
-    const near = schemaRanking(3, 'near', (o) => o[1] === lane).name;
-    const served: string[] = [];
-    const waiters = [far, near].map((key) =>
-      connectForAsync(pool, key).then((client) => {
-        served.push(key);
-        return client;
-      }),
-    );
-    clients[lane].release();
-    const first = await Promise.race(waiters);
-    expect(served).toEqual([near]);
-    expect(backendPid(first)).toBe(backendPid(clients[lane]));
-    first.release();
-    (await waiters[0]).release();
-    clients[1].release();
-    clients[2].release();
-    expect(stats(pool)).toMatchObject({ handoffs: 1, stolen: 2 });
-  });
-
   // Catches: an off-by-one in the bound, and recycling when backendMemory is false.
   it('replaces a connection once it has served more schemas than the budget allows', async () => {
     // (3 MiB - 2 MiB) / 300 KiB: three schemas a connection.
