@@ -93,6 +93,7 @@ class Producer {
     readonly work: TenantQueue<{ n?: number; fail?: boolean; gate?: string }>,
     @InjectQueue('work') readonly plain: Queue,
     @InjectQueue('system') readonly system: Queue,
+    @InjectTenantQueue('later') readonly later: TenantQueue,
   ) {}
 }
 
@@ -126,6 +127,7 @@ describeWithServer('redis', 'BullMQ queues carry the tenant', () => {
         }),
         BullModule.forRoot({ connection: { host: redis.host, port: redis.port } }),
         TenantQueueModule.registerQueue({ name: 'work' }, { name: 'system' }),
+        TenantQueueModule.registerQueueAsync({ name: 'later', useFactory: () => ({}) }),
       ],
       providers: [WorkProcessor, SystemProcessor, Producer],
     }).compile();
@@ -215,6 +217,10 @@ describeWithServer('redis', 'BullMQ queues carry the tenant', () => {
       producer.work.forTenant('q1').add('write', { n: 101 }),
     );
     expect((await settled(other.id!)).returnvalue).toBe('q1');
+
+    // A queue registered with registerQueueAsync (no processor: the job waits in Redis).
+    const waiting = await tenants.run('q2', () => producer.later.add('report', { n: 1 }));
+    expect(tenantOfJob((await producer.later.queue.getJob(waiting.id!))!)).toBe('q2');
 
     const before = await producer.plain.getJobCountByTypes('waiting', 'active', 'delayed');
     await expect(producer.work.add('write', { n: 1 })).rejects.toThrow(TenantRequiredError);
