@@ -32,6 +32,8 @@ const required = [
   'dist/terminus/index.d.ts',
   'dist/kysely/index.js',
   'dist/kysely/index.d.ts',
+  'dist/integrations/bullmq/index.js',
+  'dist/integrations/bullmq/index.d.ts',
   'dist/cli/bin.js',
 ];
 
