@@ -1,0 +1,103 @@
+// nestjs-pg-tenancy/microservices over Nest's TCP transport (a free port): the tenant travels in
+// the packet's metadata. Also: a hybrid app, connected with connectTenantMicroservice.
+import { Controller, type INestApplication } from '@nestjs/common';
+import { ClientProxyFactory, MessagePattern, Transport } from '@nestjs/microservices';
+import { Test } from '@nestjs/testing';
+import { lastValueFrom } from 'rxjs';
+import {
+  DatabaseModule,
+  InvalidOptionsError,
+  TenantAdmission,
+  TenantService,
+} from '../../../../lib/index.js';
+import {
+  connectTenantMicroservice,
+  registerTenantMessages,
+  TenantClient,
+} from '../../../../lib/integrations/microservices/index.js';
+import { useTestDatabase } from '../../../support/database.js';
+import { freePort } from '../../../support/external-servers.js';
+import { RecordingLogger } from '../../../support/logs.js';
+import { useMigrationFolders } from '../../../support/migrations.js';
+import { tenantMessagesSuite } from './tenant-messages.suite.js';
+
+describe('microservices over TCP', () => {
+  tenantMessagesSuite(async () => {
+    const port = await freePort();
+    const options = { host: '127.0.0.1', port };
+    return {
+      server: { transport: Transport.TCP, options },
+      client: { transport: Transport.TCP, options },
+      stop: async () => {},
+    };
+  });
+});
+
+// A hybrid app: Nest applies the app's global interceptors (TenantInterceptor among them) to a
+// connected microservice only with `inheritAppConfig: true`; the hook works without them.
+@Controller()
+class WhoController {
+  constructor(private readonly admission: TenantAdmission) {}
+
+  @MessagePattern('who')
+  who() {
+    return this.admission.currentTenantId() ?? null;
+  }
+}
+
+describe('microservices over TCP in a hybrid app', () => {
+  const database = useTestDatabase();
+  const folder = useMigrationFolders();
+  let app: INestApplication;
+  let client: TenantClient;
+  let admission: TenantAdmission;
+
+  beforeAll(async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        DatabaseModule.forRoot({
+          connection: database.current.url,
+          tenancy: { migrations: await folder({ '001_t.sql': 'CREATE TABLE {{tables.t}} ();' }) },
+        }),
+      ],
+      controllers: [WhoController],
+    })
+      .setLogger(new RecordingLogger())
+      .compile();
+    app = moduleRef.createNestApplication();
+    const options = { host: '127.0.0.1', port: await freePort() };
+    const microservice = connectTenantMicroservice(app, { transport: Transport.TCP, options });
+    expect(() => registerTenantMessages(microservice)).toThrow(InvalidOptionsError);
+    await app.startAllMicroservices();
+    await app.init();
+    admission = app.get(TenantAdmission);
+    const tenants = app.get(TenantService);
+    for (const id of ['h1', 'h2']) await tenants.create(id);
+    client = new TenantClient(
+      ClientProxyFactory.create({ transport: Transport.TCP, options }),
+      admission,
+    );
+  });
+
+  afterAll(async () => {
+    await client?.proxy.close();
+    await app?.close();
+  });
+
+  it("runs each handler in the sender's tenant, without the app's global interceptors", async () => {
+    const who = async (id: string) =>
+      admission.run(await admission.admit(id, { source: 'the test' }), () =>
+        lastValueFrom(client.send<string | null>('who', {})),
+      );
+    await expect(Promise.all([who('h1'), who('h2'), who('h1')])).resolves.toEqual([
+      'h1',
+      'h2',
+      'h1',
+    ]);
+    await expect(
+      lastValueFrom(client.send('who', {}, { withoutTenant: true })),
+    ).rejects.toMatchObject({
+      reason: 'TenantRequiredError',
+    });
+  });
+});
