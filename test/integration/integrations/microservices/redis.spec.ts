@@ -41,12 +41,14 @@ describeWithServer('redis', 'the tenant on the Redis wire', () => {
       const received = new Promise<string>((resolve) =>
         listener.on('message', (_channel: string, message: string) => resolve(message)),
       );
+      // A dispatch hook set before (tracing, say) still runs, and its metadata stays.
+      proxy.setOnDispatchHook((packet) => (packet.metadata = { trace: 'abc' }));
       const client = new TenantClient(proxy, noTenantHere);
       await lastValueFrom(client.emit('wire.check', { text: 'hi' }, { tenantId: 'acme' }));
       expect(JSON.parse(await received)).toEqual({
         pattern: 'wire.check',
         data: { text: 'hi' },
-        metadata: { 'x-tenant-id': 'acme' },
+        metadata: { trace: 'abc', 'x-tenant-id': 'acme' },
       });
     } finally {
       await proxy.close();
