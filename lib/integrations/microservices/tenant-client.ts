@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { ClientNats, NatsRecord, type ClientProxy, type ReadPacket } from '@nestjs/microservices';
 import { catchError, Observable, throwError } from 'rxjs';
 import { TenantAdmission } from '../../module/tenant-admission.js';
+import { InvalidOptionsError } from '../../shared/errors.js';
 import { MessageWithoutTenantError } from './microservices.errors.js';
 import { refusedError, TENANT_MESSAGE_HEADER } from './tenant-message.wire.js';
 
@@ -51,25 +52,38 @@ interface Call extends TenantMessageOptions {
  *   useFactory: (proxy: ClientProxy, admission: TenantAdmission) => new TenantClient(proxy, admission) }
  */
 export class TenantClient {
-  readonly #calls = new AsyncLocalStorage<Call>();
+  readonly #calls: AsyncLocalStorage<Call>;
 
   constructor(
     /** The wrapped client, for what this class does not forward (`connect`, `close`, …). */
     readonly proxy: ClientProxy,
-    private readonly admission: TenantAdmission,
+    admission: TenantAdmission,
     options: TenantClientOptions = {},
   ) {
     const header = options.header ?? TENANT_MESSAGE_HEADER;
+    const stamped = STAMPED.get(proxy);
+    if (stamped) {
+      // A second wrapper of the same proxy (two providers, say) shares the first one's stamp: a
+      // second hook would stamp, or refuse, every call the first one's options allow.
+      if (stamped.header !== header)
+        throw new InvalidOptionsError(
+          `This ClientProxy already stamps the tenant as "${stamped.header}"; a second TenantClient of it cannot use "${header}".`,
+        );
+      this.#calls = stamped.calls;
+      return;
+    }
+    const calls = (this.#calls = new AsyncLocalStorage<Call>());
+    STAMPED.set(proxy, { header, calls });
     const stamp = proxy instanceof ClientNats ? natsStamp(header) : metadataStamp(header);
     const previous = (proxy as unknown as { onDispatchHook?: (packet: ReadPacket) => void })
       .onDispatchHook;
     proxy.setOnDispatchHook((packet) => {
       previous?.(packet);
-      const call = this.#calls.getStore();
+      const call = calls.getStore();
       const own = call && !call.used ? call : undefined;
       if (call) call.used = true;
       if (own?.withoutTenant) return;
-      const tenantId = own?.tenantId ?? this.admission.currentTenantId();
+      const tenantId = own?.tenantId ?? admission.currentTenantId();
       if (!tenantId) throw new MessageWithoutTenantError(describe(packet.pattern));
       stamp(packet, tenantId);
     });
@@ -104,6 +118,9 @@ export class TenantClient {
 }
 
 type Stamp = (packet: ReadPacket, tenantId: string) => void;
+
+/** The proxies a TenantClient stamps, with how: one hook per proxy, whatever wraps it. */
+const STAMPED = new WeakMap<ClientProxy, { header: string; calls: AsyncLocalStorage<Call> }>();
 
 /** TCP, Redis: an entry of the packet's metadata, which both transports carry beside the payload. */
 function metadataStamp(header: string): Stamp {

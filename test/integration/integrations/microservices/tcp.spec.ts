@@ -100,4 +100,15 @@ describe('microservices over TCP in a hybrid app', () => {
       reason: 'TenantRequiredError',
     });
   });
+
+  it('shares one stamp between the TenantClients of one proxy', async () => {
+    const again = new TenantClient(client.proxy, admission);
+    await expect(lastValueFrom(again.send('who', {}, { tenantId: 'h2' }))).resolves.toBe('h2');
+    await expect(
+      lastValueFrom(again.send('who', {}, { withoutTenant: true })),
+    ).rejects.toMatchObject({ reason: 'TenantRequiredError' });
+    expect(() => new TenantClient(client.proxy, admission, { header: 'x-org' })).toThrow(
+      InvalidOptionsError,
+    );
+  });
 });

@@ -157,7 +157,9 @@ export function tenantMessagesSuite(transport: () => Promise<TransportUnderTest>
   const add = (note: Note, options?: TenantMessageOptions) =>
     lastValueFrom(client.send<{ tenant: string }>('notes.add', note, options));
   const count = async (id: string) =>
-    (await tenants.db(id)).fetchValue<number>('SELECT count(*)::int FROM {{tables.notes}}');
+    Number(
+      await (await tenants.db(id)).fetchValue<number>('SELECT count(*)::int FROM {{tables.notes}}'),
+    );
 
   it("runs each handler in the sender's tenant, two tenants interleaved", async () => {
     const before = [await count('t1'), await count('t2')];
