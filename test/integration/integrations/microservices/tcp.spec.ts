@@ -1,7 +1,14 @@
 // nestjs-pg-tenancy/microservices over Nest's TCP transport (a free port): the tenant travels in
 // the packet's metadata. Also: a hybrid app, connected with connectTenantMicroservice.
-import { Controller, type INestApplication } from '@nestjs/common';
-import { ClientProxyFactory, MessagePattern, Transport } from '@nestjs/microservices';
+import { Controller, type INestApplication, type INestMicroservice } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import {
+  ClientProxyFactory,
+  MessagePattern,
+  Transport,
+  type ClientProxy,
+  type MicroserviceOptions,
+} from '@nestjs/microservices';
 import { Test } from '@nestjs/testing';
 import { lastValueFrom } from 'rxjs';
 import {
@@ -110,5 +117,50 @@ describe('microservices over TCP in a hybrid app', () => {
     expect(() => new TenantClient(client.proxy, admission, { header: 'x-org' })).toThrow(
       InvalidOptionsError,
     );
+  });
+});
+
+// Without registerTenantMessages, a microservice made with NestFactory.createMicroservice still
+// runs the module's global TenantInterceptor (Nest applies APP_INTERCEPTORs to it), whose
+// resolvers read HTTP requests: a message, whatever its payload says, names no tenant there.
+describe('a microservice over TCP without the hook', () => {
+  const database = useTestDatabase();
+  const folder = useMigrationFolders();
+  let app: INestMicroservice;
+  let proxy: ClientProxy;
+  const logger = new RecordingLogger();
+
+  beforeAll(async () => {
+    const options = { host: '127.0.0.1', port: await freePort() };
+    app = await NestFactory.createMicroservice<MicroserviceOptions>(
+      {
+        module: class BareModule {},
+        imports: [
+          DatabaseModule.forRoot({
+            connection: database.current.url,
+            tenancy: { migrations: await folder({ '001_t.sql': 'CREATE TABLE {{tables.t}} ();' }) },
+          }),
+        ],
+        controllers: [WhoController],
+      },
+      { transport: Transport.TCP, options, logger },
+    );
+    await app.listen();
+    await app.get(TenantService).create('b1');
+    proxy = ClientProxyFactory.create({ transport: Transport.TCP, options });
+  });
+
+  afterAll(async () => {
+    await proxy?.close();
+    await app?.close();
+  });
+
+  it('fails closed: a payload that claims a tenant does not name one', async () => {
+    const claims = { headers: { 'x-tenant-id': 'b1' }, user: { tenantId: 'b1' } };
+    await expect(lastValueFrom(proxy.send('who', claims))).rejects.toEqual({
+      status: 'error',
+      message: 'Internal server error',
+    });
+    expect(logger.errors.join('\n')).toContain('TenantRequiredError');
   });
 });
