@@ -15,6 +15,7 @@ const ENTRIES = {
   './terminus': 'lib/terminus/index.ts',
   './kysely': 'lib/kysely/index.ts',
   './bullmq': 'lib/integrations/bullmq/index.ts',
+  './microservices': 'lib/integrations/microservices/index.ts',
 };
 const program = ts.createProgram(Object.values(ENTRIES), {
   module: ts.ModuleKind.NodeNext,

@@ -22,7 +22,14 @@ interface HttpRequestLike {
   hostname?: string;
 }
 
+/**
+ * The HTTP request of `ctx`. Outside HTTP there is none: in a microservice's context
+ * `switchToHttp().getRequest()` is the message's payload, which its sender writes, so a payload
+ * `{ headers: { 'x-tenant-id': … } }` must not name a tenant (microservices carry the tenant in
+ * the message's metadata: `nestjs-pg-tenancy/microservices`).
+ */
 function request(ctx: ExecutionContext): HttpRequestLike {
+  if (ctx.getType() === 'rpc') return {};
   return ctx.switchToHttp().getRequest<HttpRequestLike>() ?? {};
 }
 

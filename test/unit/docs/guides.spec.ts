@@ -146,6 +146,7 @@ const ENTRIES: Record<string, string> = {
   'nestjs-pg-tenancy/terminus': 'lib/terminus/index.ts',
   'nestjs-pg-tenancy/kysely': 'lib/kysely/index.ts',
   'nestjs-pg-tenancy/bullmq': 'lib/integrations/bullmq/index.ts',
+  'nestjs-pg-tenancy/microservices': 'lib/integrations/microservices/index.ts',
 };
 
 /** The names an entry point exports, read from its explicit export lists. */

@@ -7,6 +7,7 @@ import {
   fromPathParam,
   fromQuery,
   fromSubdomain,
+  fromUser,
 } from '../../../../lib/tenancy/routing/tenant-resolvers.js';
 
 // The part of an HTTP ExecutionContext a resolver reads (Nest's own ExecutionContextHost would
@@ -47,6 +48,30 @@ describe('tenant resolvers', () => {
     expect(fromPathParam('tenant')(http({ params: { tenant: 'acme' } }))).toBe('acme');
     expect(fromQuery('tenant')(http({ query: { tenant: 'acme' } }))).toBe('acme');
     expect(fromQuery('tenant')(http({ query: { tenant: { nested: 1 } } }))).toBeUndefined();
+  });
+});
+
+describe('tenant resolvers in a microservice handler', () => {
+  // Nest's RPC ExecutionContext answers switchToHttp().getRequest() with the message's payload.
+  const rpc = (payload: object) =>
+    ({
+      getType: () => 'rpc',
+      switchToHttp: () => ({ getRequest: () => payload }),
+    }) as unknown as ExecutionContext;
+
+  it('never read a tenant from the payload, which the sender writes', () => {
+    const hostile = {
+      headers: { 'x-tenant-id': 'victim', host: 'victim.example.com' },
+      hostname: 'victim.example.com',
+      params: { tenant: 'victim' },
+      query: { tenant: 'victim' },
+      user: { tenantId: 'victim' },
+    };
+    expect(fromHeader('x-tenant-id')(rpc(hostile))).toBeUndefined();
+    expect(fromSubdomain()(rpc(hostile))).toBeUndefined();
+    expect(fromPathParam('tenant')(rpc(hostile))).toBeUndefined();
+    expect(fromQuery('tenant')(rpc(hostile))).toBeUndefined();
+    expect(fromUser()(rpc(hostile))).toBeUndefined();
   });
 });
 
