@@ -1,0 +1,8 @@
+/**
+ * `nestjs-pg-tenancy/cache-manager` — a cache (`@nestjs/cache-manager`) whose keys are the
+ * current tenant's: `TenantCache` and `TenantCacheModule`. Guide: `docs/caching.md`.
+ *
+ * @module cache-manager
+ */
+export { TenantCache, type CacheView } from './tenant-cache.js';
+export { TenantCacheModule } from './tenant-cache.module.js';
