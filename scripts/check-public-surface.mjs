@@ -14,6 +14,8 @@ const ENTRIES = {
   './testing': 'lib/testing/index.ts',
   './terminus': 'lib/terminus/index.ts',
   './kysely': 'lib/kysely/index.ts',
+  './schedule': 'lib/integrations/schedule/index.ts',
+  './cache-manager': 'lib/integrations/cache-manager/index.ts',
 };
 const program = ts.createProgram(Object.values(ENTRIES), {
   module: ts.ModuleKind.NodeNext,
