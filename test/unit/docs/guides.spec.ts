@@ -145,6 +145,8 @@ const ENTRIES: Record<string, string> = {
   'nestjs-pg-tenancy/testing': 'lib/testing/index.ts',
   'nestjs-pg-tenancy/terminus': 'lib/terminus/index.ts',
   'nestjs-pg-tenancy/kysely': 'lib/kysely/index.ts',
+  'nestjs-pg-tenancy/schedule': 'lib/integrations/schedule/index.ts',
+  'nestjs-pg-tenancy/cache-manager': 'lib/integrations/cache-manager/index.ts',
 };
 
 /** The names an entry point exports, read from its explicit export lists. */
