@@ -62,13 +62,16 @@ class Jobs {
 @Injectable()
 class Ticker {
   readonly seen = new Set<string>();
-  done = deferred();
+  readonly done = deferred();
+  /** Set by the test once the tenants are set up: earlier ticks saw them being made. */
+  armed = false;
   constructor(private readonly admission: TenantAdmission) {}
 
   // Above @Interval on purpose: the scheduler must still find the interval's metadata.
   @ForEachTenant()
   @Interval('tenant-tick', 20)
   tick(): void {
+    if (!this.armed) return;
     this.seen.add(this.admission.currentTenantId()!);
     if (this.seen.size >= 3) this.done.resolve();
   }
@@ -135,6 +138,7 @@ describe('@ForEachTenant()', () => {
   it('runs under the real scheduler, once per active tenant, in its context', async () => {
     const ticker = app.get(Ticker);
     expect(app.get(SchedulerRegistry).getIntervals()).toContain('tenant-tick');
+    ticker.armed = true;
     await ticker.done.promise;
     app.get(SchedulerRegistry).deleteInterval('tenant-tick');
     expect([...ticker.seen].sort()).toEqual(['s1', 's2', 's3']);
