@@ -33,6 +33,7 @@ export class TenantConsoleLogger extends ConsoleLogger {
     this.#tenants = tenants;
   }
 
+  /** Adds `tenantId` to the line's structured fields when a tenant is current. */
   protected override printMessages(
     messages: unknown[],
     context?: string,

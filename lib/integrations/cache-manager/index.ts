@@ -4,5 +4,5 @@
  *
  * @module cache-manager
  */
-export { TenantCache, type CacheView } from './tenant-cache.js';
+export { TenantCache, type CacheEntry, type CacheView } from './tenant-cache.js';
 export { TenantCacheModule } from './tenant-cache.module.js';

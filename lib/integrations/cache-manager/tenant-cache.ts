@@ -4,6 +4,16 @@ import type { Cache } from 'cache-manager';
 import { TenantAdmission } from '../../module/tenant-admission.js';
 import { TenantContextMissingError } from '../../tenancy/tenant.errors.js';
 
+/** One entry of `mset`. */
+export interface CacheEntry<T> {
+  /** The key, in the view's namespace. */
+  key: string;
+  /** The value stored. */
+  value: T;
+  /** Time to live in ms. Default: the store's. */
+  ttl?: number;
+}
+
 /** The key-value operations of a cache, on keys of one namespace (a tenant's, or the global one). */
 export interface CacheView {
   /** The value stored under `key`, or `undefined`. */
@@ -13,9 +23,7 @@ export interface CacheView {
   /** Stores `value` under `key` for `ttl` ms (Default: the store's). Resolves with `value`. */
   set<T>(key: string, value: T, ttl?: number): Promise<T>;
   /** Stores each entry; resolves with them. */
-  mset<T>(
-    list: ReadonlyArray<{ key: string; value: T; ttl?: number }>,
-  ): Promise<Array<{ key: string; value: T; ttl?: number }>>;
+  mset<T>(list: ReadonlyArray<CacheEntry<T>>): Promise<Array<CacheEntry<T>>>;
   /** Removes `key`. */
   del(key: string): Promise<boolean>;
   /** Removes `keys`. */
@@ -82,9 +90,7 @@ export class TenantCache implements CacheView {
   }
 
   /** Stores each entry under the current tenant's keys. */
-  mset<T>(
-    list: ReadonlyArray<{ key: string; value: T; ttl?: number }>,
-  ): Promise<Array<{ key: string; value: T; ttl?: number }>> {
+  mset<T>(list: ReadonlyArray<CacheEntry<T>>): Promise<Array<CacheEntry<T>>> {
     return this.#tenant.mset(list);
   }
 
@@ -118,8 +124,8 @@ function view(cache: Cache, keyOf: (key: string) => string): CacheView {
     set: async (key, value, ttl) => cache.set(keyOf(key), value, ttl),
     mset: async (list) => {
       const keys = list.map((e) => keyOf(e.key));
-      const stored = await cache.mset(list.map((e, i) => ({ ...e, key: keys[i]! })));
-      return stored.map((e, i) => ({ ...e, key: list[i]!.key }));
+      const stored = await cache.mset(list.map((e, i) => ({ ...e, key: keys[i] })));
+      return stored.map((e, i) => ({ ...e, key: list[i].key }));
     },
     del: async (key) => cache.del(keyOf(key)),
     mdel: async (keys) => cache.mdel(keys.map(keyOf)),

@@ -62,11 +62,7 @@ export function ForEachTenant(options: ForEachTenantOptions = {}): MethodDecorat
     };
     // `@Cron()` and friends may sit below this decorator and have tagged the original already.
     for (const metadataKey of Reflect.getOwnMetadataKeys(original)) {
-      Reflect.defineMetadata(
-        metadataKey,
-        Reflect.getOwnMetadata(metadataKey, original),
-        wrapped,
-      );
+      Reflect.defineMetadata(metadataKey, Reflect.getOwnMetadata(metadataKey, original), wrapped);
     }
     Object.defineProperty(wrapped, 'name', { value: (original as { name: string }).name });
     (descriptor as TypedPropertyDescriptor<unknown>).value = wrapped;

@@ -70,6 +70,6 @@ function syncMethodNames(): string[] {
 function lateBound(context: TenantContext, method: string): (...args: unknown[]) => unknown {
   return (...args) => {
     const db = context.requireDb() as unknown as Record<string, (...a: unknown[]) => unknown>;
-    return db[method]!(...args);
+    return db[method](...args);
   };
 }

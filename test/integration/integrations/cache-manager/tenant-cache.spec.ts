@@ -52,7 +52,12 @@ describe('TenantCache', () => {
     expect(await raw.get('tenant:c1:plan')).toBe('pro');
     expect(await raw.get('plan')).toBeUndefined();
 
-    await tenants.run('c1', () => cache.mset([{ key: 'a', value: 1 }, { key: 'b', value: 2 }]));
+    await tenants.run('c1', () =>
+      cache.mset([
+        { key: 'a', value: 1 },
+        { key: 'b', value: 2 },
+      ]),
+    );
     expect(await tenants.run('c2', () => cache.mget(['a', 'b']))).toEqual([undefined, undefined]);
     expect(await tenants.run('c1', () => cache.mget(['a', 'b']))).toEqual([1, 2]);
     await tenants.run('c2', () => cache.del('plan'));

@@ -148,10 +148,19 @@ describe('@ForEachTenant()', () => {
     const before = await Promise.all(['s1', 's2', 's3'].map(rows));
     const summary = await call(() => jobs.record());
     expect([...summary.ok].sort()).toEqual(['s1', 's2', 's3']);
-    expect(summary).toMatchObject({ job: 'Jobs.record', overlapped: false, failed: [], skipped: [] });
+    expect(summary).toMatchObject({
+      job: 'Jobs.record',
+      overlapped: false,
+      failed: [],
+      skipped: [],
+    });
     expect([...jobs.seen].sort()).toEqual(['s1', 's2', 's3']);
-    expect(await Promise.all(['s1', 's2', 's3'].map(rows))).toEqual(before.map((n) => (n ?? 0) + 1));
-    expect(logger.logs.some((l) => /Scheduled job Jobs\.record: 3 tenant\(s\) ok, 0 failed/.test(l))).toBe(true);
+    expect(await Promise.all(['s1', 's2', 's3'].map(rows))).toEqual(
+      before.map((n) => (n ?? 0) + 1),
+    );
+    expect(
+      logger.logs.some((l) => /Scheduled job Jobs\.record: 3 tenant\(s\) ok, 0 failed/.test(l)),
+    ).toBe(true);
   });
 
   it('reports a failing tenant by id, runs the others, and counts outcomes', async () => {
@@ -166,7 +175,9 @@ describe('@ForEachTenant()', () => {
     expect(logger.errors).toEqual([
       'Scheduled job Jobs.record failed for tenant s2: quota table missing',
     ]);
-    expect(logger.warnings.some((l) => /Jobs\.record: 2 tenant\(s\) ok, 1 failed/.test(l))).toBe(true);
+    expect(logger.warnings.some((l) => /Jobs\.record: 2 tenant\(s\) ok, 1 failed/.test(l))).toBe(
+      true,
+    );
     const counter = await metrics.getSingleMetric('pg_tenancy_scheduled_runs_total')!.get();
     const value = (outcome: string) =>
       counter.values.find((v) => v.labels.job === 'Jobs.record' && v.labels.outcome === outcome)
@@ -184,8 +195,8 @@ describe('@ForEachTenant()', () => {
       first.resolve(id);
       // The first tenant's run suspends or drops two tenants that have not had their turn.
       const others = ['s5', 's6'].includes(id) ? ['s1', 's2'] : ['s5', 's6'];
-      await tenants.suspend(others[0]!);
-      await tenants.drop(others[1]!);
+      await tenants.suspend(others[0]);
+      await tenants.drop(others[1]);
     };
     const summary = await call(() => jobs.serial());
     const firstId = await first.promise;

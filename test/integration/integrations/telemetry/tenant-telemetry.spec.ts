@@ -5,10 +5,7 @@ import { jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
 import { DatabaseModule, TenantAdmission, TenantService } from '../../../../lib/index.js';
-import {
-  TenantConsoleLogger,
-  TenantSpanProcessor,
-} from '../../../../lib/observability/index.js';
+import { TenantConsoleLogger, TenantSpanProcessor } from '../../../../lib/observability/index.js';
 import { useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
 
@@ -67,7 +64,7 @@ describe('tenant id in logs and spans', () => {
       ['outside', undefined, 'Billing'],
       ['over quota', 'l1', 'Billing'],
     ]);
-    expect(records[2]!.plan).toBe('pro');
+    expect(records[2].plan).toBe('pro');
   });
 
   it("reaches the library's and the app's Logger instances once installed", async () => {
@@ -76,7 +73,7 @@ describe('tenant id in logs and spans', () => {
       const lines = await written(() =>
         tenants.run('l1', () => new Logger('Jobs').log('nightly export done')),
       );
-      expect(JSON.parse(lines[0]!)).toMatchObject({
+      expect(JSON.parse(lines[0])).toMatchObject({
         message: 'nightly export done',
         params: { tenantId: 'l1' },
       });
