@@ -1,4 +1,5 @@
-import { Inject, Injectable, Logger, type OnModuleInit } from '@nestjs/common';
+import { Inject, Injectable, Logger, Optional, type OnModuleInit } from '@nestjs/common';
+import { DrainController } from '../../connection/drain-controller.js';
 import { TenantService } from '../../tenancy/tenant.service.js';
 import { TenantAdmission } from '../../module/tenant-admission.js';
 import { DATABASE_MODULE_OPTIONS } from '../../module/database.tokens.js';
@@ -28,6 +29,8 @@ export interface TenantScheduleSummary {
   readonly failed: readonly TenantScheduleFailure[];
   /** Tenants suspended or dropped after the run began and before their turn: not run. */
   readonly skipped: readonly string[];
+  /** Tenants not run because the application began shutting down before their turn. */
+  readonly stopped: readonly string[];
   /** Wall-clock time of the run, in milliseconds. */
   readonly durationMs: number;
 }
@@ -50,7 +53,8 @@ export interface ScheduledCall {
  * tenant's turn, `TenantAdmission.check` is asked again, so a tenant suspended or dropped while
  * the fan-out goes on is skipped from the moment the registry knows (within `maxStalenessMs`).
  * A run that starts while the previous run of the same job on the same instance is still going
- * is skipped with a warning. Provided by `TenantScheduleModule`; the decorator reaches it.
+ * is skipped with a warning. Once a graceful shutdown begins, the tenants under way finish and
+ * no more start (they are listed in `stopped`). Provided by `TenantScheduleModule`; the decorator reaches it.
  */
 @Injectable()
 export class TenantScheduleRunner implements OnModuleInit {
@@ -62,6 +66,7 @@ export class TenantScheduleRunner implements OnModuleInit {
     private readonly tenants: TenantService,
     private readonly admission: TenantAdmission,
     @Inject(DATABASE_MODULE_OPTIONS) private readonly options: DatabaseModuleOptions,
+    @Optional() private readonly drain?: DrainController,
   ) {}
 
   /** Creates the run counters in the exporters of the `metrics` option. */
@@ -81,17 +86,32 @@ export class TenantScheduleRunner implements OnModuleInit {
           'Give the schedule a longer period, or more concurrency, if this repeats.',
         { job },
       );
-      return { job, overlapped: true, ok: [], failed: [], skipped: [], durationMs: 0 };
+      return {
+        job,
+        overlapped: true,
+        ok: [],
+        failed: [],
+        skipped: [],
+        stopped: [],
+        durationMs: 0,
+      };
     }
     running.add(job);
     const started = performance.now();
     const ok: string[] = [];
     const failed: TenantScheduleFailure[] = [];
     const skipped: string[] = [];
+    const stopped: string[] = [];
     try {
       await this.tenants.forEach(
         async (_db, tenant) => {
           const tenantId = tenant.id;
+          // Shutdown waits for the run: let the tenants under way finish, start no more.
+          if (this.drain?.draining) {
+            stopped.push(tenantId);
+            this.#metrics.record(job, 'stopped');
+            return;
+          }
           if (await this.admission.check(tenantId)) {
             skipped.push(tenantId);
             this.#metrics.record(job, 'skipped');
@@ -117,11 +137,19 @@ export class TenantScheduleRunner implements OnModuleInit {
       running.delete(job);
     }
     const durationMs = Math.round(performance.now() - started);
-    const summary = { job, overlapped: false, ok, failed, skipped, durationMs };
+    const summary = { job, overlapped: false, ok, failed, skipped, stopped, durationMs };
     const line =
       `Scheduled job ${job}: ${ok.length} tenant(s) ok, ${failed.length} failed, ` +
-      `${skipped.length} skipped (suspended or dropped meanwhile) in ${durationMs} ms`;
-    const fields = { job, ok: ok.length, failed: failed.length, skipped: skipped.length };
+      `${skipped.length} skipped (suspended or dropped meanwhile)` +
+      (stopped.length > 0 ? `, ${stopped.length} not started (shutting down)` : '') +
+      ` in ${durationMs} ms`;
+    const fields = {
+      job,
+      ok: ok.length,
+      failed: failed.length,
+      skipped: skipped.length,
+      stopped: stopped.length,
+    };
     if (failed.length > 0) this.#logger.warn(line, fields);
     else this.#logger.log(line, fields);
     return summary;

@@ -6,10 +6,10 @@ import { importOptional } from './metric-sources.js';
 
 /**
  * How one tenant's run of a job ended: `ok`, `failed` (it threw), `skipped` (the tenant was
- * suspended or dropped before its turn); `overlapped` counts a whole run not started because
- * the previous one was still going.
+ * suspended or dropped before its turn), `stopped` (not started: shutdown began); `overlapped`
+ * counts a whole run not started because the previous one was still going.
  */
-export type TenantRunOutcome = 'ok' | 'failed' | 'skipped' | 'overlapped';
+export type TenantRunOutcome = 'ok' | 'failed' | 'skipped' | 'stopped' | 'overlapped';
 
 /** Records per-tenant runs of a named job. Labels: `job` and `outcome`, never the tenant id. */
 export interface TenantRunMetrics {
@@ -38,7 +38,7 @@ export async function createRunMetrics(
     registry.removeSingleMetric('pg_tenancy_scheduled_runs_total');
     const runs = new client.Counter({
       name: 'pg_tenancy_scheduled_runs_total',
-      help: "Runs of scheduled jobs for one tenant each, by outcome: ok, failed, skipped (tenant suspended or dropped), overlapped (the job's previous run was still going)",
+      help: "Runs of scheduled jobs for one tenant each, by outcome: ok, failed, skipped (tenant suspended or dropped), stopped (shutdown began), overlapped (the job's previous run was still going)",
       labelNames: ['job', 'outcome'],
       registers: [registry],
     });
