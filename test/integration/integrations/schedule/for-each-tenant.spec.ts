@@ -5,6 +5,7 @@
 import { Injectable } from '@nestjs/common';
 import { Interval, ScheduleModule, SchedulerRegistry } from '@nestjs/schedule';
 import { Test, type TestingModule } from '@nestjs/testing';
+import { MeterProvider, MetricReader } from '@opentelemetry/sdk-metrics';
 import { Registry } from 'prom-client';
 import {
   DatabaseModule,
@@ -24,6 +25,11 @@ import {
 import { useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
 import { RecordingLogger } from '../../../support/logs.js';
+
+class TestReader extends MetricReader {
+  protected override async onForceFlush() {}
+  protected override async onShutdown() {}
+}
 
 function deferred<T = void>() {
   let resolve!: (value: T) => void;
@@ -82,6 +88,8 @@ describe('@ForEachTenant()', () => {
   const folder = useMigrationFolders();
   const logger = new RecordingLogger();
   const metrics = new Registry();
+  const reader = new TestReader();
+  const meter = new MeterProvider({ readers: [reader] }).getMeter('test');
   let app: TestingModule;
   let tenants: TenantService;
   let jobs: Jobs;
@@ -92,7 +100,7 @@ describe('@ForEachTenant()', () => {
       imports: [
         DatabaseModule.forRoot({
           connection: database.current.url,
-          metrics: { prometheus: { registry: metrics } },
+          metrics: { prometheus: { registry: metrics }, openTelemetry: { meter } },
           tenancy: {
             migrations: await folder({
               '001_runs.sql': 'CREATE TABLE {{tables.runs}} (tenant text NOT NULL);',
@@ -184,6 +192,13 @@ describe('@ForEachTenant()', () => {
         ?.value ?? 0;
     expect(value('failed')).toBe(1);
     expect(value('ok')).toBeGreaterThanOrEqual(2);
+    const { resourceMetrics } = await reader.collect();
+    const runs = resourceMetrics.scopeMetrics
+      .flatMap((m) => m.metrics)
+      .find((m) => m.descriptor.name === 'pg_tenancy.scheduled_runs')!;
+    expect(runs.dataPoints).toContainEqual(
+      expect.objectContaining({ attributes: { job: 'Jobs.record', outcome: 'failed' }, value: 1 }),
+    );
   });
 
   it('does not run a tenant suspended or dropped after the fan-out began', async () => {
