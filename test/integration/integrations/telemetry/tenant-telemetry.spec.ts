@@ -2,9 +2,15 @@
 // tenant context (JSON and text), TenantSpanProcessor sets `tenant.id` on spans started there.
 // @opentelemetry/sdk-trace-base is not installed: the processor is given span-shaped recorders.
 import { jest } from '@jest/globals';
-import { Logger } from '@nestjs/common';
+import { ConsoleLogger, Logger } from '@nestjs/common';
 import { Test, type TestingModule } from '@nestjs/testing';
-import { DatabaseModule, TenantAdmission, TenantService } from '../../../../lib/index.js';
+import {
+  DatabaseModule,
+  getTenantDbToken,
+  SchemaDb,
+  TenantAdmission,
+  TenantService,
+} from '../../../../lib/index.js';
 import { TenantConsoleLogger, TenantSpanProcessor } from '../../../../lib/observability/index.js';
 import { useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
@@ -21,6 +27,7 @@ describe('tenant id in logs and spans', () => {
       imports: [
         DatabaseModule.forRoot({
           connection: database.current.url,
+          slowQueryMs: 5,
           tenancy: {
             migrations: await folder({ '001_t.sql': 'CREATE TABLE {{tables.t}} (v text);' }),
             registrySchema: 'tel_reg',
@@ -77,6 +84,30 @@ describe('tenant id in logs and spans', () => {
         message: 'nightly export done',
         params: { tenantId: 'l1' },
       });
+    } finally {
+      Logger.overrideLogger(true);
+    }
+  });
+
+  it("gives the library's slow-query line the tenant as a structured field, whatever the logger", async () => {
+    Logger.overrideLogger(new ConsoleLogger({ json: true }));
+    try {
+      const db = app.get<SchemaDb>(getTenantDbToken());
+      const lines = await written(() =>
+        tenants.run('l1', async () => {
+          await db.execute('SELECT pg_sleep(0.02)');
+        }),
+      );
+      const slow = lines
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((r) => String(r.message).includes('pg_sleep'));
+      expect(slow).toEqual([
+        expect.objectContaining({
+          context: 'Database',
+          message: expect.stringMatching(/^Slow query: \d+ ms on schema tenant_l1, tenant l1/),
+          params: { tenantId: 'l1' },
+        }),
+      ]);
     } finally {
       Logger.overrideLogger(true);
     }
