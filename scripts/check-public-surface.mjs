@@ -16,6 +16,8 @@ const ENTRIES = {
   './kysely': 'lib/kysely/index.ts',
   './bullmq': 'lib/integrations/bullmq/index.ts',
   './microservices': 'lib/integrations/microservices/index.ts',
+  './schedule': 'lib/integrations/schedule/index.ts',
+  './cache-manager': 'lib/integrations/cache-manager/index.ts',
 };
 const program = ts.createProgram(Object.values(ENTRIES), {
   module: ts.ModuleKind.NodeNext,

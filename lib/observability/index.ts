@@ -13,3 +13,10 @@ export type { MetricsOptions, ObservabilityOptions } from './observability-optio
 export type { StatementCacheStats } from '../connection/statement-cache.js';
 export type { PoolAffinityStats } from '../connection/pool-affinity.js';
 export type { ReplicaState, ReplicaStatus } from '../connection/replicas/replica-health.js';
+export {
+  TENANT_ID_ATTRIBUTE,
+  TenantConsoleLogger,
+  TenantSpanProcessor,
+  type AttributeSink,
+  type CurrentTenantSource,
+} from './tenant-telemetry.js';

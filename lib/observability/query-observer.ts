@@ -123,8 +123,10 @@ export class QueryObserver implements QuerySink {
       : event.params?.length
         ? ` (${event.params.length} parameter(s) redacted)`
         : '';
+    // The tenant also as a structured field (Nest 12's ConsoleLogger: `params`, JSON keys).
     this.#options.logger.warn(
       `Slow query: ${slow.durationMs} ms${where ? ` on ${where}` : ''}${slow.failed ? ' (failed)' : ''}: ${event.sql.replace(/\s+/g, ' ').trim()}${params}`,
+      ...(event.tenantId === undefined ? [] : [{ tenantId: event.tenantId }]),
     );
   }
 

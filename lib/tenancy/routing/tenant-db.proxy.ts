@@ -22,9 +22,15 @@ export function createTenantDbProxy(context: TenantContext): SchemaDb {
   const forwarders = new Map<string | symbol, AsyncMethod>(
     ASYNC_METHODS.map((method) => [method, forwarder(context, method)]),
   );
+  // Nest's explorers (@nestjs/schedule, @nestjs/bullmq, …) read every method of every provider
+  // at start-up, outside any tenant: a method reads as a function that finds its tenant when
+  // called, and only a property (`schema`, `inTransaction`) needs the tenant to be read.
+  const methods = new Map<string | symbol, (...args: unknown[]) => unknown>(
+    syncMethodNames().map((name) => [name, lateBound(context, name)]),
+  );
   return new Proxy(Object.create(SchemaDb.prototype) as SchemaDb, {
     get(_target, property) {
-      const forward = forwarders.get(property);
+      const forward = forwarders.get(property) ?? methods.get(property);
       if (forward !== undefined) return forward;
       // Only SchemaDb's own members reach the context: Nest and `await` probe providers for
       // `then`, `onModuleInit` and the like, which must read as absent, not throw.
@@ -49,5 +55,21 @@ function forwarder(context: TenantContext, method: (typeof ASYNC_METHODS)[number
     } catch (err) {
       return Promise.reject(err);
     }
+  };
+}
+
+/** SchemaDb's methods other than the async ones (and not its getters). */
+function syncMethodNames(): string[] {
+  return Object.entries(Object.getOwnPropertyDescriptors(SchemaDb.prototype))
+    .filter(([name, d]) => name !== 'constructor' && typeof d.value === 'function')
+    .map(([name]) => name)
+    .filter((name) => !(ASYNC_METHODS as readonly string[]).includes(name));
+}
+
+/** Calls `method` on the current tenant's manager; outside a tenant context, throws. */
+function lateBound(context: TenantContext, method: string): (...args: unknown[]) => unknown {
+  return (...args) => {
+    const db = context.requireDb() as unknown as Record<string, (...a: unknown[]) => unknown>;
+    return db[method](...args);
   };
 }

@@ -147,6 +147,8 @@ const ENTRIES: Record<string, string> = {
   'nestjs-pg-tenancy/kysely': 'lib/kysely/index.ts',
   'nestjs-pg-tenancy/bullmq': 'lib/integrations/bullmq/index.ts',
   'nestjs-pg-tenancy/microservices': 'lib/integrations/microservices/index.ts',
+  'nestjs-pg-tenancy/schedule': 'lib/integrations/schedule/index.ts',
+  'nestjs-pg-tenancy/cache-manager': 'lib/integrations/cache-manager/index.ts',
 };
 
 /** The names an entry point exports, read from its explicit export lists. */
