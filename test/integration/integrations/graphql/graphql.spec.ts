@@ -2,8 +2,8 @@
 // every resolver of an operation, root and field resolvers alike, runs in the request's tenant,
 // with operations of two tenants interleaved mid-flight; a tenant that cannot be served is a
 // typed GraphQL error with a code, and none of the operation's code runs.
-import { type INestApplication } from '@nestjs/common';
-import { APP_FILTER } from '@nestjs/core';
+import { type CanActivate, type ExecutionContext, type INestApplication } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { ApolloDriver, type ApolloDriverConfig } from '@nestjs/apollo';
 import {
@@ -28,6 +28,7 @@ import {
   TenantContext,
   TenantService,
   fromHeader,
+  fromUser,
 } from '../../../../lib/index.js';
 import { tenantSchema } from '../../../../lib/integrations/graphql/index.js';
 import { useTestDatabase } from '../../../support/database.js';
@@ -161,6 +162,22 @@ class PublicResolver {
   }
 }
 
+/** Signs the caller in as a GraphQL auth guard would: `req.user` on the GraphQL context's request. */
+class SignInGuard implements CanActivate {
+  canActivate(ctx: ExecutionContext): boolean {
+    if (ctx.getType<string>() !== 'graphql') return true;
+    const req = GqlExecutionContext.create(ctx).getContext<{ req: SignedInRequest }>().req;
+    const tenant = req.headers['x-signed-in-to'];
+    if (typeof tenant === 'string') req.user = { tenant };
+    return true;
+  }
+}
+
+interface SignedInRequest {
+  headers: Record<string, string | string[] | undefined>;
+  user?: { tenant: string };
+}
+
 interface GqlResponse<T = Record<string, unknown>> {
   status: number;
   data?: T | null;
@@ -189,6 +206,9 @@ describe('GraphQL (Apollo): resolvers run in the request’s tenant', () => {
     return { status: res.status, ...((await res.json()) as Omit<GqlResponse<T>, 'status'>) };
   }
 
+  const signedIn = fromUser('tenant');
+  const header = fromHeader('x-tenant-id');
+
   async function start(migrations: string, filter: boolean): Promise<string> {
     const module = await Test.createTestingModule({
       imports: [
@@ -198,7 +218,8 @@ describe('GraphQL (Apollo): resolvers run in the request’s tenant', () => {
           tenancy: {
             migrations,
             registrySchema: 'gql_reg',
-            resolver: fromHeader('x-tenant-id'),
+            // The signed-in user's tenant (set by a guard, which runs first), else the header.
+            resolver: (ctx) => signedIn(ctx) ?? header(ctx),
             // Sees the resolver's own execution context, as a guard would.
             authorize: (id, ctx) => {
               calls.authorize++;
@@ -219,6 +240,7 @@ describe('GraphQL (Apollo): resolvers run in the request’s tenant', () => {
       providers: [
         BoardResolver,
         PublicResolver,
+        { provide: APP_GUARD, useClass: SignInGuard },
         ...(filter ? [{ provide: APP_FILTER, useClass: DatabaseExceptionFilter }] : []),
       ],
     }).compile();
@@ -301,6 +323,17 @@ describe('GraphQL (Apollo): resolvers run in the request’s tenant', () => {
       });
     }
     for (const res of await batch) expect(res.data?.board).toMatchObject({ seenBy: 't2' });
+  });
+
+  it('reads the tenant of the user a guard signed in (fromUser), as for a route', async () => {
+    const res = await fetch(urls.plain, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-signed-in-to': 't2' },
+      body: JSON.stringify({ query: `{ board(hold: "") { rootSaw seenBy notes { body } } }` }),
+    }).then((r) => r.json() as Promise<GqlResponse>);
+    expect(res.data).toEqual({
+      board: { rootSaw: ['t2', 't2'], seenBy: 't2', notes: [{ body: 't2-a' }, { body: 't2-b' }] },
+    });
   });
 
   it('admits (and authorizes) each root field once, not each field resolver', async () => {
