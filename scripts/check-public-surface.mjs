@@ -18,6 +18,7 @@ const ENTRIES = {
   './microservices': 'lib/integrations/microservices/index.ts',
   './schedule': 'lib/integrations/schedule/index.ts',
   './cache-manager': 'lib/integrations/cache-manager/index.ts',
+  './graphql': 'lib/integrations/graphql/index.ts',
 };
 const program = ts.createProgram(Object.values(ENTRIES), {
   module: ts.ModuleKind.NodeNext,

@@ -11,7 +11,8 @@ import { TENANCY_OPTIONS } from './database.internal-constants.js';
 import { NO_TENANT_KEY } from './no-tenant.decorator.js';
 import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
 import { TenantContext, type TenantScope } from '../tenancy/routing/tenant-context.js';
-import { toHttpError } from '../observability/http-errors.js';
+import { presentedFor } from '../observability/http-errors.js';
+import { admitGraphqlRootField } from './graphql-operation-tenants.js';
 import { authorizeTenant } from './tenant-access.js';
 import { TenantRegistry, type TenantEntry } from '../tenancy/registry/tenant-registry.js';
 import { describeResolver, type TenantResolver } from '../tenancy/routing/tenant-resolvers.js';
@@ -27,7 +28,9 @@ import { TenantRequiredError } from '../tenancy/tenant.errors.js';
  *
  * Answers: malformed id 400, missing id 400 (unless `@NoTenant()` or `required: false`),
  * refused by `tenancy.authorize` 403 (checked before the tenant is looked up), unknown tenant
- * 404, suspended tenant 403.
+ * 404, suspended tenant 403. A GraphQL resolver gets the typed error with `extensions`
+ * (`code`, `status`, `error`) instead of an HTTP exception, and its root field's tenant is
+ * recorded for the field resolvers below it (`nestjs-pg-tenancy/graphql`).
  */
 @Injectable()
 export class TenantInterceptor implements NestInterceptor {
@@ -70,7 +73,7 @@ export class TenantInterceptor implements NestInterceptor {
           return serve(this.registry, ctx, scope.tenantId, next, this.context, scope);
       }
     } catch (err) {
-      throw ctx.getType() === 'http' ? toHttpError(err) : err;
+      throw presentedFor(ctx.getType(), err);
     }
     return this.#admit(ctx, id).then((scope) =>
       scope ? serve(this.registry, ctx, scope.tenantId, next, this.context, scope) : next.handle(),
@@ -83,7 +86,7 @@ export class TenantInterceptor implements NestInterceptor {
     try {
       id = this.options.resolver(ctx);
     } catch (err) {
-      throw ctx.getType() === 'http' ? toHttpError(err) : err;
+      throw presentedFor(ctx.getType(), err);
     }
     return this.#admit(ctx, id);
   }
@@ -100,7 +103,7 @@ export class TenantInterceptor implements NestInterceptor {
       const entry = await this.registry.require(id);
       return scopeOf(entry);
     } catch (err) {
-      throw ctx.getType() === 'http' ? toHttpError(err) : err;
+      throw presentedFor(ctx.getType(), err);
     }
   }
 
@@ -196,15 +199,16 @@ function serve(
           registry.vanishedTenantError(tenantId, err).then(
             (translated) =>
               subscriber.error(
-                translated !== err && ctx.getType() === 'http'
-                  ? toHttpError(translated)
-                  : translated,
+                translated !== err ? presentedFor(ctx.getType(), translated) : translated,
               ),
             () => subscriber.error(err),
           );
         },
         complete: () => subscriber.complete(),
       });
-    return context && scope ? context.run(scope, run) : run();
+    if (!context || !scope) return run();
+    // The field resolvers of a GraphQL root field run later, outside this context.
+    if (ctx.getType<string>() === 'graphql') admitGraphqlRootField(ctx.getArgs(), context, scope);
+    return context.run(scope, run);
   });
 }

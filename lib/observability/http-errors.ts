@@ -70,3 +70,51 @@ export function toHttpError(err: unknown): unknown {
   const { name, message } = shown as Error;
   return new HttpException({ statusCode: status, error: name, message }, status, { cause: shown });
 }
+
+/** The `extensions.code` of a GraphQL error, by the HTTP status of the module's error. */
+const GRAPHQL_CODES: Readonly<Record<number, string>> = {
+  400: 'BAD_REQUEST',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  503: 'SERVICE_UNAVAILABLE',
+};
+
+/** What a GraphQL client reads of one of this module's errors in `errors[].extensions`. */
+export interface GraphqlErrorExtensions {
+  /** `BAD_REQUEST`, `FORBIDDEN`, `NOT_FOUND`, `CONFLICT` or `SERVICE_UNAVAILABLE`. */
+  readonly code: string;
+  /** The HTTP status the error has over plain HTTP (400, 403, 404, 409, 503). */
+  readonly status: number;
+  /** The error's class name, e.g. `TenantSuspendedError`, as in the HTTP answer's `error`. */
+  readonly error: string;
+}
+
+/**
+ * One of the errors {@link httpStatusOf} knows, as a GraphQL resolver throws it: the same typed
+ * error (a lost connection presented as a `DatabaseConnectionError`) carrying `extensions`, which
+ * graphql-js copies onto the GraphQL error every driver sends. Other errors pass through.
+ */
+export function toGraphqlError(err: unknown): unknown {
+  const status = httpStatusOf(err);
+  if (status === undefined) return err;
+  const shown = presentedError(err) as Error;
+  const extensions: GraphqlErrorExtensions = {
+    code: GRAPHQL_CODES[status] ?? 'INTERNAL_SERVER_ERROR',
+    status,
+    error: shown.name,
+  };
+  // Not enumerable: logs and JSON of the error stay as they were.
+  Object.defineProperty(shown, 'extensions', { value: extensions, configurable: true });
+  return shown;
+}
+
+/**
+ * `err` as the transport of `type` answers it: an HTTP exception for `http`, an error with
+ * GraphQL `extensions` for `graphql`, else itself.
+ */
+export function presentedFor(type: string, err: unknown): unknown {
+  if (type === 'http') return toHttpError(err);
+  if (type === 'graphql') return toGraphqlError(err);
+  return err;
+}

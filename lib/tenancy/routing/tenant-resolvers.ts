@@ -8,6 +8,9 @@ import type { ExecutionContext } from '@nestjs/common';
  * params are not parsed yet: a resolver that reads `request.params` there is left to the
  * interceptor, which calls it again after routing.
  *
+ * The built-in resolvers read the HTTP request, also for a GraphQL resolver (from the GraphQL
+ * context's `req`); a resolver of your own reads it there with `GqlExecutionContext`.
+ *
  * @example (ctx) => ctx.switchToHttp().getRequest().user?.tenantId
  */
 export type TenantResolver = (
@@ -23,14 +26,26 @@ interface HttpRequestLike {
 }
 
 /**
- * The HTTP request of `ctx`. Outside HTTP there is none: in a microservice's context
- * `switchToHttp().getRequest()` is the message's payload, which its sender writes, so a payload
- * `{ headers: { 'x-tenant-id': … } }` must not name a tenant (microservices carry the tenant in
- * the message's metadata: `nestjs-pg-tenancy/microservices`).
+ * The HTTP request behind `ctx`. For a GraphQL resolver (`ctx.getType() === 'graphql'`, whose
+ * arguments are `root, args, context, info`) that is the GraphQL context's `req`, which the
+ * Apollo and Mercurius drivers of `@nestjs/graphql` put there, never the root or parent value.
+ * In a microservice's context there is none: `switchToHttp().getRequest()` is the message's
+ * payload, which its sender writes, so a payload `{ headers: { 'x-tenant-id': … } }` must not
+ * name a tenant (microservices carry the tenant in the message's metadata:
+ * `nestjs-pg-tenancy/microservices`).
  */
 function request(ctx: ExecutionContext): HttpRequestLike {
-  if (ctx.getType() === 'rpc') return {};
+  const type = ctx.getType<string>();
+  if (type === 'rpc') return {};
+  if (type === 'graphql') return graphqlRequest(ctx.getArgs()) ?? {};
   return ctx.switchToHttp().getRequest<HttpRequestLike>() ?? {};
+}
+
+function graphqlRequest(args: unknown[]): HttpRequestLike | undefined {
+  // A federation reference resolver gets (reference, context, info): no arguments object.
+  const context: unknown = args.length === 3 ? args[1] : args[2];
+  const req = (context as { req?: unknown } | null | undefined)?.req;
+  return req !== null && typeof req === 'object' ? req : undefined;
 }
 
 function single(value: unknown): string | undefined {

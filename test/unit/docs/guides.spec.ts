@@ -149,6 +149,7 @@ const ENTRIES: Record<string, string> = {
   'nestjs-pg-tenancy/microservices': 'lib/integrations/microservices/index.ts',
   'nestjs-pg-tenancy/schedule': 'lib/integrations/schedule/index.ts',
   'nestjs-pg-tenancy/cache-manager': 'lib/integrations/cache-manager/index.ts',
+  'nestjs-pg-tenancy/graphql': 'lib/integrations/graphql/index.ts',
 };
 
 /** The names an entry point exports, read from its explicit export lists. */

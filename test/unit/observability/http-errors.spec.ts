@@ -10,6 +10,7 @@ import {
 import {
   httpStatusOf,
   presentedError,
+  toGraphqlError,
   toHttpError,
 } from '../../../lib/observability/http-errors.js';
 import {
@@ -46,6 +47,16 @@ describe('HTTP statuses of errors', () => {
       message: error.message,
     });
     expect(http.cause).toBe(error);
+    // For a GraphQL resolver: the same error, with the extensions graphql-js copies.
+    const codes = { 400: 'BAD_REQUEST', 403: 'FORBIDDEN', 404: 'NOT_FOUND', 409: 'CONFLICT' };
+    const graphql = toGraphqlError(error) as Error & { extensions?: unknown };
+    expect(graphql).toBe(error);
+    expect(graphql.extensions).toEqual({
+      code: codes[status as keyof typeof codes] ?? 'SERVICE_UNAVAILABLE',
+      status,
+      error: error.name,
+    });
+    expect(Object.keys(graphql)).not.toContain('extensions');
   });
 
   /** An error as the server sends it. */
@@ -79,6 +90,13 @@ describe('HTTP statuses of errors', () => {
       error: 'DatabaseConnectionError',
       message: shown.message,
     });
+    const graphql = toGraphqlError(error) as Error & { extensions?: unknown };
+    expect(graphql).toBeInstanceOf(DatabaseConnectionError);
+    expect(graphql.extensions).toEqual({
+      code: 'SERVICE_UNAVAILABLE',
+      status: 503,
+      error: 'DatabaseConnectionError',
+    });
   });
 
   it.each([
@@ -92,6 +110,8 @@ describe('HTTP statuses of errors', () => {
   ])('has none for %s, which passes through unchanged', (_label, error) => {
     expect(httpStatusOf(error)).toBeUndefined();
     expect(toHttpError(error)).toBe(error);
+    expect(toGraphqlError(error)).toBe(error);
+    expect((error as { extensions?: unknown }).extensions).toBeUndefined();
     expect(presentedError(error)).toBe(error);
   });
 });

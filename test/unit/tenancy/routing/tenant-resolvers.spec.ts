@@ -18,7 +18,28 @@ const http = (req: object) =>
     switchToHttp: () => ({ getRequest: () => req }),
   }) as unknown as ExecutionContext;
 
+// A GraphQL resolver's context: its arguments are (root, args, context, info), or (reference,
+// context, info) for a federation reference resolver; the HTTP request is the context's `req`.
+const graphql = (...args: unknown[]) =>
+  ({
+    getType: () => 'graphql',
+    getArgs: () => args,
+    switchToHttp: () => ({ getRequest: () => args[0] }),
+  }) as unknown as ExecutionContext;
+
 describe('tenant resolvers', () => {
+  it('read the request of a GraphQL resolver from its context, never the root or parent value', () => {
+    const req = { headers: { 'x-tenant-id': 'acme' }, query: { t: 'q' }, user: { tenantId: 'u' } };
+    const parent = { headers: { 'x-tenant-id': 'evil' }, query: { t: 'evil' }, user: {} };
+    expect(fromHeader('x-tenant-id')(graphql(parent, {}, { req }, {}))).toBe('acme');
+    expect(fromQuery('t')(graphql(parent, {}, { req }, {}))).toBe('q');
+    expect(fromUser()(graphql(parent, {}, { req }, {}))).toBe('u');
+    expect(fromHeader('x-tenant-id')(graphql(parent, { req: parent }, { req }, {}))).toBe('acme');
+    expect(fromHeader('x-tenant-id')(graphql(parent, { req }, {}))).toBe('acme');
+    expect(fromHeader('x-tenant-id')(graphql(parent, {}, {}, {}))).toBeUndefined();
+    expect(fromHeader('x-tenant-id')(graphql(parent, {}, undefined, {}))).toBeUndefined();
+  });
+
   it('fromSubdomain reads the host case-insensitively', () => {
     expect(fromSubdomain()(http({ hostname: 'Acme.example.com' }))).toBe('acme');
     expect(fromSubdomain()(http({ headers: { host: 'ACME.Example.COM:3000' } }))).toBe('acme');
