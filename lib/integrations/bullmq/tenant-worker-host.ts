@@ -47,9 +47,10 @@ export const BULLMQ_CONTEXT_TYPE = 'bullmq';
  * ```
  */
 export abstract class TenantWorkerHost<T extends Worker = Worker> extends WorkerHost<T> {
-  @Inject(TenantAdmission) private readonly admission!: TenantAdmission;
-  @Inject(TenantContext) private readonly tenantContext!: TenantContext;
-  @Optional() @Inject(DrainController) private readonly drain?: DrainController;
+  // Injected by property, under names a processor's own fields are unlikely to take.
+  @Inject(TenantAdmission) private readonly tenancyAdmission!: TenantAdmission;
+  @Inject(TenantContext) private readonly tenancyContext!: TenantContext;
+  @Optional() @Inject(DrainController) private readonly tenancyDrain?: DrainController;
   #tenantFree: boolean | undefined;
 
   constructor() {
@@ -77,8 +78,8 @@ export abstract class TenantWorkerHost<T extends Worker = Worker> extends Worker
     const source = `job "${job.name}" (id ${job.id}) of queue "${job.queueName}"`;
     let started = false;
     try {
-      const scope = await this.admission.admit(rawTenantOf(job.data), { source, context });
-      return await this.admission.run(scope, () => {
+      const scope = await this.tenancyAdmission.admit(rawTenantOf(job.data), { source, context });
+      return await this.tenancyAdmission.run(scope, () => {
         started = true;
         return this.handle(job, token);
       });
@@ -95,10 +96,10 @@ export abstract class TenantWorkerHost<T extends Worker = Worker> extends Worker
     let started = false;
     const work = () => {
       started = true;
-      return this.tenantContext.runWithout(() => this.handle(job, token));
+      return this.tenancyContext.runWithout(() => this.handle(job, token));
     };
     try {
-      return await (this.drain ? this.drain.admit(work) : work());
+      return await (this.tenancyDrain ? this.tenancyDrain.admit(work) : work());
     } catch (err) {
       if (!started) throw await this.#refused(err, job, token);
       throw err;
