@@ -50,7 +50,7 @@ export const VARIANTS = {
     label: 'library, defaults (affinity on)',
     short: 'affinity on (defaults)',
     color: '#4e79a7',
-    pool: process.env.TRY_WAIT ? { affinity: { waitForPreferredMs: Number(process.env.TRY_WAIT) } } : {},
+    pool: {},
   },
 };
 

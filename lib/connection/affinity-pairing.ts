@@ -95,7 +95,7 @@ export function pair(
  * The index of the first of `queue`'s first `end` waiters that `wanted` accepts, without passing
  * over one already passed over `maxPassed` times; `-1` when there is none.
  */
-export function waiterFor(
+function waiterFor(
   queue: PendingItem[],
   end: number,
   maxPassed: number,

@@ -3,7 +3,6 @@ import {
   KEY,
   LANES,
   pair,
-  PASSED,
   TAG,
   type ClientTag,
   type ConnectCallback,
@@ -11,7 +10,6 @@ import {
   type PendingItem,
   type TaggedClient,
 } from './affinity-pairing.js';
-import { PreferredWaits } from './affinity-waits.js';
 import { LaneRanks } from './lane-ranks.js';
 
 export type { ConnectCallback } from './affinity-pairing.js';
@@ -111,8 +109,16 @@ interface AffinityState {
     waited: number;
     waitTimeouts: number;
   };
-  /** `pool.affinity.waitForPreferredMs` at work; `undefined` when it is 0. */
-  waits: PreferredWaits | undefined;
+  /** `pool.affinity.waitForPreferredMs`. */
+  readonly waitMs: number;
+  /** Per lane, the one checkout waiting for that lane's busy connection. */
+  readonly waiting: Map<number, WaitingCheckout>;
+}
+
+interface WaitingCheckout {
+  readonly key: string;
+  readonly callback: ConnectCallback;
+  readonly timer: ReturnType<typeof setTimeout>;
 }
 
 type AffinityPool = pg.Pool & PoolInternals & { [STATE]?: AffinityState };
@@ -171,7 +177,8 @@ export function installAffinity(
       waited: 0,
       waitTimeouts: 0,
     },
-    waits: undefined,
+    waitMs: options.affinity === false ? 0 : options.affinity.waitForPreferredMs,
+    waiting: new Map(),
   };
   target[STATE] = state;
 
@@ -180,30 +187,11 @@ export function installAffinity(
   const acquireClient = target._acquireClient;
   if (state.ranks !== undefined) {
     const window = 4 * lanes;
-    const maxPassed = 2 * lanes;
-    const pairNow = () => {
-      if (!target.ending && !target.ended)
-        pair(target._idle, target._pendingQueue, state.counts, window, maxPassed);
-      return pulseQueue.call(target);
-    };
-    const waitMs = options.affinity === false ? 0 : options.affinity.waitForPreferredMs;
-    if (waitMs > 0) {
-      state.waits = new PreferredWaits(target, state.ranks, state.counts, {
-        waitMs,
-        window,
-        maxPassed,
-        checkout: (key, callback, inOrder) =>
-          checkout(target, state, key, callback, inOrder ? maxPassed : undefined),
-        pulse: pairNow,
-      });
-    }
     target._pulseQueue = function (this: AffinityPool) {
-      const waits = state.waits;
-      if (waits !== undefined) {
-        if (this.ending) waits.releaseAll();
-        else if (waits.beforePairing()) return;
-      }
-      return pairNow();
+      if (state.waiting.size > 0) admitWaiting(this, state);
+      if (!this.ending && !this.ended)
+        pair(this._idle, this._pendingQueue, state.counts, window, 2 * lanes);
+      return pulseQueue.call(this);
     };
   }
   target.newClient = function (this: AffinityPool, pendingItem: PendingItem) {
@@ -255,20 +243,16 @@ export function connectFor(
     pool.connect(callback);
     return;
   }
-  if (state.waits !== undefined) state.waits.arrive(key, callback);
-  else checkout(pool, state, key, callback);
+  if (state.waitMs > 0 && waitForLane(pool as AffinityPool, state, key, callback)) return;
+  checkout(pool, state, key, callback);
 }
 
-/**
- * `connectFor` with affinity installed, now. `passed` marks a queued caller as passed over that
- * many times already (at the bound, it is served in order).
- */
+/** `connectFor` with affinity installed, now. */
 function checkout(
   pool: pg.Pool,
   state: AffinityState,
   key: string,
   callback: ConnectCallback,
-  passed?: number,
 ): void {
   const queue = (pool as AffinityPool)._pendingQueue;
   const queued = queue.length;
@@ -280,11 +264,7 @@ function checkout(
   } finally {
     state.pendingKey = undefined;
   }
-  if (queue.length > queued) {
-    const item = queue[queue.length - 1];
-    tagItem(state, item, key);
-    if (passed !== undefined) item[PASSED] = passed;
-  }
+  if (queue.length > queued) tagItem(state, queue[queue.length - 1], key);
 }
 
 /**
@@ -365,4 +345,51 @@ function freeLane(clients: TaggedClient[], pendingItem: PendingItem, lanes: numb
   for (const lane of pendingItem[LANES] ?? []) if (!used.has(lane)) return lane;
   for (let lane = 0; lane < lanes; lane++) if (!used.has(lane)) return lane;
   return -1;
+}
+
+/**
+ * With `waitForPreferredMs`: when no caller is queued, connections are idle but none on `key`'s
+ * lanes, and one of its lanes has a busy connection that no other checkout waits for, the
+ * checkout waits for that connection, at most `waitMs`. Returns `false` when it does not wait.
+ */
+function waitForLane(
+  pool: AffinityPool,
+  state: AffinityState,
+  key: string,
+  callback: ConnectCallback,
+): boolean {
+  if (pool._pendingQueue.length > 0 || pool._idle.length === 0 || pool.ending) return false;
+  const lanes = state.ranks!.of(key);
+  for (const item of pool._idle) if (lanes.includes(item.client[TAG]?.lane ?? -1)) return false;
+  const busy = pool._clients.find((c) => {
+    const tag = c[TAG];
+    return tag !== undefined && !tag.recycling && lanes.includes(tag.lane);
+  });
+  const lane = busy?.[TAG]?.lane;
+  if (lane === undefined || state.waiting.has(lane)) return false;
+  const timer = setTimeout(() => {
+    if (state.waiting.get(lane)?.timer !== timer) return;
+    state.waiting.delete(lane);
+    state.counts.waitTimeouts++;
+    checkout(pool, state, key, callback);
+  }, state.waitMs);
+  timer.unref?.();
+  state.waiting.set(lane, { key, callback, timer });
+  state.counts.waited++;
+  return true;
+}
+
+/**
+ * Called as pg-pool pairs idle connections with waiters: a checkout waiting for the lane of an
+ * idle connection joins the queue now, and the pairing gives it that connection.
+ */
+function admitWaiting(pool: AffinityPool, state: AffinityState): void {
+  for (const item of pool._idle) {
+    const lane = item.client[TAG]?.lane;
+    const waiting = lane === undefined ? undefined : state.waiting.get(lane);
+    if (waiting === undefined) continue;
+    clearTimeout(waiting.timer);
+    state.waiting.delete(lane!);
+    checkout(pool, state, waiting.key, waiting.callback);
+  }
 }

@@ -284,42 +284,6 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
     });
   });
 
-  describe('with waitForPreferredMs, under saturation', () => {
-    // Catches: a released connection given to a queued caller that does not prefer it although
-    // the wait allows holding it for one that does.
-    it('holds a released connection no queued caller prefers for one that does', async () => {
-      const pool = open({ max: 2, affinity: { waitForPreferredMs: 60_000 } });
-      const [lane0, lane1] = await fill(pool, 2);
-      const [zero] = schemasOnLane(0, 2, 1, 'zero');
-      const [one] = schemasOnLane(1, 2, 1, 'one');
-      const first = connectForAsync(pool, zero);
-      lane1.release();
-      const second = await connectForAsync(pool, one);
-      expect(backendPid(second)).toBe(backendPid(lane1));
-      second.release();
-      lane0.release();
-      const served = await first;
-      expect(backendPid(served)).toBe(backendPid(lane0));
-      served.release();
-      // Released again while `first` still waited for lane 0, lane 1 was held a second time.
-      expect(stats(pool)).toMatchObject({ waited: 2, waitTimeouts: 0, preferred: 2, stolen: 0 });
-    });
-
-    // Catches: a hold without an end (the queued caller would wait for its own connection).
-    it('gives the held connection to the queue once the wait runs out', async () => {
-      const pool = open({ max: 2, affinity: { waitForPreferredMs: 20 } });
-      const [lane0, lane1] = await fill(pool, 2);
-      const [zero] = schemasOnLane(0, 2, 1, 'zero');
-      const first = connectForAsync(pool, zero);
-      lane1.release();
-      const served = await first;
-      expect(backendPid(served)).toBe(backendPid(lane1));
-      served.release();
-      lane0.release();
-      expect(stats(pool)).toMatchObject({ waited: 1, waitTimeouts: 1, stolen: 1 });
-    });
-  });
-
   // Catches: an off-by-one in the bound, and recycling when backendMemory is false.
   it('replaces a connection once it has served more schemas than the budget allows', async () => {
     // (3 MiB - 2 MiB) / 300 KiB: three schemas a connection.
