@@ -1,18 +1,5 @@
 import type pg from 'pg';
-import {
-  KEY,
-  LANES,
-  pair,
-  TAG,
-  type ClientTag,
-  type ConnectCallback,
-  type IdleItem,
-  type PendingItem,
-  type TaggedClient,
-} from './affinity-pairing.js';
 import { LaneRanks } from './lane-ranks.js';
-
-export type { ConnectCallback } from './affinity-pairing.js';
 import { schemaBound, type ResolvedPoolOptions } from './pool-options.js';
 
 /**
@@ -54,13 +41,6 @@ export interface PoolAffinityStats {
   readonly handoffs: number;
   /** Connections closed for having served more schemas than `schemaBound`. */
   readonly recycled: number;
-  /**
-   * Checkouts that waited for their busy preferred connection while another was idle
-   * (`waitForPreferredMs`); `waitTimeouts` of them were then served elsewhere.
-   */
-  readonly waited: number;
-  /** Waits for a preferred connection that ran out (`waitForPreferredMs`). */
-  readonly waitTimeouts: number;
   /** Most distinct schemas a connection serves before it is replaced; `null` without a bound. */
   readonly schemaBound: number | null;
   /**
@@ -70,10 +50,46 @@ export interface PoolAffinityStats {
   readonly schemasPerConnection: number[];
 }
 
+/** A checkout's callback, as `pg.Pool.connect` takes it. */
+export type ConnectCallback = (
+  err: Error | undefined,
+  client: pg.PoolClient | undefined,
+  done: (release?: unknown) => void,
+) => void;
+
 /** The most schemas remembered per connection when `backendMemory` is `false`. */
 const UNBOUNDED_TRACKING = 65_536;
 
 const STATE = Symbol('nestjs-pg-tenancy:affinity');
+const TAG = Symbol('nestjs-pg-tenancy:lane');
+const KEY = Symbol('nestjs-pg-tenancy:key');
+const LANES = Symbol('nestjs-pg-tenancy:lanes');
+const PASSED = Symbol('nestjs-pg-tenancy:passed');
+
+/** What pg-pool queues for a caller, with the schema it is for. */
+interface PendingItem {
+  callback: ConnectCallback;
+  timedOut?: boolean;
+  [KEY]?: string;
+  [LANES]?: readonly number[];
+  /** How many times a later waiter was served before this one. */
+  [PASSED]?: number;
+}
+
+interface ClientTag {
+  readonly lane: number;
+  readonly served: Set<string>;
+  recycling: boolean;
+  /** The current checkout is for a schema that does not prefer this connection's lane. */
+  away: boolean;
+}
+
+type TaggedClient = pg.PoolClient & { [TAG]?: ClientTag };
+
+interface IdleItem {
+  client: TaggedClient;
+}
+
 /** pg-pool 3.x internals this module wraps. */
 interface PoolInternals {
   options: { max?: number };
@@ -106,19 +122,7 @@ interface AffinityState {
     stolen: number;
     handoffs: number;
     recycled: number;
-    waited: number;
-    waitTimeouts: number;
   };
-  /** `pool.affinity.waitForPreferredMs`. */
-  readonly waitMs: number;
-  /** Per lane, the one checkout waiting for that lane's busy connection. */
-  readonly waiting: Map<number, WaitingCheckout>;
-}
-
-interface WaitingCheckout {
-  readonly key: string;
-  readonly callback: ConnectCallback;
-  readonly timer: ReturnType<typeof setTimeout>;
 }
 
 type AffinityPool = pg.Pool & PoolInternals & { [STATE]?: AffinityState };
@@ -167,18 +171,7 @@ export function installAffinity(
         ? undefined
         : new LaneRanks(lanes, Math.min(options.affinity.preferredConnections, lanes)),
     bound,
-    counts: {
-      checkouts: 0,
-      preferred: 0,
-      warm: 0,
-      stolen: 0,
-      handoffs: 0,
-      recycled: 0,
-      waited: 0,
-      waitTimeouts: 0,
-    },
-    waitMs: options.affinity === false ? 0 : options.affinity.waitForPreferredMs,
-    waiting: new Map(),
+    counts: { checkouts: 0, preferred: 0, warm: 0, stolen: 0, handoffs: 0, recycled: 0 },
   };
   target[STATE] = state;
 
@@ -188,9 +181,7 @@ export function installAffinity(
   if (state.ranks !== undefined) {
     const window = 4 * lanes;
     target._pulseQueue = function (this: AffinityPool) {
-      if (state.waiting.size > 0) admitWaiting(this, state);
-      if (!this.ending && !this.ended)
-        pair(this._idle, this._pendingQueue, state.counts, window, 2 * lanes);
+      if (!this.ending && !this.ended) pair(this, state, window, 2 * lanes);
       return pulseQueue.call(this);
     };
   }
@@ -243,17 +234,6 @@ export function connectFor(
     pool.connect(callback);
     return;
   }
-  if (state.waitMs > 0 && waitForLane(pool as AffinityPool, state, key, callback)) return;
-  checkout(pool, state, key, callback);
-}
-
-/** `connectFor` with affinity installed, now. */
-function checkout(
-  pool: pg.Pool,
-  state: AffinityState,
-  key: string,
-  callback: ConnectCallback,
-): void {
   const queue = (pool as AffinityPool)._pendingQueue;
   const queued = queue.length;
   // pg-pool creates the caller's pending item synchronously: it either queues it (tagged
@@ -347,49 +327,68 @@ function freeLane(clients: TaggedClient[], pendingItem: PendingItem, lanes: numb
   return -1;
 }
 
-/**
- * With `waitForPreferredMs`: when no caller is queued, connections are idle but none on `key`'s
- * lanes, and one of its lanes has a busy connection that no other checkout waits for, the
- * checkout waits for that connection, at most `waitMs`. Returns `false` when it does not wait.
- */
-function waitForLane(
-  pool: AffinityPool,
-  state: AffinityState,
-  key: string,
-  callback: ConnectCallback,
-): boolean {
-  if (pool._pendingQueue.length > 0 || pool._idle.length === 0 || pool.ending) return false;
-  const lanes = state.ranks!.of(key);
-  for (const item of pool._idle) if (lanes.includes(item.client[TAG]?.lane ?? -1)) return false;
-  const busy = pool._clients.find((c) => {
-    const tag = c[TAG];
-    return tag !== undefined && !tag.recycling && lanes.includes(tag.lane);
-  });
-  const lane = busy?.[TAG]?.lane;
-  if (lane === undefined || state.waiting.has(lane)) return false;
-  const timer = setTimeout(() => {
-    if (state.waiting.get(lane)?.timer !== timer) return;
-    state.waiting.delete(lane);
-    state.counts.waitTimeouts++;
-    checkout(pool, state, key, callback);
-  }, state.waitMs);
-  timer.unref?.();
-  state.waiting.set(lane, { key, callback, timer });
-  state.counts.waited++;
-  return true;
+/** The idle item on the first of `lanes` that has one, else the last that has served `key`. */
+function pickIdle(idle: IdleItem[], lanes: readonly number[], key: string): number {
+  for (const lane of lanes) {
+    for (let i = 0; i < idle.length; i++) if (idle[i].client[TAG]?.lane === lane) return i;
+  }
+  for (let i = idle.length - 1; i >= 0; i--) if (idle[i].client[TAG]?.served.has(key)) return i;
+  return -1;
 }
 
 /**
- * Called as pg-pool pairs idle connections with waiters: a checkout waiting for the lane of an
- * idle connection joins the queue now, and the pairing gives it that connection.
+ * Reorders `_idle` and `_pendingQueue` so that pg-pool's pulse (last idle, first waiter) pairs
+ * them as affinity wants.
  */
-function admitWaiting(pool: AffinityPool, state: AffinityState): void {
-  for (const item of pool._idle) {
-    const lane = item.client[TAG]?.lane;
-    const waiting = lane === undefined ? undefined : state.waiting.get(lane);
-    if (waiting === undefined) continue;
-    clearTimeout(waiting.timer);
-    state.waiting.delete(lane!);
-    checkout(pool, state, waiting.key, waiting.callback);
+function pair(pool: AffinityPool, state: AffinityState, window: number, maxPassed: number): void {
+  const idle = pool._idle;
+  const queue = pool._pendingQueue;
+  if (queue.length === 0 || idle.length === 0) return;
+  if (idle.length > 1) {
+    // Connections to spare: the first waiter takes one of its lanes, else one that has served
+    // its schema, else pg-pool's pick (the most recently released).
+    const head = queue[0];
+    const key = head[KEY];
+    if (key === undefined) return;
+    const pick = pickIdle(idle, head[LANES] ?? [], key);
+    if (pick >= 0 && pick !== idle.length - 1) idle.push(idle.splice(pick, 1)[0]);
+    return;
   }
+  if (queue.length === 1) return;
+  // One connection, several waiters (a release under load): it goes to the first waiter in the
+  // window that prefers its lane; failing that, to the first whose schema it has served (its
+  // catalog is cached there, and perhaps its statements), so that a connection does not gather
+  // schemas from the queue's head. Never by passing over a waiter already passed over
+  // `maxPassed` times, which is then served in order: nobody starves.
+  const client = idle[0].client;
+  const lane = client[TAG]?.lane;
+  if (lane === undefined || lane < 0) return;
+  const end = Math.min(queue.length, window);
+  let chosen = waiterFor(queue, end, maxPassed, (waiter) => waiter[LANES]?.includes(lane) === true);
+  if (chosen < 0) {
+    const served = client[TAG]!.served;
+    chosen = waiterFor(queue, end, maxPassed, (waiter) => served.has(waiter[KEY]!));
+  }
+  if (chosen <= 0) return;
+  for (let i = 0; i < chosen; i++) queue[i][PASSED] = (queue[i][PASSED] ?? 0) + 1;
+  queue.unshift(queue.splice(chosen, 1)[0]);
+  state.counts.handoffs++;
+}
+
+/**
+ * The index of the first of `queue`'s first `end` waiters that `wanted` accepts, without passing
+ * over one already passed over `maxPassed` times; `-1` when there is none.
+ */
+function waiterFor(
+  queue: PendingItem[],
+  end: number,
+  maxPassed: number,
+  wanted: (waiter: PendingItem) => boolean,
+): number {
+  for (let i = 0; i < end; i++) {
+    const waiter = queue[i];
+    if (waiter[KEY] !== undefined && wanted(waiter)) return i;
+    if ((waiter[PASSED] ?? 0) >= maxPassed) return -1;
+  }
+  return -1;
 }

@@ -1,7 +1,7 @@
 import type { ConnectionOptions } from 'node:tls';
 import type pg from 'pg';
 import { parse as parseConnectionString } from 'pg-connection-string';
-import { booleanOption, integerOption, optionObject } from '../shared/option-values.js';
+import { booleanOption, describeValue, integerOption } from '../shared/option-values.js';
 import { InvalidOptionsError } from '../shared/errors.js';
 
 /** Sizing and time limits of the shared pool. Every field is optional. */
@@ -73,12 +73,6 @@ export interface PoolOptions {
          * smaller. Default: `1`.
          */
         preferredConnections?: number;
-        /**
-         * Milliseconds a query waits for its busy preferred connection while another is idle
-         * (one query per connection at most), before it takes that one: fewer schemas per
-         * backend and more statement hits, for that much latency. `0` never waits. Default: `0`.
-         */
-        waitForPreferredMs?: number;
       };
   /**
    * The server memory a connection may accumulate in catalog caches before it is replaced.
@@ -142,8 +136,6 @@ export type ResolvedPoolOptions = Readonly<
     | {
         /** See `PoolOptions.affinity`. */
         readonly preferredConnections: number;
-        /** See `PoolOptions.affinity`. */
-        readonly waitForPreferredMs: number;
       };
   /** `false`, or the budget in full. */
   readonly backendMemory:
@@ -168,7 +160,7 @@ export const POOL_DEFAULTS: ResolvedPoolOptions = Object.freeze({
   applicationName: 'nestjs-pg-tenancy',
   maxLifetimeSeconds: 3_600,
   maxUses: 0,
-  affinity: Object.freeze({ preferredConnections: 1, waitForPreferredMs: 0 }),
+  affinity: Object.freeze({ preferredConnections: 1 }),
   backendMemory: Object.freeze({ budgetMiB: 64, perSchemaKiB: 10 }),
 });
 
@@ -235,12 +227,7 @@ function resolveAffinity(value: unknown, max: number): ResolvedPoolOptions['affi
   if (typeof value === 'boolean' || typeof value === 'string') {
     return booleanOption(value, 'pool.affinity') ? POOL_DEFAULTS.affinity : false;
   }
-  const fields = optionObject(
-    value,
-    'pool.affinity',
-    ['preferredConnections', 'waitForPreferredMs'],
-    'true, false or',
-  );
+  const fields = optionObject(value, 'pool.affinity', ['preferredConnections'], 'true, false or');
   const preferredConnections =
     fields.preferredConnections === undefined
       ? (POOL_DEFAULTS.affinity as { preferredConnections: number }).preferredConnections
@@ -251,9 +238,7 @@ function resolveAffinity(value: unknown, max: number): ResolvedPoolOptions['affi
         'set it to at most pool.max, or set affinity: false to let every schema use every connection alike.',
     );
   }
-  const wait = fields.waitForPreferredMs ?? 0;
-  const waitForPreferredMs = integerOption(wait, 'pool.affinity.waitForPreferredMs');
-  return Object.freeze({ preferredConnections, waitForPreferredMs });
+  return Object.freeze({ preferredConnections });
 }
 
 function resolveBackendMemory(value: unknown): ResolvedPoolOptions['backendMemory'] {
@@ -280,6 +265,28 @@ function resolveBackendMemory(value: unknown): ResolvedPoolOptions['backendMemor
       ? defaults.perSchemaKiB
       : integerOption(fields.perSchemaKiB, 'pool.backendMemory.perSchemaKiB', 1);
   return Object.freeze({ budgetMiB, perSchemaKiB });
+}
+
+/** `value` as an object with only the `known` fields. @throws InvalidOptionsError */
+function optionObject(
+  value: unknown,
+  name: string,
+  known: readonly string[],
+  alternatives: string,
+): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionsError(
+      `${name} must be ${alternatives} an object { ${known.join(', ')} }, received ${describeValue(value)}.`,
+    );
+  }
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new InvalidOptionsError(
+        `Unknown option "${name}.${key}". Known options: ${known.join(', ')}.`,
+      );
+    }
+  }
+  return value as Record<string, unknown>;
 }
 
 /** Builds the `pg.Pool` configuration from the module's connection settings. */

@@ -51,25 +51,3 @@ export function booleanOption(value: unknown, name: string): boolean {
   }
   throw new InvalidOptionsError(`${name} must be true or false, received ${describeValue(value)}.`);
 }
-
-/** `value` as an object with only the `known` fields. @throws InvalidOptionsError */
-export function optionObject(
-  value: unknown,
-  name: string,
-  known: readonly string[],
-  alternatives: string,
-): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new InvalidOptionsError(
-      `${name} must be ${alternatives} an object { ${known.join(', ')} }, received ${describeValue(value)}.`,
-    );
-  }
-  for (const key of Object.keys(value)) {
-    if (!known.includes(key)) {
-      throw new InvalidOptionsError(
-        `Unknown option "${name}.${key}". Known options: ${known.join(', ')}.`,
-      );
-    }
-  }
-  return value as Record<string, unknown>;
-}

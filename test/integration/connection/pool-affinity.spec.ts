@@ -9,7 +9,7 @@ import {
 import { rankLanes } from '../../../lib/connection/lane-ranks.js';
 import { createDatabaseRuntime } from '../../../lib/module/database-runtime.js';
 import { useTestDatabase } from '../../support/database.js';
-import { hold, holdTransaction } from '../../support/hold.js';
+import { hold } from '../../support/hold.js';
 
 /** Schema names whose first-choice lane (of `lanes`) is `lane`. */
 function schemasOnLane(lane: number, lanes: number, count: number, prefix = 't'): string[] {
@@ -232,58 +232,6 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
     expect(stats(pool)).toMatchObject({ handoffs: 1, stolen: 2, warm: 1 });
   });
 
-  describe('with waitForPreferredMs', () => {
-    /** A pool of two lanes, both open and idle, and a schema whose lane is 0. */
-    async function twoLanes(waitForPreferredMs: number) {
-      const pool = open({ max: 2, affinity: { waitForPreferredMs } });
-      for (const client of await fill(pool, 2)) client.release();
-      const [schema] = schemasOnLane(0, 2, 1, 'patient');
-      const db = SchemaDb.create(pool, schema);
-      return { pool, db, home: await pid(db) };
-    }
-
-    // Catches: a query that steals the idle connection at once although it may wait, and a
-    // waiting query left waiting when its connection comes free.
-    it('waits for its busy preferred connection while another is idle, and gets it when released', async () => {
-      const { pool, db, home } = await twoLanes(60_000);
-      const held = await holdTransaction(db);
-      let served: number | undefined;
-      const waiting = pid(db).then((seen) => (served = seen));
-      // The other connection is idle: a query of another lane runs meanwhile.
-      const [other] = schemasOnLane(1, 2, 1, 'other');
-      expect(await pid(SchemaDb.create(pool, other))).not.toBe(home);
-      expect(served).toBeUndefined();
-      await held.release();
-      await waiting;
-      expect(served).toBe(home);
-      expect(stats(pool)).toMatchObject({ waited: 1, waitTimeouts: 0, stolen: 0 });
-    });
-
-    // Catches: an unbounded wait (the query would hang until its connection comes free).
-    it('takes the idle connection once the wait runs out', async () => {
-      const { pool, db, home } = await twoLanes(20);
-      const held = await holdTransaction(db);
-      try {
-        expect(await pid(db)).not.toBe(home);
-      } finally {
-        await held.release();
-      }
-      expect(stats(pool)).toMatchObject({ waited: 1, waitTimeouts: 1, stolen: 1 });
-    });
-
-    // Catches: every query of a busy tenant queueing behind one connection while another idles.
-    it('lets one query wait per connection; the next one steals at once', async () => {
-      const { pool, db, home } = await twoLanes(60_000);
-      const held = await holdTransaction(db);
-      const first = pid(db);
-      const second = await pid(db);
-      expect(second).not.toBe(home);
-      await held.release();
-      expect(await first).toBe(home);
-      expect(stats(pool)).toMatchObject({ waited: 1, waitTimeouts: 0, stolen: 1 });
-    });
-  });
-
   // Catches: an off-by-one in the bound, and recycling when backendMemory is false.
   it('replaces a connection once it has served more schemas than the budget allows', async () => {
     // (3 MiB - 2 MiB) / 300 KiB: three schemas a connection.
@@ -353,8 +301,6 @@ describe('tenant affinity and memory-aware recycling on the shared pool', () => 
       stolen: 0,
       handoffs: 0,
       recycled: 0,
-      waited: 0,
-      waitTimeouts: 0,
       schemaBound: 6_348,
       schemasPerConnection: [1],
     });

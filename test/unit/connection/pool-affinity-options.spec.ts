@@ -8,42 +8,25 @@ import {
 describe('pool.affinity and pool.backendMemory options', () => {
   it('default to one preferred connection a schema and a 64 MiB budget (6,348 schemas)', () => {
     const resolved = resolvePoolOptions();
-    expect(resolved.affinity).toEqual({ preferredConnections: 1, waitForPreferredMs: 0 });
+    expect(resolved.affinity).toEqual({ preferredConnections: 1 });
     expect(resolved.backendMemory).toEqual({ budgetMiB: 64, perSchemaKiB: 10 });
     expect(schemaBound(resolved.backendMemory)).toBe(6_348);
-    expect(POOL_DEFAULTS.affinity).toEqual({ preferredConnections: 1, waitForPreferredMs: 0 });
+    expect(POOL_DEFAULTS.affinity).toEqual({ preferredConnections: 1 });
   });
 
   it('read true, false, their strings and partial objects', () => {
-    expect(resolvePoolOptions({ affinity: true }).affinity).toEqual({
-      preferredConnections: 1,
-      waitForPreferredMs: 0,
-    });
+    expect(resolvePoolOptions({ affinity: true }).affinity).toEqual({ preferredConnections: 1 });
     expect(resolvePoolOptions({ affinity: false }).affinity).toBe(false);
     expect(resolvePoolOptions({ affinity: 'false' as never }).affinity).toBe(false);
-    expect(resolvePoolOptions({ affinity: {} }).affinity).toEqual({
-      preferredConnections: 1,
-      waitForPreferredMs: 0,
-    });
+    expect(resolvePoolOptions({ affinity: {} }).affinity).toEqual({ preferredConnections: 1 });
     expect(
       resolvePoolOptions({ max: 4, affinity: { preferredConnections: '4' as never } }).affinity,
-    ).toEqual({ preferredConnections: 4, waitForPreferredMs: 0 });
+    ).toEqual({ preferredConnections: 4 });
     expect(resolvePoolOptions({ backendMemory: false }).backendMemory).toBe(false);
     expect(resolvePoolOptions({ backendMemory: { budgetMiB: 32 } }).backendMemory).toEqual({
       budgetMiB: 32,
       perSchemaKiB: 10,
     });
-  });
-
-  it('read waitForPreferredMs as a non-negative integer of milliseconds', () => {
-    expect(resolvePoolOptions({ affinity: { waitForPreferredMs: 3 } }).affinity).toEqual({
-      preferredConnections: 1,
-      waitForPreferredMs: 3,
-    });
-    for (const bad of [-1, 1.5, 'soon'])
-      expect(() => resolvePoolOptions({ affinity: { waitForPreferredMs: bad as never } })).toThrow(
-        /pool\.affinity\.waitForPreferredMs must be a non-negative integer/,
-      );
   });
 
   it('are idempotent: resolved options resolve to themselves', () => {
@@ -65,11 +48,11 @@ describe('pool.affinity and pool.backendMemory options', () => {
     [{ affinity: 'yes' }, 'pool.affinity must be true or false, received the string "yes".'],
     [
       { affinity: [] },
-      'pool.affinity must be true, false or an object { preferredConnections, waitForPreferredMs }, received an array.',
+      'pool.affinity must be true, false or an object { preferredConnections }, received an array.',
     ],
     [
       { affinity: { preferred: 2 } },
-      'Unknown option "pool.affinity.preferred". Known options: preferredConnections, waitForPreferredMs.',
+      'Unknown option "pool.affinity.preferred". Known options: preferredConnections.',
     ],
     [{ affinity: { preferredConnections: 0 } }, /preferredConnections must be a positive integer/],
     [
