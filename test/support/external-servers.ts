@@ -23,7 +23,7 @@ const BINARIES = { redis: 'redis-server', nats: 'nats-server' } as const;
 type Kind = keyof typeof BINARIES;
 
 /** Whether the broker's binary is installed (on `PATH` or in Debian's place). */
-export function hasServer(kind: Kind): boolean {
+function hasServer(kind: Kind): boolean {
   return binaryOf(kind) !== undefined;
 }
 
