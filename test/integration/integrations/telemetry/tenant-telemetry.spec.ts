@@ -1,8 +1,13 @@
 // The tenant id in logs and traces: TenantConsoleLogger adds `tenantId` to every line logged in a
 // tenant context (JSON and text), TenantSpanProcessor sets `tenant.id` on spans started there.
-// @opentelemetry/sdk-trace-base is not installed: the processor is given span-shaped recorders.
+// Spans come from the real OpenTelemetry trace SDK (@opentelemetry/sdk-trace-base).
 import { jest } from '@jest/globals';
 import { ConsoleLogger, Logger } from '@nestjs/common';
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
 import { Test, type TestingModule } from '@nestjs/testing';
 import {
   DatabaseModule,
@@ -40,6 +45,7 @@ describe('tenant id in logs and spans', () => {
     tenants = app.get(TenantService);
     admission = app.get(TenantAdmission);
     await tenants.create('l1');
+    await tenants.create('l2');
   });
   afterAll(() => app?.close());
 
@@ -115,22 +121,27 @@ describe('tenant id in logs and spans', () => {
 
   it('sets tenant.id on spans started in a tenant context, once it knows the source', async () => {
     const processor = new TenantSpanProcessor();
-    const span = () => {
-      const attributes: Record<string, string> = {};
-      return { attributes, setAttribute: (k: string, v: string) => (attributes[k] = v) };
-    };
-    const early = span();
-    await tenants.run('l1', () => processor.onStart(early));
-    expect(early.attributes).toEqual({});
-
+    const exporter = new InMemorySpanExporter();
+    const provider = new BasicTracerProvider({
+      spanProcessors: [processor, new SimpleSpanProcessor(exporter)],
+    });
+    const tracer = provider.getTracer('tenant-telemetry.spec');
+    const span = (name: string) => tracer.startSpan(name).end();
+    await tenants.run('l1', () => span('before use'));
     processor.use(admission);
-    const inside = span();
-    const outside = span();
-    await tenants.run('l1', () => processor.onStart(inside, undefined));
-    processor.onStart(outside);
-    expect(inside.attributes).toEqual({ 'tenant.id': 'l1' });
-    expect(outside.attributes).toEqual({});
-    await expect(processor.forceFlush()).resolves.toBeUndefined();
-    await expect(processor.shutdown()).resolves.toBeUndefined();
+    await tenants.run('l1', () => span('inside l1'));
+    await tenants.run('l2', () => span('inside l2'));
+    span('outside');
+    await provider.forceFlush();
+    const seen = Object.fromEntries(
+      exporter.getFinishedSpans().map((s) => [s.name, s.attributes['tenant.id']]),
+    );
+    expect(seen).toEqual({
+      'before use': undefined,
+      'inside l1': 'l1',
+      'inside l2': 'l2',
+      outside: undefined,
+    });
+    await provider.shutdown();
   });
 });
