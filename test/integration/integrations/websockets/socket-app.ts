@@ -1,5 +1,6 @@
 // A tenant app with one socket.io gateway, served by TenantIoAdapter on a free port, and the
 // socket.io client the specs connect with. Used by the specs of this folder.
+import { EventEmitter } from 'node:events';
 import { Injectable, Module, type INestApplication } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import {
@@ -7,6 +8,7 @@ import {
   SubscribeMessage,
   WebSocketGateway,
   type OnGatewayConnection,
+  type OnGatewayDisconnect,
 } from '@nestjs/websockets';
 import { io, type Socket as ClientSocket, type ManagerOptions, type SocketOptions } from 'socket.io-client';
 import {
@@ -30,10 +32,12 @@ export const NOTES_MIGRATION = {
 export class Seen {
   /** The tenant `handleConnection` ran in, per connection. */
   readonly connections: (string | undefined)[] = [];
+  /** Emits `disconnect` once the gateway's `handleDisconnect` ran (after the adapter's own). */
+  readonly disconnects = new EventEmitter();
 }
 
 @WebSocketGateway()
-class NotesGateway implements OnGatewayConnection {
+class NotesGateway implements OnGatewayConnection, OnGatewayDisconnect {
   constructor(
     @InjectTenantDb() private readonly db: SchemaDb,
     private readonly admission: TenantAdmission,
@@ -42,6 +46,10 @@ class NotesGateway implements OnGatewayConnection {
 
   handleConnection(): void {
     this.seen.connections.push(this.admission.currentTenantId());
+  }
+
+  handleDisconnect(): void {
+    this.seen.disconnects.emit('disconnect');
   }
 
   /** Writes a note in the current tenant; answers with the tenant it ran in. */
@@ -90,6 +98,8 @@ export function useClients(url: () => string) {
       transports: ['websocket'],
       reconnection: false,
       forceNew: true,
+      // A message the server never answers fails its test now, not at Jest's timeout.
+      ackTimeout: 5_000,
       ...options,
     });
     open.add(socket);
