@@ -14,6 +14,7 @@ const ENTRIES = {
   './testing': 'lib/testing/index.ts',
   './terminus': 'lib/terminus/index.ts',
   './kysely': 'lib/kysely/index.ts',
+  './websockets': 'lib/integrations/websockets/index.ts',
 };
 const program = ts.createProgram(Object.values(ENTRIES), {
   module: ts.ModuleKind.NodeNext,

@@ -145,6 +145,7 @@ const ENTRIES: Record<string, string> = {
   'nestjs-pg-tenancy/testing': 'lib/testing/index.ts',
   'nestjs-pg-tenancy/terminus': 'lib/terminus/index.ts',
   'nestjs-pg-tenancy/kysely': 'lib/kysely/index.ts',
+  'nestjs-pg-tenancy/websockets': 'lib/integrations/websockets/index.ts',
 };
 
 /** The names an entry point exports, read from its explicit export lists. */
