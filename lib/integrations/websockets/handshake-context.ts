@@ -9,7 +9,7 @@ type RpcArgumentsHost = ReturnType<ExecutionContext['switchToRpc']>;
  * The `ExecutionContext` `tenancy.authorize` gets at a socket's handshake, shaped as Nest shapes
  * a gateway message's: type `'ws'`, `switchToWs().getClient()` (and `getArgs()[0]`) the socket;
  * its data is the handshake, its pattern `'connection'`. No gateway handler runs yet, so
- * `getClass()` and `getHandler()` name the adapter and its handshake step.
+ * `getClass()` is the adapter and `getHandler()` the handshake resolver.
  */
 export class HandshakeContext implements ExecutionContext {
   readonly #args: [TenantSocket, TenantSocket['handshake'], string];

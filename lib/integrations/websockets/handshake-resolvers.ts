@@ -9,14 +9,20 @@ export interface TenantSocket {
   readonly id: string;
   /** The handshake the client connected with. */
   readonly handshake: {
+    /** The headers of the connection's first HTTP request, names in lower case. */
     readonly headers: Record<string, string | string[] | undefined>;
+    /** Its query string, parsed. */
     readonly query: Record<string, unknown>;
+    /** The payload the client passed as `auth`; `{}` when none. */
     readonly auth: Record<string, unknown>;
   };
   /** Server-side data attached to the socket by your middleware (never sent by the client). */
   readonly data: unknown;
   /** The namespace the socket connected to. */
-  readonly nsp: { readonly name: string };
+  readonly nsp: {
+    /** Its name: `'/'`, `'/chat'`. */
+    readonly name: string;
+  };
 }
 
 /**

@@ -105,7 +105,10 @@ export class TenantIoAdapter extends IoAdapter {
     this.#resolver = options.resolver;
   }
 
-  /** Gates the gateway's namespace (once per namespace) before Nest binds its handlers. */
+  /**
+   * Gates the gateway's namespace (once per namespace) before Nest binds its handlers.
+   * @internal Called by Nest for each gateway.
+   */
   override bindClientConnect(server: GatedNamespace, callback: (...args: never[]) => void): void {
     if (!this.#gated.has(server)) {
       this.#gated.add(server);
@@ -150,7 +153,7 @@ export class TenantIoAdapter extends IoAdapter {
       const id = await this.#resolver(socket);
       scope = await admission.admit(id, {
         source: `a connection to namespace "${socket.nsp.name}" must name one: ${describeHandshakeResolver(this.#resolver)}`,
-        context: new HandshakeContext(socket, TenantIoAdapter, this.bindClientConnect),
+        context: new HandshakeContext(socket, TenantIoAdapter, this.#resolver),
       });
     } catch (err) {
       next(this.#refusal(err));

@@ -81,7 +81,10 @@ describe('TenantIoAdapter: handshake and messages', () => {
       sockets.flatMap(([tenant, socket], s) =>
         Array.from({ length: 5 }, (_, n) =>
           socket
-            .emitWithAck('note', { text: `${tenant}-${s}-${n}`, tenant: tenant === 't1' ? 't2' : 't1' })
+            .emitWithAck('note', {
+              text: `${tenant}-${s}-${n}`,
+              tenant: tenant === 't1' ? 't2' : 't1',
+            })
             .then((ranIn: string) => [tenant, ranIn]),
         ),
       ),
@@ -115,7 +118,12 @@ describe('TenantIoAdapter: handshake and messages', () => {
     ['names a malformed one', { tenantId: 'Bad Id!' }, new InvalidTenantIdError(/x/), 400],
     ['names an unknown one', { tenantId: 'nope' }, new TenantNotFoundError('nope'), 404],
     ['names a suspended one', { tenantId: 'sus' }, new TenantSuspendedError('sus'), 403],
-    ['is refused by tenancy.authorize', { tenantId: 'locked' }, new TenantAccessDeniedError('locked'), 403],
+    [
+      'is refused by tenancy.authorize',
+      { tenantId: 'locked' },
+      new TenantAccessDeniedError('locked'),
+      403,
+    ],
   ])(
     'refuses at the handshake a connection that %s, with the typed error, and runs no gateway code',
     async (_case, auth, expected, status) => {
