@@ -70,6 +70,17 @@ class NotesGateway implements OnGatewayConnection, OnGatewayDisconnect {
   }
 }
 
+/** A gateway of another namespace, gated as the main one is. */
+@WebSocketGateway({ namespace: 'chat' })
+class ChatGateway {
+  constructor(private readonly admission: TenantAdmission) {}
+
+  @SubscribeMessage('whoami')
+  whoami(): string | undefined {
+    return this.admission.currentTenantId();
+  }
+}
+
 /** The app, listening on a free port of 127.0.0.1, and its address. */
 export async function startSocketApp(
   tenancy: TenancyOptions,
@@ -78,7 +89,7 @@ export async function startSocketApp(
 ): Promise<{ app: INestApplication; url: string }> {
   @Module({
     imports: [DatabaseModule.forRoot({ connection, tenancy })],
-    providers: [NotesGateway, Seen],
+    providers: [NotesGateway, ChatGateway, Seen],
   })
   class SocketAppModule {}
   const app = (
@@ -97,9 +108,12 @@ export function useClients(url: () => string) {
     for (const socket of open) socket.disconnect();
     open.clear();
   }
-  /** A connected client, or the `connect_error` the handshake was refused with. */
-  function connect(options: Partial<ManagerOptions & SocketOptions> = {}): Promise<ClientSocket> {
-    const socket = io(url(), {
+  /** A connected client (of `namespace`), or the `connect_error` the handshake was refused with. */
+  function connect(
+    options: Partial<ManagerOptions & SocketOptions> = {},
+    namespace = '',
+  ): Promise<ClientSocket> {
+    const socket = io(`${url()}${namespace}`, {
       transports: ['websocket'],
       reconnection: false,
       forceNew: true,

@@ -107,6 +107,20 @@ describe('TenantIoAdapter: handshake and messages', () => {
     expect(await byHeader.emitWithAck('whoami', {})).toBe('t1');
   });
 
+  it('gates every namespace the adapter serves', async () => {
+    const refused = await connect({}, '/chat').then(
+      () => undefined,
+      (err: Error) => err,
+    );
+    expect(refused?.message).toBe(
+      new TenantRequiredError(
+        'a connection to namespace "/chat" must name one: the connection must identify a tenant',
+      ).message,
+    );
+    const chat = await connect({ auth: { tenantId: 't2' } }, '/chat');
+    expect(await chat.emitWithAck('whoami', {})).toBe('t2');
+  });
+
   it('asks tenancy.authorize at the handshake, with a ws context that holds the socket', async () => {
     asked.length = 0;
     await connect({ auth: { tenantId: 't2', token: 'x' } });
