@@ -1,7 +1,8 @@
 // TenantIoAdapter's watch: the open sockets of a tenant suspended or dropped are closed within
 // tenancy.maxStalenessMs (set small here; each wait is bounded by the test's timeout, no sleeps),
 // with the reason; the other tenants' sockets stay open; and each round asks once per tenant
-// with open sockets, however many sockets it has.
+// with open sockets, however many sockets it has. This app mounts TenantMiddleware
+// (`interceptor: false`): messages run in their connection's tenant all the same.
 import { once } from 'node:events';
 import type { INestApplication } from '@nestjs/common';
 import { jest } from '@jest/globals';
@@ -34,6 +35,8 @@ describe('TenantIoAdapter: the watch over open sockets', () => {
       migrations: await folder(NOTES_MIGRATION),
       registrySchema: 'ws_watch_reg',
       maxStalenessMs: MAX_STALENESS_MS,
+      // The middleware mount: gateway messages still run in the connection's tenant.
+      interceptor: false,
     };
     ({ app, url } = await startSocketApp(
       tenancy,
@@ -64,6 +67,8 @@ describe('TenantIoAdapter: the watch over open sockets', () => {
       expect(await closed).toEqual([expected, expected]);
       expect(other.connected).toBe(true);
       expect(await other.emitWithAck('note', { text: 'still here' })).toBe('w2');
+      const notes = await (await tenants.db('w2')).fetchAll('SELECT text FROM {{tables.notes}}');
+      expect(notes).toEqual([{ text: 'still here' }]);
     },
     BOUND_MS,
   );
