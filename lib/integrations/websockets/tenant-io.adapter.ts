@@ -128,11 +128,17 @@ export class TenantIoAdapter extends IoAdapter {
 
   #partsOf(): Parts {
     if (this.#parts) return this.#parts;
-    const admission = this.#app.get(TenantAdmission, { strict: false });
-    const context = this.#app.get(TenantContext, { strict: false });
-    const options = this.#app.get<string, ResolvedTenancyOptions>(TENANCY_OPTIONS, {
-      strict: false,
-    });
+    let admission: TenantAdmission, context: TenantContext, options: ResolvedTenancyOptions;
+    try {
+      admission = this.#app.get(TenantAdmission, { strict: false });
+      context = this.#app.get(TenantContext, { strict: false });
+      options = this.#app.get<string, ResolvedTenancyOptions>(TENANCY_OPTIONS, { strict: false });
+    } catch (err) {
+      throw new InvalidOptionsError(
+        'TenantIoAdapter serves tenants: import DatabaseModule.forRoot({ tenancy: { … } }) in the application it is given.',
+        { cause: err },
+      );
+    }
     const watch = new SocketTenantWatch<GatedSocket>(
       options.maxStalenessMs / CHECKS_PER_STALENESS,
       (id) => admission.check(id),
@@ -167,7 +173,11 @@ export class TenantIoAdapter extends IoAdapter {
   /** Watches the connected socket and runs each of its messages in its tenant, still served. */
   #adopt({ admission, context, watch }: Parts, socket: GatedSocket): void {
     const handshake = this.#admitted.get(socket);
-    if (handshake === undefined) return;
+    // Every connection passes the gate first; one that did not is never served.
+    if (handshake === undefined) {
+      socket.disconnect();
+      return;
+    }
     const { tenantId } = handshake;
     watch.add(tenantId, socket);
     socket.once('disconnect', () => watch.remove(tenantId, socket));

@@ -3,9 +3,13 @@
 // message runs in it (never in a tenant a message body names); a connection that cannot be served
 // is refused at the handshake with the typed error's message, and no gateway code runs for it;
 // a message for a tenant suspended since the handshake is refused and its socket closed.
-import type { ExecutionContext, INestApplication } from '@nestjs/common';
+import { Module, type ExecutionContext, type INestApplication } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import type { Socket as ClientSocket } from 'socket.io-client';
 import {
+  DatabaseModule,
+  InvalidOptionsError,
   InvalidTenantIdError,
   TenantAccessDeniedError,
   TenantNotFoundError,
@@ -18,6 +22,7 @@ import {
   fromHandshakeAuth,
   fromHandshakeHeader,
   fromHandshakeQuery,
+  TenantIoAdapter,
 } from '../../../../lib/integrations/websockets/index.js';
 import { useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
@@ -185,5 +190,28 @@ describe('TenantIoAdapter: handshake and messages', () => {
     });
     await tenants.resume('t3');
     expect(await notes('t3')).toEqual([{ text: 'before' }]);
+  });
+
+  it('will not serve an app without tenancy, and says what it needs', async () => {
+    @WebSocketGateway()
+    class PingGateway {
+      @SubscribeMessage('ping') ping() {
+        return 'pong';
+      }
+    }
+    @Module({
+      imports: [DatabaseModule.forRoot({ connection: database.current.url })],
+      providers: [PingGateway],
+    })
+    class NoTenancyModule {}
+    const plain = (
+      await Test.createTestingModule({ imports: [NoTenancyModule] }).compile()
+    ).createNestApplication({ logger: false });
+    plain.useWebSocketAdapter(new TenantIoAdapter(plain, { resolver: fromHandshakeAuth('t') }));
+    try {
+      await expect(plain.init()).rejects.toThrow(InvalidOptionsError);
+    } finally {
+      await plain.close();
+    }
   });
 });
