@@ -19,6 +19,7 @@ const ENTRIES = {
   './schedule': 'lib/integrations/schedule/index.ts',
   './cache-manager': 'lib/integrations/cache-manager/index.ts',
   './graphql': 'lib/integrations/graphql/index.ts',
+  './websockets': 'lib/integrations/websockets/index.ts',
 };
 const program = ts.createProgram(Object.values(ENTRIES), {
   module: ts.ModuleKind.NodeNext,

@@ -150,6 +150,7 @@ const ENTRIES: Record<string, string> = {
   'nestjs-pg-tenancy/schedule': 'lib/integrations/schedule/index.ts',
   'nestjs-pg-tenancy/cache-manager': 'lib/integrations/cache-manager/index.ts',
   'nestjs-pg-tenancy/graphql': 'lib/integrations/graphql/index.ts',
+  'nestjs-pg-tenancy/websockets': 'lib/integrations/websockets/index.ts',
 };
 
 /** The names an entry point exports, read from its explicit export lists. */
