@@ -123,6 +123,97 @@ describe('the packed tarball in a new project', () => {
   }, 180_000);
 });
 
+describe('the integration entry points of the tarball', () => {
+  /** Each integration's entry and names it must export, with the packages it needs. */
+  const ENTRIES: Record<string, { names: string[]; peers: string[] }> = {
+    bullmq: {
+      names: ['TenantQueueModule', 'TenantWorkerHost'],
+      peers: ['@nestjs/bullmq', 'bullmq'],
+    },
+    schedule: { names: ['ForEachTenant', 'TenantScheduleModule'], peers: ['@nestjs/schedule'] },
+    'cache-manager': {
+      names: ['TenantCache', 'TenantCacheInterceptor'],
+      peers: ['@nestjs/cache-manager', 'cache-manager'],
+    },
+    microservices: {
+      names: ['TenantClient', 'registerTenantMessages'],
+      peers: ['@nestjs/microservices'],
+    },
+    websockets: {
+      names: ['TenantIoAdapter', 'fromHandshakeAuth'],
+      peers: ['@nestjs/websockets', '@nestjs/platform-socket.io'],
+    },
+    graphql: { names: ['tenantSchema'], peers: ['@nestjs/graphql', 'graphql'] },
+  };
+
+  // Catches: an integration whose entry is missing from the tarball or the exports map, one that
+  // fails under require(), and deep imports into a peer that a user's install does not resolve.
+  it(
+    'load under import and require() in a project that installed their packages',
+    async () => {
+      const project = join(scratch.root, 'integrations');
+      await mkdir(project);
+      await writeFile(
+        join(project, 'package.json'),
+        '{"name":"integrations","version":"1.0.0","private":true,"type":"module"}',
+      );
+      const peers = [...new Set(Object.values(ENTRIES).flatMap((e) => e.peers))];
+      await run('npm', ['install', scratch.tarball, ...peers], {
+        cwd: project,
+        timeoutMs: INSTALL_TIMEOUT_MS,
+      });
+      const expected = JSON.stringify(ENTRIES, (key, value) =>
+        key === 'peers' ? undefined : value,
+      );
+      const check = (load: string) => `
+        const entries = ${expected};
+        const seen = {};
+        for (const [entry, { names }] of Object.entries(entries)) {
+          const mod = ${load};
+          seen[entry] = names.filter((name) => typeof mod[name] !== 'function');
+        }
+        console.log(JSON.stringify(seen));`;
+      const esm = await run(
+        process.execPath,
+        ['--input-type=module', '-e', check('await import(`nestjs-pg-tenancy/${entry}`)')],
+        { cwd: project, env: process.env },
+      );
+      const cjs = await run(
+        process.execPath,
+        [
+          '--input-type=commonjs',
+          '-e',
+          check('require(`nestjs-pg-tenancy/${entry}`)').replace(/^/, '(async () => {') + '})()',
+        ],
+        { cwd: project, env: process.env },
+      );
+      const none = Object.fromEntries(Object.keys(ENTRIES).map((e) => [e, []]));
+      expect(JSON.parse(esm.stdout)).toEqual(none);
+      expect(JSON.parse(cjs.stdout)).toEqual(none);
+    },
+    INSTALL_TIMEOUT_MS,
+  );
+
+  // Catches: the main entry importing an integration's package (the tutorial's project has none).
+  it('are not needed by the main entry: it loads in a project without their packages', async () => {
+    const { stdout } = await run(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `await import('nestjs-pg-tenancy');
+         const { createRequire } = await import('node:module');
+         const req = createRequire(process.cwd() + '/');
+         const found = ${JSON.stringify(['bullmq', '@nestjs/bullmq', '@nestjs/schedule', '@nestjs/microservices', '@nestjs/graphql', 'socket.io'])}
+           .filter((name) => { try { req.resolve(name); return true; } catch { return false; } });
+         console.log(JSON.stringify(found));`,
+      ],
+      { cwd: app, env: process.env },
+    );
+    expect(JSON.parse(stdout)).toEqual([]);
+  });
+});
+
 describe('a CommonJS Nest app built against the tarball', () => {
   let database: TestDatabase;
   let fixture: string;
