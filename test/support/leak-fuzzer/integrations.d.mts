@@ -1,0 +1,7 @@
+import type { FuzzChannel, FuzzLibrary, SkippedChannel } from './fuzzer.mjs';
+
+/** The built-in channels and every integration's (skipped where its entry does not exist). */
+export function fuzzChannels(options: {
+  lib: FuzzLibrary;
+  source: 'lib' | 'dist';
+}): Promise<(FuzzChannel | SkippedChannel | Promise<FuzzChannel | SkippedChannel>)[]>;

@@ -1,0 +1,32 @@
+// The channels a run uses: the core library's, and one per integration of #26 whose entry
+// (`lib/integrations/<name>/index.ts`, built to `dist/integrations/<name>/index.js`) exists. Each
+// integration's channel is a file of its own in `channels/`, whose default export is
+// `async (kit) => FuzzChannel | { name, skipped: reason }`; `kit.entry()` is the integration's
+// module, or `undefined` while it has not landed.
+import { existsSync } from 'node:fs';
+import { builtInChannels } from './channels.mjs';
+
+const ROOT = new URL('../../../', import.meta.url);
+
+/** The integrations' channel files, by integration name. */
+const INTEGRATIONS = {};
+
+/**
+ * Every channel for a run against `source` ('lib' in Jest, 'dist' in the bench): the built-in
+ * ones, then each integration's (skipped with a reason when its entry is missing).
+ */
+export async function fuzzChannels({ lib, source }) {
+  const channels = builtInChannels();
+  for (const [name, load] of Object.entries(INTEGRATIONS)) {
+    const file =
+      source === 'lib' ? `lib/integrations/${name}/index.ts` : `dist/integrations/${name}/index.js`;
+    const present = existsSync(new URL(file, ROOT));
+    const entry = async () =>
+      present ? import(new URL(`${source}/integrations/${name}/index.js`, ROOT).href) : undefined;
+    const factory = (await load()).default;
+    channels.push(
+      present ? factory({ lib, entry, source }) : { name, skipped: `${file} does not exist (yet)` },
+    );
+  }
+  return channels;
+}
