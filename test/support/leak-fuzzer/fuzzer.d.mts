@@ -66,9 +66,9 @@ export interface FuzzOptions {
   readonly tenants?: number;
   /** Operations in flight at once. Default: 16. */
   readonly concurrency?: number;
-  /** `tenancy.maxStalenessMs` of both instances, the bound the checks allow. Default: 1,000. */
+  /** `tenancy.maxStalenessMs` of both instances, the bound the checks allow. Default: 500. */
   readonly maxStalenessMs?: number;
-  /** One lifecycle change per this many operations. Default: 40. */
+  /** One lifecycle change per this many operations. Default: 60. */
   readonly lifecycleEvery?: number;
   /** `pool.max` of each instance. Default: 10. */
   readonly poolMax?: number;
