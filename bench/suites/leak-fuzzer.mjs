@@ -39,7 +39,7 @@ export default {
       log: ctx.log,
     });
     const notes = [
-      `leak-fuzzer: ${fmtInt(report.operations)} operations in ${report.seconds.toFixed(1)} s = ${fmtInt(report.opsPerSecond)} ops/s (seed ${seed}); ` +
+      `leak-fuzzer: ${fmtInt(report.operations)} operations in ${report.seconds.toFixed(1)} s = ${fmtInt(report.opsPerSecond)} ops/s, ${fmtInt(report.cpuMicrosPerOp)} µs of this process's CPU per operation (seed ${seed}); ` +
         `${report.counters.crossTenantWrites + report.counters.crossTenantReads} cross-tenant accesses, ` +
         `${report.counters.ranAfterBound} run after maxStalenessMs, ${report.counters.untypedRefusals} untyped refusals`,
     ];
@@ -60,6 +60,7 @@ export default {
         ...report,
         seconds: round(report.seconds, 1),
         opsPerSecond: round(report.opsPerSecond),
+        cpuMicrosPerOp: round(report.cpuMicrosPerOp),
       },
       tables: [
         {

@@ -101,6 +101,8 @@ export interface FuzzReport {
   readonly maxStalenessMs: number;
   readonly seconds: number;
   readonly opsPerSecond: number;
+  /** This process's CPU time per operation (app, harness, HTTP both ways; not PostgreSQL's), µs. */
+  readonly cpuMicrosPerOp: number;
   readonly counters: FuzzCounters;
   readonly byChannel: Record<string, { served: number; refused: number }>;
   readonly refusals: Record<string, number>;

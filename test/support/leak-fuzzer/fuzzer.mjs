@@ -279,12 +279,14 @@ export async function runLeakFuzzer(options) {
     };
 
     const t0 = performance.now();
+    const cpu0 = process.cpuUsage();
     const acting = actor().catch((err) => {
       changing = undefined;
       fail(`the lifecycle actor stopped: ${err?.stack ?? err}`);
     });
     await Promise.all(Array.from({ length: o.concurrency }, (_, i) => worker(i)));
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = process.cpuUsage(cpu0);
     running = false;
     wake?.resolve();
     await acting;
@@ -305,6 +307,8 @@ export async function runLeakFuzzer(options) {
       maxStalenessMs: boundMs,
       seconds,
       opsPerSecond: operations / seconds,
+      // This process's CPU per operation (the app, the harness, HTTP both ways; not PostgreSQL's).
+      cpuMicrosPerOp: (cpu.user + cpu.system) / operations,
       counters,
       byChannel,
       refusals,
