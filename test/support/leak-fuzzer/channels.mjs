@@ -1,7 +1,7 @@
 // The leak fuzzer's built-in channels: the ways work reaches a tenant in the core library. Each
-// is `{ name, weight, unscoped?, module?, start?(ctx), send(op), stop?() }`; `send` settles when
-// the work has finished: it resolves when the work ran, and rejects with what refused it (an
-// error the library threw, or `{ name, message, status }` when it arrived over a wire).
+// is `{ name, weight, unscoped?, module?, configure?(app), start?(ctx), send(op), stop?() }`;
+// `send` settles when the work has finished: it resolves when the work ran, and rejects with what
+// refused it (an error the library threw, or `{ name, message, status }` when it came over a wire).
 // The integrations' channels live beside this file, one per integration (`channels/*.mjs`).
 
 /** HTTP requests through the global `TenantInterceptor` (`x-tenant-id`). */

@@ -40,6 +40,9 @@ export interface FuzzChannel {
   readonly unscoped?: boolean;
   /** What it adds to the serving app's root module. */
   readonly module?: { imports?: unknown[]; providers?: unknown[]; controllers?: unknown[] };
+  /** Called with the serving app before it listens (`app.useWebSocketAdapter`, …). */
+  configure?(app: INestApplication, ctx: Pick<FuzzChannelContext, 'lib' | 'seed'>): Promise<void>;
+  /** Called once the serving app listens. */
   start?(ctx: FuzzChannelContext): Promise<void>;
   /** Settles when the work finished: resolves when it ran, rejects with what refused it. */
   send(op: FuzzOperation): Promise<void>;

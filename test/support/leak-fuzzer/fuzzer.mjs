@@ -105,6 +105,7 @@ export async function runLeakFuzzer(options) {
       { logger },
     );
     apps.push(serving);
+    for (const channel of channels) await channel.configure?.(serving, { lib, ledger, seed });
     await serving.listen(0, '127.0.0.1');
     const other = await NestFactory.createApplicationContext(
       fuzzModule({ lib, database: database(false), serving: false }),

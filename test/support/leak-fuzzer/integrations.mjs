@@ -8,8 +8,10 @@ import { builtInChannels } from './channels.mjs';
 
 const ROOT = new URL('../../../', import.meta.url);
 
-/** The integrations' channel files, by integration name. */
-const INTEGRATIONS = {};
+/** The integrations' channel files, by integration name (the folder under lib/integrations/). */
+const INTEGRATIONS = {
+  websockets: () => import('./channels/websockets.mjs'),
+};
 
 /**
  * Every channel for a run against `source` ('lib' in Jest, 'dist' in the bench): the built-in
@@ -20,13 +22,13 @@ export async function fuzzChannels({ lib, source }) {
   for (const [name, load] of Object.entries(INTEGRATIONS)) {
     const file =
       source === 'lib' ? `lib/integrations/${name}/index.ts` : `dist/integrations/${name}/index.js`;
-    const present = existsSync(new URL(file, ROOT));
-    const entry = async () =>
-      present ? import(new URL(`${source}/integrations/${name}/index.js`, ROOT).href) : undefined;
-    const factory = (await load()).default;
-    channels.push(
-      present ? factory({ lib, entry, source }) : { name, skipped: `${file} does not exist (yet)` },
-    );
+    if (!existsSync(new URL(file, ROOT))) {
+      channels.push({ name, skipped: `${file} does not exist (yet)` });
+      continue;
+    }
+    // A relative specifier: Jest maps lib/'s '.js' to its '.ts' source.
+    const entry = () => import(`../../../${source}/integrations/${name}/index.js`);
+    channels.push((await load()).default({ lib, entry, source }));
   }
   return channels;
 }

@@ -21,6 +21,8 @@ describe('leak fuzzer', () => {
       operations: OPERATIONS,
       channels: await fuzzChannels({ lib, source: 'lib' }),
     });
+    for (const { name, reason } of report.skipped)
+      console.warn(`Leak fuzzer: channel ${name} skipped: ${reason}.`);
     if (report.failures.length > 0) {
       throw new Error(
         `Leak fuzzer failed; replay with FUZZ_SEED=${seed} FUZZ_OPERATIONS=${OPERATIONS}:\n` +
