@@ -11,6 +11,7 @@ const ROOT = new URL('../../../', import.meta.url);
 /** The integrations' channel files, by integration name (the folder under lib/integrations/). */
 const INTEGRATIONS = {
   websockets: () => import('./channels/websockets.mjs'),
+  microservices: () => import('./channels/microservices.mjs'),
 };
 
 /**

@@ -1,14 +1,15 @@
 // The WebSockets integration's channel (nestjs-pg-tenancy/websockets): socket.io connections
 // through `TenantIoAdapter`, the tenant named once in the handshake's `auth`, one connection per
 // tenant shared by the operations for it (opened again after the server closes it), each operation
-// a message the gateway answers with an ack. A refusal arrives as the handshake's `connect_error`
+// a message the gateway answers with an ack, one at a time per connection (so that an `exception`
+// event can only be the answer to the message in flight). A refusal arrives as the handshake's `connect_error`
 // (`err.data.error`), or as the `exception` event before the server closes the connection.
 import { Inject } from '@nestjs/common';
 import { MessageBody, SubscribeMessage, WebSocketGateway } from '@nestjs/websockets';
 import { io } from 'socket.io-client';
 import { FuzzWork } from '../app.mjs';
 
-const ACK_TIMEOUT_MS = 15_000;
+const ACK_TIMEOUT_MS = 5_000;
 
 /** The gateway: one message, `fuzz`, that runs the work in the connection's tenant. */
 class FuzzGateway {
@@ -56,13 +57,19 @@ export default async function websocketsChannel({ entry }) {
         forceNew: true,
       });
       open.add(socket);
-      const conn = { socket, pending: new Set(), exception: undefined, closed: false };
-      socket.on('exception', (data) => (conn.exception ??= data));
+      const conn = { socket, queue: Promise.resolve(), current: undefined, closed: false };
+      // An exception event answers the message in flight (one at a time per connection), or
+      // tells why the server is about to close the connection.
+      const fail = (data) => {
+        conn.last = data;
+        conn.current?.(refusal(data));
+        conn.current = undefined;
+      };
+      socket.on('exception', fail);
       socket.on('disconnect', () => {
         conn.closed = true;
         open.delete(socket);
-        for (const fail of conn.pending) fail(refusal(conn.exception));
-        conn.pending.clear();
+        fail(conn.last);
       });
       socket.once('connect', () => resolve(conn));
       socket.once('connect_error', (err) => {
@@ -90,18 +97,24 @@ export default async function websocketsChannel({ entry }) {
     return opening;
   };
 
-  const message = (conn, op) =>
-    new Promise((resolve, reject) => {
-      if (conn.closed) return reject(refusal(conn.exception));
-      conn.pending.add(reject);
-      conn.socket
-        .timeout(ACK_TIMEOUT_MS)
-        .emit('fuzz', { op: op.id, intended: op.intended, pause: op.pause }, (err) => {
-          conn.pending.delete(reject);
-          if (err) reject({ name: 'AckTimeout', message: String(err.message ?? err) });
-          else resolve();
-        });
-    });
+  /** Sends `op` on `conn` once the connection's previous message is answered. */
+  const message = (conn, op) => {
+    const run = () =>
+      new Promise((resolve, reject) => {
+        if (conn.closed) return reject(refusal(conn.last));
+        conn.current = reject;
+        conn.socket
+          .timeout(ACK_TIMEOUT_MS)
+          .emit('fuzz', { op: op.id, intended: op.intended, pause: op.pause }, (err) => {
+            if (conn.current === reject) conn.current = undefined;
+            if (err) reject({ name: 'AckTimeout', message: String(err.message ?? err) });
+            else resolve();
+          });
+      });
+    const turn = conn.queue.then(run, run);
+    conn.queue = turn.catch(() => undefined);
+    return turn;
+  };
 
   return {
     name: 'websockets',
