@@ -4,4 +4,6 @@ import type { FuzzChannel, FuzzLibrary, SkippedChannel } from './fuzzer.mjs';
 export function fuzzChannels(options: {
   lib: FuzzLibrary;
   source: 'lib' | 'dist';
+  /** Brokers the caller started, for the channels that need one. */
+  servers?: { redis?: { host: string; port: number } };
 }): Promise<(FuzzChannel | SkippedChannel | Promise<FuzzChannel | SkippedChannel>)[]>;

@@ -4,6 +4,7 @@
 // `leak-fuzzer` runs 1,000,000. What it checks: docs/testing-isolation.md.
 import * as lib from '../../../../lib/index.js';
 import { useTestDatabase } from '../../../support/database.js';
+import { hasServer, startRedis, type ExternalServer } from '../../../support/external-servers.js';
 import { fuzzSeed, runLeakFuzzer } from '../../../support/leak-fuzzer/fuzzer.mjs';
 import { fuzzChannels } from '../../../support/leak-fuzzer/integrations.mjs';
 
@@ -11,6 +12,12 @@ const OPERATIONS = Number(process.env.FUZZ_OPERATIONS ?? 3_000);
 
 describe('leak fuzzer', () => {
   const database = useTestDatabase();
+  // The queues channel's broker, when redis-server is installed (the channel is skipped otherwise).
+  let redis: ExternalServer | undefined;
+  beforeAll(async () => {
+    if (hasServer('redis')) redis = await startRedis();
+  });
+  afterAll(() => redis?.stop());
 
   it(`keeps every tenant's work in its tenant for ${OPERATIONS} random operations`, async () => {
     const seed = fuzzSeed();
@@ -19,7 +26,7 @@ describe('leak fuzzer', () => {
       url: database.current.url,
       seed,
       operations: OPERATIONS,
-      channels: await fuzzChannels({ lib, source: 'lib' }),
+      channels: await fuzzChannels({ lib, source: 'lib', servers: { redis } }),
     });
     for (const { name, reason } of report.skipped)
       console.warn(`Leak fuzzer: channel ${name} skipped: ${reason}.`);
