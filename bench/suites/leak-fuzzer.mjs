@@ -48,6 +48,10 @@ export default {
         `quick mode: ${fmtInt(config.operations)} operations (full: ${fmtInt(FULL.operations)})`,
       );
     for (const s of report.skipped) notes.push(`channel ${s.name} skipped: ${s.reason}`);
+    if (report.loggedErrors.count)
+      notes.push(
+        `the apps logged ${fmtInt(report.loggedErrors.count)} errors, e.g. ${report.loggedErrors.samples[0]}`,
+      );
     const rows = Object.entries(report.byChannel).map(([channel, stats]) => ({
       channel,
       ...stats,

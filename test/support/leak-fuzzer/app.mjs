@@ -76,8 +76,18 @@ export class FuzzWork {
   }
 
   async perform(op, intended, channel, pause = 0) {
+    await this.write(op, intended, channel);
+    await this.read(op, pause);
+  }
+
+  /** The first half of {@link perform}: the write (a GraphQL mutation's own resolver). */
+  async write(op, intended, channel) {
     const written = await this.db.fetchOne(WRITE, [op, intended, channel]);
     this.ledger.record(op, 'wrote', written.schema);
+  }
+
+  /** The second half: the pause and the read (a GraphQL field resolver below the mutation). */
+  async read(op, pause = 0) {
     await PAUSES[pause]?.();
     const read = await this.db.fetchOne(READ);
     this.ledger.record(op, 'read', read.schema);

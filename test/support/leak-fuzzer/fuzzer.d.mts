@@ -19,6 +19,10 @@ export interface FuzzOperation {
 /** The unit of work every channel runs in the serving app. */
 export interface FuzzWork {
   perform(op: number, intended: string | null, channel: string, pause?: number): Promise<void>;
+  /** The write alone. */
+  write(op: number, intended: string | null, channel: string): Promise<void>;
+  /** The pause and the read alone. */
+  read(op: number, pause?: number): Promise<void>;
 }
 
 /** What a channel is given once the serving app listens. */
@@ -111,6 +115,8 @@ export interface FuzzReport {
   readonly refusals: Record<string, number>;
   readonly lifecycle: Record<string, number>;
   readonly rowsSwept: number;
+  /** Errors the apps logged (not printed): how many, and the first few. */
+  readonly loggedErrors: { count: number; samples: string[] };
   readonly channels: string[];
   readonly skipped: { name: string; reason: string }[];
   /** Empty when every check held; each entry names the seed. */

@@ -73,6 +73,7 @@ export async function runLeakFuzzer(options) {
   const lifecycle = { suspend: 0, resume: 0, drop: 0, create: 0, viaServing: 0, viaOther: 0 };
   const failures = [];
   const examples = [];
+  const loggedErrors = { count: 0, samples: [] };
   // Per operation, the index + 1 of the tenant whose schema it reported writing to (for the sweep).
   const wroteTo = new Int32Array(operations);
   const fail = (message) => failures.push(`${message} (seed ${seed})`);
@@ -98,7 +99,19 @@ export async function runLeakFuzzer(options) {
         interceptor: serving,
       },
     });
-    const logger = ['error'];
+    // What the apps log as errors is counted and sampled, not printed: a refused operation may be
+    // logged by Nest (a GraphQL refusal through its exceptions handler), thousands of times a run.
+    const logger = {
+      log: () => undefined,
+      warn: () => undefined,
+      debug: () => undefined,
+      verbose: () => undefined,
+      error: (message) => {
+        loggedErrors.count++;
+        if (loggedErrors.samples.length < 3)
+          loggedErrors.samples.push(String(message).slice(0, 300));
+      },
+    };
     const extra = channels.map((c) => c.module ?? {});
     const serving = await NestFactory.create(
       fuzzModule({ lib, database: database(true), serving: true, ledger, extra }),
@@ -315,6 +328,7 @@ export async function runLeakFuzzer(options) {
       refusals,
       lifecycle,
       rowsSwept: found.rows,
+      loggedErrors,
       channels: channels.map((c) => c.name),
       skipped,
       failures,

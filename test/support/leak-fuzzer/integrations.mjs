@@ -13,6 +13,7 @@ const INTEGRATIONS = {
   websockets: () => import('./channels/websockets.mjs'),
   microservices: () => import('./channels/microservices.mjs'),
   bullmq: () => import('./channels/bullmq.mjs'),
+  graphql: () => import('./channels/graphql.mjs'),
 };
 
 /**
