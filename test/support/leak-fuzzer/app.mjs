@@ -15,7 +15,7 @@ import {
 } from '@nestjs/common';
 
 /** The injection token of the run's {@link Ledger}. */
-export const LEDGER = 'LeakFuzzer:Ledger';
+const LEDGER = 'LeakFuzzer:Ledger';
 
 /**
  * The tenant migration. `marker` holds one row in every tenant schema, so a read says (through

@@ -5,7 +5,7 @@
 // The integrations' channels live beside this file, one per integration (`channels/*.mjs`).
 
 /** HTTP requests through the global `TenantInterceptor` (`x-tenant-id`). */
-export function httpChannel() {
+function httpChannel() {
   let base;
   return {
     name: 'http',
@@ -30,7 +30,7 @@ export function httpChannel() {
 }
 
 /** `TenantService.run(id, fn)`: the background-jobs recipe. */
-export function serviceRunChannel() {
+function serviceRunChannel() {
   let tenants, work;
   return {
     name: 'service-run',
@@ -45,7 +45,7 @@ export function serviceRunChannel() {
 }
 
 /** `TenantAdmission.admit` then `run`, once per unit of work: what a queue's job gets. */
-export function admissionChannel() {
+function admissionChannel() {
   let admission, work;
   return {
     name: 'admission',
@@ -65,7 +65,7 @@ export function admissionChannel() {
  * Long-lived work admitted once, then many messages: what a socket gets. Each message first asks
  * `TenantAdmission.check`; a refusal ends the session (the next message opens a new one).
  */
-export function sessionChannel() {
+function sessionChannel() {
   let admission, work;
   const sessions = new Map();
   const open = (op) => {
@@ -103,7 +103,7 @@ export function sessionChannel() {
  * mistake, right after other work in the same flow): it must fail with
  * `TenantContextMissingError`, never borrow a tenant.
  */
-export function unscopedChannel() {
+function unscopedChannel() {
   let work;
   return {
     name: 'unscoped',

@@ -123,8 +123,5 @@ export interface FuzzReport {
   readonly failures: string[];
 }
 
-export const FUZZ_DEFAULTS: Readonly<
-  Required<Omit<FuzzOptions, 'lib' | 'url' | 'seed' | 'channels' | 'log'>>
->;
 export function fuzzSeed(env?: NodeJS.ProcessEnv): number;
 export function runLeakFuzzer(options: FuzzOptions): Promise<FuzzReport>;

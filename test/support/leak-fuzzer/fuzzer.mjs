@@ -21,7 +21,7 @@ const GHOSTS = ['ghost0', 'ghost1'];
 const MALFORMED = 'Not A Tenant!';
 
 /** Defaults of {@link runLeakFuzzer}'s options. */
-export const FUZZ_DEFAULTS = Object.freeze({
+const FUZZ_DEFAULTS = Object.freeze({
   operations: 3_000,
   tenants: 12,
   concurrency: 16,
