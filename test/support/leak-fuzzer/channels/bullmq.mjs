@@ -10,6 +10,8 @@ import { BullModule, Processor } from '@nestjs/bullmq';
 import { FuzzWork } from '../app.mjs';
 
 const QUEUE = 'leak-fuzzer';
+// A job neither completed nor failed by then is a fault of its own (reported, not waited for).
+const JOB_TIMEOUT_MS = 20_000;
 
 /** The typed error behind a failed job: its `cause`, else the name its message starts with. */
 function refusalOfJob(err) {
@@ -44,7 +46,21 @@ export default async function bullmqChannel({ lib, entry, servers }) {
     waiting.delete(job.id);
     waiter(outcome);
   };
-  const finished = (op) => new Promise((resolve) => waiting.set(`fuzz-${op.id}`, resolve));
+  const finished = (op) =>
+    new Promise((resolve) => {
+      const id = `fuzz-${op.id}`;
+      const timer = setTimeout(() => {
+        waiting.delete(id);
+        resolve({
+          ok: false,
+          error: { name: 'JobTimeout', message: `no outcome in ${JOB_TIMEOUT_MS} ms` },
+        });
+      }, JOB_TIMEOUT_MS);
+      waiting.set(id, (outcome) => {
+        clearTimeout(timer);
+        resolve(outcome);
+      });
+    });
 
   return {
     name: 'bullmq',
@@ -77,7 +93,7 @@ export default async function bullmqChannel({ lib, entry, servers }) {
           await tenants.run(op.tenant, () => queue.add('fuzz', data, opts)); // from the context
         else await queue.forTenant(op.tenant).add('fuzz', data, opts);
       } catch (err) {
-        waiting.delete(opts.jobId);
+        settle({ id: opts.jobId }, { ok: true }); // stops the timer; the outcome is the throw
         throw err; // refused by the producer: nothing was added
       }
       const outcome = await done;
