@@ -15,6 +15,7 @@ import fairShare from './fair-share.mjs';
 import fleetWaves from './fleet-waves.mjs';
 import http from './http.mjs';
 import kysely from './kysely.mjs';
+import leakFuzzer from './leak-fuzzer.mjs';
 import manyTenants from './many-tenants.mjs';
 import migrations from './migrations.mjs';
 import pgbench from './pgbench.mjs';
@@ -39,4 +40,5 @@ export const suites = [
   bulkLoad,
   fairShare,
   fleetWaves,
+  leakFuzzer,
 ];

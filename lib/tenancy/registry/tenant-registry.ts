@@ -324,11 +324,11 @@ export class TenantRegistry {
   }
 
   /**
-   * `TenantNotFoundError` (with `err` as its cause) when tenant `id` is gone or being dropped and
-   * `err` is what a drop does to work on it: a table or schema missing (42P01, 3F000), a
-   * statement cancelled (57014) or a session ended (57P01, or the connection lost while a
-   * transaction sat idle) — a request that raced a drop; `err` otherwise. Costs one indexed
-   * query, and only on such errors.
+   * `TenantNotFoundError` (with `err` as its cause) when tenant `id` is gone, being dropped, or
+   * being created again after a drop, and `err` is what a drop does to work on it: a table or
+   * schema missing (42P01, 3F000), a statement cancelled (57014) or a session ended (57P01, or
+   * the connection lost while a transaction sat idle) — a request that raced a drop; `err`
+   * otherwise. Costs one indexed query, and only on such errors.
    */
   async vanishedTenantError(id: string, err: unknown): Promise<unknown> {
     const code = (err as { code?: unknown } | null)?.code;
@@ -336,7 +336,8 @@ export class TenantRegistry {
       return err;
     }
     const entry = await this.refresh(id).catch(() => undefined);
-    return entry === null || entry?.info.status === 'dropping'
+    const status = entry?.info.status;
+    return entry === null || status === 'dropping' || status === 'provisioning'
       ? new TenantNotFoundError(id, { cause: err })
       : err;
   }
