@@ -56,3 +56,17 @@ export async function importOptional<T>(name: string): Promise<T> {
     );
   }
 }
+
+/**
+ * The meter of the `openTelemetry` metrics option: the one it gives, else the global
+ * `nestjs-pg-tenancy` meter of `@opentelemetry/api`.
+ */
+export async function openTelemetryMeter(
+  openTelemetry: MetricsOptions['openTelemetry'],
+): Promise<import('@opentelemetry/api').Meter> {
+  const config = typeof openTelemetry === 'object' ? openTelemetry : {};
+  const meter = config.meter as import('@opentelemetry/api').Meter | undefined;
+  if (meter) return meter;
+  const api = await importOptional<typeof import('@opentelemetry/api')>('@opentelemetry/api');
+  return api.metrics.getMeter('nestjs-pg-tenancy');
+}

@@ -6,22 +6,15 @@ import {
   AFFINITY_SERVED,
   connectionsByState,
   DURATION_BUCKETS,
-  importOptional,
+  openTelemetryMeter,
   STATEMENT_RESULTS,
   type MetricSources,
 } from './metric-sources.js';
 
-type OtelApi = typeof import('@opentelemetry/api');
-
 /** Creates the OpenTelemetry instruments (on the given or the global meter) and returns the query recorder. */
 export async function openTelemetryMetrics(sources: MetricSources): Promise<QueryMetrics> {
   const { options, pool, schemas, tenants, tenantSync, statements, replicas } = sources;
-  const config = typeof options.openTelemetry === 'object' ? options.openTelemetry : {};
-  let meter = config.meter as import('@opentelemetry/api').Meter | undefined;
-  if (!meter) {
-    const api = await importOptional<OtelApi>('@opentelemetry/api');
-    meter = api.metrics.getMeter('nestjs-pg-tenancy');
-  }
+  const meter = await openTelemetryMeter(options.openTelemetry);
   const queries = meter.createCounter('pg_tenancy.queries', {
     description: 'Queries run through nestjs-pg-tenancy managers',
   });

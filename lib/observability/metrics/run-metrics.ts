@@ -2,7 +2,7 @@
 // fan-out over the tenants), in the exporters the `metrics` option enables. The integration that
 // runs such work reports here; this layer knows nothing of schedulers.
 import type { MetricsOptions } from '../observability-options.js';
-import { importOptional } from './metric-sources.js';
+import { importOptional, openTelemetryMeter } from './metric-sources.js';
 
 /**
  * How one tenant's run of a job ended: `ok`, `failed` (it threw), `skipped` (the tenant was
@@ -17,7 +17,6 @@ export interface TenantRunMetrics {
 }
 
 type PromClient = typeof import('prom-client');
-type OtelApi = typeof import('@opentelemetry/api');
 
 /**
  * The counters of per-tenant runs in the exporters `options` enables (none: a recorder that
@@ -45,12 +44,7 @@ export async function createRunMetrics(
     recorders.push({ record: (job, outcome) => runs.inc({ job, outcome }) });
   }
   if (options?.openTelemetry) {
-    const config = typeof options.openTelemetry === 'object' ? options.openTelemetry : {};
-    let meter = config.meter as import('@opentelemetry/api').Meter | undefined;
-    if (!meter) {
-      const api = await importOptional<OtelApi>('@opentelemetry/api');
-      meter = api.metrics.getMeter('nestjs-pg-tenancy');
-    }
+    const meter = await openTelemetryMeter(options.openTelemetry);
     const runs = meter.createCounter('pg_tenancy.scheduled_runs', {
       description: 'Runs of scheduled jobs for one tenant each, by outcome',
     });
