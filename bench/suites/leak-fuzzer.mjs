@@ -8,7 +8,7 @@
 //   BENCH_FUZZ_OPERATIONS=<n>  a full run's operation count (default 1,000,000)
 import { fuzzChannels } from '../../test/support/leak-fuzzer/integrations.mjs';
 import { fuzzSeed, runLeakFuzzer } from '../../test/support/leak-fuzzer/fuzzer.mjs';
-import { startRedis } from '../lib/redis-server.mjs';
+import { hasServer, startRedis } from '../../test/support/brokers.mjs';
 import { round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';
 
@@ -29,7 +29,8 @@ export default {
     const config = ctx.quick ? QUICK : FULL;
     const lib = await import('../../dist/index.js');
     const database = await ctx.createDatabase('bench_fuzz');
-    const redis = await startRedis(); // for the queues channel; skipped without redis-server
+    // For the queues channel; skipped without redis-server.
+    const redis = hasServer('redis') ? await startRedis() : undefined;
     if (redis) ctx.defer(() => redis.stop());
     const seed = fuzzSeed();
     ctx.log(`FUZZ_SEED=${seed}: ${fmtInt(config.operations)} operations`);
