@@ -90,6 +90,15 @@ export class TenantAdmission {
   }
 
   /**
+   * Runs `fn` with no current tenant (even inside one), as admitted work: for work marked
+   * tenant-free, such as a `@NoTenant()` job processor.
+   */
+  async runWithoutTenant<T>(fn: () => T | Promise<T>): Promise<T> {
+    const work = async () => this.context.runWithout(fn);
+    return this.drain ? this.drain.admit(work) : work();
+  }
+
+  /**
    * Whether tenant `id` may still be served, as the registry knows now (within
    * `tenancy.maxStalenessMs` of a change on any instance): `null` when it may, else the error a
    * new unit of work would get (`TenantSuspendedError`, `TenantNotFoundError`). For long-lived

@@ -1,13 +1,11 @@
-import { HttpException, Inject, Optional } from '@nestjs/common';
+import { HttpException, Inject } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { ExecutionContextHost } from '@nestjs/core/helpers/execution-context-host.js';
 import { WorkerHost } from '@nestjs/bullmq';
 import { UnrecoverableError, WaitingError, type Job, type Worker } from 'bullmq';
-import { DrainController } from '../../connection/drain-controller.js';
 import { NO_TENANT_KEY } from '../../module/no-tenant.decorator.js';
 import { TenantAdmission } from '../../module/tenant-admission.js';
 import { DatabaseShuttingDownError } from '../../shared/errors.js';
-import { TenantContext } from '../../tenancy/routing/tenant-context.js';
 import { TenantError, TenantNotFoundError } from '../../tenancy/tenant.errors.js';
 import { TenantWorkerHostError } from './bullmq.errors.js';
 import { rawTenantOf } from './tenant-job.js';
@@ -47,10 +45,8 @@ export const BULLMQ_CONTEXT_TYPE = 'bullmq';
  * ```
  */
 export abstract class TenantWorkerHost<T extends Worker = Worker> extends WorkerHost<T> {
-  // Injected by property, under names a processor's own fields are unlikely to take.
+  // Injected by property, under a name a processor's own fields are unlikely to take.
   @Inject(TenantAdmission) private readonly tenancyAdmission!: TenantAdmission;
-  @Inject(TenantContext) private readonly tenancyContext!: TenantContext;
-  @Optional() @Inject(DrainController) private readonly tenancyDrain?: DrainController;
   #tenantFree: boolean | undefined;
 
   constructor() {
@@ -94,12 +90,11 @@ export abstract class TenantWorkerHost<T extends Worker = Worker> extends Worker
 
   async #runWithoutTenant(job: Job, token: string | undefined): Promise<unknown> {
     let started = false;
-    const work = () => {
-      started = true;
-      return this.tenancyContext.runWithout(() => this.handle(job, token));
-    };
     try {
-      return await (this.tenancyDrain ? this.tenancyDrain.admit(work) : work());
+      return await this.tenancyAdmission.runWithoutTenant(() => {
+        started = true;
+        return this.handle(job, token);
+      });
     } catch (err) {
       if (!started) throw await this.#refused(err, job, token);
       throw err;
