@@ -74,6 +74,15 @@ export function targetNotes({ curve, uniformRows, skewRows }) {
   return { values, notes };
 }
 
+/** The columns of a measured round that the uniform and the skewed tables share. */
+const roundColumns = [
+  { key: 'serverCpuUsPerQuery', label: 'server CPU µs/q', format: fixed(1) },
+  { key: 'clientCpuUsPerQuery', label: 'client CPU µs/q', format: fixed(1) },
+  { key: 'hitRate', label: 'hit rate', format: pct },
+  { key: 'preferredShare', label: 'preferred', format: pct },
+  { key: 'stolenShare', label: 'stolen', format: pct },
+];
+
 /** The console tables: the memory curve, uniform traffic, skewed traffic. */
 export function affinityTables({ config, curve, uniformRows, skewRows, POOL_MAX, CONCURRENCY }) {
   const curveRows = curve.off.map((off, i) => ({ tenants: off.tenants, off, on: curve.on[i] }));
@@ -119,11 +128,7 @@ export function affinityTables({ config, curve, uniformRows, skewRows, POOL_MAX,
         { key: 'ratioToRaw', label: 'vs raw', format: fixed(2) },
         { key: 'ratioToOff', label: 'vs off', format: fixed(2) },
         { key: 'p99Ms', label: 'p99 ms', format: fixed(2) },
-        { key: 'serverCpuUsPerQuery', label: 'server CPU µs/q', format: fixed(1) },
-        { key: 'clientCpuUsPerQuery', label: 'client CPU µs/q', format: fixed(1) },
-        { key: 'hitRate', label: 'hit rate', format: pct },
-        { key: 'preferredShare', label: 'preferred', format: pct },
-        { key: 'stolenShare', label: 'stolen', format: pct },
+        ...roundColumns,
         {
           key: 'x1',
           label: 'recycled',
@@ -152,11 +157,7 @@ export function affinityTables({ config, curve, uniformRows, skewRows, POOL_MAX,
         { key: 'quietP50Ms', label: 'quiet p50 ms', format: fixed(2) },
         { key: 'quietP99Ms', label: 'quiet p99 ms', format: fixed(2) },
         { key: 'p99ToOff', label: 'p99 vs off', format: fixed(2) },
-        { key: 'serverCpuUsPerQuery', label: 'server CPU µs/q', format: fixed(1) },
-        { key: 'clientCpuUsPerQuery', label: 'client CPU µs/q', format: fixed(1) },
-        { key: 'hitRate', label: 'hit rate', format: pct },
-        { key: 'preferredShare', label: 'preferred', format: pct },
-        { key: 'stolenShare', label: 'stolen', format: pct },
+        ...roundColumns,
       ],
       rows: skewRows,
     },
