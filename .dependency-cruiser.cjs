@@ -34,6 +34,7 @@ const TENANCY_PARTS = [
   ['citus'],
   ['registry'],
   ['routing'],
+  ['pooled'],
   ['provisioning'],
   ['transfer', 'fleet'],
 ];

@@ -83,6 +83,7 @@ export {
   PoolAcquireTimeoutError,
   PoolClosedError,
   PreparedStatementStaleError,
+  PooledTierUnsupportedError,
   SavepointActiveError,
   SqlTemplateError,
   TemplateError,

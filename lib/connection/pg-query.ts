@@ -36,14 +36,34 @@ export function namedQuery<R extends pg.QueryResultRow>(
   return query;
 }
 
-/** An unnamed query, on the string form of `client.query` when it can (see {@link namedQuery}). */
+/** What a caller may do to a query before it is sent (set a row scope first, say). */
+export type QueryPrefix = (query: pg.Query) => void;
+
+/**
+ * An unnamed query, on the string form of `client.query` when it can (see {@link namedQuery}).
+ * With `prefix`, a `Query` is built and handed to it before it is sent.
+ */
 export function sendUnnamed<R extends pg.QueryResultRow>(
   client: pg.ClientBase,
   text: string,
   values: readonly unknown[],
   arrayRows: boolean | undefined,
   callback: QueryCallback<R>,
+  prefix?: QueryPrefix,
 ): void {
+  if (prefix !== undefined) {
+    const done = callback as unknown as ConstructorParameters<typeof pg.Query>[2];
+    const query = arrayRows
+      ? new pg.Query(
+          { text, values, rowMode: 'array' } as unknown as pg.QueryConfig,
+          undefined,
+          done,
+        )
+      : new pg.Query(text, values as unknown[], done);
+    prefix(query);
+    client.query(query);
+    return;
+  }
   if (arrayRows) {
     client.query<R>({ text, values, rowMode: 'array' } as unknown as pg.QueryConfig, callback);
   } else {

@@ -10,6 +10,7 @@ import {
   sendUnnamed,
   type PgConnection,
   type QueryCallback,
+  type QueryPrefix,
 } from './pg-query.js';
 
 /** Counters of a statement cache, from {@link DatabaseMonitor.getStatementStats}. */
@@ -156,16 +157,17 @@ export class StatementCache {
     values: readonly unknown[] | undefined,
     arrayRows: boolean | undefined,
     callback: QueryCallback<R>,
+    prefix?: QueryPrefix,
   ): void {
     // null before the first ReadyForQuery has been recorded: pg-pool hands a new connection
     // out from inside its connect callback, idle.
     const status = client.getTransactionStatus() ?? 'I';
     if (!this.#prepares(client, values, status)) {
       this.#unprepared++;
-      sendUnnamed(client, text, values ?? [], arrayRows, callback);
+      sendUnnamed(client, text, values ?? [], arrayRows, callback, prefix);
       return;
     }
-    this.#run(client, text, values as unknown[], arrayRows, status, false, callback);
+    this.#run(client, text, values as unknown[], arrayRows, status, false, callback, prefix);
   }
 
   #prepares(
@@ -213,6 +215,7 @@ export class StatementCache {
     status: string | null,
     retried: boolean,
     callback: QueryCallback<R>,
+    prefix: QueryPrefix | undefined,
   ): void {
     const state = this.#stateOf(client);
     const conn = (client as unknown as { connection: PgConnection }).connection;
@@ -226,7 +229,7 @@ export class StatementCache {
     } else {
       this.#misses++;
       if (!retried && !this.#due(state, text, isAway(client))) {
-        sendUnnamed(client, text, values, arrayRows, callback);
+        sendUnnamed(client, text, values, arrayRows, callback, prefix);
         return;
       }
       this.#prepared++;
@@ -258,7 +261,7 @@ export class StatementCache {
       if (status === 'I' && !retried) {
         // Outside a transaction the failed statement ran nothing: running it again is safe.
         this.#reprepared++;
-        this.#run(client, text, values, arrayRows, status, true, callback);
+        this.#run(client, text, values, arrayRows, status, true, callback, prefix);
         return;
       }
       callback(new PreparedStatementStaleError(err, { afterRetry: retried }), result);
@@ -269,6 +272,7 @@ export class StatementCache {
       state.closing = [];
       closeFirst(query, closing);
     }
+    prefix?.(query);
     client.query(query);
   }
 

@@ -1,12 +1,11 @@
 import pg from 'pg';
-import { StatementCache, type StatementCacheStats } from '../connection/statement-cache.js';
-import {
-  resolvePreparedStatementOptions,
-  type PreparedStatementOptions,
-} from '../connection/statement-cache-options.js';
+import type { StatementCacheStats } from '../connection/statement-cache.js';
+import type { RowScope } from '../connection/row-scope.js';
+import { PooledTierUnsupportedError } from '../shared/errors.js';
+import type { PreparedStatementOptions } from '../connection/statement-cache-options.js';
 import { PoolQueryRunner, type QueryParams, type QueryRunner } from './query/query-runner.js';
 import { currentTransaction } from './transaction/ambient-transaction.js';
-import type { QueryEnvironment } from './query/query-environment.js';
+import { bareEnvironment, type QueryEnvironment } from './query/query-environment.js';
 import { ReplicaQueryRunner } from './query/replica-query-runner.js';
 import {
   copyRows,
@@ -47,13 +46,35 @@ export class SchemaDb {
   readonly #runner: QueryRunner;
   readonly #sqlTemplate: SqlTemplate;
   readonly #savepoints: { next: number };
+  readonly #scope: RowScope | undefined;
   #replica: SchemaDb | undefined;
 
   /** @internal Use the module's providers, {@link SchemaDb.create} or `withSchema()`. */
-  constructor(runner: QueryRunner, template: SqlTemplate, savepoints = { next: 1 }) {
+  constructor(
+    runner: QueryRunner,
+    template: SqlTemplate,
+    savepoints = { next: 1 },
+    scope?: RowScope,
+  ) {
     this.#runner = runner;
     this.#sqlTemplate = template;
     this.#savepoints = savepoints;
+    this.#scope = scope;
+  }
+
+  /** @internal A pooled tenant's manager: `schema`'s tables, every statement run in `scope`. */
+  static pooled(env: QueryEnvironment, schema: string, scope: RowScope): SchemaDb {
+    return new SchemaDb(
+      new PoolQueryRunner(env, schema),
+      new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache()),
+      undefined,
+      scope,
+    );
+  }
+
+  /** The pooled tenant this manager's statements are held to; `undefined` for a schema's. */
+  get pooledTenantId(): string | undefined {
+    return this.#scope?.tenantId;
   }
 
   /**
@@ -65,7 +86,8 @@ export class SchemaDb {
     schema: string | null,
     options: SchemaDbCreateOptions = {},
   ): SchemaDb {
-    const env: QueryEnvironment = pool instanceof pg.Pool ? bareEnvironment(pool, options) : pool;
+    const env: QueryEnvironment =
+      pool instanceof pg.Pool ? bareEnvironment(pool, options.preparedStatements) : pool;
     return new SchemaDb(
       new PoolQueryRunner(env, schema ?? undefined),
       new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache()),
@@ -121,18 +143,16 @@ export class SchemaDb {
    * a healthy replica (see the `replicas` option); inside one, it joins the transaction on the
    * primary, like any manager. After the current request or job has sent anything to the
    * primary, its replica reads see it (`replicas.readYourWrites`). Without replicas configured,
-   * and on a transaction's own manager, it returns this manager.
-   *
-   * Only for reads: a write sent here fails with `ReplicaWriteError`.
+   * on a transaction's own manager and on a pooled tenant's, it returns this manager. Only for
+   * reads: a write sent here fails with `ReplicaWriteError`.
    *
    * @example
    * const recent = await db.replica().fetchAll('SELECT * FROM {{tables.events}} ORDER BY at DESC LIMIT 50');
    */
   replica(): SchemaDb {
     const { replicas } = this.#runner.env;
-    if (!replicas || this.#runner.client !== null || this.#runner instanceof ReplicaQueryRunner) {
-      return this;
-    }
+    const bound = this.#runner.client !== null || this.#runner instanceof ReplicaQueryRunner;
+    if (!replicas || bound || this.#scope !== undefined) return this;
     return (this.#replica ??= new SchemaDb(
       new ReplicaQueryRunner(this.#runner.env, replicas),
       this.#sqlTemplate,
@@ -183,7 +203,7 @@ export class SchemaDb {
     // primary's, and tells read-your-writes so.
     if (!(runner instanceof ReplicaQueryRunner)) runner.env.replicas?.notePrimary();
     const sink = runner.env.sink;
-    if (!sink) return runner.query<T>(text, params, arrayRows);
+    if (!sink) return runner.query<T>(text, params, arrayRows, this.#scope);
     return this.#observed<T>(runner, sink, text, params, arrayRows);
   }
 
@@ -198,7 +218,7 @@ export class SchemaDb {
     let result: pg.QueryResult<T> | undefined;
     let error: Error | undefined;
     try {
-      result = await runner.query<T>(text, params, arrayRows);
+      result = await runner.query<T>(text, params, arrayRows, this.#scope);
       return result;
     } catch (err) {
       error = err as Error;
@@ -269,6 +289,7 @@ export class SchemaDb {
    */
   copyFrom(table: string, columns: readonly string[], rows: BulkRowSource): Promise<number> {
     try {
+      if (this.#scope) throw new PooledTierUnsupportedError('copyFrom()', 'insertMany()');
       const runner = this.#active();
       // A write: later replica reads of this request or job must see it.
       runner.env.replicas?.notePrimary();
@@ -325,6 +346,7 @@ export class SchemaDb {
     params?: QueryParams,
     options?: StreamOptions,
   ): AsyncGenerator<T, void, undefined> {
+    if (this.#scope) throw new PooledTierUnsupportedError('stream()', 'fetchAll() in pages');
     return streamRows<T>(
       this.#active(),
       this.schema,
@@ -368,17 +390,11 @@ export class SchemaDb {
         runner: this.#runner,
         savepoints: this.#savepoints,
         manager: this,
-        managerOn: (runner, savepoints) => new SchemaDb(runner, this.#sqlTemplate, savepoints),
+        managerOn: (runner, savepoints) =>
+          new SchemaDb(runner, this.#sqlTemplate, savepoints, this.#scope),
       },
       fn,
       options,
     );
   }
-}
-
-/** A bare `SchemaDb.create(pool)`: managed statements only when asked for. */
-function bareEnvironment(pool: pg.Pool, options: SchemaDbCreateOptions): QueryEnvironment {
-  const wanted = options.preparedStatements;
-  if (wanted === undefined || wanted === false) return { pool };
-  return { pool, statements: new StatementCache(resolvePreparedStatementOptions(wanted), pool) };
 }

@@ -4,7 +4,12 @@ import { assertIdentifier, quoteIdentifier } from '../shared/identifiers.js';
 import { SqlTemplate, SqlTemplateCache } from '../core/sql/sql-template.js';
 import { InvalidOptionsError } from '../shared/errors.js';
 import { withoutTimeouts } from '../connection/pool-options.js';
-import { openSession, type Session, type SessionTracker } from '../connection/sessions.js';
+import {
+  inTransaction,
+  openSession,
+  type Session,
+  type SessionTracker,
+} from '../connection/sessions.js';
 import {
   matchesChecksum,
   readMigrationSource,
@@ -202,7 +207,7 @@ export class MigrationRunner {
     }
     const applied: MigrationResult['applied'] = [];
     for (const file of status.pending) {
-      const durationMs = await this.#apply(client, schema, sqlTemplate, file, options.guard);
+      const durationMs = await this.#apply(client, schema, sqlTemplate, file, options);
       if (durationMs === undefined) continue; // another instance applied it meanwhile
       applied.push({ name: file.name, durationMs });
       this.#logger.log(`Applied ${schema}/${file.name} in ${durationMs} ms`);
@@ -220,7 +225,7 @@ export class MigrationRunner {
     schema: string,
     sqlTemplate: SqlTemplate,
     file: MigrationFile,
-    guard?: (client: pg.ClientBase) => Promise<void>,
+    { guard, afterFile }: MigrateOptions,
   ): Promise<number | undefined> {
     let refused = false;
     const guarded = async () => {
@@ -248,6 +253,8 @@ export class MigrationRunner {
       // a single statement outside a transaction (CREATE INDEX CONCURRENTLY) runs outside any
       // transaction block.
       await client.query(sql);
+      if (afterFile && file.transactional) await afterFile(client, file);
+      else if (afterFile) await inTransaction(client, () => afterFile(client, file));
       const durationMs = Math.round(performance.now() - started);
       await recordApplied(client, schema, file, durationMs);
       return durationMs;

@@ -101,6 +101,15 @@ export interface MigrateOptions {
    * registry row under the lock. Default: none.
    */
   guard?: (client: pg.ClientBase) => Promise<void>;
+  /**
+   * Runs after each file, on its connection before its history row is written: in the file's
+   * transaction, or in a transaction of its own after a no-transaction file. A rejection fails
+   * the file (rolled back with it when it ran in one). The pooled tier adapts what each file
+   * made for sharing here. Default: none.
+   *
+   * @internal
+   */
+  afterFile?: (client: pg.ClientBase, file: MigrationFile) => Promise<void>;
 }
 
 /**

@@ -1,3 +1,8 @@
+import {
+  resolvePooledTier,
+  type PooledTierOptions,
+  type ResolvedPooledTier,
+} from './tenant-tier.js';
 import { assertIdentifier, MAX_IDENTIFIER_BYTES } from '../shared/identifiers.js';
 import { booleanOption, describeValue, integerOption } from '../shared/option-values.js';
 import { InvalidOptionsError } from '../shared/errors.js';
@@ -120,6 +125,13 @@ export interface TenancyOptions {
    * workers once, when the first tenant is created. Default: `'auto'`.
    */
   citus?: CitusMode;
+  /**
+   * The pooled tier: small tenants share the tables of one schema, made from the same tenant
+   * migration files and held to each tenant by row-level security (see the tiers guide).
+   * `true` or `{ schema, role }` turns it on; then `create(id, { tier: 'pooled' })` places a
+   * tenant there and `moveTier()` moves one between tiers. Default: off.
+   */
+  pooled?: boolean | PooledTierOptions;
 }
 
 /** `TenancyOptions` with defaults filled in. */
@@ -142,6 +154,8 @@ export interface ResolvedTenancyOptions {
   /** `undefined`: half of `pool.max`, resolved with the pool options. */
   readonly maxConnectionsPerTenant: number | undefined;
   readonly citus: CitusMode;
+  /** `undefined`: the pooled tier is off. */
+  readonly pooled: ResolvedPooledTier | undefined;
 }
 
 /** Defaults of the tenancy options that are numbers. */
@@ -219,6 +233,7 @@ export function resolveTenancyOptions(options: TenancyOptions): ResolvedTenancyO
       integerOption(v, 'tenancy.maxStalenessMs', 100),
     ),
     citus: optional<CitusMode>(options.citus, 'auto', citusOption),
+    pooled: resolvePooledTier(options.pooled),
   };
   assertIdentifier(resolved.registrySchema, 'registry schema');
   if (resolved.registrySchema.startsWith('pg_')) {

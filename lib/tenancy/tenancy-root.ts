@@ -10,6 +10,7 @@ import { CitusTenancy } from './citus/citus.js';
 import { TenantFleetMigrator } from './fleet/tenant-fleet-migrator.js';
 import { TenantRolloutStore } from './fleet/tenant-rollout-store.js';
 import { TenantProvisioner } from './provisioning/tenant-provisioner.js';
+import { PooledTier } from './pooled/pooled-tier.js';
 import { TenantTemplate, templateSchemaFor } from './provisioning/tenant-template.js';
 import { TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantContext } from './routing/tenant-context.js';
@@ -70,12 +71,24 @@ export function createTenantService(
     await citus.beforeCreateSchema(client);
   };
   const rollouts = new TenantRolloutStore(pool, options.registrySchema);
+  const pooled =
+    options.pooled &&
+    new PooledTier(
+      options.pooled,
+      registry,
+      runner,
+      connection,
+      files,
+      options.maxStalenessMs,
+      drain,
+    );
   return new TenantService({
     registry,
     context,
     drain,
     template,
     citus,
+    pooled,
     provisioner: new TenantProvisioner(
       registry,
       runner,
@@ -85,6 +98,7 @@ export function createTenantService(
       drain,
       template,
       citus,
+      pooled,
     ),
     copier: new TenantCopier(registry, runner, connection, files, drain, beforeCreateSchema),
     transfer: new TenantTransfer(registry, runner, connection, files, drain, beforeCreateSchema),

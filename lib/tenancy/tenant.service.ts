@@ -4,6 +4,8 @@ import type { DrainController } from '../connection/drain-controller.js';
 import { CitusTenancy, type MoveTenantOptions, type TenantPlacement } from './citus/citus.js';
 import { TenantPlacementError } from './citus/citus.errors.js';
 import type { TenantContext } from './routing/tenant-context.js';
+import type { PooledTier } from './pooled/pooled-tier.js';
+import type { TenantTier } from './tenant-tier.js';
 import {
   TenantFleetMigrator,
   type MigrateAllOptions,
@@ -23,6 +25,7 @@ import type { TenantInfo } from './registry/tenant-info.js';
 import type { TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantTemplate } from './provisioning/tenant-template.js';
 import { TenantNotFoundError } from './tenant.errors.js';
+import { mapLimit } from './map-limit.js';
 import {
   assertNoTransactionControl,
   execInTransaction,
@@ -40,6 +43,7 @@ export interface TenantServiceParts {
   readonly copier: TenantCopier;
   readonly transfer: TenantTransfer;
   readonly citus: CitusTenancy;
+  readonly pooled: PooledTier | undefined;
 }
 
 /** Options of {@link TenantService.forEach}. */
@@ -68,6 +72,7 @@ export class TenantService {
   readonly #copier: TenantCopier;
   readonly #transfer: TenantTransfer;
   readonly #citus: CitusTenancy;
+  readonly #pooled: PooledTier | undefined;
 
   /** @internal Built by `createTenantService` (the module and the CLI both use it). */
   constructor(parts: TenantServiceParts) {
@@ -80,6 +85,7 @@ export class TenantService {
     this.#copier = parts.copier;
     this.#transfer = parts.transfer;
     this.#citus = parts.citus;
+    this.#pooled = parts.pooled;
   }
 
   /**
@@ -87,15 +93,16 @@ export class TenantService {
    * with its history — all or nothing, also when the process dies midway. Files marked
    * `-- migrate:no-transaction` (and those after them) run after the commit while the tenant is
    * `provisioning` (not served); if one fails the error says so, and `repair` finishes it. A
-   * schema that already exists is never adopted or dropped: creation fails and leaves it alone.
+   * schema that already exists is never adopted: creation fails and leaves it alone.
+   * `tier: 'pooled'` places it in the shared tables of the pooled tier instead (its row only).
    *
-   * @throws InvalidTenantIdError, TenantAlreadyExistsError, TenantCreationError
+   * @throws InvalidTenantIdError, TenantAlreadyExistsError, TenantCreationError, PooledTierDisabledError
    */
   async create(
     id: string,
-    options: { metadata?: Record<string, unknown> } = {},
+    options: { metadata?: Record<string, unknown>; tier?: TenantTier } = {},
   ): Promise<TenantInfo> {
-    return this.#provisioner.create(id, options.metadata ?? {});
+    return this.#provisioner.create(id, options.metadata ?? {}, options.tier);
   }
 
   /**
@@ -290,6 +297,7 @@ export class TenantService {
    * await tenants.migrateAll({ canary: ['internal', 'beta'], waveSize: 500, stopAfterFailures: 3 });
    */
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
+    await this.#pooled?.migrate();
     await this.#citus.beforeMigrateAll(() => this.#registry.store.appliedByAll());
     const summary = await this.#fleet.migrateAll(options);
     // On Citus tenants are built by replay (see CitusTenancy.beforeCreateSchema): no template.
@@ -381,17 +389,4 @@ export class TenantService {
   async #admitted<T>(fn: () => T | Promise<T>): Promise<T> {
     return this.#drain ? this.#drain.admit(async () => fn()) : fn();
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` in flight. */
-async function mapLimit<T>(
-  items: readonly T[],
-  limit: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -1,8 +1,12 @@
 import type pg from 'pg';
+import { StatementCache } from '../../connection/statement-cache.js';
+import {
+  resolvePreparedStatementOptions,
+  type PreparedStatementOptions,
+} from '../../connection/statement-cache-options.js';
 import type { DrainController } from '../../connection/drain-controller.js';
 import type { TenantFairShare } from '../../connection/tenant-fair-share.js';
 import type { QuerySink } from './query-event.js';
-import type { StatementCache } from '../../connection/statement-cache.js';
 import type { SqlTemplateCache } from '../sql/sql-template.js';
 
 /**
@@ -37,4 +41,13 @@ export interface ReplicaRouter {
   ): Promise<pg.QueryResult<R>>;
   /** Records that the current request or job sent a statement to the primary. */
   notePrimary(): void;
+}
+
+/** A bare `SchemaDb.create(pool)`'s environment: managed statements only when asked for. */
+export function bareEnvironment(
+  pool: pg.Pool,
+  wanted: boolean | 'auto' | PreparedStatementOptions | undefined,
+): QueryEnvironment {
+  if (wanted === undefined || wanted === false) return { pool };
+  return { pool, statements: new StatementCache(resolvePreparedStatementOptions(wanted), pool) };
 }

@@ -3,6 +3,8 @@ import { SavepointActiveError, TransactionClosedError } from '../../shared/error
 import { isBrokenConnectionError, toAcquireError } from '../../connection/connection-errors.js';
 import type { ReleaseSlot } from '../../connection/tenant-fair-share.js';
 import { connectFor, connectForAsync } from '../../connection/pool-affinity.js';
+import { sendUnnamed, type QueryPrefix } from '../../connection/pg-query.js';
+import { NO_SCOPE, scopeFirst, type RowScope } from '../../connection/row-scope.js';
 import type { QueryEnvironment } from './query-environment.js';
 import type { IsolationLevel } from '../transaction/transaction-options.js';
 
@@ -14,11 +16,15 @@ export type QueryParams = readonly unknown[];
  * transaction. Internal: user code only sees `SchemaDb`.
  */
 export interface QueryRunner {
-  /** `arrayRows`: rows as arrays (`pg`'s `rowMode: 'array'`), so columns are read by position. */
+  /**
+   * `arrayRows`: rows as arrays (`pg`'s `rowMode: 'array'`), so columns are read by position.
+   * `scope`: a pooled tenant's role and id, set for the statement's transaction only.
+   */
   query<R extends pg.QueryResultRow>(
     text: string,
     params?: QueryParams,
     arrayRows?: boolean,
+    scope?: RowScope,
   ): Promise<pg.QueryResult<R>>;
   /** The transaction client, or `null` when queries go to the pool. */
   readonly client: pg.PoolClient | null;
@@ -45,6 +51,7 @@ export class PoolQueryRunner implements QueryRunner {
     text: string,
     params?: QueryParams,
     arrayRows?: boolean,
+    scope?: RowScope,
     /** The fair-share slot already taken for this query (internal: set by the call below). */
     releaseSlot?: ReleaseSlot,
   ): Promise<pg.QueryResult<R>> {
@@ -58,7 +65,7 @@ export class PoolQueryRunner implements QueryRunner {
         return Promise.reject(err);
       }
       if (slot instanceof Promise) {
-        return slot.then((release) => this.query<R>(text, params, arrayRows, release));
+        return slot.then((release) => this.query<R>(text, params, arrayRows, scope, release));
       }
       releaseSlot = slot;
     }
@@ -94,8 +101,11 @@ export class PoolQueryRunner implements QueryRunner {
           if (queryErr) reject(queryErr);
           else resolve(result);
         };
+        const prefix = scope && prefixFor(scope);
         if (statements) {
-          statements.send<R>(client, text, params, arrayRows, settle);
+          statements.send<R>(client, text, params, arrayRows, settle, prefix);
+        } else if (prefix) {
+          sendUnnamed<R>(client, text, params ?? [], arrayRows, settle, prefix);
         } else if (arrayRows) {
           client.query<R>(
             { text, values: (params ?? []) as unknown[], rowMode: 'array' } as pg.QueryConfig,
@@ -118,6 +128,8 @@ export class ClientQueryRunner implements QueryRunner {
   #open = true;
   /** Set while a savepoint opened on this runner is running. */
   savepointActive = false;
+  /** Set once a pooled tenant's scope was set in this transaction (on the outermost runner). */
+  #scoped = false;
 
   constructor(
     readonly env: QueryEnvironment,
@@ -127,6 +139,11 @@ export class ClientQueryRunner implements QueryRunner {
     readonly isolationLevel: IsolationLevel | undefined = parent?.isolationLevel,
   ) {}
 
+  /** The transaction's own runner (savepoints' runners have it as an ancestor). */
+  get root(): ClientQueryRunner {
+    return this.parent?.root ?? this;
+  }
+
   get isOpen(): boolean {
     return this.#open && (this.parent?.isOpen ?? true);
   }
@@ -135,17 +152,20 @@ export class ClientQueryRunner implements QueryRunner {
     text: string,
     params?: QueryParams,
     arrayRows?: boolean,
+    scope?: RowScope,
   ): Promise<pg.QueryResult<R>> {
     // Refused rather than queued behind the savepoint: queued, a caller that awaits the outer
     // manager inside the savepoint's callback would wait for itself forever.
     if (this.savepointActive) return Promise.reject(new SavepointActiveError());
+    const prefix = this.#prefixFor(scope);
     const { statements } = this.env;
-    if (statements) {
+    if (statements || prefix) {
       if (!this.isOpen) return Promise.reject(new TransactionClosedError());
       return new Promise((resolve, reject) => {
-        statements.send<R>(this.client, text, params, arrayRows, (err, result) =>
-          err ? reject(err) : resolve(result),
-        );
+        const settle = (err: Error | null, result: pg.QueryResult<R>) =>
+          err ? reject(err) : resolve(result);
+        if (statements) statements.send<R>(this.client, text, params, arrayRows, settle, prefix);
+        else sendUnnamed<R>(this.client, text, params ?? [], arrayRows, settle, prefix);
       });
     }
     if (arrayRows) {
@@ -171,6 +191,25 @@ export class ClientQueryRunner implements QueryRunner {
   close(): void {
     this.#open = false;
   }
+
+  /**
+   * A pooled tenant's statement sets its scope first, every time (a statement of the app's may
+   * have changed the role since). Once one has, a statement of an unscoped manager in the same
+   * transaction undoes it first, so it runs as the login role again.
+   */
+  #prefixFor(scope: RowScope | undefined): QueryPrefix | undefined {
+    const root = this.root;
+    if (scope) {
+      root.#scoped = true;
+      return prefixFor(scope);
+    }
+    return root.#scoped ? prefixFor(NO_SCOPE) : undefined;
+  }
+}
+
+/** Sets `scope` ahead of a query (see `scopeFirst`). */
+function prefixFor(scope: RowScope): QueryPrefix {
+  return (query) => scopeFirst(query, scope);
 }
 
 /** A checked-out client and the one way to give it back. */

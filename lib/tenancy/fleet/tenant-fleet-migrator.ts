@@ -143,7 +143,8 @@ export class TenantFleetMigrator {
     const gone = rows.filter((r) => r.status === 'dropping').map((r) => r.id);
     const provisioning = rows.filter((r) => r.status === 'provisioning').map((r) => r.id);
     const served = rows.filter((r) => r.status === 'active' || r.status === 'suspended');
-    const stale = served.filter((r) => !isUpToDate(r, files, current));
+    // A pooled tenant's tables are the pooled schema's, migrated once for all of them.
+    const stale = served.filter((r) => r.tier !== 'pooled' && !isUpToDate(r, files, current));
     const skipped = served.length - stale.length;
     // A failure recorded for files the folder no longer has (the failing file was deleted, or
     // fixed elsewhere) does not hold for a tenant up to date with these files: clear it, so the

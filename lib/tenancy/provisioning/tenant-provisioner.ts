@@ -1,3 +1,7 @@
+import { reserveTenant } from './reserve-tenant.js';
+import type { PooledTier } from '../pooled/pooled-tier.js';
+import { PooledTierDisabledError } from '../pooled/pooled.errors.js';
+import type { TenantTier } from '../tenant-tier.js';
 import type { LoggerService } from '@nestjs/common';
 import type pg from 'pg';
 import { quoteIdentifier } from '../../shared/identifiers.js';
@@ -75,6 +79,7 @@ export class TenantProvisioner {
     private readonly tracker?: SessionTracker,
     private readonly template?: TenantTemplate,
     private readonly citus?: CitusTenancy,
+    private readonly pooled?: PooledTier,
   ) {
     // Tenant migrations run in these sessions: like the migration runner's, they have no
     // statement timeout (index builds and backfills legitimately run long).
@@ -94,8 +99,13 @@ export class TenantProvisioner {
    * `TenantTemplate`), then `active`. Files marked no-transaction (and any after them) run after
    * the commit while the row stays `provisioning`.
    */
-  async create(id: string, metadata: Record<string, unknown>): Promise<TenantInfo> {
+  async create(
+    id: string,
+    metadata: Record<string, unknown>,
+    tier: TenantTier = 'schema',
+  ): Promise<TenantInfo> {
     const schema = this.registry.schemaFor(id);
+    if (tier === 'pooled') return this.#createPooled(id, metadata);
     const files = await this.files();
     const split = files.findIndex((f) => !f.transactional);
     const inTx = split < 0 ? files : files.slice(0, split);
@@ -153,6 +163,17 @@ export class TenantProvisioner {
     return this.#info(id, created);
   }
 
+  /** A pooled tenant: its row, in one transaction (see `PooledTier.create`). */
+  async #createPooled(id: string, metadata: Record<string, unknown>): Promise<TenantInfo> {
+    if (!this.pooled) throw new PooledTierDisabledError();
+    try {
+      return this.#info(id, await this.pooled.create(id, metadata));
+    } catch (err) {
+      if (err instanceof TenantAlreadyExistsError) throw err;
+      throw new TenantCreationError(id, err, 'nothing');
+    }
+  }
+
   /**
    * Marks the tenant `dropping` (refused everywhere from then on, within the staleness bound),
    * waits for its in-flight work (cancelling what outlives the wait), then drops its schema and
@@ -167,14 +188,16 @@ export class TenantProvisioner {
       applicationName: 'nestjs-pg-tenancy:drop',
     });
     try {
-      await inTransaction(session.client, async () => {
+      const tier = await inTransaction(session.client, async () => {
         await lockTenant(session.client, schema);
         const row = await store.one(id, session.client, true);
         if (!row) throw new TenantNotFoundError(id);
         if (row.status !== 'dropping') await store.markDropping(session.client, id);
+        return row.tier;
       });
       await this.registry.refresh(id).catch(() => undefined);
-      await this.#dropSchema(session.client, id, schema);
+      if (tier === 'pooled') await this.#dropPooled(session.client, id, schema);
+      else await this.#dropSchema(session.client, id, schema);
     } catch (err) {
       // A connection broken while idle (terminated between two attempts) fails the next query
       // with pg's "not queryable", which says nothing: report what broke it, as a query in
@@ -273,6 +296,20 @@ export class TenantProvisioner {
     }
   }
 
+  /**
+   * A pooled tenant's rows and row, once no instance can still be serving it: after the
+   * registry's staleness bound, so no statement of the tenant's starts after its rows are gone.
+   */
+  async #dropPooled(client: pg.ClientBase, id: string, schema: string): Promise<void> {
+    const pooled = this.pooled ?? throwPooledOff();
+    await pooled.settle();
+    await inTransaction(client, async () => {
+      await lockTenant(client, schema);
+      await pooled.removeRows(client, id);
+      await this.registry.store.deleteIf(id, 'dropping', client);
+    });
+  }
+
   /** Drops the schema's tables `DROP_BATCH` at a time until few enough are left for one go. */
   async #dropBatches(client: pg.ClientBase, schema: string): Promise<void> {
     for (;;) {
@@ -331,36 +368,6 @@ export class TenantProvisioner {
   }
 }
 
-/**
- * In the open transaction on `client`: inserts tenant `id`'s registry row (`provisioning`; an
- * existing tenant is refused at once, whatever holds its lock), takes the tenant's lock, runs
- * `beforeCreateSchema` and creates the empty schema. A schema that already exists is never
- * adopted: the error says it was left untouched. Resolves with what `beforeCreateSchema` did.
- *
- * @throws TenantAlreadyExistsError, or an `Error` when the schema already exists.
- */
-export async function reserveTenant<T>(
-  client: pg.ClientBase,
-  registry: TenantRegistry,
-  tenant: { id: string; schema: string; metadata: Record<string, unknown> },
-  beforeCreateSchema?: (client: pg.ClientBase) => Promise<T>,
-): Promise<T | undefined> {
-  if (!(await registry.store.insertProvisioning(client, tenant))) {
-    const existing = await registry.store.one(tenant.id, client);
-    throw new TenantAlreadyExistsError(tenant.id, existing?.status);
-  }
-  await lockTenant(client, tenant.schema);
-  const prepared = await beforeCreateSchema?.(client);
-  try {
-    await client.query(`CREATE SCHEMA ${quoteIdentifier(tenant.schema)}`);
-  } catch (err) {
-    if ((err as { code?: string }).code === '42P06') {
-      throw new Error(
-        `schema "${tenant.schema}" already exists and was left untouched; drop or rename it, or choose another id`,
-        { cause: err },
-      );
-    }
-    throw err;
-  }
-  return prepared;
+function throwPooledOff(): never {
+  throw new PooledTierDisabledError();
 }

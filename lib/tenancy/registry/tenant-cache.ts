@@ -1,4 +1,7 @@
-import type { SchemaDb } from '../../core/schema-db.js';
+import { SchemaDb } from '../../core/schema-db.js';
+import type { QueryEnvironment } from '../../core/query/query-environment.js';
+import { resolvePooledTier, type ResolvedPooledTier } from '../tenant-tier.js';
+import { TenantNotFoundError, TenantSuspendedError } from '../tenant.errors.js';
 import type { TenantRow } from './tenant-registry-store.js';
 import { toTenantInfo, type TenantInfo } from './tenant-info.js';
 import { isServable, type TenantStatus } from '../tenant-state.js';
@@ -24,6 +27,28 @@ export interface TenantSlot {
 const NEGATIVE_CACHE_MAX = 10_000;
 
 /**
+ * The manager of `row`'s home: its schema, or its scope in the pooled tier's tables (with the
+ * tier's default names when the tier is off here, so a pooled tenant is never served unscoped).
+ */
+export function homeManager(
+  env: QueryEnvironment,
+  row: TenantRow,
+  pooled: ResolvedPooledTier | undefined,
+): SchemaDb {
+  if (row.tier !== 'pooled') return SchemaDb.create(env, row.schema_name);
+  const { schema, role } = pooled ?? resolvePooledTier(true)!;
+  return SchemaDb.pooled(env, schema, { role, tenantId: row.id });
+}
+
+/** The answer a request gets for tenant `id` in the state `entry` records. */
+export function admitted(id: string, entry: TenantEntry | null): TenantEntry {
+  const status = entry?.info.status;
+  if (status === 'active') return entry!;
+  if (status === 'suspended') throw new TenantSuspendedError(id);
+  throw new TenantNotFoundError(id);
+}
+
+/**
  * The in-memory view of the registry. It only moves forward: a row is applied only when its
  * version is newer than what is held, a deletion leaves a versioned tombstone, and a snapshot
  * (reload) merges into the map instead of replacing it, so a slow reload cannot undo a change
@@ -34,9 +59,10 @@ export class TenantCache {
   readonly #negative = new Map<string, number>();
   /** Versions announced by a notice and not applied yet (the re-read is pending), with arrival. */
   readonly #announced = new Map<string, { version: number; at: number }>();
-  readonly #createDb: (schema: string) => SchemaDb;
+  readonly #createDb: (row: TenantRow) => SchemaDb;
 
-  constructor(createDb: (schema: string) => SchemaDb) {
+  /** `createDb`: the manager of a row's home (its schema, or its scope in the pooled tables). */
+  constructor(createDb: (row: TenantRow) => SchemaDb) {
     this.#createDb = createDb;
   }
 
@@ -226,10 +252,9 @@ export class TenantCache {
   }
 
   #toEntry(row: TenantRow, previous: TenantEntry | undefined): TenantEntry {
-    const db =
-      previous && previous.db.schema === row.schema_name
-        ? previous.db
-        : this.#createDb(row.schema_name);
+    // Kept while the home is the same: a move between tiers gets a new manager.
+    const sameHome = previous?.info.schema === row.schema_name && previous.info.tier === row.tier;
+    const db = sameHome ? previous.db : this.#createDb(row);
     return { info: toTenantInfo(row), db };
   }
 }

@@ -1,12 +1,18 @@
 import type { TenantRow } from './tenant-registry-store.js';
 import type { TenantStatus } from '../tenant-state.js';
+import type { TenantTier } from '../tenant-tier.js';
 
 /** A tenant as the registry records it. */
 export interface TenantInfo {
   /** The tenant id, as passed to `TenantService.create()` and resolved from requests. */
   readonly id: string;
-  /** The PostgreSQL schema holding the tenant's tables (unquoted). */
+  /**
+   * The PostgreSQL schema holding the tenant's tables (unquoted). For a `pooled` tenant, the
+   * name its schema gets when it is moved to the `schema` tier (reserved, not created).
+   */
   readonly schema: string;
+  /** Where its rows live: its own `schema`, or the shared tables of the `pooled` tier. */
+  readonly tier: TenantTier;
   /** See the lifecycle in `tenant-state.ts`: only `active` tenants are served. */
   readonly status: TenantStatus;
   /** The `metadata` given to `TenantService.create()` (a `jsonb` column); `{}` when none. */
@@ -28,6 +34,7 @@ export function toTenantInfo(row: TenantRow): TenantInfo {
   return Object.freeze({
     id: row.id,
     schema: row.schema_name,
+    tier: row.tier,
     status: row.status,
     metadata: row.metadata,
     createdAt: row.created_at,

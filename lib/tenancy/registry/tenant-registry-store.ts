@@ -5,12 +5,15 @@ import type { SessionTracker } from '../../connection/sessions.js';
 import { isDistributedSchema, keepRegistryLocal } from '../citus/citus.js';
 import { ensureOnce } from '../tenant-locks.js';
 import type { TenantStatus } from '../tenant-state.js';
+import type { TenantTier } from '../tenant-tier.js';
 
 /** A registry row as read from the table. */
 export interface TenantRow {
   id: string;
   schema_name: string;
   status: TenantStatus;
+  /** Where its rows live; `schema` on a registry from before the pooled tier. */
+  tier: TenantTier;
   metadata: Record<string, unknown>;
   created_at: Date;
   migrated_version: number;
@@ -35,7 +38,7 @@ export class RegistryMissingError extends PgTenancyError {
 }
 
 // Bumped whenever the DDL below changes; an up-to-date registry is left alone (no lock, no DDL).
-const REGISTRY_MARKER = 'nestjs-pg-tenancy registry v2';
+const REGISTRY_MARKER = 'nestjs-pg-tenancy registry v3';
 
 /**
  * The registry table and everything PostgreSQL does for it: its DDL (created, or upgraded in place
@@ -136,6 +139,9 @@ export class TenantRegistryStore {
       CREATE SEQUENCE IF NOT EXISTS ${seq};
       ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT nextval(${seqLiteral});
       ALTER SEQUENCE ${seq} OWNED BY ${table}.version;
+      ALTER TABLE ${table} ADD COLUMN IF NOT EXISTS tier text NOT NULL DEFAULT 'schema';
+      ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS tenants_tier_check;
+      ALTER TABLE ${table} ADD CONSTRAINT tenants_tier_check CHECK (tier IN ('schema', 'pooled'));
       ALTER TABLE ${table} DROP CONSTRAINT IF EXISTS tenants_status_check;
       ALTER TABLE ${table} ADD CONSTRAINT tenants_status_check
         CHECK (status IN ('provisioning', 'active', 'suspended', 'dropping'));
@@ -200,11 +206,12 @@ export class TenantRegistryStore {
       readonly id: string;
       readonly schema: string;
       readonly metadata: Record<string, unknown>;
+      readonly tier?: TenantTier;
     },
   ): Promise<boolean> {
     const inserted = await client.query(
-      `INSERT INTO ${this.table} (id, schema_name, metadata) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-      [tenant.id, tenant.schema, JSON.stringify(tenant.metadata)],
+      `INSERT INTO ${this.table} (id, schema_name, metadata, tier) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+      [tenant.id, tenant.schema, JSON.stringify(tenant.metadata), tenant.tier ?? 'schema'],
     );
     return inserted.rowCount !== 0;
   }
@@ -316,6 +323,17 @@ export class TenantRegistryStore {
     );
   }
 
+  /** Records the files the pooled schema has applied on every pooled tenant's row. */
+  async recordPooledMigrated(migratedVersion: number, digest: string): Promise<void> {
+    await this.#pool.query(
+      `UPDATE ${this.table} SET migrated_version = $1, migrations_digest = $2, last_migrated_at = now(),
+              last_error = NULL
+        WHERE tier = 'pooled' AND status IN ('active', 'suspended')
+          AND migrations_digest IS DISTINCT FROM $2`,
+      [migratedVersion, digest],
+    );
+  }
+
   /** Records why a tenant's migrations failed. */
   async recordFailure(id: string, message: string): Promise<void> {
     await this.#pool.query(`UPDATE ${this.table} SET last_error = $2 WHERE id = $1`, [id, message]);
@@ -373,5 +391,6 @@ export class TenantRegistryStore {
 function normaliseRow(row: TenantRow): TenantRow {
   // bigint arrives as a string; versions stay far below 2^53.
   row.version = row.version === undefined || row.version === null ? 0 : Number(row.version);
+  row.tier ??= 'schema';
   return row;
 }

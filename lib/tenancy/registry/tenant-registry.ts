@@ -2,19 +2,15 @@ import type { LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { assertIdentifier } from '../../shared/identifiers.js';
 import type { QueryEnvironment } from '../../core/query/query-environment.js';
-import { SchemaDb } from '../../core/schema-db.js';
 import type { SessionTracker } from '../../connection/sessions.js';
 import { isBrokenConnectionError } from '../../connection/connection-errors.js';
-import { TenantCache, type TenantEntry } from './tenant-cache.js';
+import { admitted, homeManager, TenantCache, type TenantEntry } from './tenant-cache.js';
+import type { ResolvedPooledTier } from '../tenant-tier.js';
 import type { RegistryNotice } from './registry-notice.js';
 import { TenantRegistryStore } from './tenant-registry-store.js';
 import { RegistrySync, type RegistrySyncState } from './tenant-registry-sync.js';
 import { shareRead, type SharedRead } from './shared-read.js';
-import {
-  InvalidTenantIdError,
-  TenantNotFoundError,
-  TenantSuspendedError,
-} from '../tenant.errors.js';
+import { InvalidTenantIdError, TenantNotFoundError } from '../tenant.errors.js';
 
 export type { TenantEntry } from './tenant-cache.js';
 export type { RegistrySyncState } from './tenant-registry-sync.js';
@@ -27,14 +23,8 @@ export interface RegistryOptions {
   readonly maxStalenessMs: number;
   readonly pollIntervalMs: number;
   readonly negativeCacheMs: number;
-}
-
-/** The answer a request gets for tenant `id` in the state `entry` records. */
-function admitted(id: string, entry: TenantEntry | null): TenantEntry {
-  const status = entry?.info.status;
-  if (status === 'active') return entry!;
-  if (status === 'suspended') throw new TenantSuspendedError(id);
-  throw new TenantNotFoundError(id);
+  /** The pooled tier's schema and role; its defaults when the tier is off. */
+  readonly pooled?: ResolvedPooledTier;
 }
 
 /** How long announced changes gather before they are re-read together. */
@@ -95,7 +85,7 @@ export class TenantRegistry {
     this.#options = options;
     this.#logger = logger;
     this.#store = new TenantRegistryStore(this.#env.pool, options.registrySchema);
-    this.#cache = new TenantCache((schema) => SchemaDb.create(this.#env, schema));
+    this.#cache = new TenantCache((row) => homeManager(this.#env, row, options.pooled));
     this.#sync = new RegistrySync(
       {
         pool: this.#env.pool,

@@ -4,7 +4,7 @@ import type { MigrationRunner } from '../../migrations/migration-runner.js';
 import { withoutTimeouts } from '../../connection/pool-options.js';
 import { openSession, type Session, type SessionTracker } from '../../connection/sessions.js';
 import { migrationsDigest } from '../tenant-migrations-digest.js';
-import { reserveTenant } from '../provisioning/tenant-provisioner.js';
+import { reserveTenant } from '../provisioning/reserve-tenant.js';
 import type { TenantRegistry } from '../registry/tenant-registry.js';
 import { statesLeadingTo } from '../tenant-state.js';
 

@@ -13,6 +13,7 @@ function row(id: string, version: number, status: TenantStatus = 'active'): Tena
     id,
     schema_name: `tenant_${id}`,
     status,
+    tier: 'schema',
     metadata: {},
     created_at: new Date(0),
     migrated_version: 1,
@@ -24,7 +25,7 @@ function row(id: string, version: number, status: TenantStatus = 'active'): Tena
 }
 
 describe('TenantCache only moves forward', () => {
-  const cache = () => new TenantCache((schema) => SchemaDb.create(pool, schema));
+  const cache = () => new TenantCache((r) => SchemaDb.create(pool, r.schema_name));
   const status = (c: TenantCache, id: string) => c.slot(id)?.entry?.info.status ?? null;
 
   it('never applies an older row over a newer one', () => {
