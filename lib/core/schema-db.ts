@@ -65,7 +65,7 @@ export class SchemaDb {
   /** @internal A pooled tenant's manager: `schema`'s tables, every statement run in `scope`. */
   static pooled(env: QueryEnvironment, schema: string, scope: RowScope): SchemaDb {
     return new SchemaDb(
-      new PoolQueryRunner(env, schema),
+      new PoolQueryRunner(env), // every connection has the shared tables' catalog: no affinity
       new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache()),
       undefined,
       scope,
