@@ -21,13 +21,13 @@ export interface PooledDatabase {
   /** The managed role (NOLOGIN NOBYPASSRLS), unique per test file: roles are cluster-wide. */
   readonly role: string;
   /** Applies each file in a transaction of its own and adapts after it; the last report. */
-  apply(schema: string, ...files: string[]): Promise<PooledAdaptationReport>;
+  readonly apply: (schema: string, ...files: string[]) => Promise<PooledAdaptationReport>;
   /** Runs `fn` in a transaction as the role, for `tenant` (`null`: none set); commits unless it throws. */
-  asTenant<T>(
+  readonly asTenant: <T>(
     tenant: string | null,
     fn: (q: Query) => Promise<T>,
     client?: pg.ClientBase,
-  ): Promise<T>;
+  ) => Promise<T>;
 }
 
 /** A database of the file's own with a managed role, both dropped in afterAll. */
@@ -54,7 +54,7 @@ export function usePooledDatabase(): PooledDatabase {
       return database.current.url;
     },
     role,
-    async apply(schema, ...files) {
+    apply: async (schema, ...files) => {
       const client = await admin.connect();
       let report!: PooledAdaptationReport;
       try {
@@ -80,7 +80,7 @@ export function usePooledDatabase(): PooledDatabase {
       }
       return report;
     },
-    async asTenant(tenant, fn, client) {
+    asTenant: async (tenant, fn, client) => {
       const c = client ?? (await admin.connect());
       try {
         await c.query('BEGIN');

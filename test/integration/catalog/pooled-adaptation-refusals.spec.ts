@@ -32,6 +32,12 @@ describe('adaptPooledSchema refusals', () => {
     ],
     [
       'column',
+      "an app's own tenant column, text NOT NULL, without the library's default",
+      'CREATE TABLE {{tables.owned}} (id int, tenant_id text NOT NULL);',
+      'owned.tenant_id',
+    ],
+    [
+      'column',
       'a generated column of the tenant name',
       "CREATE TABLE {{tables.owned}} (n int, tenant_id text GENERATED ALWAYS AS ('x') STORED);",
       'owned.tenant_id',
@@ -102,6 +108,22 @@ describe('adaptPooledSchema refusals', () => {
       expect(rows[0].n).toBe(0);
     },
   );
+
+  it('refuses a later foreign key that pairs the tenant column with another column', async () => {
+    const schema = nextSchema();
+    await apply(
+      schema,
+      `CREATE TABLE {{tables.p}} (id int PRIMARY KEY, code text UNIQUE);
+       CREATE TABLE {{tables.c}} (ref text);`,
+    );
+    // Valid SQL against the adapted tables: p has UNIQUE (tenant_id, code) now.
+    await expect(
+      apply(
+        schema,
+        'ALTER TABLE {{tables.c}} ADD CONSTRAINT c_bad FOREIGN KEY (tenant_id, ref) REFERENCES {{tables.p}} (code, tenant_id);',
+      ),
+    ).rejects.toMatchObject({ refusal: 'constraint', object: 'c.c_bad' });
+  });
 
   it('refuses a foreign key from a shared table into the pooled schema', async () => {
     const schema = nextSchema();
