@@ -35,7 +35,7 @@ export interface PooledAdaptationReport {
 }
 
 /** The name of the policy each pooled table gets. */
-export const POOLED_POLICY = 'tenant_isolation';
+const POOLED_POLICY = 'tenant_isolation';
 
 /** The setting that carries the transaction's tenant (`set_config(…, true)`). */
 const TENANT_SETTING = 'tenancy.tenant_id';
