@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { assertIdentifier, qualifiedName, quoteIdentifier } from '../shared/identifiers.js';
 import { PooledAdaptationError } from './pooled-adaptation.errors.js';
-import { readPooledCatalog, type PooledCatalog } from './pooled-catalog.js';
+import { missingGrants, readPooledCatalog, type PooledCatalog } from './pooled-catalog.js';
 import { planKeys } from './pooled-keys.js';
 
 /** How {@link adaptPooledSchema} adapts a schema. */
@@ -148,7 +148,7 @@ export async function adaptPooledSchema(
       report.viewsMadeInvoker.push(v.name);
     }
   }
-  await grant(client, schema, role, catalog);
+  await grant(client, schema, role);
   return report;
 }
 
@@ -229,29 +229,27 @@ function refuseUnshareable(
   }
 }
 
-/** Grants the managed role what pooled queries need; GRANT is idempotent. */
-async function grant(
-  client: pg.ClientBase,
-  schema: string,
-  role: string,
-  catalog: PooledCatalog,
-): Promise<void> {
+/**
+ * Grants the managed role what pooled queries need, only where it lacks it: a GRANT that changes
+ * nothing still rewrites the catalog row, after every migration file. Never TRUNCATE, which
+ * row-level security does not filter.
+ */
+async function grant(client: pg.ClientBase, schema: string, role: string): Promise<void> {
   const to = quoteIdentifier(role);
   const nsp = quoteIdentifier(schema);
-  const names = (kinds: string) =>
-    catalog.relations
-      .filter((r) => kinds.includes(r.kind))
-      .map((r) => qualifiedName(schema, r.name))
-      .join(', ');
-  await client.query(`GRANT USAGE ON SCHEMA ${nsp} TO ${to}`);
+  const missing = await missingGrants(client, schema, role);
+  const qualified = (names: readonly string[]) =>
+    names.map((n) => qualifiedName(schema, n)).join(', ');
+  if (missing.schema) await client.query(`GRANT USAGE ON SCHEMA ${nsp} TO ${to}`);
   // Named one by one: ALL TABLES IN SCHEMA would include the migration history table.
-  const tables = names('rv');
-  if (tables !== '') {
-    await client.query(`GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ${tables} TO ${to}`);
+  if (missing.tables.length > 0) {
+    await client.query(
+      `GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE ${qualified(missing.tables)} TO ${to}`,
+    );
   }
-  const sequences = catalog.sequences.map((s) => qualifiedName(schema, s)).join(', ');
-  if (sequences !== '') {
-    await client.query(`GRANT USAGE, SELECT ON SEQUENCE ${sequences} TO ${to}`);
+  if (missing.sequences.length > 0) {
+    await client.query(`GRANT USAGE, SELECT ON SEQUENCE ${qualified(missing.sequences)} TO ${to}`);
   }
-  await client.query(`GRANT EXECUTE ON ALL ROUTINES IN SCHEMA ${nsp} TO ${to}`);
+  if (missing.routines)
+    await client.query(`GRANT EXECUTE ON ALL ROUTINES IN SCHEMA ${nsp} TO ${to}`);
 }

@@ -280,3 +280,37 @@ async function readUniqueIndexes(
     options: r.options,
   }));
 }
+
+/** What the managed role lacks of the pooled tier's grants. */
+export interface MissingGrants {
+  readonly schema: boolean;
+  /** Tables and views without all of SELECT, INSERT, UPDATE, DELETE. */
+  readonly tables: readonly string[];
+  /** Sequences without USAGE and SELECT. */
+  readonly sequences: readonly string[];
+  /** A function or procedure of the schema it cannot execute. */
+  readonly routines: boolean;
+}
+
+/** What `role` lacks on the pooled schema (the migration history table left out). */
+export async function missingGrants(
+  client: pg.ClientBase,
+  schema: string,
+  role: string,
+): Promise<MissingGrants> {
+  const params = idParams(await schemaIds(client, schema));
+  const all = (check: string, privileges: string[]) =>
+    privileges.map((p) => `pg_catalog.${check}($3, oid, '${p}')`).join(' AND ');
+  const { rows } = await client.query<MissingGrants>(
+    `${WITH_RELS} SELECT NOT pg_catalog.has_schema_privilege($3, $1::int8::oid, 'USAGE') AS schema,
+            array(SELECT relname::text FROM rels WHERE relkind IN ('r', 'v')
+                     AND NOT (${all('has_table_privilege', ['SELECT', 'INSERT', 'UPDATE', 'DELETE'])})
+                   ORDER BY 1) AS tables,
+            array(SELECT relname::text FROM rels WHERE relkind = 'S'
+                     AND NOT (${all('has_sequence_privilege', ['USAGE', 'SELECT'])}) ORDER BY 1) AS sequences,
+            EXISTS (SELECT 1 FROM pg_catalog.pg_proc WHERE pronamespace = $1::int8::oid
+                       AND NOT pg_catalog.has_function_privilege($3, oid, 'EXECUTE')) AS routines`,
+    [...params, role],
+  );
+  return rows[0];
+}

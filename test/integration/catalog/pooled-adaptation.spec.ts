@@ -31,6 +31,9 @@ CREATE TABLE {{tables.pairs}} (
   PRIMARY KEY (a, b) DEFERRABLE INITIALLY DEFERRED
 );
 CREATE VIEW {{tables.parent_codes}} AS SELECT id, code FROM {{tables.parents}};
+CREATE FUNCTION {{schema}}.parent_count() RETURNS bigint LANGUAGE sql STABLE
+  AS $$ SELECT count(*) FROM {{tables.parents}} $$;
+REVOKE EXECUTE ON FUNCTION {{schema}}.parent_count() FROM PUBLIC;
 `;
 
 describe('adaptPooledSchema', () => {
@@ -184,6 +187,8 @@ describe('adaptPooledSchema', () => {
         for (const table of ['parents', 'children', 'pairs', 'parent_codes']) {
           expect((await q(`SELECT * FROM ${t(table)}`)).rows).toEqual([]);
         }
+        // A function of the schema: granted, and run with the role's rights, so under the policy.
+        expect((await q(`SELECT "${schema}".parent_count() AS n`)).rows).toEqual([{ n: '0' }]);
         // The same unique keys a used, in every form: constraint, partial and expression index.
         const { rows } = await q(
           `INSERT INTO ${t('parents')} (id, code, email) VALUES ($1, 'p1', 'x@a') RETURNING id`,
@@ -294,7 +299,17 @@ describe('adaptPooledSchema', () => {
         foreignKeysRebuilt: [],
         viewsMadeInvoker: [],
       };
+      // Not even a GRANT that changes nothing: no catalog row of the schema's relations is rewritten.
+      const catalogRows = () =>
+        db.admin.query(
+          `SELECT relname, xmin::text FROM pg_class WHERE relnamespace = $1::text::regnamespace
+            UNION ALL SELECT nspname, xmin::text FROM pg_namespace WHERE nspname = $1::text
+            ORDER BY 1`,
+          [schema],
+        );
+      const before = (await catalogRows()).rows;
       expect(await apply(schema, 'SELECT 1')).toEqual(empty);
+      expect((await catalogRows()).rows).toEqual(before);
       const later = await apply(
         schema,
         `ALTER TABLE {{tables.pairs}} ADD COLUMN slug text CONSTRAINT pairs_slug_key UNIQUE;
