@@ -100,6 +100,18 @@ describe('adaptPooledSchema', () => {
       await apply(schema, files[0]);
       await expect(apply(schema, files[1])).rejects.toMatchObject({ code: '42830' });
     });
+
+    it('cannot COPY FROM into a pooled table as the managed role (PostgreSQL refuses it under RLS)', async () => {
+      // Recorded for bulk load: a pooled tenant's rows go in by INSERT, not COPY FROM.
+      const schema = nextSchema();
+      await apply(schema, files[0]);
+      await expect(
+        asTenant('a', (q) => q(`COPY "${schema}".projects (name) FROM STDIN`)),
+      ).rejects.toMatchObject({
+        code: '0A000',
+        message: expect.stringMatching(/row-level security/),
+      });
+    });
   });
 
   describe('shapes', () => {
