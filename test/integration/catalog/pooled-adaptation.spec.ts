@@ -213,6 +213,15 @@ describe('adaptPooledSchema', () => {
            ON CONFLICT ON CONSTRAINT parents_code_key DO UPDATE SET email = excluded.email`,
         );
         expect((await q(`SELECT email FROM ${t('parents')}`)).rows).toEqual([{ email: 'y@b' }]);
+        // A limit recorded for the app's SQL: ON CONFLICT (code) no longer infers the key,
+        // which is (tenant_id, code) now; ON CONFLICT ON CONSTRAINT, above, still works.
+        await q('SAVEPOINT s');
+        await expect(
+          q(
+            `INSERT INTO ${t('parents')} (code, email) VALUES ('p1', 'w@b') ON CONFLICT (code) DO NOTHING`,
+          ),
+        ).rejects.toMatchObject({ code: '42P10' });
+        await q('ROLLBACK TO SAVEPOINT s');
       });
       // b cannot point at a's rows (its own parent with that id is gone now).
       await asTenant('b', async (q) => {
