@@ -84,7 +84,6 @@ export async function adaptPooledSchema(
   refuseUnshareable(catalog, column, refuse);
   const keyPlan = planKeys(schema, catalog, column, (v) => client.escapeLiteral(v));
   const tables = catalog.relations.filter((r) => r.kind === 'r');
-  const expectedPolicy = `(${catalog.deparsedColumn} = ${CURRENT_TENANT_DEPARSED})`;
   const report = {
     columnsAdded: [] as string[],
     rowSecurityEnabled: [] as string[],
@@ -103,7 +102,7 @@ export async function adaptPooledSchema(
         refuse(
           t.name,
           'rows',
-          `the table holds rows but no tenant column "${column}", so their tenant cannot be known. Insert rows per tenant at run time (or in a file that runs after the table is adapted, with the tenant set), not in the file that creates the table.`,
+          `the table holds rows but no tenant column "${column}", so their tenant cannot be known. Insert rows per tenant at run time (after the tenant is created), not in tenant migration files: the pooled schema runs each file once for all its tenants.`,
         );
       }
       await client.query(
@@ -124,24 +123,11 @@ export async function adaptPooledSchema(
           ` USING (${expression}) WITH CHECK (${expression})`,
       );
       report.policiesCreated.push(t.name);
-    } else if (
-      !policy.permissive ||
-      policy.command !== '*' ||
-      policy.roles.length !== 1 ||
-      policy.roles[0] !== 0 ||
-      policy.using !== expectedPolicy ||
-      policy.check !== expectedPolicy
-    ) {
-      refuse(
-        `${t.name}.${POOLED_POLICY}`,
-        'policy',
-        `a policy of this name exists with another definition than the tenancy policy the library makes. Rename or drop the file's policy.`,
-      );
     }
   }
   for (const statement of keyPlan.statements) await client.query(statement);
   for (const v of catalog.relations.filter((r) => r.kind === 'v')) {
-    if (!v.options.includes('security_invoker=true')) {
+    if (!v.invoker) {
       await client.query(
         `ALTER VIEW ${qualifiedName(schema, v.name)} SET (security_invoker = true)`,
       );
@@ -204,7 +190,23 @@ function refuseUnshareable(
       );
     }
   }
+  const expectedPolicy = `(${catalog.deparsedColumn} = ${CURRENT_TENANT_DEPARSED})`;
   for (const p of catalog.policies) {
+    if (
+      p.name === POOLED_POLICY &&
+      (!p.permissive ||
+        p.command !== '*' ||
+        p.roles.length !== 1 ||
+        p.roles[0] !== 0 ||
+        p.using !== expectedPolicy ||
+        p.check !== expectedPolicy)
+    ) {
+      refuse(
+        `${p.table}.${p.name}`,
+        'policy',
+        "a policy of this name exists with another definition than the tenancy policy the library makes. Rename or drop the file's policy.",
+      );
+    }
     if (p.permissive && p.name !== POOLED_POLICY) {
       refuse(
         `${p.table}.${p.name}`,

@@ -12,8 +12,8 @@ export interface PooledRelation {
   readonly kind: string;
   readonly rowSecurity: boolean;
   readonly forceRowSecurity: boolean;
-  /** `reloptions`, e.g. `security_invoker=true` on a view. */
-  readonly options: readonly string[];
+  /** A view with `security_invoker` on (in any spelling PostgreSQL accepts). */
+  readonly invoker: boolean;
 }
 
 /** The tenant column as the catalog has it, or its absence. */
@@ -122,7 +122,8 @@ export async function readPooledCatalog(
     await client.query<PooledRelation>(
       `${WITH_RELS} SELECT oid::int8::float8 AS oid, relname AS name, relkind AS kind,
               relrowsecurity AS "rowSecurity", relforcerowsecurity AS "forceRowSecurity",
-              coalesce(reloptions, '{}') AS options
+              coalesce((SELECT bool_or(o.option_value::bool) FROM pg_catalog.pg_options_to_table(reloptions) o
+                         WHERE o.option_name = 'security_invoker'), false) AS invoker
          FROM rels WHERE relkind IN ('r', 'p', 'v', 'm', 'f') ORDER BY relname`,
       params,
     )

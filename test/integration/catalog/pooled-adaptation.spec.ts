@@ -31,6 +31,7 @@ CREATE TABLE {{tables.pairs}} (
   PRIMARY KEY (a, b) DEFERRABLE INITIALLY DEFERRED
 );
 CREATE VIEW {{tables.parent_codes}} AS SELECT id, code FROM {{tables.parents}};
+CREATE VIEW {{tables.invoker_codes}} WITH (security_invoker = on) AS SELECT code FROM {{tables.parents}};
 CREATE FUNCTION {{schema}}.parent_count() RETURNS bigint LANGUAGE sql STABLE
   AS $$ SELECT count(*) FROM {{tables.parents}} $$;
 REVOKE EXECUTE ON FUNCTION {{schema}}.parent_count() FROM PUBLIC;
@@ -196,7 +197,7 @@ describe('adaptPooledSchema', () => {
         return rows[0].id as number;
       });
       await asTenant('b', async (q) => {
-        for (const table of ['parents', 'children', 'pairs', 'parent_codes']) {
+        for (const table of ['parents', 'children', 'pairs', 'parent_codes', 'invoker_codes']) {
           expect((await q(`SELECT * FROM ${t(table)}`)).rows).toEqual([]);
         }
         // A function of the schema: granted, and run with the role's rights, so under the policy.
