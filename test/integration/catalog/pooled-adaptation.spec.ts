@@ -361,6 +361,30 @@ describe('adaptPooledSchema', () => {
       expect(await apply(schema, 'SELECT 1')).toEqual(empty);
     });
 
+    it("holds the tables' owner to the policy too (FORCE), when it is not a superuser", async () => {
+      const owner = `${db.role}_owner`;
+      const items = `"pooled_forced".items`;
+      await apply('pooled_forced', 'CREATE TABLE {{tables.items}} (id int PRIMARY KEY);');
+      await db.admin.query(`CREATE ROLE "${owner}" NOLOGIN NOBYPASSRLS;
+        GRANT USAGE ON SCHEMA pooled_forced TO "${owner}";
+        ALTER TABLE ${items} OWNER TO "${owner}"`);
+      try {
+        await asTenant('a', (q) => q(`INSERT INTO ${items} (id) VALUES (1)`));
+        const client = await db.admin.connect();
+        try {
+          await client.query('BEGIN');
+          await client.query(`SELECT set_config('role', $1, true)`, [owner]);
+          await client.query(`SELECT set_config('tenancy.tenant_id', 'b', true)`);
+          expect((await client.query(`SELECT * FROM ${items}`)).rows).toEqual([]);
+        } finally {
+          await client.query('ROLLBACK');
+          client.release();
+        }
+      } finally {
+        await db.admin.query(`DROP SCHEMA pooled_forced CASCADE; DROP ROLE "${owner}"`);
+      }
+    });
+
     it('turns row-level security back on when a later file turned it off', async () => {
       const report = await apply(
         schema,
