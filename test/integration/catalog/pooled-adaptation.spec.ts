@@ -28,8 +28,10 @@ CREATE TABLE {{tables.pairs}} (
   a int NOT NULL,
   b int NOT NULL,
   label text,
-  PRIMARY KEY (a, b) DEFERRABLE INITIALLY DEFERRED
+  PRIMARY KEY (a, b) DEFERRABLE INITIALLY DEFERRED,
+  CONSTRAINT pairs_label_key UNIQUE NULLS NOT DISTINCT (label) INCLUDE (b) WITH (fillfactor = 70)
 );
+CREATE UNIQUE INDEX pairs_label_c ON {{tables.pairs}} (label COLLATE "C" text_pattern_ops DESC NULLS LAST, a);
 CREATE VIEW {{tables.parent_codes}} AS SELECT id, code FROM {{tables.parents}};
 CREATE VIEW {{tables.invoker_codes}} WITH (security_invoker = on) AS SELECT code FROM {{tables.parents}};
 CREATE FUNCTION {{schema}}.parent_count() RETURNS bigint LANGUAGE sql STABLE
@@ -131,9 +133,11 @@ describe('adaptPooledSchema', () => {
         policiesCreated: ['children', 'pairs', 'parents'],
         keysRebuilt: [
           'children.children_pkey',
+          'pairs.pairs_label_key',
           'pairs.pairs_pkey',
           'parents.parents_code_key',
           'parents.parents_pkey',
+          'pairs.pairs_label_c',
           'parents.parents_live_email',
           'parents.parents_lower_code',
         ],
@@ -161,6 +165,7 @@ describe('adaptPooledSchema', () => {
         children_up_id_fkey:
           'FOREIGN KEY (tenant_id, up_id) REFERENCES pooled_shapes.children(tenant_id, id)',
         children_user_id_fkey: 'FOREIGN KEY (user_id) REFERENCES accounts.users(id)',
+        pairs_label_key: 'UNIQUE NULLS NOT DISTINCT (tenant_id, label) INCLUDE (b)',
         pairs_pkey: 'PRIMARY KEY (tenant_id, a, b) DEFERRABLE INITIALLY DEFERRED',
         parents_code_key: 'UNIQUE (tenant_id, code)',
         parents_pkey: 'PRIMARY KEY (tenant_id, id)',
@@ -174,11 +179,19 @@ describe('adaptPooledSchema', () => {
         [db.role, `${schema}.schema_migrations`, `${schema}.parents`, `${schema}.parents_id_seq`],
       );
       expect(grants[0]).toEqual({ history: false, parents: true, sequence: true });
+      const { rows: options } = await db.admin.query(
+        `SELECT reloptions FROM pg_class WHERE oid = $1::text::regclass`,
+        [`${schema}.pairs_label_key`],
+      );
+      expect(options[0].reloptions).toEqual(['fillfactor=70']);
       const { rows: indexes } = await db.admin.query<{ def: string }>(
-        `SELECT indexdef AS def FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE 'parents_l%' ORDER BY indexname`,
+        `SELECT indexdef AS def FROM pg_indexes
+          WHERE schemaname = $1 AND indexname IN ('parents_live_email', 'parents_lower_code', 'pairs_label_c')
+          ORDER BY indexname`,
         [schema],
       );
       expect(indexes.map((r) => r.def)).toEqual([
+        `CREATE UNIQUE INDEX pairs_label_c ON ${schema}.pairs USING btree (tenant_id, label COLLATE "C" text_pattern_ops DESC NULLS LAST, a)`,
         `CREATE UNIQUE INDEX parents_live_email ON ${schema}.parents USING btree (tenant_id, email) WHERE (NOT archived)`,
         `CREATE UNIQUE INDEX parents_lower_code ON ${schema}.parents USING btree (tenant_id, lower(code) DESC)`,
       ]);
