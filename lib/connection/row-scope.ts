@@ -13,7 +13,7 @@ export interface RowScope {
 }
 
 /** The setting the pooled tables' policies read (`current_setting('tenancy.tenant_id', true)`). */
-export const TENANT_SETTING = 'tenancy.tenant_id';
+const TENANT_SETTING = 'tenancy.tenant_id';
 
 /** The statement that sets a scope, named once per connection. */
 const SCOPE_NAME = 'pgt_row_scope';
