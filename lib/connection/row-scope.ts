@@ -42,11 +42,13 @@ interface PgExtended {
 /**
  * Makes `query` set `scope` first, in the same write and the same implicit transaction: a Bind
  * and Execute of the scope statement (and its Parse, the first time on a connection) ahead of
- * the query's own messages, before its Sync. The query is sent with the extended protocol even
+ * the query's own messages, before its Sync. `named: false` parses it unnamed every time, for a
+ * connection whose named statements may not stay (a pooler in front, where prepared statements
+ * are off): the whole pipeline runs on one server connection, so the unnamed one is always there. The query is sent with the extended protocol even
  * without parameters (so it is one statement, never several), and its callback gets its own
  * result, not the scope's.
  */
-export function scopeFirst(query: pg.Query, scope: RowScope): void {
+export function scopeFirst(query: pg.Query, scope: RowScope, named = true): void {
   const target = query as unknown as {
     submit: Submit;
     queryMode?: string;
@@ -64,11 +66,12 @@ export function scopeFirst(query: pg.Query, scope: RowScope): void {
       sentOn = connection;
       const name = target.name;
       parsedBefore = !name || connection.parsedStatements[name] !== undefined;
-      if (connection.parsedStatements[SCOPE_NAME] === undefined) {
-        connection.parse({ name: SCOPE_NAME, text: SCOPE_TEXT, types: [] });
-        connection.parsedStatements[SCOPE_NAME] = SCOPE_TEXT;
+      const statement = named ? SCOPE_NAME : '';
+      if (!named || connection.parsedStatements[SCOPE_NAME] === undefined) {
+        connection.parse({ name: statement, text: SCOPE_TEXT, types: [] });
+        if (named) connection.parsedStatements[SCOPE_NAME] = SCOPE_TEXT;
       }
-      connection.bind({ portal: '', statement: SCOPE_NAME, values: [scope.role, scope.tenantId] });
+      connection.bind({ portal: '', statement, values: [scope.role, scope.tenantId] });
       connection.execute({ portal: '', rows: 0 });
       return submit.call(this, connection);
     } finally {
