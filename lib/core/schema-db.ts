@@ -7,6 +7,7 @@ import { PoolQueryRunner, type QueryParams, type QueryRunner } from './query/que
 import { currentTransaction } from './transaction/ambient-transaction.js';
 import { bareEnvironment, type QueryEnvironment } from './query/query-environment.js';
 import { ReplicaQueryRunner } from './query/replica-query-runner.js';
+import { observedQuery } from './query/observed-query.js';
 import {
   copyRows,
   insertRows,
@@ -204,39 +205,7 @@ export class SchemaDb {
     if (!(runner instanceof ReplicaQueryRunner)) runner.env.replicas?.notePrimary();
     const sink = runner.env.sink;
     if (!sink) return runner.query<T>(text, params, arrayRows, this.#scope);
-    return this.#observed<T>(runner, sink, text, params, arrayRows);
-  }
-
-  async #observed<T extends pg.QueryResultRow>(
-    runner: QueryRunner,
-    sink: NonNullable<QueryEnvironment['sink']>,
-    text: string,
-    params: QueryParams | undefined,
-    arrayRows: boolean,
-  ): Promise<pg.QueryResult<T>> {
-    const started = performance.now();
-    let result: pg.QueryResult<T> | undefined;
-    let error: Error | undefined;
-    try {
-      result = await runner.query<T>(text, params, arrayRows, this.#scope);
-      return result;
-    } catch (err) {
-      error = err as Error;
-      throw err;
-    } finally {
-      const durationMs = performance.now() - started;
-      if (sink.wants(durationMs)) {
-        sink.record({
-          sql: text,
-          params,
-          schema: this.schema,
-          inTransaction: runner.client !== null,
-          durationMs,
-          rowCount: result?.rowCount ?? null,
-          error,
-        });
-      }
-    }
+    return observedQuery<T>(runner, sink, this.schema, text, params, arrayRows, this.#scope);
   }
 
   /** Runs a statement and returns the number of rows it affected (0 for utility statements). */
