@@ -2,6 +2,7 @@
 import type { SchemaDb } from '../core/schema-db.js';
 import { findTransactionControl } from '../core/sql/transaction-control.js';
 import { PgTenancyError } from '../shared/errors.js';
+import { NO_SCOPE, scopeStatement } from '../connection/row-scope.js';
 
 /** What `TenantService.exec()` returns: the last statement's result. */
 export interface TenantExecResult {
@@ -49,15 +50,34 @@ export function assertNoTransactionControl(sql: string, source?: string): void {
  * Runs `sql` (one or more statements, with placeholders) in one transaction on `db`; returns the
  * last statement's result, and leaves no session setting behind on the connection. Check the text
  * with {@link assertNoTransactionControl} first.
+ *
+ * A pooled tenant's manager (`db.pooledTenantId` set) needs `pooledRole`, the pooled tier's role:
+ * the transaction's first statement sets the tenant's scope (that role, that tenant) for the
+ * transaction, then the text runs as written (several statements in one call), held by
+ * row-level security like any statement of the tenant's; the login role is back at its end.
  */
-export async function execInTransaction(db: SchemaDb, sql: string): Promise<TenantExecResult> {
+export async function execInTransaction(
+  db: SchemaDb,
+  sql: string,
+  pooledRole?: string,
+): Promise<TenantExecResult> {
+  const tenantId = db.pooledTenantId;
+  // A pooled manager sends each statement on its own (extended protocol), which refuses text of
+  // several statements: its scope is set once instead, by an unscoped manager of the same schema.
+  const on = tenantId === undefined ? db : db.withSchema(db.schema);
+  const scope =
+    tenantId === undefined ? undefined : scopeStatement({ role: pooledRole!, tenantId });
+  const unscope = scopeStatement(NO_SCOPE);
   // Without parameters, several statements may run in one call; pg then answers with one
   // result per statement, and the last one is reported.
   // A session-level SET (or set_config(…, false)) in the text would outlive the commit on a pooled
   // connection that serves other tenants next: RESET ALL, committed with the text, undoes it.
-  const raw: unknown = await db.transaction(async (tx) => {
+  const raw: unknown = await on.transaction(async (tx) => {
+    if (scope) await tx.query(scope.text, scope.values);
     const result: unknown = await tx.query(sql);
     await tx.query('RESET ALL');
+    // Joined to a caller's transaction, what follows there runs as the login role again.
+    if (scope) await tx.query(unscope.text, unscope.values);
     return result;
   });
   const last = (Array.isArray(raw) ? raw.at(-1) : raw) as

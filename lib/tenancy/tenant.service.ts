@@ -222,11 +222,12 @@ export class TenantService {
    * Runs `sql` (statements with `{{tables.x}}`/`{{schema}}` placeholders) in tenant `id` in one
    * transaction: where it fails, nothing of it is kept. Text that begins, ends or splits a
    * transaction itself is refused before the tenant is touched. Returns the last result.
+   * A pooled tenant's text runs under the pooled tier's role, held to the tenant's rows.
    * @throws TenantExecTransactionControlError, TenantNotFoundError, TenantSuspendedError
    */
   async exec(id: string, sql: string): Promise<TenantExecResult> {
     assertNoTransactionControl(sql);
-    return execInTransaction(await this.db(id), sql);
+    return execInTransaction(await this.db(id), sql, this.#pooled?.options.role);
   }
 
   /**
