@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Generated } from 'kysely';
 import pg from 'pg';
-import { BulkLoadColumnsError, BulkLoadRowError, type SchemaDb } from '../../../../lib/index.js';
+import { BulkLoadColumnsError, BulkLoadRowError, SchemaDb } from '../../../../lib/index.js';
+import { bareEnvironment } from '../../../../lib/core/query/query-environment.js';
 import type { TenantService } from '../../../../lib/index.js';
 import { kyselyFor } from '../../../../lib/kysely/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
@@ -202,6 +203,29 @@ describe("a pooled tenant's manager: every data path, held by PostgreSQL", () =>
     expect((await stored()).a).toContain('in-tx');
     expect((await stored()).b).toHaveLength(5);
     await poolIsClean();
+  });
+
+  it('refuses a row for another tenant every time, the same statement after as before', async () => {
+    // A prepared statement whose Execute fails (the policy's WITH CHECK) stays prepared: parsing
+    // it again on the same connection would fail with 42P05 instead.
+    const insert = 'INSERT INTO {{tables.projects}} (tenant_id, name) VALUES ($1, $2)';
+    const single = new pg.Pool({ connectionString: apps.database.current.url, max: 1 });
+    try {
+      const statements = { enabled: true, prepareThreshold: 1, inTransactions: true };
+      const scope = { role: ROLE, tenantId: 'a' };
+      const own = SchemaDb.pooled(bareEnvironment(single, statements), 'tenancy_pooled', scope);
+      for (const db of [a, own]) {
+        for (let i = 0; i < 4; i++) {
+          await expect(db.execute(insert, ['b', `stolen${i}`])).rejects.toMatchObject({
+            code: '42501',
+          });
+        }
+        expect(await db.execute(insert, ['a', 'own'])).toBe(1);
+      }
+    } finally {
+      await single.end();
+    }
+    expect((await stored()).b).toHaveLength(5);
   });
 
   it("execs several statements in the tenant's scope, under the tier's role", async () => {
