@@ -244,7 +244,7 @@ describe('100 pooled tenants interleaved at random', () => {
             remember(id, [row]);
             bump(id, 3);
             const seen = await k.selectFrom('items').selectAll().execute();
-            expectOwn(id, seen as Row[], 'kysely');
+            expectOwn(id, seen, 'kysely');
           },
         ],
         [
