@@ -103,8 +103,8 @@ export function scopeFirst(query: pg.Query, scope: RowScope, named = true): void
  * pg records a statement as parsed on any ParseComplete of its query, and ours comes first: a
  * query whose own Parse then failed must not stay recorded. One whose Parse completed and whose
  * Bind or Execute failed (a policy's WITH CHECK, a constraint) stays: the server keeps it, and
- * parsing it again would fail with 42P05. A scope statement the server no
- * longer knows (`DEALLOCATE ALL`, `DISCARD ALL`) is parsed again next time.
+ * parsing it again would fail with 42P05. A scope statement the server no longer knows
+ * (`DEALLOCATE ALL`, `DISCARD ALL`) is parsed again next time.
  */
 function forgetOnError(
   err: Error,
