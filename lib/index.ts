@@ -83,7 +83,6 @@ export {
   PoolAcquireTimeoutError,
   PoolClosedError,
   PreparedStatementStaleError,
-  PooledTierUnsupportedError,
   SavepointActiveError,
   SqlTemplateError,
   TemplateError,

@@ -223,20 +223,3 @@ export class PreparedStatementStaleError extends PgTenancyError {
     this.code = code;
   }
 }
-
-/**
- * A manager of a pooled tenant (the `pooled` tier) was asked for something that tier cannot do
- * yet. The message names the call and what to use instead.
- */
-export class PooledTierUnsupportedError extends PgTenancyError {
-  constructor(
-    /** The call refused, e.g. `'copyFrom()'`. */
-    readonly call: string,
-    /** What serves a pooled tenant instead. */
-    readonly instead: string,
-  ) {
-    super(
-      `${call} is not available to a pooled tenant's manager: its rows are held to the tenant by row-level security, which this call would not pass through. Use ${instead}, or move the tenant to its own schema (TenantService.moveTier).`,
-    );
-  }
-}
