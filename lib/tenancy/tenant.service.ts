@@ -72,7 +72,6 @@ export class TenantService {
   readonly #copier: TenantCopier;
   readonly #transfer: TenantTransfer;
   readonly #citus: CitusTenancy;
-  readonly #pooled: PooledTier | undefined;
 
   /** @internal Built by `createTenantService` (the module and the CLI both use it). */
   constructor(parts: TenantServiceParts) {
@@ -85,7 +84,6 @@ export class TenantService {
     this.#copier = parts.copier;
     this.#transfer = parts.transfer;
     this.#citus = parts.citus;
-    this.#pooled = parts.pooled;
   }
 
   /**
@@ -297,7 +295,6 @@ export class TenantService {
    * await tenants.migrateAll({ canary: ['internal', 'beta'], waveSize: 500, stopAfterFailures: 3 });
    */
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
-    await this.#pooled?.migrate();
     await this.#citus.beforeMigrateAll(() => this.#registry.store.appliedByAll());
     const summary = await this.#fleet.migrateAll(options);
     // On Citus tenants are built by replay (see CitusTenancy.beforeCreateSchema): no template.

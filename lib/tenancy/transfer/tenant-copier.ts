@@ -61,6 +61,7 @@ export class TenantCopier extends TenantCopyJob {
           client,
           async () => {
             const row = await this.#servedRow(client, sourceId);
+            if (row.tier === 'pooled') throw new Error(pooledRefusal(sourceId, 'cloned'));
             const from = new SchemaIntrospector(client, source);
             const history = await from.history();
             const mismatch = historyMismatch(history, files);
@@ -138,6 +139,7 @@ export class TenantCopier extends TenantCopyJob {
         await lockTenant(client, from);
         await lockTenant(client, to);
         const row = await this.#servedRow(client, oldId, true);
+        if (row.tier === 'pooled') throw new Error(pooledRefusal(oldId, 'renamed'));
         if (!(await store.insertCopy(client, oldId, newId, to))) {
           const existing = await store.one(newId, client);
           throw new TenantAlreadyExistsError(newId, existing?.status);
@@ -193,6 +195,11 @@ export class TenantCopier extends TenantCopyJob {
       );
     }
   }
+}
+
+/** Why a pooled tenant is refused a clone or a rename, and what to do instead. */
+function pooledRefusal(id: string, done: 'cloned' | 'renamed'): string {
+  return `tenant "${id}" is in the pooled tier, whose tenants cannot be ${done} yet. Move it to the schema tier first (TenantService.moveTier), or copy it with export and import (import takes a new id and a tier)`;
 }
 
 /** The table's columns for a SELECT copying into `target`: types of the source schema cast. */
