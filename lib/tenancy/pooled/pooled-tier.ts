@@ -7,7 +7,7 @@ import { NO_SCOPE, scopeStatement } from '../../connection/row-scope.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
 import type { MigrationResult, MigrationStatus } from '../../migrations/migration-types.js';
-import { readMigrationStatus } from '../../migrations/migration-history.js';
+import { MIGRATIONS_TABLE, readMigrationStatus } from '../../migrations/migration-history.js';
 import { adaptPooledSchema } from '../../catalog/pooled-adaptation.js';
 import { tablesInInsertOrder } from '../../catalog/schema-tables.js';
 import { qualifiedName, quoteIdentifier } from '../../shared/identifiers.js';
@@ -120,7 +120,8 @@ export class PooledTier {
     const tables = await tablesInInsertOrder(client, schema);
     const scoped = scopeStatement({ role, tenantId: id });
     await client.query(scoped.text, scoped.values);
-    for (const table of tables.reverse()) {
+    // The migration history is the schema's, shared by every pooled tenant: never the tenant's.
+    for (const table of tables.reverse().filter((t) => t.name !== MIGRATIONS_TABLE)) {
       await client.query(`DELETE FROM ${qualifiedName(schema, table.name)}`);
     }
     const unscoped = scopeStatement(NO_SCOPE);
