@@ -3,7 +3,7 @@
 // once without holding back the schema tenants.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { TenantMigrationsFailedError } from '../../../../lib/tenancy/index.js';
+import { TenantMigrationsFailedError } from '../../../../lib/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 import { write } from '../../../support/migrations.js';
 
