@@ -194,6 +194,7 @@ export function createRootProviders(
     providers: [
       ...createRuntimeProviders({
         tenantSchemaPrefix: resolvedTenancy?.schemaPrefix,
+        pooledSchema: resolvedTenancy?.pooled?.schema,
         ...(resolvedTenancy
           ? {
               tenantShare: {

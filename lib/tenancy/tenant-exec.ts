@@ -1,6 +1,7 @@
 // SQL run in a tenant as one transaction (`TenantService.exec()`, `tenants exec`).
 import type { SchemaDb } from '../core/schema-db.js';
 import { findTransactionControl } from '../core/sql/transaction-control.js';
+import { statementStarts } from '../core/sql/sql-lexer.js';
 import { PgTenancyError } from '../shared/errors.js';
 
 /** What `TenantService.exec()` returns: the last statement's result. */
@@ -55,12 +56,27 @@ export async function execInTransaction(db: SchemaDb, sql: string): Promise<Tena
   // result per statement, and the last one is reported.
   // A session-level SET (or set_config(…, false)) in the text would outlive the commit on a pooled
   // connection that serves other tenants next: RESET ALL, committed with the text, undoes it.
+  // A pooled tenant's manager sends one statement per call (the extended protocol, which sets
+  // its scope in the same round trip): the text goes statement by statement.
+  const texts = db.pooledTenantId === undefined ? [sql] : topLevelStatements(sql);
   const raw: unknown = await db.transaction(async (tx) => {
-    const result: unknown = await tx.query(sql);
+    let result: unknown;
+    for (const text of texts) result = await tx.query(text);
     await tx.query('RESET ALL');
     return result;
   });
   const last = (Array.isArray(raw) ? raw.at(-1) : raw) as
     { rowCount: number | null; rows: Record<string, unknown>[] } | undefined;
   return { rowCount: last?.rowCount ?? 0, rows: last?.rows ?? [] };
+}
+
+/**
+ * `sql` cut at the start of each top-level statement (semicolons in literals, comments and
+ * bodies do not cut it); text before the first statement stays with it.
+ */
+function topLevelStatements(sql: string): string[] {
+  const starts = statementStarts(sql).map((s) => s.index);
+  if (starts.length <= 1) return [sql];
+  starts[0] = 0;
+  return starts.map((start, i) => sql.slice(start, starts[i + 1] ?? sql.length));
 }

@@ -71,6 +71,19 @@ describe('metrics and fair share with the pooled tier', () => {
       'pg_tenancy_tenants{tier="schema",status="active"} 1',
     ]);
     await tenants.resume('p3');
+    // Query metrics: every pooled tenant's queries share one schema label, the pooled schema.
+    for (const id of ['p1', 'p2', 's1']) {
+      await tenants.run(id, async () =>
+        (await tenants.db(id)).fetchAll('SELECT * FROM {{tables.items}}'),
+      );
+    }
+    const queries = (await registry.metrics())
+      .split('\n')
+      .filter((line) => line.startsWith('pg_tenancy_queries_total{') && line.includes('SELECT'));
+    expect(queries.sort()).toEqual([
+      'pg_tenancy_queries_total{schema="tenancy_pooled",operation="SELECT",outcome="ok"} 2',
+      'pg_tenancy_queries_total{schema="tenant_*",operation="SELECT",outcome="ok"} 1',
+    ]);
   });
 
   it("caps a pooled tenant's burst at its share like a schema tenant's", async () => {

@@ -117,9 +117,11 @@ describe('fleet operations on a pooled tenant', () => {
     await tenants.create('other', { tier: 'pooled' });
     await tenants.create('big');
     for (const id of ['small', 'other', 'big']) await seed(tenants, id);
+    // Several statements, a semicolon inside a literal: run one by one, held to the tenant.
     const result = await tenants.exec(
       'small',
-      'UPDATE {{tables.projects}} SET description = $$x$$',
+      `UPDATE {{tables.projects}} SET description = 'x;y';
+       UPDATE {{tables.projects}} SET description = left(description, 1) WHERE description = 'x;y'`,
     );
     expect(result.rowCount).toBe(2);
     const counts: Record<string, number> = {};
@@ -129,5 +131,27 @@ describe('fleet operations on a pooled tenant', () => {
       );
     });
     expect(counts).toEqual({ small: 2, other: 0, big: 0 });
+  });
+
+  it("repairs a pooled tenant's drop a crash interrupted, and leaves an active one alone", async () => {
+    const tenants = await boot();
+    await tenants.create('small', { tier: 'pooled' });
+    await tenants.create('other', { tier: 'pooled' });
+    await seed(tenants, 'small');
+    await seed(tenants, 'other');
+    expect(await tenants.repair('small')).toMatchObject({ action: 'none', after: 'active' });
+    // A crash right after the drop marked it.
+    await apps.admin.query("UPDATE tenancy.tenants SET status = 'dropping' WHERE id = 'small'");
+    expect(await tenants.repair('small')).toMatchObject({
+      before: 'dropping',
+      action: 'finished-drop',
+      after: null,
+    });
+    expect(await tenants.get('small')).toBeNull();
+    const left = await apps.admin.query(
+      'SELECT DISTINCT tenant_id FROM tenancy_pooled.tasks ORDER BY 1',
+    );
+    expect(left.rows).toEqual([{ tenant_id: 'other' }]);
+    expect(await apps.history('tenancy_pooled')).toHaveLength(3);
   });
 });
