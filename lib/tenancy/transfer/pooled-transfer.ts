@@ -55,7 +55,7 @@ export async function pooledTables(
  *
  * @returns per table, how many rows went in (a mismatch with the manifest is the caller's to refuse)
  */
-export async function loadPooledRows(
+async function loadPooledRows(
   client: pg.ClientBase,
   pooled: ResolvedPooledTier,
   id: string,

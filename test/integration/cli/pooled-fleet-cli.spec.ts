@@ -57,8 +57,9 @@ describe('tenants CLI with the pooled tier', () => {
     expect(listed.stdout).toMatch(/^tenant\s+schema\s+status\s+tier\s+created$/m);
     expect(listed.stdout).toMatch(/^small\s+tenant_small\s+active\s+pooled\s/m);
     expect(listed.stdout).toMatch(/^big\s+tenant_big\s+active\s+schema\s/m);
-    const json = JSON.parse((await cli(['tenants', 'list', '--json', '-c', config])).stdout);
-    expect(json.map((t: { id: string; tier: string }) => [t.id, t.tier])).toEqual([
+    const listedJson = (await cli(['tenants', 'list', '--json', '-c', config])).stdout;
+    const json = JSON.parse(listedJson) as { id: string; tier: string }[];
+    expect(json.map((t) => [t.id, t.tier])).toEqual([
       ['big', 'schema'],
       ['small', 'pooled'],
     ]);
@@ -74,14 +75,8 @@ describe('tenants CLI with the pooled tier', () => {
     expect(migrated.stdout).toContain('big: applied 002_note.sql');
     const after = JSON.parse(
       (await cli(['migrate', '--tenants', '--status', '--json', '-c', config])).stdout,
-    );
-    expect(
-      after.map((s: { tenantId: string; tier: string; pending: number }) => [
-        s.tenantId,
-        s.tier,
-        s.pending,
-      ]),
-    ).toEqual([
+    ) as { tenantId: string; tier: string; pending: number }[];
+    expect(after.map((s) => [s.tenantId, s.tier, s.pending])).toEqual([
       ['big', 'schema', 0],
       ['small', 'pooled', 0],
     ]);
