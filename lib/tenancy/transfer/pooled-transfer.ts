@@ -156,3 +156,48 @@ export async function importPooledRows(client: pg.ClientBase, job: PooledImport)
 function tableShape(t: { name: string; columns: readonly string[] }): string {
   return `${t.name}(${t.columns.join(',')})`;
 }
+
+/** What {@link clonePooledRows} needs. */
+export interface PooledClone {
+  readonly registry: TenantRegistry;
+  readonly pooled: ResolvedPooledTier;
+  readonly sourceId: string;
+  readonly target: { id: string; schema: string; metadata: Record<string, unknown> };
+  readonly files: readonly MigrationFile[];
+  readonly onProgress?: (progress: TenantCopyProgress) => void;
+}
+
+/**
+ * A clone of a pooled tenant into a new pooled tenant, in the open transaction on `client`
+ * (whose snapshot the copy reads): the target's row (`provisioning`, under its lock), then each
+ * table's rows read under the source's scope into a temporary table and inserted under the
+ * target's, ids kept, then `active`. User triggers of the shared tables fire for the copied rows:
+ * they cannot be paused for one tenant.
+ *
+ * @throws TenantAlreadyExistsError
+ */
+export async function clonePooledRows(client: pg.ClientBase, job: PooledClone): Promise<void> {
+  const { registry, pooled, sourceId, target, files, onProgress } = job;
+  await lockTenant(client, target.schema);
+  const { store } = registry;
+  if (!(await store.insertProvisioning(client, { ...target, tier: 'pooled' }))) {
+    throw new TenantAlreadyExistsError(target.id, (await store.one(target.id, client))?.status);
+  }
+  const tables = (await pooledTables(client, pooled)).filter((t) => t.name !== MIGRATIONS_TABLE);
+  for (const [i, t] of tables.entries()) {
+    const staging = quoteIdentifier(`pgt_clone_${i}`);
+    const columns = selectList(t.columns);
+    await setScope(client, { role: pooled.role, tenantId: sourceId });
+    await client.query(
+      `CREATE TEMP TABLE ${staging} ON COMMIT DROP AS SELECT ${columns} FROM ${qualifiedName(pooled.schema, t.name)}`,
+    );
+    await setScope(client, { role: pooled.role, tenantId: target.id });
+    const copied = await client.query(
+      `INSERT INTO ${qualifiedName(pooled.schema, t.name)} ${columnList(t.columns)} OVERRIDING SYSTEM VALUE SELECT ${columns} FROM ${staging}`,
+    );
+    await setScope(client, NO_SCOPE);
+    onProgress?.({ table: t.name, rows: copied.rowCount ?? 0, done: i + 1, total: tables.length });
+  }
+  const version = (await readMigrationStatus(client, pooled.schema, files)).applied.length;
+  await finishTenant(client, registry, target.id, files, version);
+}
