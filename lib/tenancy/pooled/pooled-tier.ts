@@ -128,11 +128,16 @@ export class PooledTier {
     await client.query(unscoped.text, unscoped.values);
   }
 
+  /**
+   * Records the pooled schema's failure on every pooled tenant's row. Each row written is a
+   * registry notice, so a retry failing the same way writes none.
+   */
   async #recordFailure(message: string): Promise<void> {
     await this.#withSession((client) =>
       client.query(
         `UPDATE ${this.registry.table} SET last_error = $1
-          WHERE tier = 'pooled' AND status IN ('active', 'suspended')`,
+          WHERE tier = 'pooled' AND status IN ('active', 'suspended')
+            AND last_error IS DISTINCT FROM $1`,
         [message],
       ),
     );

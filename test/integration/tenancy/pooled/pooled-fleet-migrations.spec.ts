@@ -76,6 +76,11 @@ describe('fleet migrations with the pooled tier', () => {
       ['s1', 3, 0, false],
     ]);
     expect(view[0].lastError).toMatch(/pooled boom/);
+    // A retry failing the same way writes no registry row (each write is a notice to every instance).
+    const versions = "SELECT id, version FROM tenancy.tenants WHERE tier = 'pooled' ORDER BY id";
+    const written = (await apps.admin.query(versions)).rows;
+    expect((await tenants.migrateAll()).pooled?.error).toMatch(/pooled boom/);
+    expect((await apps.admin.query(versions)).rows).toEqual(written);
 
     // The same policy as one failing tenant at startup: failOnMigrationError stops the boot.
     await apps.closeApps();
