@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { TENANT_TIERS, type TenantTier } from '../tenancy/tenant-tier.js';
+import type { TenantInfo } from '../tenancy/registry/tenant-info.js';
 import type { TenantCopyProgress } from '../tenancy/transfer/tenant-copy-job.js';
 import { createProgress, type Progress } from './progress.js';
 import { EXIT, parseMetadata, type TenantsCommandContext } from './tenants-commands.js';
@@ -26,7 +27,7 @@ export function registerTenantCopyCommands(tenants: Command, ctx: TenantsCommand
             return print(
               command,
               tenant,
-              `Cloned tenant ${source} into ${tenant.id} (schema ${tenant.schema}).`,
+              `Cloned tenant ${source} into ${tenant.id} (${homeOf(tenant)}).`,
             );
           }),
         );
@@ -90,11 +91,16 @@ export function registerTenantCopyCommands(tenants: Command, ctx: TenantsCommand
           const tenant = await withProgress(`import ${dir}`, (onProgress) =>
             service.import(dir, { id: flags.id, metadata, tier: flags.tier, onProgress }),
           );
-          const home = tenant.tier === 'pooled' ? 'pooled' : `schema ${tenant.schema}`;
-          return print(command, tenant, `Imported tenant ${tenant.id} (${home}) from ${dir}.`);
+          const line = `Imported tenant ${tenant.id} (${homeOf(tenant)}) from ${dir}.`;
+          return print(command, tenant, line);
         }),
       );
     });
+}
+
+/** Where a tenant's rows are, for a line of output: `pooled`, or `schema tenant_acme`. */
+function homeOf(tenant: TenantInfo): string {
+  return tenant.tier === 'pooled' ? 'pooled' : `schema ${tenant.schema}`;
 }
 
 interface ImportFlags {

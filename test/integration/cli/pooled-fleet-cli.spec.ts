@@ -95,10 +95,13 @@ describe('tenants CLI with the pooled tier', () => {
       config,
     ]);
     expect(imported.stdout).toContain(`Imported tenant copy (pooled) from ${path}.`);
+    const cloned = await cli(['tenants', 'clone', 'copy', 'copy2', '-c', config]);
+    expect(cloned.stdout).toContain('Cloned tenant copy into copy2 (pooled).');
     const tiers = await admin.query('SELECT id, tier FROM tier_cli.tenants ORDER BY id');
     expect(tiers.rows).toEqual([
       { id: 'big', tier: 'schema' },
       { id: 'copy', tier: 'pooled' },
+      { id: 'copy2', tier: 'pooled' },
       { id: 'small', tier: 'pooled' },
     ]);
   });
