@@ -72,7 +72,8 @@ export async function migrateTenants(
     console.log(`${tenantId}: applied ${files.join(', ')}`);
   for (const { tenantId, error } of summary.failed) console.error(`${tenantId}: FAILED ${error}`);
   const { pooled } = summary;
-  if (pooled?.error) console.error(`Pooled schema ${pooled.schema}: FAILED ${pooled.error}`);
+  if (pooled?.error)
+    console.error(`Pooled schema ${pooled.schema}: FAILED ${pooled.error.message}`);
   else if (pooled) {
     console.log(
       `Pooled schema ${pooled.schema} (${pooled.tenants} tenant(s)): ${pooled.files.length > 0 ? `applied ${pooled.files.join(', ')}` : 'up to date'}`,

@@ -78,13 +78,8 @@ export class DatabaseLifecycle
     }
     // One failure for every pooled tenant: logged once, and held to the same policy.
     if (summary.pooled?.error) {
-      this.#logger.error(summary.pooled.error);
-      if (options.failOnMigrationError) {
-        throw new TenantMigrationsFailedError([
-          { tenantId: `(pooled schema ${summary.pooled.schema})`, error: summary.pooled.error },
-          ...summary.failed,
-        ]);
-      }
+      this.#logger.error(summary.pooled.error.message);
+      if (options.failOnMigrationError) throw summary.pooled.error;
     }
     if (summary.failed.length > 0 && options.failOnMigrationError) {
       throw new TenantMigrationsFailedError(summary.failed);

@@ -7,6 +7,7 @@ import { migrationsDigest } from '../tenant-migrations-digest.js';
 import { TenantGoneError, tenantGuard } from '../tenant-locks.js';
 import type { TenantRegistry } from '../registry/tenant-registry.js';
 import type { PooledTier } from '../pooled/pooled-tier.js';
+import { PooledMigrationError } from '../pooled/pooled.errors.js';
 import type { TenantRow } from '../registry/tenant-registry-store.js';
 import type { TenantStatus } from '../tenant-state.js';
 import type { TenantTier } from '../tenant-tier.js';
@@ -107,10 +108,10 @@ export interface PooledMigrationOutcome {
   /** Pooled tenants (`active` or `suspended`) whose tables it holds. */
   readonly tenants: number;
   /**
-   * Why its migration failed (a `PooledMigrationError`'s message, also each pooled tenant's
-   * `lastError`), or `null`. Schema tenants are migrated all the same.
+   * Why its migration failed (its message is also each pooled tenant's `lastError`; its `cause`
+   * the runner's error), or `null`. Schema tenants are migrated all the same.
    */
-  readonly error: string | null;
+  readonly error: PooledMigrationError | null;
 }
 
 /** One row of the fleet view (`migrationStatus()`, `migrate --tenants --status`). */
@@ -305,7 +306,9 @@ export class TenantFleetMigrator {
       const result = await pooled.migrate();
       return { schema, files: result.applied.map((a) => a.name), tenants, error: null };
     } catch (err) {
-      return { schema, files: [], tenants, error: (err as Error).message };
+      const error =
+        err instanceof PooledMigrationError ? err : new PooledMigrationError(schema, err);
+      return { schema, files: [], tenants, error };
     }
   }
 

@@ -3,7 +3,7 @@
 // once without holding back the schema tenants.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { TenantMigrationsFailedError } from '../../../../lib/index.js';
+import { PooledMigrationError, PooledRoleUnsafeError } from '../../../../lib/tenancy/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 import { write } from '../../../support/migrations.js';
 
@@ -66,7 +66,9 @@ describe('fleet migrations with the pooled tier', () => {
       '003_fail.sql': `DO $$ BEGIN IF '{{schema}}' LIKE '%tenancy_pooled%' THEN RAISE EXCEPTION 'pooled boom'; END IF; END $$;`,
     });
     const failing = await tenants.migrateAll();
-    expect(failing.pooled?.error).toMatch(/pooled schema "tenancy_pooled" failed.*pooled boom/);
+    expect(failing.pooled?.error?.message).toMatch(
+      /pooled schema "tenancy_pooled" failed.*pooled boom/,
+    );
     expect(failing.failed).toEqual([]);
     expect(failing.applied).toEqual([{ tenantId: 's1', files: ['003_fail.sql'] }]);
     const view = await tenants.migrationStatus();
@@ -79,13 +81,13 @@ describe('fleet migrations with the pooled tier', () => {
     // A retry failing the same way writes no registry row (each write is a notice to every instance).
     const versions = "SELECT id, version FROM tenancy.tenants WHERE tier = 'pooled' ORDER BY id";
     const written = (await apps.admin.query(versions)).rows;
-    expect((await tenants.migrateAll()).pooled?.error).toMatch(/pooled boom/);
+    expect((await tenants.migrateAll()).pooled?.error?.message).toMatch(/pooled boom/);
     expect((await apps.admin.query(versions)).rows).toEqual(written);
 
     // The same policy as one failing tenant at startup: failOnMigrationError stops the boot.
     await apps.closeApps();
     await expect(apps.boot({ ...options, failOnMigrationError: true })).rejects.toThrow(
-      TenantMigrationsFailedError,
+      PooledMigrationError,
     );
     await apps.closeApps();
 
@@ -108,7 +110,8 @@ describe('fleet migrations with the pooled tier', () => {
     await tenants.create('p1', { tier: 'pooled' });
     await apps.admin.query(`ALTER ROLE ${ROLE} BYPASSRLS`);
     const unsafe = await tenants.migrateAll();
-    expect(unsafe.pooled?.error).toMatch(/BYPASSRLS/);
+    expect(unsafe.pooled?.error).toBeInstanceOf(PooledMigrationError);
+    expect(unsafe.pooled?.error?.cause).toBeInstanceOf(PooledRoleUnsafeError);
     expect((await tenants.migrationStatus())[0].lastError).toMatch(/BYPASSRLS/);
     await apps.admin.query(`ALTER ROLE ${ROLE} NOBYPASSRLS`);
     expect((await tenants.migrateAll()).pooled?.error).toBeNull();
