@@ -31,7 +31,16 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NestFactory } from '@nestjs/core';
 import pg from 'pg';
-import { DatabaseConnectionError, DatabaseModule, getPoolToken, getSchemaDbToken, SchemaDb, TenantNotFoundError, TenantService, TenantSuspendedError } from '../dist/index.js';
+import {
+  DatabaseConnectionError,
+  DatabaseModule,
+  getPoolToken,
+  getSchemaDbToken,
+  SchemaDb,
+  TenantNotFoundError,
+  TenantService,
+  TenantSuspendedError,
+} from '../dist/index.js';
 import { DatabaseMonitor } from '../dist/observability/index.js';
 import { POOL_DEFAULTS } from '../dist/advanced.js';
 import { startEmbeddedPostgres } from '../dist/testing/index.js';
@@ -659,6 +668,77 @@ async function readmeClaims(url) {
   });
 }
 
+/**
+ * The pooled tier behind transaction pooling: every statement of a pooled tenant carries its
+ * scope (role and tenant, local to the statement's transaction) in the same round trip, and the
+ * scope statement is parsed unnamed (prepared statements are off behind a pooler), so it holds
+ * whichever server connection PgBouncer picks, and nothing of it stays on one.
+ */
+async function pooledTier(url) {
+  await check(
+    'E: pooled tenants through PgBouncer: each reads only its rows, and the role never stays',
+    async () => {
+      const migrations = await mkdtemp(join(tmpdir(), 'pg-tenancy-pooled-'));
+      onCleanup(`pooled migrations ${migrations}`, () =>
+        rm(migrations, { recursive: true, force: true }),
+      );
+      await writeFile(
+        join(migrations, '001_notes.sql'),
+        'CREATE TABLE {{tables.notes}} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL);',
+      );
+      const { app, close } = await openApp({
+        connection: url,
+        pool: { max: CLIENT_POOL_MAX, ...LIMITS_OFF },
+        tenancy: {
+          interceptor: false,
+          registrySchema: 'compat_pooled',
+          migrations,
+          pooled: { schema: 'compat_pooled_rows', role: 'compat_pooled' },
+        },
+        shutdown: { drainTimeoutMs: 300 },
+      });
+      try {
+        const tenants = app.get(TenantService);
+        const ids = ['p1', 'p2', 'p3'];
+        for (const id of ids) await tenants.create(id, { tier: 'pooled' });
+        const dbs = await Promise.all(ids.map((id) => tenants.db(id)));
+        const insert = 'INSERT INTO {{tables.notes}} (body) VALUES ($1)';
+        const read = 'SELECT body FROM {{tables.notes}}';
+        const reads = await Promise.all(
+          Array.from({ length: 600 }, (_, i) => {
+            const k = i % ids.length;
+            const db = dbs[k];
+            if (i % 4 === 0) {
+              return db.transaction(async (tx) => {
+                await tx.execute(insert, [ids[k]]);
+                return { k, rows: await tx.fetchAll(read) };
+              });
+            }
+            if (i % 2 === 1) return db.execute(insert, [ids[k]]).then(() => ({ k, rows: [] }));
+            return db.fetchAll(read).then((rows) => ({ k, rows }));
+          }),
+        );
+        const foreign = reads.flatMap(({ k, rows }) => rows.filter((r) => r.body !== ids[k]));
+        assert(foreign.length === 0, `${foreign.length} rows of other tenants were read`);
+        const pool = app.get(getPoolToken());
+        const leftovers = await Promise.all(
+          Array.from({ length: 30 }, () =>
+            pool.query("SELECT current_user AS u, current_setting('tenancy.tenant_id', true) AS t"),
+          ),
+        );
+        const stayed = leftovers.filter(({ rows: [r] }) => r.u !== PG_USER || (r.t ?? '') !== '');
+        assert(stayed.length === 0, `${stayed.length} connections still carried a pooled scope`);
+        const counts = await Promise.all(
+          dbs.map((db) => db.fetchValue('SELECT count(*)::int FROM {{tables.notes}}')),
+        );
+        return `600 interleaved operations over ${ids.length} pooled tenants, rows per tenant ${counts.join('/')}, none read across, no scope left on 30 checkouts`;
+      } finally {
+        await close();
+      }
+    },
+  );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Main
 
@@ -726,6 +806,7 @@ async function main() {
       poolOptions: {},
     });
     await readmeClaims(urlFor(bouncer.port));
+    await pooledTier(urlFor(bouncer.port));
     await bouncer.stop();
   }
 

@@ -96,6 +96,7 @@ export {
 export { TenantShareTimeoutError } from './connection/tenant-fair-share.js';
 export { BulkLoadColumnsError, BulkLoadRowError } from './core/bulk/bulk-load.errors.js';
 export { NoHealthyReplicaError, ReplicaWriteError } from './connection/replicas/replica.errors.js';
+export { PooledAdaptationError } from './catalog/pooled-adaptation.errors.js';
 export {
   InvalidTenantIdError,
   TenantAccessDeniedError,

@@ -13,7 +13,7 @@ export interface RowScope {
 }
 
 /** The setting the pooled tables' policies read (`current_setting('tenancy.tenant_id', true)`). */
-export const TENANT_SETTING = 'tenancy.tenant_id';
+const TENANT_SETTING = 'tenancy.tenant_id';
 
 /** The statement that sets a scope, named once per connection. */
 const SCOPE_NAME = 'pgt_row_scope';
@@ -34,6 +34,8 @@ export function scopeStatement(scope: RowScope): { text: string; values: string[
 
 type Submit = (connection: PgConnection & PgExtended) => unknown;
 interface PgExtended {
+  on(event: 'parseComplete', listener: () => void): unknown;
+  off(event: 'parseComplete', listener: () => void): unknown;
   parse(message: { name: string; text: string; types: unknown[] }): void;
   bind(message: { portal: string; statement: string; values: unknown[] }): void;
   execute(message: { portal: string; rows: number }): void;
@@ -42,11 +44,13 @@ interface PgExtended {
 /**
  * Makes `query` set `scope` first, in the same write and the same implicit transaction: a Bind
  * and Execute of the scope statement (and its Parse, the first time on a connection) ahead of
- * the query's own messages, before its Sync. The query is sent with the extended protocol even
+ * the query's own messages, before its Sync. `named: false` parses it unnamed every time, for a
+ * connection whose named statements may not stay (a pooler in front, where prepared statements
+ * are off): the whole pipeline runs on one server connection, so the unnamed one is always there. The query is sent with the extended protocol even
  * without parameters (so it is one statement, never several), and its callback gets its own
  * result, not the scope's.
  */
-export function scopeFirst(query: pg.Query, scope: RowScope): void {
+export function scopeFirst(query: pg.Query, scope: RowScope, named = true): void {
   const target = query as unknown as {
     submit: Submit;
     queryMode?: string;
@@ -56,19 +60,26 @@ export function scopeFirst(query: pg.Query, scope: RowScope): void {
   target.queryMode = 'extended';
   const submit = target.submit;
   const callback = target.callback;
-  let sentOn: PgConnection | undefined;
+  let sentOn: (PgConnection & PgExtended) | undefined;
   let parsedBefore = true;
+  // A named query parsed now: the ParseCompletes still due before its own has arrived.
+  let parsesDue = 0;
+  const parsed = () => void parsesDue--;
   target.submit = function (this: unknown, connection) {
     connection.stream.cork?.();
     try {
       sentOn = connection;
       const name = target.name;
       parsedBefore = !name || connection.parsedStatements[name] !== undefined;
-      if (connection.parsedStatements[SCOPE_NAME] === undefined) {
-        connection.parse({ name: SCOPE_NAME, text: SCOPE_TEXT, types: [] });
-        connection.parsedStatements[SCOPE_NAME] = SCOPE_TEXT;
+      if (!parsedBefore) parsesDue = 1;
+      const statement = named ? SCOPE_NAME : '';
+      if (!named || connection.parsedStatements[SCOPE_NAME] === undefined) {
+        connection.parse({ name: statement, text: SCOPE_TEXT, types: [] });
+        if (named) connection.parsedStatements[SCOPE_NAME] = SCOPE_TEXT;
+        if (!parsedBefore) parsesDue++;
       }
-      connection.bind({ portal: '', statement: SCOPE_NAME, values: [scope.role, scope.tenantId] });
+      if (!parsedBefore) connection.on('parseComplete', parsed);
+      connection.bind({ portal: '', statement, values: [scope.role, scope.tenantId] });
       connection.execute({ portal: '', rows: 0 });
       return submit.call(this, connection);
     } finally {
@@ -77,8 +88,10 @@ export function scopeFirst(query: pg.Query, scope: RowScope): void {
   };
   if (callback === undefined) return;
   target.callback = (err, results) => {
+    if (!parsedBefore) sentOn?.off('parseComplete', parsed);
     if (err) {
-      if (sentOn) forgetOnError(err, sentOn, target.name, parsedBefore);
+      // Its own Parse completed (the error came at Bind or Execute): the server has it.
+      if (sentOn) forgetOnError(err, sentOn, target.name, parsedBefore || parsesDue <= 0);
       callback(err, results);
       return;
     }
@@ -88,8 +101,10 @@ export function scopeFirst(query: pg.Query, scope: RowScope): void {
 
 /**
  * pg records a statement as parsed on any ParseComplete of its query, and ours comes first: a
- * query whose own Parse then failed must not stay recorded. A scope statement the server no
- * longer knows (`DEALLOCATE ALL`, `DISCARD ALL`) is parsed again next time.
+ * query whose own Parse then failed must not stay recorded. One whose Parse completed and whose
+ * Bind or Execute failed (a policy's WITH CHECK, a constraint) stays: the server keeps it, and
+ * parsing it again would fail with 42P05. A scope statement the server no longer knows
+ * (`DEALLOCATE ALL`, `DISCARD ALL`) is parsed again next time.
  */
 function forgetOnError(
   err: Error,

@@ -137,6 +137,11 @@ export class StatementCache {
     };
   }
 
+  /** Whether named statements are in use: on, or `'auto'` found a direct connection. */
+  get prepares(): boolean {
+    return this.#mode() === 'on';
+  }
+
   #mode(): StatementCacheStats['mode'] {
     const { enabled } = this.options;
     if (enabled === false) return 'off';

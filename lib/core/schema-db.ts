@@ -1,12 +1,12 @@
 import pg from 'pg';
 import type { StatementCacheStats } from '../connection/statement-cache.js';
 import type { RowScope } from '../connection/row-scope.js';
-import { PooledTierUnsupportedError } from '../shared/errors.js';
 import type { PreparedStatementOptions } from '../connection/statement-cache-options.js';
 import { PoolQueryRunner, type QueryParams, type QueryRunner } from './query/query-runner.js';
 import { currentTransaction } from './transaction/ambient-transaction.js';
 import { bareEnvironment, type QueryEnvironment } from './query/query-environment.js';
 import { ReplicaQueryRunner } from './query/replica-query-runner.js';
+import { observedQuery } from './query/observed-query.js';
 import {
   copyRows,
   insertRows,
@@ -14,6 +14,7 @@ import {
   type BulkRowSource,
   type InsertManyOptions,
 } from './bulk/bulk-load.js';
+import { insertLoad } from './bulk/insert-load.js';
 import { streamRows, type StreamOptions } from './bulk/result-stream.js';
 import { SqlTemplate, SqlTemplateCache } from './sql/sql-template.js';
 import type { TransactionOptions } from './transaction/transaction-options.js';
@@ -65,7 +66,7 @@ export class SchemaDb {
   /** @internal A pooled tenant's manager: `schema`'s tables, every statement run in `scope`. */
   static pooled(env: QueryEnvironment, schema: string, scope: RowScope): SchemaDb {
     return new SchemaDb(
-      new PoolQueryRunner(env, schema),
+      new PoolQueryRunner(env), // every connection has the shared tables' catalog: no affinity
       new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache()),
       undefined,
       scope,
@@ -204,39 +205,7 @@ export class SchemaDb {
     if (!(runner instanceof ReplicaQueryRunner)) runner.env.replicas?.notePrimary();
     const sink = runner.env.sink;
     if (!sink) return runner.query<T>(text, params, arrayRows, this.#scope);
-    return this.#observed<T>(runner, sink, text, params, arrayRows);
-  }
-
-  async #observed<T extends pg.QueryResultRow>(
-    runner: QueryRunner,
-    sink: NonNullable<QueryEnvironment['sink']>,
-    text: string,
-    params: QueryParams | undefined,
-    arrayRows: boolean,
-  ): Promise<pg.QueryResult<T>> {
-    const started = performance.now();
-    let result: pg.QueryResult<T> | undefined;
-    let error: Error | undefined;
-    try {
-      result = await runner.query<T>(text, params, arrayRows, this.#scope);
-      return result;
-    } catch (err) {
-      error = err as Error;
-      throw err;
-    } finally {
-      const durationMs = performance.now() - started;
-      if (sink.wants(durationMs)) {
-        sink.record({
-          sql: text,
-          params,
-          schema: this.schema,
-          inTransaction: runner.client !== null,
-          durationMs,
-          rowCount: result?.rowCount ?? null,
-          error,
-        });
-      }
-    }
+    return observedQuery<T>(runner, sink, this.schema, text, params, arrayRows, this.#scope);
   }
 
   /** Runs a statement and returns the number of rows it affected (0 for utility statements). */
@@ -282,6 +251,11 @@ export class SchemaDb {
    * aborts the COPY and nothing is written. Inside a transaction it joins it, in a savepoint, so
    * a caller that catches the error can go on. Bound by `pool.statementTimeoutMs` as a whole.
    *
+   * A pooled tenant's manager cannot COPY (PostgreSQL refuses `COPY FROM` on a table with
+   * row-level security): it inserts the rows instead, up to 1,000 per `INSERT`, each statement
+   * in the tenant's scope, all in one transaction (or savepoint), with the same result and
+   * errors. Slower than COPY, by the server's parse and plan of each statement.
+   *
    * @throws BulkLoadColumnsError, BulkLoadRowError, or the server's error.
    * @example
    * await db.copyFrom('events', ['id', 'payload'], [[1, { a: 1 }], [2, null]]);
@@ -289,7 +263,7 @@ export class SchemaDb {
    */
   copyFrom(table: string, columns: readonly string[], rows: BulkRowSource): Promise<number> {
     try {
-      if (this.#scope) throw new PooledTierUnsupportedError('copyFrom()', 'insertMany()');
+      if (this.#scope) return insertLoad(this, this.#target(table), columns, rows);
       const runner = this.#active();
       // A write: later replica reads of this request or job must see it.
       runner.env.replicas?.notePrimary();
@@ -336,6 +310,10 @@ export class SchemaDb {
    * as one statement for `pool.statementTimeoutMs`, and a consumer that stops reading for
    * `pool.idleInTransactionTimeoutMs` loses the connection: read promptly, or raise them.
    *
+   * A pooled tenant's manager streams in the tenant's scope: outside a transaction, in one of its
+   * own that sets the scope first and ends with the iteration (the tenant's role never outlives
+   * it); inside one, every cursor statement sets it again.
+   *
    * @example
    * for await (const row of db.stream<Event>('SELECT * FROM {{tables.events}} ORDER BY id')) {
    *   await sink.write(row);
@@ -346,14 +324,8 @@ export class SchemaDb {
     params?: QueryParams,
     options?: StreamOptions,
   ): AsyncGenerator<T, void, undefined> {
-    if (this.#scope) throw new PooledTierUnsupportedError('stream()', 'fetchAll() in pages');
-    return streamRows<T>(
-      this.#active(),
-      this.schema,
-      this.#sqlTemplate.expand(sql),
-      params,
-      options,
-    );
+    const text = this.#sqlTemplate.expand(sql);
+    return streamRows<T>(this.#active(), this.schema, text, params, options, this.#scope);
   }
 
   /** A bulk load's target: a table of this schema, or a `{{tables.x}}` template. */

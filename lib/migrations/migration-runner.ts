@@ -225,7 +225,7 @@ export class MigrationRunner {
     schema: string,
     sqlTemplate: SqlTemplate,
     file: MigrationFile,
-    { guard, afterFile }: MigrateOptions,
+    { guard, afterFile, beforeFile }: MigrateOptions,
   ): Promise<number | undefined> {
     let refused = false;
     const guarded = async () => {
@@ -249,6 +249,8 @@ export class MigrationRunner {
       await guarded();
       if (await alreadyApplied()) return undefined;
       started = performance.now();
+      if (beforeFile && file.transactional) await beforeFile(client, file);
+      else if (beforeFile) await inTransaction(client, () => beforeFile(client, file));
       // Sent as one simple query (no parameters): a multi-statement file runs as written, and
       // a single statement outside a transaction (CREATE INDEX CONCURRENTLY) runs outside any
       // transaction block.

@@ -110,6 +110,13 @@ export interface MigrateOptions {
    * @internal
    */
   afterFile?: (client: pg.ClientBase, file: MigrationFile) => Promise<void>;
+  /**
+   * Runs before each file, in its transaction (or, before a no-transaction file, in a
+   * transaction of its own). Default: none.
+   *
+   * @internal
+   */
+  beforeFile?: (client: pg.ClientBase, file: MigrationFile) => Promise<void>;
 }
 
 /**

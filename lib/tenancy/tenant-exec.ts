@@ -1,8 +1,8 @@
 // SQL run in a tenant as one transaction (`TenantService.exec()`, `tenants exec`).
 import type { SchemaDb } from '../core/schema-db.js';
 import { findTransactionControl } from '../core/sql/transaction-control.js';
-import { statementStarts } from '../core/sql/sql-lexer.js';
 import { PgTenancyError } from '../shared/errors.js';
+import { NO_SCOPE, scopeStatement } from '../connection/row-scope.js';
 
 /** What `TenantService.exec()` returns: the last statement's result. */
 export interface TenantExecResult {
@@ -50,33 +50,37 @@ export function assertNoTransactionControl(sql: string, source?: string): void {
  * Runs `sql` (one or more statements, with placeholders) in one transaction on `db`; returns the
  * last statement's result, and leaves no session setting behind on the connection. Check the text
  * with {@link assertNoTransactionControl} first.
+ *
+ * A pooled tenant's manager (`db.pooledTenantId` set) needs `pooledRole`, the pooled tier's role:
+ * the transaction's first statement sets the tenant's scope (that role, that tenant) for the
+ * transaction, then the text runs as written (several statements in one call), held by
+ * row-level security like any statement of the tenant's; the login role is back at its end.
  */
-export async function execInTransaction(db: SchemaDb, sql: string): Promise<TenantExecResult> {
+export async function execInTransaction(
+  db: SchemaDb,
+  sql: string,
+  pooledRole?: string,
+): Promise<TenantExecResult> {
+  const tenantId = db.pooledTenantId;
+  // A pooled manager sends each statement on its own (extended protocol), which refuses text of
+  // several statements: its scope is set once instead, by an unscoped manager of the same schema.
+  const on = tenantId === undefined ? db : db.withSchema(db.schema);
+  const scope =
+    tenantId === undefined ? undefined : scopeStatement({ role: pooledRole!, tenantId });
+  const unscope = scopeStatement(NO_SCOPE);
   // Without parameters, several statements may run in one call; pg then answers with one
   // result per statement, and the last one is reported.
   // A session-level SET (or set_config(…, false)) in the text would outlive the commit on a pooled
   // connection that serves other tenants next: RESET ALL, committed with the text, undoes it.
-  // A pooled tenant's manager sends one statement per call (the extended protocol, which sets
-  // its scope in the same round trip): the text goes statement by statement.
-  const texts = db.pooledTenantId === undefined ? [sql] : topLevelStatements(sql);
-  const raw: unknown = await db.transaction(async (tx) => {
-    let result: unknown;
-    for (const text of texts) result = await tx.query(text);
+  const raw: unknown = await on.transaction(async (tx) => {
+    if (scope) await tx.query(scope.text, scope.values);
+    const result: unknown = await tx.query(sql);
     await tx.query('RESET ALL');
+    // Joined to a caller's transaction, what follows there runs as the login role again.
+    if (scope) await tx.query(unscope.text, unscope.values);
     return result;
   });
   const last = (Array.isArray(raw) ? raw.at(-1) : raw) as
     { rowCount: number | null; rows: Record<string, unknown>[] } | undefined;
   return { rowCount: last?.rowCount ?? 0, rows: last?.rows ?? [] };
-}
-
-/**
- * `sql` cut at the start of each top-level statement (semicolons in literals, comments and
- * bodies do not cut it); text before the first statement stays with it.
- */
-function topLevelStatements(sql: string): string[] {
-  const starts = statementStarts(sql).map((s) => s.index);
-  if (starts.length <= 1) return [sql];
-  starts[0] = 0;
-  return starts.map((start, i) => sql.slice(start, starts[i + 1] ?? sql.length));
 }

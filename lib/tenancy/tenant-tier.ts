@@ -33,7 +33,7 @@ export interface ResolvedPooledTier {
 }
 
 /** The tenant column of every pooled table. */
-export const POOLED_TENANT_COLUMN = 'tenant_id';
+const POOLED_TENANT_COLUMN = 'tenant_id';
 
 /**
  * `tenancy.pooled`: `true` or an object turns the pooled tier on; absent or `false` leaves it off.

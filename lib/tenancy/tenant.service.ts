@@ -72,6 +72,7 @@ export class TenantService {
   readonly #copier: TenantCopier;
   readonly #transfer: TenantTransfer;
   readonly #citus: CitusTenancy;
+  readonly #pooled: PooledTier | undefined;
 
   /** @internal Built by `createTenantService` (the module and the CLI both use it). */
   constructor(parts: TenantServiceParts) {
@@ -84,6 +85,7 @@ export class TenantService {
     this.#copier = parts.copier;
     this.#transfer = parts.transfer;
     this.#citus = parts.citus;
+    this.#pooled = parts.pooled;
   }
 
   /**
@@ -221,11 +223,12 @@ export class TenantService {
    * Runs `sql` (statements with `{{tables.x}}`/`{{schema}}` placeholders) in tenant `id` in one
    * transaction: where it fails, nothing of it is kept. Text that begins, ends or splits a
    * transaction itself is refused before the tenant is touched. Returns the last result.
+   * A pooled tenant's text runs under the pooled tier's role, held to the tenant's rows.
    * @throws TenantExecTransactionControlError, TenantNotFoundError, TenantSuspendedError
    */
   async exec(id: string, sql: string): Promise<TenantExecResult> {
     assertNoTransactionControl(sql);
-    return execInTransaction(await this.db(id), sql);
+    return execInTransaction(await this.db(id), sql, this.#pooled?.options.role);
   }
 
   /**

@@ -16,6 +16,14 @@ export class AppConfig {
      * (sessions then end with the process).
      */
     readonly sessionSecret: string = randomBytes(32).toString('base64url'),
+    /**
+     * `TENANT_TIER`, where new tenants live: `schema` (a schema each) or `pooled` (rows in shared
+     * tables, held to each tenant by row-level security). The app's code is the same for both.
+     * Default: `schema`.
+     */
+    readonly tenantTier: 'schema' | 'pooled' = 'schema',
+    /** `POOLED_ROLE`, the role pooled tenants' statements run as. Default: `tenancy_pooled`. */
+    readonly pooledRole: string = 'tenancy_pooled',
   ) {}
 
   static fromEnv(env: NodeJS.ProcessEnv = process.env): AppConfig {
@@ -31,12 +39,18 @@ export class AppConfig {
     if (secret !== undefined && secret.length > 0 && secret.length < 32) {
       throw new Error('SESSION_SECRET must be at least 32 characters long.');
     }
+    const tier = env.TENANT_TIER?.trim() || 'schema';
+    if (tier !== 'schema' && tier !== 'pooled') {
+      throw new Error(`TENANT_TIER must be schema or pooled, received ${JSON.stringify(tier)}.`);
+    }
     return new AppConfig(
       port,
       env.HOST || '127.0.0.1',
       token || randomBytes(24).toString('base64url'),
       !token,
       secret || randomBytes(32).toString('base64url'),
+      tier,
+      env.POOLED_ROLE?.trim() || 'tenancy_pooled',
     );
   }
 }

@@ -40,6 +40,8 @@ export class AppModule {
             // client picks, and the user must still be a member of it.
             resolver: tenantOfSession,
             authorize: memberOfTenant,
+            // TENANT_TIER=pooled: new tenants share the tables of one schema instead.
+            ...(config.tenantTier === 'pooled' && { pooled: { role: config.pooledRole } }),
           },
         }),
         AuditModule,

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { chmod, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,16 +29,33 @@ interface ErrorBody {
 }
 
 const ADMIN_TOKEN = 'e2e-admin-token-0123456789';
+// Roles belong to the whole server: this file's own, dropped at its end.
+const POOLED_ROLE = `pooled_${randomUUID().slice(0, 8)}`;
 
-describe('sample app: a child process over HTTP', () => {
+// The same suite for both tiers: the app's code does not change, only where its tenants live
+// (TENANT_TIER). Pooled tenants share the tables of one schema under row-level security.
+const TIERS = [
+  { tier: 'schema', env: {} },
+  { tier: 'pooled', env: { TENANT_TIER: 'pooled', POOLED_ROLE } },
+] as const;
+
+afterAll(async () => {
+  const admin = new pg.Client(process.env.DATABASE_URL);
+  await admin.connect();
+  await admin.query(`DROP ROLE IF EXISTS ${POOLED_ROLE}`);
+  await admin.end();
+});
+
+describe.each(TIERS)('sample app over HTTP, tenants in tier $tier', ({ tier, env: tierEnv }) => {
   let database: TestDatabase;
   let app: SampleApp;
   const admin = { token: ADMIN_TOKEN };
+  const appEnv = () => ({ DATABASE_URL: database.url, ADMIN_TOKEN, ...tierEnv });
 
   beforeAll(async () => {
     await ensureSampleAppBuilt();
     database = await createTestDatabase({ prefix: 'sample_app' });
-    app = await startSampleApp({ env: { DATABASE_URL: database.url, ADMIN_TOKEN } });
+    app = await startSampleApp({ env: appEnv() });
   });
   afterAll(async () => {
     await stopAllSampleApps();
@@ -93,7 +111,10 @@ describe('sample app: a child process over HTTP', () => {
       ...(await as('initech')),
       body: { name: 'TPS reports', description: 'New cover sheets' },
     });
-    expect(created).toMatchObject({ status: 201, body: { id: 1, name: 'TPS reports' } });
+    expect(created).toMatchObject({ status: 201, body: { name: 'TPS reports' } });
+    // A schema's identity columns start at 1 for each tenant; the pooled tier's tables (and
+    // their identities) are shared by its tenants.
+    if (tier === 'schema') expect(created.body.id).toBe(1);
     const task = await app.request('POST', `/projects/${created.body.id}/tasks`, {
       ...(await as('initech')),
       body: { title: 'Find the stapler' },
@@ -127,8 +148,10 @@ describe('sample app: a child process over HTTP', () => {
     const b = await app.request<Project[]>('GET', '/projects', await as('iso_b'));
     expect(a.body.map((p) => p.name)).toEqual(['Alpha', 'Alpha 2']);
     expect(b.body.map((p) => p.name)).toEqual(['Beta']);
-    // The same id names a different project in each tenant's schema.
-    expect((await app.request('GET', '/projects/2', await as('iso_b'))).status).toBe(404);
+    // Another tenant's project id is not found (in a schema tenant, the same id may name a
+    // project of its own: iso_b's only project has id 1 there).
+    const alpha2 = a.body[1].id;
+    expect((await app.request('GET', `/projects/${alpha2}`, await as('iso_b'))).status).toBe(404);
 
     const member = await app.request<{ id: number }>('POST', '/members', {
       ...(await as('iso_a')),
@@ -138,7 +161,7 @@ describe('sample app: a child process over HTTP', () => {
     expect((await app.request('GET', '/members', await as('iso_b'))).body).not.toContainEqual(
       expect.objectContaining({ email: 'ann@example.com' }),
     );
-    const foreign = await app.request<ErrorBody>('POST', '/projects/1/tasks', {
+    const foreign = await app.request<ErrorBody>('POST', `/projects/${b.body[0].id}/tasks`, {
       ...(await as('iso_b')),
       body: { title: 'Steal', assigneeId: member.body.id },
     });
@@ -266,7 +289,7 @@ describe('sample app: a child process over HTTP', () => {
   });
 
   it('exits 0 on SIGTERM, and a restart on the same database finds the data', async () => {
-    const first = await startSampleApp({ env: { DATABASE_URL: database.url, ADMIN_TOKEN } });
+    const first = await startSampleApp({ env: appEnv() });
     const created = await first.request('POST', '/admin/tenants', {
       ...admin,
       body: { id: 'durable' },
@@ -280,7 +303,7 @@ describe('sample app: a child process over HTTP', () => {
     expect(await first.stop('SIGTERM')).toEqual({ code: 0, signal: null });
     expect(first.output()).toMatch(/SIGTERM received[\s\S]*Application closed/);
 
-    const second = await startSampleApp({ env: { DATABASE_URL: database.url, ADMIN_TOKEN } });
+    const second = await startSampleApp({ env: appEnv() });
     // Sessions were signed with the first process's key: a new one is needed.
     expect((await second.request('GET', '/projects', await as('durable', first))).status).toBe(401);
     const projects = await second.request<Project[]>(
@@ -296,6 +319,25 @@ describe('sample app: a child process over HTTP', () => {
     expect(await second.stop('SIGTERM')).toEqual({ code: 0, signal: null });
   });
 
+  it(`keeps every tenant's rows where its tier says (${tier})`, async () => {
+    const client = new pg.Client(database.url);
+    await client.connect();
+    try {
+      const { rows } = await client.query<{ schemas: number; pooled: boolean }>(
+        `SELECT count(*) FILTER (WHERE nspname LIKE 'tenant\\_%')::int AS schemas,
+                bool_or(nspname = 'tenancy_pooled') AS pooled FROM pg_namespace`,
+      );
+      const { schemas, pooled } = rows[0];
+      expect(pooled).toBe(tier === 'pooled');
+      if (tier === 'schema') expect(schemas).toBeGreaterThan(0);
+      else expect(schemas).toBe(0);
+    } finally {
+      await client.end();
+    }
+  });
+});
+
+describe('sample app over HTTP, lifecycle', () => {
   describe('without DATABASE_URL', () => {
     let workDir: string;
     let dataDir: string;

@@ -214,6 +214,91 @@ describe('the integration entry points of the tarball', () => {
   });
 });
 
+describe('the pooled tier from the tarball', () => {
+  let database: TestDatabase;
+  const roles: string[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase({ prefix: 'pooled_pkg' });
+  });
+  afterAll(async () => {
+    await database?.drop();
+    // Roles belong to the server; their grants went with the database.
+    const { default: pg } = await import('pg');
+    const admin = new pg.Client(process.env.DATABASE_URL);
+    await admin.connect();
+    for (const role of roles) await admin.query(`DROP ROLE IF EXISTS ${role}`);
+    await admin.end();
+  });
+
+  /** An app context with the pooled tier on, in plain JavaScript as a user's script would be. */
+  const script = (load: (name: string) => string, role: string) => `
+    const { Module } = ${load('@nestjs/common')};
+    const { NestFactory } = ${load('@nestjs/core')};
+    const { DatabaseModule, TenantService } = ${load('nestjs-pg-tenancy')};
+    const { mkdtempSync, writeFileSync } = ${load('node:fs')};
+    const { tmpdir } = ${load('node:os')};
+    const { join } = ${load('node:path')};
+    const dir = mkdtempSync(join(tmpdir(), 'pooled-'));
+    writeFileSync(join(dir, '001_notes.sql'),
+      'CREATE TABLE {{tables.notes}} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL);');
+    class AppModule {}
+    Module({ imports: [DatabaseModule.forRoot({ connection: process.env.DATABASE_URL,
+      tenancy: { migrations: dir, pooled: { role: '${role}' }, maxStalenessMs: 200 } })] })(AppModule);
+    const ctx = await NestFactory.createApplicationContext(AppModule, { logger: false });
+    const tenants = ctx.get(TenantService);
+    const tiers = {};
+    for (const [id, tier] of [['a', 'pooled'], ['b', 'pooled'], ['c', 'schema']]) {
+      tiers[id] = (await tenants.create(id, { tier })).tier;
+      await (await tenants.db(id)).execute('INSERT INTO {{tables.notes}} (body) VALUES ($1)', [id]);
+    }
+    const seen = {};
+    for (const id of ['a', 'b', 'c']) {
+      const db = await tenants.db(id);
+      seen[id] = (await db.fetchAll('SELECT body FROM {{tables.notes}}')).map((r) => r.body);
+    }
+    await ctx.close();
+    console.log(JSON.stringify({ tiers, seen }));`;
+
+  // Catches: the tier missing from the packed files or the exports, a role switch that a
+  // superuser login (this server's) bypasses, a pooled tenant reading another's rows.
+  it.each(['module', 'commonjs'])(
+    'serves pooled and schema tenants apart, from a %s script',
+    async (type) => {
+      const role = `pkg_pooled_${type === 'module' ? 'esm' : 'cjs'}`;
+      roles.push(role);
+      const body =
+        type === 'module'
+          ? script((name) => `await import('${name}')`, role)
+          : `(async () => {${script((name) => `require('${name}')`, role)}})().catch((e) => { console.error(e); process.exitCode = 1; });`;
+      const { stdout } = await run(process.execPath, [`--input-type=${type}`, '-e', body], {
+        cwd: app,
+        env: { ...process.env, DATABASE_URL: database.url },
+        timeoutMs: 120_000,
+      });
+      expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({
+        tiers: { a: 'pooled', b: 'pooled', c: 'schema' },
+        seen: { a: ['a'], b: ['b'], c: ['c'] },
+      });
+      // Rerun on the same database: the pooled schema is up to date, the ids exist.
+      const { default: pg } = await import('pg');
+      const admin = new pg.Client(database.url);
+      await admin.connect();
+      const stored = await admin.query(
+        'SELECT tenant_id, body FROM tenancy_pooled.notes ORDER BY tenant_id',
+      );
+      await admin.query(`DROP SCHEMA tenancy_pooled CASCADE; DROP SCHEMA tenant_c CASCADE;
+        DELETE FROM tenancy.tenants; DROP OWNED BY ${role}`);
+      await admin.end();
+      expect(stored.rows).toEqual([
+        { tenant_id: 'a', body: 'a' },
+        { tenant_id: 'b', body: 'b' },
+      ]);
+    },
+    180_000,
+  );
+});
+
 describe('a CommonJS Nest app built against the tarball', () => {
   let database: TestDatabase;
   let fixture: string;

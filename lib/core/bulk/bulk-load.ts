@@ -63,7 +63,7 @@ const COPY_ESCAPE_OF: Record<string, string> = {
 };
 
 /** Quotes a column list; refuses an empty one or a column named twice. */
-function columnList(table: string, columns: readonly string[]): string {
+export function columnList(table: string, columns: readonly string[]): string {
   const names = columns; // Array.isArray() below would widen `columns` to any[]
   if (!Array.isArray(columns) || columns.length === 0) {
     throw new BulkLoadColumnsError(table, 'the column list is empty: name at least one column.');
@@ -75,7 +75,7 @@ function columnList(table: string, columns: readonly string[]): string {
 }
 
 /** The values of `row` in column order. @throws BulkLoadRowError */
-function valuesOf(
+export function valuesOf(
   table: string,
   columns: readonly string[],
   row: unknown,
@@ -230,7 +230,7 @@ async function inSavepoint<T>(
 }
 
 /** The server's "column … does not exist" (42703) as a typed error naming the table. */
-function wrapUnknownColumn(table: string, err: unknown): Error {
+export function wrapUnknownColumn(table: string, err: unknown): Error {
   if ((err as { code?: string }).code === '42703') {
     return new BulkLoadColumnsError(
       table,

@@ -3,6 +3,7 @@ import Cursor from 'pg-cursor';
 import { InvalidOptionsError } from '../../shared/errors.js';
 import { holdConnection, recordOperation, type HeldConnection } from '../query/held-connection.js';
 import type { QueryParams, QueryRunner } from '../query/query-runner.js';
+import { scopeStatement, type RowScope } from '../../connection/row-scope.js';
 
 /** Options of {@link SchemaDb.stream}. */
 export interface StreamOptions {
@@ -25,6 +26,11 @@ let cursorNames = 0;
  * Outside a transaction, a protocol-level cursor (`pg-cursor`) on a connection of its own.
  * Inside one, a SQL cursor (`DECLARE … CURSOR`), so other statements of the transaction may run
  * between two batches on the same connection.
+ *
+ * With `scope` (a pooled tenant's manager), the cursor runs in the tenant's scope: outside a
+ * transaction, in one of its own whose first statement sets the scope, ended (COMMIT, or
+ * ROLLBACK after an error) with the iteration, so the role never outlives it; inside one, every
+ * `DECLARE`, `FETCH` and `CLOSE` sets it again, as any statement of a pooled manager does.
  */
 export async function* streamRows<T extends pg.QueryResultRow>(
   runner: QueryRunner,
@@ -32,6 +38,7 @@ export async function* streamRows<T extends pg.QueryResultRow>(
   text: string,
   params: QueryParams | undefined,
   options: StreamOptions = {},
+  scope?: RowScope,
 ): AsyncGenerator<T, void, undefined> {
   const batchSize = options.batchSize ?? DEFAULT_BATCH_SIZE;
   if (!Number.isInteger(batchSize) || batchSize < 1) {
@@ -46,9 +53,11 @@ export async function* streamRows<T extends pg.QueryResultRow>(
   try {
     held = await holdConnection(runner);
     const batches =
-      held.transaction === null
-        ? cursorBatches<T>(held.client, text, params, batchSize)
-        : declaredBatches<T>(held, text, params, batchSize);
+      held.transaction !== null
+        ? declaredBatches<T>(held, text, params, batchSize, scope)
+        : scope
+          ? scopedCursorBatches<T>(held.client, text, params, batchSize, scope)
+          : cursorBatches<T>(held.client, text, params, batchSize);
     for await (const rows of batches) {
       rowCount += rows.length;
       for (const row of rows) yield row;
@@ -86,19 +95,46 @@ async function* cursorBatches<T>(
   }
 }
 
+/** {@link cursorBatches} in a transaction of its own whose first statement sets `scope`. */
+async function* scopedCursorBatches<T>(
+  client: pg.PoolClient,
+  text: string,
+  params: QueryParams | undefined,
+  batchSize: number,
+  scope: RowScope,
+): AsyncGenerator<T[]> {
+  await client.query('BEGIN');
+  let failed = false;
+  try {
+    const { text: scoped, values } = scopeStatement(scope);
+    await client.query(scoped, values);
+    yield* cursorBatches<T>(client, text, params, batchSize);
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    // Ends the scope with the iteration (a break commits, as the implicit transaction would).
+    // A ROLLBACK fails only on a broken connection: its error then discards the connection.
+    if (failed) await client.query('ROLLBACK');
+    else await client.query('COMMIT');
+  }
+}
+
 async function* declaredBatches<T extends pg.QueryResultRow>(
   held: HeldConnection,
   text: string,
   params: QueryParams | undefined,
   batchSize: number,
+  scope: RowScope | undefined,
 ): AsyncGenerator<T[]> {
   const tx = held.transaction!;
   const name = `pgt_stream_${++cursorNames}`;
-  await tx.query(`DECLARE ${name} NO SCROLL CURSOR FOR ${text}`, params);
+  await tx.query(`DECLARE ${name} NO SCROLL CURSOR FOR ${text}`, params, false, scope);
   let open = true;
   try {
     for (;;) {
-      const { rows } = await tx.query<T>(`FETCH FORWARD ${batchSize} FROM ${name}`);
+      const fetch = `FETCH FORWARD ${batchSize} FROM ${name}`;
+      const { rows } = await tx.query<T>(fetch, undefined, false, scope);
       if (rows.length === 0) return;
       yield rows;
     }
@@ -106,6 +142,8 @@ async function* declaredBatches<T extends pg.QueryResultRow>(
     open = false; // a failed FETCH aborts the transaction, which closes its cursors
     throw err;
   } finally {
-    if (open && tx.isOpen) await tx.query(`CLOSE ${name}`).catch(() => undefined);
+    if (open && tx.isOpen) {
+      await tx.query(`CLOSE ${name}`, undefined, false, scope).catch(() => undefined);
+    }
   }
 }

@@ -101,7 +101,7 @@ export class PoolQueryRunner implements QueryRunner {
           if (queryErr) reject(queryErr);
           else resolve(result);
         };
-        const prefix = scope && prefixFor(scope);
+        const prefix = scope && prefixFor(scope, statements?.prepares === true);
         if (statements) {
           statements.send<R>(client, text, params, arrayRows, settle, prefix);
         } else if (prefix) {
@@ -199,17 +199,18 @@ export class ClientQueryRunner implements QueryRunner {
    */
   #prefixFor(scope: RowScope | undefined): QueryPrefix | undefined {
     const root = this.root;
+    const named = this.env.statements?.prepares === true;
     if (scope) {
       root.#scoped = true;
-      return prefixFor(scope);
+      return prefixFor(scope, named);
     }
-    return root.#scoped ? prefixFor(NO_SCOPE) : undefined;
+    return root.#scoped ? prefixFor(NO_SCOPE, named) : undefined;
   }
 }
 
-/** Sets `scope` ahead of a query (see `scopeFirst`). */
-function prefixFor(scope: RowScope): QueryPrefix {
-  return (query) => scopeFirst(query, scope);
+/** Sets `scope` ahead of a query (see `scopeFirst`); `named` when statements are prepared. */
+function prefixFor(scope: RowScope, named: boolean): QueryPrefix {
+  return (query) => scopeFirst(query, scope, named);
 }
 
 /** A checked-out client and the one way to give it back. */

@@ -9,6 +9,7 @@ import type { MigrationRunner } from '../../migrations/migration-runner.js';
 import type { MigrationResult, MigrationStatus } from '../../migrations/migration-types.js';
 import { MIGRATIONS_TABLE, readMigrationStatus } from '../../migrations/migration-history.js';
 import { adaptPooledSchema } from '../../catalog/pooled-adaptation.js';
+import { addKeyShims, dropKeyShims, referencedTables } from '../../catalog/pooled-shims.js';
 import { tablesInInsertOrder } from '../../catalog/schema-tables.js';
 import { qualifiedName, quoteIdentifier } from '../../shared/identifiers.js';
 import type { TenantRegistry } from '../registry/tenant-registry.js';
@@ -54,8 +55,12 @@ export class PooledTier {
     try {
       await this.#withSession((client) => ensurePooledRole(client, role));
       result = await this.runner.migrate(schema, files, {
+        // A foreign key the file declares to an older table needs a key of its own columns.
+        beforeFile: (client, file) =>
+          addKeyShims(client, schema, referencedTables(file.sql), column),
         afterFile: async (client) => {
           await adaptPooledSchema(client, schema, { column, role });
+          await dropKeyShims(client, schema);
         },
       });
     } catch (err) {
@@ -117,11 +122,12 @@ export class PooledTier {
    */
   async removeRows(client: pg.ClientBase, id: string): Promise<void> {
     const { schema, role } = this.options;
-    const tables = await tablesInInsertOrder(client, schema);
+    const tables = (await tablesInInsertOrder(client, schema)).filter(
+      (t) => t.name !== MIGRATIONS_TABLE,
+    );
     const scoped = scopeStatement({ role, tenantId: id });
     await client.query(scoped.text, scoped.values);
-    // The migration history is the schema's, shared by every pooled tenant: never the tenant's.
-    for (const table of tables.reverse().filter((t) => t.name !== MIGRATIONS_TABLE)) {
+    for (const table of tables.reverse()) {
       await client.query(`DELETE FROM ${qualifiedName(schema, table.name)}`);
     }
     const unscoped = scopeStatement(NO_SCOPE);
@@ -170,7 +176,7 @@ export class PooledTier {
  *
  * @throws PooledRoleUnsafeError
  */
-export async function ensurePooledRole(client: pg.ClientBase, role: string): Promise<void> {
+async function ensurePooledRole(client: pg.ClientBase, role: string): Promise<void> {
   const name = `'${role}'`; // validated identifier characters only
   await client.query(`DO $do$ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = ${name}) THEN

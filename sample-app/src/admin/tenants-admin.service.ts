@@ -1,6 +1,7 @@
 import { BadRequestException, Injectable } from '@nestjs/common';
 import { TenantNotFoundError, TenantService, type TenantInfo } from 'nestjs-pg-tenancy';
 import { AccountsService } from '../accounts/accounts.service.js';
+import { AppConfig } from '../app-config.js';
 import { AuditService } from '../audit/audit.service.js';
 import { SessionTokens } from '../auth/session-tokens.js';
 
@@ -20,6 +21,7 @@ export class TenantsAdminService {
     private readonly accounts: AccountsService,
     private readonly audit: AuditService,
     private readonly sessions: SessionTokens,
+    private readonly config: AppConfig,
   ) {}
 
   /**
@@ -49,7 +51,8 @@ export class TenantsAdminService {
   }
 
   /**
-   * Creates the tenant (registry row, schema `tenant_<id>`, every tenant migration) and
+   * Creates the tenant (registry row, schema `tenant_<id>`, every tenant migration; with
+   * `TENANT_TIER=pooled`, its registry row only, its rows going to the shared tables) and
    * subscribes it to a plan. The tenant is usable by the next request, on every instance.
    */
   async create(input: { id: string; name?: string; plan?: string }): Promise<TenantView> {
@@ -60,6 +63,7 @@ export class TenantsAdminService {
     }
     const tenant = await this.tenants.create(input.id, {
       metadata: { name: input.name ?? input.id },
+      tier: this.config.tenantTier,
     });
     try {
       await this.accounts.subscribe(tenant.id, planId);

@@ -74,11 +74,7 @@ describe('fleet operations on a pooled tenant', () => {
     // Its sequences are past every copied id: a new row does not collide.
     await seed(tenants, 'big');
 
-    // Ids are kept. (Dropped first: until keys are per tenant, two pooled tenants cannot hold
-    // the same id.)
-    await tenants.drop('small');
-    // A drop deletes the tenant's rows, never the pooled schema's shared history.
-    expect(await apps.history('tenancy_pooled')).toHaveLength(3);
+    // Ids are kept, beside the source's: keys are per tenant.
     const asPooled = await tenants.import(path, { id: 'again', tier: 'pooled' });
     expect(asPooled).toMatchObject({ tier: 'pooled', status: 'active', migratedVersion: 3 });
     expect(await apps.schemaOid('tenant_again')).toBeUndefined();
@@ -90,21 +86,24 @@ describe('fleet operations on a pooled tenant', () => {
     expect(stored.rows).toEqual([
       { tenant_id: 'again', n: 4 },
       { tenant_id: 'other', n: 2 },
+      { tenant_id: 'small', n: 2 },
     ]);
+    await tenants.drop('small');
+    // A drop deletes the tenant's rows, never the pooled schema's shared history.
+    expect(await apps.history('tenancy_pooled')).toHaveLength(3);
 
     // A schema tenant's export goes into the pooled tier too.
     const fromSchema = join(dir, 'big');
     await tenants.export('big', fromSchema);
-    await tenants.drop('again');
     await tenants.import(fromSchema, { id: 'shrunk', tier: 'pooled' });
     expect(await contents(tenants, 'shrunk')).toEqual(await contents(tenants, 'big'));
   });
 
   it('clones a pooled tenant into a new pooled tenant, ids kept, and refuses a rename', async () => {
-    // No keys here: the stand-in adaptation of the pooled tables does not make them per tenant yet.
+    // Keys and a foreign key, made per tenant by the adaptation: ids are kept in the clone.
     const migrations = await apps.folder({
-      '001_items.sql': `CREATE TABLE {{tables.items}} (id bigint GENERATED ALWAYS AS IDENTITY, name text);
-        CREATE TABLE {{tables.notes}} (item_id bigint, body text);`,
+      '001_items.sql': `CREATE TABLE {{tables.items}} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text);
+        CREATE TABLE {{tables.notes}} (item_id bigint REFERENCES {{tables.items}} (id), body text);`,
     });
     const tenants = await apps.boot({ migrations, pooled: { role: ROLE } });
     await tenants.create('tmpl', { tier: 'pooled', metadata: { plan: 'demo' } });
