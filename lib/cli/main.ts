@@ -139,7 +139,7 @@ async function migrateTenantSchemas(config: PgTenancyConfig, flags: MigrateFlags
       stopAfterFailures: flags.stopAfter,
       retryFailed: flags.retryFailed,
     });
-    return summary.failed.length > 0 ? EXIT.failure : EXIT.ok;
+    return summary.failed.length > 0 || summary.pooled?.error ? EXIT.failure : EXIT.ok;
   } finally {
     await tenancy.end();
   }

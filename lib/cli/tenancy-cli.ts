@@ -71,6 +71,14 @@ export async function migrateTenants(
   for (const { tenantId, files } of summary.applied)
     console.log(`${tenantId}: applied ${files.join(', ')}`);
   for (const { tenantId, error } of summary.failed) console.error(`${tenantId}: FAILED ${error}`);
+  const { pooled } = summary;
+  if (pooled?.error)
+    console.error(`Pooled schema ${pooled.schema}: FAILED ${pooled.error.message}`);
+  else if (pooled) {
+    console.log(
+      `Pooled schema ${pooled.schema} (${pooled.tenants} tenant(s)): ${pooled.files.length > 0 ? `applied ${pooled.files.join(', ')}` : 'up to date'}`,
+    );
+  }
   if (summary.waves.length > 1 || summary.stopped) {
     for (const w of summary.waves) console.log(waveLine(w));
   }
@@ -107,10 +115,11 @@ export async function printTenantStatus(
       .join(', '),
     s.wave === null ? '' : `${s.wave}${s.wave === 0 ? ' (canary)' : ''}`,
     s.rolloutOutcome ?? '',
+    s.tier,
     s.lastError ?? '',
   ]);
   printTable(
-    ['tenant', 'status', 'version', 'pending', 'files', 'wave', 'outcome', 'last error'],
+    ['tenant', 'status', 'version', 'pending', 'files', 'wave', 'outcome', 'tier', 'last error'],
     rows,
   );
   const rollout = await service.migrationRollout();
@@ -135,8 +144,8 @@ export async function printTenantList(service: TenantService, json = false): Pro
     return;
   }
   printTable(
-    ['tenant', 'schema', 'status', 'created'],
-    tenants.map((t) => [t.id, t.schema, t.status, t.createdAt.toISOString()]),
+    ['tenant', 'schema', 'status', 'tier', 'created'],
+    tenants.map((t) => [t.id, t.schema, t.status, t.tier, t.createdAt.toISOString()]),
   );
   const unfinished = tenants.filter((t) => t.status === 'provisioning' || t.status === 'dropping');
   console.log(

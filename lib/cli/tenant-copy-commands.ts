@@ -1,4 +1,6 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
+import { TENANT_TIERS, type TenantTier } from '../tenancy/tenant-tier.js';
+import type { TenantInfo } from '../tenancy/registry/tenant-info.js';
 import type { TenantCopyProgress } from '../tenancy/transfer/tenant-copy-job.js';
 import { createProgress, type Progress } from './progress.js';
 import { EXIT, parseMetadata, type TenantsCommandContext } from './tenants-commands.js';
@@ -25,7 +27,7 @@ export function registerTenantCopyCommands(tenants: Command, ctx: TenantsCommand
             return print(
               command,
               tenant,
-              `Cloned tenant ${source} into ${tenant.id} (schema ${tenant.schema}).`,
+              `Cloned tenant ${source} into ${tenant.id} (${homeOf(tenant)}).`,
             );
           }),
         );
@@ -77,21 +79,34 @@ export function registerTenantCopyCommands(tenants: Command, ctx: TenantsCommand
     )
     .option('--id <id>', "the new tenant's id (default: the exported tenant's)")
     .option('--metadata <json>', "the new tenant's metadata (default: the exported tenant's)")
-    .action(async (dir: string, flags: { id?: string; metadata?: string }, command: Command) => {
+    .addOption(
+      new Option('--tier <tier>', "the new tenant's tier, whatever the exported tenant's")
+        .choices(TENANT_TIERS)
+        .default('schema'),
+    )
+    .action(async (dir: string, flags: ImportFlags, command: Command) => {
       const metadata = parseMetadata(flags.metadata);
       ctx.exit(
         await ctx.withTenants(command, async (service) => {
           const tenant = await withProgress(`import ${dir}`, (onProgress) =>
-            service.import(dir, { id: flags.id, metadata, onProgress }),
+            service.import(dir, { id: flags.id, metadata, tier: flags.tier, onProgress }),
           );
-          return print(
-            command,
-            tenant,
-            `Imported tenant ${tenant.id} (schema ${tenant.schema}) from ${dir}.`,
-          );
+          const line = `Imported tenant ${tenant.id} (${homeOf(tenant)}) from ${dir}.`;
+          return print(command, tenant, line);
         }),
       );
     });
+}
+
+/** Where a tenant's rows are, for a line of output: `pooled`, or `schema tenant_acme`. */
+function homeOf(tenant: TenantInfo): string {
+  return tenant.tier === 'pooled' ? 'pooled' : `schema ${tenant.schema}`;
+}
+
+interface ImportFlags {
+  id?: string;
+  metadata?: string;
+  tier: TenantTier;
 }
 
 /** Runs `fn` with a progress bar over the tables, created at the first table. */

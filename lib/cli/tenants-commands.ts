@@ -4,6 +4,7 @@ import pMap from 'p-map';
 import { PgTenancyError } from '../shared/errors.js';
 import { assertNoTransactionControl } from '../tenancy/tenant-exec.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
+import { TENANT_TIERS, type TenantTier } from '../tenancy/tenant-tier.js';
 import { createByteProgress, createProgress } from './progress.js';
 import { printTable, printTenantList } from './tenancy-cli.js';
 
@@ -60,23 +61,31 @@ function registerCreate(tenants: Command, ctx: TenantsCommandContext): void {
       'create tenants: registry row, schema and migrations, all or nothing per tenant; exit 1 if any failed',
     )
     .option('--metadata <json>', 'JSON object stored with each tenant')
+    .addOption(
+      new Option('--tier <tier>', 'schema: a schema of its own; pooled: rows in the shared tables')
+        .choices(TENANT_TIERS)
+        .default('schema'),
+    )
     .addOption(concurrencyOption())
     .action(
       async (
         ids: string[],
-        flags: { metadata?: string; concurrency: number },
+        flags: { metadata?: string; tier: TenantTier; concurrency: number },
         command: Command,
       ) => {
         const metadata = parseMetadata(flags.metadata);
         ctx.exit(
           await ctx.withTenants(command, async (service) => {
             const outcomes = await eachTenant(ids, flags.concurrency, 'create', async (id) => {
-              const tenant = await service.create(id, { metadata });
-              return { schema: tenant.schema, migrations: tenant.migratedVersion };
+              const tenant = await service.create(id, { metadata, tier: flags.tier });
+              const { schema, tier, migratedVersion: migrations } = tenant;
+              return { tier, schema, migrations };
             });
             return report(command, outcomes, (o) =>
               o.ok
-                ? `Created tenant ${o.tenant} (schema ${String(o.schema)}, ${String(o.migrations)} migration(s)).`
+                ? o.tier === 'pooled'
+                  ? `Created tenant ${o.tenant} (pooled, ${String(o.migrations)} migration(s)).`
+                  : `Created tenant ${o.tenant} (schema ${String(o.schema)}, ${String(o.migrations)} migration(s)).`
                 : `${o.tenant}: FAILED ${o.error}`,
             );
           }),

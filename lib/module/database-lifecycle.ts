@@ -66,12 +66,20 @@ export class DatabaseLifecycle
     this.#logger.log(
       `Tenant migrations: ${applied} tenant(s) migrated, ${summary.skipped} up to date, ${summary.failed.length} failed (${summary.durationMs} ms)` +
         (summary.gone.length > 0 ? `; ${summary.gone.length} skipped as dropped` : '') +
+        (summary.pooled && !summary.pooled.error
+          ? `; pooled schema ${summary.pooled.schema} (${summary.pooled.tenants} tenant(s)): ${summary.pooled.files.length} file(s) applied`
+          : '') +
         (summary.provisioning.length > 0
           ? `; ${summary.provisioning.length} still provisioning (see \`tenants repair\`): ${summary.provisioning.slice(0, 5).join(', ')}`
           : ''),
     );
     for (const failure of summary.failed) {
       this.#logger.error(`Tenant ${failure.tenantId}: ${failure.error}`);
+    }
+    // One failure for every pooled tenant: logged once, and held to the same policy.
+    if (summary.pooled?.error) {
+      this.#logger.error(summary.pooled.error.message);
+      if (options.failOnMigrationError) throw summary.pooled.error;
     }
     if (summary.failed.length > 0 && options.failOnMigrationError) {
       throw new TenantMigrationsFailedError(summary.failed);

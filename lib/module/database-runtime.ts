@@ -44,6 +44,8 @@ export interface DatabaseRuntime extends QueryEnvironment {
 export interface RuntimeStructure {
   /** `tenancy.schemaPrefix`, when tenancy is configured. */
   readonly tenantSchemaPrefix?: string;
+  /** `tenancy.pooled.schema`, when the pooled tier is on. */
+  readonly pooledSchema?: string;
   /** Whether tenancy is configured, and its `maxConnectionsPerTenant` (`undefined`: the default). */
   readonly tenantShare?: { readonly maxConnectionsPerTenant: number | undefined };
 }
@@ -106,7 +108,7 @@ export async function createDatabaseRuntime(
     const metrics = await createMetrics(
       options.metrics,
       pool,
-      new SchemaLabels(namedSchemas, structure.tenantSchemaPrefix),
+      new SchemaLabels(namedSchemas, structure.tenantSchemaPrefix, structure.pooledSchema),
       tenantSync,
       statements,
       replicas,

@@ -14,6 +14,7 @@ import {
 import { TenantContext } from '../tenancy/routing/tenant-context.js';
 import { createTenantDbProxy } from '../tenancy/routing/tenant-db.proxy.js';
 import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
+import { countTenants } from '../tenancy/registry/tenant-info.js';
 import { TenantInterceptor, MiddlewareTenantInterceptor } from './tenant.interceptor.js';
 import { TenantAdmission } from './tenant-admission.js';
 import { TenantMiddleware } from './tenant.middleware.js';
@@ -139,6 +140,7 @@ function createTenancyProviders(tenancy: ResolvedTenancyOptions): {
       useFactory: (runtime: DatabaseRuntime) => {
         const registry = createTenantRegistry(rootInput(runtime, tenancy));
         runtime.tenantSync.current = () => registry.syncState();
+        runtime.tenantSync.counts = () => countTenants(registry.entries().map((e) => e.info));
         return registry;
       },
       inject: [DATABASE_RUNTIME],
@@ -192,6 +194,7 @@ export function createRootProviders(
     providers: [
       ...createRuntimeProviders({
         tenantSchemaPrefix: resolvedTenancy?.schemaPrefix,
+        pooledSchema: resolvedTenancy?.pooled?.schema,
         ...(resolvedTenancy
           ? {
               tenantShare: {

@@ -4,6 +4,8 @@ import type { StatementCache, StatementCacheStats } from '../connection/statemen
 import type { ReplicaStatus } from '../connection/replicas/replica-health.js';
 import { affinityStats, type PoolAffinityStats } from '../connection/pool-affinity.js';
 import { poolStats, type PoolStats } from './pool-stats.js';
+import type { TenantStatus } from '../tenancy/tenant-state.js';
+import type { TenantTier } from '../tenancy/tenant-tier.js';
 import type { QueryObserver, SlowQuery } from './query-observer.js';
 
 /** Result of {@link DatabaseMonitor.ping}. */
@@ -36,9 +38,20 @@ export interface TenantSyncStatus {
   readonly maxStalenessMs: number;
 }
 
-/** @internal Where the monitor and the metrics read the registry's sync state from. */
+/** How many tenants this instance's registry view holds in one tier and status. */
+export interface TenantCount {
+  /** `schema` or `pooled`. */
+  readonly tier: TenantTier;
+  /** `provisioning`, `active`, `suspended` or `dropping`. */
+  readonly status: TenantStatus;
+  /** Tenants in that tier and status. */
+  readonly count: number;
+}
+
+/** @internal Where the monitor and the metrics read the registry's sync state and counts from. */
 export interface TenantSyncSource {
   current?: () => TenantSyncStatus;
+  counts?: () => TenantCount[];
 }
 
 /** @internal Where the monitor and the metrics read the replicas' health from. */
@@ -95,6 +108,14 @@ export class DatabaseMonitor {
   /** How current the tenant registry's view is; `undefined` without `tenancy`. */
   getTenantSync(): TenantSyncStatus | undefined {
     return this.#tenantSync.current?.();
+  }
+
+  /**
+   * Tenants in this instance's view of the registry, by tier and status (only the pairs that
+   * occur); `undefined` without `tenancy`. Counted from memory, no query.
+   */
+  getTenantCounts(): TenantCount[] | undefined {
+    return this.#tenantSync.counts?.();
   }
 
   /** Open, idle and waiting connections, `max`, and utilisation (checked out / max). */

@@ -5,7 +5,12 @@
  *
  * @module observability
  */
-export { DatabaseMonitor, type PingResult, type TenantSyncStatus } from './database-monitor.js';
+export {
+  DatabaseMonitor,
+  type PingResult,
+  type TenantCount,
+  type TenantSyncStatus,
+} from './database-monitor.js';
 export type { PoolStats } from './pool-stats.js';
 export type { SlowQuery } from './query-observer.js';
 export type { QueryEvent, QueryListener } from '../core/query/query-event.js';

@@ -12,6 +12,7 @@
 // Fleet migrations: waves, canaries and the rollout record of migrateAll(); repair.
 export type {
   MigrateAllOptions,
+  PooledMigrationOutcome,
   TenantMigrationProgress,
   TenantMigrationState,
   TenantMigrationSummary,
@@ -73,4 +74,8 @@ export { RegistryMissingError } from './registry/tenant-registry-store.js';
 
 // Tiers: a schema of the tenant's own, or the shared tables of the pooled tier.
 export { TENANT_TIERS, type PooledTierOptions, type TenantTier } from './tenant-tier.js';
-export { PooledRoleUnsafeError, PooledTierDisabledError } from './pooled/pooled.errors.js';
+export {
+  PooledMigrationError,
+  PooledRoleUnsafeError,
+  PooledTierDisabledError,
+} from './pooled/pooled.errors.js';

@@ -100,14 +100,31 @@ export function createTenantService(
       citus,
       pooled,
     ),
-    copier: new TenantCopier(registry, runner, connection, files, drain, beforeCreateSchema),
-    transfer: new TenantTransfer(registry, runner, connection, files, drain, beforeCreateSchema),
+    copier: new TenantCopier(
+      registry,
+      runner,
+      connection,
+      files,
+      drain,
+      beforeCreateSchema,
+      pooled,
+    ),
+    transfer: new TenantTransfer(
+      registry,
+      runner,
+      connection,
+      files,
+      drain,
+      beforeCreateSchema,
+      pooled,
+    ),
     fleet: new TenantFleetMigrator(
       registry,
       runner,
       files,
       (requested) => Math.min(requested ?? options.migrationConcurrency, pool.options.max ?? 10),
       { store: rollouts, ensure: () => rollouts.ensure(connection, drain) },
+      pooled,
     ),
   });
 }

@@ -123,7 +123,8 @@ export class TenantService {
    * and copied with it; sequences keep their positions; foreign keys, functions and triggers
    * refer to the new schema. One transaction, in which the new tenant goes `provisioning` →
    * `active`: on any failure nothing is created. The source stays served throughout; its
-   * migrations and drop wait for the copy.
+   * migrations and drop wait for the copy. A `pooled` tenant is cloned into a new `pooled` tenant:
+   * its rows copied under the new id in the shared tables, ids kept.
    *
    * @throws TenantNotFoundError (source), TenantAlreadyExistsError (target), TenantCloneError
    * @example
@@ -298,7 +299,6 @@ export class TenantService {
    * await tenants.migrateAll({ canary: ['internal', 'beta'], waveSize: 500, stopAfterFailures: 3 });
    */
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
-    await this.#pooled?.migrate();
     await this.#citus.beforeMigrateAll(() => this.#registry.store.appliedByAll());
     const summary = await this.#fleet.migrateAll(options);
     // On Citus tenants are built by replay (see CitusTenancy.beforeCreateSchema): no template.

@@ -16,8 +16,8 @@ export class TenantLabels {
 
 /**
  * Where a query ran, as a bounded label: a named schema by its name, the default manager as `''`,
- * and every other schema (one per tenant) as one shared value, `tenant_*` (the tenancy prefix and
- * `*`, which no schema name can contain) or `*`. Tenants are told apart only by the capped
+ * the pooled tier's schema by its name, and every other schema (one per tenant) as one shared value,
+ * `tenant_*` (the tenancy prefix and `*`, which no schema name can contain) or `*`. Tenants are told apart only by the capped
  * `tenant` label, so the series count is bounded by the named schemas and `maxTenantLabels`,
  * however many tenants exist.
  */
@@ -27,12 +27,14 @@ export class SchemaLabels {
     /** Names of the named schemas; read at query time, so late registrations count. */
     private readonly named: ReadonlySet<string>,
     private readonly tenantSchemaPrefix?: string,
+    /** The pooled tier's schema (`tenancy.pooled`): one value for every pooled tenant's query. */
+    private readonly pooledSchema?: string,
   ) {
     this.#tenantValue = `${tenantSchemaPrefix ?? ''}*`;
   }
   of(schema: string | null): string {
     if (schema === null) return '';
-    if (this.named.has(schema)) return schema;
+    if (this.named.has(schema) || schema === this.pooledSchema) return schema;
     const prefix = this.tenantSchemaPrefix;
     return prefix !== undefined && schema.startsWith(prefix) ? this.#tenantValue : '*';
   }

@@ -57,6 +57,14 @@ export async function openTelemetryMetrics(sources: MetricSources): Promise<Quer
       if (state?.lagMs != null)
         result.observe(state.lagMs / 1000, { synced: String(state.synced) });
     });
+  meter
+    .createObservableGauge('pg_tenancy.tenants', {
+      description: "Tenants in this instance's registry view, by tier (schema, pooled) and status",
+    })
+    .addCallback((result) => {
+      for (const { tier, status, count } of tenantSync.counts?.() ?? [])
+        result.observe(count, { tier, status });
+    });
   if (statements) {
     meter
       .createObservableCounter('pg_tenancy.prepared_statements', {

@@ -93,6 +93,19 @@ export async function prometheusMetrics(sources: MetricSources): Promise<QueryMe
       if (state) this.set(state.synced ? 1 : 0);
     },
   });
+  fresh('pg_tenancy_tenants');
+  new client.Gauge({
+    name: 'pg_tenancy_tenants',
+    help: "Tenants in this instance's registry view, by tier (schema, pooled) and status",
+    labelNames: ['tier', 'status'],
+    registers: [registry],
+    collect() {
+      const counts = tenantSync.counts?.();
+      if (!counts) return;
+      this.reset();
+      for (const { tier, status, count } of counts) this.set({ tier, status }, count);
+    },
+  });
   fresh('pg_tenancy_registry_lag_seconds');
   new client.Gauge({
     name: 'pg_tenancy_registry_lag_seconds',

@@ -1,13 +1,16 @@
 import { integerOption } from '../../shared/option-values.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
-import type { MigrationConnection } from '../../migrations/migration-types.js';
+import type { MigrationConnection, MigrationStatus } from '../../migrations/migration-types.js';
 import { MigrationSchemaMissingError } from '../../migrations/migration.errors.js';
 import { migrationsDigest } from '../tenant-migrations-digest.js';
 import { TenantGoneError, tenantGuard } from '../tenant-locks.js';
 import type { TenantRegistry } from '../registry/tenant-registry.js';
+import type { PooledTier } from '../pooled/pooled-tier.js';
+import { PooledMigrationError } from '../pooled/pooled.errors.js';
 import type { TenantRow } from '../registry/tenant-registry-store.js';
 import type { TenantStatus } from '../tenant-state.js';
+import type { TenantTier } from '../tenant-tier.js';
 import {
   planWaves,
   resolveWaveOptions,
@@ -88,12 +91,38 @@ export interface TenantMigrationSummary {
   readonly notAttempted: readonly string[];
   /** Wall-clock time of the whole run, in milliseconds. */
   readonly durationMs: number;
+  /**
+   * The pooled schema's migration, run once for every pooled tenant before the schema tenants'
+   * waves; `null` when `tenancy.pooled` is off, or `tenants` names no pooled tenant. Pooled
+   * tenants are counted here, not in `skipped` or `failed`.
+   */
+  readonly pooled: PooledMigrationOutcome | null;
+}
+
+/** What `migrateAll()` did to the pooled schema (see `TenantMigrationSummary.pooled`). */
+export interface PooledMigrationOutcome {
+  /** The pooled schema. */
+  readonly schema: string;
+  /** Names of the files applied to it by this run, in the order they ran. */
+  readonly files: string[];
+  /** Pooled tenants (`active` or `suspended`) whose tables it holds. */
+  readonly tenants: number;
+  /**
+   * Why its migration failed (its message is also each pooled tenant's `lastError`; its `cause`
+   * the runner's error), or `null`. Schema tenants are migrated all the same.
+   */
+  readonly error: PooledMigrationError | null;
 }
 
 /** One row of the fleet view (`migrationStatus()`, `migrate --tenants --status`). */
 export interface TenantMigrationState {
   /** The tenant id. */
   readonly tenantId: string;
+  /**
+   * Its tier. A `pooled` tenant's version, pending, changed and missing are the pooled schema's
+   * (its tables), read from that schema's history.
+   */
+  readonly tier: TenantTier;
   /** Its lifecycle status in the registry. */
   readonly status: TenantStatus;
   /** Files applied as of the last migration run. */
@@ -128,6 +157,8 @@ export class TenantFleetMigrator {
     private readonly concurrencyFor: (requested: number | undefined) => number,
     /** Where waves and outcomes are recorded, and how its tables are ensured. */
     private readonly rollouts: { store: TenantRolloutStore; ensure(): Promise<void> },
+    /** The pooled tier, when on: its schema is migrated once for all its tenants. */
+    private readonly pooled?: PooledTier,
   ) {}
 
   async migrateAll(options: MigrateAllOptions = {}): Promise<TenantMigrationSummary> {
@@ -142,9 +173,15 @@ export class TenantFleetMigrator {
     const current = migrationsDigest(files, files.length);
     const gone = rows.filter((r) => r.status === 'dropping').map((r) => r.id);
     const provisioning = rows.filter((r) => r.status === 'provisioning').map((r) => r.id);
-    const served = rows.filter((r) => r.status === 'active' || r.status === 'suspended');
-    // A pooled tenant's tables are the pooled schema's, migrated once for all of them.
-    const stale = served.filter((r) => r.tier !== 'pooled' && !isUpToDate(r, files, current));
+    const servedAll = rows.filter((r) => r.status === 'active' || r.status === 'suspended');
+    // A pooled tenant's tables are the pooled schema's, migrated once for all of them, first.
+    const pooledRows = servedAll.filter((r) => r.tier === 'pooled');
+    const pooled =
+      this.pooled && (options.tenants === undefined || pooledRows.length > 0)
+        ? await this.#migratePooled(this.pooled, pooledRows.length)
+        : null;
+    const served = servedAll.filter((r) => r.tier !== 'pooled');
+    const stale = served.filter((r) => !isUpToDate(r, files, current));
     const skipped = served.length - stale.length;
     // A failure recorded for files the folder no longer has (the failing file was deleted, or
     // fixed elsewhere) does not hold for a tenant up to date with these files: clear it, so the
@@ -258,7 +295,21 @@ export class TenantFleetMigrator {
       stopped: stopped ?? null,
       notAttempted,
       durationMs: Math.round(performance.now() - started),
+      pooled,
     };
+  }
+
+  /** The pooled schema's migration: a failure is reported, not thrown (schema tenants go on). */
+  async #migratePooled(pooled: PooledTier, tenants: number): Promise<PooledMigrationOutcome> {
+    const { schema } = pooled.options;
+    try {
+      const result = await pooled.migrate();
+      return { schema, files: result.applied.map((a) => a.name), tenants, error: null };
+    } catch (err) {
+      const error =
+        err instanceof PooledMigrationError ? err : new PooledMigrationError(schema, err);
+      return { schema, files: [], tenants, error };
+    }
   }
 
   /** The latest rollout as the registry records it (waves, outcomes, state), or `null`. */
@@ -275,22 +326,13 @@ export class TenantFleetMigrator {
     const recorded: Map<string, RecordedOutcome> = latest
       ? await this.rollouts.store.outcomes(latest.digest)
       : new Map<string, RecordedOutcome>();
-    return rows.map((row) => ({
-      tenantId: row.id,
-      status: row.status,
-      version: row.migrated_version,
-      pending: Math.max(0, files.length - row.migrated_version),
-      missing: Math.max(0, row.migrated_version - files.length),
-      changed:
-        row.migrated_version > 0 &&
-        row.migrated_version <= files.length &&
-        row.migrations_digest !== migrationsDigest(files, row.migrated_version),
-      lastMigratedAt: row.last_migrated_at,
-      // A failure is not reported for a tenant up to date with the files (see migrateAll).
-      lastError: isUpToDate(row, files, current) ? null : row.last_error,
-      wave: recorded.get(row.id)?.wave ?? null,
-      rolloutOutcome: recorded.get(row.id)?.outcome ?? null,
-    }));
+    // Pooled tenants' tables are the pooled schema's: its history says where they stand.
+    const shared =
+      this.pooled && rows.some((r) => r.tier === 'pooled') ? await this.pooled.status() : null;
+    return rows.map((row) => {
+      if (row.tier === 'pooled' && shared) return pooledState(row, shared);
+      return schemaState(row, files, current, recorded);
+    });
   }
 
   async #rows(tenants?: readonly string[]): Promise<TenantRow[]> {
@@ -305,4 +347,49 @@ export class TenantFleetMigrator {
 /** Whether `row` has applied exactly `files`, unedited: nothing to migrate and nothing failing. */
 function isUpToDate(row: TenantRow, files: readonly MigrationFile[], digest: string): boolean {
   return row.migrated_version === files.length && row.migrations_digest === digest;
+}
+
+/** A schema tenant's row of the fleet view: what the registry recorded for its own schema. */
+function schemaState(
+  row: TenantRow,
+  files: readonly MigrationFile[],
+  current: string,
+  recorded: Map<string, RecordedOutcome>,
+): TenantMigrationState {
+  return {
+    tenantId: row.id,
+    tier: row.tier,
+    status: row.status,
+    version: row.migrated_version,
+    pending: Math.max(0, files.length - row.migrated_version),
+    missing: Math.max(0, row.migrated_version - files.length),
+    changed:
+      row.migrated_version > 0 &&
+      row.migrated_version <= files.length &&
+      row.migrations_digest !== migrationsDigest(files, row.migrated_version),
+    lastMigratedAt: row.last_migrated_at,
+    // A failure is not reported for a tenant up to date with the files (see migrateAll).
+    lastError: isUpToDate(row, files, current) ? null : row.last_error,
+    wave: recorded.get(row.id)?.wave ?? null,
+    rolloutOutcome: recorded.get(row.id)?.outcome ?? null,
+  };
+}
+
+/** A pooled tenant's row of the fleet view: the pooled schema's history (its tables' home). */
+function pooledState(row: TenantRow, shared: MigrationStatus): TenantMigrationState {
+  return {
+    tenantId: row.id,
+    tier: row.tier,
+    status: row.status,
+    version: shared.applied.length,
+    pending: shared.pending.length,
+    missing: shared.missing.length,
+    changed: shared.changed.length > 0,
+    lastMigratedAt: row.last_migrated_at,
+    // The pooled schema's last failure, cleared by its next successful migration.
+    lastError: row.last_error,
+    // Rollout waves are the schema tenants': the pooled schema is migrated before them.
+    wave: null,
+    rolloutOutcome: null,
+  };
 }

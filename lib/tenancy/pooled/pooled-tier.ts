@@ -6,7 +6,7 @@ import { inTransaction, openSession } from '../../connection/sessions.js';
 import { NO_SCOPE, scopeStatement } from '../../connection/row-scope.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
-import type { MigrationResult } from '../../migrations/migration-types.js';
+import type { MigrationResult, MigrationStatus } from '../../migrations/migration-types.js';
 import { MIGRATIONS_TABLE, readMigrationStatus } from '../../migrations/migration-history.js';
 import { adaptPooledSchema } from '../../catalog/pooled-adaptation.js';
 import { addKeyShims, dropKeyShims, referencedTables } from '../../catalog/pooled-shims.js';
@@ -18,7 +18,7 @@ import { lockTenant } from '../tenant-locks.js';
 import { migrationsDigest } from '../tenant-migrations-digest.js';
 import { TenantAlreadyExistsError } from '../tenant.errors.js';
 import type { ResolvedPooledTier } from '../tenant-tier.js';
-import { PooledRoleUnsafeError } from './pooled.errors.js';
+import { PooledMigrationError, PooledRoleUnsafeError } from './pooled.errors.js';
 
 /**
  * The pooled tier of one database: tenants whose rows share the tables of one schema, held to
@@ -51,20 +51,36 @@ export class PooledTier {
   async migrate(): Promise<MigrationResult> {
     const { schema, role, column } = this.options;
     const files = await this.files();
-    await this.#withSession((client) => ensurePooledRole(client, role));
-    const result = await this.runner.migrate(schema, files, {
-      // A foreign key the file declares to an older table needs a key of its own columns.
-      beforeFile: (client, file) => addKeyShims(client, schema, referencedTables(file.sql), column),
-      afterFile: async (client) => {
-        await adaptPooledSchema(client, schema, { column, role });
-        await dropKeyShims(client, schema);
-      },
-    });
+    let result: MigrationResult;
+    try {
+      await this.#withSession((client) => ensurePooledRole(client, role));
+      result = await this.runner.migrate(schema, files, {
+        // A foreign key the file declares to an older table needs a key of its own columns.
+        beforeFile: (client, file) =>
+          addKeyShims(client, schema, referencedTables(file.sql), column),
+        afterFile: async (client) => {
+          await adaptPooledSchema(client, schema, { column, role });
+          await dropKeyShims(client, schema);
+        },
+      });
+    } catch (err) {
+      // Recorded on every pooled tenant, so the fleet view shows why they are behind.
+      const failure = new PooledMigrationError(schema, err);
+      await this.#recordFailure(failure.message).catch(() => undefined);
+      throw failure;
+    }
+    // Files deleted from the folder stay applied: the recorded version never goes down.
     await this.registry.store.recordPooledMigrated(
-      files.length,
+      files.length + result.missing.length,
       migrationsDigest(files, files.length),
     );
     return result;
+  }
+
+  /** The pooled schema's migration history against the files (nothing applied when it is missing). */
+  async status(): Promise<MigrationStatus> {
+    const files = await this.files();
+    return this.#withSession((client) => readMigrationStatus(client, this.options.schema, files));
   }
 
   /** `migrate()`, once per process unless it failed: what a create waits for. */
@@ -116,6 +132,21 @@ export class PooledTier {
     }
     const unscoped = scopeStatement(NO_SCOPE);
     await client.query(unscoped.text, unscoped.values);
+  }
+
+  /**
+   * Records the pooled schema's failure on every pooled tenant's row. Each row written is a
+   * registry notice, so a retry failing the same way writes none.
+   */
+  async #recordFailure(message: string): Promise<void> {
+    await this.#withSession((client) =>
+      client.query(
+        `UPDATE ${this.registry.table} SET last_error = $1
+          WHERE tier = 'pooled' AND status IN ('active', 'suspended')
+            AND last_error IS DISTINCT FROM $1`,
+        [message],
+      ),
+    );
   }
 
   /** How many tenant migration files the pooled schema has applied. */

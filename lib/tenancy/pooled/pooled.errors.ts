@@ -24,3 +24,23 @@ export class PooledTierDisabledError extends PgTenancyError {
     );
   }
 }
+
+/**
+ * The pooled schema's migration failed: every pooled tenant shares it, so the failure is one,
+ * reported once (`TenantMigrationSummary.pooled.error`) and recorded as each pooled tenant's
+ * `lastError`. Schema tenants are migrated all the same. The failed file was rolled back.
+ */
+export class PooledMigrationError extends PgTenancyError {
+  constructor(
+    /** The pooled schema. */
+    readonly schema: string,
+    cause: unknown,
+  ) {
+    super(
+      `Migrating the pooled schema "${schema}" failed, so every pooled tenant stays at its former files: ${
+        cause instanceof Error ? cause.message : String(cause)
+      }. Fix the file (or the cause) and migrate again (migrateAll(), \`migrate --tenants\`).`,
+      { cause },
+    );
+  }
+}

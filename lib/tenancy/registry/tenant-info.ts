@@ -29,6 +29,20 @@ export interface TenantInfo {
   readonly version: number;
 }
 
+/** Tenants by tier and status: the pairs that occur, each with its count. */
+export function countTenants(
+  tenants: readonly TenantInfo[],
+): { tier: TenantTier; status: TenantStatus; count: number }[] {
+  const counts = new Map<string, { tier: TenantTier; status: TenantStatus; count: number }>();
+  for (const { tier, status } of tenants) {
+    const key = `${tier}/${status}`;
+    const held = counts.get(key);
+    if (held) held.count++;
+    else counts.set(key, { tier, status, count: 1 });
+  }
+  return [...counts.values()];
+}
+
 /** A registry row as `TenantInfo` (frozen). */
 export function toTenantInfo(row: TenantRow): TenantInfo {
   return Object.freeze({

@@ -329,7 +329,7 @@ export class TenantRegistryStore {
       `UPDATE ${this.table} SET migrated_version = $1, migrations_digest = $2, last_migrated_at = now(),
               last_error = NULL
         WHERE tier = 'pooled' AND status IN ('active', 'suspended')
-          AND migrations_digest IS DISTINCT FROM $2`,
+          AND (migrations_digest IS DISTINCT FROM $2 OR last_error IS NOT NULL)`,
       [migratedVersion, digest],
     );
   }

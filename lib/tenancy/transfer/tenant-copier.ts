@@ -24,6 +24,8 @@ import {
   type TenantCopyProgress,
 } from './tenant-copy-job.js';
 import { TenantCloneError, TenantRenameError } from './tenant-copy.errors.js';
+import { PooledTierDisabledError } from '../pooled/pooled.errors.js';
+import { clonePooledRows } from './pooled-transfer.js';
 import { TenantAlreadyExistsError, TenantNotFoundError } from '../tenant.errors.js';
 
 /** Options of `TenantService.clone()`. */
@@ -61,6 +63,18 @@ export class TenantCopier extends TenantCopyJob {
           client,
           async () => {
             const row = await this.#servedRow(client, sourceId);
+            if (row.tier === 'pooled') {
+              if (!this.pooled) throw new PooledTierDisabledError();
+              const metadata = options.metadata ?? row.metadata;
+              return clonePooledRows(client, {
+                registry: this.registry,
+                pooled: this.pooled.options,
+                sourceId,
+                target: { id: targetId, schema: target, metadata },
+                files,
+                onProgress: options.onProgress,
+              });
+            }
             const from = new SchemaIntrospector(client, source);
             const history = await from.history();
             const mismatch = historyMismatch(history, files);
@@ -138,6 +152,7 @@ export class TenantCopier extends TenantCopyJob {
         await lockTenant(client, from);
         await lockTenant(client, to);
         const row = await this.#servedRow(client, oldId, true);
+        if (row.tier === 'pooled') throw new Error(pooledRefusal(oldId));
         if (!(await store.insertCopy(client, oldId, newId, to))) {
           const existing = await store.one(newId, client);
           throw new TenantAlreadyExistsError(newId, existing?.status);
@@ -193,6 +208,14 @@ export class TenantCopier extends TenantCopyJob {
       );
     }
   }
+}
+
+/**
+ * Why a pooled tenant is refused a rename, and what to do instead. (Instances still routing the
+ * old id for up to `maxStalenessMs` would write rows under it after the rows moved.)
+ */
+function pooledRefusal(id: string): string {
+  return `tenant "${id}" is in the pooled tier, whose tenants cannot be renamed yet. Move it to the schema tier first (TenantService.moveTier), or clone it under the new id and drop it`;
 }
 
 /** The table's columns for a SELECT copying into `target`: types of the source schema cast. */

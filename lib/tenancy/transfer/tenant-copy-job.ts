@@ -6,6 +6,7 @@ import { openSession, type Session, type SessionTracker } from '../../connection
 import { migrationsDigest } from '../tenant-migrations-digest.js';
 import { reserveTenant } from '../provisioning/reserve-tenant.js';
 import type { TenantRegistry } from '../registry/tenant-registry.js';
+import type { PooledTier } from '../pooled/pooled-tier.js';
 import { statesLeadingTo } from '../tenant-state.js';
 
 /** Progress of a copy (clone, export, import), reported after each table. */
@@ -76,6 +77,8 @@ export abstract class TenantCopyJob {
     private readonly tracker?: SessionTracker,
     /** Runs before a new tenant's `CREATE SCHEMA` (Citus placement: distributed or local). */
     protected readonly beforeCreateSchema?: (client: pg.ClientBase) => Promise<void>,
+    /** The pooled tier, when on. */
+    protected readonly pooled?: PooledTier,
   ) {
     this.#connection = withoutTimeouts(connection);
   }

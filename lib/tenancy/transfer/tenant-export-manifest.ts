@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { Transform } from 'node:stream';
 import type { MigrationHistoryEntry } from '../../catalog/schema-history.js';
 import type { SequencePosition } from '../../catalog/schema-tables.js';
+import type { TenantTier } from '../tenant-tier.js';
 import { TenantImportError } from './tenant-copy.errors.js';
 
 /** The `format` field of every export manifest. */
@@ -39,6 +40,12 @@ export interface TenantExportManifest {
     readonly metadata: Record<string, unknown>;
     /** When it was created (ISO 8601). */
     readonly createdAt: string;
+    /**
+     * Its tier then; absent in exports from before the pooled tier (`schema`). A `pooled`
+     * tenant's export has the same tables and columns (no tenant column) and an empty
+     * `fingerprint`: its tables were the pooled schema's.
+     */
+    readonly tier?: TenantTier;
   };
   /**
    * The schema's migration history: the DDL is these files, replayed on import (the importing

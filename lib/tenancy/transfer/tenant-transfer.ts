@@ -10,6 +10,11 @@ import { fingerprintDifference, withSchemaPlaceholder } from '../../catalog/fing
 import { SchemaIntrospector } from '../../catalog/schema-introspector.js';
 import { historyMismatch } from '../../catalog/schema-history.js';
 import { holdTenantLock } from '../tenant-locks.js';
+import { NO_SCOPE } from '../../connection/row-scope.js';
+import { MIGRATIONS_TABLE } from '../../migrations/migration-history.js';
+import { PooledTierDisabledError } from '../pooled/pooled.errors.js';
+import type { ResolvedPooledTier, TenantTier } from '../tenant-tier.js';
+import { importPooledRows, pooledTables, setScope } from './pooled-transfer.js';
 import type { TenantInfo } from '../registry/tenant-info.js';
 import {
   columnList,
@@ -61,6 +66,11 @@ export interface ImportTenantOptions {
   id?: string;
   /** Its metadata. Default: the exported tenant's. */
   metadata?: Record<string, unknown>;
+  /**
+   * Its tier. Default: `'schema'`, whatever the exported tenant's. `'pooled'` loads the rows into
+   * the pooled tables; the pooled schema must be at the export's migration files.
+   */
+  tier?: TenantTier;
   /** Called after each table. */
   onProgress?: (progress: TenantCopyProgress) => void;
 }
@@ -94,18 +104,25 @@ export class TenantTransfer extends TenantCopyJob {
             if (row?.status !== 'active' && row?.status !== 'suspended') {
               throw new TenantNotFoundError(id);
             }
-            const catalog = new SchemaIntrospector(client, schema);
+            // A pooled tenant's tables are the pooled schema's, read under its scope.
+            const pooled = row.tier === 'pooled' ? this.#pooledOptions() : undefined;
+            const home = pooled?.schema ?? schema;
+            const catalog = new SchemaIntrospector(client, home);
             const history = await catalog.history();
-            const fingerprint = await catalog.definitionFingerprint();
-            const tables = await catalog.tables();
+            const fingerprint = pooled ? [] : await catalog.definitionFingerprint();
+            const tables = pooled ? await pooledTables(client, pooled) : await catalog.tables();
             const sequences = await catalog.sequencePositions();
             const written: TenantExportManifest['tables'][number][] = [];
             for (const [i, t] of tables.entries()) {
               const file = `data/${String(i + 1).padStart(4, '0')}.copy.gz`;
               const digest = digestStream();
+              if (pooled) {
+                const shared = t.name === MIGRATIONS_TABLE;
+                await setScope(client, shared ? NO_SCOPE : { role: pooled.role, tenantId: id });
+              }
               const stream = client.query(
                 copyTo(
-                  `COPY (SELECT ${selectList(t.columns)} FROM ${qualifiedName(schema, t.name)}) TO STDOUT`,
+                  `COPY (SELECT ${selectList(t.columns)} FROM ${qualifiedName(home, t.name)}) TO STDOUT`,
                 ),
               );
               await pipeline(stream, createGzip(), digest, createWriteStream(join(dir, file)));
@@ -133,6 +150,7 @@ export class TenantTransfer extends TenantCopyJob {
                 status: row.status,
                 metadata: row.metadata,
                 createdAt: row.created_at.toISOString(),
+                tier: row.tier,
               },
               migrations: history.map((h) => {
                 const file = files[h.version - 1];
@@ -191,6 +209,10 @@ export class TenantTransfer extends TenantCopyJob {
     }
     const id = options.id ?? manifest.tenant.id;
     const schema = this.registry.schemaFor(id);
+    const metadata = options.metadata ?? manifest.tenant.metadata;
+    if (options.tier === 'pooled') {
+      return this.#importPooled(dir, manifest, { id, schema, metadata }, options.onProgress);
+    }
     const applied = manifest.migrations.length;
     const session = await this.session('import');
     const { client } = session;
@@ -200,15 +222,19 @@ export class TenantTransfer extends TenantCopyJob {
           client,
           this.registry,
           this.runner,
-          { id, schema, metadata: options.metadata ?? manifest.tenant.metadata },
+          { id, schema, metadata },
           files.slice(0, applied),
           this.beforeCreateSchema,
         );
         const catalog = new SchemaIntrospector(client, schema);
-        const difference = fingerprintDifference(
-          manifest.fingerprint.map((line) => withSchemaPlaceholder(line, manifest.tenant.schema)),
-          await catalog.definitionFingerprint(),
-        );
+        // A pooled tenant's export has no fingerprint (its tables were the pooled schema's):
+        // the replayed history and the tables and columns checked below stand for it.
+        const difference =
+          manifest.tenant.tier !== 'pooled' &&
+          fingerprintDifference(
+            manifest.fingerprint.map((line) => withSchemaPlaceholder(line, manifest.tenant.schema)),
+            await catalog.definitionFingerprint(),
+          );
         if (difference) {
           throw new TenantImportError(
             dir,
@@ -270,6 +296,51 @@ export class TenantTransfer extends TenantCopyJob {
     const entry = await this.registry.refresh(id);
     if (!entry) throw new TenantNotFoundError(id);
     return entry.info;
+  }
+
+  /**
+   * An import into the pooled tier: the tenant's row and its rows in the shared tables, in one
+   * transaction under its lock. The pooled schema must be at the export's migration files.
+   */
+  async #importPooled(
+    dir: string,
+    manifest: TenantExportManifest,
+    tenant: { id: string; schema: string; metadata: Record<string, unknown> },
+    onProgress?: (progress: TenantCopyProgress) => void,
+  ): Promise<TenantInfo> {
+    const pooled = this.#pooledOptions();
+    await this.pooled!.ready();
+    const files = await this.files();
+    const { id } = tenant;
+    const session = await this.session('import');
+    const { client } = session;
+    try {
+      await inTransaction(client, () =>
+        importPooledRows(client, {
+          registry: this.registry,
+          pooled,
+          dir,
+          manifest,
+          tenant,
+          files,
+          onProgress,
+        }),
+      );
+    } catch (err) {
+      if (err instanceof TenantImportError || err instanceof TenantAlreadyExistsError) throw err;
+      throw new TenantImportError(dir, 'failed', copyFailure(err), { cause: err });
+    } finally {
+      await session.close();
+    }
+    const entry = await this.registry.refresh(id);
+    if (!entry) throw new TenantNotFoundError(id);
+    return entry.info;
+  }
+
+  /** `tenancy.pooled` resolved. @throws PooledTierDisabledError when the tier is off */
+  #pooledOptions(): ResolvedPooledTier {
+    if (!this.pooled) throw new PooledTierDisabledError();
+    return this.pooled.options;
   }
 }
 

@@ -164,7 +164,7 @@ describe('CLI for scripts', () => {
       const created = await cli(['--json', 'tenants', 'create', 'j1', 'solo'], { env, cwd: root });
       expect(created.code).toBe(1);
       expect(JSON.parse(created.stdout)).toEqual([
-        { tenant: 'j1', ok: true, schema: 'scr_j1', migrations: 1 },
+        { tenant: 'j1', ok: true, tier: 'schema', schema: 'scr_j1', migrations: 1 },
         { tenant: 'solo', ok: false, error: 'Tenant "solo" already exists.' },
       ]);
 
