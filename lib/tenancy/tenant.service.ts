@@ -2,7 +2,7 @@ import { integerOption } from '../shared/option-values.js';
 import type { SchemaDb } from '../core/schema-db.js';
 import type { DrainController } from '../connection/drain-controller.js';
 import { CitusTenancy, type MoveTenantOptions, type TenantPlacement } from './citus/citus.js';
-import { TenantPlacementError } from './citus/citus.errors.js';
+import { moveToNode } from './citus/citus-move.js';
 import type { TenantContext } from './routing/tenant-context.js';
 import type { PooledTier } from './pooled/pooled-tier.js';
 import type { TenantTier } from './tenant-tier.js';
@@ -352,31 +352,8 @@ export class TenantService {
    * @throws TenantNotFoundError, TenantPlacementError, CitusUnavailableError
    */
   async move(id: string, to: string, options: MoveTenantOptions = {}): Promise<boolean> {
-    const target = /^(.+):(\d{1,5})$/.exec(to);
-    if (!target) {
-      throw new TenantPlacementError(
-        id,
-        `Cannot move tenant ${id}: the target must be host:port of a node, e.g. 10.0.0.12:5432.`,
-      );
-    }
     const row = await this.#row(id);
-    const [placement] = await this.#citus.placements([{ id, schema: row.schema_name }]);
-    if (!placement.distributed) {
-      throw new TenantPlacementError(
-        id,
-        `Cannot move tenant ${id}: its schema ${row.schema_name} is not a distributed schema. Distribute it first (TenantService.distribute, or \`tenants distribute ${id}\`).`,
-      );
-    }
-    if (placement.node === to) return false;
-    const nodes = await this.#citus.nodes();
-    if (!nodes.includes(to)) {
-      throw new TenantPlacementError(
-        id,
-        `Cannot move tenant ${id} to ${to}: it is not an active node that holds shards. The nodes are: ${nodes.join(', ') || 'none'}.`,
-      );
-    }
-    await this.#citus.move(row.schema_name, target[1], Number(target[2]), options);
-    return true;
+    return moveToNode(this.#citus, id, row.schema_name, to, options);
   }
 
   async #row(id: string) {
