@@ -84,6 +84,7 @@ export {
   PoolClosedError,
   PreparedStatementStaleError,
   PooledTierUnsupportedError,
+  TenantMovedError,
   SavepointActiveError,
   SqlTemplateError,
   TemplateError,

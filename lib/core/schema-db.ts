@@ -2,7 +2,8 @@ import pg from 'pg';
 import type { StatementCacheStats } from '../connection/statement-cache.js';
 import type { RowScope } from '../connection/row-scope.js';
 import { PooledTierUnsupportedError } from '../shared/errors.js';
-import type { PreparedStatementOptions } from '../connection/statement-cache-options.js';
+import type { SchemaDbCreateOptions } from './schema-db-options.js';
+import { onNewHome } from './query/moved-retry.js';
 import { PoolQueryRunner, type QueryParams, type QueryRunner } from './query/query-runner.js';
 import { currentTransaction } from './transaction/ambient-transaction.js';
 import { bareEnvironment, type QueryEnvironment } from './query/query-environment.js';
@@ -19,17 +20,7 @@ import { SqlTemplate, SqlTemplateCache } from './sql/sql-template.js';
 import type { TransactionOptions } from './transaction/transaction-options.js';
 import { runTransaction } from './transaction/transaction-engine.js';
 
-/** Options of {@link SchemaDb.create}. */
-export interface SchemaDbCreateOptions {
-  /**
-   * Managed prepared statements for this manager and its `withSchema()` managers (see
-   * `PreparedStatementOptions`). `true` stands for `{ enabled: true }`, an object without
-   * `enabled` for `'auto'`. Each `create()` call gets a cache (and a server-side bound) of its
-   * own: create one manager with it and derive the others with `withSchema()`.
-   * Default: off (the module's managers default to `'auto'`).
-   */
-  preparedStatements?: boolean | 'auto' | PreparedStatementOptions;
-}
+export type { SchemaDbCreateOptions } from './schema-db-options.js';
 
 /**
  * The manager for one schema over the shared pool. It qualifies table names in SQL templates
@@ -189,7 +180,12 @@ export class SchemaDb {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#send<T>(text, params, arrayRows);
+    const sent = this.#send<T>(text, params, arrayRows);
+    const { rehome } = this.#runner.env;
+    if (!rehome) return sent;
+    return sent.catch((err: unknown) =>
+      onNewHome(rehome, this, err, (db) => db.#query<T>(sql, params, arrayRows)),
+    );
   }
 
   /** Sends already expanded SQL where a query sent now goes, observed. */

@@ -74,3 +74,9 @@ export { RegistryMissingError } from './registry/tenant-registry-store.js';
 // Tiers: a schema of the tenant's own, or the shared tables of the pooled tier.
 export { TENANT_TIERS, type PooledTierOptions, type TenantTier } from './tenant-tier.js';
 export { PooledRoleUnsafeError, PooledTierDisabledError } from './pooled/pooled.errors.js';
+export type {
+  MoveTierOptions,
+  TierMoveProgress,
+  TierMoveResult,
+} from './pooled/tier-move-options.js';
+export { TenantMoveError, type TierMoveRemains } from './pooled/tier-move.errors.js';

@@ -1,0 +1,29 @@
+// A statement that reached a tenant's old home after a move between tiers flipped it: re-run
+// outside a transaction on the new home; inside one, a typed error (the transaction is lost).
+import { TenantMovedError } from '../../shared/errors.js';
+import type { SchemaDb } from '../schema-db.js';
+
+/** SQLSTATE a move's change capture raises for a write that reaches the old home after the flip. */
+export const TENANT_MOVED_SQLSTATE = 'PTM01';
+
+/** The manager of the tenant's current home, re-read from the registry (see `QueryEnvironment.rehome`). */
+export type Rehome = (db: SchemaDb) => Promise<SchemaDb | undefined>;
+
+/**
+ * `err` from a statement of `db`: when it is the moved SQLSTATE and the registry gives the
+ * tenant a new home, the statement is run there (`retry`); in a transaction it becomes a
+ * `TenantMovedError`. Any other error is rethrown as it is.
+ */
+export async function onNewHome<T>(
+  rehome: Rehome,
+  db: SchemaDb,
+  err: unknown,
+  retry: (next: SchemaDb) => Promise<T>,
+): Promise<T> {
+  if ((err as { code?: unknown } | null)?.code !== TENANT_MOVED_SQLSTATE) throw err;
+  const tenantId = db.pooledTenantId ?? db.schema ?? '';
+  if (db.inTransaction) throw new TenantMovedError(tenantId, { cause: err });
+  const next = await rehome(db);
+  if (!next || next === db) throw new TenantMovedError(tenantId, { cause: err });
+  return retry(next);
+}
