@@ -63,12 +63,7 @@ export class TierMover {
     const from = row.tier;
     const phases = { prepare: 0, copy: 0, catchUp: 0, pause: 0, grace: 0, cleanup: 0 };
     const result = { tenantId: id, from, to, moved: false, copiedRows: 0, replayedChanges: 0 };
-    if (from === to) return { ...result, pauseMs: 0, phases };
     const refuse = (reason: string) => new TenantMoveError(id, to, 'nothing', reason);
-    if (row.status !== 'active' && row.status !== 'suspended') {
-      throw refuse(`it is ${row.status}; only active and suspended tenants move.`);
-    }
-    await this.pooled.ready();
     const ctx = this.#context(id, schema, from, to);
     const progress = (step: TierMoveProgress['step'], rows?: number) =>
       options.onProgress?.({ tenantId: id, from, to, step, rows });
@@ -82,6 +77,11 @@ export class TierMover {
       if (await readMove(client, this.registrySchema, id)) {
         throw refuse('an interrupted move of it is recorded: run repair first.');
       }
+      if (from === to) return { ...result, pauseMs: 0, phases };
+      if (row.status !== 'active' && row.status !== 'suspended') {
+        throw refuse(`it is ${row.status}; only active and suspended tenants move.`);
+      }
+      await this.pooled.ready();
       let clock = performance.now();
       const lap = () => {
         const now = performance.now();
