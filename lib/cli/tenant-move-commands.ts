@@ -1,16 +1,20 @@
-// `tenants move`: a tenant to another Citus node.
+// `tenants move`: a tenant to another tier (`--to schema|pooled`) or to another Citus node.
 import { Option, type Command } from 'commander';
 import { createByteProgress } from './progress.js';
 import { EXIT, type TenantsCommandContext } from './tenants-commands.js';
 
-/** Registers `tenants move <id> --to <host:port>`. */
+/** Registers `tenants move <id> --to schema|pooled|<host:port>`. */
 export function registerMove(tenants: Command, ctx: TenantsCommandContext): void {
   tenants
     .command('move <id>')
     .description(
-      'move a tenant to another Citus node online: its tables are copied and kept in sync by logical replication while it serves, then switched over',
+      'move a tenant online, while it serves: --to schema|pooled moves it between tiers (copy, catch-up, a short write pause, the flip; `tenants repair` finishes or undoes a cut move), --to <host:port> to another Citus node (logical replication, then switched over)',
     )
-    .requiredOption('--to <host:port>', 'the target node, as listed in pg_dist_node')
+    .requiredOption(
+      '--to <schema|pooled|host:port>',
+      'the tier, or the target Citus node as listed in pg_dist_node',
+    )
+    .option('--grace-ms <ms>', 'tier moves: keep the old copy this long after the flip', Number)
     .addOption(
       new Option('--mode <mode>', "Citus's shard_transfer_mode")
         .choices(['force_logical', 'block_writes', 'auto'])
@@ -19,9 +23,31 @@ export function registerMove(tenants: Command, ctx: TenantsCommandContext): void
     .action(
       async (
         id: string,
-        flags: { to: string; mode: 'force_logical' | 'block_writes' | 'auto' },
+        flags: { to: string; mode: 'force_logical' | 'block_writes' | 'auto'; graceMs?: number },
         command: Command,
       ) => {
+        if (flags.to === 'schema' || flags.to === 'pooled') {
+          const to = flags.to;
+          ctx.exit(
+            await ctx.withTenants(command, async (service) => {
+              const moved = await service.moveTier(id, to, {
+                graceMs: flags.graceMs,
+                onProgress: (p) => {
+                  if (!command.optsWithGlobals().json) console.error(`move ${id}: ${p.step}`);
+                },
+              });
+              if (command.optsWithGlobals().json) console.log(JSON.stringify(moved));
+              else
+                console.log(
+                  moved.moved
+                    ? `Moved tenant ${id} from the ${moved.from} tier to the ${to} tier: ${moved.copiedRows} rows copied, ${moved.replayedChanges} changes caught up, writes paused ${Math.round(moved.pauseMs)} ms.`
+                    : `Tenant ${id} is already in the ${to} tier: nothing moved.`,
+                );
+              return EXIT.ok;
+            }),
+          );
+          return;
+        }
         ctx.exit(
           await ctx.withTenants(command, async (service) => {
             const [before] = await service.placements([id]);

@@ -142,7 +142,7 @@ function registerRepair(tenants: Command, ctx: TenantsCommandContext): void {
   tenants
     .command('repair <id>')
     .description(
-      'finish what a crash interrupted: a tenant left provisioning gets its remaining migrations, one left dropping is removed',
+      'finish what a crash interrupted: a tenant left provisioning gets its remaining migrations, one left dropping is removed, a move between tiers is finished (flipped) or undone',
     )
     .action(async (id: string, _flags, command: Command) => {
       ctx.exit(
@@ -155,7 +155,11 @@ function registerRepair(tenants: Command, ctx: TenantsCommandContext): void {
                 ? `Tenant ${id} was provisioning: migrations finished, now active.`
                 : repaired.action === 'removed'
                   ? `Tenant ${id} was provisioning without a schema: its row was removed.`
-                  : `Tenant ${id} was dropping: schema and row removed.`,
+                  : repaired.action === 'finished-move'
+                    ? `Tenant ${id} had moved tiers: its old copy was removed.`
+                    : repaired.action === 'undid-move'
+                      ? `Tenant ${id} was moving tiers: the move was undone, it stays where it was.`
+                      : `Tenant ${id} was dropping: schema and row removed.`,
           );
           return EXIT.ok;
         }),
