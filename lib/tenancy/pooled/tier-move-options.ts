@@ -22,7 +22,8 @@ export interface MoveTierOptions {
 
 /**
  * A step of a move reached: `prepared` (recorded; a new schema built), `capturing` (changes
- * logged), `copied` (the snapshot is in the new home), `caught-up` (one round of logged changes
+ * logged), `copying` (the snapshot's rows are written, not committed yet: called in the copy's
+ * transaction), `copied` (the snapshot is in the new home), `caught-up` (one round of logged changes
  * applied), `pausing` (writes held, final catch-up done, about to flip: in the flip's
  * transaction), `flipped` (served from the new home), `cleaned` (old copy and capture removed).
  */
@@ -30,7 +31,7 @@ export interface TierMoveProgress {
   readonly tenantId: string;
   readonly from: TenantTier;
   readonly to: TenantTier;
-  readonly step: TierMoveStep | 'caught-up' | 'pausing' | 'cleaned';
+  readonly step: TierMoveStep | 'copying' | 'caught-up' | 'pausing' | 'cleaned';
   /** Rows copied by the snapshot (`copied`), or changes applied by the round (`caught-up`). */
   readonly rows?: number;
 }

@@ -106,6 +106,7 @@ export class TierMover {
           await this.#scope(client, id);
           const copied = await copyRows(client, ctx, tables);
           await advanceSequences(client, ctx, tables);
+          await progress('copying', copied);
           await this.#setStep(client, id, 'copied');
           return copied;
         },
