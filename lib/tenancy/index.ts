@@ -79,4 +79,5 @@ export type {
   TierMoveProgress,
   TierMoveResult,
 } from './pooled/tier-move-options.js';
+export type { TierMoveStep } from './pooled/tier-move-sql.js';
 export { TenantMoveError, type TierMoveRemains } from './pooled/tier-move.errors.js';
