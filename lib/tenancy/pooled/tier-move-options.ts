@@ -28,9 +28,13 @@ export interface MoveTierOptions {
  * transaction), `flipped` (served from the new home), `cleaned` (old copy and capture removed).
  */
 export interface TierMoveProgress {
+  /** The tenant moved. */
   readonly tenantId: string;
+  /** The tier it leaves. */
   readonly from: TenantTier;
+  /** The tier it goes to. */
   readonly to: TenantTier;
+  /** The step reached (see above). */
   readonly step: TierMoveStep | 'copying' | 'caught-up' | 'pausing' | 'cleaned';
   /** Rows copied by the snapshot (`copied`), or changes applied by the round (`caught-up`). */
   readonly rows?: number;
@@ -38,8 +42,11 @@ export interface TierMoveProgress {
 
 /** What `TenantService.moveTier()` did. */
 export interface TierMoveResult {
+  /** The tenant moved. */
   readonly tenantId: string;
+  /** The tier it was in. */
   readonly from: TenantTier;
+  /** The tier it is in now. */
   readonly to: TenantTier;
   /** `false` when the tenant already was in tier `to` (nothing done). */
   readonly moved: boolean;

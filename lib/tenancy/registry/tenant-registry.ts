@@ -3,6 +3,7 @@ import pg from 'pg';
 import { assertIdentifier } from '../../shared/identifiers.js';
 import type { QueryEnvironment } from '../../core/query/query-environment.js';
 import type { SchemaDb } from '../../core/schema-db.js';
+import type { TenantHome } from '../../core/query/moved-retry.js';
 import type { SessionTracker } from '../../connection/sessions.js';
 import { isBrokenConnectionError } from '../../connection/connection-errors.js';
 import { admitted, homeManager, TenantCache, type TenantEntry } from './tenant-cache.js';
@@ -87,7 +88,7 @@ export class TenantRegistry {
     this.#logger = logger;
     this.#store = new TenantRegistryStore(this.#env.pool, options.registrySchema);
     // A tenant's statement that reaches its old home after a move is re-run on the new one.
-    const homes = { ...this.#env, rehome: (db: SchemaDb) => this.#rehome(db) };
+    const homes = { ...this.#env, rehome: (db: TenantHome) => this.#rehome(db) };
     this.#cache = new TenantCache((row) => homeManager(homes, row, options.pooled));
     this.#sync = new RegistrySync(
       {
@@ -312,7 +313,7 @@ export class TenantRegistry {
   }
 
   /** The manager of the tenant `db` served, as the table records it now. */
-  async #rehome(db: SchemaDb): Promise<SchemaDb | undefined> {
+  async #rehome(db: TenantHome): Promise<SchemaDb | undefined> {
     const id = db.pooledTenantId ?? db.schema?.slice(this.#options.schemaPrefix.length);
     return id ? (await this.refresh(id))?.db : undefined;
   }
