@@ -26,7 +26,7 @@ export class TenantMoveError extends PgTenancyError {
     options?: { cause?: unknown },
   ) {
     super(
-      `Moving tenant "${tenantId}" to the ${to} tier ${remains === 'nothing' ? 'was refused' : 'did not finish'}: ${reason}` +
+      `Moving tenant "${tenantId}" to the ${to} tier ${remains === 'nothing' ? 'was refused' : 'did not finish'}: ${reason}${/[.!?]$/.test(reason) ? '' : '.'}` +
         (remains === 'nothing'
           ? ''
           : ` The tenant is served from its ${remains === 'source' ? 'old' : 'new'} home; run TenantService.repair("${tenantId}") (or \`tenants repair ${tenantId}\`) to ${remains === 'source' ? 'undo' : 'finish'} the move.`),

@@ -3,6 +3,7 @@
 // after a grace period. Every step is recorded, so `repair` finishes or undoes a move a crash cut.
 import type pg from 'pg';
 import { inTransaction, openSession, type SessionTracker } from '../../connection/sessions.js';
+import { withoutTimeouts } from '../../connection/pool-options.js';
 import { quoteIdentifier } from '../../shared/identifiers.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
@@ -16,6 +17,7 @@ import type { TenantTier } from '../tenant-tier.js';
 import type { MoveTierOptions, TierMoveProgress, TierMoveResult } from './tier-move-options.js';
 import type { PooledTier } from './pooled-tier.js';
 import { TenantMoveError } from './tier-move.errors.js';
+import { delay, retryingLocks } from './tier-move-locks.js';
 import {
   advanceSequences,
   copyRows,
@@ -37,23 +39,25 @@ const PAUSE_ATTEMPTS = 5;
 /** Catch-up rounds stop once a round applies fewer changes than this. */
 const CATCH_UP_SMALL = 200;
 const CATCH_UP_ROUNDS = 50;
-/** DDL on the old home (triggers, drop) waits at most this for a lock, then tries again. */
-const DDL_LOCK_TIMEOUT_MS = 200;
-const DDL_GIVE_UP_MS = 30_000;
 
 /** The mover of tenants between tiers (built with the pooled tier). */
 export class TierMover {
+  readonly #connection: pg.ClientConfig;
+
   constructor(
     private readonly registry: TenantRegistry,
     private readonly runner: MigrationRunner,
-    private readonly connection: pg.ClientConfig,
+    connection: pg.ClientConfig,
     private readonly files: () => Promise<readonly MigrationFile[]>,
     private readonly pooled: PooledTier,
     private readonly registrySchema: string,
     /** The registry's `maxStalenessMs`. */
     private readonly staleMs: number,
     private readonly tracker?: SessionTracker,
-  ) {}
+  ) {
+    // The snapshot copy of a large tenant runs long; the pause bounds its own waits.
+    this.#connection = withoutTimeouts(connection);
+  }
 
   /** See `TenantService.moveTier()`. */
   async move(id: string, to: TenantTier, options: MoveTierOptions = {}): Promise<TierMoveResult> {
@@ -92,7 +96,7 @@ export class TierMover {
       const tables = await this.#prepare(client, ctx, refuse);
       step = 'prepared';
       await progress('prepared');
-      await this.#retryingLocks(client, async () => {
+      await retryingLocks(client, async () => {
         await installCapture(client, ctx, tables);
         await this.#setStep(client, id, 'capturing');
       });
@@ -167,9 +171,9 @@ export class TierMover {
         await this.#removeOld(client, ctx);
         return 'finished-move';
       }
-      await this.#retryingLocks(client, async () => {
+      await this.#removeCapture(client, ctx);
+      await retryingLocks(client, async () => {
         await lockTenant(client, schema);
-        await removeCapture(client, ctx);
         if (ctx.target.tier === 'pooled') await this.pooled.removeRows(client, id);
         else await client.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(schema)} CASCADE`);
         await this.#forget(client, id);
@@ -320,12 +324,23 @@ export class TierMover {
 
   /** Removes the old copy, the capture, the log and the record: the tenant has one home again. */
   async #removeOld(client: pg.ClientBase, ctx: MoveContext): Promise<void> {
-    await this.#retryingLocks(client, async () => {
+    await this.#removeCapture(client, ctx);
+    await retryingLocks(client, async () => {
       await lockTenant(client, ctx.tenantSchema);
-      await removeCapture(client, ctx);
       if (ctx.source.tier === 'pooled') await this.pooled.removeRows(client, ctx.id);
       else await client.query(`DROP SCHEMA IF EXISTS ${quoteIdentifier(ctx.tenantSchema)} CASCADE`);
       await this.#forget(client, ctx.id);
+    });
+  }
+
+  /**
+   * The capture's triggers go in a transaction of their own: dropping a trigger locks its table
+   * exclusively, and on the pooled tables that stops every tenant, so never while rows are deleted.
+   */
+  async #removeCapture(client: pg.ClientBase, ctx: MoveContext): Promise<void> {
+    await retryingLocks(client, async () => {
+      await lockTenant(client, ctx.tenantSchema);
+      await removeCapture(client, ctx);
     });
   }
 
@@ -340,27 +355,6 @@ export class TierMover {
       `UPDATE ${moveTables(this.registrySchema).moves} SET step = $2${flipped ? ', flipped_at = now()' : ''} WHERE tenant_id = $1`,
       [id, step],
     );
-  }
-
-  /**
-   * DDL on tables other tenants use (the pooled ones) never sits in a lock queue, where every
-   * write to them would wait behind it: each attempt waits `DDL_LOCK_TIMEOUT_MS` at most.
-   */
-  async #retryingLocks(client: pg.ClientBase, fn: () => Promise<void>): Promise<void> {
-    const started = performance.now();
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await inTransaction(client, async () => {
-          await client.query(`SET LOCAL lock_timeout = ${DDL_LOCK_TIMEOUT_MS}`);
-          await fn();
-        });
-        return;
-      } catch (err) {
-        const code = (err as { code?: string }).code;
-        if (code !== '55P03' || performance.now() - started > DDL_GIVE_UP_MS) throw err;
-        await delay(Math.min(1_000, 20 * 2 ** attempt) * (0.5 + Math.random() / 2));
-      }
-    }
   }
 
   /** The tenant set for the open transaction, so forced row-level security admits the mover. */
@@ -387,13 +381,9 @@ export class TierMover {
   }
 
   #session() {
-    return openSession(this.connection, {
+    return openSession(this.#connection, {
       tracker: this.tracker,
       applicationName: 'nestjs-pg-tenancy:move',
     });
   }
-}
-
-function delay(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
