@@ -3,7 +3,7 @@ import type { StatementCacheStats } from '../connection/statement-cache.js';
 import type { RowScope } from '../connection/row-scope.js';
 import { PooledTierUnsupportedError } from '../shared/errors.js';
 import type { SchemaDbCreateOptions } from './schema-db-options.js';
-import { onNewHome } from './query/moved-retry.js';
+import { onNewHome, transactionOnNewHome } from './query/moved-retry.js';
 import { PoolQueryRunner, type QueryParams, type QueryRunner } from './query/query-runner.js';
 import { currentTransaction } from './transaction/ambient-transaction.js';
 import { bareEnvironment, type QueryEnvironment } from './query/query-environment.js';
@@ -372,8 +372,8 @@ export class SchemaDb {
    * back to it and rethrows, leaving the outer transaction usable if the caller catches), and
    * any other manager joins the running transaction.
    *
-   * The connection always returns to the pool, and is discarded if the connection broke.
-   *
+   * The connection always returns to the pool, and is discarded if the connection broke. `retries`
+   * also re-runs, on its new home, a tenant's transaction refused by a move (`TenantMovedError`).
    * @example
    * await db.transaction(async (tx) => {
    *   await tx.execute('UPDATE {{tables.accounts}} SET balance = balance - $1 WHERE id = $2', [n, a]);
@@ -381,7 +381,8 @@ export class SchemaDb {
    * }, { isolationLevel: 'serializable', retries: 3 });
    */
   transaction<T>(fn: (tx: SchemaDb) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    return runTransaction(
+    const retries = this.inTransaction ? 0 : options.retries;
+    const run = runTransaction(
       {
         runner: this.#runner,
         savepoints: this.#savepoints,
@@ -391,6 +392,9 @@ export class SchemaDb {
       },
       fn,
       options,
+    );
+    return transactionOnNewHome(run, this.#runner.env.rehome, this, retries, (db, left) =>
+      db.transaction(fn, { ...options, retries: left }),
     );
   }
 }

@@ -243,9 +243,9 @@ export class PooledTierUnsupportedError extends PgTenancyError {
 
 /**
  * A statement of tenant `tenantId` reached its old home after a move to another tier flipped it
- * (SQLSTATE `PTM01`, raised by the move's change capture), inside a transaction, where the library
- * cannot run it again by itself (statements outside a transaction are re-run on the new home
- * transparently). Nothing of the transaction was kept: run it again, and it is served from the
+ * (SQLSTATE `PTM01`, raised by the move's change capture), inside a transaction with no `retries`
+ * left (statements outside a transaction, and transactions with `retries`, are re-run on the new
+ * home transparently). Nothing of the transaction was kept: run it again, and it is served from the
  * tenant's new home.
  */
 export class TenantMovedError extends PgTenancyError {

@@ -205,8 +205,8 @@ export class TenantService {
    * Moves tenant `id` to tier `to` while it serves: change capture on its old home, a snapshot
    * copy, catch-up, a write pause of well under a second for the final catch-up and the registry
    * flip (every instance routes it to the new home within `maxStalenessMs`; statements outside a
-   * transaction that reach the old home meanwhile are re-run there), and after `graceMs` the old
-   * copy removed. A crash at any step is finished or undone by `repair(id)`.
+   * transaction, and transactions with `retries`, that reach the old home meanwhile are re-run on
+   * the new one), and after `graceMs` the old copy removed. A crash at any step is finished or undone by `repair(id)`.
    *
    * @example
    * const { pauseMs } = await tenants.moveTier('acme', 'schema');

@@ -33,3 +33,24 @@ export async function onNewHome<T, D extends TenantHome>(
   if (!next || next === db) throw new TenantMovedError(tenantId, { cause: err });
   return retry(next);
 }
+
+/**
+ * A transaction (`run`) of a tenant's manager `db` that failed because the tenant moved
+ * (`TenantMovedError`: nothing of it was kept) runs again on the new home while `retries` last,
+ * as a serialization failure does. Transactions joined to an outer one leave it to the outer one.
+ */
+export function transactionOnNewHome<T, D extends TenantHome>(
+  run: Promise<T>,
+  rehome: Rehome | undefined,
+  db: D,
+  retries: number | undefined,
+  again: (next: D, retries: number) => Promise<T>,
+): Promise<T> {
+  if (!rehome || !retries) return run;
+  return run.catch(async (err: unknown) => {
+    if (!(err instanceof TenantMovedError)) throw err;
+    const next = (await rehome(db)) as D | undefined;
+    if (!next || next === db) throw err;
+    return again(next, retries - 1);
+  });
+}

@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { SchemaDb, TenantService } from '../../../../lib/index.js';
+import { TenantMovedError, type SchemaDb, type TenantService } from '../../../../lib/index.js';
 import type { TierMoveProgress } from '../../../../lib/tenancy/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 import { fingerprint, seed } from './tier-move-support.js';
@@ -37,13 +37,13 @@ describe('the changes a move between tiers carries', () => {
     await db.execute('UPDATE {{tables.tasks}} SET done = NOT done WHERE project_id = $1', [n + 2]);
   };
 
-  /** Waits (polling the server, not the clock) until a statement of the tenant waits for a lock. */
-  const blockedWriter = async () => {
+  /** Waits (polling the server, not the clock) until `n` statements of the tenant wait for a lock. */
+  const blockedWriters = async (n: number) => {
     for (;;) {
       const { rows } = await apps.admin.query(
         `SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT%held%'`,
       );
-      if (rows.length > 0) return;
+      if (rows.length >= n) return;
       await new Promise((resolve) => setImmediate(resolve));
     }
   };
@@ -56,6 +56,8 @@ describe('the changes a move between tiers carries', () => {
     await seed(tenants, 'carried', 30, 3);
     const old = await tenants.db('carried');
     let held: Promise<unknown> | undefined;
+    let heldTx: Promise<unknown> | undefined;
+    let lost: Promise<unknown> | undefined;
     let atFlip: unknown;
     let caughtUp = 0;
     const result = await tenants.moveTier('carried', to, {
@@ -68,7 +70,17 @@ describe('the changes a move between tiers carries', () => {
         // Held by the pause, refused by the old home after the flip, re-run on the new one.
         if (step === 'pausing') {
           held = old.execute("INSERT INTO {{tables.projects}} (name) VALUES ('held')");
-          await blockedWriter();
+          // A transaction with retries runs again on the new home; one without fails, typed.
+          heldTx = old.transaction(
+            (tx) => tx.execute("INSERT INTO {{tables.projects}} (name) VALUES ('held-tx')"),
+            { retries: 1 },
+          );
+          lost = old
+            .transaction((tx) =>
+              tx.execute("INSERT INTO {{tables.projects}} (name) VALUES ('held-lost')"),
+            )
+            .catch((err: unknown) => err);
+          await blockedWriters(3);
         }
         // The old copy is still there until the grace period ends: both homes agree.
         if (step === 'flipped') atFlip = await home(from, 'carried');
@@ -77,15 +89,16 @@ describe('the changes a move between tiers carries', () => {
     expect(result.moved).toBe(true);
     expect(result.replayedChanges).toBeGreaterThan(0);
     await held;
+    await heldTx;
+    expect(await lost).toBeInstanceOf(TenantMovedError);
     const now = await tenants.db('carried');
     expect(
       await now.fetchAll(
-        'SELECT name FROM {{tables.projects}} WHERE name IN ($1, $2, $3) ORDER BY name',
-        ['held', 'late-1', 'late-5'],
+        "SELECT name FROM {{tables.projects}} WHERE name LIKE 'held%' OR name LIKE 'late-%' ORDER BY name",
       ),
-    ).toEqual([{ name: 'held' }, { name: 'late-1' }, { name: 'late-5' }]);
-    // 'held' reached only the new home (refused by the old one after the flip).
-    await now.execute("DELETE FROM {{tables.projects}} WHERE name = 'held'");
+    ).toEqual([{ name: 'held' }, { name: 'held-tx' }, { name: 'late-1' }, { name: 'late-5' }]);
+    // The held writes reached only the new home (refused by the old one after the flip).
+    await now.execute("DELETE FROM {{tables.projects}} WHERE name IN ('held', 'held-tx')");
     expect({ ...(atFlip as object) }).toEqual(await home(to, 'carried'));
     expect(
       await now.fetchValue('SELECT count(*)::int FROM {{tables.projects}} WHERE id IN (2, 6)'),
