@@ -83,6 +83,7 @@ export {
   PoolAcquireTimeoutError,
   PoolClosedError,
   PreparedStatementStaleError,
+  TenantMovedError,
   SavepointActiveError,
   SqlTemplateError,
   TemplateError,

@@ -24,6 +24,7 @@ import preparedStatements from './prepared-statements.mjs';
 import connectionMemory from './connection-memory.mjs';
 import template from './template.mjs';
 import readReplicas from './read-replicas.mjs';
+import tierMove from './tier-move.mjs';
 
 export const suites = [
   pointLookups,
@@ -41,4 +42,5 @@ export const suites = [
   fairShare,
   fleetWaves,
   leakFuzzer,
+  tierMove,
 ];

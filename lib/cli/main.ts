@@ -7,6 +7,7 @@ import { toSessionConfig } from '../connection/pool-options.js';
 import { resolveCliConfig, type CliSettings, type PgTenancyConfig } from './cli-config.js';
 import { migrateTenants, openTenancy, printTenantStatus } from './tenancy-cli.js';
 import { registerTenantCopyCommands } from './tenant-copy-commands.js';
+import { registerMove } from './tenant-move-commands.js';
 import {
   EXIT,
   positiveInteger,
@@ -270,6 +271,7 @@ rollout), so a rerun resumes where a run stopped (done tenants are skipped, earl
     },
   };
   registerTenantCommands(tenants, context);
+  registerMove(tenants, context);
   registerTenantCopyCommands(tenants, context);
 
   return program;

@@ -5,7 +5,7 @@ import { PgTenancyError } from '../shared/errors.js';
 import { assertNoTransactionControl } from '../tenancy/tenant-exec.js';
 import type { TenantService } from '../tenancy/tenant.service.js';
 import { TENANT_TIERS, type TenantTier } from '../tenancy/tenant-tier.js';
-import { createByteProgress, createProgress } from './progress.js';
+import { createProgress } from './progress.js';
 import { printTable, printTenantList } from './tenancy-cli.js';
 
 /** Exit codes: 0 success, 1 a failure (error on stderr), 2 bad usage. */
@@ -51,7 +51,6 @@ export function registerTenantCommands(tenants: Command, ctx: TenantsCommandCont
   registerExec(tenants, ctx);
   registerPlacement(tenants, ctx);
   registerDistribute(tenants, ctx);
-  registerMove(tenants, ctx);
 }
 
 function registerCreate(tenants: Command, ctx: TenantsCommandContext): void {
@@ -152,7 +151,7 @@ function registerRepair(tenants: Command, ctx: TenantsCommandContext): void {
   tenants
     .command('repair <id>')
     .description(
-      'finish what a crash interrupted: a tenant left provisioning gets its remaining migrations, one left dropping is removed',
+      'finish what a crash interrupted: a tenant left provisioning gets its remaining migrations, one left dropping is removed, a move between tiers is finished (flipped) or undone',
     )
     .action(async (id: string, _flags, command: Command) => {
       ctx.exit(
@@ -165,7 +164,11 @@ function registerRepair(tenants: Command, ctx: TenantsCommandContext): void {
                 ? `Tenant ${id} was provisioning: migrations finished, now active.`
                 : repaired.action === 'removed'
                   ? `Tenant ${id} was provisioning without a schema: its row was removed.`
-                  : `Tenant ${id} was dropping: schema and row removed.`,
+                  : repaired.action === 'finished-move'
+                    ? `Tenant ${id} had moved tiers: its old copy was removed.`
+                    : repaired.action === 'undid-move'
+                      ? `Tenant ${id} was moving tiers: the move was undone, it stays where it was.`
+                      : `Tenant ${id} was dropping: schema and row removed.`,
           );
           return EXIT.ok;
         }),
@@ -278,52 +281,6 @@ function registerDistribute(tenants: Command, ctx: TenantsCommandContext): void 
         }),
       );
     });
-}
-
-function registerMove(tenants: Command, ctx: TenantsCommandContext): void {
-  tenants
-    .command('move <id>')
-    .description(
-      'move a tenant to another Citus node online: its tables are copied and kept in sync by logical replication while it serves, then switched over',
-    )
-    .requiredOption('--to <host:port>', 'the target node, as listed in pg_dist_node')
-    .addOption(
-      new Option('--mode <mode>', "Citus's shard_transfer_mode")
-        .choices(['force_logical', 'block_writes', 'auto'])
-        .default('force_logical'),
-    )
-    .action(
-      async (
-        id: string,
-        flags: { to: string; mode: 'force_logical' | 'block_writes' | 'auto' },
-        command: Command,
-      ) => {
-        ctx.exit(
-          await ctx.withTenants(command, async (service) => {
-            const [before] = await service.placements([id]);
-            const started = performance.now();
-            const progress = createByteProgress(`move ${id}`);
-            let moved: boolean;
-            try {
-              moved = await service.move(id, flags.to, {
-                mode: flags.mode,
-                onProgress: (p) => progress.update(p.copiedBytes, p.totalBytes),
-              });
-            } finally {
-              progress.stop();
-            }
-            const seconds = ((performance.now() - started) / 1000).toFixed(1);
-            const line = moved
-              ? `Moved tenant ${id} from ${before?.node ?? '?'} to ${flags.to} in ${seconds} s.`
-              : `Tenant ${id} is already on ${flags.to}: nothing moved.`;
-            if (command.optsWithGlobals().json) {
-              console.log(JSON.stringify({ tenant: id, moved, from: before?.node, to: flags.to }));
-            } else console.log(line);
-            return EXIT.ok;
-          }),
-        );
-      },
-    );
 }
 
 /**

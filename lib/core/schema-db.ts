@@ -1,7 +1,8 @@
 import pg from 'pg';
 import type { StatementCacheStats } from '../connection/statement-cache.js';
 import type { RowScope } from '../connection/row-scope.js';
-import type { PreparedStatementOptions } from '../connection/statement-cache-options.js';
+import type { SchemaDbCreateOptions } from './schema-db-options.js';
+import { onNewHome, transactionOnNewHome } from './query/moved-retry.js';
 import { PoolQueryRunner, type QueryParams, type QueryRunner } from './query/query-runner.js';
 import { currentTransaction } from './transaction/ambient-transaction.js';
 import { bareEnvironment, type QueryEnvironment } from './query/query-environment.js';
@@ -20,17 +21,7 @@ import { SqlTemplate, SqlTemplateCache } from './sql/sql-template.js';
 import type { TransactionOptions } from './transaction/transaction-options.js';
 import { runTransaction } from './transaction/transaction-engine.js';
 
-/** Options of {@link SchemaDb.create}. */
-export interface SchemaDbCreateOptions {
-  /**
-   * Managed prepared statements for this manager and its `withSchema()` managers (see
-   * `PreparedStatementOptions`). `true` stands for `{ enabled: true }`, an object without
-   * `enabled` for `'auto'`. Each `create()` call gets a cache (and a server-side bound) of its
-   * own: create one manager with it and derive the others with `withSchema()`.
-   * Default: off (the module's managers default to `'auto'`).
-   */
-  preparedStatements?: boolean | 'auto' | PreparedStatementOptions;
-}
+export type { SchemaDbCreateOptions } from './schema-db-options.js';
 
 /**
  * The manager for one schema over the shared pool. It qualifies table names in SQL templates
@@ -190,7 +181,12 @@ export class SchemaDb {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#send<T>(text, params, arrayRows);
+    const sent = this.#send<T>(text, params, arrayRows);
+    const { rehome } = this.#runner.env;
+    if (!rehome) return sent;
+    return sent.catch((err: unknown) =>
+      onNewHome(rehome, this, err, (db) => db.#query<T>(sql, params, arrayRows)),
+    );
   }
 
   /** Sends already expanded SQL where a query sent now goes, observed. */
@@ -348,8 +344,8 @@ export class SchemaDb {
    * back to it and rethrows, leaving the outer transaction usable if the caller catches), and
    * any other manager joins the running transaction.
    *
-   * The connection always returns to the pool, and is discarded if the connection broke.
-   *
+   * The connection always returns to the pool, and is discarded if the connection broke. `retries`
+   * also re-runs, on its new home, a tenant's transaction refused by a move (`TenantMovedError`).
    * @example
    * await db.transaction(async (tx) => {
    *   await tx.execute('UPDATE {{tables.accounts}} SET balance = balance - $1 WHERE id = $2', [n, a]);
@@ -357,7 +353,8 @@ export class SchemaDb {
    * }, { isolationLevel: 'serializable', retries: 3 });
    */
   transaction<T>(fn: (tx: SchemaDb) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
-    return runTransaction(
+    const retries = this.inTransaction ? 0 : options.retries;
+    const run = runTransaction(
       {
         runner: this.#runner,
         savepoints: this.#savepoints,
@@ -367,6 +364,9 @@ export class SchemaDb {
       },
       fn,
       options,
+    );
+    return transactionOnNewHome(run, this.#runner.env.rehome, this, retries, (db, left) =>
+      db.transaction(fn, { ...options, retries: left }),
     );
   }
 }

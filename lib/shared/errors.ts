@@ -223,3 +223,23 @@ export class PreparedStatementStaleError extends PgTenancyError {
     this.code = code;
   }
 }
+
+/**
+ * A statement of tenant `tenantId` reached its old home after a move to another tier flipped it
+ * (SQLSTATE `PTM01`, raised by the move's change capture), inside a transaction with no `retries`
+ * left (statements outside a transaction, and transactions with `retries`, are re-run on the new
+ * home transparently). Nothing of the transaction was kept: run it again, and it is served from the
+ * tenant's new home.
+ */
+export class TenantMovedError extends PgTenancyError {
+  constructor(
+    /** The tenant that moved. */
+    readonly tenantId: string,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `Tenant "${tenantId}" moved to another tier while this transaction ran on its old home; nothing of it was kept. Run it again: it is served from the new home now.`,
+      options,
+    );
+  }
+}

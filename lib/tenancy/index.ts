@@ -79,3 +79,10 @@ export {
   PooledRoleUnsafeError,
   PooledTierDisabledError,
 } from './pooled/pooled.errors.js';
+export type {
+  MoveTierOptions,
+  TierMoveProgress,
+  TierMoveResult,
+} from './pooled/tier-move-options.js';
+export type { TierMoveStep } from './pooled/tier-move-sql.js';
+export { TenantMoveError, type TierMoveRemains } from './pooled/tier-move.errors.js';

@@ -11,6 +11,7 @@ import { TenantFleetMigrator } from './fleet/tenant-fleet-migrator.js';
 import { TenantRolloutStore } from './fleet/tenant-rollout-store.js';
 import { TenantProvisioner } from './provisioning/tenant-provisioner.js';
 import { PooledTier } from './pooled/pooled-tier.js';
+import { TierMover } from './pooled/tier-move.js';
 import { TenantTemplate, templateSchemaFor } from './provisioning/tenant-template.js';
 import { TenantRegistry } from './registry/tenant-registry.js';
 import type { TenantContext } from './routing/tenant-context.js';
@@ -82,6 +83,18 @@ export function createTenantService(
       options.maxStalenessMs,
       drain,
     );
+  const mover =
+    pooled &&
+    new TierMover(
+      registry,
+      runner,
+      connection,
+      files,
+      pooled,
+      options.registrySchema,
+      options.maxStalenessMs,
+      drain,
+    );
   return new TenantService({
     registry,
     context,
@@ -89,6 +102,7 @@ export function createTenantService(
     template,
     citus,
     pooled,
+    mover,
     provisioner: new TenantProvisioner(
       registry,
       runner,

@@ -2,9 +2,12 @@ import { integerOption } from '../shared/option-values.js';
 import type { SchemaDb } from '../core/schema-db.js';
 import type { DrainController } from '../connection/drain-controller.js';
 import { CitusTenancy, type MoveTenantOptions, type TenantPlacement } from './citus/citus.js';
-import { TenantPlacementError } from './citus/citus.errors.js';
+import { moveToNode } from './citus/citus-move.js';
 import type { TenantContext } from './routing/tenant-context.js';
 import type { PooledTier } from './pooled/pooled-tier.js';
+import type { TierMover } from './pooled/tier-move.js';
+import type { MoveTierOptions, TierMoveResult } from './pooled/tier-move-options.js';
+import { PooledTierDisabledError } from './pooled/pooled.errors.js';
 import type { TenantTier } from './tenant-tier.js';
 import {
   TenantFleetMigrator,
@@ -44,6 +47,7 @@ export interface TenantServiceParts {
   readonly transfer: TenantTransfer;
   readonly citus: CitusTenancy;
   readonly pooled: PooledTier | undefined;
+  readonly mover: TierMover | undefined;
 }
 
 /** Options of {@link TenantService.forEach}. */
@@ -73,6 +77,7 @@ export class TenantService {
   readonly #transfer: TenantTransfer;
   readonly #citus: CitusTenancy;
   readonly #pooled: PooledTier | undefined;
+  readonly #mover: TierMover | undefined;
 
   /** @internal Built by `createTenantService` (the module and the CLI both use it). */
   constructor(parts: TenantServiceParts) {
@@ -86,6 +91,7 @@ export class TenantService {
     this.#transfer = parts.transfer;
     this.#citus = parts.citus;
     this.#pooled = parts.pooled;
+    this.#mover = parts.mover;
   }
 
   /**
@@ -184,12 +190,32 @@ export class TenantService {
   /**
    * Finishes what a crash interrupted: a `provisioning` tenant gets its remaining migrations and
    * becomes `active` (a row without a schema is removed); a `dropping` tenant's schema and row
-   * are removed. Active and suspended tenants are left as they are.
+   * are removed; a move between tiers is finished when it had flipped (the old copy removed) and
+   * undone otherwise (the new copy removed). Active and suspended tenants are otherwise left as they are.
    *
-   * @throws TenantNotFoundError when there is no row
+   * @throws TenantNotFoundError when there is no row, TenantMoveError while a move of it runs
    */
-  repair(id: string): Promise<TenantRepairResult> {
-    return this.#provisioner.repair(id);
+  async repair(id: string): Promise<TenantRepairResult> {
+    const action = await this.#mover?.repair(id);
+    if (!action) return this.#provisioner.repair(id);
+    const status = (await this.get(id))?.status ?? null;
+    return { tenantId: id, before: status, after: status, action };
+  }
+
+  /**
+   * Moves tenant `id` to tier `to` while it serves: change capture on its old home, a snapshot
+   * copy, catch-up, a write pause of well under a second for the final catch-up and the registry
+   * flip (every instance routes it to the new home within `maxStalenessMs`; statements outside a
+   * transaction, and transactions with `retries`, that reach the old home meanwhile are re-run on
+   * the new one), and after `graceMs` the old copy removed. A crash at any step is finished or undone by `repair(id)`.
+   *
+   * @example
+   * const { pauseMs } = await tenants.moveTier('acme', 'schema');
+   * @throws TenantNotFoundError, TenantMoveError, PooledTierDisabledError
+   */
+  moveTier(id: string, to: TenantTier, options?: MoveTierOptions): Promise<TierMoveResult> {
+    if (!this.#mover) return Promise.reject(new PooledTierDisabledError());
+    return this.#mover.move(id, to, options);
   }
 
   /** The tenant as the table records it now (any state), or `null`. */
@@ -353,31 +379,8 @@ export class TenantService {
    * @throws TenantNotFoundError, TenantPlacementError, CitusUnavailableError
    */
   async move(id: string, to: string, options: MoveTenantOptions = {}): Promise<boolean> {
-    const target = /^(.+):(\d{1,5})$/.exec(to);
-    if (!target) {
-      throw new TenantPlacementError(
-        id,
-        `Cannot move tenant ${id}: the target must be host:port of a node, e.g. 10.0.0.12:5432.`,
-      );
-    }
     const row = await this.#row(id);
-    const [placement] = await this.#citus.placements([{ id, schema: row.schema_name }]);
-    if (!placement.distributed) {
-      throw new TenantPlacementError(
-        id,
-        `Cannot move tenant ${id}: its schema ${row.schema_name} is not a distributed schema. Distribute it first (TenantService.distribute, or \`tenants distribute ${id}\`).`,
-      );
-    }
-    if (placement.node === to) return false;
-    const nodes = await this.#citus.nodes();
-    if (!nodes.includes(to)) {
-      throw new TenantPlacementError(
-        id,
-        `Cannot move tenant ${id} to ${to}: it is not an active node that holds shards. The nodes are: ${nodes.join(', ') || 'none'}.`,
-      );
-    }
-    await this.#citus.move(row.schema_name, target[1], Number(target[2]), options);
-    return true;
+    return moveToNode(this.#citus, id, row.schema_name, to, options);
   }
 
   async #row(id: string) {

@@ -8,6 +8,7 @@ import type { DrainController } from '../../connection/drain-controller.js';
 import type { TenantFairShare } from '../../connection/tenant-fair-share.js';
 import type { QuerySink } from './query-event.js';
 import type { SqlTemplateCache } from '../sql/sql-template.js';
+import type { Rehome } from './moved-retry.js';
 
 /**
  * What every manager of an application shares: the pool, the shutdown gate and the query
@@ -27,6 +28,8 @@ export interface QueryEnvironment {
   readonly statements?: StatementCache;
   /** Where `db.replica()` reads go; absent when no replicas are configured. */
   readonly replicas?: ReplicaRouter;
+  /** A tenant manager's current home after a move between tiers (set by the tenant registry). */
+  readonly rehome?: Rehome;
 }
 
 /**

@@ -117,7 +117,7 @@ export class PooledTier {
   }
 
   /**
-   * Deletes every row of tenant `id` from the pooled tables, children first, in the open
+   * Deletes every row of tenant `id` from the pooled tables (not the schema's migration history), children first, in the open
    * transaction on `client`, held to the tenant like its own statements.
    */
   async removeRows(client: pg.ClientBase, id: string): Promise<void> {
@@ -128,6 +128,8 @@ export class PooledTier {
     const scoped = scopeStatement({ role, tenantId: id });
     await client.query(scoped.text, scoped.values);
     for (const table of tables.reverse()) {
+      // The schema's own migration history belongs to no tenant.
+      if (table.name === MIGRATIONS_TABLE) continue;
       await client.query(`DELETE FROM ${qualifiedName(schema, table.name)}`);
     }
     const unscoped = scopeStatement(NO_SCOPE);

@@ -39,9 +39,13 @@ export interface TenantRepairResult {
   /**
    * `finished-create`: a `provisioning` tenant got its remaining migrations and is active;
    * `removed`: a `provisioning` row without a schema (left by an older release) was deleted;
-   * `finished-drop`: a `dropping` tenant's schema and row were removed; `none`: nothing to do.
+   * `finished-drop`: a `dropping` tenant's schema and row were removed; `finished-move`: a move
+   * between tiers that had flipped lost its old copy and change capture; `undid-move`: one that
+   * had not flipped lost its new copy and change capture (the tenant stays in its old tier);
+   * `none`: nothing to do.
    */
-  readonly action: 'finished-create' | 'removed' | 'finished-drop' | 'none';
+  readonly action:
+    'finished-create' | 'removed' | 'finished-drop' | 'finished-move' | 'undid-move' | 'none';
 }
 
 /** Longest wait for one lock by a drop before it lets go and tries again. */

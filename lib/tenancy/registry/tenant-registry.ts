@@ -2,6 +2,8 @@ import type { LoggerService } from '@nestjs/common';
 import pg from 'pg';
 import { assertIdentifier } from '../../shared/identifiers.js';
 import type { QueryEnvironment } from '../../core/query/query-environment.js';
+import type { SchemaDb } from '../../core/schema-db.js';
+import type { TenantHome } from '../../core/query/moved-retry.js';
 import type { SessionTracker } from '../../connection/sessions.js';
 import { isBrokenConnectionError } from '../../connection/connection-errors.js';
 import { admitted, homeManager, TenantCache, type TenantEntry } from './tenant-cache.js';
@@ -85,7 +87,9 @@ export class TenantRegistry {
     this.#options = options;
     this.#logger = logger;
     this.#store = new TenantRegistryStore(this.#env.pool, options.registrySchema);
-    this.#cache = new TenantCache((row) => homeManager(this.#env, row, options.pooled));
+    // A tenant's statement that reaches its old home after a move is re-run on the new one.
+    const homes = { ...this.#env, rehome: (db: TenantHome) => this.#rehome(db) };
+    this.#cache = new TenantCache((row) => homeManager(homes, row, options.pooled));
     this.#sync = new RegistrySync(
       {
         pool: this.#env.pool,
@@ -306,6 +310,12 @@ export class TenantRegistry {
     if ((this.#stale.get(id) ?? Infinity) <= upTo) this.#stale.delete(id);
     if (!entry && !known) this.#cache.rememberMissing(id, readAt + this.#options.negativeCacheMs);
     return entry;
+  }
+
+  /** The manager of the tenant `db` served, as the table records it now. */
+  async #rehome(db: TenantHome): Promise<SchemaDb | undefined> {
+    const id = db.pooledTenantId ?? db.schema?.slice(this.#options.schemaPrefix.length);
+    return id ? (await this.refresh(id))?.db : undefined;
   }
 
   /** Resolves once the view is proven current. For tests and readiness checks. */
