@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { qualifiedName, quoteIdentifier } from '../../shared/identifiers.js';
-import { PgTenancyError } from '../../shared/errors.js';
+import { RegistryMissingError } from './registry.errors.js';
 import type { SessionTracker } from '../../connection/sessions.js';
 import { isDistributedSchema, keepRegistryLocal } from '../citus/citus.js';
 import { ensureOnce } from '../tenant-locks.js';
@@ -22,19 +22,6 @@ export interface TenantRow {
   last_error: string | null;
   /** From the registry's sequence; `0` on a registry not upgraded yet (read-only CLI). */
   version: number;
-}
-
-/** The table has no registry: read-only commands say so instead of creating one. */
-export class RegistryMissingError extends PgTenancyError {
-  constructor(
-    /** The qualified name of the registry table that was looked for. */
-    readonly table: string,
-  ) {
-    super(
-      `There is no tenant registry in this database: the table ${table} does not exist. Nothing was created. ` +
-        'Check the connection settings and tenancy.registrySchema; the registry is created by the app at start-up or by `tenants create`.',
-    );
-  }
 }
 
 // Bumped whenever the DDL below changes; an up-to-date registry is left alone (no lock, no DDL).
