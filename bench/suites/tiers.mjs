@@ -171,7 +171,7 @@ async function bootPart(ctx, config, failures) {
       const res = await startChild(url, registries[count], role, probe);
       samples[count].push(res);
       ctx.log(
-        `  boot round ${r + 1}/${rounds} ${fmtInt(count).padStart(7)} tenants: ${res.readyMs.toFixed(0)} ms, heap ${(res.heapUsed / MiB).toFixed(1)} MiB, RSS ${(res.rss / MiB).toFixed(1)} MiB (peak ${(res.maxRssKiB / 1024).toFixed(1)})`,
+        `  boot round ${r + 1}/${rounds} ${fmtInt(count).padStart(7)} tenants: ${res.readyMs.toFixed(0)} ms (CPU ${res.readyCpuMs.toFixed(0)} ms), heap ${(res.heapUsed / MiB).toFixed(1)} MiB, RSS ${(res.rss / MiB).toFixed(1)} MiB (peak ${(res.maxRssKiB / 1024).toFixed(1)})`,
       );
       if (res.size !== count) failures.push(`boot: registry.size ${res.size}, expected ${count}`);
       if (!res.synced) failures.push(`boot: ${count} tenants, not synced once ready`);
@@ -181,6 +181,7 @@ async function bootPart(ctx, config, failures) {
   }
   const summary = (list) => ({
     readyMs: median(list.map((s) => s.readyMs)),
+    readyCpuMs: median(list.map((s) => s.readyCpuMs)),
     heap: median(list.map((s) => s.heapUsed)),
     rss: median(list.map((s) => s.rss)),
     peakRss: median(list.map((s) => s.maxRssKiB * 1024)),
@@ -196,6 +197,8 @@ async function bootPart(ctx, config, failures) {
     pooled: s.tenants - Math.ceil(s.tenants / schemaEvery),
     readyMs: round(s.readyMs, 1),
     readyDeltaMs: round(s.readyMs - base.readyMs, 1),
+    readyCpuMs: round(s.readyCpuMs, 1),
+    readyCpuDeltaMs: round(s.readyCpuMs - base.readyCpuMs, 1),
     heapMiB: round(s.heap / MiB, 1),
     heapDeltaMiB: round((s.heap - base.heap) / MiB, 1),
     rssMiB: round(s.rss / MiB, 1),
@@ -216,6 +219,8 @@ async function bootPart(ctx, config, failures) {
         { key: 'pooled', label: 'pooled', format: fmtInt },
         { key: 'readyMs', label: 'ready ms', format: fmtFixed(0) },
         { key: 'readyDeltaMs', label: 'Δ ready ms', format: fmtFixed(0) },
+        { key: 'readyCpuMs', label: 'CPU ms to ready', format: fmtFixed(0) },
+        { key: 'readyCpuDeltaMs', label: 'Δ CPU ms', format: fmtFixed(0) },
         { key: 'heapMiB', label: 'heap MiB', format: fmtFixed(1) },
         { key: 'heapDeltaMiB', label: 'Δ heap MiB', format: fmtFixed(1) },
         { key: 'rssMiB', label: 'RSS MiB', format: fmtFixed(1) },
@@ -576,7 +581,7 @@ export default {
     const top = boot?.rows[1];
     if (top)
       notes.push(
-        `tiers: ${fmtInt(top.tenants)} tenants boot in ${top.readyMs.toFixed(0)} ms (+${top.readyDeltaMs.toFixed(0)} ms, +${top.heapDeltaMiB} MiB heap, +${top.rssDeltaMiB} MiB RSS, +${top.peakRssDeltaMiB} MiB peak RSS over none)`,
+        `tiers: ${fmtInt(top.tenants)} tenants boot in ${top.readyMs.toFixed(0)} ms (+${top.readyDeltaMs.toFixed(0)} ms; CPU +${top.readyCpuDeltaMs.toFixed(0)} ms, +${top.heapDeltaMiB} MiB heap, +${top.rssDeltaMiB} MiB RSS, +${top.peakRssDeltaMiB} MiB peak RSS over none)`,
       );
     if (lookups)
       notes.push(

@@ -87,7 +87,7 @@ export function homeManager(
  * a heartbeat over 100,000 tenants tens of milliseconds), carried into a BigInt before a partial
  * sum could leave the integers a double holds exactly.
  */
-export class VersionSum {
+class VersionSum {
   #count = 0;
   #part = 0;
   #carried = 0n;
