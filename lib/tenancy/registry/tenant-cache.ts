@@ -64,6 +64,8 @@ export interface TenantSlot {
   entry: TenantEntry | undefined;
   /** When (performance.now()) the state applied was current: the start of the read, or arrival. */
   checkedAt: number;
+  /** The last snapshot merge whose rows listed the id (0: none). */
+  merged: number;
 }
 
 const NEGATIVE_CACHE_MAX = 10_000;
@@ -126,6 +128,7 @@ export class TenantCache {
   /** Versions announced by a notice and not applied yet (the re-read is pending), with arrival. */
   readonly #announced = new Map<string, { version: number; at: number }>();
   readonly #createDb: BuildDb;
+  #merges = 0;
 
   /**
    * `createDb`: the manager of a tenant's home (its schema, or its scope in the pooled tables),
@@ -159,9 +162,17 @@ export class TenantCache {
    * Returns the slot's entry afterwards.
    */
   applyRow(row: ViewRow, readAt: number): TenantEntry | undefined {
-    this.#negative.delete(row.id);
-    const announced = this.#announced.get(row.id);
-    if (announced && announced.version <= row.version) this.#announced.delete(row.id);
+    return this.#apply(row, readAt).entry;
+  }
+
+  /** `applyRow()`, returning the id's slot afterwards. */
+  #apply(row: ViewRow, readAt: number): TenantSlot {
+    // Both are empty while a fleet loads: no hashing of 100,000 ids for nothing.
+    if (this.#negative.size > 0) this.#negative.delete(row.id);
+    if (this.#announced.size > 0) {
+      const announced = this.#announced.get(row.id);
+      if (announced && announced.version <= row.version) this.#announced.delete(row.id);
+    }
     const slot = this.#slots.get(row.id);
     if (slot) {
       // A tombstone needs a strictly newer row: a read that started before the deletion was
@@ -169,16 +180,17 @@ export class TenantCache {
       const newer = slot.entry ? row.version >= slot.version : row.version > slot.version;
       if (!newer) {
         if (row.version === slot.version) slot.checkedAt = Math.max(slot.checkedAt, readAt);
-        return slot.entry;
+        return slot;
       }
     }
-    const entry = this.#toEntry(row, slot?.entry);
-    this.#slots.set(row.id, {
+    const next: TenantSlot = {
       version: row.version,
-      entry,
+      entry: this.#toEntry(row, slot?.entry),
       checkedAt: Math.max(readAt, slot?.checkedAt ?? 0),
-    });
-    return entry;
+      merged: slot?.merged ?? 0,
+    };
+    this.#slots.set(row.id, next);
+    return next;
   }
 
   /**
@@ -213,7 +225,7 @@ export class TenantCache {
     if (slot && version <= slot.version) return false;
     if (op === 'delete') {
       this.#announced.delete(id);
-      this.#slots.set(id, { version, entry: undefined, checkedAt: at });
+      this.#slots.set(id, { version, entry: undefined, checkedAt: at, merged: slot?.merged ?? 0 });
       return false;
     }
     const announced = this.#announced.get(id);
@@ -244,15 +256,13 @@ export class TenantCache {
    * (not called when the read failed: the rows applied stand, nothing is tombstoned).
    */
   beginMerge(readAt: number): { add(rows: readonly ViewRow[]): void; end(): void } {
-    const seen = new Set<string>();
+    // Merges run one at a time (the registry shares one reload); each marks the slots it lists.
+    const stamp = ++this.#merges;
     return {
       add: (rows) => {
-        for (const row of rows) {
-          seen.add(row.id);
-          this.applyRow(row, readAt);
-        }
+        for (const row of rows) this.#apply(row, readAt).merged = stamp;
       },
-      end: () => this.#removeUnseen(seen, readAt),
+      end: () => this.#removeUnseen((_, slot) => slot?.merged === stamp, readAt),
     };
   }
 
@@ -272,7 +282,7 @@ export class TenantCache {
         slot.checkedAt = Math.max(slot.checkedAt, readAt);
       }
     }
-    this.#removeUnseen(seen, readAt);
+    this.#removeUnseen((id) => seen.has(id), readAt);
     return changed;
   }
 
@@ -284,7 +294,7 @@ export class TenantCache {
   digest(): string {
     const sum = new VersionSum();
     for (const [id, slot] of this.#slots) {
-      const announced = this.#announced.get(id)?.version ?? 0;
+      const announced = this.#announced.size > 0 ? (this.#announced.get(id)?.version ?? 0) : 0;
       if (announced > slot.version || slot.entry) sum.add(Math.max(announced, slot.version));
     }
     for (const [id, { version }] of this.#announced) {
@@ -294,13 +304,15 @@ export class TenantCache {
   }
 
   /** Tombstones what a snapshot started at `readAt` lacks, unless applied after it began. */
-  #removeUnseen(seen: ReadonlySet<string>, readAt: number): void {
+  #removeUnseen(seen: (id: string, slot?: TenantSlot) => boolean, readAt: number): void {
     for (const [id, slot] of this.#slots) {
-      if (seen.has(id) || slot.checkedAt > readAt) continue;
+      if (seen(id, slot) || slot.checkedAt > readAt) continue;
       if (slot.entry) slot.entry = undefined;
       slot.checkedAt = readAt;
     }
-    for (const id of this.#announced.keys()) if (!seen.has(id)) this.#forgetAnnounced(id, readAt);
+    for (const id of this.#announced.keys()) {
+      if (!seen(id, this.#slots.get(id))) this.#forgetAnnounced(id, readAt);
+    }
     this.#negative.clear();
   }
 

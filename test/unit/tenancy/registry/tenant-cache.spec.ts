@@ -55,6 +55,20 @@ describe('TenantCache only moves forward', () => {
     expect(status(c, 'c')).toBeNull();
   });
 
+  it('merges a snapshot page by page, keeping an id a page listed when a newer row replaces it', () => {
+    const c = cache();
+    c.applyRow(row('gone', 1), 0);
+    const merging = c.beginMerge(10);
+    merging.add([row('a', 1)]);
+    // Between two pages, a point read that started earlier returns a newer row of 'a'.
+    c.applyRow(row('a', 2, 'suspended'), 5);
+    merging.add([row('b', 1)]);
+    merging.end();
+    expect(status(c, 'a')).toBe('suspended');
+    expect(status(c, 'b')).toBe('active');
+    expect(status(c, 'gone')).toBeNull();
+  });
+
   it('keeps deletions as versioned tombstones', () => {
     const c = cache();
     c.applyRow(row('a', 3), 0);
