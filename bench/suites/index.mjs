@@ -23,6 +23,7 @@ import pointLookups from './point-lookups.mjs';
 import preparedStatements from './prepared-statements.mjs';
 import connectionMemory from './connection-memory.mjs';
 import template from './template.mjs';
+import tiers from './tiers.mjs';
 import readReplicas from './read-replicas.mjs';
 import tierMove from './tier-move.mjs';
 
@@ -37,6 +38,7 @@ export const suites = [
   migrations,
   template,
   manyTenants,
+  tiers,
   readReplicas,
   bulkLoad,
   fairShare,

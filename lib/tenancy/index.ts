@@ -70,7 +70,7 @@ export {
   type TenantEntry,
 } from './registry/tenant-registry.js';
 export { TENANT_STATUSES, TENANT_TRANSITIONS } from './tenant-state.js';
-export { RegistryMissingError } from './registry/tenant-registry-store.js';
+export { RegistryMissingError } from './registry/registry.errors.js';
 
 // Tiers: a schema of the tenant's own, or the shared tables of the pooled tier.
 export { TENANT_TIERS, type PooledTierOptions, type TenantTier } from './tenant-tier.js';

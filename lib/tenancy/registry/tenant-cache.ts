@@ -2,16 +2,58 @@ import { SchemaDb } from '../../core/schema-db.js';
 import type { QueryEnvironment } from '../../core/query/query-environment.js';
 import { resolvePooledTier, type ResolvedPooledTier } from '../tenant-tier.js';
 import { TenantNotFoundError, TenantSuspendedError } from '../tenant.errors.js';
-import type { TenantRow } from './tenant-registry-store.js';
+import type { ViewRow } from './registry-snapshot.js';
 import { toTenantInfo, type TenantInfo } from './tenant-info.js';
 import { isServable, type TenantStatus } from '../tenant-state.js';
 
-/** A known tenant and its pre-built manager. */
+/** A known tenant and its manager. */
 export interface TenantEntry {
   /** The tenant's registry row. */
   readonly info: TenantInfo;
-  /** A manager bound to the tenant's schema. */
+  /**
+   * A manager bound to the tenant's home (its schema, or its scope in the pooled tables). Built
+   * on first use, then the same object for as long as the tenant's home stays the same.
+   */
   readonly db: SchemaDb;
+}
+
+/** What builds the manager of a tenant's home. */
+type BuildDb = (info: TenantInfo) => SchemaDb;
+
+/** One home's manager, shared by the successive entries (versions) of a tenant in that home. */
+interface Home {
+  db: SchemaDb | undefined;
+}
+
+/**
+ * An entry whose manager is built when first asked for: a registry of 100,000 tenants, most of
+ * which no request on this instance ever names, then holds no manager for them.
+ */
+class CachedEntry implements TenantEntry {
+  readonly info: TenantInfo;
+  readonly #home: Home;
+  readonly #build: BuildDb;
+
+  constructor(info: TenantInfo, home: Home, build: BuildDb) {
+    this.info = info;
+    this.#home = home;
+    this.#build = build;
+  }
+
+  get db(): SchemaDb {
+    return (this.#home.db ??= this.#build(this.info));
+  }
+
+  /** The same tenant in the same home, as `info` says now. */
+  withInfo(info: TenantInfo): CachedEntry {
+    return new CachedEntry(info, this.#home, this.#build);
+  }
+
+  /** The next version of this tenant: the same home (and manager) unless `info` moved it. */
+  next(info: TenantInfo): CachedEntry {
+    const same = this.info.schema === info.schema && this.info.tier === info.tier;
+    return same ? this.withInfo(info) : new CachedEntry(info, { db: undefined }, this.#build);
+  }
 }
 
 /** What the cache knows about one id. */
@@ -22,6 +64,8 @@ export interface TenantSlot {
   entry: TenantEntry | undefined;
   /** When (performance.now()) the state applied was current: the start of the read, or arrival. */
   checkedAt: number;
+  /** The last snapshot merge whose rows listed the id (0: none). */
+  merged: number;
 }
 
 const NEGATIVE_CACHE_MAX = 10_000;
@@ -32,12 +76,36 @@ const NEGATIVE_CACHE_MAX = 10_000;
  */
 export function homeManager(
   env: QueryEnvironment,
-  row: TenantRow,
+  info: Pick<TenantInfo, 'id' | 'schema' | 'tier'>,
   pooled: ResolvedPooledTier | undefined,
 ): SchemaDb {
-  if (row.tier !== 'pooled') return SchemaDb.create(env, row.schema_name);
+  if (info.tier !== 'pooled') return SchemaDb.create(env, info.schema);
   const { schema, role } = pooled ?? resolvePooledTier(true)!;
-  return SchemaDb.pooled(env, schema, { role, tenantId: row.id });
+  return SchemaDb.pooled(env, schema, { role, tenantId: info.id });
+}
+
+/**
+ * `count:sum` of versions, exact however large the sum: added as numbers (a BigInt per row costs
+ * a heartbeat over 100,000 tenants tens of milliseconds), carried into a BigInt before a partial
+ * sum could leave the integers a double holds exactly.
+ */
+class VersionSum {
+  #count = 0;
+  #part = 0;
+  #carried = 0n;
+
+  add(version: number): void {
+    this.#count++;
+    if (this.#part + version > Number.MAX_SAFE_INTEGER) {
+      this.#carried += BigInt(this.#part);
+      this.#part = 0;
+    }
+    this.#part += version;
+  }
+
+  toString(): string {
+    return `${this.#count}:${this.#carried + BigInt(this.#part)}`;
+  }
 }
 
 /** The answer a request gets for tenant `id` in the state `entry` records. */
@@ -59,10 +127,14 @@ export class TenantCache {
   readonly #negative = new Map<string, number>();
   /** Versions announced by a notice and not applied yet (the re-read is pending), with arrival. */
   readonly #announced = new Map<string, { version: number; at: number }>();
-  readonly #createDb: (row: TenantRow) => SchemaDb;
+  readonly #createDb: BuildDb;
+  #merges = 0;
 
-  /** `createDb`: the manager of a row's home (its schema, or its scope in the pooled tables). */
-  constructor(createDb: (row: TenantRow) => SchemaDb) {
+  /**
+   * `createDb`: the manager of a tenant's home (its schema, or its scope in the pooled tables),
+   * called when an entry's `db` is first read.
+   */
+  constructor(createDb: BuildDb) {
     this.#createDb = createDb;
   }
 
@@ -89,10 +161,18 @@ export class TenantCache {
    * Applies a row read by a query that started at `readAt`. Older than what is held: ignored.
    * Returns the slot's entry afterwards.
    */
-  applyRow(row: TenantRow, readAt: number): TenantEntry | undefined {
-    this.#negative.delete(row.id);
-    const announced = this.#announced.get(row.id);
-    if (announced && announced.version <= row.version) this.#announced.delete(row.id);
+  applyRow(row: ViewRow, readAt: number): TenantEntry | undefined {
+    return this.#apply(row, readAt).entry;
+  }
+
+  /** `applyRow()`, returning the id's slot afterwards. */
+  #apply(row: ViewRow, readAt: number): TenantSlot {
+    // Both are empty while a fleet loads: no hashing of 100,000 ids for nothing.
+    if (this.#negative.size > 0) this.#negative.delete(row.id);
+    if (this.#announced.size > 0) {
+      const announced = this.#announced.get(row.id);
+      if (announced && announced.version <= row.version) this.#announced.delete(row.id);
+    }
     const slot = this.#slots.get(row.id);
     if (slot) {
       // A tombstone needs a strictly newer row: a read that started before the deletion was
@@ -100,16 +180,17 @@ export class TenantCache {
       const newer = slot.entry ? row.version >= slot.version : row.version > slot.version;
       if (!newer) {
         if (row.version === slot.version) slot.checkedAt = Math.max(slot.checkedAt, readAt);
-        return slot.entry;
+        return slot;
       }
     }
-    const entry = this.#toEntry(row, slot?.entry);
-    this.#slots.set(row.id, {
+    const next: TenantSlot = {
       version: row.version,
-      entry,
+      entry: this.#toEntry(row, slot?.entry),
       checkedAt: Math.max(readAt, slot?.checkedAt ?? 0),
-    });
-    return entry;
+      merged: slot?.merged ?? 0,
+    };
+    this.#slots.set(row.id, next);
+    return next;
   }
 
   /**
@@ -144,17 +225,16 @@ export class TenantCache {
     if (slot && version <= slot.version) return false;
     if (op === 'delete') {
       this.#announced.delete(id);
-      this.#slots.set(id, { version, entry: undefined, checkedAt: at });
+      this.#slots.set(id, { version, entry: undefined, checkedAt: at, merged: slot?.merged ?? 0 });
       return false;
     }
     const announced = this.#announced.get(id);
     if (!announced || announced.version < version) this.#announced.set(id, { version, at });
     if (slot?.entry && status && !isServable(status)) {
       // Refusing sooner is always safe; serving sooner waits for the full row.
-      slot.entry = {
-        info: Object.freeze({ ...slot.entry.info, status, version }),
-        db: slot.entry.db,
-      };
+      slot.entry = (slot.entry as CachedEntry).withInfo(
+        Object.freeze({ ...slot.entry.info, status, version }),
+      );
       slot.version = version;
       slot.checkedAt = at;
     }
@@ -165,13 +245,25 @@ export class TenantCache {
    * Merges a full snapshot read by a query that started at `readAt`: newer rows are applied, and
    * ids the snapshot lacks are tombstoned unless something newer than the snapshot was applied.
    */
-  merge(rows: readonly TenantRow[], readAt: number): void {
-    const seen = new Set<string>();
-    for (const row of rows) {
-      seen.add(row.id);
-      this.applyRow(row, readAt);
-    }
-    this.#removeUnseen(seen, readAt);
+  merge(rows: readonly ViewRow[], readAt: number): void {
+    const merging = this.beginMerge(readAt);
+    merging.add(rows);
+    merging.end();
+  }
+
+  /**
+   * `merge()` a page at a time: `add()` each page of the snapshot as it arrives, then `end()`
+   * (not called when the read failed: the rows applied stand, nothing is tombstoned).
+   */
+  beginMerge(readAt: number): { add(rows: readonly ViewRow[]): void; end(): void } {
+    // Merges run one at a time (the registry shares one reload); each marks the slots it lists.
+    const stamp = ++this.#merges;
+    return {
+      add: (rows) => {
+        for (const row of rows) this.#apply(row, readAt).merged = stamp;
+      },
+      end: () => this.#removeUnseen((_, slot) => slot?.merged === stamp, readAt),
+    };
   }
 
   /**
@@ -190,7 +282,7 @@ export class TenantCache {
         slot.checkedAt = Math.max(slot.checkedAt, readAt);
       }
     }
-    this.#removeUnseen(seen, readAt);
+    this.#removeUnseen((id) => seen.has(id), readAt);
     return changed;
   }
 
@@ -200,31 +292,27 @@ export class TenantCache {
    * agree (barring a change that commits while the heartbeat is sent).
    */
   digest(): string {
-    let count = 0;
-    let sum = 0n;
+    const sum = new VersionSum();
     for (const [id, slot] of this.#slots) {
-      const announced = this.#announced.get(id)?.version ?? 0;
-      if (announced > slot.version || slot.entry) {
-        count++;
-        sum += BigInt(Math.max(announced, slot.version));
-      }
+      const announced = this.#announced.size > 0 ? (this.#announced.get(id)?.version ?? 0) : 0;
+      if (announced > slot.version || slot.entry) sum.add(Math.max(announced, slot.version));
     }
     for (const [id, { version }] of this.#announced) {
-      if (this.#slots.has(id)) continue;
-      count++;
-      sum += BigInt(version);
+      if (!this.#slots.has(id)) sum.add(version);
     }
-    return `${count}:${sum}`;
+    return sum.toString();
   }
 
   /** Tombstones what a snapshot started at `readAt` lacks, unless applied after it began. */
-  #removeUnseen(seen: ReadonlySet<string>, readAt: number): void {
+  #removeUnseen(seen: (id: string, slot?: TenantSlot) => boolean, readAt: number): void {
     for (const [id, slot] of this.#slots) {
-      if (seen.has(id) || slot.checkedAt > readAt) continue;
+      if (seen(id, slot) || slot.checkedAt > readAt) continue;
       if (slot.entry) slot.entry = undefined;
       slot.checkedAt = readAt;
     }
-    for (const id of this.#announced.keys()) if (!seen.has(id)) this.#forgetAnnounced(id, readAt);
+    for (const id of this.#announced.keys()) {
+      if (!seen(id, this.#slots.get(id))) this.#forgetAnnounced(id, readAt);
+    }
     this.#negative.clear();
   }
 
@@ -251,10 +339,10 @@ export class TenantCache {
     this.#negative.set(id, until);
   }
 
-  #toEntry(row: TenantRow, previous: TenantEntry | undefined): TenantEntry {
+  #toEntry(row: ViewRow, previous: TenantEntry | undefined): TenantEntry {
+    const info = toTenantInfo(row);
     // Kept while the home is the same: a move between tiers gets a new manager.
-    const sameHome = previous?.info.schema === row.schema_name && previous.info.tier === row.tier;
-    const db = sameHome ? previous.db : this.#createDb(row);
-    return { info: toTenantInfo(row), db };
+    if (previous) return (previous as CachedEntry).next(info);
+    return new CachedEntry(info, { db: undefined }, this.#createDb);
   }
 }

@@ -1,4 +1,4 @@
-import type { TenantRow } from './tenant-registry-store.js';
+import type { ViewRow } from './registry-snapshot.js';
 import type { TenantStatus } from '../tenant-state.js';
 import type { TenantTier } from '../tenant-tier.js';
 
@@ -44,7 +44,7 @@ export function countTenants(
 }
 
 /** A registry row as `TenantInfo` (frozen). */
-export function toTenantInfo(row: TenantRow): TenantInfo {
+export function toTenantInfo(row: ViewRow): TenantInfo {
   return Object.freeze({
     id: row.id,
     schema: row.schema_name,

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import { qualifiedName, quoteIdentifier } from '../../shared/identifiers.js';
-import { PgTenancyError } from '../../shared/errors.js';
+import { RegistryMissingError } from './registry.errors.js';
+import { readRows, readSnapshot, type ViewRow } from './registry-snapshot.js';
 import type { SessionTracker } from '../../connection/sessions.js';
 import { isDistributedSchema, keepRegistryLocal } from '../citus/citus.js';
 import { ensureOnce } from '../tenant-locks.js';
@@ -8,33 +9,8 @@ import type { TenantStatus } from '../tenant-state.js';
 import type { TenantTier } from '../tenant-tier.js';
 
 /** A registry row as read from the table. */
-export interface TenantRow {
-  id: string;
-  schema_name: string;
-  status: TenantStatus;
-  /** Where its rows live; `schema` on a registry from before the pooled tier. */
-  tier: TenantTier;
-  metadata: Record<string, unknown>;
-  created_at: Date;
-  migrated_version: number;
+export interface TenantRow extends ViewRow {
   migrations_digest: string | null;
-  last_migrated_at: Date | null;
-  last_error: string | null;
-  /** From the registry's sequence; `0` on a registry not upgraded yet (read-only CLI). */
-  version: number;
-}
-
-/** The table has no registry: read-only commands say so instead of creating one. */
-export class RegistryMissingError extends PgTenancyError {
-  constructor(
-    /** The qualified name of the registry table that was looked for. */
-    readonly table: string,
-  ) {
-    super(
-      `There is no tenant registry in this database: the table ${table} does not exist. Nothing was created. ` +
-        'Check the connection settings and tenancy.registrySchema; the registry is created by the app at start-up or by `tenants create`.',
-    );
-  }
 }
 
 // Bumped whenever the DDL below changes; an up-to-date registry is left alone (no lock, no DDL).
@@ -384,6 +360,16 @@ export class TenantRegistryStore {
       [ids ?? null],
     );
     return rows.map(normaliseRow);
+  }
+
+  /** Every row as the in-memory view keeps it, a page at a time, from one snapshot. */
+  snapshot(onPage: (rows: ViewRow[]) => void): Promise<void> {
+    return readSnapshot(this.#pool, this.table, onPage, () => this.all());
+  }
+
+  /** The rows of `ids` as the in-memory view keeps them (one query). */
+  viewRows(ids: readonly string[]): Promise<ViewRow[]> {
+    return readRows(this.#pool, this.table, ids, (some) => this.all(some));
   }
 }
 

@@ -42,7 +42,7 @@ const VANISHED = new Set(['42P01', '3F000', '57014', '57P01']);
 
 /**
  * The tenants every request is checked against: an in-memory view of the registry table, each
- * tenant with a pre-built `SchemaDb`, that moves only forward (by row version) and is proven
+ * tenant with its `SchemaDb` (built when first used), that moves only forward (by row version) and is proven
  * current within `maxStalenessMs` (see `RegistrySync`). Resolving a tenant is a Map lookup and a
  * clock read; an entry is re-checked against the table (one indexed query, shared by concurrent
  * lookups of that id) only when the instance cannot prove it current within the bound.
@@ -89,7 +89,7 @@ export class TenantRegistry {
     this.#store = new TenantRegistryStore(this.#env.pool, options.registrySchema);
     // A tenant's statement that reaches its old home after a move is re-run on the new one.
     const homes = { ...this.#env, rehome: (db: TenantHome) => this.#rehome(db) };
-    this.#cache = new TenantCache((row) => homeManager(homes, row, options.pooled));
+    this.#cache = new TenantCache((info) => homeManager(homes, info, options.pooled));
     this.#sync = new RegistrySync(
       {
         pool: this.#env.pool,
@@ -199,8 +199,9 @@ export class TenantRegistry {
       this.#reloading,
       async () => {
         const readAt = performance.now();
-        const rows = await this.#store.all();
-        this.#cache.merge(rows, readAt);
+        const merging = this.#cache.beginMerge(readAt);
+        await this.#store.snapshot((rows) => merging.add(rows));
+        merging.end();
         return readAt;
       },
       () => (this.#reloading = undefined),
@@ -214,7 +215,7 @@ export class TenantRegistry {
     const changed = this.#cache.compare(await this.#store.versions(), readAt);
     if (changed.length === 0) return readAt;
     const fetchedAt = performance.now();
-    const rows = await this.#store.all(changed);
+    const rows = await this.#store.viewRows(changed);
     for (const row of rows) this.#cache.applyRow(row, fetchedAt);
     const found = new Set(rows.map((row) => row.id));
     for (const id of changed) if (!found.has(id)) this.#cache.applyMissing(id, fetchedAt);

@@ -66,17 +66,18 @@ async function expectWithinBound(
  */
 function holdNextTableRead(registry: TenantRegistry) {
   const store = registry.store;
-  const readAll = store.all.bind(store);
+  const snapshot = store.snapshot.bind(store);
   let release!: () => void;
   const held = new Promise<void>((resolve) => (release = resolve));
   let read!: () => void;
   const taken = new Promise<void>((resolve) => (read = resolve));
-  store.all = async (ids) => {
-    store.all = readAll;
-    const rows = await readAll(ids);
+  store.snapshot = async (onPage) => {
+    store.snapshot = snapshot;
+    const pages: Parameters<typeof onPage>[0][] = [];
+    await snapshot((rows) => pages.push(rows));
     read();
     await held;
-    return rows;
+    for (const rows of pages) onPage(rows);
   };
   return { taken, release };
 }
@@ -265,11 +266,11 @@ describe('registry sync: every instance converges within maxStalenessMs', () => 
     // The reconnecting listener loads the table once its LISTENs succeeded: the network goes
     // silent at that moment, so the probe heartbeat that follows never comes back.
     const store = a.registry.store;
-    const readAll = store.all.bind(store);
-    store.all = (ids) => {
-      store.all = readAll;
+    const snapshot = store.snapshot.bind(store);
+    store.snapshot = (onPage) => {
+      store.snapshot = snapshot;
       proxy.silence();
-      return readAll(ids);
+      return snapshot(onPage);
     };
     a.registry.resync('test: reconnect');
     const verdict = await logger.waitFor(

@@ -25,7 +25,7 @@ function row(id: string, version: number, status: TenantStatus = 'active'): Tena
 }
 
 describe('TenantCache only moves forward', () => {
-  const cache = () => new TenantCache((r) => SchemaDb.create(pool, r.schema_name));
+  const cache = () => new TenantCache((r) => SchemaDb.create(pool, r.schema));
   const status = (c: TenantCache, id: string) => c.slot(id)?.entry?.info.status ?? null;
 
   it('never applies an older row over a newer one', () => {
@@ -53,6 +53,20 @@ describe('TenantCache only moves forward', () => {
     c.merge([row('a', 2, 'suspended')], 30);
     expect(status(c, 'b')).toBeNull();
     expect(status(c, 'c')).toBeNull();
+  });
+
+  it('merges a snapshot page by page, keeping an id a page listed when a newer row replaces it', () => {
+    const c = cache();
+    c.applyRow(row('gone', 1), 0);
+    const merging = c.beginMerge(10);
+    merging.add([row('a', 1)]);
+    // Between two pages, a point read that started earlier returns a newer row of 'a'.
+    c.applyRow(row('a', 2, 'suspended'), 5);
+    merging.add([row('b', 1)]);
+    merging.end();
+    expect(status(c, 'a')).toBe('suspended');
+    expect(status(c, 'b')).toBe('active');
+    expect(status(c, 'gone')).toBeNull();
   });
 
   it('keeps deletions as versioned tombstones', () => {
@@ -165,6 +179,68 @@ describe('TenantCache only moves forward', () => {
     expect(status(c, 'a')).toBe('suspended');
     c.applyMissing('a', 30);
     expect(status(c, 'a')).toBeNull();
+  });
+});
+
+describe("TenantCache builds a tenant's manager on first use", () => {
+  const built: string[] = [];
+  const cache = () =>
+    new TenantCache((info) => {
+      built.push(`${info.id}:${info.tier}`);
+      return info.tier === 'pooled'
+        ? SchemaDb.pooled({ pool }, 'tenancy_pooled', { role: 'r', tenantId: info.id })
+        : SchemaDb.create(pool, info.schema);
+    });
+  const entry = (c: TenantCache, id: string) => c.slot(id)!.entry!;
+  beforeEach(() => built.splice(0));
+
+  it('builds none at load, one on first use, and keeps it while the home stays the same', () => {
+    const c = cache();
+    c.merge([row('a', 1), row('b', 1), { ...row('p', 1), tier: 'pooled' }], 0);
+    expect(built).toEqual([]);
+    const db = entry(c, 'p').db;
+    expect(db.pooledTenantId).toBe('p');
+    expect(entry(c, 'p').db).toBe(db);
+    expect(built).toEqual(['p:pooled']);
+    // A newer version in the same home, and a refusal applied from a notice: the same manager.
+    c.applyRow({ ...row('p', 2, 'suspended'), tier: 'pooled' }, 1);
+    expect(entry(c, 'p').db).toBe(db);
+    c.applyNotice('p', 3, 'update', 'dropping', 2);
+    expect(entry(c, 'p').info.status).toBe('dropping');
+    expect(entry(c, 'p').db).toBe(db);
+    expect(built).toEqual(['p:pooled']);
+  });
+
+  it('gives a tenant moved to another tier a new manager, built for its new home', () => {
+    const c = cache();
+    c.applyRow({ ...row('m', 1), tier: 'pooled' }, 0);
+    const before = entry(c, 'm');
+    const pooledDb = before.db;
+    c.applyRow(row('m', 2), 1); // moved to its own schema
+    const schemaDb = entry(c, 'm').db;
+    expect(schemaDb).not.toBe(pooledDb);
+    expect(schemaDb.pooledTenantId).toBeUndefined();
+    expect(schemaDb.schema).toBe('tenant_m');
+    // Work that still holds the entry it resolved before the move keeps the old home's manager.
+    expect(before.db).toBe(pooledDb);
+    // And back: a new pooled manager, not the schema one.
+    c.applyRow({ ...row('m', 3), tier: 'pooled' }, 2);
+    expect(entry(c, 'm').db.pooledTenantId).toBe('m');
+    expect(built).toEqual(['m:pooled', 'm:schema', 'm:pooled']);
+  });
+});
+
+describe('TenantCache digests', () => {
+  const cache = () => new TenantCache((r) => SchemaDb.create(pool, r.schema));
+
+  it('digests versions exactly when their sum outgrows a double', () => {
+    const c = cache();
+    const big = Number.MAX_SAFE_INTEGER - 10;
+    c.applyRow(row('a', big), 0);
+    c.applyRow(row('b', big - 1), 0);
+    c.applyRow(row('c', 8), 0);
+    // As doubles, big + (big - 1) + 8 rounds to an even number.
+    expect(c.digest()).toBe(`3:${BigInt(big) + BigInt(big - 1) + 8n}`);
   });
 });
 
