@@ -122,9 +122,7 @@ export class PooledTier {
    */
   async removeRows(client: pg.ClientBase, id: string): Promise<void> {
     const { schema, role } = this.options;
-    const tables = (await tablesInInsertOrder(client, schema)).filter(
-      (t) => t.name !== MIGRATIONS_TABLE,
-    );
+    const tables = await tablesInInsertOrder(client, schema);
     const scoped = scopeStatement({ role, tenantId: id });
     await client.query(scoped.text, scoped.values);
     for (const table of tables.reverse()) {
