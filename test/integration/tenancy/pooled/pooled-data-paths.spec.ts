@@ -11,6 +11,7 @@ import { bareEnvironment } from '../../../../lib/core/query/query-environment.js
 import type { TenantService } from '../../../../lib/index.js';
 import { kyselyFor } from '../../../../lib/kysely/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
+import { dropRoleAfterAll } from '../../../support/roles.js';
 
 const ROLE = `pooled_${randomUUID().slice(0, 8)}`;
 const MIGRATIONS = join(process.cwd(), 'sample-app/migrations/tenant');
@@ -26,12 +27,7 @@ describe("a pooled tenant's manager: every data path, held by PostgreSQL", () =>
   let tenants: TenantService;
   let a: SchemaDb;
   let b: SchemaDb;
-  afterAll(async () => {
-    const admin = new pg.Client(process.env.DATABASE_URL);
-    await admin.connect();
-    await admin.query(`DROP ROLE IF EXISTS ${ROLE}`);
-    await admin.end();
-  });
+  dropRoleAfterAll(ROLE);
 
   beforeEach(async () => {
     tenants = await apps.boot({ migrations: MIGRATIONS, pooled: { role: ROLE } });

@@ -2,21 +2,16 @@
 // the fleet view reports pooled tenants with that schema's state, and its failure is reported
 // once without holding back the schema tenants.
 import { randomUUID } from 'node:crypto';
-import pg from 'pg';
 import { PooledMigrationError, PooledRoleUnsafeError } from '../../../../lib/tenancy/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 import { write } from '../../../support/migrations.js';
+import { dropRoleAfterAll } from '../../../support/roles.js';
 
 const ROLE = `pooled_${randomUUID().slice(0, 8)}`;
 
 describe('fleet migrations with the pooled tier', () => {
   const apps = useTenancyApps('tenancy');
-  afterAll(async () => {
-    const admin = new pg.Client(process.env.DATABASE_URL);
-    await admin.connect();
-    await admin.query(`DROP ROLE IF EXISTS ${ROLE}`);
-    await admin.end();
-  });
+  dropRoleAfterAll(ROLE);
 
   it('migrates the pooled schema once, reports its tenants with its state, and reports its failure once', async () => {
     const dir = await apps.folder({

@@ -7,11 +7,11 @@
 import { randomUUID } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { sql, type Generated } from 'kysely';
-import pg from 'pg';
 import type { SchemaDb, TenantService } from '../../../../lib/index.js';
 import { kyselyFor } from '../../../../lib/kysely/index.js';
 import { random } from '../../../support/random-runs.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
+import { dropRoleAfterAll } from '../../../support/roles.js';
 
 const ROLE = `pooled_${randomUUID().slice(0, 8)}`;
 const TENANTS = 100;
@@ -37,12 +37,7 @@ const describeRows = (rows: Iterable<[number, number]>) =>
 
 describe('100 pooled tenants interleaved at random', () => {
   const apps = useTenancyApps('tenancy');
-  afterAll(async () => {
-    const admin = new pg.Client(process.env.DATABASE_URL);
-    await admin.connect();
-    await admin.query(`DROP ROLE IF EXISTS ${ROLE}`);
-    await admin.end();
-  });
+  dropRoleAfterAll(ROLE);
 
   it(`reads and writes 0 rows across tenants in ${OPS} operations`, async () => {
     const seed = Number(process.env.POOLED_FUZZ_SEED ?? Math.floor(Math.random() * 2 ** 31));

@@ -2,23 +2,18 @@
 // calls as a schema tenant, held to its rows by PostgreSQL, and dropped row by row.
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import pg from 'pg';
 import { PooledAdaptationError } from '../../../../lib/index.js';
 import { PooledTierDisabledError } from '../../../../lib/tenancy/index.js';
 import { write } from '../../../support/migrations.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
+import { dropRoleAfterAll } from '../../../support/roles.js';
 
 const ROLE = `pooled_${randomUUID().slice(0, 8)}`;
 const MIGRATIONS = join(process.cwd(), 'sample-app/migrations/tenant');
 
 describe('the pooled tier', () => {
   const apps = useTenancyApps('tenancy');
-  afterAll(async () => {
-    const admin = new pg.Client(process.env.DATABASE_URL);
-    await admin.connect();
-    await admin.query(`DROP ROLE IF EXISTS ${ROLE}`);
-    await admin.end();
-  });
+  dropRoleAfterAll(ROLE);
 
   const boot = () =>
     apps.boot({ migrations: MIGRATIONS, pooled: { role: ROLE }, maxStalenessMs: 100 });

@@ -2,11 +2,11 @@
 // is deterministic: after the snapshot, between catch-up and pause, and held by the pause itself.
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import pg from 'pg';
 import { TenantMovedError, type SchemaDb, type TenantService } from '../../../../lib/index.js';
 import type { TierMoveProgress } from '../../../../lib/tenancy/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 import { fingerprint, seed } from './tier-move-support.js';
+import { dropRoleAfterAll } from '../../../support/roles.js';
 
 const ROLE = `pooled_${randomUUID().slice(0, 8)}`;
 const MIGRATIONS = join(process.cwd(), 'sample-app/migrations/tenant');
@@ -14,12 +14,7 @@ const STALE_MS = 100;
 
 describe('the changes a move between tiers carries', () => {
   const apps = useTenancyApps('tenancy');
-  afterAll(async () => {
-    const admin = new pg.Client(process.env.DATABASE_URL);
-    await admin.connect();
-    await admin.query(`DROP ROLE IF EXISTS ${ROLE}`);
-    await admin.end();
-  });
+  dropRoleAfterAll(ROLE);
 
   const boot = () =>
     apps.boot({ migrations: MIGRATIONS, pooled: { role: ROLE }, maxStalenessMs: STALE_MS });

@@ -3,11 +3,11 @@
 // tier-move-repair.spec.ts (pooled → schema) and tier-move-repair-back.spec.ts (schema → pooled).
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import pg from 'pg';
 import { TenantMoveError, type TierMoveProgress } from '../../../../lib/tenancy/index.js';
 import type { TenantService } from '../../../../lib/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 import { fingerprint, loadLoop, seed } from './tier-move-support.js';
+import { dropRoleAfterAll } from '../../../support/roles.js';
 
 const ROLE = `pooled_${randomUUID().slice(0, 8)}`;
 const MIGRATIONS = join(process.cwd(), 'sample-app/migrations/tenant');
@@ -23,12 +23,7 @@ type Step = TierMoveProgress['step'];
 export function describeCuts(from: 'schema' | 'pooled', to: 'schema' | 'pooled'): void {
   describe(`repairing a move ${from} → ${to} cut at each step`, () => {
     const apps = useTenancyApps('tenancy');
-    afterAll(async () => {
-      const admin = new pg.Client(process.env.DATABASE_URL);
-      await admin.connect();
-      await admin.query(`DROP ROLE IF EXISTS ${ROLE}`);
-      await admin.end();
-    });
+    dropRoleAfterAll(ROLE);
 
     const boot = () =>
       apps.boot({ migrations: MIGRATIONS, pooled: { role: ROLE }, maxStalenessMs: STALE_MS });

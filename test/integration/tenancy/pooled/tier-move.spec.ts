@@ -3,10 +3,10 @@
 // routing the tenant to its new home within maxStalenessMs.
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import pg from 'pg';
 import type { TenantService } from '../../../../lib/index.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 import { fingerprint, loadLoop, seed, type LoadReport } from './tier-move-support.js';
+import { dropRoleAfterAll } from '../../../support/roles.js';
 
 const ROLE = `pooled_${randomUUID().slice(0, 8)}`;
 const MIGRATIONS = join(process.cwd(), 'sample-app/migrations/tenant');
@@ -40,12 +40,7 @@ function touchLoop(tenants: TenantService, id: string) {
 
 describe('moving a tenant between tiers', () => {
   const apps = useTenancyApps('tenancy');
-  afterAll(async () => {
-    const admin = new pg.Client(process.env.DATABASE_URL);
-    await admin.connect();
-    await admin.query(`DROP ROLE IF EXISTS ${ROLE}`);
-    await admin.end();
-  });
+  dropRoleAfterAll(ROLE);
 
   const boot = () =>
     apps.boot({ migrations: MIGRATIONS, pooled: { role: ROLE }, maxStalenessMs: STALE_MS });
