@@ -44,11 +44,13 @@ interface PgExtended {
 /**
  * Makes `query` set `scope` first, in the same write and the same implicit transaction: a Bind
  * and Execute of the scope statement (and its Parse, the first time on a connection) ahead of
- * the query's own messages, before its Sync. `named: false` parses it unnamed every time, for a
- * connection whose named statements may not stay (a pooler in front, where prepared statements
- * are off): the whole pipeline runs on one server connection, so the unnamed one is always there. The query is sent with the extended protocol even
+ * the query's own messages, before its Sync. The query is sent with the extended protocol even
  * without parameters (so it is one statement, never several), and its callback gets its own
  * result, not the scope's.
+ *
+ * `named: false` parses the scope statement unnamed every time, for a connection whose named
+ * statements may not stay (a pooler in front, where prepared statements are off): the whole
+ * pipeline runs on one server connection, so the unnamed one is always there.
  */
 export function scopeFirst(query: pg.Query, scope: RowScope, named = true): void {
   const target = query as unknown as {
