@@ -4,6 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { from as copyFrom, to as copyTo } from 'pg-copy-streams';
+import type pg from 'pg';
 import { qualifiedName } from '../../shared/identifiers.js';
 import { inTransaction } from '../../connection/sessions.js';
 import { fingerprintDifference, withSchemaPlaceholder } from '../../catalog/fingerprints.js';
@@ -214,88 +215,76 @@ export class TenantTransfer extends TenantCopyJob {
       return this.#importPooled(dir, manifest, { id, schema, metadata }, options.onProgress);
     }
     const applied = manifest.migrations.length;
-    const session = await this.session('import');
-    const { client } = session;
-    try {
-      await inTransaction(client, async () => {
-        await startTenant(
-          client,
-          this.registry,
-          this.runner,
-          { id, schema, metadata },
-          files.slice(0, applied),
-          this.beforeCreateSchema,
+    return this.#importing(dir, id, async (client) => {
+      await startTenant(
+        client,
+        this.registry,
+        this.runner,
+        { id, schema, metadata },
+        files.slice(0, applied),
+        this.beforeCreateSchema,
+      );
+      const catalog = new SchemaIntrospector(client, schema);
+      // A pooled tenant's export has no fingerprint (its tables were the pooled schema's):
+      // the replayed history and the tables and columns checked below stand for it.
+      const difference =
+        manifest.tenant.tier !== 'pooled' &&
+        fingerprintDifference(
+          manifest.fingerprint.map((line) => withSchemaPlaceholder(line, manifest.tenant.schema)),
+          await catalog.definitionFingerprint(),
         );
-        const catalog = new SchemaIntrospector(client, schema);
-        // A pooled tenant's export has no fingerprint (its tables were the pooled schema's):
-        // the replayed history and the tables and columns checked below stand for it.
-        const difference =
-          manifest.tenant.tier !== 'pooled' &&
-          fingerprintDifference(
-            manifest.fingerprint.map((line) => withSchemaPlaceholder(line, manifest.tenant.schema)),
-            await catalog.definitionFingerprint(),
-          );
-        if (difference) {
+      if (difference) {
+        throw new TenantImportError(
+          dir,
+          'schema',
+          `the migrations built a schema that differs from the exported one: ${difference}`,
+        );
+      }
+      const tables = await catalog.tables();
+      const built = tables.map((t) => `${t.name}(${t.columns.join(',')})`).sort();
+      const exported = manifest.tables.map((t) => `${t.name}(${t.columns.join(',')})`).sort();
+      if (JSON.stringify(built) !== JSON.stringify(exported)) {
+        throw new TenantImportError(
+          dir,
+          'schema',
+          'the manifest lists other tables or columns than the migrations built',
+        );
+      }
+      await truncateAll(client, schema, tables);
+      const resumeTriggers = await pauseUserTriggers(client, schema, tables);
+      for (const [i, t] of manifest.tables.entries()) {
+        const stream = client.query(
+          copyFrom(`COPY ${qualifiedName(schema, t.name)} ${columnList(t.columns)} FROM STDIN`),
+        );
+        await pipeline(createReadStream(join(dir, t.file)), createGunzip(), stream);
+        if (stream.rowCount !== t.rows) {
           throw new TenantImportError(
             dir,
-            'schema',
-            `the migrations built a schema that differs from the exported one: ${difference}`,
+            'corrupt',
+            `table ${t.name} received ${stream.rowCount} rows; the manifest says ${t.rows}`,
           );
         }
-        const tables = await catalog.tables();
-        const built = tables.map((t) => `${t.name}(${t.columns.join(',')})`).sort();
-        const exported = manifest.tables.map((t) => `${t.name}(${t.columns.join(',')})`).sort();
-        if (JSON.stringify(built) !== JSON.stringify(exported)) {
-          throw new TenantImportError(
-            dir,
-            'schema',
-            'the manifest lists other tables or columns than the migrations built',
-          );
-        }
-        await truncateAll(client, schema, tables);
-        const resumeTriggers = await pauseUserTriggers(client, schema, tables);
-        for (const [i, t] of manifest.tables.entries()) {
-          const stream = client.query(
-            copyFrom(`COPY ${qualifiedName(schema, t.name)} ${columnList(t.columns)} FROM STDIN`),
-          );
-          await pipeline(createReadStream(join(dir, t.file)), createGunzip(), stream);
-          if (stream.rowCount !== t.rows) {
-            throw new TenantImportError(
-              dir,
-              'corrupt',
-              `table ${t.name} received ${stream.rowCount} rows; the manifest says ${t.rows}`,
-            );
-          }
-          options.onProgress?.({
-            table: t.name,
-            rows: t.rows,
-            done: i + 1,
-            total: manifest.tables.length,
-          });
-        }
-        await resumeTriggers();
-        await setSequences(client, schema, manifest.sequences);
-        // An export older than this application's files is brought up to date here.
-        const later = files.slice(applied);
-        if (later.some((f) => !f.transactional)) {
-          throw new TenantImportError(
-            dir,
-            'migrations',
-            'a migration newer than the export is marked no-transaction; import into an application at the export version, then migrate',
-          );
-        }
-        if (later.length > 0) await this.runner.applyInTransaction(client, schema, later);
-        await finishTenant(client, this.registry, id, files, files.length);
-      });
-    } catch (err) {
-      if (err instanceof TenantImportError || err instanceof TenantAlreadyExistsError) throw err;
-      throw new TenantImportError(dir, 'failed', copyFailure(err), { cause: err });
-    } finally {
-      await session.close();
-    }
-    const entry = await this.registry.refresh(id);
-    if (!entry) throw new TenantNotFoundError(id);
-    return entry.info;
+        options.onProgress?.({
+          table: t.name,
+          rows: t.rows,
+          done: i + 1,
+          total: manifest.tables.length,
+        });
+      }
+      await resumeTriggers();
+      await setSequences(client, schema, manifest.sequences);
+      // An export older than this application's files is brought up to date here.
+      const later = files.slice(applied);
+      if (later.some((f) => !f.transactional)) {
+        throw new TenantImportError(
+          dir,
+          'migrations',
+          'a migration newer than the export is marked no-transaction; import into an application at the export version, then migrate',
+        );
+      }
+      if (later.length > 0) await this.runner.applyInTransaction(client, schema, later);
+      await finishTenant(client, this.registry, id, files, files.length);
+    });
   }
 
   /**
@@ -311,21 +300,31 @@ export class TenantTransfer extends TenantCopyJob {
     const pooled = this.#pooledOptions();
     await this.pooled!.ready();
     const files = await this.files();
-    const { id } = tenant;
+    return this.#importing(dir, tenant.id, (client) =>
+      importPooledRows(client, {
+        registry: this.registry,
+        pooled,
+        dir,
+        manifest,
+        tenant,
+        files,
+        onProgress,
+      }),
+    );
+  }
+
+  /**
+   * Runs an import's `load` in one transaction on a session of its own (any failure but a
+   * refusal becomes `TenantImportError` `failed`), then reads the new tenant back.
+   */
+  async #importing(
+    dir: string,
+    id: string,
+    load: (client: pg.ClientBase) => Promise<void>,
+  ): Promise<TenantInfo> {
     const session = await this.session('import');
-    const { client } = session;
     try {
-      await inTransaction(client, () =>
-        importPooledRows(client, {
-          registry: this.registry,
-          pooled,
-          dir,
-          manifest,
-          tenant,
-          files,
-          onProgress,
-        }),
-      );
+      await inTransaction(session.client, () => load(session.client));
     } catch (err) {
       if (err instanceof TenantImportError || err instanceof TenantAlreadyExistsError) throw err;
       throw new TenantImportError(dir, 'failed', copyFailure(err), { cause: err });
