@@ -74,6 +74,8 @@ export class PooledTier {
       files.length + result.missing.length,
       migrationsDigest(files, files.length),
     );
+    // A create after this (start-up's migrateAll) need not migrate again.
+    this.#ready = Promise.resolve(result);
     return result;
   }
 
@@ -117,8 +119,9 @@ export class PooledTier {
   }
 
   /**
-   * Deletes every row of tenant `id` from the pooled tables (not the schema's migration history), children first, in the open
-   * transaction on `client`, held to the tenant like its own statements.
+   * Deletes every row of tenant `id` from the pooled tables (not the schema's migration
+   * history), children first, in the open transaction on `client`, held to the tenant like its
+   * own statements.
    */
   async removeRows(client: pg.ClientBase, id: string): Promise<void> {
     const { schema, role } = this.options;
