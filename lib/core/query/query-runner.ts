@@ -3,6 +3,7 @@ import { SavepointActiveError, TransactionClosedError } from '../../shared/error
 import { isBrokenConnectionError, toAcquireError } from '../../connection/connection-errors.js';
 import type { ReleaseSlot } from '../../connection/tenant-fair-share.js';
 import { connectFor, connectForAsync } from '../../connection/pool-affinity.js';
+import { brokenBy, watch } from '../../connection/watched-client.js';
 import { sendUnnamed, type QueryPrefix } from '../../connection/pg-query.js';
 import { NO_SCOPE, scopeFirst, type RowScope } from '../../connection/row-scope.js';
 import type { QueryEnvironment } from './query-environment.js';
@@ -263,29 +264,4 @@ export async function checkout(env: QueryEnvironment, key?: string): Promise<Lea
   client.on('end', onGone);
   drain?.track(lease);
   return lease;
-}
-
-const BROKEN_BY = Symbol('nestjs-pg-tenancy:brokenBy');
-const WATCHED = Symbol('nestjs-pg-tenancy:watched');
-
-type WatchedClient = pg.PoolClient & { [BROKEN_BY]?: Error; [WATCHED]?: true };
-
-/**
- * Gives a client a permanent `error` listener, once per physical connection. pg-pool listens
- * only to idle clients: without this, a backend killed while the client is checked out (between
- * two statements of a transaction, by `pg_terminate_backend`, a restart or
- * `idle_in_transaction_session_timeout`) emits an unhandled `error` and crashes the process.
- * The error is remembered so the client is discarded, not reused, when it is released.
- */
-function watch(client: pg.PoolClient): void {
-  const watched = client as WatchedClient;
-  if (watched[WATCHED]) return;
-  watched[WATCHED] = true;
-  client.on('error', (err: Error) => {
-    watched[BROKEN_BY] ??= err;
-  });
-}
-
-function brokenBy(client: pg.PoolClient): Error | undefined {
-  return (client as WatchedClient)[BROKEN_BY];
 }

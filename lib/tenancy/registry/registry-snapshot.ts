@@ -1,6 +1,7 @@
 // The registry read the in-memory view is built from: every row at start-up (100,000 of them in a
 // large fleet) and on each reload, so it is read the lean way, a page at a time.
 import type pg from 'pg';
+import { watch } from '../../connection/watched-client.js';
 import { TENANT_STATUSES, type TenantStatus } from '../tenant-state.js';
 import { TENANT_TIERS, type TenantTier } from '../tenant-tier.js';
 
@@ -46,6 +47,9 @@ export async function readSnapshot(
   readAll: () => Promise<ViewRow[]>,
 ): Promise<void> {
   const client = await pool.connect();
+  // Checked out across several statements: a backend ended between two of them must not crash
+  // the process (pg-pool then discards the connection, which no longer answers).
+  watch(client);
   let failure: Error | undefined;
   try {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');

@@ -1,6 +1,10 @@
 // The registry's view is loaded a page at a time from one snapshot, with its own lean reading of
 // each row: every page arrives, and every field reads as the row-by-row path reads it.
-import { SNAPSHOT_PAGE_ROWS } from '../../../../lib/tenancy/registry/registry-snapshot.js';
+import pg from 'pg';
+import {
+  readSnapshot,
+  SNAPSHOT_PAGE_ROWS,
+} from '../../../../lib/tenancy/registry/registry-snapshot.js';
 import { useTenancyApps } from '../../../support/tenancy-apps.js';
 
 describe('the registry snapshot', () => {
@@ -49,5 +53,50 @@ describe('the registry snapshot', () => {
     // A pooled tenant's manager, built when first asked for, is held to the tenant.
     const pooled = listed.find((t) => t.tier === 'pooled' && t.status === 'active')!;
     expect((await tenants.db(pooled.id)).pooledTenantId).toBe(pooled.id);
+  });
+
+  // CI once saw the snapshot's connection ended (DROP DATABASE … WITH (FORCE)) between two of its
+  // statements: pg-pool listens only to idle clients, so the error was unhandled.
+  it('survives its backend ending between two statements, and discards that connection', async () => {
+    await apps.boot({});
+    const pool = new pg.Pool({ connectionString: apps.database.current.url, max: 1 });
+    pool.on('error', () => undefined);
+    let ended = false;
+    pool.once('acquire', (client: pg.PoolClient) => {
+      const send = client.query.bind(client) as (text: string) => Promise<unknown>;
+      // The first statement waits until the server has ended the session and the socket closed:
+      // the error arrives while the client is checked out with no statement running.
+      (client as unknown as { query: (text: string) => Promise<unknown> }).query = async (text) => {
+        const gone = new Promise((resolve) => client.once('end', resolve));
+        const pid = (client as unknown as { processID: number }).processID;
+        await apps.admin.query('SELECT pg_terminate_backend($1)', [pid]);
+        await gone;
+        ended = true;
+        return send(text);
+      };
+    });
+    const pages: unknown[] = [];
+    try {
+      await expect(
+        readSnapshot(
+          pool,
+          'snap.tenants',
+          (rows) => pages.push(rows),
+          () => Promise.resolve([]),
+        ),
+      ).rejects.toThrow(/not queryable|terminat/);
+      expect(ended).toBe(true);
+      // Not given back to serve others.
+      expect(pool.totalCount).toBe(0);
+      await readSnapshot(
+        pool,
+        'snap.tenants',
+        (rows) => pages.push(rows),
+        () => Promise.resolve([]),
+      );
+      expect(pages).toEqual([]);
+    } finally {
+      await pool.end();
+    }
   });
 });
