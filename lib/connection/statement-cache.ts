@@ -167,48 +167,55 @@ export class StatementCache {
     // null before the first ReadyForQuery has been recorded: pg-pool hands a new connection
     // out from inside its connect callback, idle.
     const status = client.getTransactionStatus() ?? 'I';
-    if (!this.#prepares(client, values, status)) {
-      this.#unprepared++;
-      sendUnnamed(client, text, values ?? [], arrayRows, callback, prefix);
+    const way = this.#way(values, status);
+    if (way === 'prepared') {
+      this.#run(client, text, values as unknown[], arrayRows, status, false, callback, prefix);
       return;
     }
-    this.#run(client, text, values as unknown[], arrayRows, status, false, callback, prefix);
+    const unnamed = () => {
+      this.#unprepared++;
+      sendUnnamed(client, text, values ?? [], arrayRows, callback, prefix);
+    };
+    if (way === 'probe') this.#probe(client, unnamed);
+    else unnamed();
   }
 
-  #prepares(
-    client: pg.ClientBase,
+  /** How a statement goes: prepared, unnamed, or unnamed after probing the connection. */
+  #way(
     values: readonly unknown[] | undefined,
     status: string | null,
-  ): boolean {
+  ): 'prepared' | 'unnamed' | 'probe' {
     const { enabled, inTransactions } = this.options;
-    if (enabled === false || values === undefined || values.length === 0) return false;
-    if (status !== 'I' && !(status === 'T' && inTransactions)) return false;
+    if (enabled === false || values === undefined || values.length === 0) return 'unnamed';
+    if (status !== 'I' && !(status === 'T' && inTransactions)) return 'unnamed';
     if (enabled === 'auto' && this.#detected !== 'direct') {
-      if (this.#detected === 'unknown' && status === 'I') this.#probe(client);
-      return false;
+      return this.#detected === 'unknown' && status === 'I' && !this.#probing ? 'probe' : 'unnamed';
     }
-    return true;
+    return 'prepared';
   }
 
   /**
    * Behind a pooler the backend key data comes from the pooler, not from PostgreSQL, so the
-   * process id it announced is not the one that answers. Queued before the caller's query on an
-   * idle connection, so it costs one round trip, once.
+   * process id it announced is not the one that answers. Runs before the caller's query on an
+   * idle connection, which `then` sends once the answer is in (one round trip, once): never
+   * queued behind another query, which pg 9 no longer allows.
    */
-  #probe(client: pg.ClientBase): void {
-    if (this.#probing) return;
+  #probe(client: pg.ClientBase, then: () => void): void {
     this.#probing = true;
     const announced = (client as unknown as { processID?: number }).processID;
     client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid', (err, result) => {
       this.#probing = false;
-      if (err || this.#detected !== 'unknown') return;
-      this.#detected = result.rows[0]?.pid === announced ? 'direct' : 'pooler';
-      if (this.#detected === 'pooler') {
-        this.#logger.log(
-          'Prepared statements are off: a connection pooler is in front of PostgreSQL (its backend key is not the server process id). ' +
-            'Set preparedStatements: { enabled: true } if it keeps named statements (PgBouncer 1.21+ with max_prepared_statements).',
-        );
+      if (!err && this.#detected === 'unknown') {
+        this.#detected = result.rows[0]?.pid === announced ? 'direct' : 'pooler';
+        if (this.#detected === 'pooler') {
+          this.#logger.log(
+            'Prepared statements are off: a connection pooler is in front of PostgreSQL (its backend key is not the server process id). ' +
+              'Set preparedStatements: { enabled: true } if it keeps named statements (PgBouncer 1.21+ with max_prepared_statements).',
+          );
+        }
       }
+      // On a broken connection the caller's own query fails with the connection's error.
+      then();
     });
   }
 
