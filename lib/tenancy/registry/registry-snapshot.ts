@@ -24,7 +24,7 @@ export interface ViewRow {
 // Only what the view keeps (not the fleet migrator's digest), rows as arrays, and the two
 // timestamps as epoch milliseconds: pg's text-to-Date parser was the largest single cost of
 // loading 100,000 rows. `new Date(ms)` keeps whole milliseconds, as pg's parser does.
-const COLUMNS = `id, schema_name, status, tier, metadata,
+const COLUMNS = `id, schema_name, status, tier, NULLIF(metadata, '{}'),
   (extract(epoch FROM created_at) * 1000)::float8, migrated_version,
   (extract(epoch FROM last_migrated_at) * 1000)::float8, last_error, version::float8`;
 
@@ -106,6 +106,9 @@ export async function readRows(
 const STATUS = new Map<unknown, TenantStatus>(TENANT_STATUSES.map((s) => [s, s]));
 const TIER = new Map<unknown, TenantTier>(TENANT_TIERS.map((t) => [t, t]));
 
+/** The metadata of every tenant created without any: one frozen object, not one per row. */
+const NO_METADATA: Record<string, unknown> = Object.freeze({});
+
 function toViewRows(rows: unknown[][]): ViewRow[] {
   const out = new Array<ViewRow>(rows.length);
   for (let i = 0; i < rows.length; i++) {
@@ -115,7 +118,7 @@ function toViewRows(rows: unknown[][]): ViewRow[] {
       schema_name: r[1] as string,
       status: STATUS.get(r[2]) ?? (r[2] as TenantStatus),
       tier: TIER.get(r[3]) ?? (r[3] as TenantTier),
-      metadata: r[4] as Record<string, unknown>,
+      metadata: (r[4] as Record<string, unknown> | null) ?? NO_METADATA,
       created_at: new Date(r[5] as number),
       migrated_version: r[6] as number,
       last_migrated_at: r[7] === null ? null : new Date(r[7] as number),

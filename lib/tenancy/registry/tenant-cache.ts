@@ -31,28 +31,30 @@ interface Home {
  */
 class CachedEntry implements TenantEntry {
   readonly info: TenantInfo;
-  readonly #home: Home;
+  /** Made when first needed (a manager built, or a next version): most entries never need one. */
+  #home: Home | undefined;
   readonly #build: BuildDb;
 
-  constructor(info: TenantInfo, home: Home, build: BuildDb) {
+  constructor(info: TenantInfo, home: Home | undefined, build: BuildDb) {
     this.info = info;
     this.#home = home;
     this.#build = build;
   }
 
   get db(): SchemaDb {
-    return (this.#home.db ??= this.#build(this.info));
+    const home = (this.#home ??= { db: undefined });
+    return (home.db ??= this.#build(this.info));
   }
 
   /** The same tenant in the same home, as `info` says now. */
   withInfo(info: TenantInfo): CachedEntry {
-    return new CachedEntry(info, this.#home, this.#build);
+    return new CachedEntry(info, (this.#home ??= { db: undefined }), this.#build);
   }
 
   /** The next version of this tenant: the same home (and manager) unless `info` moved it. */
   next(info: TenantInfo): CachedEntry {
     const same = this.info.schema === info.schema && this.info.tier === info.tier;
-    return same ? this.withInfo(info) : new CachedEntry(info, { db: undefined }, this.#build);
+    return same ? this.withInfo(info) : new CachedEntry(info, undefined, this.#build);
   }
 }
 
@@ -293,10 +295,12 @@ export class TenantCache {
    */
   digest(): string {
     const sum = new VersionSum();
-    for (const [id, slot] of this.#slots) {
+    // Every few hundred milliseconds over every tenant: forEach, not `for…of` over entries, which
+    // allocates an [id, slot] pair per tenant (megabytes per second of garbage at 100,000).
+    this.#slots.forEach((slot, id) => {
       const announced = this.#announced.size > 0 ? (this.#announced.get(id)?.version ?? 0) : 0;
       if (announced > slot.version || slot.entry) sum.add(Math.max(announced, slot.version));
-    }
+    });
     for (const [id, { version }] of this.#announced) {
       if (!this.#slots.has(id)) sum.add(version);
     }
@@ -305,11 +309,11 @@ export class TenantCache {
 
   /** Tombstones what a snapshot started at `readAt` lacks, unless applied after it began. */
   #removeUnseen(seen: (id: string, slot?: TenantSlot) => boolean, readAt: number): void {
-    for (const [id, slot] of this.#slots) {
-      if (seen(id, slot) || slot.checkedAt > readAt) continue;
+    this.#slots.forEach((slot, id) => {
+      if (seen(id, slot) || slot.checkedAt > readAt) return;
       if (slot.entry) slot.entry = undefined;
       slot.checkedAt = readAt;
-    }
+    });
     for (const id of this.#announced.keys()) {
       if (!seen(id, this.#slots.get(id))) this.#forgetAnnounced(id, readAt);
     }
@@ -343,6 +347,6 @@ export class TenantCache {
     const info = toTenantInfo(row);
     // Kept while the home is the same: a move between tiers gets a new manager.
     if (previous) return (previous as CachedEntry).next(info);
-    return new CachedEntry(info, { db: undefined }, this.#createDb);
+    return new CachedEntry(info, undefined, this.#createDb);
   }
 }
