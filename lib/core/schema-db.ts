@@ -54,11 +54,19 @@ export class SchemaDb {
     this.#scope = scope;
   }
 
-  /** @internal A pooled tenant's manager: `schema`'s tables, every statement run in `scope`. */
-  static pooled(env: QueryEnvironment, schema: string, scope: RowScope): SchemaDb {
+  /**
+   * @internal A pooled tenant's manager: `schema`'s tables, whose keys lead with `tenantColumn`,
+   * every statement run in `scope`.
+   */
+  static pooled(
+    env: QueryEnvironment,
+    schema: string,
+    scope: RowScope,
+    tenantColumn: string,
+  ): SchemaDb {
     return new SchemaDb(
       new PoolQueryRunner(env), // every connection has the shared tables' catalog: no affinity
-      new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache()),
+      new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache(), tenantColumn),
       undefined,
       scope,
     );
@@ -291,7 +299,7 @@ export class SchemaDb {
     options: InsertManyOptions = {},
   ): Promise<number> {
     return insertRows(this.#runner.env.pool, this.#target(table), rows, options, (text, params) =>
-      this.#send(text, params, false),
+      this.#send(this.#sqlTemplate.withTenantKeys(text), params, false),
     );
   }
 

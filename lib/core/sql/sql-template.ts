@@ -1,5 +1,6 @@
 import { SqlTemplateError } from '../../shared/errors.js';
 import { assertIdentifier, quoteIdentifier } from '../../shared/identifiers.js';
+import { withTenantInConflictTargets } from './conflict-target.js';
 import { scanSql } from './sql-lexer.js';
 
 /**
@@ -197,14 +198,29 @@ export class SqlTemplate {
   readonly #cache: SqlTemplateCache;
   /** The schema contains `$`, so it needs care inside dollar-quoted bodies. */
   readonly #dollar: boolean;
+  /** The pooled tier's tenant column, added to conflict targets; `undefined` elsewhere. */
+  readonly #tenantColumn: string | undefined;
+  /** What the expansions are kept under in the shared cache: the schema, or schema and column. */
+  readonly #key: string | null;
 
-  constructor(schema: string | null, cache: SqlTemplateCache = new SqlTemplateCache()) {
+  /**
+   * `tenantColumn`: the schema's tables are the pooled tier's, whose keys lead with that column;
+   * an `INSERT`'s `ON CONFLICT (…)` into them gets it first (see `withTenantInConflictTargets`).
+   */
+  constructor(
+    schema: string | null,
+    cache: SqlTemplateCache = new SqlTemplateCache(),
+    tenantColumn?: string,
+  ) {
     if (schema !== null) assertIdentifier(schema, 'schema');
     this.#schema = schema;
     this.#dollar = schema !== null && DOLLAR_TAG_LIKE.test(schema);
     this.#quotedSchema = schema === null ? null : quoteIdentifier(schema, 'schema');
     this.#prefix = this.#quotedSchema === null ? '' : `${this.#quotedSchema}.`;
     this.#cache = cache;
+    this.#tenantColumn = schema === null ? undefined : tenantColumn;
+    // A NUL cannot be in an identifier: no schema's own key looks like this one.
+    this.#key = this.#tenantColumn === undefined ? schema : `${schema}\u0000${this.#tenantColumn}`;
   }
 
   /** The schema this template qualifies names with, or `null` for unqualified names. */
@@ -222,12 +238,23 @@ export class SqlTemplate {
     return this.#prefix + quoteTable(table);
   }
 
+  /**
+   * `sql`, a statement built with this template's qualified names (not a template), as a pooled
+   * template's expansion would have it: its pooled tables' conflict targets lead with the tenant
+   * column. Any other template returns it as it is.
+   */
+  withTenantKeys(sql: string): string {
+    return this.#tenantColumn === undefined
+      ? sql
+      : withTenantInConflictTargets(sql, this.#prefix, this.#tenantColumn);
+  }
+
   /** Expands every placeholder in `sql`. @throws SqlTemplateError, InvalidIdentifierError */
   expand(sql: string): string {
     const compiled = this.#cache.get(sql);
     const { parts, slots } = compiled;
     if (slots.length === 0) return parts[0];
-    const kept = compiled.expanded.get(this.#schema);
+    const kept = compiled.expanded.get(this.#key);
     if (kept !== undefined) return kept;
     if (this.#dollar && compiled.inDollarBody.includes(true)) this.#refuseDollar();
     let out = parts[0];
@@ -245,7 +272,10 @@ export class SqlTemplate {
       }
       out += parts[i + 1];
     }
-    this.#cache.keep(compiled, this.#schema, out);
+    if (this.#tenantColumn !== undefined) {
+      out = withTenantInConflictTargets(out, this.#prefix, this.#tenantColumn);
+    }
+    this.#cache.keep(compiled, this.#key, out);
     return out;
   }
 

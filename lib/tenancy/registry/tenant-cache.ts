@@ -82,8 +82,8 @@ export function homeManager(
   pooled: ResolvedPooledTier | undefined,
 ): SchemaDb {
   if (info.tier !== 'pooled') return SchemaDb.create(env, info.schema);
-  const { schema, role } = pooled ?? resolvePooledTier(true)!;
-  return SchemaDb.pooled(env, schema, { role, tenantId: info.id });
+  const { schema, role, column } = pooled ?? resolvePooledTier(true)!;
+  return SchemaDb.pooled(env, schema, { role, tenantId: info.id }, column);
 }
 
 /**

@@ -59,6 +59,7 @@ describe('a pooled tenant manager sets its scope with every statement', () => {
         ),
         'shared',
         { role: ROLE, tenantId },
+        'tenant_id',
       );
 
     it('reads and writes only its own rows, with and without parameters', async () => {

@@ -209,7 +209,12 @@ describe("a pooled tenant's manager: every data path, held by PostgreSQL", () =>
     try {
       const statements = { enabled: true, prepareThreshold: 1, inTransactions: true };
       const scope = { role: ROLE, tenantId: 'a' };
-      const own = SchemaDb.pooled(bareEnvironment(single, statements), 'tenancy_pooled', scope);
+      const own = SchemaDb.pooled(
+        bareEnvironment(single, statements),
+        'tenancy_pooled',
+        scope,
+        'tenant_id',
+      );
       for (const db of [a, own]) {
         for (let i = 0; i < 4; i++) {
           await expect(db.execute(insert, ['b', `stolen${i}`])).rejects.toMatchObject({

@@ -188,7 +188,7 @@ describe("TenantCache builds a tenant's manager on first use", () => {
     new TenantCache((info) => {
       built.push(`${info.id}:${info.tier}`);
       return info.tier === 'pooled'
-        ? SchemaDb.pooled({ pool }, 'tenancy_pooled', { role: 'r', tenantId: info.id })
+        ? SchemaDb.pooled({ pool }, 'tenancy_pooled', { role: 'r', tenantId: info.id }, 'tenant_id')
         : SchemaDb.create(pool, info.schema);
     });
   const entry = (c: TenantCache, id: string) => c.slot(id)!.entry!;
