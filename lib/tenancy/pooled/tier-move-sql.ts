@@ -190,7 +190,8 @@ function scoped(ctx: MoveContext, side: MoveSide, alias: string): string {
  * Installs the capture on the source: a function in the registry schema and, per table, row
  * triggers (held to the tenant by `WHEN` on the pooled tables) that take the move's gate lock
  * shared, refuse the write once the move is flipped (SQLSTATE `PTM01`; in `REPEATABLE READ` the
- * locked record raises 40001 instead), and log the changed keys.
+ * locked record raises 40001 instead), and log the changed keys. On a schema source, a
+ * `TRUNCATE` (which no row trigger sees) is refused for the whole move (SQLSTATE `55000`).
  */
 export async function installCapture(
   client: pg.ClientBase,
@@ -206,6 +207,10 @@ export async function installCapture(
     DECLARE
       step text;
     BEGIN
+      IF TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION 'TRUNCATE of tenant %''s % is refused while the tenant moves between tiers: its rows are being copied, and a TRUNCATE is not captured', ${id}, TG_TABLE_NAME
+          USING ERRCODE = '55000', HINT = 'Delete the rows instead, or truncate once the move has ended.';
+      END IF;
       PERFORM pg_advisory_xact_lock_shared(${ADVISORY_LOCK_NAMESPACE}, hashtext(${literal(gateKey(ctx))}));
       SELECT m.step INTO step FROM ${moves} m WHERE m.tenant_id = ${id} FOR SHARE;
       IF step = 'flipped' THEN
@@ -236,6 +241,14 @@ export async function installCapture(
       await client.query(
         `CREATE TRIGGER ${quoteIdentifier(`${name}_${suffix}`)} AFTER ${event} ON ${t}
            FOR EACH ROW${condition} EXECUTE FUNCTION ${fn}(${args})`,
+      );
+    }
+    // A tenant's own schema can be truncated by its app (the pooled role may not truncate the
+    // shared tables), and a TRUNCATE fires no row trigger: it is refused until the move ends.
+    if (!pooled) {
+      await client.query(
+        `CREATE TRIGGER ${quoteIdentifier(`${name}_t`)} BEFORE TRUNCATE ON ${t}
+           FOR EACH STATEMENT EXECUTE FUNCTION ${fn}(${args})`,
       );
     }
   }

@@ -116,4 +116,28 @@ describe('the changes a move between tiers carries', () => {
     await tenants.create('carried');
     await moveWithChanges(tenants, 'schema', 'pooled');
   });
+
+  it('schema → pooled: a TRUNCATE of the old home, which no row trigger sees, is refused meanwhile', async () => {
+    const tenants = await boot();
+    await tenants.create('carried');
+    await seed(tenants, 'carried', 10, 2);
+    const old = await tenants.db('carried');
+    const before = await home('schema', 'carried');
+    let refused: unknown;
+    const result = await tenants.moveTier('carried', 'pooled', {
+      graceMs: STALE_MS,
+      onProgress: async ({ step }: TierMoveProgress) => {
+        // Between catch-up rounds: no snapshot holds the tables, so TRUNCATE gets its lock.
+        if (step === 'caught-up' && refused === undefined) {
+          refused = await old.execute('TRUNCATE {{tables.tasks}}').catch((err: unknown) => err);
+        }
+      },
+    });
+    expect(result.moved).toBe(true);
+    expect(refused).toMatchObject({
+      code: '55000',
+      message: expect.stringContaining("TRUNCATE of tenant carried's tasks is refused"),
+    });
+    expect(await home('pooled', 'carried')).toEqual(before);
+  });
 });
