@@ -18,6 +18,7 @@ import type { MoveTierOptions, TierMoveProgress, TierMoveResult } from './tier-m
 import type { PooledTier } from './pooled-tier.js';
 import { TenantMoveError } from './tier-move.errors.js';
 import { delay, retryingLocks } from './tier-move-locks.js';
+import { sameMigrations } from './tier-move-migrations.js';
 import {
   advanceSequences,
   copyRows,
@@ -302,10 +303,7 @@ export class TierMover {
           }
           const applied = await replayLog(client, ctx, tables);
           await advanceSequences(client, ctx, tables);
-          const version =
-            ctx.target.tier === 'schema'
-              ? files.length
-              : await this.#applied(client, this.pooled.options.schema, files);
+          const version = await sameMigrations(client, ctx, files);
           await client.query(
             `UPDATE ${this.registry.table} SET tier = $2, migrated_version = $3, migrations_digest = $4 WHERE id = $1`,
             [ctx.id, ctx.target.tier, version, migrationsDigest(files, version)],
