@@ -2,7 +2,7 @@ import pg from 'pg';
 import type { StatementCacheStats } from '../connection/statement-cache.js';
 import type { RowScope } from '../connection/row-scope.js';
 import type { SchemaDbCreateOptions } from './schema-db-options.js';
-import { onNewHome, transactionOnNewHome } from './query/moved-retry.js';
+import * as moved from './query/moved-retry.js';
 import { PoolQueryRunner, type QueryParams, type QueryRunner } from './query/query-runner.js';
 import { currentTransaction } from './transaction/ambient-transaction.js';
 import { bareEnvironment, type QueryEnvironment } from './query/query-environment.js';
@@ -39,6 +39,7 @@ export class SchemaDb {
   readonly #sqlTemplate: SqlTemplate;
   readonly #savepoints: { next: number };
   readonly #scope: RowScope | undefined;
+  readonly #home: { left: boolean }; // shared with its transactions and replica: see retire()
   #replica: SchemaDb | undefined;
 
   /** @internal Use the module's providers, {@link SchemaDb.create} or `withSchema()`. */
@@ -47,26 +48,29 @@ export class SchemaDb {
     template: SqlTemplate,
     savepoints = { next: 1 },
     scope?: RowScope,
+    home = { left: false },
   ) {
     this.#runner = runner;
     this.#sqlTemplate = template;
     this.#savepoints = savepoints;
     this.#scope = scope;
+    this.#home = home;
   }
 
   /**
-   * @internal A pooled tenant's manager: `schema`'s tables, whose keys lead with `tenantColumn`,
-   * every statement run in `scope`.
+   * @internal The tenant moved to another tier: its statements (and its transactions') now fail
+   * as the old home refuses writes after a flip (`PTM01`), so they run on the new home (see
+   * `onNewHome`), also for code that kept this manager past the move's grace period.
    */
-  static pooled(
-    env: QueryEnvironment,
-    schema: string,
-    scope: RowScope,
-    tenantColumn: string,
-  ): SchemaDb {
+  retire(): void {
+    this.#home.left = true;
+  }
+
+  /** @internal A pooled tenant's manager: `schema`'s tables (keys led by `column`), in `scope`. */
+  static pooled(env: QueryEnvironment, schema: string, scope: RowScope, column: string): SchemaDb {
     return new SchemaDb(
       new PoolQueryRunner(env), // every connection has the shared tables' catalog: no affinity
-      new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache(), tenantColumn),
+      new SqlTemplate(schema, env.sqlTemplates ?? new SqlTemplateCache(), column),
       undefined,
       scope,
     );
@@ -157,6 +161,8 @@ export class SchemaDb {
       new ReplicaQueryRunner(this.#runner.env, replicas),
       this.#sqlTemplate,
       this.#savepoints,
+      undefined,
+      this.#home,
     ));
   }
 
@@ -193,7 +199,7 @@ export class SchemaDb {
     const { rehome } = this.#runner.env;
     if (!rehome) return sent;
     return sent.catch((err: unknown) =>
-      onNewHome(rehome, this, err, (db) => db.#query<T>(sql, params, arrayRows)),
+      moved.onNewHome(rehome, this, err, (db) => db.#query<T>(sql, params, arrayRows)),
     );
   }
 
@@ -203,6 +209,7 @@ export class SchemaDb {
     params: QueryParams | undefined,
     arrayRows: boolean,
   ): Promise<pg.QueryResult<T>> {
+    if (this.#home.left) return Promise.reject(moved.leftHome(this));
     const runner = this.#active();
     // The one routing point: a replica manager's runner picks the pool; anything else is the
     // primary's, and tells read-your-writes so.
@@ -267,6 +274,8 @@ export class SchemaDb {
    */
   copyFrom(table: string, columns: readonly string[], rows: BulkRowSource): Promise<number> {
     try {
+      if (this.#home.left)
+        return moved.onLeftHome(this.#rehome, this, (db) => db.copyFrom(table, columns, rows));
       if (this.#scope) return insertLoad(this, this.#target(table), columns, rows);
       const runner = this.#active();
       // A write: later replica reads of this request or job must see it.
@@ -298,6 +307,8 @@ export class SchemaDb {
     rows: readonly BulkRow[],
     options: InsertManyOptions = {},
   ): Promise<number> {
+    if (this.#home.left)
+      return moved.onLeftHome(this.#rehome, this, (db) => db.insertMany(table, rows, options));
     return insertRows(this.#runner.env.pool, this.#target(table), rows, options, (text, params) =>
       this.#send(this.#sqlTemplate.withTenantKeys(text), params, false),
     );
@@ -328,8 +339,14 @@ export class SchemaDb {
     params?: QueryParams,
     options?: StreamOptions,
   ): AsyncGenerator<T, void, undefined> {
+    if (this.#home.left)
+      return moved.rowsOnLeftHome(this.#rehome, this, (db) => db.stream<T>(sql, params, options));
     const text = this.#sqlTemplate.expand(sql);
     return streamRows<T>(this.#active(), this.schema, text, params, options, this.#scope);
+  }
+
+  get #rehome() {
+    return this.#runner.env.rehome;
   }
 
   /** A bulk load's target: a table of this schema, or a `{{tables.x}}` template. */
@@ -361,6 +378,9 @@ export class SchemaDb {
    * }, { isolationLevel: 'serializable', retries: 3 });
    */
   transaction<T>(fn: (tx: SchemaDb) => Promise<T>, options: TransactionOptions = {}): Promise<T> {
+    if (this.#home.left && !this.inTransaction) {
+      return moved.onLeftHome(this.#rehome, this, (db) => db.transaction(fn, options));
+    }
     const retries = this.inTransaction ? 0 : options.retries;
     const run = runTransaction(
       {
@@ -368,12 +388,12 @@ export class SchemaDb {
         savepoints: this.#savepoints,
         manager: this,
         managerOn: (runner, savepoints) =>
-          new SchemaDb(runner, this.#sqlTemplate, savepoints, this.#scope),
+          new SchemaDb(runner, this.#sqlTemplate, savepoints, this.#scope, this.#home),
       },
       fn,
       options,
     );
-    return transactionOnNewHome(run, this.#runner.env.rehome, this, retries, (db, left) =>
+    return moved.transactionOnNewHome(run, this.#runner.env.rehome, this, retries, (db, left) =>
       db.transaction(fn, { ...options, retries: left }),
     );
   }

@@ -5,6 +5,18 @@ import { TenantMovedError } from '../../shared/errors.js';
 /** SQLSTATE a move's change capture raises for a write that reaches the old home after the flip. */
 export const TENANT_MOVED_SQLSTATE = 'PTM01';
 
+/**
+ * What the old home answers a write after a flip (`PTM01`), raised without a round trip by a
+ * manager the registry retired because its tenant moved (`SchemaDb.retire()`).
+ */
+export function leftHome(db: TenantHome): Error {
+  const tenant = db.pooledTenantId ?? db.schema;
+  return Object.assign(
+    new Error(`tenant ${tenant} moved to another tier: this manager's home was left`),
+    { code: TENANT_MOVED_SQLSTATE },
+  );
+}
+
 /** What the retry reads of a tenant's manager (a `SchemaDb`). */
 export interface TenantHome {
   readonly pooledTenantId: string | undefined;
@@ -53,4 +65,25 @@ export function transactionOnNewHome<T, D extends TenantHome>(
     if (!next || next === db) throw err;
     return again(next, retries - 1);
   });
+}
+
+/**
+ * `run` on the tenant's new home, for a manager the registry retired (`SchemaDb.retire()`):
+ * outside a transaction the tenant's current manager runs it; in one, `TenantMovedError`.
+ */
+export function onLeftHome<T, D extends TenantHome>(
+  rehome: Rehome | undefined,
+  db: D,
+  run: (next: D) => Promise<T>,
+): Promise<T> {
+  return rehome ? onNewHome(rehome, db, leftHome(db), run) : Promise.reject(leftHome(db));
+}
+
+/** {@link onLeftHome} for a row stream: the new home's rows, from the first. */
+export async function* rowsOnLeftHome<T, D extends TenantHome>(
+  rehome: Rehome | undefined,
+  db: D,
+  rows: (next: D) => AsyncGenerator<T, void, undefined>,
+): AsyncGenerator<T, void, undefined> {
+  yield* rows(await onLeftHome(rehome, db, async (next) => next));
 }

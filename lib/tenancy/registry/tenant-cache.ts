@@ -51,10 +51,15 @@ class CachedEntry implements TenantEntry {
     return new CachedEntry(info, (this.#home ??= { db: undefined }), this.#build);
   }
 
-  /** The next version of this tenant: the same home (and manager) unless `info` moved it. */
+  /**
+   * The next version of this tenant: the same home (and manager) unless `info` moved it; then
+   * the old home's manager is retired, so whoever still holds it reaches the new home.
+   */
   next(info: TenantInfo): CachedEntry {
     const same = this.info.schema === info.schema && this.info.tier === info.tier;
-    return same ? this.withInfo(info) : new CachedEntry(info, undefined, this.#build);
+    if (same) return this.withInfo(info);
+    this.#home?.db?.retire();
+    return new CachedEntry(info, undefined, this.#build);
   }
 }
 

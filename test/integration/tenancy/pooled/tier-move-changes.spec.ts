@@ -117,6 +117,46 @@ describe('the changes a move between tiers carries', () => {
     await moveWithChanges(tenants, 'schema', 'pooled');
   });
 
+  it.each([
+    ['pooled', 'schema'],
+    ['schema', 'pooled'],
+  ] as const)(
+    '%s → %s: a manager kept from before the move serves the new home once the old copy is gone',
+    async (from, to) => {
+      const tenants = await boot();
+      await tenants.create('kept', from === 'pooled' ? { tier: 'pooled' } : {});
+      await seed(tenants, 'kept', 3, 1);
+      // A long job holds its manager across the move, past the grace period and the clean-up.
+      const kept = await tenants.db('kept');
+      expect((await tenants.moveTier('kept', to, { graceMs: STALE_MS })).moved).toBe(true);
+      await kept.execute("INSERT INTO {{tables.projects}} (name) VALUES ('late')");
+      await kept.insertMany('projects', [{ name: 'late-many' }]);
+      await kept.copyFrom('projects', ['name'], [['late-copy']]);
+      await kept.transaction((tx) =>
+        tx.execute("INSERT INTO {{tables.projects}} (name) VALUES ('late-tx')"),
+      );
+      const streamed: string[] = [];
+      for await (const row of kept.stream<{ name: string }>(
+        "SELECT name FROM {{tables.projects}} WHERE name LIKE 'late%' ORDER BY name",
+      )) {
+        streamed.push(row.name);
+      }
+      const late = ['late', 'late-copy', 'late-many', 'late-tx'];
+      expect(streamed).toEqual(late);
+      // Every row is in the new home, and nothing was left where no home serves it.
+      const now = await tenants.db('kept');
+      expect(
+        await now.fetchAll(
+          "SELECT name FROM {{tables.projects}} WHERE name LIKE 'late%' ORDER BY name",
+        ),
+      ).toEqual(late.map((name) => ({ name })));
+      const { rows } = await apps.admin.query(
+        "SELECT 1 FROM tenancy_pooled.projects WHERE tenant_id = 'kept'",
+      );
+      expect(rows.length).toBe(to === 'pooled' ? 7 : 0);
+    },
+  );
+
   it('schema → pooled: a TRUNCATE of the old home, which no row trigger sees, is refused meanwhile', async () => {
     const tenants = await boot();
     await tenants.create('carried');
