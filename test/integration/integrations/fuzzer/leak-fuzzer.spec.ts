@@ -45,6 +45,7 @@ describe('leak fuzzer', () => {
       operations: OPERATIONS,
       crossTenantWrites: 0,
       crossTenantReads: 0,
+      blindReads: 0,
       ranWithoutTenant: 0,
       ranAfterBound: 0,
       untypedRefusals: 0,
@@ -53,9 +54,17 @@ describe('leak fuzzer', () => {
       servedButNotRun: 0,
       unseenWrites: 0,
     });
-    // The run did what it claims: work on every channel, refusals of each kind, tenants changed.
+    // The run did what it claims: work on every channel, for pooled tenants too (the unscoped
+    // channel names none), refusals of each kind, tenants changed, tenants of both tiers.
+    if (process.env.FUZZ_REPORT) console.log(JSON.stringify({ ...report, failures: undefined }));
     for (const [name, stats] of Object.entries(report.byChannel))
-      expect({ name, used: stats.served + stats.refused > 0 }).toEqual({ name, used: true });
+      expect({ name, used: stats.served + stats.refused > 0, pooled: stats.pooled > 0 }).toEqual({
+        name,
+        used: true,
+        pooled: name !== 'unscoped',
+      });
+    expect(report.tiers.schema.wrote).toBeGreaterThan(0);
+    expect(report.tiers.pooled.wrote).toBeGreaterThan(0);
     expect(report.refusals).toMatchObject({
       TenantNotFoundError: expect.any(Number),
       TenantRequiredError: expect.any(Number),
