@@ -21,11 +21,12 @@ const LEDGER = 'LeakFuzzer:Ledger';
  * The tenant migration. `marker` gets one row per tenant, inserted after the tenant is created
  * (`MARKER`; a seed row in the file would be refused for the pooled tier), naming its `owner`: a
  * read says through PostgreSQL's `tableoid` which schema it reached, and through the row which
- * tenant's marker it saw.
+ * tenant's marker it saw. Keyed by its owner, so a marker inserted under another tenant's scope
+ * is not refused as a duplicate but lands where the oracle sees it.
  */
 export const MIGRATIONS = {
   '001_fuzz.sql': [
-    'CREATE TABLE {{tables.marker}} (id int PRIMARY KEY DEFAULT 1, owner text NOT NULL);',
+    'CREATE TABLE {{tables.marker}} (owner text PRIMARY KEY);',
     'CREATE TABLE {{tables.writes}} (op bigint PRIMARY KEY, intended text, channel text NOT NULL);',
     '',
   ].join('\n'),
