@@ -14,6 +14,8 @@ export interface FuzzOperation {
   readonly pause: number;
   startedAt?: number;
   endedAt?: number;
+  /** When the session it ran in was admitted (the session channel). */
+  admittedAt?: number;
 }
 
 /** The unit of work every channel runs in the serving app. */

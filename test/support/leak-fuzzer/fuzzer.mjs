@@ -67,16 +67,10 @@ export async function runLeakFuzzer(options) {
   const tenantOfSchema = (schema) =>
     schema?.startsWith(PREFIX) ? schema.slice(PREFIX.length) : undefined;
   // Which tier each tenant is created in: its own seeded stream, so that adding a channel does not
-  // change the tiers. The first two tenants are one of each, whatever the share.
+  // change the tiers. The first two tenants are one of each (with the pooled tier on).
   const tiers = createRandom((seed ^ 0x7135ed) >>> 0);
   const pickTier = (index) =>
-    index === 0 && o.pooledShare < 1
-      ? 'schema'
-      : index === 1 && o.pooledShare > 0
-        ? 'pooled'
-        : tiers.next() < o.pooledShare
-          ? 'pooled'
-          : 'schema';
+    (index === 0 ? 1 : index === 1 ? 0 : tiers.next()) < o.pooledShare ? 'pooled' : 'schema';
   const pooledSchema = o.pooledShare > 0 ? POOLED : undefined;
   const where = { schemaOf, tenantOfSchema, pooledSchema };
   const isTyped = (error, refusal) =>
@@ -137,6 +131,7 @@ export async function runLeakFuzzer(options) {
     });
     // What the apps log as errors is counted and sampled, not printed: a refused operation may be
     // logged by Nest (a GraphQL refusal through its exceptions handler), thousands of times a run.
+    // The samples skip the typed refusals: what else was logged says what an untyped refusal was.
     const logger = {
       log: () => undefined,
       warn: () => undefined,
@@ -144,8 +139,9 @@ export async function runLeakFuzzer(options) {
       verbose: () => undefined,
       error: (message) => {
         loggedErrors.count++;
-        if (loggedErrors.samples.length < 3)
-          loggedErrors.samples.push(String(message).slice(0, 300));
+        const text = String(message);
+        if (loggedErrors.samples.length < 3 && !/^(Tenant|InvalidTenantId)\w*Error\b/.test(text))
+          loggedErrors.samples.push(text.slice(0, 300));
       },
     };
     const extra = channels.map((c) => c.module ?? {});
@@ -369,7 +365,8 @@ export async function runLeakFuzzer(options) {
     examples.push(...found.examples);
     for (const counter of ZERO_COUNTERS)
       if (counters[counter] > 0) fail(`${counters[counter]} ${counter}`);
-    if (failures.length) failures.push(...examples.map((e) => JSON.stringify(e)));
+    if (failures.length)
+      failures.push(...examples.map((e) => JSON.stringify(e)), ...loggedErrors.samples);
     return {
       seed,
       operations,

@@ -214,9 +214,12 @@ function refusalExplained(op, name, timeline, boundMs) {
           : name === 'TenantNotFoundError'
             ? 'unknown'
             : undefined;
+      // Work admitted once for many operations (a session) is refused as not found once the
+      // tenant it was admitted to was dropped, even when an id of that name exists again.
+      const since =
+        answer === 'unknown' ? Math.min(op.startedAt, op.admittedAt ?? Infinity) : op.startedAt;
       return (
-        answer !== undefined &&
-        timeline.explains(op.tenant, answer, op.startedAt, op.endedAt, boundMs)
+        answer !== undefined && timeline.explains(op.tenant, answer, since, op.endedAt, boundMs)
       );
     }
   }

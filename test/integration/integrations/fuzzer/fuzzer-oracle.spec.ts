@@ -176,6 +176,21 @@ describe('leak fuzzer verdicts', () => {
     expect(verdict(op(1_005, 1_020), undefined, { ok: false, error: wire })).toEqual([]);
   });
 
+  it("explains a session's not-found refusal from when the session was admitted", () => {
+    const gone = { ok: false, error: new TenantNotFoundError('p1') } as const;
+    const late = (admittedAt?: number) =>
+      op(8_000, 8_010, { tenant: 'p1', intended: 'p1', admittedAt });
+    // p1 was dropped at 5,000 and is active again since 6,050.
+    expect(verdict(late(), undefined, gone)).toEqual(['unexplainedRefusals']);
+    expect(verdict(late(4_000), undefined, gone)).toEqual([]);
+    expect(verdict(late(7_000), undefined, gone)).toEqual(['unexplainedRefusals']);
+    // Not for a suspension: that is the state now, not since the session began.
+    const t1 = op(4_000, 4_010, { admittedAt: 500 });
+    expect(verdict(t1, undefined, { ok: false, error: new TenantSuspendedError('t1') })).toEqual([
+      'unexplainedRefusals',
+    ]);
+  });
+
   it('counts success for work that never wrote', () => {
     expect(verdict(op(100, 120), undefined, served)).toEqual(['servedButNotRun']);
   });
