@@ -55,7 +55,10 @@ export default {
     for (const s of report.skipped) notes.push(`channel ${s.name} skipped: ${s.reason}`);
     if (report.loggedErrors.count)
       notes.push(
-        `the apps logged ${fmtInt(report.loggedErrors.count)} errors, e.g. ${report.loggedErrors.samples[0]}`,
+        `the apps logged ${fmtInt(report.loggedErrors.count)} errors` +
+          (report.loggedErrors.samples.length
+            ? `, e.g. ${report.loggedErrors.samples[0]}`
+            : ', all typed tenant refusals'),
       );
     const rows = Object.entries(report.byChannel).map(([channel, stats]) => ({
       channel,

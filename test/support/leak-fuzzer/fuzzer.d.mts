@@ -127,7 +127,7 @@ export interface FuzzReport {
   /** Per tier: tenants created in it, and operations whose write reached one of them. */
   readonly tiers: Record<'schema' | 'pooled', { created: number; wrote: number }>;
   readonly rowsSwept: number;
-  /** Errors the apps logged (not printed): how many, and the first few. */
+  /** Errors the apps logged (not printed): how many, and the first few that are not typed refusals. */
   readonly loggedErrors: { count: number; samples: string[] };
   readonly channels: string[];
   readonly skipped: { name: string; reason: string }[];
