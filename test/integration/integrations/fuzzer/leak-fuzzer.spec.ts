@@ -1,7 +1,8 @@
 // The leak fuzzer's short run (#26): a few thousand operations over many tenants across every
 // channel there is, with tenants suspended, resumed, dropped and re-created mid-flight. Replay a
 // failure with FUZZ_SEED=<seed> (and FUZZ_OPERATIONS=<n> for a longer run); the bench suite
-// `leak-fuzzer` runs 1,000,000. What it checks: docs/testing-isolation.md.
+// `leak-fuzzer` runs 1,000,000. FUZZ_REPORT=1 prints a passing run's report. What it checks:
+// docs/production.md (the leak fuzzer).
 import * as lib from '../../../../lib/index.js';
 import { useTestDatabase } from '../../../support/database.js';
 import { startRedis, type ExternalServer } from '../../../support/external-servers.js';
