@@ -1,7 +1,8 @@
 // The leak fuzzer (#26) at volume: 1,000,000 operations (quick: 10,000) over 50 tenants (quick: 20)
 // across every channel there is (HTTP through the interceptor, TenantService.run, TenantAdmission,
 // long-lived sessions, and each integration's channel once it exists), while tenants are
-// suspended, resumed, dropped and re-created mid-flight on either of two instances. The same
+// suspended, resumed, dropped and re-created mid-flight on either of two instances. About half
+// the tenants are in the pooled tier, the rest in the schema tier. The same
 // harness as the short run in `npm test` (test/support/leak-fuzzer/), here against dist/.
 // Correctness only: every counter but the totals must be 0, else the run fails, naming the seed.
 //   FUZZ_SEED=<n>              replay a seed (printed at the start and in every failure)
@@ -54,7 +55,10 @@ export default {
     for (const s of report.skipped) notes.push(`channel ${s.name} skipped: ${s.reason}`);
     if (report.loggedErrors.count)
       notes.push(
-        `the apps logged ${fmtInt(report.loggedErrors.count)} errors, e.g. ${report.loggedErrors.samples[0]}`,
+        `the apps logged ${fmtInt(report.loggedErrors.count)} errors` +
+          (report.loggedErrors.samples.length
+            ? `, e.g. ${report.loggedErrors.samples[0]}`
+            : ', all typed tenant refusals'),
       );
     const rows = Object.entries(report.byChannel).map(([channel, stats]) => ({
       channel,
@@ -77,6 +81,7 @@ export default {
             { key: 'channel', label: 'channel', align: 'left' },
             { key: 'served', label: 'served', format: fmtInt },
             { key: 'refused', label: 'refused (typed)', format: fmtInt },
+            { key: 'pooled', label: 'of which pooled', format: fmtInt },
           ],
           rows,
         },
@@ -96,6 +101,10 @@ export default {
               name: `lifecycle ${name}`,
               value,
             })),
+            ...Object.entries(report.tiers).flatMap(([tier, { created, wrote }]) => [
+              { name: `${tier} tenants created`, value: created },
+              { name: `writes to ${tier} tenants`, value: wrote },
+            ]),
             { name: 'rows swept at the end', value: report.rowsSwept },
           ],
         },

@@ -1,6 +1,7 @@
 import { Inject, Injectable, Optional, type ExecutionContext } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { DrainController } from '../connection/drain-controller.js';
+import type { SchemaDb } from '../core/schema-db.js';
 import type { ResolvedTenancyOptions } from '../tenancy/tenancy-options.js';
 import { TenantContext, type TenantScope } from '../tenancy/routing/tenant-context.js';
 import { TenantRegistry } from '../tenancy/registry/tenant-registry.js';
@@ -103,14 +104,32 @@ export class TenantAdmission {
    * `tenancy.maxStalenessMs` of a change on any instance): `null` when it may, else the error a
    * new unit of work would get (`TenantSuspendedError`, `TenantNotFoundError`). For long-lived
    * work admitted once, such as an open socket, to notice a suspension or a drop.
+   *
+   * Given `admitted`, the scope the work was admitted with ({@link admit}), it also answers
+   * `TenantNotFoundError` when the tenant no longer lives where that scope reaches: dropped and
+   * created again in the other tier, or moved between tiers since. Running more work in that
+   * scope would reach the old home (a dropped schema, or pooled rows of a tenant that has left
+   * the pooled tier): admit the work again instead.
    */
-  async check(id: string): Promise<TenantError | null> {
+  async check(id: string, admitted?: TenantScope): Promise<TenantError | null> {
     try {
-      await this.registry.require(id);
+      const entry = await this.registry.require(id);
+      if (admitted !== undefined && !sameHome(admitted.db, entry.db)) {
+        return new TenantNotFoundError(id, {
+          cause: new Error(
+            `Tenant "${id}" no longer lives where this work was admitted: it was dropped and created again, or moved to another tier. Admit the work again.`,
+          ),
+        });
+      }
       return null;
     } catch (err) {
       if (err instanceof TenantSuspendedError || err instanceof TenantNotFoundError) return err;
       throw err;
     }
   }
+}
+
+/** Whether two managers reach the same rows: the same schema, held to the same pooled tenant. */
+function sameHome(a: SchemaDb, b: SchemaDb): boolean {
+  return a === b || (a.schema === b.schema && a.pooledTenantId === b.pooledTenantId);
 }

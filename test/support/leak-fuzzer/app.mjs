@@ -18,24 +18,34 @@ import {
 const LEDGER = 'LeakFuzzer:Ledger';
 
 /**
- * The tenant migration. `marker` holds one row in every tenant schema, so a read says (through
- * PostgreSQL's `tableoid`, not through the library) which schema it reached.
+ * The tenant migration. `marker` gets one row per tenant, inserted after the tenant is created
+ * (`MARKER`; a seed row in the file would be refused for the pooled tier), naming its `owner`: a
+ * read says through PostgreSQL's `tableoid` which schema it reached, and through the row which
+ * tenant's marker it saw. Keyed by its owner, so a marker inserted under another tenant's scope
+ * is not refused as a duplicate but lands where the oracle sees it.
  */
 export const MIGRATIONS = {
   '001_fuzz.sql': [
-    'CREATE TABLE {{tables.marker}} (id int PRIMARY KEY DEFAULT 1);',
-    'INSERT INTO {{tables.marker}} DEFAULT VALUES;',
+    'CREATE TABLE {{tables.marker}} (owner text PRIMARY KEY);',
     'CREATE TABLE {{tables.writes}} (op bigint PRIMARY KEY, intended text, channel text NOT NULL);',
     '',
   ].join('\n'),
 };
 
+/** The column the pooled tier adds to every pooled table (docs/tiers.md). */
+export const TENANT_COLUMN = 'tenant_id';
+
+/** A tenant's marker row, inserted once it is created: `$1` is its id. */
+export const MARKER = 'INSERT INTO {{tables.marker}} (owner) VALUES ($1)';
+
+// The schema of `tableoid`, and the row's tenant column when it has one (a pooled row): read
+// through to_jsonb so that the same text runs against both tiers' tables.
+const SCHEMA_OF = (alias) =>
+  `(SELECT relnamespace::regnamespace::text FROM pg_class c WHERE c.oid = ${alias}.tableoid) AS schema`;
 const WRITE =
   'INSERT INTO {{tables.writes}} AS w (op, intended, channel) VALUES ($1, $2, $3)' +
-  ' RETURNING (SELECT relnamespace::regnamespace::text FROM pg_class c WHERE c.oid = w.tableoid) AS schema';
-const READ =
-  'SELECT (SELECT relnamespace::regnamespace::text FROM pg_class c WHERE c.oid = m.tableoid) AS schema' +
-  ' FROM {{tables.marker}} m';
+  ` RETURNING ${SCHEMA_OF('w')}, to_jsonb(w) ->> '${TENANT_COLUMN}' AS tenant`;
+const READ = `SELECT ${SCHEMA_OF('m')}, m.owner, to_jsonb(m) ->> '${TENANT_COLUMN}' AS tenant FROM {{tables.marker}} m`;
 
 /** Ways the work yields between its write and its read, so that other work interleaves. */
 const PAUSES = [
@@ -46,7 +56,10 @@ const PAUSES = [
 ];
 export const PAUSE_KINDS = PAUSES.length;
 
-/** What the work of each operation saw: the schema its write and its read reached. */
+/**
+ * What the work of each operation saw: `wrote`, the schema its row went to and the row's tenant
+ * column (`null` in a schema tenant's table); `read`, every marker row its read returned.
+ */
 export class Ledger {
   #traces = new Map();
 
@@ -58,10 +71,10 @@ export class Ledger {
   }
 
   /** @internal */
-  record(op, key, schema) {
+  record(op, key, seen) {
     let trace = this.#traces.get(op);
     if (!trace) this.#traces.set(op, (trace = {}));
-    trace[key] = schema;
+    trace[key] = seen;
   }
 }
 
@@ -83,14 +96,18 @@ export class FuzzWork {
   /** The first half of {@link perform}: the write (a GraphQL mutation's own resolver). */
   async write(op, intended, channel) {
     const written = await this.db.fetchOne(WRITE, [op, intended, channel]);
-    this.ledger.record(op, 'wrote', written.schema);
+    this.ledger.record(op, 'wrote', { schema: written.schema, tenant: written.tenant });
   }
 
   /** The second half: the pause and the read (a GraphQL field resolver below the mutation). */
   async read(op, pause = 0) {
     await PAUSES[pause]?.();
-    const read = await this.db.fetchOne(READ);
-    this.ledger.record(op, 'read', read.schema);
+    const markers = await this.db.fetchAll(READ);
+    this.ledger.record(
+      op,
+      'read',
+      markers.map((m) => ({ schema: m.schema, owner: m.owner, tenant: m.tenant })),
+    );
   }
 }
 

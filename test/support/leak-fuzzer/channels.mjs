@@ -63,7 +63,9 @@ function admissionChannel() {
 
 /**
  * Long-lived work admitted once, then many messages: what a socket gets. Each message first asks
- * `TenantAdmission.check`; a refusal ends the session (the next message opens a new one).
+ * `TenantAdmission.check` with the session's scope (so a tenant dropped and created again in the
+ * other tier since is a refusal, not work sent to its old home); a refusal ends the session (the
+ * next message opens a new one). An operation carries `admittedAt`, when its session was opened.
  */
 function sessionChannel() {
   let admission, work;
@@ -73,9 +75,11 @@ function sessionChannel() {
     let session = sessions.get(key);
     if (!session) {
       session = admission.admit(op.tenant, { source: `fuzz session of ${key}` });
+      session.admittedAt = performance.now();
       sessions.set(key, session);
       session.catch(() => sessions.get(key) === session && sessions.delete(key));
     }
+    op.admittedAt = session.admittedAt;
     return { key, session };
   };
   return {
@@ -88,7 +92,7 @@ function sessionChannel() {
     async send(op) {
       const { key, session } = open(op);
       const scope = await session;
-      const refused = await admission.check(scope.tenantId);
+      const refused = await admission.check(scope.tenantId, scope);
       if (refused) {
         if (sessions.get(key) === session) sessions.delete(key);
         throw refused;

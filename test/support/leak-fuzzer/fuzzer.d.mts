@@ -8,12 +8,14 @@ export interface FuzzOperation {
   readonly kind: 'tenant' | 'missing' | 'malformed' | 'unscoped';
   /** The id the work carries (`undefined`: none). */
   readonly tenant: string | undefined;
-  /** The tenant whose schema its row must reach, `null` when it must reach none. */
+  /** The tenant whose home (schema or pooled rows) its row must reach, `null`: none. */
   readonly intended: string | null;
   /** How the work yields between its write and its read (0–3). */
   readonly pause: number;
   startedAt?: number;
   endedAt?: number;
+  /** When the session it ran in was admitted (the session channel). */
+  admittedAt?: number;
 }
 
 /** The unit of work every channel runs in the serving app. */
@@ -79,6 +81,12 @@ export interface FuzzOptions {
   readonly lifecycleEvery?: number;
   /** `pool.max` of each instance. Default: 10. */
   readonly poolMax?: number;
+  /**
+   * The share of tenants created in the pooled tier (at the start and at each re-creation), the
+   * rest in the schema tier; the first two are one of each. 0 turns the pooled tier off.
+   * Default: 0.5.
+   */
+  readonly pooledShare?: number;
   /** Default: the built-in channels. */
   readonly channels?: (FuzzChannel | SkippedChannel | Promise<FuzzChannel | SkippedChannel>)[];
   readonly log?: (message: string) => void;
@@ -91,6 +99,7 @@ export interface FuzzCounters {
   refused: number;
   crossTenantWrites: number;
   crossTenantReads: number;
+  blindReads: number;
   ranWithoutTenant: number;
   ranAfterBound: number;
   untypedRefusals: number;
@@ -111,11 +120,14 @@ export interface FuzzReport {
   /** This process's CPU time per operation (app, harness, HTTP both ways; not PostgreSQL's), µs. */
   readonly cpuMicrosPerOp: number;
   readonly counters: FuzzCounters;
-  readonly byChannel: Record<string, { served: number; refused: number }>;
+  /** `pooled`: operations whose write reached a pooled tenant's rows. */
+  readonly byChannel: Record<string, { served: number; refused: number; pooled: number }>;
   readonly refusals: Record<string, number>;
   readonly lifecycle: Record<string, number>;
+  /** Per tier: tenants created in it, and operations whose write reached one of them. */
+  readonly tiers: Record<'schema' | 'pooled', { created: number; wrote: number }>;
   readonly rowsSwept: number;
-  /** Errors the apps logged (not printed): how many, and the first few. */
+  /** Errors the apps logged (not printed): how many, and the first few that are not typed refusals. */
   readonly loggedErrors: { count: number; samples: string[] };
   readonly channels: string[];
   readonly skipped: { name: string; reason: string }[];

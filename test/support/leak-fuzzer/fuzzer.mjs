@@ -1,24 +1,36 @@
 // The leak fuzzer (#26): a seeded random interleaving of operations over many tenants, across
 // channels (HTTP, TenantService.run, TenantAdmission, long-lived sessions, and the integrations'
 // channels when present), while a lifecycle actor suspends, resumes, drops and re-creates tenants
-// mid-flight, on the serving instance or on a second one. Every operation writes a row stamped
-// with the tenant the harness intends and reads a marker back; PostgreSQL's `tableoid` says which
-// schema each statement reached. See docs/testing-isolation.md.
+// mid-flight, on the serving instance or on a second one. Tenants live in either tier, schema or
+// pooled, chosen by the seed (again at each re-creation). Every operation writes a row stamped
+// with the tenant the harness intends and reads its marker back; PostgreSQL's `tableoid` says
+// which schema each statement reached, and a pooled row's tenant column and the marker's owner
+// whose rows they were. See docs/production.md (the leak fuzzer).
 import { NestFactory } from '@nestjs/core';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { createRandom } from '../../../bench/lib/random.mjs';
-import { FuzzWork, Ledger, MIGRATIONS, PAUSE_KINDS, fuzzModule } from './app.mjs';
+import { FuzzWork, Ledger, MARKER, MIGRATIONS, PAUSE_KINDS, fuzzModule } from './app.mjs';
 import { builtInChannels } from './channels.mjs';
-import { REFUSALS, Timeline, ZERO_COUNTERS, emptyCounters, judge, refusalOf } from './oracle.mjs';
+import {
+  REFUSALS,
+  Timeline,
+  ZERO_COUNTERS,
+  emptyCounters,
+  homeOf,
+  judge,
+  refusalOf,
+} from './oracle.mjs';
 import { sweep } from './sweep.mjs';
 
 const REGISTRY = 'fuzz_registry';
 const PREFIX = 'fz_';
 const GHOSTS = ['ghost0', 'ghost1'];
 const MALFORMED = 'Not A Tenant!';
+/** The pooled tier's schema (`tenancy.pooled: true`: its default). */
+const POOLED = 'tenancy_pooled';
 
 /** Defaults of {@link runLeakFuzzer}'s options. */
 const FUZZ_DEFAULTS = Object.freeze({
@@ -28,6 +40,7 @@ const FUZZ_DEFAULTS = Object.freeze({
   maxStalenessMs: 500,
   lifecycleEvery: 60,
   poolMax: 10,
+  pooledShare: 0.5,
 });
 
 /** The seed of `FUZZ_SEED`, or a fresh one. */
@@ -51,6 +64,15 @@ export async function runLeakFuzzer(options) {
   const { lib, seed, operations, maxStalenessMs: boundMs } = o;
   const ids = Array.from({ length: o.tenants }, (_, i) => `t${String(i).padStart(3, '0')}`);
   const schemaOf = (id) => `${PREFIX}${id}`;
+  const tenantOfSchema = (schema) =>
+    schema?.startsWith(PREFIX) ? schema.slice(PREFIX.length) : undefined;
+  // Which tier each tenant is created in: its own seeded stream, so that adding a channel does not
+  // change the tiers. The first two tenants are one of each (with the pooled tier on).
+  const tiers = createRandom((seed ^ 0x7135ed) >>> 0);
+  const pickTier = (index) =>
+    (index === 0 ? 1 : index === 1 ? 0 : tiers.next()) < o.pooledShare ? 'pooled' : 'schema';
+  const pooledSchema = o.pooledShare > 0 ? POOLED : undefined;
+  const where = { schemaOf, tenantOfSchema, pooledSchema };
   const isTyped = (error, refusal) =>
     error instanceof lib.TenantError ||
     error instanceof lib.TenantContextMissingError ||
@@ -68,13 +90,20 @@ export async function runLeakFuzzer(options) {
   const ledger = new Ledger();
   const timeline = new Timeline();
   const counters = emptyCounters();
-  const byChannel = Object.fromEntries(channels.map((c) => [c.name, { served: 0, refused: 0 }]));
+  // `pooled`: operations whose write reached a pooled tenant's rows.
+  const byChannel = Object.fromEntries(
+    channels.map((c) => [c.name, { served: 0, refused: 0, pooled: 0 }]),
+  );
   const refusals = {};
   const lifecycle = { suspend: 0, resume: 0, drop: 0, create: 0, viaServing: 0, viaOther: 0 };
+  // Per tier: tenants created in it (at the start and again), and operations whose write reached
+  // a tenant of it.
+  const tierStats = { schema: { created: 0, wrote: 0 }, pooled: { created: 0, wrote: 0 } };
   const failures = [];
   const examples = [];
   const loggedErrors = { count: 0, samples: [] };
-  // Per operation, the index + 1 of the tenant whose schema it reported writing to (for the sweep).
+  // Per operation, where it reported writing (for the sweep): the index + 1 of the tenant whose
+  // schema it was, or ids.length + that for the tenant's rows in the pooled schema.
   const wroteTo = new Int32Array(operations);
   const fail = (message) => failures.push(`${message} (seed ${seed})`);
 
@@ -97,10 +126,12 @@ export async function runLeakFuzzer(options) {
         maxStalenessMs: boundMs,
         negativeCacheMs: boundMs,
         interceptor: serving,
+        pooled: pooledSchema !== undefined,
       },
     });
     // What the apps log as errors is counted and sampled, not printed: a refused operation may be
     // logged by Nest (a GraphQL refusal through its exceptions handler), thousands of times a run.
+    // The samples skip the typed refusals: what else was logged says what an untyped refusal was.
     const logger = {
       log: () => undefined,
       warn: () => undefined,
@@ -108,8 +139,9 @@ export async function runLeakFuzzer(options) {
       verbose: () => undefined,
       error: (message) => {
         loggedErrors.count++;
-        if (loggedErrors.samples.length < 3)
-          loggedErrors.samples.push(String(message).slice(0, 300));
+        const text = String(message);
+        if (loggedErrors.samples.length < 3 && !/^(Tenant|InvalidTenantId)\w*Error\b/.test(text))
+          loggedErrors.samples.push(text.slice(0, 300));
       },
     };
     const extra = channels.map((c) => c.module ?? {});
@@ -130,13 +162,24 @@ export async function runLeakFuzzer(options) {
     const work = serving.get(FuzzWork);
     const instances = [serving.get(lib.TenantService), other.get(lib.TenantService)];
 
-    for (const id of ids) await instances[1].create(id);
+    // A tenant and its marker: the marker row names its owner (a pooled one gets the tenant
+    // column from the library's scope, which the reads and the sweep then check).
+    const createTenant = async (instance, id, tier) => {
+      await instance.create(id, { tier });
+      await (await instance.db(id)).execute(MARKER, [id]);
+      tierStats[tier].created++;
+    };
+    const tierOf = new Map();
+    for (const [index, id] of ids.entries()) {
+      tierOf.set(id, pickTier(index));
+      await createTenant(instances[1], id, tierOf.get(id));
+    }
     for (const id of [...ids, ...GHOSTS])
-      timeline.begin(id, ids.includes(id) ? 'active' : 'unknown');
-    const names = await admin.query(`SELECT id, schema_name FROM ${REGISTRY}.tenants`);
+      timeline.begin(id, ids.includes(id) ? 'active' : 'unknown', tierOf.get(id));
+    const names = await admin.query(`SELECT id, schema_name, tier FROM ${REGISTRY}.tenants`);
     for (const row of names.rows)
-      if (row.schema_name !== schemaOf(row.id))
-        fail(`tenant ${row.id} lives in ${row.schema_name}`);
+      if (row.schema_name !== schemaOf(row.id) || row.tier !== tierOf.get(row.id))
+        fail(`tenant ${row.id} lives in ${row.schema_name} (${row.tier})`);
 
     for (const channel of channels) {
       await channel.start?.({ app: serving, url, work, ledger, lib, seed });
@@ -173,7 +216,7 @@ export async function runLeakFuzzer(options) {
     let changing;
     let pending = [];
     const judgeOp = ({ op, channel, outcome, trace }) => {
-      const faults = judge(op, trace, outcome, { timeline, boundMs, schemaOf, isTyped });
+      const faults = judge(op, trace, outcome, { timeline, boundMs, isTyped, ...where });
       for (const [counter, detail] of faults) {
         counters[counter]++;
         // Counted here: the sweep does not count the row again.
@@ -200,13 +243,13 @@ export async function runLeakFuzzer(options) {
     const settle = (op, channel, outcome) => {
       counters.operations++;
       const trace = ledger.take(op.id);
-      if (
-        trace?.wrote !== undefined &&
-        op.intended !== null &&
-        trace.wrote === schemaOf(op.intended)
-      )
-        wroteTo[op.id] = ids.indexOf(op.intended) + 1;
+      const home = trace?.wrote === undefined ? null : homeOf(trace.wrote, where);
       const stats = byChannel[channel.name];
+      if (home !== null && op.intended !== null && home.tenant === op.intended) {
+        wroteTo[op.id] = ids.indexOf(op.intended) + 1 + (home.tier === 'pooled' ? ids.length : 0);
+        tierStats[home.tier].wrote++;
+        if (home.tier === 'pooled') stats.pooled++;
+      }
       if (outcome.ok) {
         counters.served++;
         stats.served++;
@@ -271,21 +314,30 @@ export async function runLeakFuzzer(options) {
         const viaServing = rand.next() < 0.25;
         lifecycle[action]++;
         lifecycle[viaServing ? 'viaServing' : 'viaOther']++;
+        // A re-created tenant may change tier.
+        const tier = action === 'create' ? pickTier(-1) : undefined;
         const startedAt = performance.now();
         changing = startedAt;
+        const instance = instances[viaServing ? 0 : 1];
         try {
-          await instances[viaServing ? 0 : 1][action](id);
+          if (tier !== undefined) await createTenant(instance, id, tier);
+          else await instance[action](id);
         } catch (err) {
           fail(`lifecycle ${action}(${id}) failed: ${err?.stack ?? err}`);
         }
         const endedAt = performance.now();
-        const row = await admin.query(`SELECT status FROM ${REGISTRY}.tenants WHERE id = $1`, [id]);
-        const status = row.rows[0]?.status;
+        const row = await admin.query(
+          `SELECT status, tier FROM ${REGISTRY}.tenants WHERE id = $1`,
+          [id],
+        );
+        const { status, tier: now } = row.rows[0] ?? {};
+        const known = status === 'active' || status === 'suspended';
         timeline.change(
           id,
-          status === 'active' || status === 'suspended' ? status : 'unknown',
+          known ? status : 'unknown',
           startedAt,
           endedAt,
+          known ? now : undefined,
         );
         changing = undefined;
         judgePending();
@@ -306,13 +358,15 @@ export async function runLeakFuzzer(options) {
     await acting;
     judgePending();
 
-    const found = await sweep(admin, REGISTRY, { ids, wroteTo, operations });
+    const found = await sweep(admin, REGISTRY, { ids, wroteTo, operations, pooledSchema });
     counters.unseenWrites += found.unseen;
     counters.crossTenantWrites += found.foreign;
+    counters.crossTenantReads += found.foreignMarkers;
     examples.push(...found.examples);
     for (const counter of ZERO_COUNTERS)
       if (counters[counter] > 0) fail(`${counters[counter]} ${counter}`);
-    if (failures.length) failures.push(...examples.map((e) => JSON.stringify(e)));
+    if (failures.length)
+      failures.push(...examples.map((e) => JSON.stringify(e)), ...loggedErrors.samples);
     return {
       seed,
       operations,
@@ -327,6 +381,7 @@ export async function runLeakFuzzer(options) {
       byChannel,
       refusals,
       lifecycle,
+      tiers: tierStats,
       rowsSwept: found.rows,
       loggedErrors,
       channels: channels.map((c) => c.name),

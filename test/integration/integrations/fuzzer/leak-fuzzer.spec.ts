@@ -1,7 +1,8 @@
 // The leak fuzzer's short run (#26): a few thousand operations over many tenants across every
 // channel there is, with tenants suspended, resumed, dropped and re-created mid-flight. Replay a
 // failure with FUZZ_SEED=<seed> (and FUZZ_OPERATIONS=<n> for a longer run); the bench suite
-// `leak-fuzzer` runs 1,000,000. What it checks: docs/testing-isolation.md.
+// `leak-fuzzer` runs 1,000,000. FUZZ_REPORT=1 prints a passing run's report. What it checks:
+// docs/production.md (the leak fuzzer).
 import * as lib from '../../../../lib/index.js';
 import { useTestDatabase } from '../../../support/database.js';
 import { startRedis, type ExternalServer } from '../../../support/external-servers.js';
@@ -45,6 +46,7 @@ describe('leak fuzzer', () => {
       operations: OPERATIONS,
       crossTenantWrites: 0,
       crossTenantReads: 0,
+      blindReads: 0,
       ranWithoutTenant: 0,
       ranAfterBound: 0,
       untypedRefusals: 0,
@@ -53,9 +55,17 @@ describe('leak fuzzer', () => {
       servedButNotRun: 0,
       unseenWrites: 0,
     });
-    // The run did what it claims: work on every channel, refusals of each kind, tenants changed.
+    // The run did what it claims: work on every channel, for pooled tenants too (the unscoped
+    // channel names none), refusals of each kind, tenants changed, tenants of both tiers.
+    if (process.env.FUZZ_REPORT) console.log(JSON.stringify({ ...report, failures: undefined }));
     for (const [name, stats] of Object.entries(report.byChannel))
-      expect({ name, used: stats.served + stats.refused > 0 }).toEqual({ name, used: true });
+      expect({ name, used: stats.served + stats.refused > 0, pooled: stats.pooled > 0 }).toEqual({
+        name,
+        used: true,
+        pooled: name !== 'unscoped',
+      });
+    expect(report.tiers.schema.wrote).toBeGreaterThan(0);
+    expect(report.tiers.pooled.wrote).toBeGreaterThan(0);
     expect(report.refusals).toMatchObject({
       TenantNotFoundError: expect.any(Number),
       TenantRequiredError: expect.any(Number),
