@@ -241,7 +241,7 @@ describe('the pooled tier from the tarball', () => {
     const { join } = ${load('node:path')};
     const dir = mkdtempSync(join(tmpdir(), 'pooled-'));
     writeFileSync(join(dir, '001_notes.sql'),
-      'CREATE TABLE {{tables.notes}} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, body text NOT NULL);');
+      'CREATE TABLE {{tables.notes}} (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, slug text UNIQUE, body text NOT NULL);');
     class AppModule {}
     Module({ imports: [DatabaseModule.forRoot({ connection: process.env.DATABASE_URL,
       tenancy: { migrations: dir, pooled: { role: '${role}' }, maxStalenessMs: 200 } })] })(AppModule);
@@ -252,16 +252,25 @@ describe('the pooled tier from the tarball', () => {
       tiers[id] = (await tenants.create(id, { tier })).tier;
       await (await tenants.db(id)).execute('INSERT INTO {{tables.notes}} (body) VALUES ($1)', [id]);
     }
+    // The same upsert for every tier: ON CONFLICT (slug) meets only the tenant's own row.
+    for (const n of [1, 2]) {
+      for (const id of ['a', 'b', 'c']) {
+        await (await tenants.db(id)).execute(
+          "INSERT INTO {{tables.notes}} (slug, body) VALUES ('home', $1) ON CONFLICT (slug) DO UPDATE SET body = EXCLUDED.body",
+          [id + '-' + n]);
+      }
+    }
     const seen = {};
     for (const id of ['a', 'b', 'c']) {
       const db = await tenants.db(id);
-      seen[id] = (await db.fetchAll('SELECT body FROM {{tables.notes}}')).map((r) => r.body);
+      seen[id] = (await db.fetchAll('SELECT body FROM {{tables.notes}} ORDER BY id')).map((r) => r.body);
     }
     await ctx.close();
     console.log(JSON.stringify({ tiers, seen }));`;
 
   // Catches: the tier missing from the packed files or the exports, a role switch that a
-  // superuser login (this server's) bypasses, a pooled tenant reading another's rows.
+  // superuser login (this server's) bypasses, a pooled tenant reading another's rows, an upsert
+  // whose ON CONFLICT (column) names no per-tenant key (or meets another tenant's row).
   it.each(['module', 'commonjs'])(
     'serves pooled and schema tenants apart, from a %s script',
     async (type) => {
@@ -278,21 +287,23 @@ describe('the pooled tier from the tarball', () => {
       });
       expect(JSON.parse(stdout.trim().split('\n').at(-1)!)).toEqual({
         tiers: { a: 'pooled', b: 'pooled', c: 'schema' },
-        seen: { a: ['a'], b: ['b'], c: ['c'] },
+        seen: { a: ['a', 'a-2'], b: ['b', 'b-2'], c: ['c', 'c-2'] },
       });
       // Rerun on the same database: the pooled schema is up to date, the ids exist.
       const { default: pg } = await import('pg');
       const admin = new pg.Client(database.url);
       await admin.connect();
       const stored = await admin.query(
-        'SELECT tenant_id, body FROM tenancy_pooled.notes ORDER BY tenant_id',
+        'SELECT tenant_id, body FROM tenancy_pooled.notes ORDER BY tenant_id, id',
       );
       await admin.query(`DROP SCHEMA tenancy_pooled CASCADE; DROP SCHEMA tenant_c CASCADE;
         DELETE FROM tenancy.tenants; DROP OWNED BY ${role}`);
       await admin.end();
       expect(stored.rows).toEqual([
         { tenant_id: 'a', body: 'a' },
+        { tenant_id: 'a', body: 'a-2' },
         { tenant_id: 'b', body: 'b' },
+        { tenant_id: 'b', body: 'b-2' },
       ]);
     },
     180_000,
