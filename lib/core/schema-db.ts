@@ -39,7 +39,7 @@ export class SchemaDb {
   readonly #sqlTemplate: SqlTemplate;
   readonly #savepoints: { next: number };
   readonly #scope: RowScope | undefined;
-  readonly #home: { left: boolean }; // shared with its transactions and replica: see retire()
+  readonly #home: moved.LeftHome; // shared with its transactions and replica: see retire()
   #replica: SchemaDb | undefined;
 
   /** @internal Use the module's providers, {@link SchemaDb.create} or `withSchema()`. */
@@ -48,7 +48,7 @@ export class SchemaDb {
     template: SqlTemplate,
     savepoints = { next: 1 },
     scope?: RowScope,
-    home = { left: false },
+    home: moved.LeftHome = { left: false },
   ) {
     this.#runner = runner;
     this.#sqlTemplate = template;
@@ -58,12 +58,12 @@ export class SchemaDb {
   }
 
   /**
-   * @internal The tenant moved to another tier: its statements (and its transactions') now fail
-   * as the old home refuses writes after a flip (`PTM01`), so they run on the new home (see
-   * `onNewHome`), also for code that kept this manager past the move's grace period.
+   * @internal The tenant left this home. Moved (no `refuse`): its work (its transactions' too)
+   * runs on the new home, as after a flip's `PTM01`. Dropped: it fails with `refuse()`.
    */
-  retire(): void {
+  retire(refuse?: () => Error): void {
     this.#home.left = true;
+    this.#home.refuse ??= refuse;
   }
 
   /** @internal A pooled tenant's manager: `schema`'s tables (keys led by `column`), in `scope`. */
@@ -209,7 +209,7 @@ export class SchemaDb {
     params: QueryParams | undefined,
     arrayRows: boolean,
   ): Promise<pg.QueryResult<T>> {
-    if (this.#home.left) return Promise.reject(moved.leftHome(this));
+    if (this.#home.left) return Promise.reject(this.#home.refuse?.() ?? moved.leftHome(this));
     const runner = this.#active();
     // The one routing point: a replica manager's runner picks the pool; anything else is the
     // primary's, and tells read-your-writes so.
@@ -345,8 +345,8 @@ export class SchemaDb {
     return streamRows<T>(this.#active(), this.schema, text, params, options, this.#scope);
   }
 
-  get #rehome() {
-    return this.#runner.env.rehome;
+  get #rehome(): moved.Rehome | undefined {
+    return moved.rehomeOf(this.#home, this.#runner.env.rehome);
   }
 
   /** A bulk load's target: a table of this schema, or a `{{tables.x}}` template. */

@@ -16,7 +16,7 @@ import { admitGraphqlRootField } from './graphql-operation-tenants.js';
 import { authorizeTenant } from './tenant-access.js';
 import { TenantRegistry, type TenantEntry } from '../tenancy/registry/tenant-registry.js';
 import { describeResolver, type TenantResolver } from '../tenancy/routing/tenant-resolvers.js';
-import { TenantRequiredError } from '../tenancy/tenant.errors.js';
+import { TenantNotFoundError, TenantRequiredError } from '../tenancy/tenant.errors.js';
 
 /**
  * Resolves each request's tenant and runs the rest of the request in its context, so
@@ -199,7 +199,11 @@ function serve(
           registry.vanishedTenantError(tenantId, err).then(
             (translated) =>
               subscriber.error(
-                translated !== err ? presentedFor(ctx.getType(), translated) : translated,
+                // A tenant gone under the work (its statement cut, or its manager retired by
+                // the drop) answers as a tenant unknown from the start.
+                translated !== err || translated instanceof TenantNotFoundError
+                  ? presentedFor(ctx.getType(), translated)
+                  : translated,
               ),
             () => subscriber.error(err),
           );

@@ -17,6 +17,18 @@ export function leftHome(db: TenantHome): Error {
   );
 }
 
+/** Whether the tenant left a manager's home (`SchemaDb.retire()`); if dropped, what work gets. */
+export interface LeftHome {
+  left: boolean;
+  refuse?: () => Error;
+}
+
+/** Where a retired manager's work goes: the tenant's new home, or (dropped) its refusal. */
+export function rehomeOf(home: LeftHome, rehome: Rehome | undefined): Rehome | undefined {
+  const { refuse } = home;
+  return refuse ? () => Promise.reject(refuse()) : rehome;
+}
+
 /** What the retry reads of a tenant's manager (a `SchemaDb`). */
 export interface TenantHome {
   readonly pooledTenantId: string | undefined;

@@ -23,6 +23,8 @@ type BuildDb = (info: TenantInfo) => SchemaDb;
 /** One home's manager, shared by the successive entries (versions) of a tenant in that home. */
 interface Home {
   db: SchemaDb | undefined;
+  /** The tenant left this home: moved (`refuse` undefined) or dropped. See `SchemaDb.retire()`. */
+  left?: { refuse?: () => Error };
 }
 
 /**
@@ -43,7 +45,21 @@ class CachedEntry implements TenantEntry {
 
   get db(): SchemaDb {
     const home = (this.#home ??= { db: undefined });
-    return (home.db ??= this.#build(this.info));
+    if (home.db) return home.db;
+    home.db = this.#build(this.info);
+    // Built from an entry kept past the move or drop of its tenant: retired from the start.
+    if (home.left) home.db.retire(home.left.refuse);
+    return home.db;
+  }
+
+  /**
+   * The tenant left this home: its manager, built or not, is retired (see `SchemaDb.retire()`),
+   * so code that kept it reaches the new home after a move, and nothing after a drop.
+   */
+  retire(refuse?: () => Error): void {
+    const home = (this.#home ??= { db: undefined });
+    home.left ??= { refuse };
+    home.db?.retire(refuse);
   }
 
   /** The same tenant in the same home, as `info` says now. */
@@ -52,15 +68,24 @@ class CachedEntry implements TenantEntry {
   }
 
   /**
-   * The next version of this tenant: the same home (and manager) unless `info` moved it; then
-   * the old home's manager is retired, so whoever still holds it reaches the new home.
+   * The next version of this tenant: the same home (and manager) unless `info` moved it, and
+   * then the old home is retired. A tenant being dropped keeps its home, retired as dropped.
    */
   next(info: TenantInfo): CachedEntry {
     const same = this.info.schema === info.schema && this.info.tier === info.tier;
-    if (same) return this.withInfo(info);
-    this.#home?.db?.retire();
-    return new CachedEntry(info, undefined, this.#build);
+    if (!same) {
+      this.retire();
+      return new CachedEntry(info, undefined, this.#build);
+    }
+    const next = this.withInfo(info);
+    if (info.status === 'dropping') next.retire(dropped(info.id));
+    return next;
   }
+}
+
+/** What the work of a dropped tenant's retired manager gets. */
+function dropped(id: string): () => Error {
+  return () => new TenantNotFoundError(id);
 }
 
 /** What the cache knows about one id. */
@@ -210,6 +235,7 @@ export class TenantCache {
     // Nothing is kept for an id never seen: bogus ids must not grow the map (the negative cache,
     // which is bounded, remembers them).
     if (!slot || slot.checkedAt > readAt) return;
+    bury(id, slot.entry);
     slot.entry = undefined;
     slot.checkedAt = readAt;
   }
@@ -231,6 +257,7 @@ export class TenantCache {
     const slot = this.#slots.get(id);
     if (slot && version <= slot.version) return false;
     if (op === 'delete') {
+      bury(id, slot?.entry);
       this.#announced.delete(id);
       this.#slots.set(id, { version, entry: undefined, checkedAt: at, merged: slot?.merged ?? 0 });
       return false;
@@ -242,6 +269,7 @@ export class TenantCache {
       slot.entry = (slot.entry as CachedEntry).withInfo(
         Object.freeze({ ...slot.entry.info, status, version }),
       );
+      if (status === 'dropping') bury(id, slot.entry);
       slot.version = version;
       slot.checkedAt = at;
     }
@@ -316,7 +344,10 @@ export class TenantCache {
   #removeUnseen(seen: (id: string, slot?: TenantSlot) => boolean, readAt: number): void {
     this.#slots.forEach((slot, id) => {
       if (seen(id, slot) || slot.checkedAt > readAt) return;
-      if (slot.entry) slot.entry = undefined;
+      if (slot.entry) {
+        bury(id, slot.entry);
+        slot.entry = undefined;
+      }
       slot.checkedAt = readAt;
     });
     for (const id of this.#announced.keys()) {
@@ -354,4 +385,9 @@ export class TenantCache {
     if (previous) return (previous as CachedEntry).next(info);
     return new CachedEntry(info, undefined, this.#createDb);
   }
+}
+
+/** The tenant's row is gone (or going): the manager of its home is retired as dropped. */
+function bury(id: string, entry: TenantEntry | undefined): void {
+  (entry as CachedEntry | undefined)?.retire(dropped(id));
 }
