@@ -1,5 +1,7 @@
 import type { GraphQLFieldResolver, GraphQLSchema } from 'graphql';
 import { graphqlOperationTenant } from '../../module/graphql-operation-tenants.js';
+import { toGraphqlError } from '../../observability/http-errors.js';
+import { TenantNotFoundError } from '../../tenancy/tenant.errors.js';
 
 type Resolver = GraphQLFieldResolver<unknown, unknown>;
 
@@ -54,6 +56,24 @@ function inOperationTenant(resolve: Resolver): Resolver {
   return (source, args, context, info) => {
     const admitted = graphqlOperationTenant(context, info);
     if (admitted === undefined) return resolve(source, args, context, info);
-    return admitted.context.run(admitted.scope, () => resolve(source, args, context, info));
+    return admitted.context.run(admitted.scope, () => {
+      // No interceptor runs around a field resolver: a tenant gone under it (its manager retired
+      // by the drop) answers NOT_FOUND here, as the interceptor answers for a root field.
+      try {
+        const value = resolve(source, args, context, info);
+        return isThenable(value) ? value.then(undefined, presented) : value;
+      } catch (err) {
+        return presented(err);
+      }
+    });
   };
+}
+
+/** Rethrows `err`, a `TenantNotFoundError` with its GraphQL `extensions`. */
+function presented(err: unknown): never {
+  throw err instanceof TenantNotFoundError ? toGraphqlError(err) : err;
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function';
 }

@@ -69,17 +69,14 @@ class CachedEntry implements TenantEntry {
 
   /**
    * The next version of this tenant: the same home (and manager) unless `info` moved it, and
-   * then the old home is retired. A tenant being dropped keeps its home, retired as dropped.
+   * then the old home is retired. (A tenant being dropped keeps its manager: the drop lets work
+   * in flight finish, then cancels it. Its manager is retired once the row is gone.)
    */
   next(info: TenantInfo): CachedEntry {
     const same = this.info.schema === info.schema && this.info.tier === info.tier;
-    if (!same) {
-      this.retire();
-      return new CachedEntry(info, undefined, this.#build);
-    }
-    const next = this.withInfo(info);
-    if (info.status === 'dropping') next.retire(dropped(info.id));
-    return next;
+    if (same) return this.withInfo(info);
+    this.retire();
+    return new CachedEntry(info, undefined, this.#build);
   }
 }
 
@@ -269,7 +266,6 @@ export class TenantCache {
       slot.entry = (slot.entry as CachedEntry).withInfo(
         Object.freeze({ ...slot.entry.info, status, version }),
       );
-      if (status === 'dropping') bury(id, slot.entry);
       slot.version = version;
       slot.checkedAt = at;
     }
@@ -387,7 +383,7 @@ export class TenantCache {
   }
 }
 
-/** The tenant's row is gone (or going): the manager of its home is retired as dropped. */
+/** The tenant's row is gone: the manager of its home is retired as dropped. */
 function bury(id: string, entry: TenantEntry | undefined): void {
   (entry as CachedEntry | undefined)?.retire(dropped(id));
 }

@@ -31,6 +31,7 @@ import {
   fromUser,
 } from '../../../../lib/index.js';
 import { tenantSchema } from '../../../../lib/integrations/graphql/index.js';
+import { TenantRegistry } from '../../../../lib/tenancy/index.js';
 import { useTestDatabase } from '../../../support/database.js';
 import { useMigrationFolders } from '../../../support/migrations.js';
 
@@ -403,5 +404,28 @@ describe('GraphQL (Apollo): resolvers run in the request’s tenant', () => {
     // Without the filter, an error the resolver's own code throws is the driver's to report.
     const raw = await gql('t1', `{ noteCount(tenant: "nope") }`, {}, urls.plain);
     expect(raw.errors?.[0]?.message).toBe(unknown.errors?.[0]?.message);
+  });
+
+  it('answers a field resolver whose tenant is dropped under it with NOT_FOUND, as a root field is', async () => {
+    const tenants = apps[0].get(TenantService);
+    await tenants.create('t9');
+    const pending = gql('t9', BOARD, { hold: 'gone' });
+    await gates.reached('gone:root');
+    gates.open('gone:root');
+    await gates.reached('gone:field');
+    // Between the root field and its field resolver the drop ends (its row is deleted, as
+    // drop() does last) and this instance hears of it.
+    const { default: pg } = await import('pg');
+    const admin = new pg.Client(database.current.url);
+    await admin.connect();
+    await admin.query("DELETE FROM gql_reg.tenants WHERE id = 't9'");
+    await admin.end();
+    await apps[0].get(TenantRegistry).refresh('t9');
+    gates.open('gone:field');
+    const { errors } = await pending;
+    expect(errors?.[0]).toMatchObject({
+      path: ['board', 'notes'],
+      extensions: { code: 'NOT_FOUND', status: 404, error: 'TenantNotFoundError' },
+    });
   });
 });
