@@ -248,8 +248,9 @@ describe('tenant clone, rename, export and import', () => {
     const b = await boot();
     await a.tenants.create('old');
     await admin.query(`INSERT INTO rn_old.projects (name) VALUES ('kept')`);
-    // b has served the old id.
-    await b.registry.whenSynced();
+    // b has served the old id. (Read it: whenSynced() resolves at once while b is synced, which
+    // says nothing of a change committed a moment ago on a, still within the bound.)
+    await b.registry.refresh('old');
     expect((await b.registry.require('old')).info.schema).toBe('rn_old');
 
     const renamed = await a.tenants.rename('old', 'new');
