@@ -1,5 +1,5 @@
 import { quoteIdentifier } from '../../shared/identifiers.js';
-import { scanSql } from './sql-lexer.js';
+import { codeOnly } from './sql-lexer.js';
 
 const ON_CONFLICT = /\bON\s+CONFLICT\s*\(/gi;
 const INSERT_INTO = /\bINSERT\s+INTO\s+/gi;
@@ -40,21 +40,6 @@ export function withTenantInConflictTargets(
     copied = open;
   }
   return copied === 0 ? sql : out + sql.slice(copied);
-}
-
-/**
- * `sql` with what is not SQL code blanked out (strings, comments, dollar-quoted bodies), and the
- * parentheses and semicolons inside quoted identifiers too, so that positions still line up.
- */
-function codeOnly(sql: string): string {
-  let out = '';
-  for (const { kind, start, end } of scanSql(sql)) {
-    const text = sql.slice(start, end);
-    if (kind === 'code') out += text;
-    else if (kind === 'identifier') out += text.replace(/[();]/g, '_');
-    else out += ' '.repeat(text.length);
-  }
-  return out;
 }
 
 /** The index of the `)` that closes the parenthesis opened just before `from` (or the end). */

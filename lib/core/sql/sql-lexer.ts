@@ -128,6 +128,22 @@ function endOfBlockComment(sql: string, from: number): number {
   return sql.length;
 }
 
+/**
+ * `sql` with what is not SQL code blanked out (comments, literals, dollar-quoted bodies), same
+ * length and offsets, so that patterns can be searched in code only. Quoted identifiers are kept,
+ * with any `(`, `)` or `;` inside them blanked, so parentheses still pair and statements still end.
+ */
+export function codeOnly(sql: string): string {
+  let out = '';
+  for (const { kind, start, end } of scanSql(sql)) {
+    const text = sql.slice(start, end);
+    if (kind === 'code') out += text;
+    else if (kind === 'identifier') out += text.replace(/[();]/g, '_');
+    else out += ' '.repeat(text.length);
+  }
+  return out;
+}
+
 /** A top-level statement's first keyword, upper-cased, and where it starts. */
 export interface StatementStart {
   readonly keyword: string;

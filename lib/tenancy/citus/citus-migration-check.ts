@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { scanSql, statementStarts } from '../../core/sql/sql-lexer.js';
+import { codeOnly, statementStarts } from '../../core/sql/sql-lexer.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import { CitusMigrationError } from './citus.errors.js';
 
@@ -54,17 +54,6 @@ function forwardedAlterTable(statement: string): string | undefined {
     }
   }
   return undefined;
-}
-
-/** `sql` with comments, literals and dollar-quoted bodies blanked (same length, same offsets). */
-function codeOnly(sql: string): string {
-  let out = '';
-  for (const segment of scanSql(sql)) {
-    const text = sql.slice(segment.start, segment.end);
-    out +=
-      segment.kind === 'code' || segment.kind === 'identifier' ? text : ' '.repeat(text.length);
-  }
-  return out;
 }
 
 /** Findings per file object: the files loader hands out the same objects until the folder changes. */
