@@ -14,14 +14,21 @@ export async function sameMigrations(
   ctx: MoveContext,
   files: readonly MigrationFile[],
 ): Promise<number> {
-  const applied = async (schema: string) =>
-    (await readMigrationStatus(client, schema, files)).applied.length;
-  const source = await applied(ctx.source.schema);
-  const target = await applied(ctx.target.schema);
+  const source = await appliedCount(client, ctx.source.schema, files);
+  const target = await appliedCount(client, ctx.target.schema, files);
   if (source !== target) {
     throw new Error(
       `a migration ran during the move: the ${ctx.source.tier} home has ${source} migration files applied and the ${ctx.target.tier} home ${target}. Run repair() to undo the move, then migrateAll(), then move again`,
     );
   }
   return target;
+}
+
+/** How many of `files` `schema`'s migration history records as applied. */
+export async function appliedCount(
+  client: pg.ClientBase,
+  schema: string,
+  files: readonly MigrationFile[],
+): Promise<number> {
+  return (await readMigrationStatus(client, schema, files)).applied.length;
 }

@@ -7,7 +7,6 @@ import { withoutTimeouts } from '../../connection/pool-options.js';
 import { quoteIdentifier } from '../../shared/identifiers.js';
 import type { MigrationFile } from '../../migrations/migration-files.js';
 import type { MigrationRunner } from '../../migrations/migration-runner.js';
-import { readMigrationStatus } from '../../migrations/migration-history.js';
 import { ADVISORY_LOCK_NAMESPACE } from '../../migrations/migration-lock.js';
 import type { TenantRegistry } from '../registry/tenant-registry.js';
 import { lockTenant } from '../tenant-locks.js';
@@ -18,7 +17,7 @@ import type { MoveTierOptions, TierMoveProgress, TierMoveResult } from './tier-m
 import type { PooledTier } from './pooled-tier.js';
 import { TenantMoveError } from './tier-move.errors.js';
 import { delay, retryingLocks } from './tier-move-locks.js';
-import { sameMigrations } from './tier-move-migrations.js';
+import { appliedCount, sameMigrations } from './tier-move-migrations.js';
 import {
   advanceSequences,
   copyRows,
@@ -215,7 +214,7 @@ export class TierMover {
       if (row?.tier !== ctx.source.tier || !['active', 'suspended'].includes(row.status)) {
         throw refuse('it changed meanwhile (dropped, or moved by another process).');
       }
-      const pooledApplied = await this.#applied(client, this.pooled.options.schema, files);
+      const pooledApplied = await appliedCount(client, this.pooled.options.schema, files);
       if (ctx.target.tier === 'schema') {
         if (files.some((f) => !f.transactional)) {
           throw refuse(
@@ -227,7 +226,7 @@ export class TierMover {
         }
         await client.query(`CREATE SCHEMA ${quoteIdentifier(ctx.tenantSchema)}`);
         await this.runner.applyInTransaction(client, ctx.tenantSchema, files);
-      } else if ((await this.#applied(client, ctx.tenantSchema, files)) !== pooledApplied) {
+      } else if ((await appliedCount(client, ctx.tenantSchema, files)) !== pooledApplied) {
         throw refuse(
           'its schema and the pooled schema have applied different migration files: run migrateAll() first.',
         );
@@ -372,10 +371,6 @@ export class TierMover {
   #graceLeft(record: MoveRecord): number {
     const since = record.flipped_at ? Date.now() - record.flipped_at.getTime() : 0;
     return Math.max(0, this.staleMs - since);
-  }
-
-  async #applied(client: pg.ClientBase, schema: string, files: readonly MigrationFile[]) {
-    return (await readMigrationStatus(client, schema, files)).applied.length;
   }
 
   #session() {
