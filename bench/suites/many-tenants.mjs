@@ -5,16 +5,13 @@
 // createApplicationContext() to init() done, RSS and heap after a full GC, and the registry's size.
 // Rounds rotate the order of the tenant counts. The registries are filled with one
 // INSERT … unnest (status 'active', migrated_version 0): start-up does not touch tenant schemas.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { startManyTenantsApp } from '../lib/many-tenants-child.mjs';
 import { withClient } from '../lib/postgres.mjs';
 import { max, median, min, round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';
 
 const FULL = { counts: [0, 1000, 10000], rounds: 5 };
 const QUICK = { counts: [0, 1000], rounds: 3 };
-const CHILD_TIMEOUT_MS = 120_000;
-const FIXTURE = fileURLToPath(new URL('../fixtures/many-tenants-app.mjs', import.meta.url));
 
 const registryOf = (n) => `bench_reg_${n}`;
 const tenantId = (i) => `t${String(i).padStart(5, '0')}`;
@@ -22,42 +19,11 @@ const MiB = 2 ** 20;
 
 /** One start of the fixture app; resolves to its RESULT object plus the parent's wall time. */
 function startApp(url, registrySchema, probeTenant) {
-  return new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, ['--expose-gc', FIXTURE], {
-      env: {
-        ...process.env,
-        BENCH_DATABASE_URL: url,
-        BENCH_REGISTRY_SCHEMA: registrySchema,
-        ...(probeTenant ? { BENCH_PROBE_TENANT: probeTenant } : {}),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const wallMs = performance.now() - t0;
-      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      const redact = (text) => text.replaceAll(url, '<url>').slice(-2000);
-      if (code !== 0 || !line) {
-        reject(
-          new Error(
-            `app with registry ${registrySchema} exited with ${signal ?? code}${line ? '' : ' without a RESULT line'}:\n${redact(stderr || stdout)}`,
-          ),
-        );
-        return;
-      }
-      resolve({ ...JSON.parse(line.slice('RESULT '.length)), wallMs });
-    });
-  });
+  return startManyTenantsApp(
+    url,
+    registrySchema,
+    probeTenant ? { BENCH_PROBE_TENANT: probeTenant } : {},
+  );
 }
 
 export default {

@@ -6,14 +6,13 @@
 //     pooled connection has served every tenant once.
 import 'reflect-metadata';
 import { randomUUID } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { Module } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { DatabaseModule, quoteIdentifier, TenantService } from '../../dist/index.js';
 import { TenantRegistry } from '../../dist/tenancy/index.js';
 import { canReadMemory, memoryPerConnection } from '../lib/backend-memory.mjs';
 import { runClosedLoop } from '../lib/load.mjs';
+import { startManyTenantsApp } from '../lib/many-tenants-child.mjs';
 import { createPool, withClient } from '../lib/postgres.mjs';
 import { median, round } from '../lib/stats.mjs';
 import { fmtFixed, fmtInt } from '../lib/table.mjs';
@@ -38,8 +37,6 @@ const IDLE_BYTES_PER_TENANT_S_MAX = 8;
 const ROWS = 100; // per tenant, in the lookup part
 const CONCURRENCY = 32;
 const BUDGET = 10;
-const CHILD_TIMEOUT_MS = 120_000;
-const FIXTURE = fileURLToPath(new URL('../fixtures/many-tenants-app.mjs', import.meta.url));
 const MiB = 2 ** 20;
 
 const ITEMS_SQL =
@@ -105,39 +102,10 @@ async function bootApp(url, tenancy, applicationName, migrateOnStartup = true) {
 // 1. Boot with N registered tenants
 
 function startChild(url, registrySchema, role, probeTenant, idleMs = 0) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--expose-gc', FIXTURE], {
-      env: {
-        ...process.env,
-        BENCH_DATABASE_URL: url,
-        BENCH_REGISTRY_SCHEMA: registrySchema,
-        BENCH_POOLED_ROLE: role,
-        ...(probeTenant ? { BENCH_PROBE_TENANT: probeTenant } : {}),
-        BENCH_IDLE_MS: String(idleMs),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), CHILD_TIMEOUT_MS);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      const line = stdout.split('\n').find((l) => l.startsWith('RESULT '));
-      if (code !== 0 || !line) {
-        const text = (stderr || stdout).replaceAll(url, '<url>').slice(-2000);
-        reject(
-          new Error(`app with registry ${registrySchema} exited with ${signal ?? code}:\n${text}`),
-        );
-        return;
-      }
-      resolve(JSON.parse(line.slice('RESULT '.length)));
-    });
+  return startManyTenantsApp(url, registrySchema, {
+    BENCH_POOLED_ROLE: role,
+    ...(probeTenant ? { BENCH_PROBE_TENANT: probeTenant } : {}),
+    BENCH_IDLE_MS: String(idleMs),
   });
 }
 
